@@ -1,0 +1,117 @@
+"""Database engine, metadata and migrations.
+
+SQLite (WAL, ``synchronous=FULL`` so a committed receipt or billing counter survives a power cut,
+``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing) is the default; the same
+migrations and SQL run on PostgreSQL (psycopg 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=kwargs.pop("pool_size", 16),
+            max_overflow=kwargs.pop("max_overflow", 32),
+            **kwargs,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None  # let SQLAlchemy emit BEGIN (IMMEDIATE) itself
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+class Database:
+    """The app's database: one transaction (``begin()``) per unit of work."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection without an open transaction (for streaming reads)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply the Alembic migrations (idempotent; serialised between processes)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(720001)")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def import_all_tables() -> sa.MetaData:
+    """Import every capability's table definitions so ``metadata`` is complete."""
+    import importlib
+
+    for cap in ("accounts", "jobs", "audit", "inference", "cost", "devices", "routing", "reports", "web"):
+        try:
+            importlib.import_module(f"powermeter.{cap}.tables")
+        except ModuleNotFoundError as e:
+            if e.name != f"powermeter.{cap}.tables":
+                raise
+    return metadata

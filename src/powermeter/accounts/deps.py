@@ -1,0 +1,164 @@
+"""FastAPI dependencies: API-key authentication, scopes, quotas and the per-request transaction.
+
+Usage in a router::
+
+    @router.post("/v1/report")
+    def report(body: ReportIn, tx: Tx = Auth("report:write")) -> ...:
+        ...  # tx.conn is inside the request's one transaction
+
+The transaction commits when the route function returns, before the response is sent (so a failed
+commit is never reported as a success), and rolls back if it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Connection
+
+from powermeter.accounts import service
+from powermeter.accounts.service import Principal
+from powermeter.infra.errors import Forbidden, RateLimited, Unauthorized
+from powermeter.infra.security import hash_api_key
+from powermeter.infra.state import AppState, app_state
+from powermeter.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <API key>")
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """One request's unit of work: its connection (inside a transaction), caller and time."""
+
+    conn: Connection
+    principal: Principal
+    now: datetime
+    state: AppState
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTx:
+    conn: Connection
+    now: datetime
+    state: AppState
+
+
+def _extract_key(bearer: HTTPAuthorizationCredentials | None, x_api_key: str | None) -> str:
+    if x_api_key:
+        return x_api_key.strip()
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials.strip()
+    raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+def _per_minute_limit(request: Request, response: Response, st: AppState, ident: str, per_minute: int) -> None:
+    res = st.limiter.hit(f"{per_minute}/minute", "key", ident)
+    headers = res.headers(f'"minute";q={per_minute};w=60')
+    request.state.ratelimit_headers = headers
+    response.headers.update(headers)
+    if not res.allowed:
+        raise RateLimited(
+            f"rate limit of {per_minute} requests per minute exceeded; retry in {res.reset_after_s} s",
+            retry_after=res.reset_after_s,
+            headers=headers,
+        )
+
+
+def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[..., Iterator[Tx]]:
+    """Dependency factory: authenticate by API key, require ``scopes``, count the call.
+
+    ``/v1/*`` calls count against the plan's daily call quota (seed 000) unless ``daily_quota=False``;
+    ``/api/v1/*`` calls are limited to the plan's requests per minute per key (seed 001).
+    """
+
+    needed = frozenset(scopes)
+    for s in needed:
+        if s not in service.ALL_SCOPES:
+            raise ValueError(f"unknown scope {s!r}")
+
+    def dependency(
+        request: Request,
+        response: Response,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        x_api_key: str | None = Depends(_api_key),
+    ) -> Iterator[Tx]:
+        st = app_state(request)
+        key = _extract_key(bearer, x_api_key)
+        service.check_key_format(key)
+        key_hash = hash_api_key(key, st.secret)
+        path = request.url.path
+        per_minute_family = path.startswith("/api/v1/")
+        if per_minute_family:
+            # limit before the database is touched, keyed by the key's hash (never the raw key)
+            _per_minute_limit(request, response, st, key_hash[:32], st.settings.plan(st.settings.default_plan).per_minute)
+        count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
+        now = st.clock.now()
+        with st.db.begin() as conn:
+            principal = service.authenticate(conn, st.settings, key_hash, now)
+            missing = needed - principal.scopes
+            if missing:
+                raise Forbidden(
+                    f"this API key lacks the scope(s) {', '.join(sorted(missing))} needed for "
+                    f"{request.method} {path}; create a key with them",
+                )
+            if count_daily:
+                used, limit = service.count_daily_call(conn, principal, now)
+                if limit is not None:
+                    wait = service.seconds_to_midnight(now)
+                    headers = {
+                        "RateLimit-Limit": str(limit),
+                        "RateLimit-Remaining": str(max(0, limit - used)),
+                        "RateLimit-Reset": str(wait),
+                        "RateLimit-Policy": f'"daily";q={limit};w=86400',
+                        "RateLimit": f'"daily";r={max(0, limit - used)};t={wait}',
+                    }
+                    request.state.ratelimit_headers = headers
+                    response.headers.update(headers)
+            request.state.principal = principal
+            yield Tx(conn, principal, now, st)
+
+    return dependency
+
+
+def public_tx(request: Request) -> Iterator[PublicTx]:
+    """A transaction for routes without authentication."""
+    st = app_state(request)
+    with st.db.begin() as conn:
+        yield PublicTx(conn, st.clock.now(), st)
+
+
+async def ip_rate_limit(request: Request, response: Response) -> None:
+    """60 requests/minute per client IP (seed 003) on the public calculator."""
+    st = app_state(request)
+    ip = request.client.host if request.client else "unknown"
+    per_minute = st.settings.plan(st.settings.default_plan).per_minute
+    res = st.limiter.hit(f"{per_minute}/minute", "ip", ip)
+    headers = res.headers(f'"minute";q={per_minute};w=60')
+    request.state.ratelimit_headers = headers
+    response.headers.update(headers)
+    if not res.allowed:
+        raise RateLimited(
+            f"rate limit of {per_minute} requests per minute exceeded; retry in {res.reset_after_s} s",
+            retry_after=res.reset_after_s,
+            headers=headers,
+        )
+
+
+def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:  # noqa: N802 (reads like Depends)
+    """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction."""
+    return Depends(authenticated(*scopes, daily_quota=daily_quota), scope="function")
+
+
+def Public() -> Any:  # noqa: N802
+    """``tx: PublicTx = Public()``: one transaction for a route without authentication."""
+    return Depends(public_tx, scope="function")

@@ -1,0 +1,121 @@
+"""Every SQL statement about accounts, keys and usage counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from powermeter.accounts.tables import accounts, api_keys, usage_counters
+
+
+def get_account_by_email(conn: Connection, email: str) -> Row[Any] | None:
+    return conn.execute(sa.select(accounts).where(accounts.c.email == email)).first()
+
+
+def get_account(conn: Connection, account_id: str) -> Row[Any] | None:
+    return conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).first()
+
+
+def count_accounts(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one())
+
+
+def insert_account(conn: Connection, **values: Any) -> None:
+    conn.execute(accounts.insert().values(**values))
+
+
+def update_account(conn: Connection, account_id: str, **values: Any) -> None:
+    conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+
+
+def insert_key(conn: Connection, **values: Any) -> None:
+    conn.execute(api_keys.insert().values(**values))
+
+
+def count_active_keys(conn: Connection, account_id: str) -> int:
+    q = sa.select(sa.func.count()).select_from(api_keys).where(
+        api_keys.c.account_id == account_id, api_keys.c.revoked_at.is_(None)
+    )
+    return int(conn.execute(q).scalar_one())
+
+
+def list_keys(conn: Connection, account_id: str) -> Sequence[Row[Any]]:
+    q = sa.select(api_keys).where(api_keys.c.account_id == account_id).order_by(api_keys.c.created_at)
+    return conn.execute(q).all()
+
+
+def get_key(conn: Connection, key_id: str) -> Row[Any] | None:
+    return conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+
+
+_AUTH_Q = (
+    sa.select(
+        api_keys.c.id,
+        api_keys.c.name,
+        api_keys.c.last4,
+        api_keys.c.scopes,
+        api_keys.c.last_used_at,
+        api_keys.c.revoked_at,
+        accounts.c.id.label("account_id"),
+        accounts.c.email,
+        accounts.c.plan,
+    )
+    .select_from(api_keys.join(accounts, accounts.c.id == api_keys.c.account_id))
+    .where(api_keys.c.key_hash == sa.bindparam("h"))
+)
+
+
+def find_key_by_hash(conn: Connection, key_hash: str) -> Row[Any] | None:
+    return conn.execute(_AUTH_Q, {"h": key_hash}).first()
+
+
+def touch_key(conn: Connection, key_id: str, now: datetime) -> None:
+    conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
+def revoke_key(conn: Connection, key_id: str, now: datetime) -> int:
+    res = conn.execute(
+        api_keys.update()
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(res.rowcount)
+
+
+def add_usage(conn: Connection, account_id: str, metric: str, period: str, amount: int) -> int:
+    """Atomically add ``amount`` to a counter and return the new value (upsert, both dialects)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(usage_counters).values(
+            account_id=account_id, metric=metric, period=period, value=amount
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "metric", "period"],
+            set_={"value": usage_counters.c.value + stmt.excluded.value},
+        ).returning(usage_counters.c.value)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        s = sqlite_insert(usage_counters).values(
+            account_id=account_id, metric=metric, period=period, value=amount
+        )
+        stmt = s.on_conflict_do_update(
+            index_elements=["account_id", "metric", "period"],
+            set_={"value": usage_counters.c.value + s.excluded.value},
+        ).returning(usage_counters.c.value)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def get_usage(conn: Connection, account_id: str, metric: str, period: str) -> int:
+    q = sa.select(usage_counters.c.value).where(
+        usage_counters.c.account_id == account_id,
+        usage_counters.c.metric == metric,
+        usage_counters.c.period == period,
+    )
+    v = conn.execute(q).scalar()
+    return int(v or 0)

@@ -1,0 +1,73 @@
+"""Routes about the caller: who am I, and the account's API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from powermeter.accounts import repository as repo
+from powermeter.accounts import service
+from powermeter.accounts.deps import Auth, Tx
+from powermeter.infra.clock import utc_iso
+from powermeter.infra.errors import error_responses
+from powermeter.infra.security import mask_key
+
+router = APIRouter(tags=["account"])
+
+
+def _keys(tx: Tx) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "masked_key": mask_key(r.last4),
+            "scopes": r.scopes.split(),
+            "created_at": utc_iso(r.created_at),
+            "last_used_at": utc_iso(r.last_used_at) if r.last_used_at else None,
+            "revoked_at": utc_iso(r.revoked_at) if r.revoked_at else None,
+        }
+        for r in repo.list_keys(tx.conn, tx.principal.account_id)
+    ]
+
+
+@router.get("/v1/me", operation_id="whoami", responses=error_responses("v1", 401, 429),
+            summary="The account and key making this call")
+def whoami(tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+    p = tx.principal
+    plan = p.plan
+    return {
+        "status": "success",
+        "data": {
+            "account_id": p.account_id,
+            "email": p.email,
+            "plan": {
+                "name": plan.name,
+                "daily_calls": plan.daily_calls,
+                "daily_kwh": plan.daily_kwh,
+                "per_minute": plan.per_minute,
+                "route_monthly_calls": plan.route_monthly_calls,
+                "route_regions": plan.route_regions,
+            },
+            "key": {"id": p.key_id, "name": p.key_name, "masked_key": p.masked_key, "scopes": sorted(p.scopes)},
+        },
+    }
+
+
+@router.get("/v1/api-keys", operation_id="listApiKeys", responses=error_responses("v1", 401, 429),
+            summary="The account's API keys (masked)")
+def list_api_keys(tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+    return {"status": "success", "data": {"keys": _keys(tx)}}
+
+
+@router.delete("/v1/api-keys/{key_id}", operation_id="revokeApiKey",
+               responses=error_responses("v1", 401, 404, 429), summary="Revoke one of the account's keys")
+def revoke_api_key(key_id: str, tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+    service.revoke_key(tx.conn, key_id, tx.now, account_id=tx.principal.account_id)
+    return {"status": "success", "data": {"id": key_id, "revoked": True}}
+
+
+@router.get("/api/v1/me/tokens", operation_id="listTokens", responses=error_responses("calc", 401, 429),
+            summary="The account's API tokens (masked)")
+def list_tokens(tx: Tx = Auth()) -> list[dict[str, Any]]:
+    return _keys(tx)

@@ -1,0 +1,321 @@
+"""Accounts, API keys and the exact daily/monthly usage counters."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from powermeter.accounts import repository as repo
+from powermeter.infra.clock import next_utc_midnight
+from powermeter.infra.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
+from powermeter.infra.security import (
+    generate_api_key,
+    hash_api_key,
+    hash_password,
+    key_is_well_formed,
+    mask_key,
+)
+from powermeter.settings import Plan, Settings
+
+ALL_SCOPES: tuple[str, ...] = (
+    "report:write",
+    "receipts:read",
+    "audit:read",
+    "inference:write",
+    "history:read",
+    "devices:read",
+    "devices:write",
+    "routing",
+)
+SCOPE_HELP = {
+    "report:write": "POST /v1/report and /v1/batch",
+    "receipts:read": "read receipts, usage stats and emissions reports",
+    "audit:read": "read and verify the audit log",
+    "inference:write": "POST /v1/inference",
+    "history:read": "GET /v1/inference/history and summary",
+    "devices:read": "GET /api/v1/me/* (devices, profile, costs)",
+    "devices:write": "create, change and delete devices and the profile",
+    "routing": "POST /route and the grid endpoints",
+}
+MAX_ACTIVE_KEYS = 10  # seed 001: "Up to 10 tokens per account"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+KWH_UNIT = 1_000_000  # usage counters hold energy in micro-kWh so sums are exact
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the account and the key that authenticated the request."""
+
+    account_id: str
+    email: str
+    plan: Plan
+    key_id: str
+    key_name: str
+    masked_key: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    action: str  # KEY_CREATED | KEY_REVOKED | ACCOUNT_CREATED
+    account_id: str
+    key_id: str | None
+    masked_key: str | None
+    at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Other capabilities (the audit log) subscribe here; listeners run inside the same transaction.
+KEY_EVENT_LISTENERS: list[Callable[[Connection, KeyEvent], None]] = []
+
+
+def _emit(conn: Connection, event: KeyEvent) -> None:
+    for listener in KEY_EVENT_LISTENERS:
+        listener(conn, event)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def normalise_email(email: str) -> str:
+    e = email.strip().lower()
+    if not EMAIL_RE.match(e):
+        raise BadRequest(f"not an email address: {email!r}", code="INVALID_EMAIL")
+    return e
+
+
+def parse_scopes(scopes: Sequence[str] | None) -> list[str]:
+    if not scopes:
+        return list(ALL_SCOPES)
+    out: list[str] = []
+    for s in scopes:
+        for part in s.replace(",", " ").split():
+            if part not in ALL_SCOPES:
+                raise BadRequest(
+                    f"unknown scope {part!r}; known scopes: {', '.join(ALL_SCOPES)}", code="INVALID_SCOPE"
+                )
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def create_account(
+    conn: Connection,
+    settings: Settings,
+    email: str,
+    now: datetime,
+    *,
+    password: str | None = None,
+    plan: str | None = None,
+    is_admin: bool = False,
+) -> str:
+    email = normalise_email(email)
+    if repo.get_account_by_email(conn, email) is not None:
+        raise Conflict(f"an account with email {email} already exists", code="ACCOUNT_EXISTS")
+    plan_name = (plan or settings.default_plan).lower()
+    if plan_name not in settings.plans:
+        raise BadRequest(f"unknown plan {plan_name!r}; known plans: {', '.join(sorted(settings.plans))}")
+    if password is not None and len(password) < 8:
+        raise BadRequest("password must be at least 8 characters", code="WEAK_PASSWORD")
+    account_id = new_id("acct")
+    repo.insert_account(
+        conn,
+        id=account_id,
+        email=email,
+        password_hash=hash_password(password) if password else None,
+        plan=plan_name,
+        is_admin=is_admin,
+        created_at=now,
+    )
+    _emit(conn, KeyEvent("ACCOUNT_CREATED", account_id, None, None, now, {"email": email}))
+    return account_id
+
+
+def set_plan(conn: Connection, settings: Settings, account_id: str, plan: str) -> None:
+    if plan not in settings.plans:
+        raise BadRequest(f"unknown plan {plan!r}; known plans: {', '.join(sorted(settings.plans))}")
+    repo.update_account(conn, account_id, plan=plan)
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: str  # shown once
+    key_id: str
+    name: str
+    masked_key: str
+    scopes: list[str]
+    created_at: datetime
+
+
+def create_key(
+    conn: Connection,
+    secret: str,
+    account_id: str,
+    name: str,
+    now: datetime,
+    scopes: Sequence[str] | None = None,
+) -> NewKey:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise BadRequest("key name must be 1 to 200 characters", code="INVALID_NAME")
+    scope_list = parse_scopes(scopes)
+    if repo.count_active_keys(conn, account_id) >= MAX_ACTIVE_KEYS:
+        raise Conflict(
+            f"this account already has {MAX_ACTIVE_KEYS} active keys (the maximum); revoke one first",
+            code="KEY_LIMIT_REACHED",
+        )
+    key = generate_api_key()
+    key_id = new_id("key")
+    repo.insert_key(
+        conn,
+        id=key_id,
+        account_id=account_id,
+        name=name,
+        key_hash=hash_api_key(key, secret),
+        last4=key[-4:],
+        scopes=" ".join(scope_list),
+        created_at=now,
+    )
+    masked = mask_key(key[-4:])
+    _emit(conn, KeyEvent("KEY_CREATED", account_id, key_id, masked, now, {"name": name, "scopes": scope_list}))
+    return NewKey(key, key_id, name, masked, scope_list, now)
+
+
+def revoke_key(conn: Connection, key_id: str, now: datetime, *, account_id: str | None = None) -> None:
+    row = repo.get_key(conn, key_id)
+    if row is None or (account_id is not None and row.account_id != account_id):
+        raise NotFound(f"no API key with id {key_id}", code="KEY_NOT_FOUND")
+    if row.revoked_at is not None:
+        return
+    repo.revoke_key(conn, key_id, now)
+    _emit(conn, KeyEvent("KEY_REVOKED", row.account_id, key_id, mask_key(row.last4), now, {"name": row.name}))
+
+
+def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datetime) -> Principal:
+    row = repo.find_key_by_hash(conn, key_hash)
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("API key is unknown or has been revoked")
+    last = row.last_used_at
+    if last is not None and last.tzinfo is None:
+        from datetime import UTC
+
+        last = last.replace(tzinfo=UTC)
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        repo.touch_key(conn, row.id, now)
+    return Principal(
+        account_id=row.account_id,
+        email=row.email,
+        plan=settings.plan(row.plan),
+        key_id=row.id,
+        key_name=row.name,
+        masked_key=mask_key(row.last4),
+        scopes=frozenset(row.scopes.split()),
+    )
+
+
+def check_key_format(key: str) -> None:
+    if not key_is_well_formed(key):
+        raise Unauthorized("API key is malformed or mistyped (checksum does not match)")
+
+
+# --- exact usage counters ------------------------------------------------------------------------
+
+def day_period(now: datetime) -> str:
+    return now.strftime("%Y-%m-%d")
+
+
+def month_period(now: datetime) -> str:
+    return now.strftime("%Y-%m")
+
+
+def seconds_to_midnight(now: datetime) -> int:
+    return max(1, int((next_utc_midnight(now) - now).total_seconds() + 0.999))
+
+
+def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> tuple[int, int | None]:
+    """Count one call against the daily quota (resets 00:00 UTC). Raises 429 past the limit;
+    the refused call is not counted (the transaction rolls back)."""
+    used = repo.add_usage(conn, principal.account_id, "calls", day_period(now), 1)
+    limit = principal.plan.daily_calls
+    if limit is not None and used > limit:
+        wait = seconds_to_midnight(now)
+        raise RateLimited(
+            f"daily API call limit of {limit} reached for plan {principal.plan.name}; resets at 00:00 UTC",
+            retry_after=wait,
+            headers={
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(wait),
+                "RateLimit-Policy": f'"daily";q={limit};w=86400',
+            },
+        )
+    return used, limit
+
+
+def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datetime) -> float:
+    """Add energy to today's usage; refuses the whole request past the plan's daily kWh cap."""
+    amount = round(kwh * KWH_UNIT)
+    used = repo.add_usage(conn, principal.account_id, "kwh_micro", day_period(now), amount)
+    cap = principal.plan.daily_kwh
+    if cap is not None and used > round(cap * KWH_UNIT):
+        before = (used - amount) / KWH_UNIT
+        raise RateLimited(
+            f"this request ({kwh:.4f} kWh) would take today's tracked energy to {used / KWH_UNIT:.4f} kWh, "
+            f"over the {cap:g} kWh/day cap of plan {principal.plan.name} ({before:.4f} kWh used); "
+            "resets at 00:00 UTC",
+            retry_after=seconds_to_midnight(now),
+            code="USAGE_CAP_EXCEEDED",
+        )
+    return used / KWH_UNIT
+
+
+def count_monthly(conn: Connection, principal: Principal, metric: str, limit: int | None, now: datetime) -> int:
+    used = repo.add_usage(conn, principal.account_id, metric, month_period(now), 1)
+    if limit is not None and used > limit:
+        nxt = (now.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        raise RateLimited(
+            f"monthly limit of {limit} calls reached for plan {principal.plan.name}; resets on {nxt.date()}",
+            retry_after=max(1, int((nxt - now).total_seconds())),
+            code="MONTHLY_QUOTA_EXCEEDED",
+        )
+    return used
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStats:
+    daily_api_calls: int
+    daily_limit: int | None
+    remaining_calls: int | None
+    daily_usage_kwh: float
+    daily_kwh_limit: float | None
+    active_keys: int
+
+
+def daily_stats(conn: Connection, principal: Principal, now: datetime) -> DailyStats:
+    day = day_period(now)
+    calls = repo.get_usage(conn, principal.account_id, "calls", day)
+    kwh = repo.get_usage(conn, principal.account_id, "kwh_micro", day) / KWH_UNIT
+    limit = principal.plan.daily_calls
+    return DailyStats(
+        daily_api_calls=calls,
+        daily_limit=limit,
+        remaining_calls=None if limit is None else max(0, limit - calls),
+        daily_usage_kwh=round(kwh, 6),
+        daily_kwh_limit=principal.plan.daily_kwh,
+        active_keys=repo.count_active_keys(conn, principal.account_id),
+    )
+
+
+def resolve_account(conn: Connection, email: str) -> Any:
+    row = repo.get_account_by_email(conn, normalise_email(email))
+    if row is None:
+        raise NotFound(f"no account with email {email}", code="ACCOUNT_NOT_FOUND")
+    return row

@@ -1,0 +1,177 @@
+"""The ASGI application: ``create_app()`` builds it, its lifespan owns every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from powermeter import __version__
+from powermeter.infra.clock import Clock, SystemClock
+from powermeter.infra.db import Database, import_all_tables, migrate
+from powermeter.infra.errors import install_handlers
+from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
+from powermeter.infra.observability import Metrics, ObservabilityMiddleware
+from powermeter.infra.ratelimit import RateLimiter
+from powermeter.infra.responses import FastJSONResponse
+from powermeter.infra.security import Signer
+from powermeter.infra.state import AppState
+from powermeter.settings import Settings
+
+log = logging.getLogger("powermeter")
+
+# Capabilities may register coroutines run for the app's lifetime (e.g. hourly audit checkpoints),
+# each called as ``task(app_state)``; they are cancelled at shutdown.
+BACKGROUND_TASKS: list[Callable[[AppState], Awaitable[None]]] = []
+# Synchronous start-up hooks (dataset warm-up, provider clients): ``hook(app_state)``.
+STARTUP_HOOKS: list[Callable[[AppState], None]] = []
+
+API_DESCRIPTION = """
+powermeter tells what computing and devices cost in energy (kWh), carbon (gCO2e), water and money,
+keeps signed, tamper-evident records of it, and routes work to the cleanest grid.
+
+Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>` (keys start with `pm_live_`).
+Every number names its method, constants and data sources; see `docs/methodology.md`.
+"""
+
+
+def _routers() -> list[Any]:
+    from powermeter.accounts.router import router as account
+    from powermeter.audit.router import router as audit
+    from powermeter.cost.router import router as cost
+    from powermeter.devices.router import router as devices
+    from powermeter.inference.router import router as inference
+    from powermeter.jobs.router import router as jobs
+    from powermeter.reports.router import router as reports
+    from powermeter.routing.router import router as routing
+
+    return [account, jobs, audit, inference, cost, devices, routing, reports]
+
+
+def _register_capabilities() -> None:
+    """Import capability modules that hook into accounts events or the lifespan."""
+    import importlib
+
+    for mod in ("powermeter.audit.service",):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(mod)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_migrations: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    settings.validate_plans()
+    secret = settings.resolved_secret()
+    import_all_tables()
+    _register_capabilities()
+    db = Database(settings.resolved_database_url)
+    if run_migrations:
+        migrate(db.engine)
+    state = AppState(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        signer=Signer(secret),
+        secret=secret,
+        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix),
+    )
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in STARTUP_HOOKS:
+            hook(state)
+        tasks = [asyncio.create_task(t(state)) for t in BACKGROUND_TASKS]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            with contextlib.suppress(Exception):
+                purge_expired(state, state.clock.now())
+            db.dispose()
+
+    app = FastAPI(
+        title="powermeter",
+        version=__version__,
+        description=API_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        default_response_class=FastJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.pm = state
+    app.state.clock = state.clock
+    app.state.metrics = metrics
+    install_handlers(app)
+
+    @app.get("/healthz", tags=["operations"], operation_id="healthz",
+             responses={503: {"description": "A dependency is down; the body names it"}})
+    def healthz() -> FastJSONResponse:
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            db.ping()
+            checks["database"] = "ok"
+        except Exception as e:
+            ok = False
+            checks["database"] = f"down: {type(e).__name__}"
+        if settings.redis_url:
+            try:
+                state.limiter.ping()
+                checks["redis"] = "ok"
+            except Exception as e:
+                ok = False
+                checks["redis"] = f"down: {type(e).__name__}"
+        body = {"status": "ok" if ok else "unavailable", "version": __version__, "checks": checks}
+        return FastJSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], operation_id="metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request) -> dict[str, Any]:
+        return {
+            "service": "powermeter",
+            "version": __version__,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "health": "/healthz",
+            "dashboard": "/dashboard",
+        }
+
+    for r in _routers():
+        app.include_router(r)
+    _mount_web(app)
+
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    try:
+        from powermeter.web import mount  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    mount(app)
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory powermeter.app:app_from_env`` (used by ``serve --workers``)."""
+    return create_app()

@@ -1,0 +1,254 @@
+"""The ``powermeter`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from powermeter import __version__
+from powermeter.settings import Settings
+
+app = typer.Typer(
+    name="powermeter",
+    help="Energy, carbon, water and cost metering with signed receipts and carbon-aware routing.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys (shown once at creation, stored only as a keyed hash).",
+                       no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _db_and_settings() -> tuple[Settings, object]:
+    from powermeter.infra.db import Database, import_all_tables, migrate
+
+    settings = Settings()
+    settings.validate_plans()
+    import_all_tables()
+    from powermeter.app import _register_capabilities
+
+    _register_capabilities()
+    db = Database(settings.resolved_database_url)
+    migrate(db.engine)
+    return settings, db
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL + Redis to scale out).")] = 1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the API server (migrations are applied at start-up)."""
+    import uvicorn
+
+    from powermeter.infra.db import Database
+
+    logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
+    settings, db = _db_and_settings()
+    assert isinstance(db, Database)
+    _bootstrap(settings, db)
+    db.dispose()
+    url = f"http://{host}:{port}"
+    err.print(f"powermeter {__version__} on [bold]{url}[/bold]  (docs: {url}/docs, dashboard: {url}/dashboard)")
+    err.print(f"database: {_redact(settings.resolved_database_url)}  redis: {_redact(settings.redis_url or '-')}")
+    uvicorn.run(
+        "powermeter.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _bootstrap(settings: Settings, db: object) -> None:
+    """On an empty database: create a local admin login and an API key, and print them once."""
+    from powermeter.accounts import repository as repo
+    from powermeter.accounts import service
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.db import Database
+
+    assert isinstance(db, Database)
+    now = SystemClock().now()
+    with db.begin() as conn:
+        if repo.count_accounts(conn) > 0:
+            return
+        password = secrets.token_urlsafe(12)
+        email = "admin@localhost"
+        acct = service.create_account(conn, settings, email, now, password=password, is_admin=True)
+        new = service.create_key(conn, settings.resolved_secret(), acct, "first key", now)
+    out.print(Panel.fit(
+        f"Dashboard login: [bold]{email}[/bold] / [bold]{password}[/bold]\n"
+        f"API key (shown once): [bold]{new.key}[/bold]\n\n"
+        f"Try it:\n  curl -H 'Authorization: Bearer {new.key}' http://127.0.0.1:8000/v1/api-keys/stats",
+        title="powermeter: first start", border_style="green",
+    ))
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: Annotated[str, typer.Option(help="Login email of the account.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read a dashboard password from stdin.")] = False,
+    plan: Annotated[str | None, typer.Option(help="Plan: dev, core or scale (default: POWERMETER_DEFAULT_PLAN).")] = None,
+    admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
+) -> None:
+    """Create an account (optionally with a dashboard password)."""
+    from powermeter.accounts import service
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.db import Database
+    from powermeter.infra.errors import ApiError
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    settings, db = _db_and_settings()
+    assert isinstance(db, Database)
+    try:
+        with db.begin() as conn:
+            acct = service.create_account(
+                conn, settings, email, SystemClock().now(), password=password, plan=plan, is_admin=admin
+            )
+    except ApiError as e:
+        _fail(e.detail)
+    out.print(acct)
+
+
+@keys_app.command("create")
+def keys_create(
+    email: Annotated[str, typer.Option(help="Account email; the account is created if it does not exist.")],
+    name: Annotated[str, typer.Option(help="A name for the key, e.g. 'CI runner'.")],
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", help="Scope to grant (repeatable). Default: all scopes.")] = None,
+    plan: Annotated[str | None, typer.Option(help="Plan for a new account (dev, core, scale).")] = None,
+) -> None:
+    """Create an API key and print it alone on stdout (it is shown only this once)."""
+    from powermeter.accounts import repository as repo
+    from powermeter.accounts import service
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.db import Database
+    from powermeter.infra.errors import ApiError
+
+    settings, db = _db_and_settings()
+    assert isinstance(db, Database)
+    now = SystemClock().now()
+    try:
+        with db.begin() as conn:
+            row = repo.get_account_by_email(conn, service.normalise_email(email))
+            if row is None:
+                acct = service.create_account(conn, settings, email, now, plan=plan)
+            else:
+                acct = row.id
+                if plan:
+                    service.set_plan(conn, settings, acct, plan)
+            new = service.create_key(conn, settings.resolved_secret(), acct, name, now, scope)
+    except ApiError as e:
+        _fail(e.detail)
+    sys.stdout.write(new.key + "\n")
+    sys.stdout.flush()
+    err.print(f"created {new.key_id} ({new.masked_key}) with scopes: {' '.join(new.scopes)}")
+
+
+@keys_app.command("list")
+def keys_list(email: Annotated[str, typer.Option(help="Account email.")]) -> None:
+    """List an account's keys (masked; the full key is never stored)."""
+    from powermeter.accounts import repository as repo
+    from powermeter.accounts import service
+    from powermeter.infra.db import Database
+    from powermeter.infra.errors import ApiError
+    from powermeter.infra.security import mask_key
+
+    settings, db = _db_and_settings()
+    assert isinstance(db, Database)
+    try:
+        with db.begin() as conn:
+            acct = service.resolve_account(conn, email)
+            rows = repo.list_keys(conn, acct.id)
+    except ApiError as e:
+        _fail(e.detail)
+    table = Table("id", "name", "key", "scopes", "created", "last used", "status")
+    for r in rows:
+        table.add_row(
+            r.id, r.name, mask_key(r.last4), r.scopes,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
+            "revoked" if r.revoked_at else "active",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), as shown by 'keys list'.")]) -> None:
+    """Revoke a key: it stops working at once."""
+    from powermeter.accounts import service
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.db import Database
+    from powermeter.infra.errors import ApiError
+
+    _settings, db = _db_and_settings()
+    assert isinstance(db, Database)
+    try:
+        with db.begin() as conn:
+            service.revoke_key(conn, key_id, SystemClock().now())
+    except ApiError as e:
+        _fail(e.detail)
+    err.print(f"revoked {key_id}")
+
+
+def _register_capability_commands() -> None:
+    import importlib
+
+    for cap in ("jobs", "audit", "cost", "routing", "reports", "inference", "web"):
+        try:
+            mod = importlib.import_module(f"powermeter.{cap}.commands")
+        except ModuleNotFoundError as e:
+            if e.name != f"powermeter.{cap}.commands":
+                raise
+            continue
+        register = getattr(mod, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_capability_commands()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

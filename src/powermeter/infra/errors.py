@@ -1,0 +1,213 @@
+"""One error hierarchy, rendered in the shape of each API family's seed document.
+
+* ``/v1/*``, ``/route`` and everything else: ``{"detail", "error_code", "timestamp"}`` (seed 000).
+* ``/api/v1/*`` and ``/calc/api/*``: ``{"error": ..., ...}`` (seeds 001 and 003).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from powermeter.infra.clock import SystemClock, utc_iso
+from powermeter.infra.responses import FastJSONResponse
+
+log = logging.getLogger("powermeter.errors")
+
+Family = Literal["v1", "calc"]
+
+
+class ApiError(Exception):
+    """Base of every error a client may see. ``code`` is the ``error_code`` of the v1 family,
+    ``slug`` the ``error`` of the calc/devices family."""
+
+    status: int = 400
+    code: str = "BAD_REQUEST"
+    slug: str = "bad_request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        slug: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if slug is not None:
+            self.slug = slug
+        if status is not None:
+            self.status = status
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = dict(extra or {})
+
+
+class BadRequest(ApiError):
+    status, code, slug = 400, "BAD_REQUEST", "bad_request"
+
+
+class ValidationFailed(ApiError):
+    status, code, slug = 400, "VALIDATION_ERROR", "invalid_request"
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]], detail: str | None = None) -> None:
+        msg = detail or "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+        super().__init__(msg, extra={"errors": [dict(e) for e in errors]})
+
+
+class Unauthorized(ApiError):
+    status, code, slug = 401, "INVALID_API_KEY", "invalid_api_key"
+
+
+class Forbidden(ApiError):
+    status, code, slug = 403, "INSUFFICIENT_SCOPE", "insufficient_scope"
+
+
+class NotFound(ApiError):
+    status, code, slug = 404, "NOT_FOUND", "not_found"
+
+
+class Conflict(ApiError):
+    status, code, slug = 409, "CONFLICT", "conflict"
+
+
+class Unprocessable(ApiError):
+    status, code, slug = 422, "UNPROCESSABLE", "unprocessable"
+
+
+class RateLimited(ApiError):
+    status, code, slug = 429, "RATE_LIMIT_EXCEEDED", "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, headers: Mapping[str, str] | None = None,
+                 code: str | None = None) -> None:
+        h = {"Retry-After": str(retry_after)}
+        h.update(headers or {})
+        super().__init__(detail, code=code, headers=h, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ApiError):
+    status, code, slug = 503, "SERVICE_UNAVAILABLE", "service_unavailable"
+
+
+def family_of(path: str) -> Family:
+    if path.startswith(("/api/v1/", "/calc/")):
+        return "calc"
+    return "v1"
+
+
+def render(request: Request, err: ApiError) -> FastJSONResponse:
+    fam = family_of(request.url.path)
+    body: dict[str, Any]
+    if fam == "calc":
+        if err.status == 400:
+            # seed 003: { "error": "..." } naming what is wrong with the input
+            body = {"error": err.detail}
+            body.update(err.extra)
+        else:
+            body = {"error": err.slug}
+            body.update(err.extra)
+            if err.status not in (401, 404, 429):
+                body.setdefault("message", err.detail)
+    else:
+        clock = getattr(request.app.state, "clock", None) or SystemClock()
+        body = {"detail": err.detail, "error_code": err.code, "timestamp": utc_iso(clock.now())}
+        body.update(err.extra)
+    headers = dict(err.headers)
+    extra_headers = getattr(request.state, "ratelimit_headers", None)
+    if extra_headers:
+        for k, v in extra_headers.items():
+            headers.setdefault(k, v)
+    return FastJSONResponse(body, status_code=err.status, headers=headers)
+
+
+def _loc_to_field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        if p.isdigit():
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + p
+    return out or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    for e in exc.errors():
+        loc = e.get("loc", ())
+        msg = str(e.get("msg", "invalid value"))
+        if e.get("type") == "missing":
+            msg = "field required"
+        elif e.get("type") == "json_invalid":
+            msg = "request body is not valid JSON: " + str(e.get("ctx", {}).get("error", ""))
+        errors.append({"field": _loc_to_field(loc), "message": msg})
+    return errors
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> FastJSONResponse:
+        return render(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+        return render(request, ValidationFailed(validation_errors(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        mapping: dict[int, type[ApiError]] = {404: NotFound, 401: Unauthorized, 403: Forbidden}
+        cls = mapping.get(exc.status_code, ApiError)
+        detail = str(exc.detail) if exc.detail else "error"
+        if exc.status_code == 404:
+            detail = f"no route for {request.method} {request.url.path}"
+        err = cls(detail, status=exc.status_code)
+        if exc.status_code == 405:
+            err.code, err.slug = "METHOD_NOT_ALLOWED", "method_not_allowed"
+        return render(request, err)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> FastJSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, ApiError("internal error; the incident was logged", status=500,
+                                        code="INTERNAL_ERROR", slug="internal_error"))
+
+
+class V1Error(BaseModel):
+    detail: str
+    error_code: str
+    timestamp: str
+
+
+class CalcError(BaseModel):
+    error: str
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input: the body names each field and the problem",
+    401: "Missing, malformed, unknown or revoked API key",
+    403: "The key lacks the scope this route needs",
+    404: "Not found",
+    409: "Conflict with stored data",
+    422: "Idempotency-Key reused with a different request body",
+    429: "Rate limit, daily quota or usage cap exceeded; see Retry-After",
+    500: "Internal error",
+    503: "A dependency is unavailable",
+}
+
+
+def error_responses(family: Family, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries declaring a family's error shape."""
+    model = V1Error if family == "v1" else CalcError
+    codes = statuses or (400, 401, 403, 404, 422, 429, 500)
+    return {s: {"model": model, "description": _DESCRIPTIONS.get(s, "Error")} for s in codes}

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real database per test (SQLite file, or a fresh PostgreSQL schema when
+``POWERMETER_TEST_POSTGRES_URL`` is set), Redis when ``POWERMETER_TEST_REDIS_URL`` is set, a frozen
+clock, the app, a client and API keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from powermeter.accounts import repository as account_repo
+from powermeter.accounts import service as account_service
+from powermeter.app import create_app
+from powermeter.infra.clock import FrozenClock
+from powermeter.infra.db import import_all_tables, make_engine, migrate
+from powermeter.infra.state import AppState
+from powermeter.settings import Settings
+
+PG_URL = os.environ.get("POWERMETER_TEST_POSTGRES_URL") or None
+REDIS_URL = os.environ.get("POWERMETER_TEST_REDIS_URL") or None
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+START = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+needs_postgres = pytest.mark.skipif(PG_URL is None, reason="set POWERMETER_TEST_POSTGRES_URL to run")
+needs_redis = pytest.mark.skipif(REDIS_URL is None, reason="set POWERMETER_TEST_REDIS_URL to run")
+
+
+def pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    import_all_tables()
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()  # the last connection closing checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if PG_URL:
+        schema = "t_" + uuid.uuid4().hex[:16]
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield pg_schema_url(PG_URL, schema)
+        finally:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.dispose()
+    else:
+        db = tmp_path / "powermeter.db"
+        shutil.copyfile(sqlite_template, db)
+        yield f"sqlite:///{db}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        env="test",
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        ratelimit_prefix="pmtest-" + uuid.uuid4().hex[:12],
+        secret_key=SECRET,
+        log_requests=False,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> Iterator[FastAPI]:
+    application = create_app(settings, clock=clock)
+    yield application
+    application.state.pm.db.dispose()
+
+
+@pytest.fixture
+def state(app: FastAPI) -> AppState:
+    st: AppState = app.state.pm
+    return st
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+MakeKey = Callable[..., str]
+
+
+@pytest.fixture
+def make_key(state: AppState, clock: FrozenClock) -> MakeKey:
+    """``make_key(email=..., scopes=[...], plan=..., name=...)`` → a fresh raw API key."""
+
+    def _make(
+        email: str = "user@example.com",
+        scopes: Sequence[str] | None = None,
+        plan: str | None = None,
+        name: str = "test key",
+    ) -> str:
+        with state.db.begin() as conn:
+            row = account_repo.get_account_by_email(conn, email)
+            if row is None:
+                acct = account_service.create_account(conn, state.settings, email, clock.now(), plan=plan)
+            else:
+                acct = row.id
+                if plan:
+                    account_service.set_plan(conn, state.settings, acct, plan)
+            return account_service.create_key(conn, state.secret, acct, name, clock.now(), scopes).key
+
+    return _make
+
+
+@pytest.fixture
+def api_key(make_key: MakeKey) -> str:
+    return make_key()
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
