@@ -154,7 +154,7 @@ class GridData:
 
 def _read_csv(name: str) -> list[dict[str, str]]:
     with grid_file(name).open(newline="", encoding="utf-8") as fh:
-        return [row for row in csv.DictReader(row for row in fh if not row.startswith("#"))]
+        return list(csv.DictReader(row for row in fh if not row.startswith("#")))
 
 
 def build_latency_rows(sites: Mapping[str, Site]) -> list[tuple[str, str, float]]:
@@ -201,7 +201,9 @@ def load_grid_data() -> GridData:
     direct: dict[str, Factor] = {}
     for r in _read_csv("fuel_factors.csv"):
         fuel = r["fuel"]
-        lifecycle[fuel] = Factor(f"ef_{fuel}_lifecycle", float(r["lifecycle_g_per_kwh"]), "g/kWh", r["lifecycle_source"], version)
+        lifecycle[fuel] = Factor(
+            f"ef_{fuel}_lifecycle", float(r["lifecycle_g_per_kwh"]), "g/kWh", r["lifecycle_source"], version
+        )
         direct[fuel] = Factor(f"ef_{fuel}_direct", float(r["direct_g_per_kwh"]), "g/kWh", r["direct_source"], version)
     if UNKNOWN not in lifecycle:
         raise ValueError("fuel_factors.csv must define the 'unknown' fuel")
@@ -253,4 +255,4 @@ def load_grid_data() -> GridData:
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance entry point
-    print(write_latency_table())  # noqa: T201
+    print(write_latency_table())

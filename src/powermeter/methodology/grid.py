@@ -24,6 +24,7 @@ over the generating fuels ``f`` with power ``P_f`` (MW, any consistent unit) and
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -169,13 +170,13 @@ class Series:
 
 
 def infer_step_s(starts_s: Sequence[float]) -> float:
-    """The series' time step: the median gap between consecutive points (1 h for one point)."""
+    """The series' time step: the (lower) median gap between consecutive points (1 h for one point)."""
     if len(starts_s) < 2:
         return 3600.0
-    gaps = sorted(b - a for a, b in zip(starts_s, starts_s[1:], strict=False) if b > a)
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts_s) if b > a)
     if not gaps:
         return 3600.0
-    return gaps[len(gaps) // 2]
+    return gaps[(len(gaps) - 1) // 2]
 
 
 SEASON_S = 86_400.0

@@ -118,7 +118,7 @@ def decide(candidates: Sequence[Candidate], policy: Policy, current: str | None 
 
     w = policy.carbon_weight
     ci_ref = max(c.intensity_g_per_kwh for c in feasible)
-    inv_ci = 1.0 / ci_ref if ci_ref > 0 else 0.0
+    inv_ci = 1.0 / ci_ref if ci_ref > 1e-9 else 0.0  # all ~zero: carbon term is 0 for all
     lat_w = 1.0 - w
     if lat_w > 0.0:
         if max_lat is not None:
@@ -126,19 +126,22 @@ def decide(candidates: Sequence[Candidate], policy: Policy, current: str | None 
         else:
             known = [c.rtt_ms for c in feasible if c.rtt_ms is not None]
             rtt_ref = max(known) if known else 0.0
-        inv_rtt = 1.0 / rtt_ref if rtt_ref > 0 else 0.0
+        inv_rtt = 1.0 / rtt_ref if rtt_ref > 1e-9 else 0.0
         ranked = [
             Ranked(
                 c.region,
                 c.intensity_g_per_kwh,
                 c.rtt_ms,
                 # Unknown latency scores as the worst (reference) latency.
-                w * c.intensity_g_per_kwh * inv_ci + lat_w * ((rtt_ref if c.rtt_ms is None else c.rtt_ms) * inv_rtt),
+                w * c.intensity_g_per_kwh * inv_ci
+                + lat_w * ((rtt_ref if c.rtt_ms is None else c.rtt_ms) * inv_rtt),
             )
             for c in feasible
         ]
     else:
-        ranked = [Ranked(c.region, c.intensity_g_per_kwh, c.rtt_ms, c.intensity_g_per_kwh * inv_ci) for c in feasible]
+        ranked = [
+            Ranked(c.region, c.intensity_g_per_kwh, c.rtt_ms, c.intensity_g_per_kwh * inv_ci) for c in feasible
+        ]
     ranked.sort(key=_sort_key)
     best = ranked[0]
     kept = False
