@@ -131,9 +131,12 @@ def _encode(value: Any, out: list[str]) -> None:
     elif isinstance(value, str):
         out.append(_enc(value))
     elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise ValueError(f"integer {value} is outside the exact range of a JSON number; use a string")
-        out.append(str(int(value)))
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            out.append(str(int(value)))
+        elif value == float(value):  # exactly a double: serialise as that double
+            out.append(_number(float(value)))
+        else:
+            raise ValueError(f"integer {value} is not exactly a JSON (IEEE-754) number; use a string")
     elif isinstance(value, float):
         out.append(_number(value))
     elif isinstance(value, Mapping):
@@ -164,7 +167,7 @@ def _encode(value: Any, out: list[str]) -> None:
 def canonical_json(value: Any) -> str:
     """RFC 8785 canonical JSON text of ``value`` (dict/list/tuple/str/int/float/bool/None).
 
-    Raises ``ValueError`` for NaN/Infinity, integers beyond 2^53 and strings that are not
+    Raises ``ValueError`` for NaN/Infinity, integers a double cannot hold exactly and strings that are not
     well-formed Unicode (lone surrogates); ``TypeError`` for anything else (e.g. ``Decimal``,
     which should be given as a string to keep its exact digits).
     """
@@ -180,6 +183,19 @@ def canonical_json(value: Any) -> str:
 
 def canonical_json_bytes(value: Any) -> bytes:
     return canonical_json(value).encode("utf-8")
+
+
+def _json_int(text: str) -> int | float:
+    value = int(text)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON the way RFC 8785 reads it: integers beyond 2^53 become doubles.
+
+    ``canonical_json(parse_json(t))`` is then the canonical form of any JSON text ``t``.
+    """
+    return json.loads(text, parse_int=_json_int)
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,8 +528,7 @@ def _classify(
                 BreakKind.CHANGED,
                 seq,
                 entry_id,
-                f"{_describe(row)} does not match its hash: a field of this entry (or its stored hash) "
-                "was changed",
+                f"{_describe(row)} does not match its hash: a field of this entry (or its stored hash) was changed",
             )
         return ChainBreak(
             BreakKind.CHANGED,
@@ -534,8 +549,7 @@ def _classify(
                     BreakKind.REORDERED,
                     seq,
                     entry_id,
-                    f"{_describe(row)} and {_describe(later)} swapped places (each was hashed with "
-                    "the other's seq)",
+                    f"{_describe(row)} and {_describe(later)} swapped places (each was hashed with the other's seq)",
                 )
             # ``later`` belongs where ``row`` is; if it hashes there, only its seq was changed.
             if later[0] != expected_seq and _row_hash(account_id, _with_seq(later, expected_seq)) == later[9]:
@@ -610,8 +624,7 @@ def _classify(
             BreakKind.DELETED,
             expected_seq,
             entry_id,
-            f"seq {expected_seq} deleted: {_describe(row)} was renumbered from seq {seq + 1} "
-            "to close the gap",
+            f"seq {expected_seq} deleted: {_describe(row)} was renumbered from seq {seq + 1} to close the gap",
         )
     return ChainBreak(
         BreakKind.CHANGED,
@@ -639,9 +652,7 @@ def _check_checkpoints(
         problem = None
         if cp.account_id != account_id:
             problem = f"belongs to account {cp.account_id!r}"
-        elif verify_signature is not None and not verify_signature(
-            cp.signed_bytes(), cp.signature, cp.key_id
-        ):
+        elif verify_signature is not None and not verify_signature(cp.signed_bytes(), cp.signature, cp.key_id):
             problem = "has a signature that does not verify"
         elif cp.prev_checkpoint_hash != (None if prev is None else prev.checkpoint_hash()):
             problem = "does not link to the checkpoint before it (a checkpoint was deleted or changed)"
