@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ log = logging.getLogger("powermeter")
 
 # Capabilities may register coroutines run for the app's lifetime (e.g. hourly audit checkpoints),
 # each called as ``task(app_state)``; they are cancelled at shutdown.
-BACKGROUND_TASKS: list[Callable[[AppState], Awaitable[None]]] = []
+BACKGROUND_TASKS: list[Callable[[AppState], Coroutine[Any, Any, None]]] = []
 # Synchronous start-up hooks (dataset warm-up, provider clients): ``hook(app_state)``.
 STARTUP_HOOKS: list[Callable[[AppState], None]] = []
 
@@ -91,7 +91,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in STARTUP_HOOKS:
             hook(state)
-        tasks = [asyncio.create_task(t(state)) for t in BACKGROUND_TASKS]
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(t(state)) for t in BACKGROUND_TASKS]
         try:
             yield
         finally:

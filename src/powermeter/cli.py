@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from powermeter import __version__
+from powermeter.infra.db import Database
 from powermeter.settings import Settings
 
 app = typer.Typer(
@@ -32,8 +33,8 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _db_and_settings() -> tuple[Settings, object]:
-    from powermeter.infra.db import Database, import_all_tables, migrate
+def _db_and_settings() -> tuple[Settings, Database]:
+    from powermeter.infra.db import import_all_tables, migrate
 
     settings = Settings()
     settings.validate_plans()
@@ -70,11 +71,9 @@ def serve(
     """Run the API server (migrations are applied at start-up)."""
     import uvicorn
 
-    from powermeter.infra.db import Database
 
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
     settings, db = _db_and_settings()
-    assert isinstance(db, Database)
     _bootstrap(settings, db)
     db.dispose()
     url = f"http://{host}:{port}"
@@ -100,14 +99,12 @@ def _redact(url: str) -> str:
     return url
 
 
-def _bootstrap(settings: Settings, db: object) -> None:
+def _bootstrap(settings: Settings, db: Database) -> None:
     """On an empty database: create a local admin login and an API key, and print them once."""
     from powermeter.accounts import repository as repo
     from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
-    from powermeter.infra.db import Database
 
-    assert isinstance(db, Database)
     now = SystemClock().now()
     with db.begin() as conn:
         if repo.count_accounts(conn) > 0:
@@ -127,19 +124,21 @@ def _bootstrap(settings: Settings, db: object) -> None:
 @accounts_app.command("create")
 def accounts_create(
     email: Annotated[str, typer.Option(help="Login email of the account.")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read a dashboard password from stdin.")] = False,
-    plan: Annotated[str | None, typer.Option(help="Plan: dev, core or scale (default: POWERMETER_DEFAULT_PLAN).")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read a dashboard password from stdin.")
+    ] = False,
+    plan: Annotated[
+        str | None, typer.Option(help="Plan: dev, core or scale (default: POWERMETER_DEFAULT_PLAN).")
+    ] = None,
     admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
 ) -> None:
     """Create an account (optionally with a dashboard password)."""
     from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
-    from powermeter.infra.db import Database
     from powermeter.infra.errors import ApiError
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     settings, db = _db_and_settings()
-    assert isinstance(db, Database)
     try:
         with db.begin() as conn:
             acct = service.create_account(
@@ -162,11 +161,9 @@ def keys_create(
     from powermeter.accounts import repository as repo
     from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
-    from powermeter.infra.db import Database
     from powermeter.infra.errors import ApiError
 
     settings, db = _db_and_settings()
-    assert isinstance(db, Database)
     now = SystemClock().now()
     try:
         with db.begin() as conn:
@@ -186,22 +183,34 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(email: Annotated[str, typer.Option(help="Account email.")]) -> None:
+def keys_list(
+    email: Annotated[str, typer.Option(help="Account email.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+) -> None:
     """List an account's keys (masked; the full key is never stored)."""
+    import json
+
     from powermeter.accounts import repository as repo
     from powermeter.accounts import service
-    from powermeter.infra.db import Database
     from powermeter.infra.errors import ApiError
     from powermeter.infra.security import mask_key
 
-    settings, db = _db_and_settings()
-    assert isinstance(db, Database)
+    _settings, db = _db_and_settings()
     try:
         with db.begin() as conn:
             acct = service.resolve_account(conn, email)
             rows = repo.list_keys(conn, acct.id)
     except ApiError as e:
         _fail(e.detail)
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps({
+                "id": r.id, "name": r.name, "masked_key": mask_key(r.last4), "scopes": r.scopes.split(),
+                "created_at": r.created_at.isoformat(),
+                "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                "revoked": r.revoked_at is not None,
+            }) + "\n")
+        return
     table = Table("id", "name", "key", "scopes", "created", "last used", "status")
     for r in rows:
         table.add_row(
@@ -210,7 +219,7 @@ def keys_list(email: Annotated[str, typer.Option(help="Account email.")]) -> Non
             r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
             "revoked" if r.revoked_at else "active",
         )
-    out.print(table)
+    Console(width=max(160, out.width)).print(table)
 
 
 @keys_app.command("revoke")
@@ -218,11 +227,9 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), as
     """Revoke a key: it stops working at once."""
     from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
-    from powermeter.infra.db import Database
     from powermeter.infra.errors import ApiError
 
     _settings, db = _db_and_settings()
-    assert isinstance(db, Database)
     try:
         with db.begin() as conn:
             service.revoke_key(conn, key_id, SystemClock().now())

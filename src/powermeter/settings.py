@@ -76,7 +76,7 @@ class Settings(BaseSettings):
             raw: dict[str, dict[str, Any]] = json.loads(self.plans_json)
             for name, overrides in raw.items():
                 base = plans.get(name, DEFAULT_PLANS["dev"])
-                fields = {
+                fields: dict[str, Any] = {
                     "name": name,
                     "daily_calls": base.daily_calls,
                     "daily_kwh": base.daily_kwh,

@@ -100,7 +100,8 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         per_minute_family = path.startswith("/api/v1/")
         if per_minute_family:
             # limit before the database is touched, keyed by the key's hash (never the raw key)
-            _per_minute_limit(request, response, st, key_hash[:32], st.settings.plan(st.settings.default_plan).per_minute)
+            per_minute = st.settings.plan(st.settings.default_plan).per_minute
+            _per_minute_limit(request, response, st, key_hash[:32], per_minute)
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
         with st.db.begin() as conn:
@@ -154,11 +155,11 @@ async def ip_rate_limit(request: Request, response: Response) -> None:
         )
 
 
-def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:  # noqa: N802 (reads like Depends)
+def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:
     """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction."""
     return Depends(authenticated(*scopes, daily_quota=daily_quota), scope="function")
 
 
-def Public() -> Any:  # noqa: N802
+def Public() -> Any:
     """``tx: PublicTx = Public()``: one transaction for a route without authentication."""
     return Depends(public_tx, scope="function")

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Executable
 
 from powermeter.accounts.tables import accounts, api_keys, usage_counters
 
@@ -69,7 +70,7 @@ _AUTH_Q = (
 )
 
 
-def find_key_by_hash(conn: Connection, key_hash: str) -> Row[Any] | None:
+def find_key_by_hash(conn: Connection, key_hash: str) -> Any:
     return conn.execute(_AUTH_Q, {"h": key_hash}).first()
 
 
@@ -88,15 +89,16 @@ def revoke_key(conn: Connection, key_id: str, now: datetime) -> int:
 
 def add_usage(conn: Connection, account_id: str, metric: str, period: str, amount: int) -> int:
     """Atomically add ``amount`` to a counter and return the new value (upsert, both dialects)."""
+    stmt: Executable
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(usage_counters).values(
+        p = pg_insert(usage_counters).values(
             account_id=account_id, metric=metric, period=period, value=amount
         )
-        stmt = stmt.on_conflict_do_update(
+        stmt = p.on_conflict_do_update(
             index_elements=["account_id", "metric", "period"],
-            set_={"value": usage_counters.c.value + stmt.excluded.value},
+            set_={"value": usage_counters.c.value + p.excluded.value},
         ).returning(usage_counters.c.value)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert

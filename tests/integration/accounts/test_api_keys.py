@@ -18,8 +18,7 @@ from powermeter.accounts.tables import api_keys
 from powermeter.infra.errors import Conflict
 from powermeter.infra.security import KEY_PREFIX, checksum, generate_api_key, key_is_well_formed
 from powermeter.infra.state import AppState
-
-from ...conftest import PG_URL, MakeKey
+from tests.conftest import PG_URL, MakeKey
 
 KEY_RE = re.compile(r"^pm_live_[0-9A-Za-z]{43}$")
 

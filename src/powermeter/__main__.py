@@ -1,0 +1,3 @@
+from powermeter.cli import main
+
+main()

@@ -1,0 +1,131 @@
+"""The CLI against a real server: first-start credentials, `keys create` printing only the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+KEY_RE = re.compile(r"^pm_live_[0-9A-Za-z]{43}$")
+POWERMETER = [sys.executable, "-m", "powermeter"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
+    e.update({
+        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
+        "POWERMETER_DATABASE_URL": database_url,
+        "POWERMETER_SECRET_KEY": "cli-test-secret-0123456789abcdef0123456789",
+    })
+    return e
+
+
+def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*POWERMETER, *args], env=env, capture_output=True, text=True, input=stdin,
+                          timeout=60, check=False)
+
+
+@pytest.fixture
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    log = tmp_path / "server.out"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
+                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("server did not start: " + log.read_text())
+        yield base, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_first_start_prints_an_admin_login_and_a_working_key_once(server: tuple[str, Path],
+                                                                  env: dict[str, str]) -> None:
+    base, log = server
+    text = log.read_text()
+    assert "admin@localhost" in text
+    key = re.search(r"pm_live_[0-9A-Za-z]{43}", text)
+    assert key, text
+    r = httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {key.group(0)}"})
+    assert r.status_code == 200
+    assert r.json()["data"]["email"] == "admin@localhost"
+    # a second bootstrap (as on the next start) prints nothing new
+    from powermeter.cli import _bootstrap
+    from powermeter.infra.db import Database
+    from powermeter.settings import Settings
+
+    s = Settings(data_dir=env["POWERMETER_DATA_DIR"], database_url=env["POWERMETER_DATABASE_URL"],
+                 secret_key=env["POWERMETER_SECRET_KEY"])
+    db = Database(s.resolved_database_url)
+    _bootstrap(s, db)
+    db.dispose()
+    assert "admin@localhost" not in _run(["keys", "list", "--email", "nobody@example.com"], env).stdout
+
+
+def test_keys_create_prints_only_the_key_and_it_works_at_once(server: tuple[str, Path],
+                                                              env: dict[str, str]) -> None:
+    base, _ = server
+    res = _run(["keys", "create", "--email", "ci@example.com", "--name", "CI runner",
+                "--scope", "receipts:read"], env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1, res.stdout
+    assert KEY_RE.match(lines[0])
+    r = httpx.get(base + "/v1/me", headers={"X-API-Key": lines[0]})
+    assert r.status_code == 200
+    assert r.json()["data"]["key"]["scopes"] == ["receipts:read"]
+    listed = _run(["keys", "list", "--email", "ci@example.com"], env)
+    assert "CI runner" in listed.stdout
+    assert lines[0] not in listed.stdout
+    key_id = re.search(r"key_[0-9a-f]{16}", listed.stdout)
+    assert key_id
+    assert _run(["keys", "revoke", key_id.group(0)], env).returncode == 0
+    assert httpx.get(base + "/v1/me", headers={"X-API-Key": lines[0]}).status_code == 401
+
+
+def test_cli_errors_are_clear_and_exit_non_zero(env: dict[str, str]) -> None:
+    res = _run(["keys", "create", "--email", "x@example.com", "--name", "k", "--scope", "everything"], env)
+    assert res.returncode != 0
+    assert "unknown scope 'everything'" in res.stderr
+    assert res.stdout == ""
+    res = _run(["keys", "revoke", "key_0000000000000000"], env)
+    assert res.returncode != 0
+    assert "no API key" in res.stderr
+    res = _run(["accounts", "create", "--email", "p@example.com", "--password-stdin"], env, stdin="longenough\n")
+    assert res.returncode == 0
+    assert res.stdout.startswith("acct_")
+    res = _run(["accounts", "create", "--email", "p@example.com"], env)
+    assert res.returncode != 0
+    assert "already exists" in res.stderr
+
+
+def test_help_is_useful() -> None:
+    res = subprocess.run([*POWERMETER, "keys", "create", "--help"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0
+    assert "--scope" in res.stdout
+    assert "shown only this once" in res.stdout
