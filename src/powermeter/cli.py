@@ -34,17 +34,9 @@ out = Console()
 
 
 def _db_and_settings() -> tuple[Settings, Database]:
-    from powermeter.infra.db import import_all_tables, migrate
+    from powermeter.infra.bootstrap import open_database
 
-    settings = Settings()
-    settings.validate_plans()
-    import_all_tables()
-    from powermeter.app import _register_capabilities
-
-    _register_capabilities()
-    db = Database(settings.resolved_database_url)
-    migrate(db.engine)
-    return settings, db
+    return open_database()
 
 
 def _fail(message: str, code: int = 1) -> None:
