@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Energy, carbon, water and cost metering with signed receipts and carbon-aware routing.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys (shown once at creation, stored only as a keyed hash).",
