@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from powermeter.data.loader import content_version, data_path
+from powermeter.methodology.compute_job import LocationLookup, ResolvedLocation
+from powermeter.methodology.units import Factor
 
 KINDS = ("country", "subdivision", "aggregate", "grid", "cloud")
 CLOUD_PROVIDERS = ("aws", "gcp", "azure")
@@ -156,3 +158,33 @@ def load_locations() -> LocationIndex:
             if _cached is None:
                 _cached = load_locations_from(data_path(*LOCATIONS_CSV))
     return _cached
+
+
+def location_lookup(index: LocationIndex) -> LocationLookup:
+    """Adapter for :class:`powermeter.methodology.compute_job.ComputeJobEstimator`: code → resolved
+    location with its intensity as a :class:`Factor` (memoised per spelling)."""
+    cache: dict[str, ResolvedLocation | None] = {}
+
+    def lookup(code: str) -> ResolvedLocation | None:
+        if code in cache:
+            return cache[code]
+        loc = index.resolve(code)
+        resolved = None
+        if loc is not None:
+            resolved = ResolvedLocation(
+                code=loc.code,
+                intensity=Factor(
+                    "carbon_intensity",
+                    loc.intensity_g_per_kwh,
+                    "gCO2e/kWh",
+                    f"{loc.code} ({loc.name}), {loc.year}: {loc.source}",
+                    index.version,
+                ),
+                provider=loc.provider,
+                region=loc.code.split(":", 1)[1] if loc.kind == "cloud" else None,
+            )
+        if len(cache) < 10_000:
+            cache[code] = resolved
+        return resolved
+
+    return lookup

@@ -1,0 +1,263 @@
+"""Canonical JSON (RFC 8785) and Merkle trees with inclusion proofs (RFC 6962 / RFC 9162 hashing).
+
+Pure and stdlib-only. A receipt is serialised with :func:`canonical_json`; the bytes are a leaf of a
+per-request Merkle tree; the tree head (root, size, time, key id) is serialised canonically too and
+signed (Ed25519) by the caller. Anyone holding one receipt, its audit path and the signed tree head
+can check it offline.
+
+Canonical JSON, as RFC 8785 (JCS) requires for the value types we emit (dict with str keys, str,
+int, float, bool, None, list/tuple):
+
+* object members sorted by the UTF-16 code units of their names, no whitespace;
+* strings escaped as ECMAScript ``JSON.stringify`` does: ``\\"``, ``\\\\``, ``\\b \\f \\n \\r \\t``,
+  other controls and lone surrogates as ``\\u00xx`` (lower-case hex); everything else as UTF-8;
+* numbers as ECMAScript ``Number.prototype.toString`` (shortest round-trip digits; exponent form
+  below 1e-6 and from 1e21); ``-0`` is ``0``; NaN and infinities are rejected; integers must be
+  exactly representable as IEEE-754 doubles (|n| ≤ 2**53).
+
+Merkle hashing (RFC 6962 §2.1): ``leaf = SHA-256(0x00 || data)``, ``node = SHA-256(0x01 || l || r)``,
+the tree over ``n`` leaves splits at the largest power of two ``k < n``. Audit paths list siblings
+from the leaf up; verification follows RFC 9162 §2.1.3.2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from json.encoder import encode_basestring
+
+__all__ = [
+    "TREE_HEAD_TYPE",
+    "InclusionProof",
+    "MerkleTree",
+    "audit_paths",
+    "canonical_json",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "tree_head_bytes",
+    "verify_inclusion",
+]
+
+TREE_HEAD_TYPE = "powermeter.receipt-tree-head/1"
+MAX_SAFE_INT = 2**53
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string(s: str) -> str:
+    # The stdlib encoder escapes exactly as ECMAScript JSON.stringify for every code point except
+    # lone surrogates (which JSON.stringify writes as \udxxx); those take the slow path.
+    if _SURROGATE.search(s) is None:
+        return encode_basestring(s)
+    parts = [f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else encode_basestring(ch)[1:-1] for ch in s]
+    return '"' + "".join(parts) + '"'
+
+
+def _number(x: float) -> str:
+    """ECMAScript Number::toString(x) for a finite double."""
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError("NaN and infinite numbers have no JSON form")
+    if x == 0.0:
+        return "0"  # also -0
+    sign = "-" if x < 0 else ""
+    # repr() gives the shortest digit string that round-trips (as ECMAScript requires).
+    t = Decimal(repr(abs(x))).as_tuple()
+    digits = "".join(map(str, t.digits)).rstrip("0")
+    exponent = int(t.exponent) + (len(t.digits) - len(digits))  # value = digits × 10^exponent
+    k = len(digits)
+    n = exponent + k  # value = 0.digits × 10^n
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+        body = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + body
+
+
+def _utf16_key(s: str) -> bytes:
+    return s.encode("utf-16-be", "surrogatepass")
+
+
+def _encode(value: object, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise ValueError(f"integer {value} is not exactly representable in JSON (|n| > 2**53)")
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(_number(value))
+    elif isinstance(value, Mapping):
+        items = []
+        for k in value:
+            if not isinstance(k, str):
+                raise TypeError(f"object keys must be strings, not {type(k).__name__}")
+            items.append(k)
+        items.sort(key=_utf16_key)
+        out.append("{")
+        for i, k in enumerate(items):
+            if i:
+                out.append(",")
+            out.append(_string(k))
+            out.append(":")
+            _encode(value[k], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"{type(value).__name__} has no canonical JSON form")
+
+
+def canonical_json(value: object) -> bytes:
+    """RFC 8785 canonical JSON of ``value``, UTF-8 encoded."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out).encode("utf-8", "surrogatepass")
+
+
+# --- Merkle trees -------------------------------------------------------------------------------
+
+_sha256 = hashlib.sha256
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return _sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly smaller than ``n`` (n ≥ 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _root(hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
+    n = hi - lo
+    if n == 1:
+        return hashes[lo]
+    k = _split(n)
+    return node_hash(_root(hashes, lo, lo + k), _root(hashes, lo + k, hi))
+
+
+def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """RFC 6962 Merkle Tree Hash over already-hashed leaves (``SHA-256()`` for an empty tree)."""
+    if not leaf_hashes:
+        return _sha256(b"").digest()
+    return _root(leaf_hashes, 0, len(leaf_hashes))
+
+
+def audit_paths(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """Root and the audit path of every leaf, in O(n log n) total: one pass over the tree that
+    appends each subtree's root to the paths of the leaves on the other side."""
+    n = len(leaf_hashes)
+    if n == 0:
+        return _sha256(b"").digest(), []
+    paths: list[list[bytes]] = [[] for _ in range(n)]
+
+    def build(lo: int, hi: int) -> bytes:
+        if hi - lo == 1:
+            return leaf_hashes[lo]
+        mid = lo + _split(hi - lo)
+        left = build(lo, mid)
+        right = build(mid, hi)
+        for i in range(lo, mid):
+            paths[i].append(right)
+        for i in range(mid, hi):
+            paths[i].append(left)
+        return node_hash(left, right)
+
+    return build(0, n), paths
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: does ``path`` prove that ``leaf`` (a leaf hash) is entry ``index`` of
+    the tree of ``tree_size`` leaves whose root is ``root``?"""
+    if not (0 <= index < tree_size):
+        return False
+    fn, sn, r = index, tree_size - 1, leaf
+    for p in path:
+        if len(p) != 32 or sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    audit_path: tuple[bytes, ...]
+    root: bytes
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "audit_path": [h.hex() for h in self.audit_path],
+            "root": self.root.hex(),
+        }
+
+    def verify(self, leaf_data: bytes) -> bool:
+        return verify_inclusion(leaf_hash(leaf_data), self.leaf_index, self.tree_size, self.audit_path, self.root)
+
+
+class MerkleTree:
+    """A tree over leaf *data* (e.g. canonical receipts), with every leaf's proof."""
+
+    __slots__ = ("leaf_hashes", "paths", "root")
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.leaf_hashes = [leaf_hash(d) for d in leaves]
+        self.root, self.paths = audit_paths(self.leaf_hashes)
+
+    def __len__(self) -> int:
+        return len(self.leaf_hashes)
+
+    def proof(self, index: int) -> InclusionProof:
+        return InclusionProof(index, len(self.leaf_hashes), tuple(self.paths[index]), self.root)
+
+
+def tree_head_bytes(*, root: bytes, tree_size: int, issued_at: str, key_id: str) -> bytes:
+    """The exact bytes that are signed for a tree: canonical JSON of the tree head."""
+    return canonical_json(
+        {
+            "type": TREE_HEAD_TYPE,
+            "root_sha256": root.hex(),
+            "tree_size": tree_size,
+            "issued_at": issued_at,
+            "key_id": key_id,
+        }
+    )
