@@ -644,20 +644,26 @@ def _check_checkpoints(
     checkpoints: Sequence[Checkpoint],
     verify_signature: SignatureCheck | None,
 ) -> tuple[list[Checkpoint], ChainBreak | None]:
-    """Signature and link of every checkpoint, oldest first: the valid prefix and the first problem."""
-    ordered = sorted(checkpoints, key=lambda c: (c.seq, c.timestamp))
+    """Check checkpoints in the order they were made: signature, link to the one before, and that
+    no later one covers fewer entries or names another head. Returns the valid prefix and the first
+    problem."""
     valid: list[Checkpoint] = []
+    heads: dict[int, str] = {}
     prev: Checkpoint | None = None
-    for cp in ordered:
+    for cp in checkpoints:
         problem = None
         if cp.account_id != account_id:
             problem = f"belongs to account {cp.account_id!r}"
         elif verify_signature is not None and not verify_signature(cp.signed_bytes(), cp.signature, cp.key_id):
             problem = "has a signature that does not verify"
         elif cp.prev_checkpoint_hash != (None if prev is None else prev.checkpoint_hash()):
-            problem = "does not link to the checkpoint before it (a checkpoint was deleted or changed)"
+            problem = "does not link to the checkpoint before it (a checkpoint was deleted, changed or reordered)"
         elif cp.seq == 0 and cp.head_hash != GENESIS_HASH:
             problem = "covers an empty chain but names a head hash"
+        elif prev is not None and cp.seq < prev.seq:
+            problem = f"covers fewer entries than the checkpoint before it (seq {prev.seq}): the log was cut"
+        elif heads.get(cp.seq, cp.head_hash) != cp.head_hash:
+            problem = "names a different head than an earlier checkpoint at the same seq"
         if problem is not None:
             return valid, ChainBreak(
                 BreakKind.CHECKPOINT_INVALID,
@@ -667,8 +673,37 @@ def _check_checkpoints(
                 checkpoint_seq=cp.seq,
             )
         valid.append(cp)
+        heads[cp.seq] = cp.head_hash
         prev = cp
     return valid, None
+
+
+def _head_mismatch(expected_head: tuple[int, str], head_seq: int, recent: deque[Sequence[Any]]) -> ChainBreak:
+    want_seq = expected_head[0]
+    if want_seq > head_seq:
+        return ChainBreak(
+            BreakKind.TRUNCATED,
+            head_seq + 1,
+            None,
+            f"log truncated: it ends at seq {head_seq} but the chain head record says seq {want_seq} "
+            f"(entries {head_seq + 1}–{want_seq} were deleted)",
+        )
+    if want_seq == head_seq:
+        last = recent[-1] if recent else None
+        return ChainBreak(
+            BreakKind.REWRITTEN,
+            head_seq,
+            None if last is None else last[1],
+            f"the last entry (seq {head_seq}) does not carry the hash in the chain head record: it was rewritten",
+        )
+    extra = next((r for r in recent if r[0] == want_seq + 1), None)
+    return ChainBreak(
+        BreakKind.INSERTED,
+        want_seq + 1,
+        None if extra is None else extra[1],
+        f"entries after seq {want_seq} were added around the append path (the chain head record ends "
+        f"at seq {want_seq}, the log at seq {head_seq})",
+    )
 
 
 def verify_chain(
@@ -676,13 +711,16 @@ def verify_chain(
     rows: Iterable[Sequence[Any]],
     checkpoints: Sequence[Checkpoint] = (),
     verify_signature: SignatureCheck | None = None,
+    expected_head: tuple[int, str] | None = None,
 ) -> ChainReport:
     """Recompute an account's chain from its stored rows (in seq order, :data:`ROW_FIELDS` layout).
 
-    Stops at the first entry that does not check out and says why. Checkpoints are checked for
-    their signature (when ``verify_signature`` is given) and their own chain, then against the
-    entries: the entry at a checkpoint's ``seq`` must carry its ``head_hash``, and the log must
-    reach at least the last checkpoint's ``seq`` (otherwise its tail was truncated).
+    Stops at the first entry that does not check out and says why. Checkpoints (in the order they
+    were made) are checked for their signature (when ``verify_signature`` is given) and their own
+    chain, then against the entries: the entry at a checkpoint's ``seq`` must carry its
+    ``head_hash``, and the log must reach at least the last checkpoint's ``seq`` (otherwise its tail
+    was truncated). ``expected_head`` is the ``(seq, hash)`` the store believes is the head (an
+    unsigned witness: it catches a cut tail or an entry written around the append path).
     """
     valid_cps, cp_break = _check_checkpoints(account_id, checkpoints, verify_signature)
     cp_heads = {cp.seq: cp.head_hash for cp in valid_cps if cp.seq > 0}
@@ -753,6 +791,9 @@ def verify_chain(
             f"(entries {expected_seq}–{last_cp} were deleted)",
             checkpoint_seq=last_cp,
         )
+    elif expected_head is not None and expected_head != (head_seq, expected_prev):
+        first_break = _head_mismatch(expected_head, head_seq, recent)
+        verified_through = min(verified_through, max(0, first_break.seq - 1))
     if cp_break is not None and (first_break is None or cp_break.seq < first_break.seq):
         first_break = cp_break
     return ChainReport(
