@@ -1,0 +1,195 @@
+"""Emissions-report methodology: GHG categories, folding partial sums, ESRS E1, coverage trees."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from powermeter.methodology import reporting as rp
+from powermeter.methodology.merkle import leaf_hash, merkle_root
+
+
+def test_own_hardware_jobs_are_scope_2_and_purchased_services_scope_3_category_1() -> None:
+    assert rp.ghg_category("job", own_hardware=True) is rp.SCOPE2_LOCATION
+    assert rp.ghg_category("job", own_hardware=False) is rp.SCOPE3_CAT1
+    # an inference request is always a purchased service, whatever the flag says
+    assert rp.ghg_category("inference", own_hardware=True) is rp.SCOPE3_CAT1
+    assert rp.SCOPE2_LOCATION.scope == 2
+    assert "location-based" in rp.SCOPE2_LOCATION.method
+    assert (rp.SCOPE3_CAT1.scope, rp.SCOPE3_CAT1.category) == (3, 1)
+    with pytest.raises(ValueError, match="unknown record kind"):
+        rp.ghg_category("device", own_hardware=False)
+
+
+@given(st.integers(min_value=0, max_value=300))
+@settings(max_examples=60, deadline=None)
+def test_streaming_merkle_root_equals_rfc6962_root(n: int) -> None:
+    leaves = [f"job:rcpt_{i}:{i:064x}".encode() for i in range(n)]
+    acc = rp.MerkleAccumulator()
+    for leaf in leaves:
+        acc.add(leaf)
+    assert acc.size == n
+    assert acc.root() == merkle_root([leaf_hash(x) for x in leaves])
+
+
+FACTORS = [
+    rp.EmissionFactorRef("US", 367.0, "EIA 2024", "sha256:aaaaaaaaaaaa"),
+    rp.EmissionFactorRef("FR", 21.7, "Ember 2024", "sha256:aaaaaaaaaaaa"),
+    None,
+]
+
+row_strategy = st.builds(
+    rp.AggregateRow,
+    kind=st.sampled_from(["job", "inference"]),
+    month=st.sampled_from(["2026-01", "2026-02", "2026-11"]),
+    group=st.sampled_from(["a", "b", "c"]),
+    own_hardware=st.booleans(),
+    factor=st.sampled_from(FACTORS),
+    methodology_version=st.sampled_from(["compute-job/1", "ai-inference/1"]),
+    records=st.integers(min_value=1, max_value=10_000),
+    energy_kwh=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    co2e_g=st.floats(min_value=0, max_value=1e9, allow_nan=False),
+    water_ml=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    water_records=st.integers(min_value=0, max_value=3),
+)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+
+
+@given(st.lists(row_strategy, max_size=40), st.sampled_from(rp.GROUP_BY))
+@settings(max_examples=150, deadline=None)
+def test_lines_categories_and_series_each_add_up_to_the_totals(rows: list[rp.AggregateRow], group_by: str) -> None:
+    fig = rp.build_figures(rows, group_by)
+    t = fig.totals
+    assert t["records"] == sum(r.records for r in rows)
+    assert _close(t["energy_kwh"], math.fsum(r.energy_kwh for r in rows))
+    assert _close(t["co2e_kg"], math.fsum(r.co2e_g for r in rows) / 1000)
+    for parts in (fig.lines, fig.by_ghg_category, fig.series):
+        assert sum(p["records"] for p in parts) == t["records"]
+        assert _close(math.fsum(p["energy_kwh"] for p in parts), t["energy_kwh"])
+        assert _close(math.fsum(p["co2e_kg"] for p in parts), t["co2e_kg"])
+        assert sum(p["compute_job_receipts"] for p in parts) == sum(r.records for r in rows if r.kind == "job")
+    scope2 = sum(r.records for r in rows if r.kind == "job" and r.own_hardware)
+    got = {c["ghg"]["code"]: c["records"] for c in fig.by_ghg_category}
+    assert got.get("scope2_location", 0) == scope2
+    assert sum(f["records"] for f in fig.emission_factors) == sum(r.records for r in rows if r.factor)
+
+
+def test_lines_name_their_category_factors_and_methodology() -> None:
+    rows = [
+        rp.AggregateRow("job", "2026-01", "US", True, FACTORS[0], "compute-job/1", 3, 2.0, 734.0),
+        rp.AggregateRow("job", "2026-01", "US", False, FACTORS[0], "compute-job/1", 1, 1.0, 367.0),
+        rp.AggregateRow("inference", "2026-02", "FR", False, FACTORS[1], "ai-inference/1", 5, 0.5, 20.0, 900.0, 5),
+    ]
+    fig = rp.build_figures(rows, "location", {"US": "United States"})
+    assert [(ln["group"], ln["ghg"]["code"]) for ln in fig.lines] == [
+        ("US", "scope2_location"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
+    ]
+    us2 = fig.lines[0]
+    assert us2["group_label"] == "United States"
+    assert us2["emission_factor_ids"] == ["EF2"]  # factors are numbered in (location, value) order
+    ef = {f["id"]: f for f in fig.emission_factors}
+    assert ef["EF2"]["location"] == "US"
+    assert ef["EF2"]["source"] == "EIA 2024"
+    assert ef["EF2"]["records"] == 4
+    assert ef["EF2"]["dataset_version"] == "sha256:aaaaaaaaaaaa"
+    assert us2["water_l"] is None  # compute jobs carry no water estimate: unknown, not zero
+    assert fig.lines[2]["water_l"] == pytest.approx(0.9)
+    assert fig.methodology_versions == ["ai-inference/1", "compute-job/1"]
+
+
+def test_esrs_view_reports_what_the_data_support_and_states_the_gaps() -> None:
+    rows = [
+        rp.AggregateRow("job", "2026-01", "x", True, FACTORS[0], "compute-job/1", 2, 1500.0, 550_500.0),
+        rp.AggregateRow("inference", "2026-01", "x", False, FACTORS[1], "ai-inference/1", 9, 250.0, 2_000_000.0,
+                        4_000_000.0, 9),
+    ]
+    view = rp.esrs_e1_view(rp.build_figures(rows, "month"))
+    e15, e16 = view["E1-5"], view["E1-6"]
+    assert e15["total_energy_consumption_own_operations_mwh"] == pytest.approx(1.5)
+    assert e15["value_chain_context"]["purchased_cloud_and_ai_energy_mwh"] == pytest.approx(0.25)
+    assert e16["gross_scope_2_location_based_tco2e"] == pytest.approx(0.5505)
+    assert e16["gross_scope_3_tco2e"] == pytest.approx(2.0)
+    assert e16["total_ghg_emissions_location_based_tco2e"] == pytest.approx(2.5505)
+    assert e16["gross_scope_2_market_based_tco2e"] is None
+    assert "contractual instruments" in e16["gross_scope_2_market_based_reason"]
+    assert e16["total_ghg_emissions_market_based_tco2e"] is None
+    assert e16["gross_scope_1_tco2e"] is None
+    assert view["E3-4_context"]["purchased_ai_inference_water_m3"] == pytest.approx(4.0)
+    assert any("market-based" in limit for limit in view["data_limits"])
+
+
+def _document(n: int = 5) -> dict[str, Any]:
+    entries = [rp.coverage_entry("job" if i % 2 else "inference", f"id_{i}", f"{i:064x}") for i in range(n)]
+    root, size = rp.coverage_root(entries)
+    doc: dict[str, Any] = {
+        "type": rp.REPORT_TYPE,
+        "report_id": "rpt_test",
+        "generated_at": "2026-11-22T12:00:00Z",
+        "totals": {"records": n, "energy_kwh": 1.25},
+        "lines": [{"group": "2026-01", "energy_kwh": 1.25}],
+        "coverage": {"merkle_root_sha256": root.hex(), "tree_size": size, "entries": entries},
+    }
+    head = rp.report_head(report_id="rpt_test", report_type=rp.REPORT_TYPE, generated_at="2026-11-22T12:00:00Z",
+                          merkle_root_hex=root.hex(), tree_size=size, content_sha256=rp.content_digest(doc),
+                          key_id="ed25519:test")
+    doc["signature"] = {"head": head, "value": "not checked here"}
+    # what a verifier reads back from the file
+    return dict(json.loads(json.dumps(doc)))
+
+
+def _failed(doc: dict[str, Any]) -> set[str]:
+    checks, _ = rp.check_document(doc)
+    return {c.name for c in checks if not c.ok}
+
+
+def test_an_untouched_report_passes_every_check_and_its_head_is_what_gets_signed() -> None:
+    doc = _document()
+    checks, head = rp.check_document(doc)
+    assert all(c.ok for c in checks), checks
+    assert head == doc["signature"]["head"]
+    assert rp.signed_bytes(head).startswith(b'{"content_sha256":')
+
+
+def test_removing_adding_or_editing_covered_records_fails() -> None:
+    removed = _document()
+    del removed["coverage"]["entries"][2]
+    assert {"merkle root", "record count"} <= _failed(removed)
+
+    added = _document()
+    added["coverage"]["entries"].append(rp.coverage_entry("job", "rcpt_extra", "f" * 64))
+    assert {"merkle root", "record count"} <= _failed(added)
+
+    duplicated = _document()
+    duplicated["coverage"]["entries"].append(duplicated["coverage"]["entries"][0])
+    assert "no duplicates" in _failed(duplicated)
+
+    swapped = _document()
+    e = swapped["coverage"]["entries"]
+    e[0], e[1] = e[1], e[0]
+    assert _failed(swapped) == {"merkle root"}
+
+    edited = _document()
+    edited["lines"][0]["energy_kwh"] = 1.0
+    assert _failed(edited) == {"content digest"}
+
+    recount = copy.deepcopy(removed)  # trying to hide the removal by editing the counts too
+    recount["totals"]["records"] = 4
+    recount["coverage"]["tree_size"] = 4
+    assert {"merkle root", "content digest", "record count"} <= _failed(recount)
+
+
+def test_a_file_without_signature_or_coverage_is_refused() -> None:
+    doc = _document()
+    del doc["signature"]
+    checks, head = rp.check_document(doc)
+    assert head is None
+    assert not checks[0].ok
