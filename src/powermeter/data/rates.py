@@ -413,18 +413,12 @@ def _segments(row: Sequence[int]) -> list[tuple[int, int, int]]:
 
 def _schedule(item: Mapping[str, Any], key: str) -> list[list[int]]:
     sched = item.get(key)
-    if (
-        not isinstance(sched, list)
-        or len(sched) != 12
-        or any(not isinstance(r, list) or len(r) != 24 for r in sched)
-    ):
+    if not isinstance(sched, list) or len(sched) != 12 or any(not isinstance(r, list) or len(r) != 24 for r in sched):
         raise UrdbUnsupported(f"{key} must be a 12 × 24 matrix of period indices")
     return [[int(x) for x in r] for r in sched]
 
 
-def tariff_from_urdb(
-    item: Mapping[str, Any], region: str | None = None, timezone: str | None = None
-) -> dict[str, Any]:
+def tariff_from_urdb(item: Mapping[str, Any], region: str | None = None, timezone: str | None = None) -> dict[str, Any]:
     """Convert one URDB (v3–v8) rate into this project's tariff mapping.
 
     * energy period price = ``rate + adj`` of its first tier; 0-based period indices;
@@ -456,9 +450,12 @@ def tariff_from_urdb(
         if len(ladders) != 1:
             raise UrdbUnsupported(f"{label}: periods have different numbers of tiers")
         first = periods[0]
-        units = {str(t.get("unit") or "kWh").strip().lower() for p in periods for t in p if t.get("max") is not None}
+        given = {str(t.get("unit") or "kWh").strip() for p in periods for t in p if t.get("max") is not None}
+        units = {u.lower() for u in given}
         if len(units) > 1 or not units <= set(_URDB_BLOCK_UNITS):
-            raise UrdbUnsupported(f"{label}: tier unit {sorted(units)} is not supported (kWh or kWh daily only)")
+            raise UrdbUnsupported(
+                f"{label}: tier unit {', '.join(sorted(given))} is not supported (kWh or kWh daily only)"
+            )
         basis = _URDB_BLOCK_UNITS[units.pop()] if units else "month"
         for k, t in enumerate(first):
             mx = t.get("max")
@@ -568,9 +565,7 @@ def tariff_from_urdb(
     return out
 
 
-def import_urdb(
-    doc: Any, dataset: RatesDataset, region: str | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
+def import_urdb(doc: Any, dataset: RatesDataset, region: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Convert every rate in a URDB export; returns ``(tariffs, errors)``.
 
     Each tariff takes its region's time zone and is validated by compiling it; rates the engine

@@ -332,9 +332,7 @@ def _tier_pieces(t: TouTier, field: str) -> list[tuple[Decimal, Decimal]]:
     if e == s:
         raise TariffInputError(f"{field}.end_hour", "must differ from start_hour (use [0, 24] for a full day)")
     if e < D0 or e > s + HOURS_PER_DAY:
-        raise TariffInputError(
-            f"{field}.end_hour", f"must be in [0, start_hour + 24] (got {e} with start_hour {s})"
-        )
+        raise TariffInputError(f"{field}.end_hour", f"must be in [0, start_hour + 24] (got {e} with start_hour {s})")
     if e < s:  # wraps midnight: [s, 24) + [0, e)
         pieces = [(s, HOURS_PER_DAY), (D0, e)]
     elif e > HOURS_PER_DAY:
@@ -365,8 +363,7 @@ def _build_profile(
             other = last.name if last is not None else "?"
             raise TariffInputError(
                 f"{field}.tou_tiers[{idx}]",
-                f"tier {t.name!r} overlaps tier {other!r} between {_fmt_h(a)} and "
-                f"{_fmt_h(min(cursor, b))}{where}",
+                f"tier {t.name!r} overlaps tier {other!r} between {_fmt_h(a)} and {_fmt_h(min(cursor, b))}{where}",
             )
         if a > cursor:
             if flat is None:
@@ -444,8 +441,7 @@ def compile_rate(spec: RateSpec, field: str = "rateConfig") -> CompiledRate:
             groups[(m, weekend)] = tuple(
                 i
                 for i, t in enumerate(spec.tou_tiers)
-                if (t.months is None or m in t.months)
-                and (t.days == "all" or (t.days == "weekend") == weekend)
+                if (t.months is None or m in t.months) and (t.days == "all" or (t.days == "weekend") == weekend)
             )
     built: dict[tuple[int, ...], Profile] = {}
     profiles: dict[tuple[int, bool], Profile] = {}
@@ -491,9 +487,7 @@ def _validate_blocks(spec: RateSpec, field: str) -> None:
             raise TariffInputError(f"{bf}.up_to_kwh", "block limits must be positive and increasing")
         prev = b.up_to_kwh
     if spec.block_tiers and spec.block_tiers[-1].up_to_kwh is not None:
-        raise TariffInputError(
-            f"{field}.block_tiers", "the last block must be open-ended (up_to_kwh null)"
-        )
+        raise TariffInputError(f"{field}.block_tiers", "the last block must be open-ended (up_to_kwh null)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -786,9 +780,7 @@ class CostResult:
         return Periods.from_daily(self.energy.daily + self.fixed_daily)
 
 
-_NOTE_NO_SCHEDULE = (
-    "TOU tiers exist for this rate but the device has no schedule; priced at the {what}"
-)
+_NOTE_NO_SCHEDULE = "TOU tiers exist for this rate but the device has no schedule; priced at the {what}"
 _NOTE_ANNUAL = "TOU tiers are not applied in annual_kwh mode; priced at the {what}"
 _NOTE_STATES = "TOU tiers apply to power_states only when every state has a schedule; priced at the {what}"
 
@@ -857,9 +849,7 @@ def device_cost(
             if rate.has_tou:
                 note = _NOTE_NO_SCHEDULE.format(what=_flat_what(rate))
     else:
-        raise TariffInputError(
-            field, "give watts + hours_per_day, kwh_per_use + uses_per_week, or power_states"
-        )
+        raise TariffInputError(field, "give watts + hours_per_day, kwh_per_use + uses_per_week, or power_states")
     return CostResult(mode, kwh, Periods.from_daily(cost), fixed, rate.currency, note, tiers)
 
 
@@ -928,9 +918,7 @@ class PeriodCost:
         return self.energy_cost + self.fixed_cost
 
 
-def _interval_cost(
-    rate: CompiledRate, u0: datetime, u1: datetime, tz: ZoneInfo, holidays: frozenset[date]
-) -> Decimal:
+def _interval_cost(rate: CompiledRate, u0: datetime, u1: datetime, tz: ZoneInfo, holidays: frozenset[date]) -> Decimal:
     """∫ price dt (per kW) over the absolute interval [u0, u1), cut at every local price edge."""
     d0 = u0.astimezone(tz).date() - timedelta(days=1)
     d1 = u1.astimezone(tz).date() + timedelta(days=1)
@@ -1044,7 +1032,8 @@ def cheapest_start(profile: Profile, duration_h: Decimal) -> tuple[Decimal, Deci
     candidates = set()
     for b in profile.breaks[:-1]:
         candidates.add(b)
-        candidates.add((b - duration_h) % HOURS_PER_DAY)
+        back = b - duration_h
+        candidates.add(back + HOURS_PER_DAY if back < 0 else back)  # Decimal % keeps the sign
     best_start = D0
     best = profile.integral_wrapped(D0, duration_h)
     for s in sorted(candidates):
