@@ -1,7 +1,12 @@
-"""HTTP routes of this capability (filled in when the capability lands)."""
+"""Every page of the dashboard, one module per area, joined into one router."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from powermeter.web import routes_account, routes_auth, routes_pages
+
 router = APIRouter()
+router.include_router(routes_auth.router)
+router.include_router(routes_account.router)
+router.include_router(routes_pages.router)

@@ -1,0 +1,147 @@
+"""Dependencies of dashboard routes: the signed-in session, its transaction and CSRF checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Form, Header, Request
+from sqlalchemy.engine import Connection
+
+from powermeter.accounts.service import ALL_SCOPES, Principal
+from powermeter.infra.security import mask_key
+from powermeter.infra.state import AppState, app_state
+from powermeter.web import sessions
+from powermeter.web.sessions import WebSession
+
+
+class LoginRequired(Exception):
+    """No live session: the handler redirects to the log-in page."""
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without a valid CSRF token (or from another origin)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A signed-in request's unit of work: one transaction, the session and the request time."""
+
+    request: Request
+    conn: Connection
+    now: datetime
+    state: AppState
+    session: WebSession
+
+    @property
+    def account_id(self) -> str:
+        return self.session.account_id
+
+    def principal(self) -> Principal:
+        """The dashboard acts for the account with every scope (it is the account's owner)."""
+        s = self.session
+        return Principal(
+            account_id=s.account_id,
+            email=s.email,
+            plan=s.plan,
+            key_id="dashboard",
+            key_name="dashboard session",
+            masked_key=mask_key("----"),
+            scopes=frozenset(ALL_SCOPES),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnonPage:
+    request: Request
+    conn: Connection
+    now: datetime
+    state: AppState
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a state-changing request whose ``Origin`` (or ``Referer``) names another site."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if not referer:
+            return  # some privacy settings send neither; the token still has to match
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if origin == "null":
+        raise CsrfRefused("the request came from an opaque origin")
+    host = request.headers.get("host", "")
+    if urlsplit(origin).netloc != host:
+        raise CsrfRefused("the request came from another site")
+
+
+@contextmanager
+def _session_tx(request: Request) -> Iterator[tuple[Connection, WebSession, AppState, datetime]]:
+    st = app_state(request)
+    now = st.clock.now()
+    token = request.cookies.get(sessions.SESSION_COOKIE)
+    with st.db.begin() as conn:
+        s = sessions.load_session(conn, st.settings, token, now)
+        if s is None:
+            raise LoginRequired()
+        request.state.web_session = s
+        request.state.csrf_token = s.csrf_token
+        yield conn, s, st, now
+
+
+def signed_in(request: Request) -> Iterator[Page]:
+    with _session_tx(request) as (conn, s, st, now):
+        yield Page(request, conn, now, st, s)
+
+
+def signed_in_form(
+    request: Request,
+    csrf_token: Annotated[str | None, Form()] = None,
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> Iterator[Page]:
+    check_origin(request)
+    with _session_tx(request) as (conn, s, st, now):
+        if not sessions.tokens_match(s.csrf_token, csrf_token or x_csrf_token):
+            raise CsrfRefused("the form's CSRF token is missing or does not match this session")
+        yield Page(request, conn, now, st, s)
+
+
+def anonymous(request: Request) -> Iterator[AnonPage]:
+    st = app_state(request)
+    with st.db.begin() as conn:
+        yield AnonPage(request, conn, st.clock.now(), st)
+
+
+def anonymous_form(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> Iterator[AnonPage]:
+    check_origin(request)
+    st = app_state(request)
+    nonce = request.cookies.get(sessions.PRELOGIN_COOKIE)
+    expected = sessions.prelogin_token(st.secret, nonce) if nonce else None
+    if not sessions.tokens_match(expected, csrf_token):
+        raise CsrfRefused("the form's CSRF token is missing or does not match this browser")
+    with st.db.begin() as conn:
+        yield AnonPage(request, conn, st.clock.now(), st)
+
+
+def SignedIn() -> Any:
+    return Depends(signed_in, scope="function")
+
+
+def SignedInForm() -> Any:
+    return Depends(signed_in_form, scope="function")
+
+
+def Anonymous() -> Any:
+    return Depends(anonymous, scope="function")
+
+
+def AnonymousForm() -> Any:
+    return Depends(anonymous_form, scope="function")

@@ -1,0 +1,83 @@
+"""Every SQL statement of the dashboard: login sessions and the usage-counter history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from powermeter.accounts.tables import accounts, usage_counters
+from powermeter.web.tables import web_sessions
+
+_SESSION_Q = (
+    sa.select(
+        web_sessions.c.id,
+        web_sessions.c.account_id,
+        web_sessions.c.csrf_token,
+        web_sessions.c.created_at,
+        web_sessions.c.last_seen_at,
+        web_sessions.c.expires_at,
+        accounts.c.email,
+        accounts.c.plan,
+        accounts.c.is_admin,
+    )
+    .select_from(web_sessions.join(accounts, accounts.c.id == web_sessions.c.account_id))
+    .where(web_sessions.c.id == sa.bindparam("sid"))
+)
+
+
+def insert_session(conn: Connection, **values: Any) -> None:
+    conn.execute(web_sessions.insert().values(**values))
+
+
+def get_session(conn: Connection, session_id: str) -> Row[Any] | None:
+    return cast("Row[Any] | None", conn.execute(_SESSION_Q, {"sid": session_id}).first())
+
+
+def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
+    conn.execute(web_sessions.update().where(web_sessions.c.id == session_id).values(last_seen_at=now))
+
+
+def delete_session(conn: Connection, session_id: str) -> int:
+    return int(conn.execute(web_sessions.delete().where(web_sessions.c.id == session_id)).rowcount)
+
+
+def delete_expired_sessions(conn: Connection, now: datetime) -> int:
+    return int(conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= now)).rowcount)
+
+
+def count_sessions(conn: Connection, account_id: str) -> int:
+    q = sa.select(sa.func.count()).select_from(web_sessions).where(web_sessions.c.account_id == account_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def usage_history(
+    conn: Connection, account_id: str, metrics: Sequence[str], first_day: str, last_day: str
+) -> list[tuple[str, str, int]]:
+    """Daily usage counters ``(metric, 'YYYY-MM-DD', value)`` between two days (inclusive).
+
+    Monthly counters (``YYYY-MM``) share the table; the length filter keeps only daily ones.
+    """
+    q = (
+        sa.select(usage_counters.c.metric, usage_counters.c.period, usage_counters.c.value)
+        .where(
+            usage_counters.c.account_id == account_id,
+            usage_counters.c.metric.in_(list(metrics)),
+            usage_counters.c.period >= first_day,
+            usage_counters.c.period <= last_day,
+            sa.func.length(usage_counters.c.period) == 10,
+        )
+        .order_by(usage_counters.c.period)
+    )
+    return [(r.metric, r.period, int(r.value)) for r in conn.execute(q)]
+
+
+def monthly_counters(conn: Connection, account_id: str, period: str) -> dict[str, int]:
+    """This month's counters (``route_calls`` …) of an account."""
+    q = sa.select(usage_counters.c.metric, usage_counters.c.value).where(
+        usage_counters.c.account_id == account_id, usage_counters.c.period == period
+    )
+    return {r.metric: int(r.value) for r in conn.execute(q)}
