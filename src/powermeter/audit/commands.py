@@ -18,13 +18,9 @@ audit_app = typer.Typer(help="The tamper-evident audit log: verify, export, chec
 
 
 def _db() -> tuple[Settings, Database]:
-    from powermeter.cli import _db_and_settings
-    from powermeter.infra.db import Database
+    from powermeter.infra.bootstrap import open_database
 
-    settings, db = _db_and_settings()
-    if not isinstance(db, Database):  # pragma: no cover - the CLI's helper returns a Database
-        raise TypeError("expected a Database")
-    return settings, db
+    return open_database()
 
 
 def _describe(report: ChainReport, label: str) -> str:

@@ -35,13 +35,13 @@ ROW_COLUMNS = (
 
 _LOCK_HEAD = (
     sa.select(heads.c.seq, heads.c.head_hash, heads.c.checkpoints)
-    .where(heads.c.account_id == sa.bindparam("account_id"))
+    .where(heads.c.account_id == sa.bindparam("b_account"))
     .with_for_update()
 )
 _ADVANCE_HEAD = (
     heads.update()
-    .where(heads.c.account_id == sa.bindparam("account_id"))
-    .values(seq=sa.bindparam("seq"), head_hash=sa.bindparam("head_hash"), updated_at=sa.bindparam("now"))
+    .where(heads.c.account_id == sa.bindparam("b_account"))
+    .values(seq=sa.bindparam("b_seq"), head_hash=sa.bindparam("b_hash"), updated_at=sa.bindparam("b_now"))
 )
 _INSERT_ENTRY = entries.insert()
 
@@ -64,7 +64,7 @@ def lock_head(conn: Connection, account_id: str) -> Head | None:
     account wait here, so each sees the head the previous one left. SQLite transactions are
     ``BEGIN IMMEDIATE`` (one writer at a time), which serialises them already.
     """
-    return _head(conn.execute(_LOCK_HEAD, {"account_id": account_id}).first())
+    return _head(conn.execute(_LOCK_HEAD, {"b_account": account_id}).first())
 
 
 def create_head(conn: Connection, account_id: str, now: datetime) -> None:
@@ -98,7 +98,7 @@ def insert_entry(conn: Connection, entry: AuditEntry) -> None:
 
 
 def advance_head(conn: Connection, account_id: str, seq: int, head_hash: str, now: datetime) -> None:
-    conn.execute(_ADVANCE_HEAD, {"account_id": account_id, "seq": seq, "head_hash": head_hash, "now": now})
+    conn.execute(_ADVANCE_HEAD, {"b_account": account_id, "b_seq": seq, "b_hash": head_hash, "b_now": now})
 
 
 def get_head(conn: Connection, account_id: str) -> Head | None:

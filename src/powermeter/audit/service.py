@@ -33,6 +33,7 @@ from powermeter.accounts import service as accounts
 from powermeter.audit import repository as repo
 from powermeter.infra.security import Signer
 from powermeter.methodology.audit_chain import (
+    CHECKPOINT_TYPE,
     GENESIS_HASH,
     ActionType,
     AuditEntry,
@@ -276,8 +277,9 @@ def export_lines(
 ) -> Iterator[str]:
     """JSON lines: a header, every entry in seq order, then every checkpoint in the order made.
 
-    Each entry line is the hashed entry object plus ``type`` and ``entry_hash``; each checkpoint
-    line is the signed payload plus ``signature``. Everything needed to verify offline.
+    Each entry line is the hashed entry object plus ``type: "entry"`` and ``entry_hash``; each
+    checkpoint line is the signed payload (``type: "powermeter.audit.checkpoint"``) plus
+    ``signature``. Everything needed to verify offline.
     """
     head = repo.get_head(conn, account_id)
     yield canonical_json(
@@ -313,7 +315,7 @@ def export_lines(
             }
         )
     for cp in repo.list_checkpoints(conn, account_id):
-        yield canonical_json({"type": "checkpoint", **cp.as_json()})
+        yield canonical_json(cp.as_json())  # the signed payload (its type names it) plus the signature
 
 
 class ExportFormatError(ValueError):
@@ -368,7 +370,7 @@ def parse_export(lines: Iterable[str]) -> ParsedExport:
                         obj["entry_hash"],
                     )
                 )
-            elif kind == "checkpoint":
+            elif kind == CHECKPOINT_TYPE:
                 cps.append(
                     Checkpoint(
                         account_id=obj["account_id"],
