@@ -1,7 +1,164 @@
-"""HTTP routes of this capability (filled in when the capability lands)."""
+"""Public electricity-cost calculator (seed 003), mounted at ``/calc`` (the seed's base URL).
+
+No authentication; 60 requests/minute per client IP. Error bodies are ``{"error": ...}``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import copy
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Request
+
+from powermeter.accounts.deps import ip_rate_limit
+from powermeter.cost import schemas as s
+from powermeter.cost import service
+from powermeter.infra.errors import error_responses
+from powermeter.infra.responses import FastJSONResponse
+from powermeter.infra.state import app_state
+
+router = APIRouter(prefix="/calc/api", tags=["cost calculator"], dependencies=[Depends(ip_rate_limit)])
+
+_ERRORS = error_responses("calc", 400, 429)
+
+
+def _json(request: Request, payload: Any, headers: dict[str, str] | None = None) -> FastJSONResponse:
+    """A JSON response carrying the per-IP RateLimit-* headers set by the dependency."""
+    h = dict(getattr(request.state, "ratelimit_headers", None) or {})
+    if headers:
+        h.update(headers)
+    return FastJSONResponse(payload, headers=h)
+
+
+def _rates(request: Request) -> Any:
+    st = app_state(request)
+    return service.rates_provider(st).get(st)
+
+
+@router.post(
+    "/cost",
+    operation_id="calcCost",
+    summary="Daily/monthly/annual cost for a device",
+    description="Rate input: `rateConfig` (inline) or `regionCode` (dataset lookup, optional `tariffId`). "
+    "Money is rounded to 4 decimals; annual = daily × 365 and monthly = annual ÷ 12.",
+    openapi_extra=s.body(s.COST_REQUEST, s.COST_EXAMPLES),
+    responses={**s.ok(s.COST_RESPONSE, s.COST_RESPONSE_EXAMPLE, "Cost of the device"),
+               **error_responses("calc", 400, 404, 429)},
+)
+async def calc_cost(request: Request) -> FastJSONResponse:
+    body = service.decode_body(await request.body())
+    return _json(request, service.cost(body, _rates(request)))
+
+
+@router.post(
+    "/shift-savings",
+    operation_id="calcShiftSavings",
+    summary="Cheapest continuous run window for a shiftable device on a TOU rate",
+    description="Same body as /api/cost; `device.shiftable` must be true. Costs are per day; the window may wrap "
+    "midnight ([22, 25] = 22:00–01:00).",
+    openapi_extra=s.body(s.SHIFT_REQUEST, example=s.SHIFT_EXAMPLE),
+    responses={**s.ok(s.SHIFT_RESPONSE, s.SHIFT_RESPONSE_EXAMPLE, "Savings, or no_tou_data"),
+               **error_responses("calc", 400, 404, 429)},
+)
+async def calc_shift_savings(request: Request) -> FastJSONResponse:
+    body = service.decode_body(await request.body())
+    return _json(request, service.shift(body, _rates(request)))
+
+
+@router.post(
+    "/battery-cost",
+    operation_id="calcBatteryCost",
+    summary="Charging cost for consumer electronics or an EV",
+    openapi_extra=s.body(s.BATTERY_REQUEST, s.BATTERY_EXAMPLES),
+    responses={**s.ok({"type": "object"}, {"mode": "ev", "monthly_cost": 42.6136, "annual_cost": 511.3636},
+                      "Charging cost"), **error_responses("calc", 400, 404, 429)},
+)
+async def calc_battery_cost(request: Request) -> FastJSONResponse:
+    body = service.decode_body(await request.body())
+    return _json(request, service.battery(body, _rates(request)))
+
+
+@router.post(
+    "/arbitrage",
+    operation_id="calcArbitrage",
+    summary="Savings from charging a battery cheap and discharging when power is expensive",
+    openapi_extra=s.body(s.ARBITRAGE_REQUEST, example=s.ARBITRAGE_EXAMPLE),
+    responses={**s.ok({"type": "object"}, {"per_cycle_savings": 3.6, "annual_savings": 1314.0},
+                      "Per-cycle and annual savings"), **_ERRORS},
+)
+async def calc_arbitrage(request: Request) -> FastJSONResponse:
+    body = service.decode_body(await request.body())
+    return _json(request, service.arbitrage(body))
+
+
+@router.get(
+    "/rates/index",
+    operation_id="calcRatesIndex",
+    summary="Slim list of all locations",
+    responses={**s.ok({"type": "array", "items": {"type": "object"}},
+                      [{"regionCode": "US-CA", "name": "California", "country": "US", "currency": "USD",
+                        "flat_rate": 0.2951, "year": 2023, "has_tou": True, "tariffs": ["pge-e-tou-c"]}],
+                      "Every region code"), **error_responses("calc", 429)},
+)
+async def calc_rates_index(request: Request) -> FastJSONResponse:
+    rates = _rates(request)
+    return _json(request, rates.index(), {"X-Dataset-Version": rates.version})
+
+
+@router.get(
+    "/rates/{regionCode}",
+    operation_id="calcRatesRegion",
+    summary="Full rate dataset (flat rate + TOU tiers + named tariffs) for a location",
+    responses={**s.ok({"type": "object"}, {"regionCode": "US-CA", "flat_rate": 0.2951, "currency": "USD",
+                                           "default_tariff": "pge-e-tou-c"}, "The region's rates"),
+               **error_responses("calc", 404, 429)},
+)
+async def calc_rates_region(regionCode: str, request: Request) -> FastJSONResponse:
+    rates = _rates(request)
+    return _json(request, service.rate_detail(regionCode, rates), {"X-Dataset-Version": rates.version})
+
+
+@router.get("/openapi.json", operation_id="calcOpenapi", summary="OpenAPI 3.1 of the calculator API",
+            include_in_schema=False)
+async def calc_openapi(request: Request) -> FastJSONResponse:
+    st = app_state(request)
+    spec = st.extras.get("cost.openapi")
+    if spec is None:
+        spec = st.extras["cost.openapi"] = family_openapi(request.app.openapi())
+    return _json(request, spec)
+
+
+def family_openapi(full: dict[str, Any]) -> dict[str, Any]:
+    """The calculator's own OpenAPI 3.1 document: its paths relative to the ``/calc`` base URL."""
+    paths = {p[len("/calc"):]: copy.deepcopy(v) for p, v in full.get("paths", {}).items() if p.startswith("/calc/")}
+    schemas = full.get("components", {}).get("schemas", {})
+    needed: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[-1]
+                if name not in needed and name in schemas:
+                    needed[name] = schemas[name]
+                    walk(schemas[name])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(paths)
+    return {
+        "openapi": full.get("openapi", "3.1.0"),
+        "info": {
+            "title": "powermeter electricity cost calculator",
+            "version": full.get("info", {}).get("version", "0"),
+            "description": "Public, no-auth endpoints to compute electricity costs from a rate, wattage and usage "
+            "schedule. 60 requests/minute per IP; 429 bodies are {\"error\": \"rate_limited\", \"retry_after\": N} "
+            "with a Retry-After header.",
+        },
+        "servers": [{"url": "/calc"}],
+        "paths": paths,
+        "components": {"schemas": needed},
+    }

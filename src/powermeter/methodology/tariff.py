@@ -24,7 +24,7 @@ import bisect
 import calendar
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
@@ -853,6 +853,54 @@ def device_cost(
     return CostResult(mode, kwh, Periods.from_daily(cost), fixed, rate.currency, note, tiers)
 
 
+@dataclass(frozen=True, slots=True)
+class HouseholdCost:
+    devices: tuple[CostResult, ...]
+    kwh_per_day: Decimal
+    energy: Periods
+    fixed_daily: Decimal
+
+    @property
+    def total(self) -> Periods:
+        return Periods.from_daily(self.energy.daily + self.fixed_daily)
+
+
+def household_cost(
+    rate: CompiledRate, devices: Sequence[DeviceUsage], *, include_fixed: bool = False
+) -> HouseholdCost:
+    """Every device's cost and the household total under one rate.
+
+    Without block tiers the total is the sum of the devices. With block tiers the blocks apply to the
+    household's combined kWh (that is how the bill is computed); each device is then charged its share
+    of the household energy cost in proportion to its time-based cost (or its kWh when prices are 0),
+    so the device costs add up to the total.
+    """
+    fixed = rate.spec.fixed_daily_charge if include_fixed else D0
+    if not rate.spec.block_tiers:
+        results = tuple(device_cost(rate, d, field=f"devices[{i}]") for i, d in enumerate(devices))
+        kwh = sum((r.kwh_per_day for r in results), D0)
+        daily = sum((r.energy.daily for r in results), D0)
+        return HouseholdCost(results, kwh, Periods.from_daily(daily), fixed)
+    spec = rate.spec
+    flat = spec.flat_rate
+    if flat is None and not spec.tou_tiers:
+        flat = next(b.rate for b in spec.block_tiers if b.rate is not None)
+    base = compile_rate(replace(spec, block_tiers=(), flat_rate=flat))
+    pre = tuple(device_cost(base, d, field=f"devices[{i}]") for i, d in enumerate(devices))
+    kwh = sum((r.kwh_per_day for r in pre), D0)
+    time_based = sum((r.energy.daily for r in pre), D0)
+    if spec.block_basis == "day":
+        daily = apply_blocks(rate, kwh, time_based, D1)
+    else:
+        m = DAYS_PER_TYPICAL_MONTH
+        daily = apply_blocks(rate, kwh * m, time_based * m, m) / m
+    results_list: list[CostResult] = []
+    for r in pre:
+        share = r.energy.daily / time_based if time_based > 0 else r.kwh_per_day / kwh if kwh > 0 else D0
+        results_list.append(replace(r, energy=Periods.from_daily(daily * share)))
+    return HouseholdCost(tuple(results_list), kwh, Periods.from_daily(daily), fixed)
+
+
 # ---------------------------------------------------------------------------------------------
 # real dates: absolute-time pricing across DST
 
@@ -1237,6 +1285,7 @@ __all__ = [
     "CostResult",
     "DayCost",
     "DeviceUsage",
+    "HouseholdCost",
     "Load",
     "PeriodCost",
     "Periods",
@@ -1256,6 +1305,7 @@ __all__ = [
     "electronics_charging_cost",
     "energy_only_day_cost",
     "ev_charging_cost",
+    "household_cost",
     "mean_price_over",
     "parse_device",
     "parse_rate_config",
