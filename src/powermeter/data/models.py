@@ -279,6 +279,11 @@ class ModelCatalog:
     def vendors(self) -> list[str]:
         return sorted(self._meta.vendor_fallbacks)
 
+    @property
+    def vendor_fallbacks(self) -> dict[str, dict[str, str]]:
+        """vendor → {"fallback": class name or model id, "why": reason}."""
+        return {v: {"fallback": t, "why": w} for v, (t, w) in sorted(self._meta.vendor_fallbacks.items())}
+
     def is_host(self, prefix: str) -> bool:
         return prefix in self._meta.hosts
 

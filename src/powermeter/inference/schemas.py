@@ -1,0 +1,167 @@
+"""Request and response models of the AI-inference routes (seed 004's fields, plus documented extras)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TOKENS = 100_000_000  # per field; far above any context window, keeps the arithmetic sane
+
+
+class InferenceIn(BaseModel):
+    """One LLM request, as the seed's ``POST`` body (unknown fields are ignored)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider": "Google",
+                    "model": "gemini-3-pro",
+                    "prompt_tokens": 788,
+                    "completion_tokens": 312,
+                    "reasoning_tokens": 0,
+                    "cached_tokens": 0,
+                    "startTimeMs": 1710000000000,
+                    "firstTokenTimeMs": 1710000010000,
+                    "source": "dom_estimated",
+                    "is_estimated": True,
+                    "estimation_method": "dom_gpt_tokenizer_v1",
+                }
+            ]
+        },
+    )
+
+    provider: str = Field(min_length=1, max_length=100, description='Cloud or model provider ("Google", "OpenAI")')
+    prompt_tokens: int = Field(ge=0, le=MAX_TOKENS, description="Tokens sent in the prompt (cached ones included)")
+    completion_tokens: int = Field(ge=0, le=MAX_TOKENS, description="Generated output tokens")
+    model: str | None = Field(
+        None,
+        max_length=200,
+        description="Model id (OpenRouter style like `qwen/qwen3-235b-a22b`, or the provider's own name); "
+        "optional when the provider has a fallback model class",
+    )
+    detected_region: str | None = Field(
+        None,
+        max_length=100,
+        description='Data-centre region ("us-west-1", "aws:eu-west-1", "europe-west4", a country code…); '
+        "a known one gives calculationMethod EXACT_REGION",
+    )
+    reasoning_tokens: int = Field(
+        0,
+        ge=0,
+        le=MAX_TOKENS,
+        description="Reasoning tokens reported by the provider; counted once (inside completion_tokens for "
+        "OpenAI-style usage, added to them for Google's separately reported thoughts)",
+    )
+    cached_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="Prompt tokens read from the prompt cache")
+    startTimeMs: int | None = Field(None, ge=0, description="Request start, epoch milliseconds")
+    firstTokenTimeMs: int | None = Field(None, ge=0, description="First token received, epoch milliseconds")
+    endTimeMs: int | None = Field(
+        None, ge=0, description="Extension: last token received, epoch milliseconds (caps the latency)"
+    )
+    source: str | None = Field(None, max_length=100, description="Where the counts come from (stored)")
+    is_estimated: bool | None = Field(None, description="Whether the token counts are estimates (stored)")
+    estimation_method: str | None = Field(None, max_length=100, description="How they were estimated (stored)")
+
+
+class Audit(BaseModel):
+    calculationMethod: Literal["EXACT_REGION", "PROVIDER_DEFAULT", "GLOBAL_AVERAGE"]
+    finalRegion: str = Field(examples=["us-west-1"])
+    finalProvider: str = Field(examples=["AWS"])
+
+
+class Range(BaseModel):
+    min: float
+    max: float
+
+
+class InferenceOut(BaseModel):
+    """The seed's fields first; everything after ``message`` is a documented extension."""
+
+    energy_wh: float = Field(description="Facility energy (IT × PUE), central value, Wh", examples=[3.45])
+    co2_grams: float = Field(description="Location-based usage + embodied emissions, gCO2e", examples=[1.22])
+    water_ml: float = Field(description="On-site + off-site water consumption, mL", examples=[0.85])
+    tree_days: float = Field(description="Days a mature tree needs to absorb co2_grams", examples=[0.005])
+    audit: Audit
+    message: str = Field(
+        examples=["This request cost the equivalent of 0.0050 days of a tree's carbon absorption."]
+    )
+    id: str = Field(description="Id of the stored record")
+    ranges: dict[str, Range] = Field(
+        description="[min, max] of energy_wh, co2_grams, water_ml (closed models have parameter ranges)"
+    )
+    breakdown: dict[str, float] = Field(
+        description="prefill_wh + decode_wh + server_wh = energy_wh; co2 usage and embodied parts; latency_s"
+    )
+    tokens: dict[str, int] = Field(description="Tokens as counted: output (reasoning once), uncached and cached prompt")
+    model: dict[str, Any] = Field(description="How the model id was resolved, and the architecture used")
+    factors: dict[str, Any] = Field(description="Grid, PUE, WUE and water factors with their sources")
+    methodology: dict[str, Any] = Field(description="Methodology and dataset versions")
+    warnings: list[str]
+
+
+class HistoryRecord(BaseModel):
+    id: str
+    logDate: str = Field(examples=["2025-05-10T12:00:00Z"])
+    keyName: str = Field(examples=["Production Key"])
+    maskedKey: str = Field(examples=["pm_live_...a1b2"])
+    provider: str = Field(examples=["OpenAI"])
+    model: str = Field(examples=["gpt-4o"])
+    inputTokens: int
+    outputTokens: int
+    energyWh: float
+    co2Grams: float
+    waterMl: float
+    treeDays: float
+    modelId: str = Field(description="Catalog entry the model resolved to")
+    calculationMethod: str
+    finalRegion: str
+
+
+class Pagination(BaseModel):
+    totalElements: int
+    totalPages: int
+    currentPage: int
+    limit: int
+
+
+class HistoryOut(BaseModel):
+    status: Literal["success"] = "success"
+    data: list[HistoryRecord]
+    pagination: Pagination
+
+
+class SummaryGroup(BaseModel):
+    key: str
+    requests: int
+    inputTokens: int
+    outputTokens: int
+    energyWh: float
+    co2Grams: float
+    waterMl: float
+    treeDays: float
+
+
+class SummaryData(BaseModel):
+    groupBy: str
+    startDate: str | None
+    endDate: str | None
+    groups: list[SummaryGroup]
+    totals: SummaryGroup
+
+
+class SummaryOut(BaseModel):
+    status: Literal["success"] = "success"
+    data: SummaryData
+
+
+class ModelsOut(BaseModel):
+    status: Literal["success"] = "success"
+    data: dict[str, Any] = Field(description="version, count, models, classes, vendorFallbacks")
+
+
+class ModelResolutionOut(BaseModel):
+    status: Literal["success"] = "success"
+    data: dict[str, Any] = Field(description="The resolution (match kind, confidence, source) and the entry")

@@ -1,0 +1,424 @@
+"""AI inference footprint: resolve the model and the site, estimate, store, and read back.
+
+The datasets (model catalog, provider defaults, locations, EcoLogits' electricity mixes) are loaded
+once per process (:func:`get_engine`) and warmed at start-up; a request then costs one dictionary
+lookup for the model, one for the site, a closed-form estimate of a few microseconds and one INSERT.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+
+from powermeter.accounts.service import Principal
+from powermeter.data.ai_providers import (
+    SiteResolver,
+    load_ecologits_mixes,
+    load_providers,
+)
+from powermeter.data.locations import load_locations
+from powermeter.data.models import ModelCatalog, Resolution, load_catalog
+from powermeter.inference import repository as repo
+from powermeter.inference.schemas import InferenceIn
+from powermeter.infra.db import Database
+from powermeter.infra.errors import BadRequest, NotFound
+from powermeter.infra.state import AppState
+from powermeter.methodology.ai_inference import (
+    METHODOLOGY_VERSION,
+    InferenceEstimate,
+    estimate_inference,
+    observed_ttft_s,
+    tree_days,
+    tree_message,
+)
+from powermeter.methodology.units import Estimate
+
+GROUP_BY = ("model", "provider", "day", "key")
+STREAM_THRESHOLD = 1000  # pages with more rows than this are streamed
+_DIGITS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    catalog: ModelCatalog
+    sites: SiteResolver
+    versions: dict[str, str]
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide datasets, loaded on first use."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                catalog = load_catalog()
+                providers = load_providers()
+                locations = load_locations()
+                mixes = load_ecologits_mixes()
+                _engine = Engine(
+                    catalog=catalog,
+                    sites=SiteResolver(providers, locations, mixes),
+                    versions={
+                        "methodology": METHODOLOGY_VERSION,
+                        "modelCatalog": catalog.version,
+                        "providers": providers.version,
+                        "locations": locations.version,
+                        "ecologitsElectricityMixes": mixes.version,
+                    },
+                )
+    return _engine
+
+
+def warm_up(_state: AppState) -> None:
+    """Start-up hook: load the datasets before the first request."""
+    get_engine()
+
+
+def _register_startup_hook() -> None:
+    from powermeter import app as app_module
+
+    if warm_up not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(warm_up)
+
+
+_register_startup_hook()
+
+
+# -- POST /v1/inference ----------------------------------------------------------------------------
+
+
+def _r(x: float) -> float:
+    return round(x, _DIGITS)
+
+
+def _range(e: Estimate) -> dict[str, float]:
+    return {"min": _r(e.min if e.min is not None else e.value), "max": _r(e.max if e.max is not None else e.value)}
+
+
+def resolve_model(engine: Engine, model: str | None, provider_name: str | None) -> Resolution:
+    provider = engine.sites.providers.find(provider_name)
+    hint = provider.vendor if provider is not None else None
+    res = engine.catalog.resolve(model, vendor_hint=hint)
+    if res is None:
+        if model:
+            raise BadRequest(
+                f"model {model!r} is not in the model catalog and provider {provider_name!r} has no fallback "
+                "model; send a catalog id (GET /v1/inference/models) or a known provider",
+                code="UNKNOWN_MODEL",
+            )
+        raise BadRequest(
+            f"model is required: provider {provider_name!r} has no fallback model", code="MODEL_REQUIRED"
+        )
+    return res
+
+
+def record(conn: Connection, principal: Principal, now: datetime, body: InferenceIn) -> dict[str, Any]:
+    """Estimate one request, store it with the key that sent it, and return the response body."""
+    engine = get_engine()
+    res = resolve_model(engine, body.model, body.provider)
+    site = engine.sites.resolve(body.provider, body.detected_region)
+    provider = engine.sites.providers.find(body.provider)
+    reasoning_in_completion = provider.reasoning_in_completion if provider is not None else True
+    ttft = observed_ttft_s(body.startTimeMs, body.firstTokenTimeMs)
+    latency: float | None = None
+    if body.endTimeMs is not None and body.startTimeMs is not None and body.endTimeMs >= body.startTimeMs:
+        latency = (body.endTimeMs - body.startTimeMs) / 1000.0
+    est = estimate_inference(
+        res.entry.profile,
+        site.factors,
+        prompt_tokens=body.prompt_tokens,
+        completion_tokens=body.completion_tokens,
+        reasoning_tokens=body.reasoning_tokens,
+        cached_tokens=body.cached_tokens,
+        reasoning_in_completion=reasoning_in_completion,
+        observed_ttft_s=ttft,
+        request_latency_s=latency,
+    )
+    days = tree_days(est.co2_g.value)
+    warnings = list(res.entry.warnings)
+    if res.estimated:
+        warnings.append("model-estimated-from-provider-fallback")
+    if body.detected_region and site.calculation_method != "EXACT_REGION":
+        warnings.append("detected-region-unknown")
+    if site.water_world_default:
+        warnings.append("offsite-water-world-average")
+    record_id = str(uuid.uuid4())
+    out = _response(record_id, est, days, site.audit_dict(), res, site.factors_dict(), engine.versions, warnings)
+    details = {
+        "inputs": {
+            "detected_region": body.detected_region,
+            "startTimeMs": body.startTimeMs,
+            "firstTokenTimeMs": body.firstTokenTimeMs,
+            "endTimeMs": body.endTimeMs,
+            "source": body.source,
+            "is_estimated": body.is_estimated,
+            "estimation_method": body.estimation_method,
+        },
+        "ranges": out["ranges"],
+        "breakdown": out["breakdown"],
+        "tokens": out["tokens"],
+        "model": {"id": res.entry.id, "match": res.match, "confidence": res.confidence},
+        "factors": out["factors"],
+        "methodology": engine.versions,
+        "warnings": warnings,
+    }
+    repo.insert_record(
+        conn,
+        {
+            "id": record_id,
+            "account_id": principal.account_id,
+            "key_id": principal.key_id,
+            "key_name": principal.key_name,
+            "masked_key": principal.masked_key,
+            "log_date": now,
+            "provider": body.provider,
+            "model": body.model or "",
+            "model_id": res.entry.id,
+            "input_tokens": body.prompt_tokens,
+            "output_tokens": body.completion_tokens,
+            "reasoning_tokens": body.reasoning_tokens,
+            "cached_tokens": body.cached_tokens,
+            "energy_wh": out["energy_wh"],
+            "co2_grams": out["co2_grams"],
+            "water_ml": out["water_ml"],
+            "tree_days": out["tree_days"],
+            "calculation_method": site.calculation_method,
+            "final_region": site.final_region[:100],
+            "final_provider": site.final_provider[:100],
+            "details": orjson.dumps(details).decode(),
+        },
+    )
+    return out
+
+
+def _response(
+    record_id: str,
+    est: InferenceEstimate,
+    days: float,
+    audit: dict[str, str],
+    res: Resolution,
+    factors: dict[str, Any],
+    versions: dict[str, str],
+    warnings: list[str],
+) -> dict[str, Any]:
+    return {
+        "energy_wh": _r(est.energy_wh.value),
+        "co2_grams": _r(est.co2_g.value),
+        "water_ml": _r(est.water_ml.value),
+        "tree_days": _r(days),
+        "audit": audit,
+        "message": tree_message(days),
+        "id": record_id,
+        "ranges": {
+            "energy_wh": _range(est.energy_wh),
+            "co2_grams": _range(est.co2_g),
+            "water_ml": _range(est.water_ml),
+        },
+        "breakdown": {
+            "prefill_wh": _r(est.prefill_wh.value),
+            "decode_wh": _r(est.decode_wh.value),
+            "server_wh": _r(est.server_wh.value),
+            "co2_usage_grams": _r(est.co2_usage_g.value),
+            "co2_embodied_grams": _r(est.co2_embodied_g.value),
+            "latency_s": _r(est.latency_s.value),
+            "gpus_min": est.gpus[0],
+            "gpus_max": est.gpus[1],
+        },
+        "tokens": {
+            "output_counted": est.output_tokens,
+            "prompt_uncached": est.uncached_prompt_tokens,
+            "prompt_cached": est.cached_prompt_tokens,
+        },
+        "model": res.as_dict(),
+        "factors": factors,
+        "methodology": versions,
+        "warnings": warnings,
+    }
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+
+def parse_date(value: str | None, name: str, *, end: bool) -> datetime | None:
+    """An ISO date (whole UTC day, inclusive) or datetime; for ``end`` the exclusive upper bound."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date like 2025-01-31 (or a date-time), got {value!r}",
+            code="INVALID_DATE",
+        ) from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt + timedelta(microseconds=1) if end else dt
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def history_row(r: Any) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "logDate": _iso(r[1]),
+        "keyName": r[2],
+        "maskedKey": r[3],
+        "provider": r[4],
+        "model": r[5],
+        "inputTokens": r[6],
+        "outputTokens": r[7],
+        "energyWh": r[8],
+        "co2Grams": r[9],
+        "waterMl": r[10],
+        "treeDays": r[11],
+        "modelId": r[12],
+        "calculationMethod": r[13],
+        "finalRegion": r[14],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    account_id: str
+    start: datetime | None
+    end_exclusive: datetime | None
+    key_name: str | None
+    page: int
+    limit: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+    def validate(self) -> None:
+        if self.start is not None and self.end_exclusive is not None and self.start >= self.end_exclusive:
+            raise BadRequest("startDate must not be after endDate", code="INVALID_DATE_RANGE")
+
+
+def pagination(total: int, q: HistoryQuery) -> dict[str, int]:
+    return {
+        "totalElements": total,
+        "totalPages": math.ceil(total / q.limit) if total else 0,
+        "currentPage": q.page,
+        "limit": q.limit,
+    }
+
+
+def count(conn: Connection, q: HistoryQuery) -> int:
+    return repo.count_history(conn, q.account_id, q.start, q.end_exclusive, q.key_name)
+
+
+def history_page(conn: Connection, q: HistoryQuery, total: int) -> dict[str, Any]:
+    rows = (
+        repo.history_page(conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset)
+        if q.offset < total
+        else []
+    )
+    return {"status": "success", "data": [history_row(r) for r in rows], "pagination": pagination(total, q)}
+
+
+def stream_history(db: Database, q: HistoryQuery, total: int) -> Iterator[bytes]:
+    """The page as JSON bytes, batch by batch, from its own connection (the request's is closed)."""
+    yield b'{"status":"success","data":['
+    first = True
+    if q.offset < total:
+        with db.connect() as conn:
+            for batch in repo.iter_history(
+                conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset
+            ):
+                chunk = orjson.dumps([history_row(r) for r in batch])[1:-1]
+                if not chunk:
+                    continue
+                yield chunk if first else b"," + chunk
+                first = False
+    yield b'],"pagination":' + orjson.dumps(pagination(total, q)) + b"}"
+
+
+def summarize(
+    conn: Connection,
+    account_id: str,
+    start: datetime | None,
+    end_exclusive: datetime | None,
+    group_by: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows = repo.summary(conn, account_id, start, end_exclusive, group_by)
+    groups: list[dict[str, Any]] = []
+    totals: dict[str, Any] = {
+        "key": "total",
+        "requests": 0,
+        "inputTokens": 0,
+        "outputTokens": 0,
+        "energyWh": 0.0,
+        "co2Grams": 0.0,
+        "waterMl": 0.0,
+        "treeDays": 0.0,
+    }
+    for row in rows:
+        k, n, inp, outp, e, c, w, d = tuple(row)
+        g: dict[str, Any] = {
+            "key": str(k),
+            "requests": int(n),
+            "inputTokens": int(inp or 0),
+            "outputTokens": int(outp or 0),
+            "energyWh": _r(float(e or 0)),
+            "co2Grams": _r(float(c or 0)),
+            "waterMl": _r(float(w or 0)),
+            "treeDays": _r(float(d or 0)),
+        }
+        groups.append(g)
+        for f in ("requests", "inputTokens", "outputTokens", "energyWh", "co2Grams", "waterMl", "treeDays"):
+            totals[f] += g[f]
+    for f in ("energyWh", "co2Grams", "waterMl", "treeDays"):
+        totals[f] = _r(totals[f])
+    if group_by != "day":
+        groups.sort(key=lambda g: (-g["energyWh"], g["key"]))
+    return groups, totals
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+
+
+def models_listing() -> dict[str, Any]:
+    engine = get_engine()
+    cat = engine.catalog
+    return {
+        "version": cat.version,
+        "count": len(cat),
+        "resolutionOrder": ["exact", "alias", "family", "pattern", "provider_fallback"],
+        "models": [e.as_dict() for e in cat.all()],
+        "classes": {name: c.as_dict() for name, c in cat.classes.items()},
+        "vendorFallbacks": cat.vendor_fallbacks,
+    }
+
+
+def model_resolution(model_id: str, provider: str | None) -> dict[str, Any]:
+    engine = get_engine()
+    p = engine.sites.providers.find(provider)
+    res = engine.catalog.resolve(model_id, vendor_hint=p.vendor if p is not None else None)
+    if res is None:
+        raise NotFound(
+            f"model {model_id!r} does not resolve: it is not in the catalog, matches no family or size pattern, "
+            "and its vendor has no fallback",
+            code="UNKNOWN_MODEL",
+        )
+    return {"resolution": res.as_dict(), "entry": res.entry.as_dict(), "catalogVersion": engine.catalog.version}
