@@ -81,7 +81,8 @@ def test_seed_example_returns_every_documented_field(client: TestClient, api_key
 def test_detected_region_gives_exact_region(client: TestClient, api_key: str) -> None:
     r = post(client, api_key, provider="OpenAI", model="gpt-4o", detected_region="us-west-1")
     assert r.status_code == 200, r.text
-    assert r.json()["audit"] == {"calculationMethod": "EXACT_REGION", "finalRegion": "us-west-1", "finalProvider": "AWS"}
+    audit = r.json()["audit"]
+    assert audit == {"calculationMethod": "EXACT_REGION", "finalRegion": "us-west-1", "finalProvider": "AWS"}
 
 
 def test_unknown_region_falls_back_to_provider_default_with_a_warning(client: TestClient, api_key: str) -> None:
@@ -95,9 +96,13 @@ def test_unknown_region_falls_back_to_provider_default_with_a_warning(client: Te
 def test_aggregator_without_region_is_global_average(client: TestClient, api_key: str) -> None:
     r = post(client, api_key, provider="OpenRouter", model="qwen/qwen3-235b-a22b:free")
     body = r.json()
-    assert body["audit"] == {"calculationMethod": "GLOBAL_AVERAGE", "finalRegion": "WORLD", "finalProvider": "OpenRouter"}
+    assert body["audit"] == {
+        "calculationMethod": "GLOBAL_AVERAGE",
+        "finalRegion": "WORLD",
+        "finalProvider": "OpenRouter",
+    }
     assert body["model"]["variant"] == "free"
-    # an open model at a scalar-free site still has a range from the generic PUE/WUE range only
+    # an open model still gets a range where the site's PUE/WUE are a range (generic figures)
     assert body["ranges"]["energy_wh"]["min"] < body["ranges"]["energy_wh"]["max"]
 
 
@@ -350,7 +355,8 @@ def test_summary_groups_and_totals(client: TestClient, make_key: MakeKey, clock:
         return r.json()["data"]  # type: ignore[no-any-return]
 
     by_model = groups("model")
-    assert {g["key"]: g["requests"] for g in by_model["groups"]} == {"openai/gpt-4o": 2, "anthropic/claude-haiku-4.5": 1}
+    per_model = {g["key"]: g["requests"] for g in by_model["groups"]}
+    assert per_model == {"openai/gpt-4o": 2, "anthropic/claude-haiku-4.5": 1}
     assert by_model["totals"]["requests"] == 3
     assert by_model["totals"]["energyWh"] == pytest.approx(e1 + e2 + e3, abs=1e-5)
     assert {g["key"] for g in groups("provider")["groups"]} == {"OpenAI", "Anthropic"}
