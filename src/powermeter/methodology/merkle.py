@@ -35,6 +35,8 @@ __all__ = [
     "MerkleTree",
     "audit_paths",
     "canonical_json",
+    "json_number",
+    "json_string",
     "leaf_hash",
     "merkle_root",
     "node_hash",
@@ -55,6 +57,21 @@ def _string(s: str) -> str:
         return encode_basestring(s)
     parts = [f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else encode_basestring(ch)[1:-1] for ch in s]
     return '"' + "".join(parts) + '"'
+
+
+def json_number(x: float) -> str:
+    """ECMAScript Number::toString(x) for a finite double (RFC 8785 §3.2.2.3)."""
+    r = repr(x)
+    if "e" not in r and "n" not in r:  # fast path: plain notation agrees with ECMAScript
+        if x == 0.0:
+            return "0"  # also -0
+        return r[:-2] if r.endswith(".0") else r
+    return _number(x)
+
+
+def json_string(s: str) -> str:
+    """A JSON string literal, escaped as RFC 8785 requires."""
+    return _string(s)
 
 
 def _number(x: float) -> str:
@@ -101,7 +118,7 @@ def _encode(value: object, out: list[str]) -> None:
             raise ValueError(f"integer {value} is not exactly representable in JSON (|n| > 2**53)")
         out.append(str(value))
     elif isinstance(value, float):
-        out.append(_number(value))
+        out.append(json_number(value))
     elif isinstance(value, Mapping):
         items = []
         for k in value:

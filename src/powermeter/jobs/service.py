@@ -1,0 +1,420 @@
+"""Compute-job service: estimate, enforce the kWh cap, store receipts, sign one tree per request.
+
+One unit of work per request, inside the caller's transaction (``tx.conn``):
+
+1. resolve every job's location and constants (all invalid jobs are reported together, by index
+   and field; nothing is stored);
+2. the formula for every job (:class:`ComputeJobEstimator`, profiles memoised);
+3. the plan's daily kWh cap for the whole request (refused whole with ``USAGE_CAP_EXCEEDED``);
+4. one canonical-JSON receipt per job → Merkle tree → one Ed25519 signature over the tree head;
+5. one ``executemany`` for the receipts; a duplicate ``job_id`` (in the request or already stored
+   for the account) is a 400 naming every duplicate, and rolls everything back.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from powermeter.accounts import service as accounts
+from powermeter.accounts.service import Principal
+from powermeter.data.hardware import HardwareTables, load_hardware
+from powermeter.data.locations import LocationIndex, load_locations, location_lookup
+from powermeter.infra.clock import utc_iso
+from powermeter.infra.errors import NotFound, ValidationFailed, validation_errors
+from powermeter.infra.security import Signer
+from powermeter.jobs import receipts as rc
+from powermeter.jobs import repository as repo
+from powermeter.jobs.receipts import ProfileDoc
+from powermeter.jobs.schemas import BatchIn, JobIn
+from powermeter.jobs.tables import receipts as receipts_table
+from powermeter.methodology.compute_job import (
+    BatchEstimate,
+    ComputeJobEstimator,
+    JobProfile,
+    UnknownLocationError,
+)
+from powermeter.methodology.merkle import MerkleTree, audit_paths, json_string, leaf_hash, tree_head_bytes
+
+LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
+_INDEX = re.compile(r"^jobs\[(\d+)\]")
+PUBLIC_KEY_PATH = "/v1/receipts/public-key"
+
+
+class ComputeJobs:
+    """Process-wide singleton: datasets, the estimator (profile cache) and pre-rendered documents."""
+
+    def __init__(self, locations: LocationIndex | None = None, hardware: HardwareTables | None = None) -> None:
+        self.locations = locations or load_locations()
+        self.hardware = hardware or load_hardware()
+        self.estimator = ComputeJobEstimator(self.hardware, location_lookup(self.locations))
+        self.dataset_versions = {"hardware": self.hardware.version, "locations": self.locations.version}
+        self._profile_docs: dict[tuple[object, ...], ProfileDoc] = {}
+        self._lock = threading.Lock()
+        self._locations_body: bytes | None = None
+
+    def profile_doc(self, profile: JobProfile) -> ProfileDoc:
+        key = (profile.location_code, profile.factors, profile.warnings)
+        doc = self._profile_docs.get(key)
+        if doc is None:
+            doc = rc.make_profile_doc(profile.factors, profile.location_code, self.dataset_versions, profile.warnings)
+            with self._lock:
+                if len(self._profile_docs) > 8192:
+                    self._profile_docs.clear()
+                self._profile_docs[key] = doc
+        return doc
+
+    # --- parsing ------------------------------------------------------------------------------------
+    def parse_batch(self, raw: bytes) -> BatchIn:
+        """Validate a batch body (pydantic-core's JSON parser). On failure, every invalid job is
+        reported at once: field errors and unknown locations together, each with its index."""
+        try:
+            return BatchIn.model_validate_json(raw)
+        except PydanticValidationError as exc:
+            errors = validation_errors(RequestValidationError(exc.errors()))
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            doc = None
+        seen = {e["field"] for e in errors}
+        jobs = doc.get("jobs") if isinstance(doc, dict) else None
+        if isinstance(jobs, list):
+            for i, job in enumerate(jobs):
+                if not isinstance(job, dict):
+                    continue
+                for name in ("geo_iso", "region"):
+                    value = job.get(name)
+                    if not isinstance(value, str) or f"jobs[{i}].{name}" in seen:
+                        continue
+                    code = value
+                    if name == "region" and isinstance(job.get("provider"), str):
+                        code = f"{job['provider']}:{value}"
+                    if self.locations.resolve(code) is None:
+                        errors.append(
+                            {"field": f"jobs[{i}].{name}", "message": f"unknown location {code!r}; {LOCATIONS_HINT}"}
+                        )
+        for e in errors:
+            m = _INDEX.match(e["field"])
+            if m:
+                e["index"] = int(m.group(1))
+        errors.sort(key=lambda e: (e.get("index", -1), e["field"]))
+        raise ValidationFailed(errors)
+
+    # --- estimation ------------------------------------------------------------------------------
+    def estimate(self, jobs: Sequence[JobIn], *, field_prefix: str) -> BatchEstimate:
+        """Formula for every job; invalid locations are reported for every job at once."""
+        try:
+            return self.estimator.estimate_batch(jobs)
+        except (UnknownLocationError, ValueError) as exc:
+            first_error = exc
+        errors: list[dict[str, Any]] = []
+        for i, job in enumerate(jobs):
+            try:
+                self.estimator.profile(job)
+            except UnknownLocationError as exc:
+                errors.append(
+                    {
+                        "field": f"{field_prefix.format(i=i)}{exc.field_name}",
+                        "message": f"unknown location {exc.value!r}; {LOCATIONS_HINT}",
+                        "index": i,
+                        "value": exc.value,
+                    }
+                )
+            except ValueError as exc:
+                errors.append({"field": field_prefix.format(i=i).rstrip("."), "message": str(exc), "index": i})
+        if not errors:  # pragma: no cover - estimate_batch only raises for per-job reasons
+            raise first_error
+        raise ValidationFailed(errors)
+
+    # --- the unit of work ----------------------------------------------------------------------------
+    def record(
+        self,
+        conn: Connection,
+        principal: Principal,
+        signer: Signer,
+        now: datetime,
+        jobs: Sequence[JobIn],
+        *,
+        field_prefix: str,
+    ) -> Recorded:
+        _reject_duplicates_in_request(jobs, field_prefix)
+        batch = self.estimate(jobs, field_prefix=field_prefix)
+        accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
+
+        n = len(jobs)
+        issued_at = utc_iso(now)
+        account_json = json_string(principal.account_id)
+        issued_json = json_string(issued_at)
+        profile_docs = [self.profile_doc(p) for p in batch.profiles]
+        raw_ids = secrets.token_hex(8 * n)
+        receipt_ids = ["rcpt_" + raw_ids[16 * i : 16 * i + 16] for i in range(n)]
+        tree_id = "tree_" + secrets.token_hex(10)
+        created = _db_datetime(conn, now)
+
+        leaves: list[bytes] = []
+        rows: list[tuple[Any, ...]] = []
+        kwh_l, co2_l = batch.energy_kwh, batch.co2_g
+        cpu_l, gpu_l, mem_l, pidx = batch.cpu_kwh, batch.gpu_kwh, batch.memory_kwh, batch.profile_index
+        pues = [p.pue_value for p in batch.profiles]
+        for i, job in enumerate(jobs):
+            j = pidx[i]
+            doc = profile_docs[j]
+            inputs = rc.inputs_json(job)
+            results = rc.results_json(kwh_l[i], co2_l[i], cpu_l[i], gpu_l[i], mem_l[i], pues[j])
+            text = rc.leaf_text(
+                account_json=account_json,
+                issued_at_json=issued_json,
+                profile=doc,
+                inputs=inputs,
+                job_id=job.job_id,
+                receipt_id=receipt_ids[i],
+                results=results,
+            )
+            leaves.append(text.encode())
+            rows.append(
+                (receipt_ids[i], principal.account_id, job.job_id, tree_id, i, "", doc.id, kwh_l[i], co2_l[i],
+                 inputs, results, created)
+            )  # fmt: skip
+        tree = MerkleTree(leaves)
+        rows = [(*r[:5], h.hex(), *r[6:]) for r, h in zip(rows, tree.leaf_hashes, strict=True)]
+        head = tree_head_bytes(root=tree.root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
+        signature = signer.sign_b64(head)
+
+        repo.insert_tree(
+            conn,
+            {
+                "id": tree_id,
+                "account_id": principal.account_id,
+                "tree_size": n,
+                "root_sha256": tree.root.hex(),
+                "issued_at": issued_at,
+                "key_id": signer.key_id,
+                "signature": signature,
+                "created_at": now,
+            },
+        )
+        repo.ensure_profiles(conn, profile_docs)
+        try:
+            with conn.begin_nested():
+                repo.insert_receipts(conn, rows)
+        except (IntegrityError, sqlite3.IntegrityError):
+            dupes = repo.existing_job_ids(conn, principal.account_id, [j.job_id for j in jobs])
+            errors = [
+                {
+                    "field": f"{field_prefix.format(i=i)}job_id",
+                    "message": f"job_id {job.job_id!r} already has a receipt in this account",
+                    "index": i,
+                    "value": job.job_id,
+                }
+                for i, job in enumerate(jobs)
+                if job.job_id in dupes
+            ]
+            if not errors:
+                raise
+            raise ValidationFailed(errors) from None
+        tree_head = rc.signed_tree_head(
+            root=tree.root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
+        )
+        return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head)
+
+    # --- responses ------------------------------------------------------------------------------------
+    def report_data(self, job: JobIn, rec: Recorded) -> dict[str, Any]:
+        est = rec.batch.job(0)
+        p = est.profile
+        loc = self.locations.resolve(p.location_code)
+        if loc is None:  # pragma: no cover - the profile was built from this index
+            raise RuntimeError(f"location {p.location_code} vanished")
+        return {
+            "job_id": job.job_id,
+            "kwh": est.energy_kwh,
+            "co2_grams": est.co2_g,
+            "receipt_id": rec.receipt_ids[0],
+            "timestamp": rec.issued_at,
+            "breakdown": est.breakdown(),
+            "location": {
+                "code": loc.code,
+                "name": loc.name,
+                "kind": loc.kind,
+                "intensity_g_per_kwh": loc.intensity_g_per_kwh,
+                "year": loc.year,
+            },
+            "factors": [f.as_dict() for f in p.factors],
+            "warnings": list(p.warnings),
+            "methodology": dict(rc.METHODOLOGY),
+        }
+
+    def batch_data(self, jobs: Sequence[JobIn], rec: Recorded) -> dict[str, Any]:
+        b = rec.batch
+        kwh, co2, ids = b.energy_kwh, b.co2_g, rec.receipt_ids
+        out = [
+            {"job_id": job.job_id, "kwh": kwh[i], "co2_grams": co2[i], "receipt_id": ids[i]}
+            for i, job in enumerate(jobs)
+        ]
+        warnings = sorted({w for p in b.profiles for w in p.warnings})
+        return {
+            "total_jobs": len(jobs),
+            "total_kwh": b.total_energy_kwh,
+            "total_co2_grams": b.total_co2_g,
+            "jobs": out,
+            "warnings": warnings,
+            "tree": {"tree_id": rec.tree_id, **rec.tree_head},
+        }
+
+    def locations_body(self) -> bytes:
+        if self._locations_body is None:
+            locs = [loc.as_dict() for loc in self.locations.all()]
+            self._locations_body = orjson.dumps(
+                {
+                    "status": "success",
+                    "data": {"locations": locs, "total": len(locs), "version": self.locations.version},
+                }
+            )
+        return self._locations_body
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    batch: BatchEstimate
+    receipt_ids: list[str]
+    issued_at: str
+    tree_id: str
+    tree_head: dict[str, Any]
+
+
+def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> None:
+    first: dict[str, int] = {}
+    errors: list[dict[str, Any]] = []
+    for i, job in enumerate(jobs):
+        j = first.setdefault(job.job_id, i)
+        if j != i:
+            errors.append(
+                {
+                    "field": f"{field_prefix.format(i=i)}job_id",
+                    "message": f"duplicate job_id {job.job_id!r} (also jobs[{j}]); job ids are unique per account",
+                    "index": i,
+                    "value": job.job_id,
+                }
+            )
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _db_datetime(conn: Connection, now: datetime) -> Any:
+    """``now`` as the driver expects it for the receipts' ``created_at`` column."""
+    proc = receipts_table.c.created_at.type.bind_processor(conn.dialect)
+    return proc(now) if proc is not None else now
+
+
+# --- reading receipts -----------------------------------------------------------------------------------
+
+
+def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict[str, Any]:
+    """The full, self-verifiable receipt: signed receipt object, audit path and signed tree head."""
+    row = repo.get_receipt(conn, account_id, receipt_id)
+    if row is None:
+        raise NotFound(f"no receipt {receipt_id!r} in this account", code="RECEIPT_NOT_FOUND")
+    profile = rc.profile_doc_from_body(row.profile_body)
+    text = rc.leaf_text(
+        account_json=json_string(row.account_id),
+        issued_at_json=json_string(row.issued_at),
+        profile=profile,
+        inputs=row.inputs_json,
+        job_id=row.job_id,
+        receipt_id=row.receipt_id,
+        results=row.results_json,
+    )
+    hashes = [bytes.fromhex(h) for h in repo.tree_leaf_hashes(conn, row.tree_id)]
+    root, paths = _paths_for(hashes, row.leaf_index)
+    if leaf_hash(text.encode()).hex() != row.leaf_hash or root.hex() != row.root_sha256:
+        raise RuntimeError(f"stored receipt {receipt_id} no longer matches its signed tree")
+    receipt = orjson.loads(text)
+    return {
+        "type": rc.DOCUMENT_TYPE,
+        "receipt_id": row.receipt_id,
+        "job_id": row.job_id,
+        "kwh": row.kwh,
+        "co2_grams": row.co2_grams,
+        "timestamp": row.issued_at,
+        "receipt": receipt,
+        "proof": {
+            "leaf_index": row.leaf_index,
+            "tree_size": row.tree_size,
+            "audit_path": [h.hex() for h in paths],
+            "root_sha256": row.root_sha256,
+        },
+        "signed_tree_head": rc.signed_tree_head(
+            root=bytes.fromhex(row.root_sha256),
+            tree_size=row.tree_size,
+            issued_at=row.issued_at,
+            key_id=row.key_id,
+            signature_b64=row.signature,
+        ),
+    }
+
+
+def _paths_for(hashes: list[bytes], index: int) -> tuple[bytes, list[bytes]]:
+    root, paths = audit_paths(hashes)
+    return root, paths[index]
+
+
+def list_receipts(
+    conn: Connection, account_id: str, *, job_id: str | None, limit: int, offset: int
+) -> dict[str, Any]:
+    rows, total = repo.list_receipts(conn, account_id, job_id=job_id, limit=limit, offset=offset)
+    return {
+        "receipts": [
+            {
+                "receipt_id": r.receipt_id,
+                "job_id": r.job_id,
+                "kwh": r.kwh,
+                "co2_grams": r.co2_grams,
+                "timestamp": utc_iso(_aware(r.created_at)),
+            }
+            for r in rows
+        ],
+        "total": total,
+        "has_more": offset + len(rows) < total,
+    }
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def public_key(signer: Signer) -> dict[str, Any]:
+    return {
+        "key_id": signer.key_id,
+        "algorithm": rc.SIGNATURE_ALGORITHM,
+        "public_key_pem": signer.public_key_pem(),
+        "public_key_raw_b64": base64.b64encode(signer.public_key_raw).decode(),
+    }
+
+
+_service_lock = threading.Lock()
+
+
+def get_service(extras: dict[str, Any]) -> ComputeJobs:
+    svc = extras.get("jobs")
+    if svc is None:
+        with _service_lock:
+            svc = extras.get("jobs")
+            if svc is None:
+                svc = extras["jobs"] = ComputeJobs()
+    if not isinstance(svc, ComputeJobs):  # pragma: no cover
+        raise TypeError("extras['jobs'] is not the compute-job service")
+    return svc
+
+

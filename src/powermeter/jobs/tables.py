@@ -1,0 +1,54 @@
+"""Tables of the compute-job capability: receipts, the signed per-request Merkle trees, and the
+deduplicated factor profiles the receipts reference.
+
+A receipt's leaf bytes (canonical JSON) are rebuilt from its row, its profile and its tree exactly
+as they were hashed; ``leaf_hash`` is stored so the rebuild is checked on every read.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from powermeter.infra.db import metadata
+
+TS = sa.DateTime(timezone=True)
+
+receipt_trees = sa.Table(
+    "receipt_trees",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("tree_size", sa.Integer, nullable=False),
+    sa.Column("root_sha256", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.String(40), nullable=False),  # the exact string that was signed
+    sa.Column("key_id", sa.String(80), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),  # base64 Ed25519 over the tree head
+    sa.Column("created_at", TS, nullable=False),
+)
+
+receipt_profiles = sa.Table(
+    "receipt_profiles",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of body
+    sa.Column("body", sa.Text, nullable=False),  # canonical JSON: factors, location, versions, warnings
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("receipt_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("job_id", sa.String(128), nullable=False),
+    sa.Column("tree_id", sa.String(40), sa.ForeignKey("receipt_trees.id"), nullable=False, index=True),
+    sa.Column("leaf_index", sa.Integer, nullable=False),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+    sa.Column("profile_id", sa.String(64), sa.ForeignKey("receipt_profiles.id"), nullable=False),
+    sa.Column("kwh", sa.Float, nullable=False),
+    sa.Column("co2_grams", sa.Float, nullable=False),
+    sa.Column("inputs_json", sa.Text, nullable=False),
+    sa.Column("results_json", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
+    sa.Index("ix_receipts_account_id_seq", "account_id", "seq"),
+)
