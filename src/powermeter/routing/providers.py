@@ -95,6 +95,11 @@ class IntensityProvider(Protocol):
 
     async def current(self, region: str, now: datetime) -> IntensityPoint: ...
 
+    def current_nowait(self, region: str, now: datetime) -> IntensityPoint:
+        """The current value without waiting on the network (live providers: the cached value, a
+        refresh scheduled in the background; ``static`` with ``fallback_reason`` when none yet)."""
+        ...
+
     async def history(self, region: str, start: datetime, end: datetime) -> list[IntensityPoint]: ...
 
     async def forecast(self, region: str, now: datetime, horizon: timedelta) -> list[IntensityPoint]: ...
@@ -161,7 +166,7 @@ class StaticProvider:
     async def current(self, region: str, now: datetime) -> IntensityPoint:
         return self.year_point(region)
 
-    def current_nowait(self, region: str) -> IntensityPoint:
+    def current_nowait(self, region: str, now: datetime | None = None) -> IntensityPoint:
         return self.year_point(region)
 
     async def history(self, region: str, start: datetime, end: datetime) -> list[IntensityPoint]:
@@ -378,6 +383,12 @@ class WithFallback:
         except ProviderError as exc:
             return _fallback(await self.fallback.current(region, now), f"{self.name}: {exc}")
 
+    def current_nowait(self, region: str, now: datetime) -> IntensityPoint:
+        try:
+            return self.primary.current_nowait(region, now)
+        except ProviderError as exc:
+            return _fallback(self.fallback.current_nowait(region, now), f"{self.name}: {exc}")
+
     async def history(self, region: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         try:
             return await self.primary.history(region, start, end)
@@ -458,6 +469,11 @@ class CachedProvider:
         self._health: dict[tuple[Any, ...], _Health] = {}
         self.fetches = 0
         """Number of calls made to the source (for tests and metrics)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop that runs background refreshes asked for from other threads."""
+        self._loop = loop
 
     def regions(self) -> Sequence[str]:
         return self.source.regions()
@@ -504,10 +520,25 @@ class CachedProvider:
             finally:
                 self._inflight.pop(key, None)
 
-        task = asyncio.get_running_loop().create_task(run())
+        loop = asyncio.get_running_loop()
+        self._loop = self._loop or loop
+        task = loop.create_task(run())
         task.add_done_callback(_consume_exception)
         self._inflight[key] = task
         return task
+
+    def _kick(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> None:
+        """Start a background fetch from any thread (no-op while backing off or in flight)."""
+        if key in self._inflight or self._backing_off(key) is not None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            loop = self._loop
+            if loop is not None and loop.is_running():
+                loop.call_soon_threadsafe(lambda: None if key in self._inflight else self._fetch(key, make))
+            return
+        self._fetch(key, make)
 
     async def _cached(
         self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]], *, swr: bool
@@ -518,8 +549,7 @@ class CachedProvider:
         if e is not None and age < self.ttl_s:
             return e.value, None
         if e is not None and swr and age < self.max_stale_s:
-            if self._backing_off(key) is None:
-                self._fetch(key, make)  # revalidate in the background
+            self._kick(key, make)  # revalidate in the background
             return e.value, None
         err = self._backing_off(key)
         if err is not None:
@@ -550,6 +580,21 @@ class CachedProvider:
             point: IntensityPoint = value
             return point if point.region == region else dataclasses.replace(point, region=region)
         return _fallback(await self.fallback.current(region, now), reason or self.name)
+
+    def current_nowait(self, region: str, now: datetime) -> IntensityPoint:
+        key = ("current", region_key(region))
+        make = self._current_maker(region, now)
+        e = self._get(key)
+        age = math.inf if e is None else self._now() - e.at
+        if e is not None and age < self.max_stale_s:
+            if age >= self.ttl_s:
+                self._kick(key, make)
+            point: IntensityPoint = e.value
+            return point if point.region == region else dataclasses.replace(point, region=region)
+        self._kick(key, make)
+        reason = self._backing_off(key)
+        why = f"{self.name} unavailable (backing off): {reason}" if reason else f"{self.name}: no data fetched yet"
+        return _fallback(self.fallback.current_nowait(region, now), why)
 
     async def history(self, region: str, start: datetime, end: datetime) -> list[IntensityPoint]:
         # Buckets of 5 minutes make repeated "last 24 h" queries hit the cache.

@@ -1,0 +1,469 @@
+"""Routing service: ``POST /route``, the grid endpoints and the Carbon Aware SDK subset.
+
+One :class:`RoutingService` per app (``state.extras["routing"]``), built from the settings at
+start-up: the grid provider (``POWERMETER_GRID_PROVIDER``), the locations dataset and the grid
+reference data. ``/route`` never waits on the network: it reads :meth:`current_nowait`, which for
+live providers is the cached value refreshed by the background task :func:`keep_warm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from powermeter.accounts.service import Principal, count_monthly
+from powermeter.data.grid import GridData, load_grid_data
+from powermeter.data.locations import Location, LocationIndex, load_locations
+from powermeter.infra.clock import utc_iso
+from powermeter.infra.errors import BadRequest, Forbidden, Unprocessable
+from powermeter.infra.state import AppState
+from powermeter.methodology.grid import rolling_window_means
+from powermeter.methodology.routing import DEFAULT_MARGIN, Candidate, Policy, decide, payload_gb, request_footprint
+from powermeter.routing import repository
+from powermeter.routing.providers import (
+    CachedProvider,
+    IntensityPoint,
+    IntensityProvider,
+    ProviderConfig,
+    StaticProvider,
+    build_provider,
+    close_provider,
+)
+from powermeter.routing.schemas import RouteIn
+from powermeter.settings import Plan
+
+log = logging.getLogger(__name__)
+
+GRID_REGIONS = ("CAISO", "BPA", "ERCOT", "PJM", "MISO", "NYISO", "ISONE", "SPP")
+"""The US ISO/RTO grid regions: CAISO (seed 002's first region) and the 'beta regions'."""
+EXTRAS_KEY = "routing"
+ROUTE_METRIC = "route_calls"
+PLAN_REGION_TEXT = {
+    "caiso": "California ISO (CAISO and cloud regions on the CAISO grid)",
+    "beta": "CAISO + beta regions (the US ISOs: CAISO, BPA, ERCOT, PJM, MISO, NYISO, ISONE, SPP, and cloud "
+    "regions on them)",
+    "global": "every region",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def _round(x: float, digits: int) -> float:
+    return float(round(x, digits))
+
+
+def point_out(p: IntensityPoint) -> dict[str, Any]:
+    return {
+        "region": p.region,
+        "intensity_g_per_kwh": _round(p.intensity_g_per_kwh, 3),
+        "signal_type": p.signal,
+        "provider": p.provider,
+        "timestamp": utc_iso(p.timestamp),
+        "duration_s": p.duration.total_seconds(),
+        "is_forecast": p.is_forecast,
+        "is_estimated": p.is_estimated,
+        "detail": p.detail,
+        "fallback_reason": p.fallback_reason,
+    }
+
+
+def timespan(d: timedelta) -> str:
+    """.NET ``TimeSpan`` text as System.Text.Json writes it: ``[d.]hh:mm:ss``."""
+    total = int(d.total_seconds())
+    days, rest = divmod(total, 86_400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    core = f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{days}.{core}" if days else core
+
+
+def iso_offset(dt: datetime) -> str:
+    """``2026-11-22T12:00:00+00:00`` (DateTimeOffset as the Carbon Aware SDK serialises it)."""
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class RoutingService:
+    def __init__(
+        self,
+        provider: IntensityProvider,
+        *,
+        locations: LocationIndex | None = None,
+        grid: GridData | None = None,
+        margin: float = DEFAULT_MARGIN,
+    ) -> None:
+        self.provider = provider
+        self.locations = locations or load_locations()
+        self.static = StaticProvider(self.locations)
+        self.grid = grid or load_grid_data()
+        self.margin = margin
+        self.data_version = f"locations {self.locations.version}; grid {self.grid.version}"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RoutingService:
+        config = ProviderConfig.from_settings(settings)
+        locations = load_locations()
+        return cls(build_provider(config, locations=locations), locations=locations)
+
+    # ------------------------------------------------------------------ regions and plans
+
+    def resolve(self, code: str, field: str) -> Location:
+        loc = self.locations.resolve(code)
+        if loc is None:
+            site_code = self.grid.resolve_site_code(code)
+            loc = self.locations.resolve(site_code) if site_code else None
+        if loc is None:
+            raise BadRequest(
+                f"{field}: unknown region {code!r}; GET /v1/grid/regions lists the known ones",
+                code="UNKNOWN_REGION",
+            )
+        return loc
+
+    @staticmethod
+    def grid_of(loc: Location) -> str | None:
+        return loc.code if loc.kind == "grid" else loc.grid_region
+
+    def allowed(self, plan: Plan, loc: Location) -> bool:
+        if plan.route_regions == "global":
+            return True
+        g = self.grid_of(loc)
+        if plan.route_regions == "caiso":
+            return g == "CAISO"
+        return g in GRID_REGIONS
+
+    @staticmethod
+    def default_candidates(plan: Plan) -> list[str]:
+        return ["CAISO"] if plan.route_regions == "caiso" else list(GRID_REGIONS)
+
+    # ------------------------------------------------------------------ intensities
+
+    def points_nowait(self, codes: Sequence[str], now: datetime) -> dict[str, IntensityPoint]:
+        """Current points for ``codes``; if they would mix providers or signals, ``static`` for all
+        (one decision compares like with like)."""
+        points = {c: self.provider.current_nowait(c, now) for c in codes}
+        if len({(p.provider, p.signal) for p in points.values()}) > 1:
+            mixed = ", ".join(sorted({f"{p.region}: {p.provider}/{p.signal}" for p in points.values()}))
+            points = {
+                c: _with_reason(self.static.current_nowait(c, now), f"candidates mixed data sources ({mixed})")
+                for c in codes
+            }
+        return points
+
+    # ------------------------------------------------------------------ POST /route
+
+    def route(self, conn: Connection, principal: Principal, req: RouteIn, now: datetime) -> RouteResult:
+        plan = principal.plan
+        count_monthly(conn, principal, ROUTE_METRIC, plan.route_monthly_calls, now)
+
+        src = self.resolve(req.source_region, "source_region")
+        codes: list[str] = []
+        raw = req.candidates if req.candidates is not None else self.default_candidates(plan)
+        for i, c in enumerate(raw):
+            loc = self.resolve(c, f"candidates[{i}]")
+            if not self.allowed(plan, loc):
+                raise Forbidden(
+                    f"candidates[{i}]: region {loc.code} is not included in the {plan.name} plan, which covers "
+                    f"{PLAN_REGION_TEXT[plan.route_regions]}",
+                    code="REGION_NOT_IN_PLAN",
+                )
+            if loc.code not in codes:
+                codes.append(loc.code)
+
+        points = self.points_nowait([*codes, src.code] if src.code not in codes else codes, now)
+        src_point = points.pop(src.code) if src.code not in codes else points[src.code]
+        latency = self.grid.latency
+        candidates = [
+            Candidate(c, points[c].intensity_g_per_kwh, latency.rtt_ms(src.code, c), True) for c in codes
+        ]
+        policy = Policy(carbon_weight=req.carbon_weight, max_latency_ms=req.max_latency_ms, margin=self.margin)
+        context = _context_key(src.code, codes, req.max_latency_ms, req.carbon_weight)
+        current = repository.get_choice(conn, principal.account_id, context)
+        decision = decide(candidates, policy, current)
+        if decision.chosen is None:
+            near = min(
+                ((c.rtt_ms, c.region) for c in candidates if c.rtt_ms is not None), default=None
+            )
+            hint = f"; the nearest candidate is {near[1]} at {near[0]:.0f} ms" if near else ""
+            raise Unprocessable(
+                f"no candidate region is within max_latency_ms={req.max_latency_ms:g} of {src.code}{hint}",
+                code="NO_ELIGIBLE_REGION",
+            )
+        chosen = decision.chosen
+        if chosen.region != current:
+            repository.set_choice(conn, principal.account_id, context, chosen.region, now, existed=current is not None)
+
+        cp = points[chosen.region]
+        fp = request_footprint(
+            payload_gb(req.payload_size, req.payload_unit),
+            self.grid.request_energy,
+            cp.intensity_g_per_kwh,
+            src_point.intensity_g_per_kwh if src_point.provider == cp.provider else None,
+        )
+        body = {
+            "chosen_region": chosen.region,
+            "co2_g_per_kwh": _round(cp.intensity_g_per_kwh, 1),
+            "total_emissions_g": _round(fp.emissions_g, 6),
+            "alternatives": [
+                {"region": r.region, "co2_g_per_kwh": _round(r.intensity_g_per_kwh, 1)} for r in decision.ranked
+            ],
+            "provider": cp.provider,
+            "signal_type": cp.signal,
+            "data_timestamp": utc_iso(cp.timestamp),
+        }
+        headers = {
+            "X-Grid-Data-Version": self.data_version,
+            "X-Energy-Kwh": f"{fp.energy_kwh:.6g}",
+        }
+        if cp.fallback_reason:
+            headers["X-Carbon-Fallback"] = _header_safe(cp.fallback_reason)
+        if decision.kept_current and decision.best is not None:
+            headers["X-Carbon-Kept-Current"] = f"best={decision.best.region}; margin={self.margin:g}"
+        return RouteResult(body, headers)
+
+    # ------------------------------------------------------------------ /v1/grid
+
+    def regions(self, plan: Plan, kind: str | None) -> dict[str, Any]:
+        out = []
+        for loc in self.locations.all():
+            if kind is not None and loc.kind != kind:
+                continue
+            site = self.grid.site(loc.code)
+            out.append(
+                {
+                    "code": loc.code,
+                    "name": loc.name,
+                    "kind": loc.kind,
+                    "country": loc.country,
+                    "grid_region": loc.grid_region,
+                    "cloud_provider": loc.provider,
+                    "annual_intensity_g_per_kwh": loc.intensity_g_per_kwh,
+                    "annual_year": loc.year,
+                    "annual_source": loc.source,
+                    "site": None
+                    if site is None
+                    else {"name": site.site, "latitude": site.latitude, "longitude": site.longitude},
+                    "available_on_plan": self.allowed(plan, loc),
+                }
+            )
+        return {
+            "regions": out,
+            "total": len(out),
+            "provider": self.provider.name,
+            "signal_type": self.provider.signal,
+            "dataset_version": self.data_version,
+        }
+
+    async def intensity(
+        self,
+        code: str,
+        now: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        horizon_hours: float | None = None,
+    ) -> dict[str, Any]:
+        loc = self.resolve(code, "region")
+        data: dict[str, Any] = {"current": point_out(await self.provider.current(loc.code, now))}
+        if start is not None or end is not None:
+            s = start or (now - timedelta(hours=24))
+            e = end or now
+            if e <= s:
+                raise BadRequest("end must be after start", code="INVALID_TIME_RANGE")
+            if e - s > timedelta(days=31):
+                raise BadRequest("history is limited to 31 days per request", code="INVALID_TIME_RANGE")
+            data["history"] = [point_out(p) for p in await self.provider.history(loc.code, s, e)]
+        if horizon_hours is not None:
+            fc = await self.provider.forecast(loc.code, now, timedelta(hours=horizon_hours))
+            data["forecast"] = [point_out(p) for p in fc]
+        return data
+
+    # ------------------------------------------------------------------ Carbon Aware SDK
+
+    async def casdk_emissions(
+        self, names: Sequence[str], now: datetime, time: datetime | None, to_time: datetime | None
+    ) -> list[dict[str, Any]]:
+        """``/emissions/bylocation(s)``: the points of each location overlapping ``[time, toTime]``
+        (``time`` defaults to now, ``toTime`` to ``time``)."""
+        locs = [(n, self.resolve(n, "location")) for n in names]
+        start = time or now
+        end = to_time or start
+        if end < start:
+            raise BadRequest("toTime must not be before time", code="INVALID_TIME_RANGE")
+        out: list[dict[str, Any]] = []
+
+        async def one(name: str, loc: Location) -> list[dict[str, Any]]:
+            if time is None and to_time is None:
+                points = [await self.provider.current(loc.code, now)]
+            else:
+                points = await self.provider.history(loc.code, start, max(end, start + timedelta(milliseconds=1)))
+            return [
+                {
+                    "location": name,
+                    "time": iso_offset(p.timestamp),
+                    "rating": p.intensity_g_per_kwh,
+                    "duration": timespan(p.duration),
+                }
+                for p in points
+            ]
+
+        for rows in await asyncio.gather(*(one(n, loc) for n, loc in locs)):
+            out.extend(rows)
+        return out
+
+    @staticmethod
+    def best(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """CASDK's ``GetOptimalEmissions``: the minimum rating, every tie kept."""
+        if not rows:
+            return []
+        low = min(r["rating"] for r in rows)
+        return [r for r in rows if r["rating"] == low]
+
+    async def casdk_forecasts(
+        self,
+        names: Sequence[str],
+        now: datetime,
+        data_start: datetime | None,
+        data_end: datetime | None,
+        window_minutes: int | None,
+    ) -> list[dict[str, Any]]:
+        locs = [(n, self.resolve(n, "location")) for n in names]
+        horizon_end = data_end or (now + timedelta(hours=24))
+        horizon = max(horizon_end - now, timedelta(hours=1))
+        if window_minutes is not None and window_minutes < 0:
+            raise BadRequest("windowSize must not be negative", code="INVALID_WINDOW")
+
+        async def one(name: str, loc: Location) -> dict[str, Any]:
+            points = await self.provider.forecast(loc.code, now, horizon)
+            if data_start is not None:
+                points = [p for p in points if p.timestamp + p.duration > data_start]
+            if data_end is not None:
+                points = [p for p in points if p.timestamp <= data_end]
+            step_s = points[0].duration.total_seconds() if points else 0.0
+            window_s = window_minutes * 60.0 if window_minutes else step_s
+            pairs = [(p.timestamp.timestamp(), p.intensity_g_per_kwh) for p in points]
+            means = rolling_window_means(pairs, step_s, window_s) if pairs else []
+            dur_min = int(step_s // 60)
+
+            def dto(t: float, v: float) -> dict[str, Any]:
+                return {
+                    "location": name,
+                    "timestamp": iso_offset(datetime.fromtimestamp(t, UTC)),
+                    "duration": int(window_s // 60) if window_minutes else dur_min,
+                    "value": _round(v, 3),
+                }
+
+            low = min((v for _, v in means), default=math.nan)
+            return {
+                "generatedAt": iso_offset(now),
+                "requestedAt": iso_offset(now),
+                "location": name,
+                "dataStartAt": iso_offset(data_start or (points[0].timestamp if points else now)),
+                "dataEndAt": iso_offset(data_end or (points[-1].timestamp if points else now)),
+                "windowSize": int(window_s // 60),
+                "optimalDataPoints": [dto(t, v) for t, v in means if v == low],
+                "forecastData": [dto(t, v) for t, v in means],
+            }
+
+        return list(await asyncio.gather(*(one(n, loc) for n, loc in locs)))
+
+    async def casdk_average(self, name: str, start: datetime, end: datetime) -> dict[str, Any]:
+        from powermeter.methodology.grid import time_weighted_mean
+
+        loc = self.resolve(name, "location")
+        if end <= start:
+            raise BadRequest("endTime must be after startTime", code="INVALID_TIME_RANGE")
+        points = await self.provider.history(loc.code, start, end)
+        pairs = [(p.timestamp.timestamp(), p.intensity_g_per_kwh) for p in points]
+        step = points[0].duration.total_seconds() if points else 0.0
+        try:
+            value = time_weighted_mean(pairs, step, start.timestamp(), end.timestamp())
+        except ValueError as exc:
+            raise BadRequest(f"no data covering the whole period for {name}: {exc}", code="NO_DATA") from exc
+        return {
+            "location": name,
+            "startTime": iso_offset(start),
+            "endTime": iso_offset(end),
+            "carbonIntensity": _round(value, 3),
+        }
+
+    def casdk_locations(self) -> dict[str, dict[str, Any]]:
+        return {
+            s.region: {"Latitude": s.latitude, "Longitude": s.longitude, "Name": s.region}
+            for s in self.grid.sites.values()
+        }
+
+
+def _with_reason(p: IntensityPoint, reason: str) -> IntensityPoint:
+    import dataclasses
+
+    return dataclasses.replace(p, fallback_reason=reason)
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")[:300]
+
+
+def _context_key(src: str, codes: Sequence[str], max_latency_ms: float | None, carbon_weight: float) -> str:
+    raw = f"{src}|{','.join(sorted(codes))}|{max_latency_ms}|{carbon_weight}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------------- app wiring
+
+
+def get_service(state: AppState) -> RoutingService:
+    svc = state.extras.get(EXTRAS_KEY)
+    if not isinstance(svc, RoutingService):
+        svc = RoutingService.from_settings(state.settings)
+        state.extras[EXTRAS_KEY] = svc
+    return svc
+
+
+def startup(state: AppState) -> None:
+    """Build the service once the app starts (runs on the event loop)."""
+    svc = get_service(state)
+    if isinstance(svc.provider, CachedProvider):
+        with contextlib.suppress(RuntimeError):
+            svc.provider.bind_loop(asyncio.get_running_loop())
+
+
+async def keep_warm(state: AppState, interval_s: float | None = None) -> None:
+    """Background task: refresh the live provider's current values of the grid regions before they
+    go stale, so ``/route`` answers from a warm cache."""
+    svc = get_service(state)
+    provider = svc.provider
+    try:
+        if not isinstance(provider, CachedProvider):
+            return
+        provider.bind_loop(asyncio.get_running_loop())
+        every = interval_s or max(5.0, provider.ttl_s / 2)
+        while True:
+            with contextlib.suppress(Exception):
+                await provider.refresh(GRID_REGIONS, state.clock.now())
+            await asyncio.sleep(every)
+    finally:
+        if isinstance(provider, CachedProvider):
+            await close_provider(provider)
+
+
+def _register() -> None:
+    from powermeter import app as app_module
+
+    if startup not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(startup)
+    if keep_warm not in app_module.BACKGROUND_TASKS:
+        app_module.BACKGROUND_TASKS.append(keep_warm)
+
+
+_register()

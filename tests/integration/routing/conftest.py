@@ -1,0 +1,66 @@
+"""Fixtures shared by the routing integration tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from powermeter.app import create_app
+from powermeter.infra.clock import FrozenClock
+from powermeter.settings import Settings
+
+DAY = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def write_series(path: Path, series: dict[str, Callable[[int], float]], days: int = 1) -> Path:
+    lines = ["region,timestamp,intensity"]
+    for region, f in series.items():
+        for h in range(24 * days):
+            lines.append(f"{region},{(DAY + timedelta(hours=h)).isoformat()},{f(h)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def csv_client(
+    settings: Settings, clock: FrozenClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[dict[str, Callable[[int], float]]], TestClient]]:
+    """``csv_client(series)``: an app whose grid provider replays ``series`` (one day, hourly)."""
+    clients: list[TestClient] = []
+
+    def make(series: dict[str, Callable[[int], float]], plans: dict[str, Any] | None = None) -> TestClient:
+        path = write_series(tmp_path / f"grid{len(clients)}.csv", series)
+        update: dict[str, Any] = {"grid_provider": "csv", "grid_csv_path": path}
+        if plans:
+            update["plans_json"] = json.dumps(plans)
+        app = create_app(settings.model_copy(update=update), clock=clock)
+        c = TestClient(app)
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+        c.app.state.pm.db.dispose()  # type: ignore[attr-defined]
+
+
+def key_for(client: TestClient, clock: FrozenClock, plan: str = "core", scopes: list[str] | None = None) -> str:
+    from powermeter.accounts import service as account_service
+
+    st = client.app.state.pm  # type: ignore[attr-defined]
+    with st.db.begin() as conn:
+        acct = account_service.create_account(
+            conn, st.settings, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
+        )
+        return account_service.create_key(conn, st.secret, acct, "k", clock.now(), scopes).key
