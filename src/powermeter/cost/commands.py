@@ -13,7 +13,7 @@ rates_app = typer.Typer(help="Electricity rates: import OpenEI URDB tariffs, lis
 
 @rates_app.command("import-urdb")
 def import_urdb_cmd(
-    file: Annotated[Path, typer.Argument(help="An OpenEI URDB JSON export ({\"items\": [...]}, a list, or one rate).")],
+    file: Annotated[Path, typer.Argument(help='An OpenEI URDB JSON export ({"items": [...]}, a list, or one rate).')],
     region: Annotated[
         str | None,
         typer.Option("--region", help="Region code for every rate (e.g. US-CA). Default: the rate's state."),

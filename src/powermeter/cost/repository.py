@@ -28,9 +28,9 @@ def imported_tariff_data(conn: Connection) -> list[dict[str, Any]]:
 def upsert_tariff(conn: Connection, tariff: dict[str, Any], source_file: str, now: datetime) -> bool:
     """Insert or replace one imported tariff; returns True when it replaced an earlier import."""
     data = json.dumps(tariff, sort_keys=True, ensure_ascii=False)
-    existed = conn.execute(
-        sa.select(imported_tariffs.c.id).where(imported_tariffs.c.id == tariff["id"])
-    ).first() is not None
+    existed = (
+        conn.execute(sa.select(imported_tariffs.c.id).where(imported_tariffs.c.id == tariff["id"])).first() is not None
+    )
     if existed:
         conn.execute(
             imported_tariffs.update()
@@ -48,7 +48,11 @@ def upsert_tariff(conn: Connection, tariff: dict[str, Any], source_file: str, no
 
 def list_imported(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
-        sa.select(imported_tariffs.c.id, imported_tariffs.c.region, imported_tariffs.c.source_file,
-                  imported_tariffs.c.imported_at).order_by(imported_tariffs.c.id)
+        sa.select(
+            imported_tariffs.c.id,
+            imported_tariffs.c.region,
+            imported_tariffs.c.source_file,
+            imported_tariffs.c.imported_at,
+        ).order_by(imported_tariffs.c.id)
     ).all()
     return [dict(r._mapping) for r in rows]

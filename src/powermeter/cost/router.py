@@ -42,8 +42,10 @@ def _rates(request: Request) -> Any:
     description="Rate input: `rateConfig` (inline) or `regionCode` (dataset lookup, optional `tariffId`). "
     "Money is rounded to 4 decimals; annual = daily × 365 and monthly = annual ÷ 12.",
     openapi_extra=s.body(s.COST_REQUEST, s.COST_EXAMPLES),
-    responses={**s.ok(s.COST_RESPONSE, s.COST_RESPONSE_EXAMPLE, "Cost of the device"),
-               **error_responses("calc", 400, 404, 429)},
+    responses={
+        **s.ok(s.COST_RESPONSE, s.COST_RESPONSE_EXAMPLE, "Cost of the device"),
+        **error_responses("calc", 400, 404, 429),
+    },
 )
 async def calc_cost(request: Request) -> FastJSONResponse:
     body = service.decode_body(await request.body())
@@ -57,8 +59,10 @@ async def calc_cost(request: Request) -> FastJSONResponse:
     description="Same body as /api/cost; `device.shiftable` must be true. Costs are per day; the window may wrap "
     "midnight ([22, 25] = 22:00–01:00).",
     openapi_extra=s.body(s.SHIFT_REQUEST, example=s.SHIFT_EXAMPLE),
-    responses={**s.ok(s.SHIFT_RESPONSE, s.SHIFT_RESPONSE_EXAMPLE, "Savings, or no_tou_data"),
-               **error_responses("calc", 400, 404, 429)},
+    responses={
+        **s.ok(s.SHIFT_RESPONSE, s.SHIFT_RESPONSE_EXAMPLE, "Savings, or no_tou_data"),
+        **error_responses("calc", 400, 404, 429),
+    },
 )
 async def calc_shift_savings(request: Request) -> FastJSONResponse:
     body = service.decode_body(await request.body())
@@ -70,8 +74,10 @@ async def calc_shift_savings(request: Request) -> FastJSONResponse:
     operation_id="calcBatteryCost",
     summary="Charging cost for consumer electronics or an EV",
     openapi_extra=s.body(s.BATTERY_REQUEST, s.BATTERY_EXAMPLES),
-    responses={**s.ok({"type": "object"}, {"mode": "ev", "monthly_cost": 42.6136, "annual_cost": 511.3636},
-                      "Charging cost"), **error_responses("calc", 400, 404, 429)},
+    responses={
+        **s.ok({"type": "object"}, {"mode": "ev", "monthly_cost": 42.6136, "annual_cost": 511.3636}, "Charging cost"),
+        **error_responses("calc", 400, 404, 429),
+    },
 )
 async def calc_battery_cost(request: Request) -> FastJSONResponse:
     body = service.decode_body(await request.body())
@@ -83,8 +89,12 @@ async def calc_battery_cost(request: Request) -> FastJSONResponse:
     operation_id="calcArbitrage",
     summary="Savings from charging a battery cheap and discharging when power is expensive",
     openapi_extra=s.body(s.ARBITRAGE_REQUEST, example=s.ARBITRAGE_EXAMPLE),
-    responses={**s.ok({"type": "object"}, {"per_cycle_savings": 3.6, "annual_savings": 1314.0},
-                      "Per-cycle and annual savings"), **_ERRORS},
+    responses={
+        **s.ok(
+            {"type": "object"}, {"per_cycle_savings": 3.6, "annual_savings": 1314.0}, "Per-cycle and annual savings"
+        ),
+        **_ERRORS,
+    },
 )
 async def calc_arbitrage(request: Request) -> FastJSONResponse:
     body = service.decode_body(await request.body())
@@ -95,10 +105,25 @@ async def calc_arbitrage(request: Request) -> FastJSONResponse:
     "/rates/index",
     operation_id="calcRatesIndex",
     summary="Slim list of all locations",
-    responses={**s.ok({"type": "array", "items": {"type": "object"}},
-                      [{"regionCode": "US-CA", "name": "California", "country": "US", "currency": "USD",
-                        "flat_rate": 0.2951, "year": 2023, "has_tou": True, "tariffs": ["pge-e-tou-c"]}],
-                      "Every region code"), **error_responses("calc", 429)},
+    responses={
+        **s.ok(
+            {"type": "array", "items": {"type": "object"}},
+            [
+                {
+                    "regionCode": "US-CA",
+                    "name": "California",
+                    "country": "US",
+                    "currency": "USD",
+                    "flat_rate": 0.2951,
+                    "year": 2023,
+                    "has_tou": True,
+                    "tariffs": ["pge-e-tou-c"],
+                }
+            ],
+            "Every region code",
+        ),
+        **error_responses("calc", 429),
+    },
 )
 async def calc_rates_index(request: Request) -> FastJSONResponse:
     rates = _rates(request)
@@ -109,17 +134,23 @@ async def calc_rates_index(request: Request) -> FastJSONResponse:
     "/rates/{regionCode}",
     operation_id="calcRatesRegion",
     summary="Full rate dataset (flat rate + TOU tiers + named tariffs) for a location",
-    responses={**s.ok({"type": "object"}, {"regionCode": "US-CA", "flat_rate": 0.2951, "currency": "USD",
-                                           "default_tariff": "pge-e-tou-c"}, "The region's rates"),
-               **error_responses("calc", 404, 429)},
+    responses={
+        **s.ok(
+            {"type": "object"},
+            {"regionCode": "US-CA", "flat_rate": 0.2951, "currency": "USD", "default_tariff": "pge-e-tou-c"},
+            "The region's rates",
+        ),
+        **error_responses("calc", 404, 429),
+    },
 )
 async def calc_rates_region(regionCode: str, request: Request) -> FastJSONResponse:
     rates = _rates(request)
     return _json(request, service.rate_detail(regionCode, rates), {"X-Dataset-Version": rates.version})
 
 
-@router.get("/openapi.json", operation_id="calcOpenapi", summary="OpenAPI 3.1 of the calculator API",
-            include_in_schema=False)
+@router.get(
+    "/openapi.json", operation_id="calcOpenapi", summary="OpenAPI 3.1 of the calculator API", include_in_schema=False
+)
 async def calc_openapi(request: Request) -> FastJSONResponse:
     st = app_state(request)
     spec = st.extras.get("cost.openapi")
@@ -130,7 +161,7 @@ async def calc_openapi(request: Request) -> FastJSONResponse:
 
 def family_openapi(full: dict[str, Any]) -> dict[str, Any]:
     """The calculator's own OpenAPI 3.1 document: its paths relative to the ``/calc`` base URL."""
-    paths = {p[len("/calc"):]: copy.deepcopy(v) for p, v in full.get("paths", {}).items() if p.startswith("/calc/")}
+    paths = {p[len("/calc") :]: copy.deepcopy(v) for p, v in full.get("paths", {}).items() if p.startswith("/calc/")}
     schemas = full.get("components", {}).get("schemas", {})
     needed: dict[str, Any] = {}
 
@@ -155,7 +186,7 @@ def family_openapi(full: dict[str, Any]) -> dict[str, Any]:
             "title": "powermeter electricity cost calculator",
             "version": full.get("info", {}).get("version", "0"),
             "description": "Public, no-auth endpoints to compute electricity costs from a rate, wattage and usage "
-            "schedule. 60 requests/minute per IP; 429 bodies are {\"error\": \"rate_limited\", \"retry_after\": N} "
+            'schedule. 60 requests/minute per IP; 429 bodies are {"error": "rate_limited", "retry_after": N} '
             "with a Retry-After header.",
         },
         "servers": [{"url": "/calc"}],

@@ -38,40 +38,58 @@ _CACHE_MAX = 512
 
 
 class RatesProvider:
-    """The shipped dataset merged with imported tariffs; re-reads the import table at most every 60 s."""
+    """The shipped dataset merged with imported tariffs; re-reads the import table at most every 60 s.
+
+    The public calculator never waits on the database: when the data are due for a check, a background
+    thread re-reads the import table and the request is answered from what is loaded. Authenticated
+    routes pass their own connection and check inline (a cheap read inside their transaction).
+    """
 
     def __init__(self) -> None:
         self._base = load_rates()
         self._current = self._base
         self._stamp: tuple[int, str] | None = None
-        self._checked = 0.0
+        self._checked = float("-inf")
         self._lock = threading.Lock()
+        self._refreshing = False
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._checked >= REFRESH_S
 
     def get(self, state: AppState) -> RatesDataset:
-        now = time.monotonic()
-        if now - self._checked < REFRESH_S:
-            return self._current
-        with self._lock:
-            if now - self._checked < REFRESH_S:
-                return self._current
-            self._checked = now
-            try:
-                with state.db.connect() as conn:
-                    self.refresh(conn)
-            except Exception:  # a missing table or a database hiccup must not break the calculator
-                return self._current
+        if self._due() and not self._refreshing:
+            with self._lock:
+                if self._due() and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh_in_background, args=(state,), daemon=True).start()
         return self._current
 
+    def get_with(self, conn: Connection) -> RatesDataset:
+        if self._due():
+            self.refresh(conn)
+        return self._current
+
+    def refresh_now(self, state: AppState) -> RatesDataset:
+        with state.db.connect() as conn:
+            self.refresh(conn)
+        return self._current
+
+    def _refresh_in_background(self, state: AppState) -> None:
+        try:
+            self.refresh_now(state)
+        except Exception:  # a missing table or a database hiccup must not break the calculator
+            self._checked = time.monotonic()
+        finally:
+            self._refreshing = False
+
     def refresh(self, conn: Connection) -> None:
+        self._checked = time.monotonic()
         stamp = repository.import_stamp(conn)
         if stamp == self._stamp:
             return
         rows = repository.imported_tariff_data(conn)
         self._current = self._base.with_tariffs(rows) if rows else self._base
         self._stamp = stamp
-
-    def invalidate(self) -> None:
-        self._checked = 0.0
 
 
 def rates_provider(state: AppState) -> RatesProvider:
@@ -152,7 +170,7 @@ def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool 
     reg_name, region = _pick(body, "regionCode", "region_code")
     _, tariff_id = _pick(body, "tariffId", "tariff_id")
     if cfg is not None and region is not None:
-        raise BadRequest(f"give {cfg_name} or {reg_name}, not both", extra={"field": cfg_name})
+        raise BadRequest(f"{cfg_name}: give {cfg_name} or {reg_name}, not both", extra={"field": cfg_name})
     if cfg is not None:
         rate = compile_inline(cfg, cfg_name)
         tz = None
@@ -186,7 +204,9 @@ def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool 
             rates.version,
         )
     if required:
-        raise BadRequest("give rateConfig (an inline rate) or regionCode (e.g. 'US-CA')", extra={"field": "rateConfig"})
+        raise BadRequest(
+            "rateConfig: give rateConfig (an inline rate) or regionCode (e.g. 'US-CA')", extra={"field": "rateConfig"}
+        )
     return None
 
 
@@ -295,7 +315,12 @@ def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: 
     try:
         load = t.scheduled_load(device.watts, schedule, device.hours_per_day if device.schedule else None)
         pc = t.period_cost(
-            choice.rate, load, start, end, tz, holidays=_holidays(choice.holidays_calendar, start, end),
+            choice.rate,
+            load,
+            start,
+            end,
+            tz,
+            holidays=_holidays(choice.holidays_calendar, start, end),
             include_fixed=include_fixed,
         )
     except TariffInputError as exc:
@@ -383,7 +408,7 @@ def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
         return direct, str(cur).upper() if isinstance(cur, str) else "USD"
     choice = choose_rate(body, rates, required=False)
     if choice is None:
-        raise BadRequest("give rate_per_kwh, regionCode or rateConfig", extra={"field": "rate_per_kwh"})
+        raise BadRequest("rate_per_kwh: give rate_per_kwh, regionCode or rateConfig", extra={"field": "rate_per_kwh"})
     sched_raw = body.get("schedule")
     if sched_raw is not None and choice.rate.has_tou:
         try:

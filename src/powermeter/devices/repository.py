@@ -23,9 +23,7 @@ def _row(r: Any) -> dict[str, Any]:
 
 
 def list_devices(conn: Connection, account_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(user_devices).where(_D.account_id == account_id).order_by(_D.created_at, _D.id)
-    ).all()
+    rows = conn.execute(sa.select(user_devices).where(_D.account_id == account_id).order_by(_D.created_at, _D.id)).all()
     return [_row(r) for r in rows]
 
 
@@ -44,9 +42,7 @@ def insert_device(conn: Connection, values: dict[str, Any]) -> None:
 
 
 def update_device(conn: Connection, account_id: str, device_id: str, values: dict[str, Any]) -> None:
-    conn.execute(
-        user_devices.update().where(_D.account_id == account_id, _D.id == device_id).values(**_encode(values))
-    )
+    conn.execute(user_devices.update().where(_D.account_id == account_id, _D.id == device_id).values(**_encode(values)))
 
 
 def delete_device(conn: Connection, account_id: str, device_id: str) -> bool:

@@ -19,8 +19,13 @@ class DeviceIn(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"name": "NAS", "catalog_device_slug": "synology-ds923", "watts": 30, "hours_per_day": 24,
-                 "schedule": [[0, 24]]},
+                {
+                    "name": "NAS",
+                    "catalog_device_slug": "synology-ds923",
+                    "watts": 30,
+                    "hours_per_day": 24,
+                    "schedule": [[0, 24]],
+                },
                 {"name": "Dishwasher", "watts": 1800, "hours_per_day": 1.5, "shiftable": True},
             ]
         },
@@ -53,9 +58,9 @@ class DeviceOut(BaseModel):
     id: str = Field(description="Device UUID")
     name: str
     catalog_device_slug: str | None
-    watts: float
-    hours_per_day: float
-    schedule: list[list[float]] | None
+    watts: int | float
+    hours_per_day: int | float
+    schedule: list[list[int | float]] | None
     shiftable: bool
     metadata: dict[str, Any]
     created_at: str
@@ -65,8 +70,12 @@ class DeviceOut(BaseModel):
 class ProfileIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"region_code": "US-CA", "rate_config": None},
-                                        {"region_code": None, "rate_config": {"flat_rate": 0.15}}]},
+        json_schema_extra={
+            "examples": [
+                {"region_code": "US-CA", "rate_config": None},
+                {"region_code": None, "rate_config": {"flat_rate": 0.15}},
+            ]
+        },
     )
 
     region_code: str | None = Field(default=None, max_length=16, description="Location used to look up rates")
