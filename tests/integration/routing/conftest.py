@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,8 @@ from powermeter.infra.clock import FrozenClock
 from powermeter.settings import Settings
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
+UPSTREAM_APP = Path(__file__).with_name("upstream_app.py")
+REGIONS = ("CAISO", "PJM", "BPA")
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -64,3 +73,57 @@ def key_for(client: TestClient, clock: FrozenClock, plan: str = "core", scopes: 
             conn, st.settings, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
         )
         return account_service.create_key(conn, st.secret, acct, "k", clock.now(), scopes).key
+
+
+# ---------------------------------------------------------------------- real upstream servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@dataclass
+class Upstreams:
+    procs: dict[str, subprocess.Popen[bytes]]
+    ports: dict[str, int]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@pytest.fixture
+def upstreams() -> Iterator[Upstreams]:
+    ports = {name: free_port() for name in REGIONS}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(UPSTREAM_APP), name, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for name, port in ports.items()
+    }
+    try:
+        for port in ports.values():
+            wait_port(port)
+        yield Upstreams(procs, ports)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)

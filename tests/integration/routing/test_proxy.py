@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,61 +23,9 @@ import pytest
 from powermeter.methodology.routing import Policy
 from powermeter.routing.providers import CsvProvider, IntensityProvider
 from powermeter.routing.proxy import CarbonProxy, ProxyConfig, build_server, parse_listen, parse_upstream
+from tests.integration.routing.conftest import REGIONS, Upstreams, free_port, wait_port
 
-UPSTREAM_APP = Path(__file__).with_name("upstream_app.py")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-REGIONS = ("CAISO", "PJM", "BPA")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
-@dataclass
-class Upstreams:
-    procs: dict[str, subprocess.Popen[bytes]]
-    ports: dict[str, int]
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def kill(self, name: str) -> None:
-        proc = self.procs[name]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
-@pytest.fixture
-def upstreams() -> Iterator[Upstreams]:
-    ports = {name: free_port() for name in REGIONS}
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, str(UPSTREAM_APP), name, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for name, port in ports.items()
-    }
-    try:
-        for port in ports.values():
-            wait_port(port)
-        yield Upstreams(procs, ports)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 def write_intensities(path: Path, values: dict[str, float]) -> None:
