@@ -193,3 +193,33 @@ def test_a_file_without_signature_or_coverage_is_refused() -> None:
     checks, head = rp.check_document(doc)
     assert head is None
     assert not checks[0].ok
+
+
+@given(
+    st.text(max_size=20), st.text(max_size=12), st.text(max_size=12),
+    st.floats(allow_nan=False, allow_infinity=False), st.floats(min_value=0, max_value=1e12),
+    st.floats(min_value=0, max_value=1e30),
+)
+@settings(max_examples=200, deadline=None)
+def test_inference_record_hash_is_the_sha256_of_its_canonical_json(
+    rid: str, provider: str, model: str, energy: float, co2: float, water: float
+) -> None:
+    import hashlib
+
+    from powermeter.methodology.merkle import canonical_json
+
+    record = {"id": rid, "logDate": "2026-03-01T10:00:00Z", "provider": provider, "modelId": model,
+              "energyWh": energy, "co2Grams": co2, "waterMl": water}
+    expected = hashlib.sha256(canonical_json(record)).hexdigest()
+    got = rp.inference_record_sha256(rid, "2026-03-01T10:00:00Z", provider, model, energy, co2, water)
+    assert got == expected
+
+
+def test_a_job_is_own_hardware_by_its_flag_or_else_by_an_on_premises_provider() -> None:
+    assert rp.is_own_hardware("On-Prem")
+    assert rp.is_own_hardware(" self-hosted ")
+    assert not rp.is_own_hardware("aws")
+    assert not rp.is_own_hardware(None)
+    assert rp.is_own_hardware("aws", "true")
+    assert rp.is_own_hardware(None, "1")
+    assert not rp.is_own_hardware("on-prem", "false")

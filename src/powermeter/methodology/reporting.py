@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from powermeter.methodology.merkle import canonical_json, leaf_hash, node_hash
+from powermeter.methodology.merkle import canonical_json, json_number, json_string, leaf_hash, node_hash
 from powermeter.methodology.units import G_PER_KG, ML_PER_L
 
 __all__ = [
@@ -52,6 +52,8 @@ __all__ = [
     "coverage_root",
     "esrs_e1_view",
     "ghg_category",
+    "inference_record_sha256",
+    "is_own_hardware",
     "report_head",
     "signed_bytes",
 ]
@@ -116,6 +118,24 @@ SCOPE3_CAT1 = GhgCategory(
 )
 CATEGORIES = (SCOPE2_LOCATION, SCOPE3_CAT1)
 _BY_CODE = {c.code: c for c in CATEGORIES}
+
+
+#: ``provider`` values by which a compute job says it ran on the account's own hardware (the job
+#: request has no dedicated flag yet; an ``own_hardware`` input, when receipts carry one, wins).
+OWN_HARDWARE_PROVIDERS = frozenset(
+    {"own", "own-hardware", "own_hardware", "on-prem", "on-premises", "onprem", "self-hosted", "selfhosted"}
+)
+
+
+def is_own_hardware(provider: str | None, own_hardware_flag: str | None = None) -> bool:
+    """Did the account mark this compute job as run on its own hardware?
+
+    ``own_hardware_flag`` is the job's ``own_hardware`` input as text (``"true"``/``"1"`` or
+    ``"false"``/``"0"``) when the receipt records one; otherwise the ``provider`` decides.
+    """
+    if own_hardware_flag is not None:
+        return own_hardware_flag.strip().lower() in ("1", "true")
+    return provider is not None and provider.strip().lower() in OWN_HARDWARE_PROVIDERS
 
 
 def ghg_category(kind: str, own_hardware: bool) -> GhgCategory:
@@ -390,6 +410,25 @@ def esrs_e1_view(figures: ReportFigures) -> dict[str, Any]:
 
 
 # --- coverage and signing -----------------------------------------------------------------------
+
+
+def inference_record_sha256(
+    record_id: str, log_date: str, provider: str, model_id: str, energy_wh: float, co2_grams: float, water_ml: float
+) -> str:
+    """SHA-256 (hex) of an inference record as the history API shows it: the canonical JSON (RFC 8785)
+    of ``{"co2Grams", "energyWh", "id", "logDate", "modelId", "provider", "waterMl"}``, with
+    ``logDate`` as ``YYYY-MM-DDTHH:MM:SSZ``. Built from fragments in canonical key order (the same
+    bytes as :func:`canonical_json`, at a fraction of the cost)."""
+    text = (
+        '{"co2Grams":' + json_number(co2_grams)
+        + ',"energyWh":' + json_number(energy_wh)
+        + ',"id":' + json_string(record_id)
+        + ',"logDate":' + json_string(log_date)
+        + ',"modelId":' + json_string(model_id)
+        + ',"provider":' + json_string(provider)
+        + ',"waterMl":' + json_number(water_ml) + "}"
+    )  # fmt: skip
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def coverage_entry(kind: str, record_id: str, sha256_hex: str) -> str:

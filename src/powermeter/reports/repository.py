@@ -1,0 +1,289 @@
+"""Every SQL statement of the reports capability.
+
+Reports read two other capabilities' tables (compute-job ``receipts`` with their
+``receipt_profiles``, and ``inference_records``); they write nothing of their own (the DOWNLOAD audit
+entry goes through ``powermeter.audit.service``). The owners' modules expose no aggregate over a
+period, so the queries are written here against their tables.
+
+Aggregation runs in SQL: one GROUP BY per source, over the account's rows of the period, to a few
+partial sums per month × profile/region × group. The coverage lists (record id + hash) are streamed
+in batches in index order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from powermeter.inference.tables import inference_records as inf
+from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
+
+COVERAGE_BATCH = 20_000
+
+
+def _is_pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _month(conn: Connection, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``YYYY-MM`` of a UTC timestamp column."""
+    if _is_pg(conn):
+        return sa.func.to_char(sa.func.timezone("UTC", col), "YYYY-MM")
+    # SQLite stores the UTC wall-clock time as text "YYYY-MM-DD HH:MM:SS.ffffff"
+    return sa.func.substr(col, 1, 7)
+
+
+def _json_text(conn: Connection, col: sa.ColumnElement[Any], member: str) -> sa.ColumnElement[Any]:
+    """A top-level member of a JSON text column, as text (NULL when absent)."""
+    if _is_pg(conn):
+        return sa.cast(col, postgresql.JSONB).op("->>")(member)
+    return sa.func.json_extract(col, f"$.{member}")
+
+
+# --- compute-job receipts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobAggregate:
+    month: str
+    geo_iso: str
+    provider: str | None
+    region: str | None
+    own_hardware: str | None  # the raw value of options.own_hardware, when a receipt carries it
+    model: str | None
+    records: int
+    energy_kwh: float
+    co2_g: float
+    last_seq: int  # the latest receipt of the partial sum (its profile gives the factors used)
+
+
+def _job_where(account_id: str, start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (receipts.c.account_id == account_id, receipts.c.created_at >= start, receipts.c.created_at < end)
+
+
+def job_aggregates(
+    conn: Connection, account_id: str, start: datetime, end: datetime, *, with_model: bool
+) -> list[JobAggregate]:
+    """Partial sums of the account's receipts in [start, end) per month × location as sent ×
+    provider × region × own-hardware flag (× hardware model when grouping by model)."""
+    opt = receipts.c.options
+    keys: list[sa.ColumnElement[Any]] = [
+        _month(conn, receipts.c.created_at).label("month"),
+        receipts.c.geo_iso,
+        _json_text(conn, opt, "provider").label("provider"),
+        _json_text(conn, opt, "region").label("region"),
+        _json_text(conn, opt, "own_hardware").label("own"),
+    ]
+    if with_model:
+        keys.append(sa.func.coalesce(_json_text(conn, opt, "gpu_model"), _json_text(conn, opt, "cpu_model"))
+                    .label("model"))
+    q = (
+        sa.select(*keys, sa.func.count(), sa.func.sum(receipts.c.kwh), sa.func.sum(receipts.c.co2_grams),
+                  sa.func.max(receipts.c.seq))
+        .where(*_job_where(account_id, start, end))
+        .group_by(*keys)
+    )  # fmt: skip
+    out = []
+    for r in conn.execute(q):
+        out.append(
+            JobAggregate(
+                month=str(r[0]),
+                geo_iso=str(r[1]),
+                provider=None if r[2] is None else str(r[2]),
+                region=None if r[3] is None else str(r[3]),
+                own_hardware=None if r[4] is None else str(r[4]).lower(),
+                model=(None if r[5] is None else str(r[5])) if with_model else None,
+                records=int(r[-4]),
+                energy_kwh=float(r[-3] or 0.0),
+                co2_g=float(r[-2] or 0.0),
+                last_seq=int(r[-1]),
+            )
+        )
+    return out
+
+
+def job_profiles(conn: Connection, seqs: Sequence[int]) -> dict[int, str]:
+    """The factor-profile body of each receipt ``seq`` (receipt → its tree's profile list → body)."""
+    picked: dict[int, str] = {}
+    for i in range(0, len(seqs), 500):
+        chunk = list(seqs[i : i + 500])
+        q = (
+            sa.select(receipts.c.seq, receipts.c.profile_index, receipt_trees.c.profile_ids)
+            .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
+            .where(receipts.c.seq.in_(chunk))
+        )
+        for seq, index, ids in conn.execute(q):
+            picked[int(seq)] = str(orjson.loads(ids)[int(index)])
+    bodies: dict[str, str] = {}
+    wanted = sorted(set(picked.values()))
+    for i in range(0, len(wanted), 500):
+        q2 = sa.select(receipt_profiles.c.id, receipt_profiles.c.body).where(
+            receipt_profiles.c.id.in_(wanted[i : i + 500])
+        )
+        bodies.update({str(r[0]): str(r[1]) for r in conn.execute(q2)})
+    return {seq: bodies[pid] for seq, pid in picked.items() if pid in bodies}
+
+
+#: Trees up to this size have their leaf hash cut out of the blob in SQL; larger trees' blobs are
+#: fetched once per tree (reading a 320 kB blob for each of its 10,000 receipts would be wasteful).
+SMALL_TREE = 256
+
+
+def _leaf_slice(conn: Connection) -> sa.ColumnElement[Any]:
+    fn = sa.func.substring if _is_pg(conn) else sa.func.substr
+    return sa.case(
+        (receipt_trees.c.tree_size <= SMALL_TREE,
+         fn(receipt_trees.c.leaf_hashes, receipts.c.leaf_index * 32 + 1, 32)),
+        else_=sa.null(),
+    )  # fmt: skip
+
+
+def _tree_blobs(conn: Connection, tree_ids: Sequence[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for i in range(0, len(tree_ids), 200):
+        q = sa.select(receipt_trees.c.id, receipt_trees.c.leaf_hashes).where(
+            receipt_trees.c.id.in_(list(tree_ids[i : i + 200]))
+        )
+        out.update({str(r[0]): bytes(r[1]) for r in conn.execute(q)})
+    return out
+
+
+def iter_job_coverage(
+    conn: Connection, account_id: str, start: datetime, end: datetime, batch: int = COVERAGE_BATCH
+) -> Iterator[Sequence[tuple[str, str]]]:
+    """(receipt id, leaf hash hex) of the account's receipts in [start, end), in insertion order.
+
+    The leaf hashes live in their tree's row (32 bytes per leaf, in leaf order)."""
+    q = (
+        sa.select(receipts.c.receipt_id, receipts.c.tree_id, receipts.c.leaf_index, _leaf_slice(conn))
+        .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
+        .where(*_job_where(account_id, start, end))
+        .order_by(receipts.c.seq)
+    )
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(q)
+    blobs: dict[str, bytes] = {}
+    try:
+        for part in result.partitions(batch):
+            missing = sorted({r[1] for r in part if r[3] is None and r[1] not in blobs})
+            if missing:
+                blobs.update(_tree_blobs(conn, missing))
+            out = []
+            for rid, tree_id, index, h in part:
+                if h is None:
+                    i = int(index) * 32
+                    h = blobs[tree_id][i : i + 32]
+                out.append((str(rid), bytes(h).hex()))
+            yield out
+            if len(blobs) > 64:  # receipts of one tree are contiguous: keep only the last tree's blob
+                last = part[-1][1]
+                blobs = {last: blobs[last]} if last in blobs else {}
+    finally:
+        result.close()
+
+
+# --- inference records --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceAggregate:
+    month: str
+    final_provider: str
+    final_region: str
+    group: str | None  # provider (lower case) / model id / key id, by the report's grouping
+    group_label: str | None
+    records: int
+    energy_wh: float
+    co2_g: float
+    water_ml: float
+    last_seq: int  # the latest record of the partial sum (its details give the factors used)
+
+
+def _inf_where(account_id: str, start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (inf.c.account_id == account_id, inf.c.log_date >= start, inf.c.log_date < end)
+
+
+def inference_aggregates(
+    conn: Connection, account_id: str, start: datetime, end: datetime, group_by: str
+) -> list[InferenceAggregate]:
+    """Partial sums of the account's inference records in [start, end) per month × site (× group)."""
+    month = _month(conn, inf.c.log_date).label("month")
+    keys: list[sa.ColumnElement[Any]] = [month, inf.c.final_provider, inf.c.final_region]
+    label: sa.ColumnElement[Any] | None = None
+    if group_by == "provider":
+        keys.append(sa.func.lower(inf.c.provider).label("g"))
+        label = sa.func.min(inf.c.provider)
+    elif group_by == "model":
+        keys.append(inf.c.model_id)
+    elif group_by == "key":
+        keys.append(inf.c.key_id)
+        label = sa.func.min(inf.c.key_name + " (" + inf.c.masked_key + ")")
+    cols: list[sa.ColumnElement[Any]] = [
+        *keys,
+        sa.func.count(),
+        sa.func.sum(inf.c.energy_wh),
+        sa.func.sum(inf.c.co2_grams),
+        sa.func.sum(inf.c.water_ml),
+        sa.func.max(inf.c.seq),
+    ]
+    if label is not None:
+        cols.append(label)
+    q = sa.select(*cols).where(*_inf_where(account_id, start, end)).group_by(*keys)
+    out = []
+    grouped = len(keys) == 4
+    for r in conn.execute(q):
+        n = len(keys)
+        out.append(
+            InferenceAggregate(
+                month=str(r[0]),
+                final_provider=str(r[1]),
+                final_region=str(r[2]),
+                group=str(r[3]) if grouped else None,
+                group_label=str(r[n + 5]) if label is not None else None,
+                records=int(r[n]),
+                energy_wh=float(r[n + 1] or 0.0),
+                co2_g=float(r[n + 2] or 0.0),
+                water_ml=float(r[n + 3] or 0.0),
+                last_seq=int(r[n + 4]),
+            )
+        )
+    return out
+
+
+def inference_details(conn: Connection, seqs: Sequence[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for i in range(0, len(seqs), 500):
+        chunk = list(seqs[i : i + 500])
+        q = sa.select(inf.c.seq, inf.c.details).where(inf.c.seq.in_(chunk))
+        out.update({int(r[0]): str(r[1]) for r in conn.execute(q)})
+    return out
+
+
+def iter_inference_coverage(
+    conn: Connection, account_id: str, start: datetime, end: datetime, batch: int = COVERAGE_BATCH
+) -> Iterator[Sequence[tuple[Any, ...]]]:
+    """(id, log date, provider, model id, energy Wh, gCO2e, water mL) of the account's inference
+    records in [start, end), in (log date, insertion) order. On SQLite the log date comes back as
+    the stored text ``YYYY-MM-DD HH:MM:SS…`` (parsing a million datetimes costs a second); on
+    PostgreSQL as a timezone-aware datetime."""
+    log_date: sa.ColumnElement[Any] = inf.c.log_date
+    if not _is_pg(conn):
+        log_date = sa.type_coerce(inf.c.log_date, sa.String)
+    q = (
+        sa.select(inf.c.id, log_date, inf.c.provider, inf.c.model_id, inf.c.energy_wh, inf.c.co2_grams,
+                  inf.c.water_ml)
+        .where(*_inf_where(account_id, start, end))
+        .order_by(inf.c.log_date, inf.c.seq)
+    )  # fmt: skip
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(q)
+    try:
+        for part in result.partitions(batch):
+            yield [tuple(r) for r in part]
+    finally:
+        result.close()
