@@ -614,3 +614,38 @@ def test_an_entry_break_before_a_bad_checkpoint_is_reported_first() -> None:
     report = verify_chain(ACCOUNT, rows, cps, CHECK)
     assert report.first_break is not None
     assert report.first_break.entry_id == "audit_000002"
+
+
+def test_checkpoints_covering_fewer_entries_than_an_earlier_one_are_refused() -> None:
+    entries = build_chain(10)
+    first, second = checkpoints_at(entries, [8, 4])
+    report = verify_chain(ACCOUNT, rows_of(entries), [first, second], CHECK)
+    assert report.first_break is not None
+    assert report.first_break.kind is BreakKind.CHECKPOINT_INVALID
+    assert "fewer entries" in report.first_break.message
+
+
+@pytest.mark.parametrize(
+    ("head", "kind", "seq"),
+    [((12, "ab" * 32), BreakKind.TRUNCATED, 11), ((10, "ab" * 32), BreakKind.REWRITTEN, 10),
+     ((8, "ab" * 32), BreakKind.INSERTED, 9)],
+)
+def test_the_head_record_witnesses_cuts_rewrites_and_writes_around_the_append_path(
+    head: tuple[int, str], kind: BreakKind, seq: int
+) -> None:
+    entries = build_chain(10)
+    assert verify_chain(ACCOUNT, rows_of(entries), expected_head=(10, entries[-1].entry_hash)).ok
+    report = verify_chain(ACCOUNT, rows_of(entries), expected_head=head)
+    assert report.first_break is not None
+    assert (report.first_break.kind, report.first_break.seq) == (kind, seq)
+
+
+def test_export_lines_reparse_to_the_same_hash() -> None:
+    """What `audit export` writes (canonical JSON with parsed details) hashes back to the entry hash."""
+    e = chain_entry(account_id=ACCOUNT, seq=1, entry_id="audit_1", action_type="EDIT", receipt_id="rcpt_1",
+                    actor_key_id=None, actor_masked_key=None, details={"note": "voided: wrong region", "kwh": 2.45,
+                    "n": 67145854434663456}, timestamp="2026-11-22T12:00:00.000Z", prev_hash=GENESIS_HASH)
+    line = canonical_json({**e.as_json(), "type": "entry"})
+    obj = parse_json(line)
+    del obj["type"], obj["entry_hash"]
+    assert hashlib.sha256(canonical_json(obj).encode()).hexdigest() == e.entry_hash

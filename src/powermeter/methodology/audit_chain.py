@@ -208,7 +208,10 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("timestamp must be timezone-aware")
     u = moment.astimezone(UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 def _opt(value: str | None) -> str:
@@ -272,7 +275,7 @@ class AuditEntry:
 
     @property
     def details(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.details_json)
+        parsed: dict[str, Any] = parse_json(self.details_json)
         return parsed
 
     def as_json(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,10 +13,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
+from powermeter.app import create_app
 from powermeter.audit import service
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.state import AppState
 from powermeter.methodology.audit_chain import chain_entry
+from powermeter.settings import Settings
 from tests.conftest import MakeKey
 from tests.integration.audit.conftest import Account, Append, seq_of, sql
 
@@ -324,3 +327,28 @@ def test_the_background_run_checkpoints_only_chains_that_moved(
 def test_seq_numbers_are_contiguous_per_account(state: AppState, account: Account, append: Append) -> None:
     append(5)
     assert [s for s, _ in seq_of(state, account.account_id)] == list(range(1, 8))
+
+
+def test_the_server_checkpoints_at_start_up_and_then_every_interval(
+    settings: Settings, clock: FrozenClock, state: AppState, account: Account, append: Append
+) -> None:
+    """A restarted server signs what moved while it was down, then keeps signing on its schedule."""
+    append(2)
+    fast = settings.model_copy(update={"checkpoint_interval_s": 1})
+    app = create_app(fast, clock=clock)
+    try:
+        with TestClient(app):
+            with state.db.begin() as conn:
+                assert service.list_checkpoints(conn, account.account_id, limit=5)[1] == 1  # at start-up
+            append(1)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with state.db.begin() as conn:
+                    cps, total = service.list_checkpoints(conn, account.account_id, limit=5)
+                if total == 2:
+                    break
+                time.sleep(0.2)
+            assert total == 2
+            assert cps[0].seq == 5
+    finally:
+        app.state.pm.db.dispose()
