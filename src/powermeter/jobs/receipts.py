@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -32,8 +33,6 @@ from powermeter.methodology.compute_job import METHOD_ID, METHODOLOGY_VERSION
 from powermeter.methodology.merkle import (
     TREE_HEAD_TYPE,
     canonical_json,
-    json_number,
-    json_string,
     leaf_hash,
     tree_head_bytes,
     verify_inclusion,
@@ -44,24 +43,100 @@ RECEIPT_TYPE = "powermeter.receipt/1"
 DOCUMENT_TYPE = "powermeter.receipt-document/1"
 SIGNATURE_ALGORITHM = "Ed25519"
 METHODOLOGY = {"id": METHOD_ID, "version": METHODOLOGY_VERSION}
-_METHODOLOGY_FRAGMENT = ',"methodology":' + canonical_json(METHODOLOGY).decode()
+_METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
 
-# Optional inputs, in canonical (sorted) order, as (name, kind): kind "n" number, "s" string.
-_INPUT_FIELDS: tuple[tuple[str, str], ...] = (
-    ("cpu_cores", "n"),
-    ("cpu_model", "s"),
-    ("cpu_utilization", "n"),
-    ("duration_minutes", "n"),
-    ("geo_iso", "s"),
-    ("gpu_cores", "n"),
-    ("gpu_model", "s"),
-    ("gpu_utilization", "n"),
-    ("memory_gb", "n"),
-    ("provider", "s"),
-    ("pue", "n"),
-    ("region", "s"),
-)
-INPUT_FIELD_NAMES = tuple(name for name, _ in _INPUT_FIELDS)
+#: Optional inputs of a job (overrides); the base inputs are always present.
+OPTION_FIELDS: tuple[str, ...] = (
+    "cpu_model", "gpu_model", "cpu_utilization", "gpu_utilization", "pue", "provider", "region",
+)  # fmt: skip
+_SORT = orjson.OPT_SORT_KEYS
+_MAX_SAFE = float(2**53)
+
+
+class _NeedsSlowPath(Exception):
+    pass
+
+
+def _num(v: float) -> float | int:
+    """A value orjson writes exactly as ECMAScript does (else :class:`_NeedsSlowPath`).
+
+    orjson prints integral floats as ``12.0`` (ECMAScript: ``12``) and uses exponent notation outside
+    [1e-4, 1e16) (ECMAScript: outside [1e-6, 1e21)); integral values become ints, the rest go slow.
+    """
+    f = float(v)
+    if f.is_integer():
+        if -_MAX_SAFE < f < _MAX_SAFE:
+            return int(f)
+        raise _NeedsSlowPath
+    a = -f if f < 0 else f
+    if 1e-4 <= a < 1e16:
+        return f
+    raise _NeedsSlowPath
+
+
+def _canonical(obj: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(obj, option=_SORT)
+    except TypeError:  # a lone surrogate in a string: orjson refuses, the generic encoder escapes it
+        return canonical_json(obj)
+
+
+def job_options(job: Any) -> dict[str, Any] | None:
+    """The job's overrides that were given (``None`` when there are none: the common case)."""
+    out = {name: v for name in OPTION_FIELDS if (v := getattr(job, name)) is not None}
+    return out or None
+
+
+def inputs_bytes(
+    duration_minutes: float, cpu_cores: float, memory_gb: float, gpu_cores: float, geo_iso: str,
+    options: Mapping[str, Any] | None,
+) -> bytes:  # fmt: skip
+    """Canonical JSON of a job's inputs (the same bytes from a request or from a stored row)."""
+    raw: dict[str, Any] = {
+        "cpu_cores": cpu_cores, "duration_minutes": duration_minutes, "geo_iso": geo_iso, "gpu_cores": gpu_cores,
+        "memory_gb": memory_gb,
+    }  # fmt: skip
+    if options:
+        raw.update(options)
+    try:
+        fast = {k: (_num(v) if isinstance(v, float | int) and not isinstance(v, bool) else v) for k, v in raw.items()}
+    except _NeedsSlowPath:
+        return canonical_json(raw)
+    return _canonical(fast)
+
+
+def results_bytes(kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memory_kwh: float, pue: float) -> bytes:
+    overhead = kwh - (cpu_kwh + gpu_kwh + memory_kwh)
+    try:
+        return orjson.dumps(
+            {
+                "breakdown": {
+                    "cpu_kwh": _num(cpu_kwh), "gpu_kwh": _num(gpu_kwh), "memory_kwh": _num(memory_kwh),
+                    "overhead_kwh": _num(overhead), "pue": _num(pue),
+                },
+                "co2_grams": _num(co2_g),
+                "kwh": _num(kwh),
+            },
+            option=_SORT,
+        )  # fmt: skip
+    except _NeedsSlowPath:
+        return canonical_json(
+            {
+                "breakdown": {
+                    "cpu_kwh": cpu_kwh, "gpu_kwh": gpu_kwh, "memory_kwh": memory_kwh, "overhead_kwh": overhead,
+                    "pue": pue,
+                },
+                "co2_grams": co2_g,
+                "kwh": kwh,
+            }
+        )  # fmt: skip
+
+
+def _string_bytes(s: str) -> bytes:
+    try:
+        return orjson.dumps(s)
+    except TypeError:
+        return canonical_json(s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +145,9 @@ class ProfileDoc:
 
     id: str  # sha256 hex of ``body``
     body: str  # canonical JSON {dataset_versions, factors, location, warnings}
-    head: str  # ',"dataset_versions":…,"factors":[…]'
-    location: str  # ',"location":"…"'
-    tail: str  # ',"type":"powermeter.receipt/1","warnings":[…]}'
+    head: bytes  # ',"dataset_versions":…,"factors":[…]'
+    location: bytes  # ',"location":"…"'
+    tail: bytes  # ',"type":"powermeter.receipt/1","warnings":[…]}'
 
 
 def make_profile_doc(
@@ -89,67 +164,46 @@ def make_profile_doc(
 
 def profile_doc_from_body(body: str) -> ProfileDoc:
     obj = json.loads(body)
-    head = (
-        ',"dataset_versions":' + canonical_json(obj["dataset_versions"]).decode()
-        + ',"factors":' + canonical_json(obj["factors"]).decode()
-    )  # fmt: skip
     return ProfileDoc(
         id=hashlib.sha256(body.encode()).hexdigest(),
         body=body,
-        head=head,
-        location=',"location":' + json_string(obj["location"]),
-        tail=',"type":' + json_string(RECEIPT_TYPE) + ',"warnings":' + canonical_json(obj["warnings"]).decode() + "}",
+        head=b',"dataset_versions":' + canonical_json(obj["dataset_versions"])
+        + b',"factors":' + canonical_json(obj["factors"]),
+        location=b',"location":' + canonical_json(obj["location"]),
+        tail=b',"type":' + canonical_json(RECEIPT_TYPE) + b',"warnings":' + canonical_json(obj["warnings"]) + b"}",
     )
 
 
-def inputs_json(job: Any) -> str:
-    """Canonical JSON of the job's inputs (fields that are ``None`` are left out)."""
-    parts: list[str] = []
-    for name, kind in _INPUT_FIELDS:
-        v = getattr(job, name)
-        if v is None:
-            continue
-        parts.append(f'"{name}":' + (json_number(float(v)) if kind == "n" else json_string(v)))
-    return "{" + ",".join(parts) + "}"
+class LeafBuilder:
+    """Builds (and hashes) one request's receipts. Everything before ``inputs`` in a receipt is the
+    same for every job of one profile, so its SHA-256 state is computed once and copied per leaf."""
 
+    __slots__ = ("_account", "_issued", "_profiles", "_states")
 
-def results_json(
-    kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memory_kwh: float, pue: float
-) -> str:
-    overhead = kwh - (cpu_kwh + gpu_kwh + memory_kwh)
-    return (
-        '{"breakdown":{"cpu_kwh":' + json_number(cpu_kwh)
-        + ',"gpu_kwh":' + json_number(gpu_kwh)
-        + ',"memory_kwh":' + json_number(memory_kwh)
-        + ',"overhead_kwh":' + json_number(overhead)
-        + ',"pue":' + json_number(pue)
-        + '},"co2_grams":' + json_number(co2_g)
-        + ',"kwh":' + json_number(kwh) + "}"
-    )  # fmt: skip
+    def __init__(self, account_id: str, issued_at: str, profiles: Sequence[ProfileDoc]) -> None:
+        self._account = b'{"account_id":' + _string_bytes(account_id)
+        self._issued = b',"issued_at":' + _string_bytes(issued_at)
+        self._profiles = list(profiles)
+        self._states = [hashlib.sha256(b"\x00" + self._account + p.head) for p in self._profiles]
 
+    def _suffix(self, j: int, inputs: bytes, job_id: str, receipt_id: str, results: bytes) -> bytes:
+        p = self._profiles[j]
+        return b"".join(
+            (
+                b',"inputs":', inputs, self._issued, b',"job_id":', _string_bytes(job_id), p.location,
+                _METHODOLOGY_FRAGMENT, b',"receipt_id":', _string_bytes(receipt_id), b',"results":', results, p.tail,
+            )
+        )  # fmt: skip
 
-def leaf_text(
-    *,
-    account_json: str,
-    issued_at_json: str,
-    profile: ProfileDoc,
-    inputs: str,
-    job_id: str,
-    receipt_id: str,
-    results: str,
-) -> str:
-    """The receipt's canonical JSON, assembled from fragments (``account_json``/``issued_at_json``
-    are already JSON string literals)."""
-    return (
-        '{"account_id":' + account_json + profile.head
-        + ',"inputs":' + inputs
-        + ',"issued_at":' + issued_at_json
-        + ',"job_id":' + json_string(job_id)
-        + profile.location + _METHODOLOGY_FRAGMENT
-        + ',"receipt_id":' + json_string(receipt_id)
-        + ',"results":' + results
-        + profile.tail
-    )  # fmt: skip
+    def leaf_hash(self, j: int, inputs: bytes, job_id: str, receipt_id: str, results: bytes) -> bytes:
+        """``SHA-256(0x00 || leaf)`` of the receipt (RFC 6962 leaf hash)."""
+        h = self._states[j].copy()
+        h.update(self._suffix(j, inputs, job_id, receipt_id, results))
+        return h.digest()
+
+    def leaf(self, j: int, inputs: bytes, job_id: str, receipt_id: str, results: bytes) -> bytes:
+        """The receipt's canonical JSON bytes (the leaf data)."""
+        return self._account + self._profiles[j].head + self._suffix(j, inputs, job_id, receipt_id, results)
 
 
 def signed_tree_head(*, root: bytes, tree_size: int, issued_at: str, key_id: str, signature_b64: str) -> dict[str, Any]:

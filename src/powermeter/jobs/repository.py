@@ -12,8 +12,9 @@ from powermeter.jobs.receipts import ProfileDoc
 from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
 
 RECEIPT_COLUMNS = (
-    "receipt_id", "account_id", "job_id", "tree_id", "leaf_index", "leaf_hash", "profile_id", "kwh",
-    "co2_grams", "inputs_json", "results_json", "created_at",
+    "receipt_id", "account_id", "job_id", "tree_id", "leaf_index", "profile_index", "kwh", "co2_grams",
+    "cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso",
+    "options", "created_at",
 )  # fmt: skip
 _INSERT_SQL = (
     f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) "  # noqa: S608 - fixed column names
@@ -25,14 +26,26 @@ def insert_tree(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(receipt_trees.insert(), row)
 
 
+_seen_profiles: set[tuple[str, str]] = set()  # (database url, profile id) seen committed
+
+
 def ensure_profiles(conn: Connection, profiles: Iterable[ProfileDoc]) -> None:
-    """Store profiles not stored yet (they are content-addressed: same id, same body)."""
-    wanted = {p.id: p for p in profiles}
+    """Store profiles not stored yet (they are content-addressed: same id, same body).
+
+    Profiles already seen in the database by this process are skipped without a query: rows are
+    never deleted, and an id is remembered only once a SELECT has returned it (so a rolled-back
+    insert is never taken for a stored one).
+    """
+    url = str(conn.engine.url)
+    wanted = {p.id: p for p in profiles if (url, p.id) not in _seen_profiles}
     if not wanted:
         return
     have = set(
         conn.execute(sa.select(receipt_profiles.c.id).where(receipt_profiles.c.id.in_(list(wanted)))).scalars()
     )
+    if len(_seen_profiles) > 100_000:
+        _seen_profiles.clear()
+    _seen_profiles.update((url, pid) for pid in have)
     missing = [{"id": p.id, "body": p.body} for pid, p in wanted.items() if pid not in have]
     if not missing:
         return
@@ -49,20 +62,29 @@ def ensure_profiles(conn: Connection, profiles: Iterable[ProfileDoc]) -> None:
 
 
 def insert_receipts(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert receipt rows (tuples in :data:`RECEIPT_COLUMNS` order) in one ``executemany``."""
+    """Insert receipt rows (tuples in :data:`RECEIPT_COLUMNS` order) in one ``executemany``.
+
+    A duplicate raises the driver's or SQLAlchemy's ``IntegrityError``. On SQLite the failed
+    statement alone is undone and the transaction stays usable; on PostgreSQL the insert runs in a
+    savepoint so the caller can still ask which job ids were duplicates.
+    """
     if conn.dialect.name == "sqlite":
         # The driver's executemany directly: ~3× faster than SQLAlchemy's per-row parameter handling.
         dbapi: Any = conn.connection.driver_connection
         dbapi.executemany(_INSERT_SQL, rows)
         return
-    conn.execute(receipts.insert(), [dict(zip(RECEIPT_COLUMNS, r, strict=True)) for r in rows])
+    with conn.begin_nested():
+        conn.execute(receipts.insert(), [dict(zip(RECEIPT_COLUMNS, r, strict=True)) for r in rows])
 
 
-def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str]) -> set[str]:
+def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str], *, other_than_tree: str) -> set[str]:
+    """Which of ``job_ids`` already have a receipt in the account (outside the tree being written)."""
     found: set[str] = set()
     for i in range(0, len(job_ids), 500):
         chunk = list(job_ids[i : i + 500])
-        q = sa.select(receipts.c.job_id).where(receipts.c.account_id == account_id, receipts.c.job_id.in_(chunk))
+        q = sa.select(receipts.c.job_id).where(
+            receipts.c.account_id == account_id, receipts.c.job_id.in_(chunk), receipts.c.tree_id != other_than_tree
+        )
         found.update(conn.execute(q).scalars())
     return found
 
@@ -86,6 +108,7 @@ def list_receipts(
 
 
 def get_receipt(conn: Connection, account_id: str, receipt_id: str) -> Any:
+    """The receipt row with its tree (size, root, signature, leaf hashes, profile ids)."""
     q = (
         sa.select(
             receipts,
@@ -94,15 +117,16 @@ def get_receipt(conn: Connection, account_id: str, receipt_id: str) -> Any:
             receipt_trees.c.issued_at,
             receipt_trees.c.key_id,
             receipt_trees.c.signature,
-            receipt_profiles.c.body.label("profile_body"),
+            receipt_trees.c.leaf_hashes,
+            receipt_trees.c.profile_ids,
         )
         .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
-        .join(receipt_profiles, receipt_profiles.c.id == receipts.c.profile_id)
         .where(receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)
     )
     return conn.execute(q).first()
 
 
-def tree_leaf_hashes(conn: Connection, tree_id: str) -> list[str]:
-    q = sa.select(receipts.c.leaf_hash).where(receipts.c.tree_id == tree_id).order_by(receipts.c.leaf_index)
-    return list(conn.execute(q).scalars())
+def profile_body(conn: Connection, profile_id: str) -> str | None:
+    q = sa.select(receipt_profiles.c.body).where(receipt_profiles.c.id == profile_id)
+    body: str | None = conn.execute(q).scalar_one_or_none()
+    return body

@@ -86,9 +86,10 @@ _BATCH_BODY = {
 )
 def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
-    body = jobs.parse_batch(raw)
-    rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, body.jobs, field_prefix="jobs[{i}].")
-    return _ok(jobs.batch_data(body.jobs, rec))
+    with svc.gc_paused():
+        body = jobs.parse_batch(raw)
+        rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, body.jobs, field_prefix="jobs[{i}].")
+        return _ok(jobs.batch_data(body.jobs, rec))
 
 
 @router.get(

@@ -14,11 +14,13 @@ One unit of work per request, inside the caller's transaction (``tx.conn``):
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +49,7 @@ from powermeter.methodology.compute_job import (
     JobProfile,
     UnknownLocationError,
 )
-from powermeter.methodology.merkle import MerkleTree, audit_paths, json_string, leaf_hash, tree_head_bytes
+from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
 _INDEX = re.compile(r"^jobs\[(\d+)\]")
@@ -156,41 +158,21 @@ class ComputeJobs:
 
         n = len(jobs)
         issued_at = utc_iso(now)
-        account_json = json_string(principal.account_id)
-        issued_json = json_string(issued_at)
         profile_docs = [self.profile_doc(p) for p in batch.profiles]
-        raw_ids = secrets.token_hex(8 * n)
-        receipt_ids = ["rcpt_" + raw_ids[16 * i : 16 * i + 16] for i in range(n)]
+        builder = rc.LeafBuilder(principal.account_id, issued_at, profile_docs)
+        # Receipt ids: a random 64-bit request prefix + the job's index (sequential ids keep the
+        # unique index's inserts local, which makes a 10,000-row insert ~2× faster than random ids).
+        prefix = "rcpt_" + secrets.token_hex(8)
+        width = max(4, len(f"{n - 1:x}"))
+        receipt_ids = [f"{prefix}{i:0{width}x}" for i in range(n)]
         tree_id = "tree_" + secrets.token_hex(10)
         created = _db_datetime(conn, now)
+        account_id = principal.account_id
 
-        leaves: list[bytes] = []
-        rows: list[tuple[Any, ...]] = []
-        kwh_l, co2_l = batch.energy_kwh, batch.co2_g
-        cpu_l, gpu_l, mem_l, pidx = batch.cpu_kwh, batch.gpu_kwh, batch.memory_kwh, batch.profile_index
-        pues = [p.pue_value for p in batch.profiles]
-        for i, job in enumerate(jobs):
-            j = pidx[i]
-            doc = profile_docs[j]
-            inputs = rc.inputs_json(job)
-            results = rc.results_json(kwh_l[i], co2_l[i], cpu_l[i], gpu_l[i], mem_l[i], pues[j])
-            text = rc.leaf_text(
-                account_json=account_json,
-                issued_at_json=issued_json,
-                profile=doc,
-                inputs=inputs,
-                job_id=job.job_id,
-                receipt_id=receipt_ids[i],
-                results=results,
-            )
-            leaves.append(text.encode())
-            rows.append(
-                (receipt_ids[i], principal.account_id, job.job_id, tree_id, i, "", doc.id, kwh_l[i], co2_l[i],
-                 inputs, results, created)
-            )  # fmt: skip
-        tree = MerkleTree(leaves)
-        rows = [(*r[:5], h.hex(), *r[6:]) for r, h in zip(rows, tree.leaf_hashes, strict=True)]
-        head = tree_head_bytes(root=tree.root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
+        with gc_paused():
+            hashes, rows = _encode(jobs, batch, builder, receipt_ids, tree_id, created, account_id)
+        root = merkle_root(hashes)
+        head = tree_head_bytes(root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
         signature = signer.sign_b64(head)
 
         repo.insert_tree(
@@ -199,19 +181,20 @@ class ComputeJobs:
                 "id": tree_id,
                 "account_id": principal.account_id,
                 "tree_size": n,
-                "root_sha256": tree.root.hex(),
+                "root_sha256": root.hex(),
                 "issued_at": issued_at,
                 "key_id": signer.key_id,
                 "signature": signature,
+                "leaf_hashes": b"".join(hashes),
+                "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
                 "created_at": now,
             },
         )
         repo.ensure_profiles(conn, profile_docs)
         try:
-            with conn.begin_nested():
-                repo.insert_receipts(conn, rows)
+            repo.insert_receipts(conn, rows)
         except (IntegrityError, sqlite3.IntegrityError):
-            dupes = repo.existing_job_ids(conn, principal.account_id, [j.job_id for j in jobs])
+            dupes = repo.existing_job_ids(conn, principal.account_id, [j.job_id for j in jobs], other_than_tree=tree_id)
             errors = [
                 {
                     "field": f"{field_prefix.format(i=i)}job_id",
@@ -226,7 +209,7 @@ class ComputeJobs:
                 raise
             raise ValidationFailed(errors) from None
         tree_head = rc.signed_tree_head(
-            root=tree.root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
+            root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
         )
         return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head)
 
@@ -285,6 +268,68 @@ class ComputeJobs:
         return self._locations_body
 
 
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = True
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch allocates its ~100k short-lived objects.
+
+    Reference counting still frees them; without the pause, the generational collector runs full
+    sweeps over every live object of the process mid-batch (measured: a third of a 10,000-job
+    request). Nested and concurrent uses are counted; the collector resumes when the last ends.
+    """
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _encode(
+    jobs: Sequence[JobIn],
+    batch: BatchEstimate,
+    builder: rc.LeafBuilder,
+    receipt_ids: list[str],
+    tree_id: str,
+    created: Any,
+    account_id: str,
+) -> tuple[list[bytes], list[tuple[Any, ...]]]:
+    """Every job's leaf hash and database row (the hot loop of a batch)."""
+    n = len(jobs)
+    hashes: list[bytes] = [b""] * n
+    rows: list[tuple[Any, ...]] = [()] * n
+    kwh_l, co2_l = batch.energy_kwh, batch.co2_g
+    cpu_l, gpu_l, mem_l, pidx = batch.cpu_kwh, batch.gpu_kwh, batch.memory_kwh, batch.profile_index
+    pues = [p.pue_value for p in batch.profiles]
+    inputs_of, results_of, options_of, leaf_hash_of, dumps = (
+        rc.inputs_bytes, rc.results_bytes, rc.job_options, builder.leaf_hash, orjson.dumps,
+    )  # fmt: skip
+    for i, job in enumerate(jobs):
+        j = pidx[i]
+        options = options_of(job)
+        inputs = inputs_of(job.duration_minutes, job.cpu_cores, job.memory_gb, job.gpu_cores, job.geo_iso, options)
+        results = results_of(kwh_l[i], co2_l[i], cpu_l[i], gpu_l[i], mem_l[i], pues[j])
+        rid = receipt_ids[i]
+        hashes[i] = leaf_hash_of(j, inputs, job.job_id, rid, results)
+        rows[i] = (
+            rid, account_id, job.job_id, tree_id, i, j, kwh_l[i], co2_l[i], cpu_l[i], gpu_l[i], mem_l[i],
+            job.duration_minutes, job.cpu_cores, job.memory_gb, job.gpu_cores, job.geo_iso,
+            None if options is None else dumps(options).decode(), created,
+        )  # fmt: skip
+    return hashes, rows
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     batch: BatchEstimate
@@ -314,7 +359,8 @@ def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> N
 
 def _db_datetime(conn: Connection, now: datetime) -> Any:
     """``now`` as the driver expects it for the receipts' ``created_at`` column."""
-    proc = receipts_table.c.created_at.type.bind_processor(conn.dialect)
+    col_type = receipts_table.c.created_at.type
+    proc = col_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return proc(now) if proc is not None else now
 
 
@@ -326,21 +372,21 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
     row = repo.get_receipt(conn, account_id, receipt_id)
     if row is None:
         raise NotFound(f"no receipt {receipt_id!r} in this account", code="RECEIPT_NOT_FOUND")
-    profile = rc.profile_doc_from_body(row.profile_body)
-    text = rc.leaf_text(
-        account_json=json_string(row.account_id),
-        issued_at_json=json_string(row.issued_at),
-        profile=profile,
-        inputs=row.inputs_json,
-        job_id=row.job_id,
-        receipt_id=row.receipt_id,
-        results=row.results_json,
-    )
-    hashes = [bytes.fromhex(h) for h in repo.tree_leaf_hashes(conn, row.tree_id)]
-    root, paths = _paths_for(hashes, row.leaf_index)
-    if leaf_hash(text.encode()).hex() != row.leaf_hash or root.hex() != row.root_sha256:
+    profile_id = orjson.loads(row.profile_ids)[row.profile_index]
+    body = repo.profile_body(conn, profile_id)
+    if body is None:  # pragma: no cover - guarded by the write path
+        raise RuntimeError(f"profile {profile_id} of receipt {receipt_id} is missing")
+    builder = rc.LeafBuilder(row.account_id, row.issued_at, [rc.profile_doc_from_body(body)])
+    options = orjson.loads(row.options) if row.options else None
+    inputs = rc.inputs_bytes(row.duration_minutes, row.cpu_cores, row.memory_gb, row.gpu_cores, row.geo_iso, options)
+    pue = float(next(f["value"] for f in orjson.loads(body)["factors"] if f["name"] == "pue"))
+    results = rc.results_bytes(row.kwh, row.co2_grams, row.cpu_kwh, row.gpu_kwh, row.memory_kwh, pue)
+    leaf = builder.leaf(0, inputs, row.job_id, row.receipt_id, results)
+    blob: bytes = row.leaf_hashes
+    hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
+    root, paths = audit_paths(hashes)
+    if leaf_hash(leaf) != hashes[row.leaf_index] or root.hex() != row.root_sha256:
         raise RuntimeError(f"stored receipt {receipt_id} no longer matches its signed tree")
-    receipt = orjson.loads(text)
     return {
         "type": rc.DOCUMENT_TYPE,
         "receipt_id": row.receipt_id,
@@ -348,26 +394,21 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
         "kwh": row.kwh,
         "co2_grams": row.co2_grams,
         "timestamp": row.issued_at,
-        "receipt": receipt,
+        "receipt": orjson.loads(leaf),
         "proof": {
             "leaf_index": row.leaf_index,
             "tree_size": row.tree_size,
-            "audit_path": [h.hex() for h in paths],
+            "audit_path": [h.hex() for h in paths[row.leaf_index]],
             "root_sha256": row.root_sha256,
         },
         "signed_tree_head": rc.signed_tree_head(
-            root=bytes.fromhex(row.root_sha256),
+            root=root,
             tree_size=row.tree_size,
             issued_at=row.issued_at,
             key_id=row.key_id,
             signature_b64=row.signature,
         ),
     }
-
-
-def _paths_for(hashes: list[bytes], index: int) -> tuple[bytes, list[bytes]]:
-    root, paths = audit_paths(hashes)
-    return root, paths[index]
 
 
 def list_receipts(

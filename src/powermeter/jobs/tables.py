@@ -23,6 +23,8 @@ receipt_trees = sa.Table(
     sa.Column("issued_at", sa.String(40), nullable=False),  # the exact string that was signed
     sa.Column("key_id", sa.String(80), nullable=False),
     sa.Column("signature", sa.String(200), nullable=False),  # base64 Ed25519 over the tree head
+    sa.Column("leaf_hashes", sa.LargeBinary, nullable=False),  # 32 bytes per leaf, in leaf order
+    sa.Column("profile_ids", sa.Text, nullable=False),  # JSON list: receipts.profile_index → profile id
     sa.Column("created_at", TS, nullable=False),
 )
 
@@ -33,6 +35,8 @@ receipt_profiles = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # canonical JSON: factors, location, versions, warnings
 )
 
+# One row per receipt: the seed fields, the job's inputs and the energy figures as numbers (doubles
+# round-trip exactly), from which the receipt's canonical bytes are rebuilt.
 receipts = sa.Table(
     "receipts",
     metadata,
@@ -40,14 +44,20 @@ receipts = sa.Table(
     sa.Column("receipt_id", sa.String(40), nullable=False, unique=True),
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("job_id", sa.String(128), nullable=False),
-    sa.Column("tree_id", sa.String(40), sa.ForeignKey("receipt_trees.id"), nullable=False, index=True),
+    sa.Column("tree_id", sa.String(40), sa.ForeignKey("receipt_trees.id"), nullable=False),
     sa.Column("leaf_index", sa.Integer, nullable=False),
-    sa.Column("leaf_hash", sa.String(64), nullable=False),
-    sa.Column("profile_id", sa.String(64), sa.ForeignKey("receipt_profiles.id"), nullable=False),
+    sa.Column("profile_index", sa.Integer, nullable=False),
     sa.Column("kwh", sa.Float, nullable=False),
     sa.Column("co2_grams", sa.Float, nullable=False),
-    sa.Column("inputs_json", sa.Text, nullable=False),
-    sa.Column("results_json", sa.Text, nullable=False),
+    sa.Column("cpu_kwh", sa.Float, nullable=False),
+    sa.Column("gpu_kwh", sa.Float, nullable=False),
+    sa.Column("memory_kwh", sa.Float, nullable=False),
+    sa.Column("duration_minutes", sa.Float, nullable=False),
+    sa.Column("cpu_cores", sa.Float, nullable=False),
+    sa.Column("memory_gb", sa.Float, nullable=False),
+    sa.Column("gpu_cores", sa.Float, nullable=False),
+    sa.Column("geo_iso", sa.String(64), nullable=False),
+    sa.Column("options", sa.Text, nullable=True),  # JSON object of the overrides given, if any
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
     sa.Index("ix_receipts_account_id_seq", "account_id", "seq"),

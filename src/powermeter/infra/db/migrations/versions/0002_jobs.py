@@ -23,6 +23,8 @@ def upgrade() -> None:
         sa.Column("issued_at", sa.String(40), nullable=False),
         sa.Column("key_id", sa.String(80), nullable=False),
         sa.Column("signature", sa.String(200), nullable=False),
+        sa.Column("leaf_hashes", sa.LargeBinary, nullable=False),
+        sa.Column("profile_ids", sa.Text, nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_receipt_trees"),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_receipt_trees_account_id_accounts"),
@@ -42,29 +44,30 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(128), nullable=False),
         sa.Column("tree_id", sa.String(40), nullable=False),
         sa.Column("leaf_index", sa.Integer, nullable=False),
-        sa.Column("leaf_hash", sa.String(64), nullable=False),
-        sa.Column("profile_id", sa.String(64), nullable=False),
+        sa.Column("profile_index", sa.Integer, nullable=False),
         sa.Column("kwh", sa.Float, nullable=False),
         sa.Column("co2_grams", sa.Float, nullable=False),
-        sa.Column("inputs_json", sa.Text, nullable=False),
-        sa.Column("results_json", sa.Text, nullable=False),
+        sa.Column("cpu_kwh", sa.Float, nullable=False),
+        sa.Column("gpu_kwh", sa.Float, nullable=False),
+        sa.Column("memory_kwh", sa.Float, nullable=False),
+        sa.Column("duration_minutes", sa.Float, nullable=False),
+        sa.Column("cpu_cores", sa.Float, nullable=False),
+        sa.Column("memory_gb", sa.Float, nullable=False),
+        sa.Column("gpu_cores", sa.Float, nullable=False),
+        sa.Column("geo_iso", sa.String(64), nullable=False),
+        sa.Column("options", sa.Text, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_receipts"),
         sa.UniqueConstraint("receipt_id", name="uq_receipts_receipt_id"),
         sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_receipts_account_id_accounts"),
         sa.ForeignKeyConstraint(["tree_id"], ["receipt_trees.id"], name="fk_receipts_tree_id_receipt_trees"),
-        sa.ForeignKeyConstraint(
-            ["profile_id"], ["receipt_profiles.id"], name="fk_receipts_profile_id_receipt_profiles"
-        ),
     )
-    op.create_index("ix_receipts_tree_id", "receipts", ["tree_id"])
     op.create_index("ix_receipts_account_id_seq", "receipts", ["account_id", "seq"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_receipts_account_id_seq", table_name="receipts")
-    op.drop_index("ix_receipts_tree_id", table_name="receipts")
     op.drop_table("receipts")
     op.drop_table("receipt_profiles")
     op.drop_index("ix_receipt_trees_account_id", table_name="receipt_trees")

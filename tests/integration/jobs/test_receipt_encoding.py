@@ -1,0 +1,75 @@
+"""The fast receipt encoder (orjson fragments + a shared SHA-256 prefix) gives exactly the RFC 8785
+bytes of the receipt object, for any inputs, including the values that need the slow path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from powermeter.jobs import receipts as rc
+from powermeter.methodology.merkle import canonical_json
+from powermeter.methodology.units import Factor
+
+FACTORS = [
+    Factor("cpu_power_per_core", 12.0, "W/core", "Green Algorithms"),
+    Factor("pue", 1.56, "ratio", "Uptime Institute"),
+    Factor("carbon_intensity", 369.47, "gCO2e/kWh", "OWID \u00e9 \u2028", "sha256:abc"),
+]
+PROFILE = rc.make_profile_doc(FACTORS, "US", {"hardware": "sha256:1", "locations": "sha256:2"}, ["w \u0007"])
+
+floats = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e30, max_value=1e30) | st.sampled_from(
+    [0.0, -0.0, 1.0, 12.0, 1e-7, 1e-5, 1e16, 1e21, 123456789012345680.0, 0.1, 2.5e-4]
+)
+texts = st.text(max_size=12) | st.sampled_from(["US", "job-001", "\ud800x", "é€😀"])
+
+
+@given(
+    duration=floats, cores=floats, mem=floats, gpus=floats, geo=texts, job_id=texts,
+    options=st.none() | st.fixed_dictionaries({}, optional={"cpu_model": texts, "pue": floats, "region": texts}),
+    kwh=floats, co2=floats, cpu=floats, gpu=floats, memory=floats, pue=floats,
+)  # fmt: skip
+@settings(max_examples=400, deadline=None)
+def test_fast_leaf_equals_canonical_json(
+    duration: float, cores: float, mem: float, gpus: float, geo: str, job_id: str, options: dict[str, Any] | None,
+    kwh: float, co2: float, cpu: float, gpu: float, memory: float, pue: float,
+) -> None:  # fmt: skip
+    options = options or None
+    inputs = rc.inputs_bytes(duration, cores, mem, gpus, geo, options)
+    results = rc.results_bytes(kwh, co2, cpu, gpu, memory, pue)
+    builder = rc.LeafBuilder("acct_1", "2026-11-22T12:00:00Z", [PROFILE])
+    leaf = builder.leaf(0, inputs, job_id, "rcpt_0001", results)
+    expected_inputs: dict[str, Any] = {
+        "cpu_cores": cores, "duration_minutes": duration, "geo_iso": geo, "gpu_cores": gpus, "memory_gb": mem,
+        **(options or {}),
+    }  # fmt: skip
+    receipt = {
+        "account_id": "acct_1",
+        **json.loads(PROFILE.body),
+        "inputs": expected_inputs,
+        "issued_at": "2026-11-22T12:00:00Z",
+        "job_id": job_id,
+        "methodology": rc.METHODOLOGY,
+        "receipt_id": "rcpt_0001",
+        "results": {
+            "breakdown": {"cpu_kwh": cpu, "gpu_kwh": gpu, "memory_kwh": memory,
+                          "overhead_kwh": kwh - (cpu + gpu + memory), "pue": pue},
+            "co2_grams": co2,
+            "kwh": kwh,
+        },
+        "type": rc.RECEIPT_TYPE,
+    }
+    assert leaf == canonical_json(receipt)
+    assert builder.leaf_hash(0, inputs, job_id, "rcpt_0001", results) == hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def test_options_are_only_the_overrides_given() -> None:
+    job = SimpleNamespace(cpu_model=None, gpu_model="H100", cpu_utilization=None, gpu_utilization=0.5, pue=None,
+                          provider=None, region=None)
+    assert rc.job_options(job) == {"gpu_model": "H100", "gpu_utilization": 0.5}
+    none = SimpleNamespace(**dict.fromkeys(rc.OPTION_FIELDS))
+    assert rc.job_options(none) is None
