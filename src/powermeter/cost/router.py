@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request, Response
 
 from powermeter.accounts.deps import ip_rate_limit
 from powermeter.cost import schemas as s
@@ -17,7 +17,13 @@ from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
 
-router = APIRouter(prefix="/calc/api", tags=["cost calculator"], dependencies=[Depends(ip_rate_limit)])
+router = APIRouter(prefix="/calc/api", tags=["cost calculator"])
+
+
+async def _limit(request: Request) -> None:
+    """60 requests/minute per client IP (seed 003). Called inline rather than as a route dependency: the
+    limiter is the same, minus FastAPI's dependency-solving overhead on the hot path."""
+    await ip_rate_limit(request, Response())  # headers reach the reply via request.state
 
 _ERRORS = error_responses("calc", 400, 429)
 
@@ -48,6 +54,7 @@ def _rates(request: Request) -> Any:
     },
 )
 async def calc_cost(request: Request) -> FastJSONResponse:
+    await _limit(request)
     body = service.decode_body(await request.body())
     return _json(request, service.cost(body, _rates(request)))
 
@@ -65,6 +72,7 @@ async def calc_cost(request: Request) -> FastJSONResponse:
     },
 )
 async def calc_shift_savings(request: Request) -> FastJSONResponse:
+    await _limit(request)
     body = service.decode_body(await request.body())
     return _json(request, service.shift(body, _rates(request)))
 
@@ -80,6 +88,7 @@ async def calc_shift_savings(request: Request) -> FastJSONResponse:
     },
 )
 async def calc_battery_cost(request: Request) -> FastJSONResponse:
+    await _limit(request)
     body = service.decode_body(await request.body())
     return _json(request, service.battery(body, _rates(request)))
 
@@ -97,6 +106,7 @@ async def calc_battery_cost(request: Request) -> FastJSONResponse:
     },
 )
 async def calc_arbitrage(request: Request) -> FastJSONResponse:
+    await _limit(request)
     body = service.decode_body(await request.body())
     return _json(request, service.arbitrage(body))
 
@@ -126,6 +136,7 @@ async def calc_arbitrage(request: Request) -> FastJSONResponse:
     },
 )
 async def calc_rates_index(request: Request) -> FastJSONResponse:
+    await _limit(request)
     rates = _rates(request)
     return _json(request, rates.index(), {"X-Dataset-Version": rates.version})
 
@@ -144,6 +155,7 @@ async def calc_rates_index(request: Request) -> FastJSONResponse:
     },
 )
 async def calc_rates_region(regionCode: str, request: Request) -> FastJSONResponse:
+    await _limit(request)
     rates = _rates(request)
     return _json(request, service.rate_detail(regionCode, rates), {"X-Dataset-Version": rates.version})
 
@@ -152,6 +164,7 @@ async def calc_rates_region(regionCode: str, request: Request) -> FastJSONRespon
     "/openapi.json", operation_id="calcOpenapi", summary="OpenAPI 3.1 of the calculator API", include_in_schema=False
 )
 async def calc_openapi(request: Request) -> FastJSONResponse:
+    await _limit(request)
     st = app_state(request)
     spec = st.extras.get("cost.openapi")
     if spec is None:
