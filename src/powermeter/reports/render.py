@@ -128,15 +128,16 @@ OTHER_COLOR = "#b8bec4"
 MAX_SERIES = len(PALETTE)
 
 
-def _nice_max(v: float) -> float:
+def _nice_max(v: float, ticks: int = 4) -> float:
+    """The smallest ``ticks × step`` ≥ ``v`` with a round step (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 7.5 × 10^k)."""
     if v <= 0:
-        return 1.0
-    exp = Decimal(repr(v)).adjusted()
-    base = 10.0**exp
-    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * base >= v:
-            return m * base
-    return 10 * base  # pragma: no cover
+        return float(ticks)
+    raw = v / ticks
+    base = 10.0 ** Decimal(repr(raw)).adjusted()
+    for m in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0):
+        if m * base >= raw * (1 - 1e-12):
+            return ticks * m * base
+    return ticks * 10 * base  # pragma: no cover
 
 
 def _short(x: float) -> str:

@@ -72,18 +72,13 @@ def job_aggregates(
     conn: Connection, account_id: str, start: datetime, end: datetime, *, with_model: bool
 ) -> list[JobAggregate]:
     """Partial sums of the account's receipts in [start, end) per month × location as sent ×
-    provider × region × own-hardware flag (× hardware model when grouping by model)."""
-    opt = receipts.c.options
+    overrides (the ``options`` JSON text: provider, region, hardware models…).
+
+    Grouping by the raw ``options`` text and parsing each distinct value once in Python costs less
+    than extracting JSON members from every row (most receipts have no overrides at all)."""
     keys: list[sa.ColumnElement[Any]] = [
-        _month(conn, receipts.c.created_at).label("month"),
-        receipts.c.geo_iso,
-        _json_text(conn, opt, "provider").label("provider"),
-        _json_text(conn, opt, "region").label("region"),
-        _json_text(conn, opt, "own_hardware").label("own"),
+        _month(conn, receipts.c.created_at).label("month"), receipts.c.geo_iso, receipts.c.options,
     ]
-    if with_model:
-        keys.append(sa.func.coalesce(_json_text(conn, opt, "gpu_model"), _json_text(conn, opt, "cpu_model"))
-                    .label("model"))
     q = (
         sa.select(*keys, sa.func.count(), sa.func.sum(receipts.c.kwh), sa.func.sum(receipts.c.co2_grams),
                   sa.func.max(receipts.c.seq))
@@ -91,19 +86,34 @@ def job_aggregates(
         .group_by(*keys)
     )  # fmt: skip
     out = []
-    for r in conn.execute(q):
+    parsed: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(q):
+        month, geo_iso, options, n, kwh, co2, last = (row[i] for i in range(7))
+        opts: dict[str, Any] = {}
+        if options:
+            if options not in parsed:
+                value = orjson.loads(options)
+                parsed[options] = value if isinstance(value, dict) else {}
+            opts = parsed[options]
+
+        def text(name: str, o: dict[str, Any] = opts) -> str | None:
+            v = o.get(name)
+            if v is None:
+                return None
+            return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
         out.append(
             JobAggregate(
-                month=str(r[0]),
-                geo_iso=str(r[1]),
-                provider=None if r[2] is None else str(r[2]),
-                region=None if r[3] is None else str(r[3]),
-                own_hardware=None if r[4] is None else str(r[4]).lower(),
-                model=(None if r[5] is None else str(r[5])) if with_model else None,
-                records=int(r[-4]),
-                energy_kwh=float(r[-3] or 0.0),
-                co2_g=float(r[-2] or 0.0),
-                last_seq=int(r[-1]),
+                month=str(month),
+                geo_iso=str(geo_iso),
+                provider=text("provider"),
+                region=text("region"),
+                own_hardware=text("own_hardware"),
+                model=(text("gpu_model") or text("cpu_model")) if with_model else None,
+                records=int(n),
+                energy_kwh=float(kwh or 0.0),
+                co2_g=float(co2 or 0.0),
+                last_seq=int(last),
             )
         )
     return out

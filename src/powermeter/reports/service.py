@@ -228,34 +228,28 @@ def _aggregate(conn: Connection, account_id: str, period: Period, group_by: str)
 
 def _coverage(
     conn: Connection, account_id: str, period: Period, total: int, progress: Progress | None
-) -> tuple[list[str], rp.MerkleAccumulator]:
+) -> list[str]:
+    """Every covered record as a coverage entry (``kind:id:sha256``), jobs first."""
     entries: list[str] = []
-    append = entries.append
-    acc = rp.MerkleAccumulator()
-    add = acc.add
     done = 0
     for batch in repo.iter_job_coverage(conn, account_id, period.start, period.end):
-        for rid, h in batch:
-            e = f"job:{rid}:{h}"
-            append(e)
-            add(e.encode())
+        entries.extend([f"job:{rid}:{h}" for rid, h in batch])
         done += len(batch)
         if progress is not None:
             progress(done, total)
     digest = rp.inference_record_sha256
+    append = entries.append
     for rows in repo.iter_inference_coverage(conn, account_id, period.start, period.end):
         for rid, logged, provider, model_id, wh, co2, water in rows:
             if isinstance(logged, datetime):
                 stamp = utc_iso(logged if logged.tzinfo else logged.replace(tzinfo=UTC))
             else:  # SQLite text "YYYY-MM-DD HH:MM:SS.ffffff" (UTC)
                 stamp = f"{logged[:10]}T{logged[11:19]}Z"
-            e = f"inference:{rid}:{digest(rid, stamp, provider, model_id, wh, co2, water)}"
-            append(e)
-            add(e.encode())
+            append(f"inference:{rid}:{digest(rid, stamp, provider, model_id, wh, co2, water)}")
         done += len(rows)
         if progress is not None:
             progress(done, total)
-    return entries, acc
+    return entries
 
 
 def build_document(
@@ -278,10 +272,11 @@ def build_document(
     total = int(fig.totals["records"])
     if progress is not None:
         progress(0, total)
-    entries, acc = _coverage(conn, account_id, period, total, progress)
-    if acc.size != total:  # pragma: no cover - both read the same snapshot
-        raise RuntimeError(f"coverage lists {acc.size} records but the totals count {total}")
-    root = acc.root().hex()
+    entries = _coverage(conn, account_id, period, total, progress)
+    if len(entries) != total:  # pragma: no cover - both read the same snapshot
+        raise RuntimeError(f"coverage lists {len(entries)} records but the totals count {total}")
+    root_bytes, tree_size = rp.coverage_root(entries)
+    root = root_bytes.hex()
     esrs = rp.esrs_e1_view(fig)
     report_type = rp.ESRS_REPORT_TYPE if view == "esrs" else rp.REPORT_TYPE
     doc: dict[str, Any] = {
@@ -321,7 +316,7 @@ def build_document(
             },
             "order": "compute-job receipts in insertion order, then inference records by log date",
             "merkle_root_sha256": root,
-            "tree_size": acc.size,
+            "tree_size": tree_size,
             "entries": entries,
         },
     }
@@ -330,7 +325,7 @@ def build_document(
             doc.pop(k)
     head = rp.report_head(
         report_id=doc["report_id"], report_type=report_type, generated_at=doc["generated_at"],
-        merkle_root_hex=root, tree_size=acc.size, content_sha256=rp.content_digest(doc), key_id=signer.key_id,
+        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc), key_id=signer.key_id,
     )
     doc["signature"] = {
         "algorithm": "Ed25519",

@@ -1,0 +1,222 @@
+"""Emissions report over a year of records (issue 8 goal: 1,000,000 receipts + inference records ≤ 5 s).
+
+    python benchmarks/bench_reports.py [--jobs 500000] [--inference 500000] [--db PATH]
+
+Builds (once; reused when ``--db`` names an existing file) an account with ``--jobs`` compute-job
+receipts made through ``POST /v1/batch`` (10,000 jobs a request, spread over 2026, so the trees,
+profiles and leaf hashes are the real ones) and ``--inference`` AI inference records bulk-inserted
+from three real records (new ids and dates). Then times:
+
+* ``GET /v1/reports/emissions`` for the year, JSON and CSV (in-process client: the whole request —
+  authentication, aggregation, listing and hashing every covered record, Merkle root, signature,
+  DOWNLOAD audit entry, rendering);
+* the phases inside it: SQL aggregation, coverage (list + hash + Merkle), the rest.
+
+Set POWERMETER_TEST_POSTGRES_URL to run against PostgreSQL instead of SQLite (the schema
+``bench_reports`` is reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
+EMAIL = "bench-reports@example.com"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - a benchmark database
+LOCATIONS = ("US", "FR", "DE", "IN", "aws:us-west-1", "gcp:europe-west1", "EU", "US-CA")
+
+
+def _settings(db_url: str, data_dir: Path) -> Any:
+    from powermeter.settings import Settings
+
+    return Settings(env="test", data_dir=data_dir, database_url=db_url, secret_key=SECRET, log_requests=False,
+                    plans_json='{"scale": {"daily_calls": 100000000, "daily_kwh": 1e12}}')
+
+
+def _app(settings: Any, clock: Any) -> Any:
+    from powermeter.app import create_app
+
+    return create_app(settings, clock=clock)
+
+
+def build(settings: Any, n_jobs: int, n_inference: int) -> str:
+    from fastapi.testclient import TestClient
+
+    from powermeter.accounts import service as accounts
+    from powermeter.inference import repository as inference_repo
+    from powermeter.inference.tables import inference_records
+    from powermeter.infra.clock import FrozenClock
+
+    clock = FrozenClock(YEAR_START)
+    app = _app(settings, clock)
+    st = app.state.pm
+    with st.db.begin() as conn:
+        acct = accounts.create_account(conn, settings, EMAIL, clock.now(), plan="scale")
+        key = accounts.create_key(conn, st.secret, acct, "bench", clock.now(), None).key
+    h = {"Authorization": f"Bearer {key}"}
+    rnd = random.Random(8)
+    t0 = time.perf_counter()
+    batches = max(1, n_jobs // 10_000)
+    with TestClient(app) as client:
+        done = 0
+        for b in range(batches):
+            size = min(10_000, n_jobs - done)
+            if size <= 0:
+                break
+            clock.set(YEAR_START + timedelta(days=360 * b / batches, hours=rnd.randint(0, 23)))
+            jobs = []
+            for i in range(size):
+                job: dict[str, Any] = {"job_id": f"b{b}-{i}", "duration_minutes": rnd.randint(1, 600),
+                                       "cpu_cores": rnd.choice((2, 4, 8, 16)), "memory_gb": rnd.choice((8, 16, 64)),
+                                       "gpu_cores": rnd.choice((0, 0, 1, 2)), "geo_iso": rnd.choice(LOCATIONS)}
+                if i % 4 == 0:
+                    job["provider"] = "on-prem"
+                jobs.append(job)
+            r = client.post("/v1/batch", json={"jobs": jobs}, headers=h)
+            r.raise_for_status()
+            done += size
+        print(f"built {done:,} receipts in {batches} batches in {time.perf_counter() - t0:.1f} s")
+        clock.set(YEAR_START)
+        for provider, model in (("OpenAI", "gpt-4o"), ("Google", "gemini-3-pro"), ("Anthropic", "claude-sonnet-4")):
+            client.post("/v1/inference", json={"provider": provider, "model": model, "prompt_tokens": 800,
+                                               "completion_tokens": 300}, headers=h).raise_for_status()
+    t0 = time.perf_counter()
+    with st.db.begin() as conn:
+        templates = [dict(r._mapping) for r in conn.execute(inference_records.select().where(
+            inference_records.c.account_id == acct))]
+    step = timedelta(seconds=360 * 86400 / max(n_inference, 1))
+    for lo in range(3, n_inference, 20_000):
+        rows = []
+        for i in range(lo, min(lo + 20_000, n_inference)):
+            t = dict(templates[i % 3])
+            t.pop("seq", None)
+            t["id"] = str(uuid.UUID(int=i + 1))
+            t["log_date"] = YEAR_START + step * i
+            t["energy_wh"] = t["energy_wh"] * (0.5 + (i % 100) / 100)
+            rows.append(t)
+        with st.db.begin() as conn:
+            inference_repo.insert_records(conn, rows)
+    if st.db.is_sqlite:
+        with st.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    else:
+        with st.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    print(f"built {n_inference:,} inference records in {time.perf_counter() - t0:.1f} s")
+    st.db.dispose()
+    return key
+
+
+def run(settings: Any, key: str, repeat: int) -> None:
+    from fastapi.testclient import TestClient
+
+    from powermeter.infra.clock import FrozenClock
+    from powermeter.reports import repository as repo
+    from powermeter.reports import service
+
+    clock = FrozenClock(datetime(2026, 12, 31, 12, tzinfo=UTC))
+    app = _app(settings, clock)
+    st = app.state.pm
+    h = {"Authorization": f"Bearer {key}"}
+    params = {"start": "2026-01-01", "end": "2026-12-31"}
+    with TestClient(app) as client:
+        for fmt in ("json", "csv"):
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                r = client.get("/v1/reports/emissions", params={**params, "format": fmt}, headers=h)
+                r.raise_for_status()
+                size = len(r.content)
+                times.append(time.perf_counter() - t0)
+            print(f"GET /v1/reports/emissions format={fmt}: {r.headers['x-report-records']} records, "
+                  f"{size / 1e6:.1f} MB, best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+                  f"(goal ≤ 5 s)")
+    # phases, in one transaction like the request
+    period = service.parse_period("2026-01-01", "2026-12-31", clock.now())
+    with st.db.begin() as conn:
+        from powermeter.accounts import repository as accounts_repo
+
+        acct = accounts_repo.get_account_by_email(conn, EMAIL).id
+        with service.snapshot(st.db, conn) as rconn:
+            t0 = time.perf_counter()
+            rows, _labels, _ = service._aggregate(rconn, acct, period, "month")
+            t_agg = time.perf_counter() - t0
+            total = sum(r.records for r in rows)
+            t0 = time.perf_counter()
+            n = sum(len(b) for b in repo.iter_job_coverage(rconn, acct, period.start, period.end))
+            n += sum(len(b) for b in repo.iter_inference_coverage(rconn, acct, period.start, period.end))
+            t_fetch = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            entries = service._coverage(rconn, acct, period, total, None)
+            t_list = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            from powermeter.methodology.reporting import coverage_root
+
+            _root, size = coverage_root(entries)
+            t_root = time.perf_counter() - t0
+            assert n == size == total
+            for g in ("location", "provider", "model", "key"):
+                t0 = time.perf_counter()
+                service._aggregate(rconn, acct, period, g)
+                print(f"  aggregation groupBy={g}: {time.perf_counter() - t0:.2f} s")
+    print(f"phases over {total:,} records: SQL aggregation {t_agg:.2f} s ({len(rows)} partial sums); "
+          f"listing entries {t_list:.2f} s (of which fetching rows {t_fetch:.2f} s); Merkle root {t_root:.2f} s")
+    st.db.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=500_000)
+    ap.add_argument("--inference", type=int, default=500_000)
+    ap.add_argument("--db", help="SQLite file to build or reuse")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    pg = os.environ.get("POWERMETER_TEST_POSTGRES_URL")
+    data_dir = Path(tempfile.mkdtemp())
+    if pg:
+        import sqlalchemy as sa
+        from tests.conftest import pg_schema_url
+
+        schema = "bench_reports"
+        admin = sa.create_engine(pg)
+        with admin.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+            ).first()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        admin.dispose()
+        url = pg_schema_url(pg, schema)
+        fresh = not exists
+    else:
+        path = Path(args.db) if args.db else data_dir / "reports.db"
+        fresh = not path.exists()
+        url = f"sqlite:///{path}"
+    settings = _settings(url, data_dir)
+    marker = data_dir / "key" if not args.db else Path(args.db + ".key")
+    if pg:
+        marker = Path(tempfile.gettempdir()) / "bench_reports_pg.key"
+    if fresh or not marker.exists():
+        key = build(settings, args.jobs, args.inference)
+        marker.write_text(key)
+    else:
+        key = marker.read_text().strip()
+    print(f"database: {'PostgreSQL' if pg else 'SQLite'}")
+    run(settings, key, args.repeat)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
