@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +139,7 @@ _ROWS_SQL = (
 )
 
 
-def iter_rows(conn: Connection, account_id: str, batch: int = 10_000) -> Iterator[Sequence[Any]]:
+def iter_rows(conn: Connection, account_id: str, batch: int = 10_000) -> Generator[Sequence[Any], None, None]:
     """The account's entries in seq order as plain tuples (:data:`ROW_COLUMNS` layout), streamed.
 
     Verification reads every entry, so this uses the driver directly: a server-side cursor on

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -270,7 +271,8 @@ def verify_account(conn: Connection, account_id: str, keys: Iterable[PublicKey])
     head = repo.get_head(conn, account_id)
     cps = repo.list_checkpoints(conn, account_id)
     expected = (int(head.seq), str(head.head_hash)) if head is not None else None
-    return verify_chain(account_id, repo.iter_rows(conn, account_id), cps, signature_check(keys), expected)
+    with contextlib.closing(repo.iter_rows(conn, account_id)) as rows:  # closes the server-side cursor
+        return verify_chain(account_id, rows, cps, signature_check(keys), expected)
 
 
 def verify_report_json(report: ChainReport, keys: Iterable[PublicKey]) -> dict[str, Any]:

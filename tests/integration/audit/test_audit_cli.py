@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from powermeter.infra.state import AppState
-from tests.conftest import SECRET
+from tests.conftest import SECRET, MakeKey
 from tests.integration.audit.conftest import EMAIL, Account, Append, sql
 
 POWERMETER = [sys.executable, "-m", "powermeter"]
@@ -41,16 +41,18 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def test_audit_verify_passes_an_untouched_log_and_names_the_first_bad_entry(
-    env: dict[str, str], account: Account, append: Append, state: AppState
+    env: dict[str, str], account: Account, append: Append, state: AppState, make_key: MakeKey
 ) -> None:
     made = append(5)
+    make_key(email="zed@example.com")
     ok = run(["audit", "verify"], env)
     assert ok.returncode == 0, ok.stderr
     assert re.search(rf"OK\s+{EMAIL}.*7 entries", ok.stdout)
     sql(state, "UPDATE audit_entries SET receipt_id = 'rcpt_other' WHERE id = :id", id=made[3].id)
-    bad = run(["audit", "verify", "--email", EMAIL], env)
+    bad = run(["audit", "verify"], env)
     assert bad.returncode == 1
     assert f"first bad entry {made[3].id} (seq {made[3].seq})" in bad.stdout
+    assert re.search(r"OK\s+zed@example.com.*2 entries", bad.stdout)  # the other account still checks out
     as_json = json.loads(run(["audit", "verify", "--json"], env).stdout.splitlines()[0])
     assert as_json["first_break"]["entry_id"] == made[3].id
 
