@@ -22,7 +22,22 @@ _INSERT_SQL = (
 )
 
 
+_TREE_COLUMNS = (
+    "id", "account_id", "tree_size", "root_sha256", "issued_at", "key_id", "signature", "leaf_hashes", "profile_ids",
+    "created_at",
+)  # fmt: skip
+_TREE_SQL = (
+    f"INSERT INTO receipt_trees ({', '.join(_TREE_COLUMNS)}) "  # noqa: S608 - fixed column names
+    f"VALUES ({', '.join('?' for _ in _TREE_COLUMNS)})"
+)
+
+
 def insert_tree(conn: Connection, row: dict[str, Any]) -> None:
+    """``row['created_at']`` must already be in the driver's form (see ``service._db_datetime``)."""
+    if conn.dialect.name == "sqlite":
+        dbapi: Any = conn.connection.driver_connection
+        dbapi.execute(_TREE_SQL, tuple(row[c] for c in _TREE_COLUMNS))
+        return
     conn.execute(receipt_trees.insert(), row)
 
 

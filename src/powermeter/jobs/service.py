@@ -187,7 +187,7 @@ class ComputeJobs:
                 "signature": signature,
                 "leaf_hashes": b"".join(hashes),
                 "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
-                "created_at": now,
+                "created_at": created,
             },
         )
         repo.ensure_profiles(conn, profile_docs)
