@@ -477,6 +477,7 @@ def test_shift_search_is_never_beaten_on_a_quarter_hour_grid(tiers: tuple[list[i
         ({"flat_rate": "abc"}, "rateConfig.flat_rate", "number"),
         ({"currency": "US Dollars", "flat_rate": 1}, "rateConfig.currency", "ISO 4217"),
         ({}, "rateConfig", "flat_rate"),
+        ({"flat_rate": 1, "tou_teirs": []}, "rateConfig.tou_teirs", "unknown field"),
         ({"block_tiers": [{"up_to_kwh": 10, "rate": 1}]}, "rateConfig.block_tiers", "open-ended"),
     ],
 )

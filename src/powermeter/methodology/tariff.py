@@ -52,6 +52,26 @@ BLOCK_BASES = ("month", "day")
 
 _FOUR_PLACES = Decimal("0.0001")
 
+RATE_CONFIG_KEYS = frozenset(
+    {
+        "flat_rate",
+        "currency",
+        "tou_tiers",
+        "seasons",
+        "fixed_daily_charge",
+        "fixed_monthly_charge",
+        "block_tiers",
+        "block_basis",
+        "timezone",
+        "holidays_as_weekend",
+        "holidays_calendar",
+    }
+)
+# descriptive keys a client may carry along with a rate (ignored by the engine)
+RATE_CONFIG_LABELS = frozenset(
+    {"id", "name", "utility", "plan", "region", "source", "source_url", "notes", "description", "effective_date"}
+)
+
 
 class TariffInputError(ValueError):
     """Invalid tariff, schedule or device input; ``field`` names the offending input."""
@@ -154,6 +174,11 @@ def parse_rate_config(raw: Mapping[str, object], field: str = "rateConfig") -> R
     """
     if not isinstance(raw, Mapping):
         raise TariffInputError(field, "must be an object")
+    for key in raw:
+        if key not in RATE_CONFIG_KEYS and key not in RATE_CONFIG_LABELS:
+            raise TariffInputError(
+                f"{field}.{key}", f"unknown field; known fields: {', '.join(sorted(RATE_CONFIG_KEYS))}"
+            )
     currency = raw.get("currency", "USD")
     if not isinstance(currency, str) or not (3 <= len(currency) <= 4) or not currency.isalpha():
         raise TariffInputError(f"{field}.currency", "must be an ISO 4217 code such as 'USD'")
