@@ -316,6 +316,8 @@ def test_openapi_31_for_the_calculator_only(client: TestClient) -> None:
     }
     assert cost_op["responses"]["200"]["content"]["application/json"]["example"]["annual_cost"] == 43.8
     assert {"400", "429"} <= set(cost_op["responses"])
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert spec["paths"]["/api/rates/{regionCode}"]["get"]["responses"]["404"]
     # every example in the spec is accepted by the live endpoint
     for ex in examples.values():
         assert client.post("/calc/api/cost", json=ex["value"]).status_code == 200
