@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
+from powermeter.inference.tables import inference_daily as d
+from powermeter.inference.tables import inference_details as det
 from powermeter.inference.tables import inference_records as t
 
 HISTORY_COLUMNS = (
@@ -30,16 +33,76 @@ HISTORY_COLUMNS = (
 )
 
 _INSERT = t.insert()
+_INSERT_DETAILS = det.insert()
+_ROLLUP_KEY = ("account_id", "day", "key_name", "provider", "model_id")
+_ROLLUP_SUMS = ("requests", "input_tokens", "output_tokens", "energy_wh", "co2_grams", "water_ml", "tree_days")
+_UPSERTS: dict[str, Any] = {}
 
 
-def insert_record(conn: Connection, row: dict[str, Any]) -> None:
+def _upsert(conn: Connection) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE adding to the day's sums (SQLite ≥ 3.24 and PostgreSQL)."""
+    name = conn.dialect.name
+    stmt = _UPSERTS.get(name)
+    if stmt is None:
+        ins = postgresql.insert(d) if name == "postgresql" else sqlite.insert(d)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[d.c[k] for k in _ROLLUP_KEY],
+            set_={k: d.c[k] + ins.excluded[k] for k in _ROLLUP_SUMS},
+        )
+        _UPSERTS[name] = stmt
+    return stmt
+
+
+def _day(ts: datetime) -> date:
+    return (ts.astimezone(UTC) if ts.tzinfo is not None else ts).date()
+
+
+def _rollup(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    acc: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["account_id"], _day(r["log_date"]), r["key_name"], r["provider"], r["model_id"])
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = dict(zip(_ROLLUP_KEY, key, strict=True)) | dict.fromkeys(_ROLLUP_SUMS, 0)
+        a["requests"] += 1
+        for k in _ROLLUP_SUMS[1:]:
+            a[k] += r[k]
+    return list(acc.values())
+
+
+def insert_record(conn: Connection, row: dict[str, Any], details: str) -> None:
+    """Store one record and its details, and add it to its day's rollup (same transaction)."""
     conn.execute(_INSERT, row)
+    conn.execute(_INSERT_DETAILS, {"id": row["id"], "details": details})
+    conn.execute(_upsert(conn), _rollup((row,)))
 
 
-def insert_records(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert (benchmarks, imports): one ``executemany``."""
+def insert_records(conn: Connection, rows: Sequence[dict[str, Any]], details: Sequence[str] | None = None) -> None:
+    """Bulk insert (benchmarks, imports): one ``executemany`` each for records, details and rollups."""
     if rows:
         conn.execute(_INSERT, list(rows))
+        if details is not None:
+            conn.execute(_INSERT_DETAILS, [{"id": r["id"], "details": x} for r, x in zip(rows, details, strict=True)])
+        conn.execute(_upsert(conn), _rollup(rows))
+
+
+def get_details(conn: Connection, record_id: str) -> str | None:
+    return conn.execute(sa.select(det.c.details).where(det.c.id == record_id)).scalar_one_or_none()
+
+
+def count_history_days(
+    conn: Connection, account_id: str, start: date | None, end_exclusive: date | None, key_name: str | None
+) -> int:
+    """``count_history`` for whole-day bounds, from the rollup."""
+    clauses: list[sa.ColumnElement[bool]] = [d.c.account_id == account_id]
+    if key_name is not None:
+        clauses.append(d.c.key_name == key_name)
+    if start is not None:
+        clauses.append(d.c.day >= start)
+    if end_exclusive is not None:
+        clauses.append(d.c.day < end_exclusive)
+    q = sa.select(sa.func.coalesce(sa.func.sum(d.c.requests), 0)).where(*clauses)
+    return int(conn.execute(q).scalar_one())
 
 
 def _where(
@@ -124,7 +187,7 @@ def summary(
     end_exclusive: datetime | None,
     group_by: str,
 ) -> Sequence[Row[Any]]:
-    """(key, requests, input tokens, output tokens, Wh, gCO2e, mL, tree-days) per group."""
+    """(key, requests, input tokens, output tokens, Wh, gCO2e, mL, tree-days) per group, from the records."""
     key: sa.ColumnElement[Any]
     if group_by == "model":
         key = t.c.model_id
@@ -149,6 +212,26 @@ def summary(
             sa.func.sum(t.c.tree_days),
         )
         .where(*_where(account_id, start, end_exclusive, None))
+        .group_by(k)
+        .order_by(k)
+    )
+    return conn.execute(q).all()
+
+
+def summary_days(
+    conn: Connection, account_id: str, start: date | None, end_exclusive: date | None, group_by: str
+) -> Sequence[Row[Any]]:
+    """:func:`summary` for whole-day bounds, from the rollup."""
+    key = {"model": d.c.model_id, "provider": d.c.provider, "key": d.c.key_name, "day": d.c.day}[group_by]
+    k = key.label("k")
+    clauses: list[sa.ColumnElement[bool]] = [d.c.account_id == account_id]
+    if start is not None:
+        clauses.append(d.c.day >= start)
+    if end_exclusive is not None:
+        clauses.append(d.c.day < end_exclusive)
+    q = (
+        sa.select(k, *(sa.func.sum(d.c[c]) for c in _ROLLUP_SUMS))
+        .where(*clauses)
         .group_by(k)
         .order_by(k)
     )

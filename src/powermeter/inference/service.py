@@ -8,6 +8,7 @@ lookup for the model, one for the site, a closed-form estimate of a few microsec
 from __future__ import annotations
 
 import math
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -154,24 +155,27 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
         warnings.append("detected-region-unknown")
     if site.water_world_default:
         warnings.append("offsite-water-world-average")
-    record_id = str(uuid.uuid4())
-    out = _response(record_id, est, days, site.audit_dict(), res, site.factors_dict(), engine.versions, warnings)
+    record_id = uuid7(now)
+    factors = site.factors_dict()
+    out = _response(record_id, est, days, site.audit_dict(), res, factors, engine.versions, warnings)
+    inputs = {
+        "detected_region": body.detected_region,
+        "startTimeMs": body.startTimeMs,
+        "firstTokenTimeMs": body.firstTokenTimeMs,
+        "endTimeMs": body.endTimeMs,
+        "source": body.source,
+        "is_estimated": body.is_estimated,
+        "estimation_method": body.estimation_method,
+    }
     details = {
-        "inputs": {
-            "detected_region": body.detected_region,
-            "startTimeMs": body.startTimeMs,
-            "firstTokenTimeMs": body.firstTokenTimeMs,
-            "endTimeMs": body.endTimeMs,
-            "source": body.source,
-            "is_estimated": body.is_estimated,
-            "estimation_method": body.estimation_method,
-        },
+        # enough to recompute the record: inputs, the model and site used, and the dataset versions
+        "inputs": {k: v for k, v in inputs.items() if v is not None},
+        "model": {"id": res.entry.id, "match": res.match, "confidence": res.confidence, "variant": res.variant},
+        "site": {k: v for k, v in factors.items() if not k.endswith("Source")},
         "ranges": out["ranges"],
         "breakdown": out["breakdown"],
         "tokens": out["tokens"],
-        "model": {"id": res.entry.id, "match": res.match, "confidence": res.confidence},
-        "factors": out["factors"],
-        "methodology": engine.versions,
+        "versions": engine.versions,
         "warnings": warnings,
     }
     repo.insert_record(
@@ -197,10 +201,18 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
             "calculation_method": site.calculation_method,
             "final_region": site.final_region[:100],
             "final_provider": site.final_provider[:100],
-            "details": orjson.dumps(details).decode(),
         },
+        orjson.dumps(details).decode(),
     )
     return out
+
+
+def uuid7(now: datetime) -> str:
+    """RFC 9562 UUID version 7: 48-bit Unix milliseconds, then 74 random bits (time-ordered ids)."""
+    ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
 
 
 def _response(
@@ -324,7 +336,24 @@ def pagination(total: int, q: HistoryQuery) -> dict[str, int]:
     }
 
 
+def whole_days(start: datetime | None, end_exclusive: datetime | None) -> tuple[date | None, date | None] | None:
+    """The bounds as UTC dates when both are midnights (or absent), else ``None``."""
+    out: list[date | None] = []
+    for b in (start, end_exclusive):
+        if b is None:
+            out.append(None)
+        elif b.hour == b.minute == b.second == b.microsecond == 0:
+            out.append(b.date())
+        else:
+            return None
+    return out[0], out[1]
+
+
 def count(conn: Connection, q: HistoryQuery) -> int:
+    """``totalElements``: from the per-day rollup for whole-day filters, else by counting records."""
+    days = whole_days(q.start, q.end_exclusive)
+    if days is not None:
+        return repo.count_history_days(conn, q.account_id, days[0], days[1], q.key_name)
     return repo.count_history(conn, q.account_id, q.start, q.end_exclusive, q.key_name)
 
 
@@ -361,7 +390,12 @@ def summarize(
     end_exclusive: datetime | None,
     group_by: str,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    rows = repo.summary(conn, account_id, start, end_exclusive, group_by)
+    days = whole_days(start, end_exclusive)
+    rows = (
+        repo.summary_days(conn, account_id, days[0], days[1], group_by)
+        if days is not None
+        else repo.summary(conn, account_id, start, end_exclusive, group_by)
+    )
     groups: list[dict[str, Any]] = []
     totals: dict[str, Any] = {
         "key": "total",

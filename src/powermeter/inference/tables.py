@@ -3,6 +3,12 @@
 The key's name and masked form are copied into the row when it is written (keys cannot be renamed),
 so the history is filtered and rendered without a join. The two indexes serve the history's two
 access paths, newest first: (account, date) and (account, key name, date).
+
+``inference_details`` holds the rest of each record (inputs, resolution, ranges, factors, dataset
+versions) so the history's rows stay narrow. ``inference_daily`` keeps per (account, UTC day, key
+name, provider, model) counts and sums, updated in the same transaction as each insert: the
+history's ``totalElements`` and the summary read a few hundred rollup rows instead of counting
+millions of records when the date filters are whole days.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ inference_records = sa.Table(
     "inference_records",
     metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),  # UUIDv7: time-ordered, appends to its index
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("key_id", sa.String(40), sa.ForeignKey("api_keys.id"), nullable=False),
     sa.Column("key_name", sa.String(200), nullable=False),
@@ -37,7 +43,33 @@ inference_records = sa.Table(
     sa.Column("calculation_method", sa.String(20), nullable=False),
     sa.Column("final_region", sa.String(100), nullable=False),
     sa.Column("final_provider", sa.String(100), nullable=False),
-    sa.Column("details", sa.Text, nullable=False),  # JSON: inputs, ranges, factors, dataset versions
     sa.Index("ix_inference_records_account_id_log_date", "account_id", "log_date", "seq"),
     sa.Index("ix_inference_records_account_id_key_name", "account_id", "key_name", "log_date", "seq"),
+)
+
+inference_daily = sa.Table(
+    "inference_daily",
+    metadata,
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # UTC
+    sa.Column("key_name", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("model_id", sa.String(200), nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("energy_wh", sa.Float, nullable=False),
+    sa.Column("co2_grams", sa.Float, nullable=False),
+    sa.Column("water_ml", sa.Float, nullable=False),
+    sa.Column("tree_days", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "day", "key_name", "provider", "model_id", name="pk_inference_daily"),
+)
+
+# What the history never reads, kept out of its rows: the request's other inputs, the model
+# resolution, ranges, breakdown and factor values, and the dataset versions (JSON).
+inference_details = sa.Table(
+    "inference_details",
+    metadata,
+    sa.Column("id", sa.String(36), sa.ForeignKey("inference_records.id"), primary_key=True),
+    sa.Column("details", sa.Text, nullable=False),
 )

@@ -78,6 +78,21 @@ def test_seed_example_returns_every_documented_field(client: TestClient, api_key
     assert body["tokens"] == {"output_counted": 312, "prompt_uncached": 788, "prompt_cached": 0}
 
 
+def test_the_record_keeps_its_inputs_and_dataset_versions(client: TestClient, api_key: str, state: AppState) -> None:
+    body = post(client, api_key, detected_region="europe-west4").json()
+    with state.db.begin() as conn:
+        stored = repository.get_details(conn, body["id"])
+    assert stored is not None
+    details = json.loads(stored)
+    assert details["inputs"]["detected_region"] == "europe-west4"
+    assert details["inputs"]["estimation_method"] == "dom_gpt_tokenizer_v1"
+    assert details["model"]["id"] == body["model"]["modelId"]
+    assert details["versions"] == body["methodology"]
+    assert details["ranges"] == body["ranges"]
+    # time-ordered UUIDv7 ids
+    assert uuid.UUID(body["id"]).version == 7
+
+
 def test_detected_region_gives_exact_region(client: TestClient, api_key: str) -> None:
     r = post(client, api_key, provider="OpenAI", model="gpt-4o", detected_region="us-west-1")
     assert r.status_code == 200, r.text
@@ -107,8 +122,16 @@ def test_aggregator_without_region_is_global_average(client: TestClient, api_key
 
 
 def test_gpt4o_300_tokens_is_within_the_published_range(client: TestClient, api_key: str) -> None:
-    r = post(client, api_key, provider="OpenAI", model="openai/gpt-4o", prompt_tokens=400, completion_tokens=300,
-             startTimeMs=None, firstTokenTimeMs=None)
+    r = post(
+        client,
+        api_key,
+        provider="OpenAI",
+        model="openai/gpt-4o",
+        prompt_tokens=400,
+        completion_tokens=300,
+        startTimeMs=None,
+        firstTokenTimeMs=None,
+    )
     body = r.json()
     assert 0.2 <= body["ranges"]["energy_wh"]["min"] <= body["energy_wh"] <= body["ranges"]["energy_wh"]["max"] <= 1.2
 
@@ -198,8 +221,16 @@ def test_history_lists_records_of_all_the_accounts_keys(client: TestClient, make
     assert {row["keyName"] for row in rows} == {"Production Key", "Dev Key"}
     for row in rows:
         assert set(row) >= {
-            "id", "logDate", "keyName", "maskedKey", "provider", "model",
-            "inputTokens", "outputTokens", "energyWh", "co2Grams",
+            "id",
+            "logDate",
+            "keyName",
+            "maskedKey",
+            "provider",
+            "model",
+            "inputTokens",
+            "outputTokens",
+            "energyWh",
+            "co2Grams",
         }
         assert MASKED_RE.match(row["maskedKey"])
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", row["logDate"])
@@ -215,9 +246,7 @@ def test_history_lists_records_of_all_the_accounts_keys(client: TestClient, make
     assert client.get("/v1/inference/history", headers=bearer(other)).json()["pagination"]["totalElements"] == 1
 
 
-def test_history_key_name_and_inclusive_date_filters(
-    client: TestClient, make_key: MakeKey, clock: FrozenClock
-) -> None:
+def test_history_key_name_and_inclusive_date_filters(client: TestClient, make_key: MakeKey, clock: FrozenClock) -> None:
     a = make_key(name="A")
     b = make_key(name="B")
     days = ["2025-01-01T00:00:00", "2025-01-15T23:59:59", "2025-01-31T23:59:59", "2025-02-01T00:00:00"]
@@ -293,7 +322,6 @@ def _bulk_insert(state: AppState, n: int, *, account_key: str, start: datetime, 
                 "calculation_method": "PROVIDER_DEFAULT",
                 "final_region": "US",
                 "final_provider": "Microsoft Azure",
-                "details": "{}",
             }
             for i in range(n)
         ]
@@ -315,9 +343,7 @@ def test_pagination_pages_through_every_record_once(client: TestClient, api_key:
     assert beyond["pagination"]["totalElements"] == 250
 
 
-def test_large_pages_are_streamed_and_equal_the_small_pages(
-    client: TestClient, api_key: str, state: AppState
-) -> None:
+def test_large_pages_are_streamed_and_equal_the_small_pages(client: TestClient, api_key: str, state: AppState) -> None:
     _bulk_insert(state, 2500, account_key=api_key, start=datetime(2025, 3, 1, tzinfo=UTC))
     with client.stream("GET", "/v1/inference/history", params={"limit": 5000}, headers=bearer(api_key)) as r:
         assert r.status_code == 200
@@ -397,3 +423,54 @@ def test_model_resolution_shows_how_an_id_resolves(client: TestClient) -> None:
     missing = client.get("/v1/inference/models/acme/mystery")
     assert missing.status_code == 404
     assert missing.json()["error_code"] == "UNKNOWN_MODEL"
+
+
+# -- the per-day rollup ---------------------------------------------------------------------------------
+
+
+def test_rollup_counts_and_sums_equal_the_records(
+    client: TestClient, make_key: MakeKey, clock: FrozenClock, state: AppState
+) -> None:
+    from powermeter.inference import service
+
+    a = make_key(name="A")
+    b = make_key(name="B")
+    for i, ts in enumerate(
+        ["2025-03-01T00:00:00", "2025-03-01T23:59:59", "2025-03-02T12:00:00", "2025-03-05T06:00:00"]
+    ):
+        clock.set(datetime.fromisoformat(ts).replace(tzinfo=UTC))
+        assert (
+            post(client, a if i % 2 else b, provider="OpenAI", model="gpt-4o", prompt_tokens=100 * i).status_code == 200
+        )
+        assert post(client, b, provider="Mistral", model="mistral-large-2512").status_code == 200
+    _bulk_insert(state, 300, account_key=a, start=datetime(2025, 3, 1, 22, tzinfo=UTC), key_name="A")
+    acct = client.get("/v1/inference/history", headers=bearer(a)).json()["data"][0]
+    assert acct  # the account has records
+    with state.db.begin() as conn:
+        from powermeter.accounts.tables import api_keys
+        from powermeter.infra.security import hash_api_key
+
+        account_id = (
+            conn.execute(api_keys.select().where(api_keys.c.key_hash == hash_api_key(a, state.secret))).one().account_id
+        )
+        bounds = [None, "2025-03-01", "2025-03-02", "2025-03-05", "2025-03-06"]
+        for start_s in bounds:
+            for end_s in bounds:
+                start = service.parse_date(start_s, "s", end=False)
+                end = service.parse_date(end_s, "e", end=True)
+                if start is not None and end is not None and start >= end:
+                    continue
+                for key_name in (None, "A", "B", "C"):
+                    q = service.HistoryQuery(account_id, start, end, key_name, 1, 100)
+                    raw = repository.count_history(conn, account_id, start, end, key_name)
+                    assert service.whole_days(start, end) is not None
+                    assert service.count(conn, q) == raw, (start_s, end_s, key_name)
+                for group_by in service.GROUP_BY:
+                    days = service.whole_days(start, end)
+                    assert days is not None
+                    fast = repository.summary_days(conn, account_id, days[0], days[1], group_by)
+                    slow = repository.summary(conn, account_id, start, end, group_by)
+                    assert [str(r[0]) for r in fast] == [str(r[0]) for r in slow]
+                    for rf, rs in zip(fast, slow, strict=True):
+                        assert tuple(rf[1:4]) == tuple(rs[1:4])
+                        assert tuple(rf[4:]) == pytest.approx(tuple(rs[4:]))
