@@ -48,6 +48,9 @@ def proxy(
     health_path: Annotated[
         str | None, typer.Option(help="HTTP path to probe (status < 500 = healthy); default: TCP connect.")
     ] = None,
+    client: Annotated[
+        str, typer.Option(help="Upstream HTTP client: lean (keep-alive HTTP/1.1, fastest) or httpx.")
+    ] = "lean",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Reverse proxy that sends every request to the cleanest healthy upstream."""
@@ -78,8 +81,13 @@ def proxy(
         refresh_interval_s=refresh_seconds,
         health_interval_s=health_seconds,
         health_path=health_path,
+        client=client,
     )
-    app = CarbonProxy(cfg, grid_provider)
+    try:
+        app = CarbonProxy(cfg, grid_provider)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(
         f"powermeter proxy on http://{host}:{port} → {', '.join(f'{r}={u}' for r, u in upstreams)} "
         f"(grid data: {grid_provider.name}; status: http://{host}:{port}{cfg.status_path})",

@@ -135,6 +135,7 @@ class StaticProvider:
     def __init__(self, locations: LocationIndex | None = None) -> None:
         self.locations = locations or load_locations()
         self._codes = [loc.code for loc in self.locations.all()]
+        self._year_points: dict[str, IntensityPoint] = {}
 
     def regions(self) -> Sequence[str]:
         return self._codes
@@ -159,9 +160,15 @@ class StaticProvider:
         )
 
     def year_point(self, region: str) -> IntensityPoint:
+        cached = self._year_points.get(region)
+        if cached is not None:
+            return cached
         loc = self._loc(region)
         start = datetime(loc.year, 1, 1, tzinfo=UTC)
-        return self._point(loc, start, datetime(loc.year + 1, 1, 1, tzinfo=UTC) - start)
+        point = self._point(loc, start, datetime(loc.year + 1, 1, 1, tzinfo=UTC) - start)
+        if len(self._year_points) < 10_000:
+            self._year_points[region] = point
+        return point
 
     async def current(self, region: str, now: datetime) -> IntensityPoint:
         return self.year_point(region)

@@ -8,7 +8,8 @@ upstream of a configured pool, with ``httpx.AsyncClient``:
   ``refresh_interval_s`` and whenever an upstream changes health; a request only reads the current
   order of upstreams, it never fetches grid data;
 - request and response bodies are streamed both ways (small idempotent bodies are buffered so they
-  can be replayed);
+  can be replayed); upstream requests go through a lean keep-alive HTTP/1.1 client
+  (:mod:`powermeter.routing.upstream`) or ``httpx.AsyncClient`` (``client="httpx"``);
 - responses carry ``X-Carbon-Region``, ``X-Carbon-Intensity`` (g CO2e/kWh), ``X-Carbon-Signal`` and
   ``X-Carbon-Provider`` for the upstream that answered;
 - idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that fail to connect, fail before a
@@ -34,6 +35,7 @@ import orjson
 from powermeter.data.grid import GridData, load_grid_data
 from powermeter.methodology.routing import Candidate, Policy, decide
 from powermeter.routing.providers import IntensityPoint, IntensityProvider, StaticProvider
+from powermeter.routing.upstream import UpstreamClient, UpstreamError, UpstreamResponse, make_client
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,11 @@ class Upstream:
         self.name = self.name or self.region
 
     def target(self, raw_path: bytes, query: bytes) -> httpx.URL:
+        return self._origin.copy_with(raw_path=self.path(raw_path, query))
+
+    def path(self, raw_path: bytes, query: bytes) -> bytes:
         path = self._prefix + raw_path
-        return self._origin.copy_with(raw_path=path + b"?" + query if query else path)
+        return path + b"?" + query if query else path
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,8 @@ class ProxyConfig:
     read_timeout_s: float = 60.0
     max_connections: int = 1000
     status_path: str = "/.well-known/powermeter-proxy"
+    client: str = "lean"
+    """Upstream HTTP client: ``lean`` (asyncio + httptools keep-alive pool) or ``httpx``."""
 
 
 class CarbonProxy:
@@ -139,15 +146,15 @@ class CarbonProxy:
         self._refresh_pending: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
         self.refreshes = 0
-        limits = httpx.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections)
-        timeout = httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s, pool=config.connect_timeout_s)
-        self.client = httpx.AsyncClient(
+        self.upstream_client: UpstreamClient = make_client(
+            config.client,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            max_connections=config.max_connections,
             transport=transport,
-            limits=limits,
-            timeout=timeout,
-            trust_env=False,
-            follow_redirects=False,
         )
+        # Health probes only (a few requests per interval).
+        self.client = httpx.AsyncClient(transport=transport, timeout=config.connect_timeout_s, trust_env=False)
         self._status_path = config.status_path.encode()
 
     # ------------------------------------------------------------------ lifecycle
@@ -169,6 +176,7 @@ class CarbonProxy:
                 await t
         self._tasks = []
         await self.client.aclose()
+        await self.upstream_client.aclose()
         aclose = getattr(self.provider, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
@@ -392,23 +400,20 @@ class CarbonProxy:
 
         order = self._order
         attempts = order if retryable else order[:1]
+        query: bytes = scope.get("query_string", b"")
         last_error = "no upstream"
         for i, up in enumerate(attempts):
             last = i == len(attempts) - 1
-            request = self.client.build_request(
-                method,
-                up.target(raw_path, scope.get("query_string", b"")),
-                headers=headers,
-                content=body if stream is None else stream,
-            )
             try:
-                resp = await self.client.send(request, stream=True)
-            except httpx.TransportError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                resp = await self.upstream_client.request(
+                    up._origin, method, up.path(raw_path, query), headers, body, stream
+                )
+            except UpstreamError as exc:
+                last_error = str(exc)
                 self._mark_down(up, last_error)
                 continue
-            if retryable and not last and resp.status_code in RETRY_STATUSES:
-                last_error = f"HTTP {resp.status_code}"
+            if retryable and not last and resp.status in RETRY_STATUSES:
+                last_error = f"HTTP {resp.status}"
                 up.failures += 1
                 await resp.aclose()
                 continue
@@ -458,28 +463,28 @@ class CarbonProxy:
             out.append((b"content-length", str(content_length).encode()))
         return out, content_length, chunked
 
-    async def _relay(self, resp: httpx.Response, up: Upstream, send: Send, *, retryable: bool) -> bool:
+    async def _relay(self, resp: UpstreamResponse, up: Upstream, send: Send, *, retryable: bool) -> bool:
         """Send ``resp`` to the client. ``False`` = failed before anything was sent (retry)."""
-        headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP]
         headers.extend(up.headers)
-        length = resp.headers.get("content-length")
-        if retryable and length is not None and length.isdigit() and int(length) <= self.config.buffer_response_limit:
+        length = resp.content_length
+        if retryable and length is not None and length <= self.config.buffer_response_limit:
             try:
-                data = await resp.aread()
-            except httpx.TransportError as exc:
-                self._mark_down(up, f"{type(exc).__name__}: {exc}")
+                data = await resp.read()
+            except UpstreamError as exc:
+                self._mark_down(up, str(exc))
                 return False
-            await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
             await send({"type": "http.response.body", "body": data})
             return True
-        await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         try:
-            async for chunk in resp.aiter_raw():
+            async for chunk in resp.aiter():
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             # Headers are out: the only honest signal left is to cut the connection.
-            self._mark_down(up, f"{type(exc).__name__}: {exc}")
+            self._mark_down(up, str(exc))
             raise
         await send({"type": "http.response.body", "body": b""})
         return True

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from powermeter.accounts.deps import Auth, Tx, ip_rate_limit
 from powermeter.infra.errors import error_responses
+from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
 from powermeter.routing import schemas
 from powermeter.routing.service import get_service
@@ -40,10 +41,14 @@ def _utc(dt: datetime | None) -> datetime | None:
         "Counts against the plan's monthly route quota (dev 50,000; core 500,000; scale 2,000,000)."
     ),
 )
-def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routing")) -> dict[str, Any]:
+def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routing")) -> FastJSONResponse:
     result = get_service(tx.state).route(tx.conn, tx.principal, body, tx.now)
-    response.headers.update(result.headers)
-    return result.body
+    # Returned as a response (not validated again against RouteOut): the body is built to its shape.
+    out = FastJSONResponse(result.body, headers=result.headers)
+    for k, v in response.headers.items():  # e.g. RateLimit-* set by the auth dependency
+        if k not in ("content-length", "content-type"):
+            out.headers[k] = v
+    return out
 
 
 @router.get(

@@ -61,7 +61,8 @@ class RouteOut(BaseModel):
     chosen_region: str = Field(..., examples=["CAISO"])
     co2_g_per_kwh: float = Field(..., description="Grid carbon intensity of the chosen region.", examples=[92])
     total_emissions_g: float = Field(
-        ..., description="Emissions of serving the payload in the chosen region (energy model: docs/methodology.md).",
+        ...,
+        description="Emissions of serving the payload in the chosen region (energy model: docs/methodology.md).",
         examples=[11.78],
     )
     alternatives: list[Alternative] = Field(..., description="Every eligible candidate, chosen first, then by score.")

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,11 +21,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from powermeter.accounts.service import Principal, count_monthly
+from powermeter.accounts import repository as account_repo
+from powermeter.accounts.service import Principal, month_period
 from powermeter.data.grid import GridData, load_grid_data
 from powermeter.data.locations import Location, LocationIndex, load_locations
 from powermeter.infra.clock import utc_iso
-from powermeter.infra.errors import BadRequest, Forbidden, Unprocessable
+from powermeter.infra.errors import BadRequest, Forbidden, RateLimited, Unprocessable
 from powermeter.infra.state import AppState
 from powermeter.methodology.grid import rolling_window_means
 from powermeter.methodology.routing import DEFAULT_MARGIN, Candidate, Policy, decide, payload_gb, request_footprint
@@ -95,6 +97,72 @@ def iso_offset(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
+class RouteCallCounter:
+    """Monthly ``/route`` call counts with group commit.
+
+    ``/route`` is a hot, read-mostly path; with SQLite at ``synchronous=FULL`` a counter upsert per
+    call would put one fsync on every request. Instead each process checks the plan's limit
+    against ``stored + pending`` and adds to ``pending``; :meth:`flush` writes all pending counts in
+    one transaction (every ``flush_interval_s`` from the background task, and at shutdown).
+    Trade-offs, documented in docs/methodology.md: a crash loses at most one interval of counts (in
+    the caller's favour), and with several workers the limit can be overshot by what the other
+    workers counted since their last flush.
+    """
+
+    def __init__(self, metric: str = "route_calls", flush_interval_s: float = 0.2) -> None:
+        self.metric = metric
+        self.flush_interval_s = flush_interval_s
+        self._lock = threading.Lock()
+        self._stored: dict[tuple[str, str], int] = {}
+        self._pending: dict[tuple[str, str], int] = {}
+
+    def count(self, conn: Connection, principal: Principal, limit: int | None, now: datetime) -> int:
+        """Count one call (raises 429 ``MONTHLY_QUOTA_EXCEEDED`` over the limit; not counted then)."""
+        key = (principal.account_id, month_period(now))
+        stored = self._stored.get(key)
+        if stored is None:
+            stored = account_repo.get_usage(conn, key[0], self.metric, key[1])
+        with self._lock:
+            self._stored.setdefault(key, stored)
+            used = self._stored[key] + self._pending.get(key, 0) + 1
+            if limit is not None and used > limit:
+                nxt = (now.replace(day=28) + timedelta(days=4)).replace(
+                    day=1, hour=0, minute=0, second=0, microsecond=0
+                )
+                raise RateLimited(
+                    f"monthly limit of {limit} route calls reached for plan {principal.plan.name}; "
+                    f"resets on {nxt.date()}",
+                    retry_after=max(1, int((nxt - now).total_seconds())),
+                    code="MONTHLY_QUOTA_EXCEEDED",
+                )
+            self._pending[key] = self._pending.get(key, 0) + 1
+        return used
+
+    def flush(self, db: Any) -> int:
+        """Write the pending counts in one transaction; returns how many calls were written."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        try:
+            with db.begin() as conn:
+                stored = {
+                    key: account_repo.add_usage(conn, key[0], self.metric, key[1], n) for key, n in pending.items()
+                }
+        except Exception:
+            with self._lock:  # put them back: the next flush retries
+                for key, n in pending.items():
+                    self._pending[key] = self._pending.get(key, 0) + n
+            raise
+        with self._lock:
+            for key, value in stored.items():
+                self._stored[key] = value
+            # Months other than the current ones are done: forget them.
+            if len(self._stored) > 100_000:
+                self._stored = {k: v for k, v in self._stored.items() if k in self._pending or k in stored}
+        return sum(pending.values())
+
+
 class RoutingService:
     def __init__(
         self,
@@ -110,6 +178,7 @@ class RoutingService:
         self.grid = grid or load_grid_data()
         self.margin = margin
         self.data_version = f"locations {self.locations.version}; grid {self.grid.version}"
+        self.calls = RouteCallCounter(ROUTE_METRIC)
 
     @classmethod
     def from_settings(cls, settings: Any) -> RoutingService:
@@ -165,7 +234,7 @@ class RoutingService:
 
     def route(self, conn: Connection, principal: Principal, req: RouteIn, now: datetime) -> RouteResult:
         plan = principal.plan
-        count_monthly(conn, principal, ROUTE_METRIC, plan.route_monthly_calls, now)
+        self.calls.count(conn, principal, plan.route_monthly_calls, now)
 
         src = self.resolve(req.source_region, "source_region")
         codes: list[str] = []
@@ -184,17 +253,13 @@ class RoutingService:
         points = self.points_nowait([*codes, src.code] if src.code not in codes else codes, now)
         src_point = points.pop(src.code) if src.code not in codes else points[src.code]
         latency = self.grid.latency
-        candidates = [
-            Candidate(c, points[c].intensity_g_per_kwh, latency.rtt_ms(src.code, c), True) for c in codes
-        ]
+        candidates = [Candidate(c, points[c].intensity_g_per_kwh, latency.rtt_ms(src.code, c), True) for c in codes]
         policy = Policy(carbon_weight=req.carbon_weight, max_latency_ms=req.max_latency_ms, margin=self.margin)
         context = _context_key(src.code, codes, req.max_latency_ms, req.carbon_weight)
         current = repository.get_choice(conn, principal.account_id, context)
         decision = decide(candidates, policy, current)
         if decision.chosen is None:
-            near = min(
-                ((c.rtt_ms, c.region) for c in candidates if c.rtt_ms is not None), default=None
-            )
+            near = min(((c.rtt_ms, c.region) for c in candidates if c.rtt_ms is not None), default=None)
             hint = f"; the nearest candidate is {near[1]} at {near[0]:.0f} ms" if near else ""
             raise Unprocessable(
                 f"no candidate region is within max_latency_ms={req.max_latency_ms:g} of {src.code}{hint}",
@@ -438,6 +503,22 @@ def startup(state: AppState) -> None:
             svc.provider.bind_loop(asyncio.get_running_loop())
 
 
+async def flush_route_calls(state: AppState) -> None:
+    """Background task: write the pending ``/route`` call counts (group commit), and once more at
+    shutdown."""
+    svc = get_service(state)
+    try:
+        while True:
+            await asyncio.sleep(svc.calls.flush_interval_s)
+            try:
+                await asyncio.to_thread(svc.calls.flush, state.db)
+            except Exception:
+                log.exception("routing: flushing route call counts failed; will retry")
+    finally:
+        with contextlib.suppress(Exception):
+            svc.calls.flush(state.db)
+
+
 async def keep_warm(state: AppState, interval_s: float | None = None) -> None:
     """Background task: refresh the live provider's current values of the grid regions before they
     go stale, so ``/route`` answers from a warm cache."""
@@ -462,8 +543,9 @@ def _register() -> None:
 
     if startup not in app_module.STARTUP_HOOKS:
         app_module.STARTUP_HOOKS.append(startup)
-    if keep_warm not in app_module.BACKGROUND_TASKS:
-        app_module.BACKGROUND_TASKS.append(keep_warm)
+    for task in (keep_warm, flush_route_calls):
+        if task not in app_module.BACKGROUND_TASKS:
+            app_module.BACKGROUND_TASKS.append(task)
 
 
 _register()

@@ -95,13 +95,15 @@ def served_by(client: httpx.Client, path: str = "/hello") -> str:
     return upstream
 
 
+@pytest.mark.parametrize("client_kind", ["lean", "httpx"])
 def test_traffic_goes_to_cleanest_moves_with_data_and_survives_a_killed_upstream(
-    upstreams: Upstreams, tmp_path: Path
+    upstreams: Upstreams, tmp_path: Path, client_kind: str
 ) -> None:
     data = tmp_path / "grid.csv"
     write_intensities(data, {"CAISO": 100, "PJM": 400, "BPA": 50})
     provider = CsvProvider(data, reload_check_s=0.0)
-    with RunningProxy(make_proxy(upstreams, provider)) as rp, httpx.Client(base_url=rp.url, timeout=10) as client:
+    proxy = make_proxy(upstreams, provider, client=client_kind)
+    with RunningProxy(proxy) as rp, httpx.Client(base_url=rp.url, timeout=10) as client:
         # 1. The cleanest upstream gets the traffic, with the carbon headers.
         r = client.get("/hello?x=1")
         assert r.status_code == 200
@@ -162,11 +164,12 @@ def test_traffic_goes_to_cleanest_moves_with_data_and_survives_a_killed_upstream
         assert status["decision"]["chosen"] == "BPA"
 
 
-def test_bodies_stream_both_ways(upstreams: Upstreams, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_kind", ["lean", "httpx"])
+def test_bodies_stream_both_ways(upstreams: Upstreams, tmp_path: Path, client_kind: str) -> None:
     data = tmp_path / "grid.csv"
     write_intensities(data, {"CAISO": 100, "PJM": 400, "BPA": 50})
     with (
-        RunningProxy(make_proxy(upstreams, CsvProvider(data))) as rp,
+        RunningProxy(make_proxy(upstreams, CsvProvider(data), client=client_kind)) as rp,
         httpx.Client(base_url=rp.url, timeout=30) as client,
     ):
         payload = os.urandom(3 << 20)
@@ -180,6 +183,12 @@ def test_bodies_stream_both_ways(upstreams: Upstreams, tmp_path: Path) -> None:
         assert r.status_code == 200
         assert r.json()["bytes"] == len(payload)
         assert r.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+        # HEAD: headers only, and the connection stays usable.
+        head = client.head("/hello")
+        assert head.status_code == 200
+        assert head.content == b""
+        assert int(head.headers["content-length"]) > 0
+        assert client.get("/hello").json()["upstream"] == "BPA"
         # A large PUT (over the replay buffer) is streamed too.
         r = client.put("/echo", content=payload)
         assert r.json()["bytes"] == len(payload)
@@ -198,11 +207,12 @@ def test_bodies_stream_both_ways(upstreams: Upstreams, tmp_path: Path) -> None:
         assert received == 200 * 65536
 
 
-def test_only_idempotent_requests_are_retried(upstreams: Upstreams, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client_kind", ["lean", "httpx"])
+def test_only_idempotent_requests_are_retried(upstreams: Upstreams, tmp_path: Path, client_kind: str) -> None:
     data = tmp_path / "grid.csv"
     write_intensities(data, {"CAISO": 100, "PJM": 400, "BPA": 50})
     with (
-        RunningProxy(make_proxy(upstreams, CsvProvider(data))) as rp,
+        RunningProxy(make_proxy(upstreams, CsvProvider(data), client=client_kind)) as rp,
         httpx.Client(base_url=rp.url, timeout=10) as client,
     ):
         # BPA (first) and CAISO answer 503 to /only-on/PJM; a GET walks on to PJM.

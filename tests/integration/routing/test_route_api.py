@@ -11,11 +11,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from powermeter.accounts import repository as account_repo
 from powermeter.app import create_app
 from powermeter.data.locations import load_locations
 from powermeter.infra.clock import FrozenClock
 from powermeter.routing.providers import CachedProvider, ElectricityMapsSource, StaticProvider
-from powermeter.routing.service import EXTRAS_KEY, RoutingService
+from powermeter.routing.service import EXTRAS_KEY, RoutingService, get_service
 from powermeter.settings import Settings
 from tests.conftest import MakeKey
 from tests.integration.routing.conftest import DAY, bearer, key_for
@@ -213,10 +214,19 @@ def test_monthly_route_quota(settings: Settings, clock: FrozenClock) -> None:
     s = settings.model_copy(update={"plans_json": json.dumps({"dev": {"route_monthly_calls": 3}})})
     clock.set(datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
     app = create_app(s, clock=clock)
+    body = {"source_region": "CAISO", "payload_size": 1}
     with TestClient(app) as c:
-        h = bearer(key_for(c, clock, plan="dev"))
-        body = {"source_region": "CAISO", "payload_size": 1}
-        assert [c.post("/route", headers=h, json=body).status_code for _ in range(3)] == [200, 200, 200]
+        key = key_for(c, clock, plan="dev")
+        h = bearer(key)
+        assert [c.post("/route", headers=h, json=body).status_code for _ in range(2)] == [200, 200]
+    # Shutdown wrote the pending counts (group commit): a new process continues from them.
+    with app.state.pm.db.begin() as conn:
+        acct = conn.exec_driver_sql("SELECT account_id FROM api_keys LIMIT 1").scalar_one()
+        assert account_repo.get_usage(conn, acct, "route_calls", "2026-11") == 2
+    app.state.pm.db.dispose()
+    app = create_app(s, clock=clock)
+    with TestClient(app) as c:
+        assert c.post("/route", headers=h, json=body).status_code == 200
         r = c.post("/route", headers=h, json=body)
         assert r.status_code == 429
         assert r.json()["error_code"] == "MONTHLY_QUOTA_EXCEEDED"
@@ -224,6 +234,10 @@ def test_monthly_route_quota(settings: Settings, clock: FrozenClock) -> None:
         # Rejected calls are not counted; a new month starts afresh.
         clock.set(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
         assert c.post("/route", headers=h, json=body).status_code == 200
+        get_service(app.state.pm).calls.flush(app.state.pm.db)
+        with app.state.pm.db.begin() as conn:
+            assert account_repo.get_usage(conn, acct, "route_calls", "2026-11") == 3
+            assert account_repo.get_usage(conn, acct, "route_calls", "2026-12") == 1
     app.state.pm.db.dispose()
 
 
