@@ -28,9 +28,10 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _escape
 from typing import Any
 
-from powermeter.methodology.merkle import canonical_json, json_number, json_string
+from powermeter.methodology.merkle import canonical_json, json_number
 from powermeter.methodology.units import G_PER_KG, ML_PER_L
 
 __all__ = [
@@ -416,18 +417,19 @@ def inference_record_sha256(
 ) -> str:
     """SHA-256 (hex) of an inference record as the history API shows it: the canonical JSON (RFC 8785)
     of ``{"co2Grams", "energyWh", "id", "logDate", "modelId", "provider", "waterMl"}``, with
-    ``logDate`` as ``YYYY-MM-DDTHH:MM:SSZ``. Built from fragments in canonical key order (the same
-    bytes as :func:`canonical_json`, at a fraction of the cost)."""
+    ``logDate`` as ``YYYY-MM-DDTHH:MM:SSZ``. Built in canonical key order with the C string escaper
+    (the same bytes as :func:`canonical_json`, about 1 µs instead of 10)."""
     text = (
-        '{"co2Grams":' + json_number(co2_grams)
-        + ',"energyWh":' + json_number(energy_wh)
-        + ',"id":' + json_string(record_id)
-        + ',"logDate":' + json_string(log_date)
-        + ',"modelId":' + json_string(model_id)
-        + ',"provider":' + json_string(provider)
-        + ',"waterMl":' + json_number(water_ml) + "}"
-    )  # fmt: skip
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        f'{{"co2Grams":{json_number(co2_grams)},"energyWh":{json_number(energy_wh)},"id":{_escape(record_id)},'
+        f'"logDate":{_escape(log_date)},"modelId":{_escape(model_id)},"provider":{_escape(provider)},'
+        f'"waterMl":{json_number(water_ml)}}}'
+    )
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: RFC 8785 escapes it, the C escaper does not
+        data = canonical_json({"co2Grams": co2_grams, "energyWh": energy_wh, "id": record_id, "logDate": log_date,
+                               "modelId": model_id, "provider": provider, "waterMl": water_ml})
+    return hashlib.sha256(data).hexdigest()
 
 
 def coverage_entry(kind: str, record_id: str, sha256_hex: str) -> str:

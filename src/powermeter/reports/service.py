@@ -150,18 +150,26 @@ def _location_label(code: str) -> str:
 
 
 def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]:
+    """Location, grid factor, methodology version and dataset versions recorded with an inference
+    record (``site``/``versions`` members; ``factors``/``methodology`` in earlier records)."""
     doc = orjson.loads(details)
-    f = doc.get("factors") or {}
+    f = doc.get("site") or doc.get("factors") or {}
     location = str(f.get("location") or fallback)
-    source = f.get("gridIntensitySource")
     year = f.get("gridIntensityYear")
-    meth = {str(k): str(v) for k, v in (doc.get("methodology") or {}).items()}
-    loc = load_locations().resolve(location)
-    if source is not None and loc is not None and loc.year == year and loc.source == source:
-        source = f"{loc.code} ({loc.name}), {year}: {source}"  # the compute-job receipts' wording
-    elif source is not None and year is not None:
+    value = f.get("gridIntensityGPerKwh")
+    meth = {str(k): str(v) for k, v in (doc.get("versions") or doc.get("methodology") or {}).items()}
+    source = f.get("gridIntensitySource")
+    locations = load_locations()
+    loc = locations.resolve(location)
+    if loc is not None and loc.year == year and loc.intensity_g_per_kwh == value and (
+        source is None or source == loc.source
+    ):
+        source = f"{loc.code} ({loc.name}), {loc.year}: {loc.source}"  # the compute-job receipts' wording
+    elif source is not None:
         source = f"{location}, {year}: {source}"
-    factor = rp.EmissionFactorRef(location, f.get("gridIntensityGPerKwh"), source, meth.get("locations"))
+    else:
+        source = f"{location}, {year}: locations dataset {meth.get('locations', '(version not recorded)')}"
+    factor = rp.EmissionFactorRef(location, value, source, meth.get("locations"))
     version = meth.pop("methodology", "ai-inference (version not recorded)")
     return location, factor, version, meth
 
@@ -233,7 +241,7 @@ def _coverage(
     entries: list[str] = []
     done = 0
     for batch in repo.iter_job_coverage(conn, account_id, period.start, period.end):
-        entries.extend([f"job:{rid}:{h}" for rid, h in batch])
+        entries.extend(["job:" + e for e in batch])
         done += len(batch)
         if progress is not None:
             progress(done, total)
@@ -314,7 +322,7 @@ def build_document(
                 "inference": "SHA-256 of the RFC 8785 JSON of {co2Grams, energyWh, id, logDate, modelId, provider, "
                 "waterMl} as GET /v1/inference/history shows the record",
             },
-            "order": "compute-job receipts in insertion order, then inference records by log date",
+            "order": "compute-job receipts in insertion order, then inference records by (log date, id)",
             "merkle_root_sha256": root,
             "tree_size": tree_size,
             "entries": entries,
