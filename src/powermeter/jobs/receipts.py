@@ -43,7 +43,7 @@ RECEIPT_TYPE = "powermeter.receipt/1"
 DOCUMENT_TYPE = "powermeter.receipt-document/1"
 SIGNATURE_ALGORITHM = "Ed25519"
 METHODOLOGY = {"id": METHOD_ID, "version": METHODOLOGY_VERSION}
-_METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
+METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
 
 #: Optional inputs of a job (overrides); the base inputs are always present.
 OPTION_FIELDS: tuple[str, ...] = (
@@ -81,8 +81,14 @@ def _canonical(obj: dict[str, Any]) -> bytes:
         return canonical_json(obj)
 
 
+_BASE_FIELDS = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"})
+
+
 def job_options(job: Any) -> dict[str, Any] | None:
     """The job's overrides that were given (``None`` when there are none: the common case)."""
+    fields_set = getattr(job, "model_fields_set", None)
+    if fields_set is not None and fields_set <= _BASE_FIELDS:
+        return None  # a validated request model that set no override (fast path)
     out = {name: v for name in OPTION_FIELDS if (v := getattr(job, name)) is not None}
     return out or None
 
@@ -92,6 +98,16 @@ def inputs_bytes(
     options: Mapping[str, Any] | None,
 ) -> bytes:  # fmt: skip
     """Canonical JSON of a job's inputs (the same bytes from a request or from a stored row)."""
+    if options is None:
+        try:
+            return _canonical(
+                {
+                    "cpu_cores": _num(cpu_cores), "duration_minutes": _num(duration_minutes), "geo_iso": geo_iso,
+                    "gpu_cores": _num(gpu_cores), "memory_gb": _num(memory_gb),
+                }
+            )  # fmt: skip
+        except _NeedsSlowPath:
+            pass
     raw: dict[str, Any] = {
         "cpu_cores": cpu_cores, "duration_minutes": duration_minutes, "geo_iso": geo_iso, "gpu_cores": gpu_cores,
         "memory_gb": memory_gb,
@@ -132,7 +148,7 @@ def results_bytes(kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memo
         )  # fmt: skip
 
 
-def _string_bytes(s: str) -> bytes:
+def string_bytes(s: str) -> bytes:
     try:
         return orjson.dumps(s)
     except TypeError:
@@ -178,26 +194,28 @@ class LeafBuilder:
     """Builds (and hashes) one request's receipts. Everything before ``inputs`` in a receipt is the
     same for every job of one profile, so its SHA-256 state is computed once and copied per leaf."""
 
-    __slots__ = ("_account", "_issued", "_profiles", "_states")
+    __slots__ = ("_account", "_profiles", "issued", "locations", "states", "tails")
 
     def __init__(self, account_id: str, issued_at: str, profiles: Sequence[ProfileDoc]) -> None:
-        self._account = b'{"account_id":' + _string_bytes(account_id)
-        self._issued = b',"issued_at":' + _string_bytes(issued_at)
+        self._account = b'{"account_id":' + string_bytes(account_id)
         self._profiles = list(profiles)
-        self._states = [hashlib.sha256(b"\x00" + self._account + p.head) for p in self._profiles]
+        # public for the batch loop (``service._encode``), which inlines :meth:`_suffix`
+        self.issued = b',"issued_at":' + string_bytes(issued_at)
+        self.states = [hashlib.sha256(b"\x00" + self._account + p.head) for p in self._profiles]
+        self.locations = [p.location + METHODOLOGY_FRAGMENT + b',"receipt_id":' for p in self._profiles]
+        self.tails = [p.tail for p in self._profiles]
 
     def _suffix(self, j: int, inputs: bytes, job_id: str, receipt_id: str, results: bytes) -> bytes:
-        p = self._profiles[j]
         return b"".join(
             (
-                b',"inputs":', inputs, self._issued, b',"job_id":', _string_bytes(job_id), p.location,
-                _METHODOLOGY_FRAGMENT, b',"receipt_id":', _string_bytes(receipt_id), b',"results":', results, p.tail,
+                b',"inputs":', inputs, self.issued, b',"job_id":', string_bytes(job_id), self.locations[j],
+                string_bytes(receipt_id), b',"results":', results, self.tails[j],
             )
         )  # fmt: skip
 
     def leaf_hash(self, j: int, inputs: bytes, job_id: str, receipt_id: str, results: bytes) -> bytes:
         """``SHA-256(0x00 || leaf)`` of the receipt (RFC 6962 leaf hash)."""
-        h = self._states[j].copy()
+        h = self.states[j].copy()
         h.update(self._suffix(j, inputs, job_id, receipt_id, results))
         return h.digest()
 

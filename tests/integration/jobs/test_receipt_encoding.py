@@ -73,3 +73,30 @@ def test_options_are_only_the_overrides_given() -> None:
     assert rc.job_options(job) == {"gpu_model": "H100", "gpu_utilization": 0.5}
     none = SimpleNamespace(**dict.fromkeys(rc.OPTION_FIELDS))
     assert rc.job_options(none) is None
+
+
+def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> None:
+    from powermeter.jobs.schemas import JobIn
+    from powermeter.jobs.service import ComputeJobs, _encode
+
+    svc = ComputeJobs()
+    jobs = [
+        JobIn(job_id="a", duration_minutes=60, cpu_cores=8, memory_gb=32, gpu_cores=2, geo_iso="US"),
+        JobIn(job_id="b\u00e9\u2028", duration_minutes=0.001, cpu_cores=1e-9, geo_iso="aws:us-east-1",
+              gpu_model="H100", gpu_utilization=0.25, provider="aws"),
+        JobIn(job_id="c", duration_minutes=5e6, cpu_cores=1e6, memory_gb=1e8, gpu_cores=1e6, geo_iso="EU", pue=1.0),
+    ]
+    batch = svc.estimate(jobs, field_prefix="")
+    docs = [svc.profile_doc(p) for p in batch.profiles]
+    builder = rc.LeafBuilder("acct_1", "2026-11-22T12:00:00Z", docs)
+    ids = ["rcpt_00000000000000000000", "rcpt_00000000000000000001", "rcpt_00000000000000000002"]
+    hashes, rows = _encode(jobs, batch, builder, ids, "tree_1", "2026-11-22 12:00:00.000000", "acct_1")
+    for i, job in enumerate(jobs):
+        row = rows[i]
+        options = json.loads(row[16]) if row[16] else None
+        inputs = rc.inputs_bytes(row[11], row[12], row[13], row[14], row[15], options)
+        pue = batch.profiles[row[5]].pue_value
+        results = rc.results_bytes(row[6], row[7], row[8], row[9], row[10], pue)
+        leaf = builder.leaf(row[5], inputs, job.job_id, ids[i], results)
+        assert hashes[i] == hashlib.sha256(b"\x00" + leaf).digest()
+        assert json.loads(leaf)["inputs"]["duration_minutes"] == job.duration_minutes

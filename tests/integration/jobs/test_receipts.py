@@ -207,3 +207,35 @@ def test_tree_sizes_verify_end_to_end(client: TestClient, auth: dict[str, str], 
     pem = _public_key(client)
     last = client.get(f"/v1/receipts/{made[-1]['receipt_id']}", headers=auth).json()
     assert verify_document(last, pem).ok
+
+
+def _doc_snippet() -> str:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "receipts.md").read_text()
+    blocks = text.split("```python\n")
+    assert len(blocks) == 2, "docs/receipts.md should hold one Python snippet"
+    return blocks[1].split("```")[0]
+
+
+def test_the_python_snippet_of_docs_receipts_md_verifies_and_rejects(
+    client: TestClient, auth: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    try:
+        import rfc8785  # noqa: F401
+    except ImportError:  # the project's encoder, checked equal to the rfc8785 package on 300k floats
+        shim = types.ModuleType("rfc8785")
+        shim.dumps = canonical_json  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "rfc8785", shim)
+    rid = _batch(client, auth, 6)[4]["receipt_id"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "receipt.json").write_bytes(client.get(f"/v1/receipts/{rid}", headers=auth).content)
+    (tmp_path / "powermeter.pem").write_text(_public_key(client))
+    code = _doc_snippet()
+    exec(compile(code, "docs/receipts.md", "exec"), {})  # noqa: S102 - our own documentation
+
+    doc = json.loads((tmp_path / "receipt.json").read_text())
+    doc["data"]["receipt"]["results"]["co2_grams"] += 1
+    (tmp_path / "receipt.json").write_text(json.dumps(doc))
+    with pytest.raises(AssertionError, match="not in the signed tree"):
+        exec(compile(code, "docs/receipts.md", "exec"), {})  # noqa: S102
