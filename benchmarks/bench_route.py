@@ -89,21 +89,23 @@ def http(duration: int) -> None:
         bare = bare_baseline(duration, post_body=bare_body)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         with server("powermeter.app:app_from_env", env=env, factory=True) as base:
-            ours = wrk(base + "/route", method="POST", body=body, headers=headers, duration_s=duration)
-            one = wrk(base + "/route", method="POST", body=body, headers=headers, duration_s=duration, connections=1)
             floor = wrk(base + "/v1/me", headers={"Authorization": f"Bearer {key}"}, duration_s=duration)
-        bare_one = None
+            one = wrk(base + "/route", method="POST", body=body, headers=headers, duration_s=duration, connections=1)
+            ours = wrk(base + "/route", method="POST", body=body, headers=headers, duration_s=duration)
         with server("benchmarks.bare_app:app") as base:
             ct = {"Content-Type": "application/json"}
             bare_one = wrk(base + "/echo", method="POST", body=bare_body, headers=ct, duration_s=duration,
                            connections=1)  # fmt: skip
         report("POST /route, 10 candidates (auth + monthly quota + hysteresis state), c=32", ours, bare, 0.5)
+        share = f"{ours['rps'] / floor['rps']:.1%}" if floor["rps"] else "n/a"
         print(
             f"authentication floor, GET /v1/me, c=32: {floor['rps']:.0f} req/s, p50 {floor['p50_ms']:.2f} ms "
-            f"({floor['rps'] / bare['rps']:.1%} of bare); /route = {ours['rps'] / floor['rps']:.1%} of it"
+            f"({floor['rps'] / bare['rps']:.1%} of bare); /route = {share} of it"
         )
-        print(f"c=1: /route p50 {one['p50_ms']:.2f} ms ({one['rps']:.0f} req/s); "
-              f"bare p50 {bare_one['p50_ms']:.2f} ms ({bare_one['rps']:.0f} req/s)")  # fmt: skip
+        print(
+            f"c=1: /route p50 {one['p50_ms']:.2f} ms ({one['rps']:.0f} req/s); "
+            f"bare p50 {bare_one['p50_ms']:.2f} ms ({bare_one['rps']:.0f} req/s)"
+        )
 
 
 def main() -> None:
