@@ -176,6 +176,7 @@ def test_every_leaf_of_trees_of_size_1_to_70_verifies(n: int) -> None:
     data = [f"receipt-{i}".encode() for i in range(n)]
     tree = MerkleTree(data)
     assert tree.root == _mth(data)
+    assert merkle_root(tree.leaf_hashes) == tree.root  # the bottom-up root, as the write path computes it
     for i in range(n):
         proof = tree.proof(i)
         assert proof.verify(data[i])

@@ -355,6 +355,8 @@ class Recorded:
 
 
 def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> None:
+    if len({job.job_id for job in jobs}) == len(jobs):
+        return
     first: dict[str, int] = {}
     errors: list[dict[str, Any]] = []
     for i, job in enumerate(jobs):

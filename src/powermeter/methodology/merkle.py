@@ -170,19 +170,22 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _root(hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
-    n = hi - lo
-    if n == 1:
-        return hashes[lo]
-    k = _split(n)
-    return node_hash(_root(hashes, lo, lo + k), _root(hashes, lo + k, hi))
-
-
 def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
-    """RFC 6962 Merkle Tree Hash over already-hashed leaves (``SHA-256()`` for an empty tree)."""
+    """RFC 6962 Merkle Tree Hash over already-hashed leaves (``SHA-256()`` for an empty tree).
+
+    Computed bottom-up: pair neighbours, carry an odd last node up unchanged. This gives the same
+    tree as RFC 6962's split at the largest power of two below n (the tree is left-complete), in
+    one pass per level without recursion.
+    """
     if not leaf_hashes:
         return _sha256(b"").digest()
-    return _root(leaf_hashes, 0, len(leaf_hashes))
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        odd = level[-1] if len(level) % 2 else None
+        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if odd is not None:
+            level.append(odd)
+    return level[0]
 
 
 def audit_paths(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
