@@ -142,28 +142,10 @@ def job_profiles(conn: Connection, seqs: Sequence[int]) -> dict[int, str]:
     return {seq: bodies[pid] for seq, pid in picked.items() if pid in bodies}
 
 
-#: Trees up to this size have their leaf hash cut out of the blob in SQL; larger trees' blobs are
-#: fetched once per tree (reading a 320 kB blob for each of its 10,000 receipts would be wasteful).
-SMALL_TREE = 256
-
-
-def _leaf_slice(conn: Connection) -> sa.ColumnElement[Any]:
-    fn = sa.func.substring if _is_pg(conn) else sa.func.substr
-    return sa.case(
-        (receipt_trees.c.tree_size <= SMALL_TREE,
-         fn(receipt_trees.c.leaf_hashes, receipts.c.leaf_index * 32 + 1, 32)),
-        else_=sa.null(),
-    )  # fmt: skip
-
-
-def _tree_blobs(conn: Connection, tree_ids: Sequence[str]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for i in range(0, len(tree_ids), 200):
-        q = sa.select(receipt_trees.c.id, receipt_trees.c.leaf_hashes).where(
-            receipt_trees.c.id.in_(list(tree_ids[i : i + 200]))
-        )
-        out.update({str(r[0]): bytes(r[1]) for r in conn.execute(q)})
-    return out
+def _tree_hexes(conn: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[str, str]:
+    """Tree id → hex of its leaf-hash blob (32 bytes per leaf, in leaf order)."""
+    q = sa.select(receipt_trees.c.id, receipt_trees.c.leaf_hashes).where(*where)
+    return {str(r[0]): bytes(r[1]).hex() for r in conn.execute(q)}
 
 
 def _driver_batches(conn: Connection, q: sa.Select[Any], batch: int) -> Iterator[Sequence[Any]]:
@@ -194,29 +176,21 @@ def iter_job_coverage(
 ) -> Iterator[list[str]]:
     """``receipt_id:leaf hash hex`` of the account's receipts in [start, end), in insertion order.
 
-    The leaf hashes live in their tree's row (32 bytes per leaf, in leaf order)."""
+    The leaf hashes live in their tree's row (32 bytes per leaf, in leaf order). A tree and its
+    receipts are written in one transaction with the same ``created_at``, so the period's trees are
+    read in one query up front (no per-receipt join); a tree not found that way is fetched by id."""
+    hexes = _tree_hexes(conn, (receipt_trees.c.account_id == account_id, receipt_trees.c.created_at >= start,
+                               receipt_trees.c.created_at < end))
     q = (
-        sa.select(receipts.c.receipt_id, receipts.c.tree_id, receipts.c.leaf_index, _leaf_slice(conn))
-        .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
+        sa.select(receipts.c.receipt_id, receipts.c.tree_id, receipts.c.leaf_index)
         .where(*_job_where(account_id, start, end))
         .order_by(receipts.c.seq)
     )
-    hexes: dict[str, str] = {}  # tree id → hex of its whole leaf-hash blob (large trees only)
     for part in _driver_batches(conn, q, batch):
-        missing = sorted({r[1] for r in part if r[3] is None and r[1] not in hexes})
-        if missing:
-            hexes.update((tid, blob.hex()) for tid, blob in _tree_blobs(conn, missing).items())
-        out = []
-        for rid, tree_id, index, h in part:
-            if h is None:
-                i = int(index) * 64
-                out.append(f"{rid}:{hexes[tree_id][i : i + 64]}")
-            else:
-                out.append(f"{rid}:{bytes(h).hex()}")
-        yield out
-        if len(hexes) > 64:  # receipts of one tree are contiguous: keep only the last tree's hashes
-            last = part[-1][1]
-            hexes = {last: hexes[last]} if last in hexes else {}
+        missing = sorted({r[1] for r in part if r[1] not in hexes})
+        for i in range(0, len(missing), 200):
+            hexes.update(_tree_hexes(conn, (receipt_trees.c.id.in_(missing[i : i + 200]),)))
+        yield [f"{rid}:{hexes[tid][i * 64 : i * 64 + 64]}" for rid, tid, i in part]
 
 
 # --- inference records --------------------------------------------------------------------------------
@@ -305,13 +279,13 @@ def iter_inference_coverage(
     conn: Connection, account_id: str, start: datetime, end: datetime, batch: int = COVERAGE_BATCH
 ) -> Iterator[Sequence[Any]]:
     """(id, log date, provider, model id, energy Wh, gCO2e, water mL) of the account's inference
-    records in [start, end), in (log date, id) order, as the driver returns them: the log date is
+    records in [start, end), in (log date, insertion) order, as the driver returns them: the log date is
     the stored text ``YYYY-MM-DD HH:MM:SS…`` (UTC) on SQLite, a timezone-aware datetime on
     PostgreSQL."""
     q = (
         sa.select(inf.c.id, inf.c.log_date, inf.c.provider, inf.c.model_id, inf.c.energy_wh, inf.c.co2_grams,
                   inf.c.water_ml)
         .where(*_inf_where(account_id, start, end))
-        .order_by(inf.c.log_date, inf.c.id)
+        .order_by(inf.c.log_date, inf.c.seq)
     )  # fmt: skip
     yield from _driver_batches(conn, q, batch)
