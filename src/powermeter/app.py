@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, import_all_tables, migrate
 from powermeter.infra.errors import install_handlers
+from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
 from powermeter.infra.ratelimit import RateLimiter
@@ -26,11 +27,6 @@ from powermeter.settings import Settings
 
 log = logging.getLogger("powermeter")
 
-# Capabilities may register coroutines run for the app's lifetime (e.g. hourly audit checkpoints),
-# each called as ``task(app_state)``; they are cancelled at shutdown.
-BACKGROUND_TASKS: list[Callable[[AppState], Coroutine[Any, Any, None]]] = []
-# Synchronous start-up hooks (dataset warm-up, provider clients): ``hook(app_state)``.
-STARTUP_HOOKS: list[Callable[[AppState], None]] = []
 
 API_DESCRIPTION = """
 powermeter tells what computing and devices cost in energy (kWh), carbon (gCO2e), water and money,
@@ -58,7 +54,7 @@ def _register_capabilities() -> None:
     """Import capability modules that hook into accounts events or the lifespan."""
     import importlib
 
-    for mod in ("powermeter.audit.service",):
+    for mod in ("powermeter.audit.service", "powermeter.routing.service", "powermeter.inference.service"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(mod)
 
@@ -89,6 +85,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.units.bind()
         for hook in STARTUP_HOOKS:
             hook(state)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(t(state)) for t in BACKGROUND_TASKS]
@@ -100,6 +97,8 @@ def create_app(
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            with contextlib.suppress(Exception):
+                await db.units.close()
             with contextlib.suppress(Exception):
                 purge_expired(state, state.clock.now())
             db.dispose()

@@ -12,11 +12,12 @@ commit is never reported as a success), and rolls back if it raises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
@@ -74,11 +75,48 @@ def _per_minute_limit(request: Request, response: Response, st: AppState, ident:
         )
 
 
-def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[..., Iterator[Tx]]:
+def _authorize(
+    conn: Connection,
+    st: AppState,
+    request: Request,
+    response: Response,
+    key_hash: str,
+    needed: frozenset[str],
+    count_daily: bool,
+    now: datetime,
+) -> Principal:
+    path = request.url.path
+    principal = service.authenticate(conn, st.settings, key_hash, now)
+    missing = needed - principal.scopes
+    if missing:
+        raise Forbidden(
+            f"this API key lacks the scope(s) {', '.join(sorted(missing))} needed for "
+            f"{request.method} {path}; create a key with them",
+        )
+    if count_daily:
+        used, limit = service.count_daily_call(conn, principal, now)
+        if limit is not None:
+            wait = service.seconds_to_midnight(now)
+            headers = {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(max(0, limit - used)),
+                "RateLimit-Reset": str(wait),
+                "RateLimit-Policy": f'"daily";q={limit};w=86400',
+                "RateLimit": f'"daily";r={max(0, limit - used)};t={wait}',
+            }
+            request.state.ratelimit_headers = headers
+            response.headers.update(headers)
+    request.state.principal = principal
+    return principal
+
+
+def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[..., AsyncIterator[Tx]]:
     """Dependency factory: authenticate by API key, require ``scopes``, count the call.
 
     ``/v1/*`` calls count against the plan's daily call quota (seed 000) unless ``daily_quota=False``;
     ``/api/v1/*`` calls are limited to the plan's requests per minute per key (seed 001).
+    The unit of work waits for the database on the event loop, never in a worker thread
+    (see infra/db/unit_of_work.py).
     """
 
     needed = frozenset(scopes)
@@ -86,55 +124,39 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         if s not in service.ALL_SCOPES:
             raise ValueError(f"unknown scope {s!r}")
 
-    def dependency(
+    async def dependency(
         request: Request,
         response: Response,
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         x_api_key: str | None = Depends(_api_key),
-    ) -> Iterator[Tx]:
+    ) -> AsyncIterator[Tx]:
         st = app_state(request)
         key = _extract_key(bearer, x_api_key)
         service.check_key_format(key)
         key_hash = hash_api_key(key, st.secret)
         path = request.url.path
-        per_minute_family = path.startswith("/api/v1/")
-        if per_minute_family:
+        if path.startswith("/api/v1/"):
             # limit before the database is touched, keyed by the key's hash (never the raw key)
             per_minute = st.settings.plan(st.settings.default_plan).per_minute
             _per_minute_limit(request, response, st, key_hash[:32], per_minute)
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
-        with st.db.begin() as conn:
-            principal = service.authenticate(conn, st.settings, key_hash, now)
-            missing = needed - principal.scopes
-            if missing:
-                raise Forbidden(
-                    f"this API key lacks the scope(s) {', '.join(sorted(missing))} needed for "
-                    f"{request.method} {path}; create a key with them",
-                )
-            if count_daily:
-                used, limit = service.count_daily_call(conn, principal, now)
-                if limit is not None:
-                    wait = service.seconds_to_midnight(now)
-                    headers = {
-                        "RateLimit-Limit": str(limit),
-                        "RateLimit-Remaining": str(max(0, limit - used)),
-                        "RateLimit-Reset": str(wait),
-                        "RateLimit-Policy": f'"daily";q={limit};w=86400',
-                        "RateLimit": f'"daily";r={max(0, limit - used)};t={wait}',
-                    }
-                    request.state.ratelimit_headers = headers
-                    response.headers.update(headers)
-            request.state.principal = principal
+        async with st.db.units.unit() as conn:
+            args = (conn, st, request, response, key_hash, needed, count_daily, now)
+            if st.db.is_sqlite:
+                # microseconds of work on a connection this request holds alone: no thread hop
+                principal = _authorize(*args)
+            else:
+                principal = await anyio.to_thread.run_sync(_authorize, *args)
             yield Tx(conn, principal, now, st)
 
     return dependency
 
 
-def public_tx(request: Request) -> Iterator[PublicTx]:
-    """A transaction for routes without authentication."""
+async def public_tx(request: Request) -> AsyncIterator[PublicTx]:
+    """A unit of work for routes without authentication."""
     st = app_state(request)
-    with st.db.begin() as conn:
+    async with st.db.units.unit() as conn:
         yield PublicTx(conn, st.clock.now(), st)
 
 

@@ -88,7 +88,7 @@ def warm_up(_state: AppState) -> None:
 
 
 def _register_startup_hook() -> None:
-    from powermeter import app as app_module
+    from powermeter.infra import hooks as app_module
 
     if warm_up not in app_module.STARTUP_HOOKS:
         app_module.STARTUP_HOOKS.append(warm_up)

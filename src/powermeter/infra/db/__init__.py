@@ -54,7 +54,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers queue on the lock (no upgrade deadlock); read-only connections stay deferred
+            if conn.get_execution_options().get("sqlite_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
@@ -63,9 +67,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """The app's database: one transaction (``begin()``) per unit of work."""
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, engine: Engine | None = None, concurrency: int = 16) -> None:
+        from powermeter.infra.db.unit_of_work import ConcurrentTransactions, SQLiteGroupCommit
+
         self.url = url
         self.engine = engine or make_engine(url)
+        self.units: SQLiteGroupCommit | ConcurrentTransactions = (
+            SQLiteGroupCommit(self.engine)
+            if self.engine.dialect.name == "sqlite"
+            else ConcurrentTransactions(self.engine, concurrency)
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,8 +89,11 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection without an open transaction (for streaming reads)."""
+        """A connection for reads (streaming, exports): on SQLite its transactions are deferred,
+        so a long read never holds the write lock. Do not write through it."""
         with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_read_only=True)
             yield conn
 
     def ping(self) -> None:
