@@ -165,7 +165,7 @@ def create_app(
 
 def _mount_web(app: FastAPI) -> None:
     try:
-        from powermeter.web import mount  # type: ignore[attr-defined]
+        from powermeter.web import mount
     except ImportError:
         return
     mount(app)
