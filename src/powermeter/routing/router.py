@@ -41,7 +41,7 @@ def _utc(dt: datetime | None) -> datetime | None:
         "Counts against the plan's monthly route quota (dev 50,000; core 500,000; scale 2,000,000)."
     ),
 )
-def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routing")) -> FastJSONResponse:
+async def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routing")) -> FastJSONResponse:
     result = get_service(tx.state).route(tx.conn, tx.principal, body, tx.now)
     # Returned as a response (not validated again against RouteOut): the body is built to its shape.
     out = FastJSONResponse(result.body, headers=result.headers)
