@@ -43,6 +43,16 @@ _PG_APPEND = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)) "
     "UPDATE audit_chain_heads SET seq = %s, head_hash = %s, updated_at = %s WHERE account_id = %s"
 )
+# One round trip when this process already knows the head: the conditional UPDATE takes the row
+# lock and re-checks (seq, head_hash) against the latest committed version, so a stale guess
+# (another worker appended, or our transaction rolled back) changes nothing and returns 0 rows.
+_PG_APPEND_IF_HEAD = (
+    "WITH h AS (UPDATE audit_chain_heads SET seq = %s, head_hash = %s, updated_at = %s "
+    "WHERE account_id = %s AND seq = %s AND head_hash = %s RETURNING account_id) "
+    "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
+    'actor_masked_key, details, "timestamp", prev_hash, entry_hash) '
+    "SELECT h.account_id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM h"
+)
 _LITE_LOCK_HEAD = "SELECT seq, head_hash, checkpoints FROM audit_chain_heads WHERE account_id = ?"
 _LITE_INSERT = (
     "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
@@ -97,6 +107,58 @@ def create_head(conn: Connection, account_id: str, now: datetime) -> None:
         conn.execute(sqlite.insert(heads).values(**values).on_conflict_do_nothing())
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         conn.execute(heads.insert().values(**values))
+
+
+_KNOWN_HEADS: dict[tuple[int, str], tuple[int, str]] = {}
+_KNOWN_HEADS_MAX = 100_000
+
+
+def known_head(conn: Connection, account_id: str) -> tuple[int, str] | None:
+    """The head this process last wrote for the account (PostgreSQL only; a guess, never trusted)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return _KNOWN_HEADS.get((id(conn.engine), account_id))
+
+
+def remember_head(conn: Connection, account_id: str, seq: int, head_hash: str) -> None:
+    if conn.dialect.name != "postgresql":
+        return
+    if len(_KNOWN_HEADS) >= _KNOWN_HEADS_MAX:
+        _KNOWN_HEADS.clear()
+    _KNOWN_HEADS[(id(conn.engine), account_id)] = (seq, head_hash)
+
+
+def append_if_head(conn: Connection, entry: AuditEntry, now: datetime) -> bool:
+    """Insert ``entry`` and move the head to it only if the head is still ``(entry.seq - 1, entry.prev_hash)``.
+
+    PostgreSQL, one statement. False (nothing written) when the head has moved.
+    """
+    cur = _driver(conn).cursor()
+    try:
+        cur.execute(
+            _PG_APPEND_IF_HEAD,
+            (
+                entry.seq,
+                entry.entry_hash,
+                now,
+                entry.account_id,
+                entry.seq - 1,
+                entry.prev_hash,
+                entry.seq,
+                entry.id,
+                entry.action_type,
+                entry.receipt_id,
+                entry.actor_key_id,
+                entry.actor_masked_key,
+                entry.details_json,
+                entry.timestamp,
+                entry.prev_hash,
+                entry.entry_hash,
+            ),
+        )
+        return bool(cur.rowcount == 1)
+    finally:
+        cur.close()
 
 
 def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
