@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -71,16 +72,38 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--postgres", metavar="URL", help="run the server on PostgreSQL (a fresh schema) instead of SQLite")
+    ap.add_argument("--sqlite-normal", action="store_true",
+                    help="what-if: SQLite synchronous=NORMAL, not the foundation FULL (no fsync per commit)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, _database(args.postgres) as db_url:
         env = powermeter_env(Path(tmp), **({"POWERMETER_DATABASE_URL": db_url} if db_url else {}))
         key = make_key(env)
         bare = bare_baseline(args.duration)
-        with server("powermeter.app:app_from_env", env=env, factory=True) as base:
+        target = "benchmarks.bench_report:app_sqlite_normal" if args.sqlite_normal else "powermeter.app:app_from_env"
+        with server(target, env=env, factory=True) as base:
             ours = wrk_report(base, key, args.duration, args.connections)
-        label = "PostgreSQL" if db_url else "SQLite"
+        label = "PostgreSQL" if db_url else "SQLite (synchronous=NORMAL)" if args.sqlite_normal else "SQLite"
         report(f"POST /v1/report on {label} (auth, quota, kWh counter, receipt + signed tree)", ours, bare,
                goal_ratio=0.35)
+
+
+def app_sqlite_normal() -> Any:
+    """The app with every SQLite connection switched to ``synchronous=NORMAL`` (benchmark what-if only)."""
+    from sqlalchemy import event
+
+    from powermeter.app import app_from_env
+
+    app = app_from_env()
+    engine = app.state.pm.db.engine
+
+    @event.listens_for(engine, "connect")
+    def _normal(dbapi_conn: Any, _rec: Any) -> None:  # runs after the foundation's listener (FULL)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    engine.dispose()  # connections opened during start-up are re-opened with the listener
+    return app
 
 
 @contextlib.contextmanager
