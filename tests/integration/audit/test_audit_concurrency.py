@@ -74,3 +74,34 @@ def test_concurrent_writers_make_one_valid_chain(state: AppState, clock: FrozenC
     account_id = _fresh_account(state, clock, "busy2@example.com")
     assert _hammer(state, clock, account_id, 25) == []
     _check(state, account_id, 1 + WRITERS * 25)
+
+
+def test_a_rolled_back_append_or_another_process_appending_leaves_one_valid_chain(
+    state: AppState, clock: FrozenClock, database_url: str
+) -> None:
+    """The PostgreSQL fast path guesses the head from this process's last append; a wrong guess must
+    change nothing and fall back to the locking path."""
+    from powermeter.infra.db import Database
+
+    account_id = _fresh_account(state, clock, "stale@example.com")
+
+    def add(db: Database) -> None:
+        with db.begin() as conn:
+            service.append(conn, account_id=account_id, action_type="VIEW", receipt_id="rcpt_1", now=clock.now())
+
+    add(state.db)
+    try:  # rolled back: the process's guess now names a head that was never committed
+        with state.db.begin() as conn:
+            service.append(conn, account_id=account_id, action_type="EDIT", receipt_id="rcpt_1", now=clock.now())
+            raise RuntimeError("the request failed")
+    except RuntimeError:
+        pass
+    add(state.db)
+    other = Database(database_url)  # another worker process: its own engine, its own guesses
+    try:
+        add(other)
+        add(other)
+    finally:
+        other.dispose()
+    add(state.db)  # this process's guess is stale again
+    _check(state, account_id, 1 + 5)
