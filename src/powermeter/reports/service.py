@@ -268,8 +268,8 @@ def _coverage(
             progress(done, total)
     digest = inference_record_sha256
     for rows in repo.iter_inference_coverage(conn, account_id, period.start, period.end):
-        if rows and isinstance(rows[0][1], datetime):
-            stamps = [utc_iso(r[1] if r[1].tzinfo else r[1].replace(tzinfo=UTC)) for r in rows]
+        if rows and rows[0][1].endswith("Z"):  # PostgreSQL: formatted by the server
+            stamps = [r[1] for r in rows]
         else:  # SQLite text "YYYY-MM-DD HH:MM:SS.ffffff" (UTC)
             stamps = [f"{r[1][:10]}T{r[1][11:19]}Z" for r in rows]
         entries.extend([
