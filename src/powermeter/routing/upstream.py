@@ -65,6 +65,7 @@ class UpstreamClient(Protocol):
 # ---------------------------------------------------------------------- lean HTTP/1.1 client
 
 _MAX_BUFFERED = 1 << 20  # pause reading from the upstream above 1 MiB of unsent response body
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class _Connection(asyncio.Protocol):
@@ -93,6 +94,7 @@ class _Connection(asyncio.Protocol):
         self.data_ready = asyncio.Event()
         self.reading_paused = False
         self.head_request = False
+        self.keep_alive = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,6 +145,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # read now: the parser resets after the message
         if not self.headers_done.done():
             self.headers_done.set_result(None)
         if self.head_request:
@@ -170,13 +173,7 @@ class _Connection(asyncio.Protocol):
             await self._can_write.wait()
 
     def reusable(self) -> bool:
-        return (
-            self.complete
-            and not self.closed
-            and self.error is None
-            and not self.head_request
-            and self.parser.should_keep_alive()
-        )
+        return self.complete and not self.closed and self.error is None and not self.head_request and self.keep_alive
 
 
 class _LeanResponse:
@@ -260,12 +257,12 @@ class LeanClient:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
         return conn
 
-    def _acquire_idle(self, key: tuple[str, str, int]) -> _Connection | None:
+    def _acquire_idle(self, key: tuple[str, str, int], max_idle_s: float) -> _Connection | None:
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if conn.closed or now - conn.idle_since > self.idle_timeout_s:
+            if conn.closed or now - conn.idle_since > max_idle_s:
                 if conn.transport is not None:
                     conn.transport.close()
                 continue
@@ -292,7 +289,10 @@ class LeanClient:
         stream: AsyncIterator[bytes] | None,
     ) -> UpstreamResponse:
         key = self._key(origin)
-        conn = self._acquire_idle(key)
+        idempotent = method in IDEMPOTENT_METHODS
+        # A request that must not be replayed only takes a connection that was idle briefly, so the
+        # upstream is unlikely to be closing it (keep-alive timeouts are ≥ 5 s in common servers).
+        conn = self._acquire_idle(key, self.idle_timeout_s if idempotent else min(1.0, self.idle_timeout_s))
         fresh = conn is None
         if conn is None:
             conn = await self._connect(key)
@@ -301,9 +301,9 @@ class LeanClient:
         except UpstreamError as exc:
             if conn.transport is not None:
                 conn.transport.close()
-            # A reused keep-alive connection the upstream had just closed: nothing was processed, so
-            # the request goes again on a new connection (once; only if its body can be replayed).
-            if not fresh and not exc.response_started and stream is None:
+            # A reused keep-alive connection the upstream had just closed: the request goes again on a
+            # new connection (once; idempotent requests with a replayable body only).
+            if not fresh and not exc.response_started and stream is None and idempotent:
                 conn = await self._connect(key)
                 try:
                     return await self._send(conn, key, method, target, headers, body, None)
