@@ -12,9 +12,9 @@ from powermeter.jobs.receipts import ProfileDoc
 from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
 
 RECEIPT_COLUMNS = (
-    "receipt_id", "account_id", "job_id", "tree_id", "leaf_index", "profile_index", "kwh", "co2_grams",
+    "receipt_id", "account_id", "job_id", "tree_seq", "leaf_index", "profile_index", "kwh", "co2_grams",
     "cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso",
-    "options", "created_at",
+    "options",
 )  # fmt: skip
 _INSERT_SQL = (
     f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) "  # noqa: S608 - fixed column names
@@ -23,8 +23,8 @@ _INSERT_SQL = (
 
 
 _TREE_COLUMNS = (
-    "id", "account_id", "tree_size", "root_sha256", "issued_at", "key_id", "signature", "leaf_hashes", "profile_ids",
-    "created_at",
+    "tree_id", "account_id", "tree_size", "root_sha256", "issued_at", "key_id", "signature", "leaf_hashes",
+    "profile_ids", "created_at",
 )  # fmt: skip
 _TREE_SQL = (
     f"INSERT INTO receipt_trees ({', '.join(_TREE_COLUMNS)}) "  # noqa: S608 - fixed column names
@@ -32,13 +32,14 @@ _TREE_SQL = (
 )
 
 
-def insert_tree(conn: Connection, row: dict[str, Any]) -> None:
-    """``row['created_at']`` must already be in the driver's form (see ``service._db_datetime``)."""
+def insert_tree(conn: Connection, row: dict[str, Any]) -> int:
+    """Insert a tree; returns its ``seq``. ``row['created_at']`` must already be in the driver's form
+    (see ``service._db_datetime``)."""
     if conn.dialect.name == "sqlite":
         dbapi: Any = conn.connection.driver_connection
-        dbapi.execute(_TREE_SQL, tuple(row[c] for c in _TREE_COLUMNS))
-        return
-    conn.execute(receipt_trees.insert(), row)
+        cur = dbapi.execute(_TREE_SQL, tuple(row[c] for c in _TREE_COLUMNS))
+        return int(cur.lastrowid)
+    return int(conn.execute(receipt_trees.insert().returning(receipt_trees.c.seq), row).scalar_one())
 
 
 _seen_profiles: set[tuple[str, str]] = set()  # (database url, profile id) seen committed
@@ -76,7 +77,7 @@ def ensure_profiles(conn: Connection, profiles: Iterable[ProfileDoc]) -> None:
         conn.execute(receipt_profiles.insert(), missing)
 
 
-def insert_receipts(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+def insert_receipts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Insert receipt rows (tuples in :data:`RECEIPT_COLUMNS` order) in one ``executemany``.
 
     A duplicate raises the driver's or SQLAlchemy's ``IntegrityError``. On SQLite the failed
@@ -92,13 +93,13 @@ def insert_receipts(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         conn.execute(receipts.insert(), [dict(zip(RECEIPT_COLUMNS, r, strict=True)) for r in rows])
 
 
-def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str], *, other_than_tree: str) -> set[str]:
+def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str], *, other_than_tree: int) -> set[str]:
     """Which of ``job_ids`` already have a receipt in the account (outside the tree being written)."""
     found: set[str] = set()
     for i in range(0, len(job_ids), 500):
         chunk = list(job_ids[i : i + 500])
         q = sa.select(receipts.c.job_id).where(
-            receipts.c.account_id == account_id, receipts.c.job_id.in_(chunk), receipts.c.tree_id != other_than_tree
+            receipts.c.account_id == account_id, receipts.c.job_id.in_(chunk), receipts.c.tree_seq != other_than_tree
         )
         found.update(conn.execute(q).scalars())
     return found
@@ -113,7 +114,8 @@ def list_receipts(
     total = conn.execute(sa.select(sa.func.count()).select_from(receipts).where(*where)).scalar_one()
     q = (
         sa.select(receipts.c.receipt_id, receipts.c.job_id, receipts.c.kwh, receipts.c.co2_grams,
-                  receipts.c.created_at)
+                  receipt_trees.c.issued_at)
+        .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
         .where(*where)
         .order_by(receipts.c.seq.desc())
         .limit(limit)
@@ -135,7 +137,7 @@ def get_receipt(conn: Connection, account_id: str, receipt_id: str) -> Any:
             receipt_trees.c.leaf_hashes,
             receipt_trees.c.profile_ids,
         )
-        .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
+        .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
         .where(receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)
     )
     return conn.execute(q).first()

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -42,7 +42,7 @@ from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
 from powermeter.jobs.receipts import ProfileDoc
 from powermeter.jobs.schemas import BatchIn, JobIn
-from powermeter.jobs.tables import receipts as receipts_table
+from powermeter.jobs.tables import receipt_trees
 from powermeter.methodology.compute_job import (
     BatchEstimate,
     ComputeJobEstimator,
@@ -171,15 +171,15 @@ class ComputeJobs:
         account_id = principal.account_id
 
         with gc_paused():
-            hashes, rows = _encode(jobs, batch, builder, receipt_ids, tree_id, created, account_id)
+            hashes, rows = _encode(jobs, batch, builder, receipt_ids, account_id)
         root = merkle_root(hashes)
         head = tree_head_bytes(root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
         signature = signer.sign_b64(head)
 
-        repo.insert_tree(
+        tree_seq = repo.insert_tree(
             conn,
             {
-                "id": tree_id,
+                "tree_id": tree_id,
                 "account_id": principal.account_id,
                 "tree_size": n,
                 "root_sha256": root.hex(),
@@ -192,10 +192,13 @@ class ComputeJobs:
             },
         )
         repo.ensure_profiles(conn, profile_docs)
+        for r in rows:
+            r[3] = tree_seq
         try:
             repo.insert_receipts(conn, rows)
         except (IntegrityError, sqlite3.IntegrityError):
-            dupes = repo.existing_job_ids(conn, principal.account_id, [j.job_id for j in jobs], other_than_tree=tree_id)
+            ids = [j.job_id for j in jobs]
+            dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
             errors = [
                 {
                     "field": f"{field_prefix.format(i=i)}job_id",
@@ -302,14 +305,13 @@ def _encode(
     batch: BatchEstimate,
     builder: rc.LeafBuilder,
     receipt_ids: list[str],
-    tree_id: str,
-    created: Any,
     account_id: str,
-) -> tuple[list[bytes], list[tuple[Any, ...]]]:
-    """Every job's leaf hash and database row (the hot loop of a batch)."""
+) -> tuple[list[bytes], list[list[Any]]]:
+    """Every job's leaf hash and database row (the hot loop of a batch); the rows' ``tree_seq``
+    (index 3) is filled in once the tree is stored."""
     n = len(jobs)
     hashes: list[bytes] = [b""] * n
-    rows: list[tuple[Any, ...]] = [()] * n
+    rows: list[list[Any]] = [[]] * n
     kwh_l, co2_l = batch.energy_kwh, batch.co2_g
     cpu_l, gpu_l, mem_l, pidx = batch.cpu_kwh, batch.gpu_kwh, batch.memory_kwh, batch.profile_index
     pues = [p.pue_value for p in batch.profiles]
@@ -338,10 +340,10 @@ def _encode(
             )
         )  # fmt: skip
         hashes[i] = h.digest()
-        rows[i] = (
-            rid, account_id, jid, tree_id, i, j, e, q, ck, gk, mk, d, c, m, g, geo,
-            None if options is None else dumps(options).decode(), created,
-        )  # fmt: skip
+        rows[i] = [
+            rid, account_id, jid, 0, i, j, e, q, ck, gk, mk, d, c, m, g, geo,
+            None if options is None else dumps(options).decode(),
+        ]  # fmt: skip
     return hashes, rows
 
 
@@ -375,8 +377,8 @@ def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> N
 
 
 def _db_datetime(conn: Connection, now: datetime) -> Any:
-    """``now`` as the driver expects it for the receipts' ``created_at`` column."""
-    col_type = receipts_table.c.created_at.type
+    """``now`` as the driver expects it for the trees' ``created_at`` column."""
+    col_type = receipt_trees.c.created_at.type
     proc = col_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return proc(now) if proc is not None else now
 
@@ -439,17 +441,13 @@ def list_receipts(
                 "job_id": r.job_id,
                 "kwh": r.kwh,
                 "co2_grams": r.co2_grams,
-                "timestamp": utc_iso(_aware(r.created_at)),
+                "timestamp": r.issued_at,
             }
             for r in rows
         ],
         "total": total,
         "has_more": offset + len(rows) < total,
     }
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def public_key(signer: Signer) -> dict[str, Any]:

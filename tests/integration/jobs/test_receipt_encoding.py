@@ -90,7 +90,7 @@ def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> No
     docs = [svc.profile_doc(p) for p in batch.profiles]
     builder = rc.LeafBuilder("acct_1", "2026-11-22T12:00:00Z", docs)
     ids = ["rcpt_00000000000000000000", "rcpt_00000000000000000001", "rcpt_00000000000000000002"]
-    hashes, rows = _encode(jobs, batch, builder, ids, "tree_1", "2026-11-22 12:00:00.000000", "acct_1")
+    hashes, rows = _encode(jobs, batch, builder, ids, "acct_1")
     for i, job in enumerate(jobs):
         row = rows[i]
         options = json.loads(row[16]) if row[16] else None

@@ -16,7 +16,8 @@ TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     op.create_table(
         "receipt_trees",
-        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False, autoincrement=True),
+        sa.Column("tree_id", sa.String(40), nullable=False),
         sa.Column("account_id", sa.String(40), nullable=False),
         sa.Column("tree_size", sa.Integer, nullable=False),
         sa.Column("root_sha256", sa.String(64), nullable=False),
@@ -26,7 +27,8 @@ def upgrade() -> None:
         sa.Column("leaf_hashes", sa.LargeBinary, nullable=False),
         sa.Column("profile_ids", sa.Text, nullable=False),
         sa.Column("created_at", TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_receipt_trees"),
+        sa.PrimaryKeyConstraint("seq", name="pk_receipt_trees"),
+        sa.UniqueConstraint("tree_id", name="uq_receipt_trees_tree_id"),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_receipt_trees_account_id_accounts"),
     )
     op.create_index("ix_receipt_trees_account_id", "receipt_trees", ["account_id"])
@@ -42,7 +44,7 @@ def upgrade() -> None:
         sa.Column("receipt_id", sa.String(40), nullable=False),
         sa.Column("account_id", sa.String(40), nullable=False),
         sa.Column("job_id", sa.String(128), nullable=False),
-        sa.Column("tree_id", sa.String(40), nullable=False),
+        sa.Column("tree_seq", sa.Integer, nullable=False),
         sa.Column("leaf_index", sa.Integer, nullable=False),
         sa.Column("profile_index", sa.Integer, nullable=False),
         sa.Column("kwh", sa.Float, nullable=False),
@@ -56,12 +58,11 @@ def upgrade() -> None:
         sa.Column("gpu_cores", sa.Float, nullable=False),
         sa.Column("geo_iso", sa.String(64), nullable=False),
         sa.Column("options", sa.Text, nullable=True),
-        sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_receipts"),
         sa.UniqueConstraint("receipt_id", name="uq_receipts_receipt_id"),
         sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_receipts_account_id_accounts"),
-        sa.ForeignKeyConstraint(["tree_id"], ["receipt_trees.id"], name="fk_receipts_tree_id_receipt_trees"),
+        sa.ForeignKeyConstraint(["tree_seq"], ["receipt_trees.seq"], name="fk_receipts_tree_seq_receipt_trees"),
     )
     op.create_index("ix_receipts_account_id_seq", "receipts", ["account_id", "seq"])
 
