@@ -539,7 +539,7 @@ async def keep_warm(state: AppState, interval_s: float | None = None) -> None:
 
 
 def _register() -> None:
-    from powermeter import app as app_module
+    from powermeter.infra import hooks as app_module
 
     if startup not in app_module.STARTUP_HOOKS:
         app_module.STARTUP_HOOKS.append(startup)
