@@ -50,6 +50,10 @@ def _json_text(conn: Connection, col: sa.ColumnElement[Any], member: str) -> sa.
 
 
 # --- compute-job receipts -----------------------------------------------------------------------------
+#
+# A receipt's time is its tree's: a request writes one tree (``created_at``, the request time) and its
+# receipts, which point at it by ``tree_seq``. The account's receipts are scanned through
+# ``ix_receipts_account_id_seq`` and each row finds its tree by integer primary key.
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,12 @@ class JobAggregate:
     last_seq: int  # the latest receipt of the partial sum (its profile gives the factors used)
 
 
-def _job_where(account_id: str, start: datetime, end: datetime) -> tuple[sa.ColumnElement[bool], ...]:
-    return (receipts.c.account_id == account_id, receipts.c.created_at >= start, receipts.c.created_at < end)
+def _jobs_in_period(account_id: str, start: datetime, end: datetime) -> Any:
+    """``receipts JOIN receipt_trees`` and the filter selecting the account's receipts in [start, end)."""
+    source = receipts.join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
+    where = (receipts.c.account_id == account_id, receipt_trees.c.created_at >= start,
+             receipt_trees.c.created_at < end)
+    return source, where
 
 
 def job_aggregates(
@@ -78,13 +86,15 @@ def job_aggregates(
 
     Grouping by the raw ``options`` text and parsing each distinct value once in Python costs less
     than extracting JSON members from every row (most receipts have no overrides at all)."""
+    source, where = _jobs_in_period(account_id, start, end)
     keys: list[sa.ColumnElement[Any]] = [
-        _month(conn, receipts.c.created_at).label("month"), receipts.c.geo_iso, receipts.c.options,
+        _month(conn, receipt_trees.c.created_at).label("month"), receipts.c.geo_iso, receipts.c.options,
     ]
     q = (
         sa.select(*keys, sa.func.count(), sa.func.sum(receipts.c.kwh), sa.func.sum(receipts.c.co2_grams),
                   sa.func.max(receipts.c.seq))
-        .where(*_job_where(account_id, start, end))
+        .select_from(source)
+        .where(*where)
         .group_by(*keys)
     )  # fmt: skip
     out = []
@@ -128,7 +138,7 @@ def job_profiles(conn: Connection, seqs: Sequence[int]) -> dict[int, str]:
         chunk = list(seqs[i : i + 500])
         q = (
             sa.select(receipts.c.seq, receipts.c.profile_index, receipt_trees.c.profile_ids)
-            .join(receipt_trees, receipt_trees.c.id == receipts.c.tree_id)
+            .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
             .where(receipts.c.seq.in_(chunk))
         )
         for seq, index, ids in conn.execute(q):
@@ -143,10 +153,10 @@ def job_profiles(conn: Connection, seqs: Sequence[int]) -> dict[int, str]:
     return {seq: bodies[pid] for seq, pid in picked.items() if pid in bodies}
 
 
-def _tree_hexes(conn: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[str, str]:
-    """Tree id → hex of its leaf-hash blob (32 bytes per leaf, in leaf order)."""
-    q = sa.select(receipt_trees.c.id, receipt_trees.c.leaf_hashes).where(*where)
-    return {str(r[0]): bytes(r[1]).hex() for r in conn.execute(q)}
+def _tree_hexes(conn: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[int, str]:
+    """Tree seq → hex of its leaf-hash blob (32 bytes per leaf, in leaf order)."""
+    q = sa.select(receipt_trees.c.seq, receipt_trees.c.leaf_hashes).where(*where)
+    return {int(r[0]): bytes(r[1]).hex() for r in conn.execute(q)}
 
 
 def _driver_batches(conn: Connection, q: sa.Select[Any], batch: int) -> Iterator[Sequence[Any]]:
@@ -180,21 +190,19 @@ def iter_job_coverage(
 ) -> Iterator[list[str]]:
     """``receipt_id:leaf hash hex`` of the account's receipts in [start, end), in insertion order.
 
-    The leaf hashes live in their tree's row (32 bytes per leaf, in leaf order). A tree and its
-    receipts are written in one transaction with the same ``created_at``, so the period's trees are
-    read in one query up front (no per-receipt join); a tree not found that way is fetched by id."""
+    The leaf hashes live in their tree's row (32 bytes per leaf, in leaf order): the period's trees
+    are read once up front, so each receipt costs a dictionary lookup and a string slice."""
     hexes = _tree_hexes(conn, (receipt_trees.c.account_id == account_id, receipt_trees.c.created_at >= start,
                                receipt_trees.c.created_at < end))
+    source, where = _jobs_in_period(account_id, start, end)
     q = (
-        sa.select(receipts.c.receipt_id, receipts.c.tree_id, receipts.c.leaf_index)
-        .where(*_job_where(account_id, start, end))
+        sa.select(receipts.c.receipt_id, receipts.c.tree_seq, receipts.c.leaf_index)
+        .select_from(source)
+        .where(*where)
         .order_by(receipts.c.seq)
     )
     for part in _driver_batches(conn, q, batch):
-        missing = sorted({r[1] for r in part if r[1] not in hexes})
-        for i in range(0, len(missing), 200):
-            hexes.update(_tree_hexes(conn, (receipt_trees.c.id.in_(missing[i : i + 200]),)))
-        yield [f"{rid}:{hexes[tid][i * 64 : i * 64 + 64]}" for rid, tid, i in part]
+        yield [f"{rid}:{hexes[tree][i * 64 : i * 64 + 64]}" for rid, tree, i in part]
 
 
 # --- inference records --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from powermeter.cli import app as cli_app
 from powermeter.inference.tables import inference_records
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.state import AppState
-from powermeter.jobs.tables import receipts
+from powermeter.jobs.tables import receipt_trees, receipts
 from powermeter.reports import service
 from powermeter.settings import Settings
 from tests.conftest import SECRET, MakeKey
@@ -101,7 +101,8 @@ def _stored(state: AppState, account_email: str) -> tuple[list[Any], list[Any]]:
     with state.db.begin() as conn:
         acct = conn.execute(sa.select(accounts.c.id).where(accounts.c.email == account_email)).scalar_one()
         jobs = conn.execute(
-            sa.select(receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipts.c.created_at)
+            sa.select(receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipt_trees.c.created_at)
+            .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
             .where(receipts.c.account_id == acct)
         ).all()
         infs = conn.execute(
