@@ -237,10 +237,17 @@ def _series_charts(doc: Mapping[str, Any]) -> dict[str, Markup]:
         g = s["group"] if s["group"] in keep else "(other)"
         energy[(s["month"], g)] = energy.get((s["month"], g), 0.0) + s["energy_kwh"]
         co2[(s["month"], g)] = co2.get((s["month"], g), 0.0) + s["co2e_kg"]
-    if doc["group_by"] == "month":  # one colour is enough when the groups are the months
-        shown, labels = ["all"], {"all": "all records"}
-        energy = {(m, "all"): v for (m, _), v in energy.items()}
-        co2 = {(m, "all"): v for (m, _), v in co2.items()}
+    if doc["group_by"] == "month":  # the groups are the months: stack the GHG categories instead
+        shown, labels, energy, co2 = [], {}, {}, {}
+        for line in doc["lines"]:
+            g = line["ghg"]
+            code = g["code"]
+            if code not in labels:
+                shown.append(code)
+                labels[code] = f"Scope {g['scope']}" + (f" Category {g['category']}" if g["category"] else "")
+            energy[(line["group"], code)] = line["energy_kwh"]
+            co2[(line["group"], code)] = line["co2e_kg"]
+        shown.sort()
     colors = group_colors(shown)
     by_group: dict[str, float] = {}
     for line in doc["lines"]:
