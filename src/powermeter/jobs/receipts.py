@@ -99,15 +99,9 @@ def inputs_bytes(
 ) -> bytes:  # fmt: skip
     """Canonical JSON of a job's inputs (the same bytes from a request or from a stored row)."""
     if options is None:
-        try:
-            return _canonical(
-                {
-                    "cpu_cores": _num(cpu_cores), "duration_minutes": _num(duration_minutes), "geo_iso": geo_iso,
-                    "gpu_cores": _num(gpu_cores), "memory_gb": _num(memory_gb),
-                }
-            )  # fmt: skip
-        except _NeedsSlowPath:
-            pass
+        parts = _plain_numbers((float(cpu_cores), float(duration_minutes), float(gpu_cores), float(memory_gb)))
+        if parts is not None:
+            return _INPUTS % (parts[0], parts[1], string_bytes(geo_iso), parts[2], parts[3])
     raw: dict[str, Any] = {
         "cpu_cores": cpu_cores, "duration_minutes": duration_minutes, "geo_iso": geo_iso, "gpu_cores": gpu_cores,
         "memory_gb": memory_gb,
@@ -121,31 +115,40 @@ def inputs_bytes(
     return _canonical(fast)
 
 
+_RESULTS = (
+    b'{"breakdown":{"cpu_kwh":%b,"gpu_kwh":%b,"memory_kwh":%b,"overhead_kwh":%b,"pue":%b},"co2_grams":%b,"kwh":%b}'
+)
+_INPUTS = b'{"cpu_cores":%b,"duration_minutes":%b,"geo_iso":%b,"gpu_cores":%b,"memory_gb":%b}'
+
+
+def _plain_numbers(values: tuple[float, ...]) -> list[bytes] | None:
+    """The numbers in ECMAScript form, from one orjson call, or ``None`` when one needs the slow path.
+
+    orjson writes a double in plain notation exactly as ECMAScript does, except that it keeps ``.0`` on
+    integral values (removed here: in a list of numbers ``.0,`` can only end an integral value) and
+    switches to exponent notation earlier (``e``: slow path). Negative values (``-0``) and non-finite
+    ones (``null``) take the slow path too.
+    """
+    raw = orjson.dumps(values)
+    if b"e" in raw or b"-" in raw or b"n" in raw:
+        return None
+    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+
+
 def results_bytes(kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memory_kwh: float, pue: float) -> bytes:
     overhead = kwh - (cpu_kwh + gpu_kwh + memory_kwh)
-    try:
-        return orjson.dumps(
-            {
-                "breakdown": {
-                    "cpu_kwh": _num(cpu_kwh), "gpu_kwh": _num(gpu_kwh), "memory_kwh": _num(memory_kwh),
-                    "overhead_kwh": _num(overhead), "pue": _num(pue),
-                },
-                "co2_grams": _num(co2_g),
-                "kwh": _num(kwh),
+    parts = _plain_numbers((cpu_kwh, gpu_kwh, memory_kwh, overhead, pue, co2_g, kwh))
+    if parts is not None:
+        return _RESULTS % tuple(parts)
+    return canonical_json(
+        {
+            "breakdown": {
+                "cpu_kwh": cpu_kwh, "gpu_kwh": gpu_kwh, "memory_kwh": memory_kwh, "overhead_kwh": overhead, "pue": pue,
             },
-            option=_SORT,
-        )  # fmt: skip
-    except _NeedsSlowPath:
-        return canonical_json(
-            {
-                "breakdown": {
-                    "cpu_kwh": cpu_kwh, "gpu_kwh": gpu_kwh, "memory_kwh": memory_kwh, "overhead_kwh": overhead,
-                    "pue": pue,
-                },
-                "co2_grams": co2_g,
-                "kwh": kwh,
-            }
-        )  # fmt: skip
+            "co2_grams": co2_g,
+            "kwh": kwh,
+        }
+    )  # fmt: skip
 
 
 def string_bytes(s: str) -> bytes:
