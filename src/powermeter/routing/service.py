@@ -116,6 +116,9 @@ class RouteCallCounter:
         self._stored: dict[tuple[str, str], int] = {}
         self._pending: dict[tuple[str, str], int] = {}
 
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def count(self, conn: Connection, principal: Principal, limit: int | None, now: datetime) -> int:
         """Count one call (raises 429 ``MONTHLY_QUOTA_EXCEEDED`` over the limit; not counted then)."""
         key = (principal.account_id, month_period(now))
@@ -138,29 +141,33 @@ class RouteCallCounter:
             self._pending[key] = self._pending.get(key, 0) + 1
         return used
 
-    def flush(self, db: Any) -> int:
-        """Write the pending counts in one transaction; returns how many calls were written."""
+    def flush_into(self, conn: Connection) -> int:
+        """Write the pending counts with ``conn`` (inside the caller's transaction); returns how many
+        calls were written. On failure the counts go back to pending for the next flush."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
             return 0
         try:
-            with db.begin() as conn:
-                stored = {
-                    key: account_repo.add_usage(conn, key[0], self.metric, key[1], n) for key, n in pending.items()
-                }
-        except Exception:
-            with self._lock:  # put them back: the next flush retries
-                for key, n in pending.items():
-                    self._pending[key] = self._pending.get(key, 0) + n
+            stored = {key: account_repo.add_usage(conn, key[0], self.metric, key[1], n) for key, n in pending.items()}
+        except BaseException:
+            self._restore(pending)
             raise
         with self._lock:
-            for key, value in stored.items():
-                self._stored[key] = value
-            # Months other than the current ones are done: forget them.
-            if len(self._stored) > 100_000:
+            self._stored.update(stored)
+            if len(self._stored) > 100_000:  # past months are done: forget them
                 self._stored = {k: v for k, v in self._stored.items() if k in self._pending or k in stored}
         return sum(pending.values())
+
+    def _restore(self, pending: dict[tuple[str, str], int]) -> None:
+        with self._lock:
+            for key, n in pending.items():
+                self._pending[key] = self._pending.get(key, 0) + n
+
+    def flush(self, db: Any) -> int:
+        """Write the pending counts in a transaction of their own (shutdown, tests)."""
+        with db.begin() as conn:
+            return self.flush_into(conn)
 
 
 class RoutingService:
@@ -504,14 +511,22 @@ def startup(state: AppState) -> None:
 
 
 async def flush_route_calls(state: AppState) -> None:
-    """Background task: write the pending ``/route`` call counts (group commit), and once more at
-    shutdown."""
+    """Background task: write the pending ``/route`` call counts every ``flush_interval_s`` in a unit of
+    work of the app's database (so they join its group commit), and once more at shutdown."""
+    import anyio
+
     svc = get_service(state)
     try:
         while True:
             await asyncio.sleep(svc.calls.flush_interval_s)
+            if not svc.calls.has_pending():
+                continue
             try:
-                await asyncio.to_thread(svc.calls.flush, state.db)
+                async with state.db.units.unit() as conn:
+                    if state.db.is_sqlite:
+                        svc.calls.flush_into(conn)
+                    else:
+                        await anyio.to_thread.run_sync(svc.calls.flush_into, conn)
             except Exception:
                 log.exception("routing: flushing route call counts failed; will retry")
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -227,6 +228,14 @@ def test_monthly_route_quota(settings: Settings, clock: FrozenClock) -> None:
     app = create_app(s, clock=clock)
     with TestClient(app) as c:
         assert c.post("/route", headers=h, json=body).status_code == 200
+        # The background task writes the pending count within a few flush intervals.
+        for _ in range(100):
+            with app.state.pm.db.begin() as conn:
+                if account_repo.get_usage(conn, acct, "route_calls", "2026-11") == 3:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the route call count was not flushed")
         r = c.post("/route", headers=h, json=body)
         assert r.status_code == 429
         assert r.json()["error_code"] == "MONTHLY_QUOTA_EXCEEDED"
