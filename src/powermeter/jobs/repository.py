@@ -13,8 +13,7 @@ from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
 
 RECEIPT_COLUMNS = (
     "receipt_id", "account_id", "job_id", "tree_seq", "leaf_index", "profile_index", "kwh", "co2_grams",
-    "cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso",
-    "options",
+    "geo_iso", "options",
 )  # fmt: skip
 _INSERT_SQL = (
     f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) "  # noqa: S608 - fixed column names
@@ -24,7 +23,7 @@ _INSERT_SQL = (
 
 _TREE_COLUMNS = (
     "tree_id", "account_id", "tree_size", "root_sha256", "issued_at", "key_id", "signature", "leaf_hashes",
-    "profile_ids", "created_at",
+    "profile_ids", "details", "created_at",
 )  # fmt: skip
 _TREE_SQL = (
     f"INSERT INTO receipt_trees ({', '.join(_TREE_COLUMNS)}) "  # noqa: S608 - fixed column names
@@ -136,6 +135,7 @@ def get_receipt(conn: Connection, account_id: str, receipt_id: str) -> Any:
             receipt_trees.c.signature,
             receipt_trees.c.leaf_hashes,
             receipt_trees.c.profile_ids,
+            receipt_trees.c.details,
         )
         .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
         .where(receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)

@@ -188,6 +188,7 @@ class ComputeJobs:
                 "signature": signature,
                 "leaf_hashes": b"".join(hashes),
                 "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
+                "details": _details(jobs, batch),
                 "created_at": created,
             },
         )
@@ -340,11 +341,27 @@ def _encode(
             )
         )  # fmt: skip
         hashes[i] = h.digest()
-        rows[i] = [
-            rid, account_id, jid, 0, i, j, e, q, ck, gk, mk, d, c, m, g, geo,
-            None if options is None else dumps(options).decode(),
-        ]  # fmt: skip
+        rows[i] = [rid, account_id, jid, 0, i, j, e, q, geo, None if options is None else dumps(options).decode()]
     return hashes, rows
+
+
+DETAIL_FIELDS = ("cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores")
+
+
+def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
+    """The tree's ``details`` blob: per-leaf breakdown and numeric inputs, columnar (orjson writes
+    doubles in shortest round-trip form, so they read back bit for bit)."""
+    return orjson.dumps(
+        {
+            "cpu_kwh": batch.cpu_kwh,
+            "gpu_kwh": batch.gpu_kwh,
+            "memory_kwh": batch.memory_kwh,
+            "duration_minutes": [j.duration_minutes for j in jobs],
+            "cpu_cores": [j.cpu_cores for j in jobs],
+            "memory_gb": [j.memory_gb for j in jobs],
+            "gpu_cores": [j.gpu_cores for j in jobs],
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,9 +414,13 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
         raise RuntimeError(f"profile {profile_id} of receipt {receipt_id} is missing")
     builder = rc.LeafBuilder(row.account_id, row.issued_at, [rc.profile_doc_from_body(body)])
     options = orjson.loads(row.options) if row.options else None
-    inputs = rc.inputs_bytes(row.duration_minutes, row.cpu_cores, row.memory_gb, row.gpu_cores, row.geo_iso, options)
+    det = orjson.loads(row.details)
+    i = row.leaf_index
+    inputs = rc.inputs_bytes(
+        det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i], row.geo_iso, options
+    )
     pue = float(next(f["value"] for f in orjson.loads(body)["factors"] if f["name"] == "pue"))
-    results = rc.results_bytes(row.kwh, row.co2_grams, row.cpu_kwh, row.gpu_kwh, row.memory_kwh, pue)
+    results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue)
     leaf = builder.leaf(0, inputs, row.job_id, row.receipt_id, results)
     blob: bytes = row.leaf_hashes
     hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]

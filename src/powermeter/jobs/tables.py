@@ -26,6 +26,9 @@ receipt_trees = sa.Table(
     sa.Column("signature", sa.String(200), nullable=False),  # base64 Ed25519 over the tree head
     sa.Column("leaf_hashes", sa.LargeBinary, nullable=False),  # 32 bytes per leaf, in leaf order
     sa.Column("profile_ids", sa.Text, nullable=False),  # JSON list: receipts.profile_index → profile id
+    # orjson, columnar: the inputs and breakdown of every leaf (cpu_kwh, gpu_kwh, memory_kwh,
+    # duration_minutes, cpu_cores, memory_gb, gpu_cores), read back only to rebuild a receipt
+    sa.Column("details", sa.LargeBinary, nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
 
@@ -51,13 +54,6 @@ receipts = sa.Table(
     sa.Column("profile_index", sa.Integer, nullable=False),
     sa.Column("kwh", sa.Float, nullable=False),
     sa.Column("co2_grams", sa.Float, nullable=False),
-    sa.Column("cpu_kwh", sa.Float, nullable=False),
-    sa.Column("gpu_kwh", sa.Float, nullable=False),
-    sa.Column("memory_kwh", sa.Float, nullable=False),
-    sa.Column("duration_minutes", sa.Float, nullable=False),
-    sa.Column("cpu_cores", sa.Float, nullable=False),
-    sa.Column("memory_gb", sa.Float, nullable=False),
-    sa.Column("gpu_cores", sa.Float, nullable=False),
     sa.Column("geo_iso", sa.String(64), nullable=False),
     sa.Column("options", sa.Text, nullable=True),  # JSON object of the overrides given, if any
     sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),

@@ -77,7 +77,7 @@ def test_options_are_only_the_overrides_given() -> None:
 
 def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> None:
     from powermeter.jobs.schemas import JobIn
-    from powermeter.jobs.service import ComputeJobs, _encode
+    from powermeter.jobs.service import ComputeJobs, _details, _encode
 
     svc = ComputeJobs()
     jobs = [
@@ -91,12 +91,14 @@ def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> No
     builder = rc.LeafBuilder("acct_1", "2026-11-22T12:00:00Z", docs)
     ids = ["rcpt_00000000000000000000", "rcpt_00000000000000000001", "rcpt_00000000000000000002"]
     hashes, rows = _encode(jobs, batch, builder, ids, "acct_1")
+    det = json.loads(_details(jobs, batch))  # what is stored is what rebuilds the hashed bytes
     for i, job in enumerate(jobs):
-        row = rows[i]
-        options = json.loads(row[16]) if row[16] else None
-        inputs = rc.inputs_bytes(row[11], row[12], row[13], row[14], row[15], options)
+        row = rows[i]  # receipt_id, account_id, job_id, tree_seq, leaf_index, profile_index, kwh, co2, geo, options
+        options = json.loads(row[9]) if row[9] else None
+        inputs = rc.inputs_bytes(det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i],
+                                 det["gpu_cores"][i], row[8], options)
         pue = batch.profiles[row[5]].pue_value
-        results = rc.results_bytes(row[6], row[7], row[8], row[9], row[10], pue)
+        results = rc.results_bytes(row[6], row[7], det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue)
         leaf = builder.leaf(row[5], inputs, job.job_id, ids[i], results)
         assert hashes[i] == hashlib.sha256(b"\x00" + leaf).digest()
         assert json.loads(leaf)["inputs"]["duration_minutes"] == job.duration_minutes
