@@ -84,7 +84,8 @@ def emissions(
             with service.snapshot(db, conn) as rconn:
                 doc = service.build_document(
                     rconn, signer, account_id=row.id, email=row.email, period=period, group_by=group_by,
-                    view="esrs" if fmt == "esrs" else "report", now=now, progress=bar,
+                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, with_coverage=fmt != "csv",
+                    progress=bar,
                 )
             bar.stop()
             body, _media, _name = service.render_document(doc, fmt)
@@ -103,9 +104,11 @@ def emissions(
         db.dispose()
     if output is not None:
         totals = doc["totals"]
+        root = doc["coverage"]["merkle_root_sha256"]
+        signed = f", Merkle root {root[:16]}…" if root else " (CSV: not signed; verify the JSON or HTML form)"
         typer.echo(
             f"{output}: {doc['report_id']}, {totals['records']} records, {totals['energy_kwh']:.6g} kWh, "
-            f"{totals['co2e_kg']:.6g} kg CO2e, Merkle root {doc['coverage']['merkle_root_sha256'][:16]}…",
+            f"{totals['co2e_kg']:.6g} kg CO2e{signed}",
             err=True,
         )
 

@@ -55,15 +55,14 @@ def emissions_report(
     with service.snapshot(tx.state.db, tx.conn) as conn:
         doc = service.build_document(
             conn, tx.state.signer, account_id=p.account_id, email=p.email, period=period, group_by=group_by,
-            view="esrs" if format == "esrs" else "report", now=tx.now,
+            view="esrs" if format == "esrs" else "report", now=tx.now, db=tx.state.db,
+            with_coverage=format != "csv",
         )
     service.record_download(tx.conn, doc, format, tx.now, actor_key_id=p.key_id, actor_masked_key=p.masked_key,
                             via="api")
-    headers = {
-        "X-Report-Id": doc["report_id"],
-        "X-Report-Merkle-Root": doc["coverage"]["merkle_root_sha256"],
-        "X-Report-Records": str(doc["coverage"]["tree_size"]),
-    }
+    headers = {"X-Report-Id": doc["report_id"], "X-Report-Records": str(doc["coverage"]["tree_size"])}
+    if doc["coverage"]["merkle_root_sha256"] is not None:
+        headers["X-Report-Merkle-Root"] = doc["coverage"]["merkle_root_sha256"]
     if format in ("json", "esrs"):
         return Response(orjson.dumps({"status": "success", "data": doc}), media_type="application/json",
                         headers=headers)

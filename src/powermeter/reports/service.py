@@ -16,15 +16,19 @@ import base64
 import binascii
 import hashlib
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from powermeter.audit import service as audit
 from powermeter.data.locations import load_locations
@@ -45,6 +49,7 @@ JOB_METHODOLOGY = f"{JOB_METHODOLOGY_VERSION} ({JOB_METHOD_ID})"
 NO_KEY_GROUP = "(key not recorded)"
 
 Progress = Callable[[int, int], None]
+_T = TypeVar("_T")
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -282,6 +287,58 @@ def _coverage(
     return entries
 
 
+def _sqlite_reader(db: Database) -> Engine | None:
+    """A read-only engine on the same SQLite file, outside the app engine's ``BEGIN IMMEDIATE``
+    hook (a second writer-style transaction would wait for the request's own lock). ``None`` for an
+    in-memory database."""
+    path = db.engine.url.database
+    if not path or path == ":memory:":
+        return None
+    engine = _READERS.get(path)
+    if engine is None:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        engine = sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30),
+            poolclass=NullPool,
+        )
+        _READERS[path] = engine
+    return engine
+
+
+_READERS: dict[str, Engine] = {}
+
+
+def _aside(db: Database, conn: Connection, fn: Callable[[Connection], _T]) -> Callable[[], _T] | None:
+    """Prepare ``fn`` to run on a second connection that sees exactly what ``conn`` sees.
+
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction importing ``conn``'s snapshot
+    (``pg_export_snapshot``). SQLite: a read-only connection; the caller's ``BEGIN IMMEDIATE``
+    transaction keeps every writer out until it ends, so both connections read the same rows.
+    Returns ``None`` when that is not possible (the caller then runs ``fn`` on ``conn``)."""
+    if conn.dialect.name == "postgresql":
+        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+
+        def run_pg() -> _T:
+            with db.engine.connect() as raw:
+                side = raw.execution_options(isolation_level="REPEATABLE READ")
+                with side.begin():
+                    side.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                    return fn(side)
+
+        return run_pg
+    reader = _sqlite_reader(db) if conn.dialect.name == "sqlite" else None
+    if reader is None:
+        return None
+
+    def run_sqlite() -> _T:
+        with reader.connect() as side:
+            return fn(side)
+
+    return run_sqlite
+
+
 def build_document(
     conn: Connection,
     signer: Signer,
@@ -292,21 +349,44 @@ def build_document(
     group_by: str,
     view: str,
     now: datetime,
+    db: Database | None = None,
+    with_coverage: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The signed report document (``view`` ``report`` or ``esrs``)."""
+    """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``.
+
+    With ``db`` (and no progress bar to feed), the SQL aggregation runs in a worker thread on a
+    second connection of the same snapshot while this thread lists and hashes the covered records:
+    the database computes while Python hashes. Without coverage (CSV, which carries no signature)
+    the records are not listed at all."""
     if group_by not in GROUP_BY:
         raise ValidationFailed([{"field": "groupBy", "message": f"must be one of {', '.join(GROUP_BY)}"}])
-    rows, labels, datasets = _aggregate(conn, account_id, period, group_by)
+
+    def aggregate(c: Connection) -> tuple[list[rp.AggregateRow], dict[str, str], dict[tuple[str, str], set[str]]]:
+        return _aggregate(c, account_id, period, group_by)
+
+    side = _aside(db, conn, aggregate) if db is not None and progress is None and with_coverage else None
+    entries: list[str] | None = None
+    if side is not None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-aggregate") as pool:
+            future = pool.submit(side)
+            entries = _coverage(conn, account_id, period, -1, None)
+            rows, labels, datasets = future.result()
+    else:
+        rows, labels, datasets = aggregate(conn)
     fig = rp.build_figures(rows, group_by, labels)
     total = int(fig.totals["records"])
-    if progress is not None:
-        progress(0, total)
-    entries = _coverage(conn, account_id, period, total, progress)
-    if len(entries) != total:  # pragma: no cover - both read the same snapshot
-        raise RuntimeError(f"coverage lists {len(entries)} records but the totals count {total}")
-    root_bytes, tree_size = rp.coverage_root(entries)
-    root = root_bytes.hex()
+    if with_coverage and entries is None:
+        if progress is not None:
+            progress(0, total)
+        entries = _coverage(conn, account_id, period, total, progress)
+    root: str | None = None
+    tree_size = total
+    if entries is not None:
+        if len(entries) != total:  # pragma: no cover - both read the same snapshot
+            raise RuntimeError(f"coverage lists {len(entries)} records but the totals count {total}")
+        root_bytes, tree_size = rp.coverage_root(entries)
+        root = root_bytes.hex()
     esrs = rp.esrs_e1_view(fig)
     report_type = rp.ESRS_REPORT_TYPE if view == "esrs" else rp.REPORT_TYPE
     doc: dict[str, Any] = {
@@ -353,6 +433,9 @@ def build_document(
     if view == "esrs":
         for k in ("lines", "series", "group_by"):
             doc.pop(k)
+    if root is None:  # an unsigned export (CSV): no coverage list, no signature
+        doc["coverage"] = {"merkle_root_sha256": None, "tree_size": tree_size, "entries": None}
+        return doc
     head = rp.report_head(
         report_id=doc["report_id"], report_type=report_type, generated_at=doc["generated_at"],
         merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc), key_id=signer.key_id,

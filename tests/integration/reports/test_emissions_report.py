@@ -440,7 +440,12 @@ def test_downloading_a_report_writes_a_download_audit_entry(
     assert entries[0]["timestamp"].startswith("2026-11-22T12:00:00")
     assert entries[0]["details"]["report_id"] == rid
     assert entries[0]["details"]["records"] == 6
-    assert entries[0]["details"]["merkle_root_sha256"] == r.headers["x-report-merkle-root"]
+    assert entries[0]["details"]["merkle_root_sha256"] is None  # a CSV export is not signed
+    assert "x-report-merkle-root" not in r.headers
+    signed = client.get(URL, params={"start": "2026-01-01", "end": "2026-12-31"}, headers=bearer(scale_key))
+    latest = client.get("/v1/audit/logs", params={"action_type": "DOWNLOAD"}, headers=bearer(scale_key)).json()
+    assert latest["data"]["logs"][0]["details"]["merkle_root_sha256"] == signed.headers["x-report-merkle-root"]
+    assert latest["data"]["logs"][0]["details"]["format"] == "json"
 
 
 def test_the_report_needs_the_receipts_read_scope(client: TestClient, make_key: MakeKey) -> None:
