@@ -47,9 +47,13 @@ receipts = sa.Table(
     metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("receipt_id", sa.String(40), nullable=False, unique=True),
-    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    # No foreign keys on this table, on purpose: a 10,000-job batch inserts 10,000 rows, and the two
+    # checks per row cost ~10 ms (20 %) of that insert. Both references are written by the same
+    # transaction: the tree row just before its receipts, for an account the request authenticated
+    # (receipt_trees keeps its foreign key to accounts).
+    sa.Column("account_id", sa.String(40), nullable=False),
     sa.Column("job_id", sa.String(128), nullable=False),
-    sa.Column("tree_seq", sa.Integer, sa.ForeignKey("receipt_trees.seq"), nullable=False),
+    sa.Column("tree_seq", sa.Integer, nullable=False),  # receipt_trees.seq
     sa.Column("leaf_index", sa.Integer, nullable=False),
     sa.Column("profile_index", sa.Integer, nullable=False),
     sa.Column("kwh", sa.Float, nullable=False),

@@ -55,8 +55,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_receipts"),
         sa.UniqueConstraint("receipt_id", name="uq_receipts_receipt_id"),
         sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_receipts_account_id_accounts"),
-        sa.ForeignKeyConstraint(["tree_seq"], ["receipt_trees.seq"], name="fk_receipts_tree_seq_receipt_trees"),
     )
     op.create_index("ix_receipts_account_id_seq", "receipts", ["account_id", "seq"])
 
