@@ -237,3 +237,18 @@ def test_the_fast_inference_hash_is_byte_for_byte_the_reference(
 
     args = (rid, "2026-03-01T10:00:00Z", provider, "openai/gpt-4o", energy, co2, water)
     assert fast(*args) == rp.inference_record_sha256(*args)
+
+
+def test_csv_numbers_have_a_dot_decimal_and_never_an_exponent() -> None:
+    from powermeter.reports.render import fixed
+
+    assert fixed(1e-7) == "0.0000001"
+    assert fixed(2.5e21) == "2500000000000000000000"
+    assert fixed(0.1 + 0.2) == "0.30000000000000004"  # every digit of the double, nothing rounded away
+    assert fixed(1234567.5) == "1234567.5"
+    assert fixed(3.0) == "3"
+    assert fixed(-0.0) == "0"
+    assert fixed(7) == "7"
+    assert fixed(None) == ""
+    for x in (1e-7, 2.5e21, 0.1 + 0.2, 1234567.5):
+        assert float(fixed(x)) == x
