@@ -37,7 +37,9 @@ from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.errors import NotFound, ValidationFailed, validation_errors
+from powermeter.infra.hooks import STARTUP_HOOKS
 from powermeter.infra.security import Signer
+from powermeter.infra.state import AppState
 from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
 from powermeter.jobs.receipts import ProfileDoc
@@ -495,3 +497,12 @@ def get_service(extras: dict[str, Any]) -> ComputeJobs:
     return svc
 
 
+
+
+def _warm_up(state: AppState) -> None:
+    """Load the datasets and build the service before the first request (≈ 70 ms otherwise paid by it)."""
+    get_service(state.extras)
+
+
+if _warm_up not in STARTUP_HOOKS:
+    STARTUP_HOOKS.append(_warm_up)
