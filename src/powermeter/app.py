@@ -157,10 +157,65 @@ def create_app(
     for r in _routers():
         app.include_router(r)
     _mount_web(app)
+    _install_openapi(app)
 
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
     return app
+
+
+def _auth_scopes(dependant: Any) -> list[str] | None:
+    for d in dependant.dependencies:
+        scopes = getattr(d.call, "pm_auth_scopes", None)
+        if scopes is not None:
+            return list(scopes)
+        found = _auth_scopes(d)
+        if found is not None:
+            return found
+    return None
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Declare the API-key schemes on authenticated operations and drop FastAPI's automatic 422
+    (validation errors are 400s in each family's shape, declared by the routes)."""
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        comps = schema.setdefault("components", {})
+        comps.setdefault("securitySchemes", {}).update({
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pm_live_…"},
+            "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        })
+        for route in app.routes:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            scopes = _auth_scopes(route.dependant)
+            path_item = schema.get("paths", {}).get(route.path_format, {})
+            for method in route.methods or ():
+                op = path_item.get(method.lower())
+                if op is None:
+                    continue
+                responses = op.get("responses", {})
+                auto = responses.get("422", {})
+                ref = str(auto.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", ""))
+                if ref.endswith("/HTTPValidationError"):
+                    del responses["422"]
+                    responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
+                if scopes is not None:
+                    op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+                    if scopes:
+                        op["description"] = (op.get("description") or "") + (
+                            f"\n\nRequires an API key with scope(s): {', '.join(scopes)}."
+                        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_web(app: FastAPI) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, Request, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from powermeter.accounts import service
@@ -28,9 +27,6 @@ from powermeter.infra.errors import Forbidden, RateLimited, Unauthorized
 from powermeter.infra.security import hash_api_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.settings import Settings
-
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <API key>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +50,17 @@ class PublicTx:
     state: AppState
 
 
-def _extract_key(bearer: HTTPAuthorizationCredentials | None, x_api_key: str | None) -> str:
+def _extract_key(request: Request) -> str:
+    headers = request.headers
+    x_api_key = headers.get("x-api-key")
     if x_api_key:
         return x_api_key.strip()
-    if bearer is not None and bearer.credentials:
-        return bearer.credentials.strip()
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+        raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
     raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
 
 
@@ -124,14 +126,11 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         if s not in service.ALL_SCOPES:
             raise ValueError(f"unknown scope {s!r}")
 
-    async def dependency(
-        request: Request,
-        response: Response,
-        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        x_api_key: str | None = Depends(_api_key),
-    ) -> AsyncIterator[Tx]:
+    # Headers are read directly (FastAPI's security classes cost a dependency each per request);
+    # app.py declares both schemes in OpenAPI for every route carrying this marker.
+    async def dependency(request: Request, response: Response) -> AsyncIterator[Tx]:
         st = app_state(request)
-        key = _extract_key(bearer, x_api_key)
+        key = _extract_key(request)
         service.check_key_format(key)
         key_hash = hash_api_key(key, st.secret)
         path = request.url.path
@@ -150,6 +149,7 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
                 principal = await anyio.to_thread.run_sync(_authorize, *args)
             yield Tx(conn, principal, now, st)
 
+    dependency.pm_auth_scopes = sorted(needed)  # type: ignore[attr-defined]
     return dependency
 
 

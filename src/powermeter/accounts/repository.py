@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,11 +71,61 @@ _AUTH_Q = (
 )
 
 
-def find_key_by_hash(conn: Connection, key_hash: str) -> Any:
-    return conn.execute(_AUTH_Q, {"h": key_hash}).first()
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: str
+    name: str
+    last4: str
+    scopes: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    account_id: str
+    email: str
+    plan: str
+
+
+# The hot path of every authenticated request talks to the SQLite driver directly (about 5 µs a
+# statement instead of about 50 µs through SQLAlchemy's execution layer). Times are stored the way
+# SQLAlchemy stores them on SQLite (naive UTC text), so both paths read and write the same rows.
+_SQLITE_AUTH = (
+    "SELECT k.id, k.name, k.last4, k.scopes, k.last_used_at, k.revoked_at, a.id, a.email, a.plan "
+    "FROM api_keys AS k JOIN accounts AS a ON a.id = k.account_id WHERE k.key_hash = ?"
+)
+_SQLITE_TOUCH = "UPDATE api_keys SET last_used_at = ? WHERE id = ?"
+_SQLITE_ADD_USAGE = (
+    "INSERT INTO usage_counters (account_id, metric, period, value) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (account_id, metric, period) DO UPDATE SET value = usage_counters.value + excluded.value "
+    "RETURNING value"
+)
+
+
+def _sqlite_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _sqlite_text(dt: datetime) -> str:
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def find_key_by_hash(conn: Connection, key_hash: str) -> KeyRow | None:
+    if conn.dialect.name == "sqlite":
+        row = conn.connection.driver_connection.execute(_SQLITE_AUTH, (key_hash,)).fetchone()  # type: ignore[union-attr]
+        if row is None:
+            return None
+        return KeyRow(row[0], row[1], row[2], row[3], _sqlite_time(row[4]), _sqlite_time(row[5]),
+                      row[6], row[7], row[8])
+    r = conn.execute(_AUTH_Q, {"h": key_hash}).first()
+    if r is None:
+        return None
+    return KeyRow(r.id, r.name, r.last4, r.scopes, r.last_used_at, r.revoked_at, r.account_id, r.email, r.plan)
 
 
 def touch_key(conn: Connection, key_id: str, now: datetime) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.execute(_SQLITE_TOUCH, (_sqlite_text(now), key_id))  # type: ignore[union-attr]
+        return
     conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now))
 
 
@@ -89,6 +140,11 @@ def revoke_key(conn: Connection, key_id: str, now: datetime) -> int:
 
 def add_usage(conn: Connection, account_id: str, metric: str, period: str, amount: int) -> int:
     """Atomically add ``amount`` to a counter and return the new value (upsert, both dialects)."""
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            _SQLITE_ADD_USAGE, (account_id, metric, period, amount)
+        )
+        return int(cur.fetchone()[0])
     stmt: Executable
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

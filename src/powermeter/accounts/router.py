@@ -11,6 +11,7 @@ from powermeter.accounts import service
 from powermeter.accounts.deps import Auth, Tx
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.errors import error_responses
+from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.security import mask_key
 
 router = APIRouter(tags=["account"])
@@ -33,10 +34,10 @@ def _keys(tx: Tx) -> list[dict[str, Any]]:
 
 @router.get("/v1/me", operation_id="whoami", responses=error_responses("v1", 401, 429),
             summary="The account and key making this call")
-def whoami(tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+def whoami(tx: Tx = Auth(daily_quota=False)) -> FastJSONResponse:
     p = tx.principal
     plan = p.plan
-    return {
+    return FastJSONResponse({
         "status": "success",
         "data": {
             "account_id": p.account_id,
@@ -51,7 +52,7 @@ def whoami(tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
             },
             "key": {"id": p.key_id, "name": p.key_name, "masked_key": p.masked_key, "scopes": sorted(p.scopes)},
         },
-    }
+    })
 
 
 @router.get("/v1/api-keys", operation_id="listApiKeys", responses=error_responses("v1", 401, 429),

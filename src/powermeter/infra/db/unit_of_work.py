@@ -78,16 +78,18 @@ class SQLiteGroupCommit:
                 # batch is still committed after MAX_BATCH_AGE_S
                 self._flushers.add(asyncio.create_task(self._flush_later(self._batch)))
             batch = self._batch
-            savepoint = conn.begin_nested()
+            # each request in its own savepoint, issued on the driver (SQLAlchemy's nested
+            # transactions cost ~40 µs each; nothing else opens savepoints on this connection)
+            raw: Any = conn.connection.driver_connection
+            raw.execute("SAVEPOINT pm_unit")
             try:
                 yield conn
             except BaseException as e:
                 error = e
-                if savepoint.is_active:
-                    savepoint.rollback()
+                raw.execute("ROLLBACK TO pm_unit")
+                raw.execute("RELEASE pm_unit")
             else:
-                if savepoint.is_active:
-                    savepoint.commit()
+                raw.execute("RELEASE pm_unit")
                 batch.size += 1
             self.units += 1
             if (
