@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.httpbench import bare_baseline, make_key, powermeter_env, report, server, wrk  # noqa: E402
+from benchmarks.httpbench import bare_baseline, make_key, powermeter_env, report, server, wrk
 
 
 def main() -> None:
