@@ -4,7 +4,7 @@ Goal (issue 3): ≥ 35 % of the bare route's requests/s, same load tool (wrk), s
 carries a new job_id (a wrk Lua counter behind a per-run nonce), so each one stores a receipt, signs
 a one-leaf tree and moves the kWh counter, as a real client's would.
 
-    python benchmarks/bench_report.py [--duration 5] [--connections 16]
+    python benchmarks/bench_report.py [--duration 5] [--connections 32]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def wrk_report(base: str, key: str, duration_s: int, connections: int) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=32, help="as the bare baseline (httpbench: 32)")
     ap.add_argument("--postgres", metavar="URL", help="run the server on PostgreSQL (a fresh schema) instead of SQLite")
     ap.add_argument("--sqlite-normal", action="store_true",
                     help="what-if: SQLite synchronous=NORMAL, not the foundation FULL (no fsync per commit)")
