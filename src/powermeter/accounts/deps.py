@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request, Response
@@ -27,6 +27,8 @@ from powermeter.infra.errors import Forbidden, RateLimited, Unauthorized
 from powermeter.infra.security import hash_api_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,14 @@ class Tx:
     @property
     def settings(self) -> Settings:
         return self.state.settings
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work on this unit's connection from an ``async def`` route: inline on
+        SQLite (the request holds the connection alone; saves a thread hop, ~80 µs), in a worker
+        thread on PostgreSQL (network round trips must not block the event loop)."""
+        if self.state.db.is_sqlite:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ def _keys(tx: Tx) -> list[dict[str, Any]]:
 
 @router.get("/v1/me", operation_id="whoami", responses=error_responses("v1", 401, 429),
             summary="The account and key making this call")
-def whoami(tx: Tx = Auth(daily_quota=False)) -> FastJSONResponse:
+async def whoami(tx: Tx = Auth(daily_quota=False)) -> FastJSONResponse:
     p = tx.principal
     plan = p.plan
     return FastJSONResponse({

@@ -70,8 +70,40 @@ def _rollup(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(acc.values())
 
 
+_RECORD_COLS = tuple(c.name for c in t.columns if c.name != "seq")
+# column names come from the table definition, never from input
+_SQLITE_INSERT = (
+    f"INSERT INTO inference_records ({', '.join(_RECORD_COLS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_RECORD_COLS))})"
+)
+_SQLITE_INSERT_DETAILS = "INSERT INTO inference_details (id, details) VALUES (?, ?)"
+_SQLITE_ROLLUP = (
+    f"INSERT INTO inference_daily ({', '.join(_ROLLUP_KEY + _ROLLUP_SUMS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(_ROLLUP_KEY) + len(_ROLLUP_SUMS)))}) "
+    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{k} = {k} + excluded.{k}" for k in _ROLLUP_SUMS)
+)
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    """SQLAlchemy's storage format for DateTime on SQLite (naive UTC text), so both paths agree."""
+    return (ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts).isoformat(sep=" ", timespec="microseconds")
+
+
 def insert_record(conn: Connection, row: dict[str, Any], details: str) -> None:
     """Store one record and its details, and add it to its day's rollup (same transaction)."""
+    if conn.dialect.name == "sqlite":
+        # the per-request path talks to the driver directly (~5 µs a statement instead of ~50 µs)
+        raw: Any = conn.connection.driver_connection
+        values = [row[c] for c in _RECORD_COLS]
+        values[_RECORD_COLS.index("log_date")] = _sqlite_ts(row["log_date"])
+        raw.execute(_SQLITE_INSERT, values)
+        raw.execute(_SQLITE_INSERT_DETAILS, (row["id"], details))
+        for r in _rollup((row,)):
+            vals = [r[k] for k in _ROLLUP_KEY + _ROLLUP_SUMS]
+            vals[1] = vals[1].isoformat()
+            raw.execute(_SQLITE_ROLLUP, vals)
+        return
     conn.execute(_INSERT, row)
     conn.execute(_INSERT_DETAILS, {"id": row["id"], "details": details})
     conn.execute(_upsert(conn), _rollup((row,)))

@@ -32,8 +32,8 @@ MAX_LIMIT = 100_000
         "with the API key that sent it. Method and sources: docs/methodology.md, section AI inference."
     ),
 )
-def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
-    return FastJSONResponse(service.record(tx.conn, tx.principal, tx.now, body))
+async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
+    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body))
 
 
 @router.get(
