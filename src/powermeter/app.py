@@ -175,11 +175,23 @@ def _auth_scopes(dependant: Any) -> list[str] | None:
     return None
 
 
+def _api_routes(routes: Any, prefix: str = "") -> Any:
+    """Every APIRoute, including those of included routers (FastAPI ≥ 0.16x keeps those nested)."""
+    from fastapi.routing import APIRoute
+
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path_format, route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            ctx = getattr(route, "include_context", None)
+            yield from _api_routes(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""))
+
+
 def _install_openapi(app: FastAPI) -> None:
     """Declare the API-key schemes on authenticated operations and drop FastAPI's automatic 422
     (validation errors are 400s in each family's shape, declared by the routes)."""
     from fastapi.openapi.utils import get_openapi
-    from fastapi.routing import APIRoute
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -191,27 +203,31 @@ def _install_openapi(app: FastAPI) -> None:
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pm_live_…"},
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         })
-        for route in app.routes:
-            if not isinstance(route, APIRoute) or not route.include_in_schema:
-                continue
+        scopes_of: dict[tuple[str, str], list[str]] = {}
+        for path, route in _api_routes(app.routes):
             scopes = _auth_scopes(route.dependant)
-            path_item = schema.get("paths", {}).get(route.path_format, {})
-            for method in route.methods or ():
-                op = path_item.get(method.lower())
-                if op is None:
+            if scopes is not None:
+                for method in route.methods or ():
+                    scopes_of[(path, method.lower())] = scopes
+        for path, item in schema.get("paths", {}).items():
+            for method, op in item.items():
+                if not isinstance(op, dict) or "responses" not in op:
                     continue
-                responses = op.get("responses", {})
+                responses = op["responses"]
                 auto = responses.get("422", {})
                 ref = str(auto.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", ""))
                 if ref.endswith("/HTTPValidationError"):
                     del responses["422"]
                     responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
+                scopes = scopes_of.get((path, method))
                 if scopes is not None:
                     op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
                     if scopes:
                         op["description"] = (op.get("description") or "") + (
                             f"\n\nRequires an API key with scope(s): {', '.join(scopes)}."
                         )
+        schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         app.openapi_schema = schema
         return schema
 
