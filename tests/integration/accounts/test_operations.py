@@ -114,3 +114,23 @@ def test_development_generates_and_keeps_a_secret(tmp_path: Path) -> None:
 def test_unknown_default_plan_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not a plan"):
         create_app(Settings(data_dir=tmp_path, default_plan="gold", secret_key="x" * 40))
+
+
+def test_each_request_is_logged_as_one_json_line(settings: Settings, api_key: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    app = create_app(settings.model_copy(update={"log_requests": True}))
+    with caplog.at_level(logging.INFO, logger="powermeter.request"), TestClient(app) as c:
+        r = c.get("/v1/me", headers={"X-API-Key": api_key, "X-Request-ID": "trace-123"})
+    assert r.headers["x-request-id"] == "trace-123"
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "powermeter.request"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["request_id"] == "trace-123"
+    assert line["route"] == "/v1/me"
+    assert line["status"] == 200
+    assert line["duration_ms"] > 0
+    assert api_key not in json.dumps(line)
+    app.state.pm.db.dispose()
