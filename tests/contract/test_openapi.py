@@ -49,3 +49,22 @@ def test_authenticated_operations_declare_both_key_headers(client: TestClient) -
     me = spec["paths"]["/api/v1/me/devices"]["get"]
     assert {"bearerAuth": []} in me["security"]
     assert "security" not in spec["paths"]["/calc/api/cost"]["post"]
+
+
+def test_flattened_routers_document_the_same_api_as_include_router(client: TestClient) -> None:
+    from fastapi import FastAPI
+
+    from powermeter.app import _routers
+
+    reference = FastAPI()
+    for r in _routers():
+        reference.include_router(r)
+    ours = client.get("/openapi.json").json()["paths"]
+    theirs = reference.openapi()["paths"]
+    assert set(theirs) <= set(ours)
+    for path, item in theirs.items():
+        for method, op in item.items():
+            mine = ours[path][method]
+            assert mine["operationId"] == op["operationId"]
+            assert mine.get("tags") == op.get("tags")
+            assert set(op["responses"]) - {"422"} <= set(mine["responses"])
