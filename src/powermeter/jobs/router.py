@@ -32,10 +32,14 @@ def _ok(data: Any) -> FastJSONResponse:
     response_model=s.ReportOut,
     responses=error_responses("v1", 400, 401, 403, 429),
 )
-def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
+async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
-    rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, [body], field_prefix="")
-    return _ok(jobs.report_data(body, rec))
+
+    def work() -> dict[str, Any]:
+        rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, [body], field_prefix="")
+        return jobs.report_data(body, rec)
+
+    return _ok(await tx.run(work))  # inline on SQLite (no thread hop), in a thread on PostgreSQL
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -84,12 +88,16 @@ _BATCH_BODY = {
     responses=error_responses("v1", 400, 401, 403, 429),
     openapi_extra=_BATCH_BODY,
 )
-def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
+async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
-    with svc.gc_paused():
-        body = jobs.parse_batch(raw)
-        rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, body.jobs, field_prefix="jobs[{i}].")
-        return _ok(jobs.batch_data(body.jobs, rec))
+
+    def work() -> dict[str, Any]:
+        with svc.gc_paused():
+            body = jobs.parse_batch(raw)
+            rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, body.jobs, field_prefix="jobs[{i}].")
+            return jobs.batch_data(body.jobs, rec)
+
+    return _ok(await tx.run(work))
 
 
 @router.get(

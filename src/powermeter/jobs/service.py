@@ -303,6 +303,28 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
+def _batch_numbers(jobs: Sequence[JobIn], batch: BatchEstimate, pues: list[float]) -> list[bytes] | None:
+    """Every job's 11 receipt numbers in ECMAScript form from ONE orjson call (instead of two per job):
+    inputs (cpu_cores, duration_minutes, gpu_cores, memory_gb) then results (cpu, gpu, memory,
+    overhead kWh, PUE, gCO2e, kWh), in the order the canonical templates take them. ``None`` when any
+    number needs the slow path (see ``receipts._plain_numbers``); the per-job encoders then run."""
+    flat: list[float] = []
+    add = flat.extend
+    kwh_l, co2_l, cpu_l, gpu_l, mem_l, pidx = (
+        batch.energy_kwh, batch.co2_g, batch.cpu_kwh, batch.gpu_kwh, batch.memory_kwh, batch.profile_index,
+    )  # fmt: skip
+    for i, job in enumerate(jobs):
+        e, ck, gk, mk = kwh_l[i], cpu_l[i], gpu_l[i], mem_l[i]
+        add((
+            float(job.cpu_cores), float(job.duration_minutes), float(job.gpu_cores), float(job.memory_gb),
+            ck, gk, mk, e - (ck + gk + mk), pues[pidx[i]], co2_l[i], e,
+        ))  # fmt: skip
+    raw = orjson.dumps(flat)
+    if b"e" in raw or b"-" in raw or b"n" in raw:
+        return None
+    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+
+
 def _encode(
     jobs: Sequence[JobIn],
     batch: BatchEstimate,
@@ -322,6 +344,8 @@ def _encode(
     inputs_of, results_of, options_of, string_of, dumps, join = (
         rc.inputs_bytes, rc.results_bytes, rc.job_options, rc.string_bytes, orjson.dumps, b"".join,
     )  # fmt: skip
+    numbers = _batch_numbers(jobs, batch, pues)
+    inputs_t, results_t = rc._INPUTS, rc._RESULTS
     for i, job in enumerate(jobs):
         j = pidx[i]
         options = options_of(job)
@@ -329,8 +353,13 @@ def _encode(
             job.duration_minutes, job.cpu_cores, job.memory_gb, job.gpu_cores, job.geo_iso, job.job_id,
         )  # fmt: skip
         e, q, ck, gk, mk = kwh_l[i], co2_l[i], cpu_l[i], gpu_l[i], mem_l[i]
-        inputs = inputs_of(d, c, m, g, geo, options)
-        results = results_of(e, q, ck, gk, mk, pues[j])
+        if numbers is not None and options is None:
+            k = 11 * i
+            inputs = inputs_t % (numbers[k], numbers[k + 1], string_of(geo), numbers[k + 2], numbers[k + 3])
+            results = results_t % tuple(numbers[k + 4 : k + 11])
+        else:
+            inputs = inputs_of(d, c, m, g, geo, options)
+            results = results_of(e, q, ck, gk, mk, pues[j])
         rid = receipt_ids[i]
         # == builder.leaf_hash(j, inputs, jid, rid, results), inlined (this loop runs 10,000 times)
         h = states[j].copy()
