@@ -1,32 +1,275 @@
-"""Adapters over the other capabilities' services, each returning ``None`` when the capability has
-not landed (its module or function is missing), so its page can say "not available yet"."""
+"""Adapters over the other capabilities' services, shaped for the dashboard's templates.
+
+Every function reads through the owning capability's service (or repository) functions inside the
+page's transaction; nothing here writes SQL of its own except what ``web.repository`` holds.
+"""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from functools import lru_cache
-from types import ModuleType
+import math
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from powermeter.web.deps import Page
 
-
-@lru_cache(maxsize=64)
-def optional_module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):
-            return None
-        raise
+RECEIPTS_PAGE_SIZE = 25
+USAGE_MAX_RECEIPTS = 10_000  # receipts read for the time series (newest first)
+GRANULARITIES = ("day", "week", "month")
+USAGE_GROUPS = ("location", "provider", "model")
+REPORT_GROUPS = ("month", "location", "provider", "model", "key")
+REGIONS_SHOWN = ("US", "US-CA", "DE", "FR", "GB", "SE", "NO", "PL", "IN", "CN", "AU", "BR")
 
 
-def optional_func(module: str, attr: str) -> Callable[..., Any] | None:
-    mod = optional_module(module)
-    fn = getattr(mod, attr, None) if mod is not None else None
-    return fn if callable(fn) else None
+def _parse_ts(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def bucket_of(d: date, granularity: str) -> str:
+    """The label of the day/ISO week/month a date falls in."""
+    if granularity == "month":
+        return d.strftime("%Y-%m")
+    if granularity == "week":
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+    return d.isoformat()
+
+
+def buckets(start: date, end_inclusive: date, granularity: str) -> list[str]:
+    out: list[str] = []
+    d = start
+    while d <= end_inclusive:
+        b = bucket_of(d, granularity)
+        if not out or out[-1] != b:
+            out.append(b)
+        d += timedelta(days=1)
+    return out
+
+
+# --- receipts (jobs) ---------------------------------------------------------------------------------
 
 
 def recent_receipts(page: Page, limit: int = 5) -> list[dict[str, Any]] | None:
-    return None
+    from powermeter.jobs import service as jobs
+
+    return list(jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=limit, offset=0)["receipts"])
+
+
+def search_receipts(page: Page, q: str, page_no: int) -> dict[str, Any]:
+    """A page of receipts, newest first; ``q`` is a job id or a receipt id (exact)."""
+    from powermeter.infra.errors import NotFound
+    from powermeter.jobs import service as jobs
+
+    q = q.strip()
+    size = RECEIPTS_PAGE_SIZE
+    offset = (page_no - 1) * size
+    listing = jobs.list_receipts(page.conn, page.account_id, job_id=q or None, limit=size, offset=offset)
+    if q and listing["total"] == 0:
+        try:
+            doc = jobs.receipt_document(page.conn, page.account_id, q)
+        except NotFound:
+            pass
+        else:
+            listing = {"receipts": [{k: doc[k] for k in ("receipt_id", "job_id", "kwh", "co2_grams", "timestamp")}],
+                       "total": 1, "has_more": False}
+    total = int(listing["total"])
+    return {
+        "receipts": listing["receipts"],
+        "total": total,
+        "page_no": page_no,
+        "pages": max(1, math.ceil(total / size)),
+        "has_more": bool(listing["has_more"]),
+        "q": q,
+    }
+
+
+def receipt_view(page: Page, receipt_id: str) -> dict[str, Any]:
+    """The receipt document, verified server-side; writes the audit ``VIEW`` entry."""
+    from powermeter.audit import service as audit
+    from powermeter.jobs import receipts as rc
+    from powermeter.jobs import service as jobs
+
+    doc = jobs.receipt_document(page.conn, page.account_id, receipt_id)
+    check = rc.verify_document(doc, page.state.signer.public_key_pem())
+    audit.append(
+        page.conn,
+        account_id=page.account_id,
+        action_type="VIEW",
+        receipt_id=receipt_id,
+        actor_key_id=None,
+        actor_masked_key=None,
+        details={"via": "dashboard"},
+        now=page.now,
+    )
+    return {"doc": doc, "receipt": doc["receipt"], "verification": check}
+
+
+# --- audit ---------------------------------------------------------------------------------------------
+
+
+def audit_log(page: Page, action_type: str | None, receipt_id: str | None, limit: int) -> dict[str, Any]:
+    from powermeter.audit import service as audit
+
+    keys = [audit.PublicKey.of(page.state.signer)]
+    entries, total, report = audit.list_logs(
+        page.conn, page.account_id, keys, action_type=action_type, receipt_id=receipt_id, limit=limit
+    )
+    return {"entries": entries, "total": total, "report": report.as_json(), "ok": report.ok,
+            "actions": sorted(audit.ACTION_TYPES)}
+
+
+# --- devices and costs -----------------------------------------------------------------------------
+
+
+def devices_and_costs(page: Page) -> dict[str, Any]:
+    from powermeter.cost import service as cost_service
+    from powermeter.devices import service as devices
+    from powermeter.infra.errors import ApiError
+
+    rows = devices.list_devices(page.conn, page.account_id)
+    profile = devices.get_profile(page.conn, page.account_id)
+    costs: dict[str, Any] | None = None
+    cost_error: str | None = None
+    if rows:
+        try:
+            rates = cost_service.rates_provider(page.state).get_with(page.conn)
+            costs = devices.costs(page.conn, page.account_id, rates)
+        except ApiError as e:
+            cost_error = e.detail
+    by_id = {d["id"]: d for d in (costs or {}).get("devices", [])}
+    return {"devices": rows, "profile": profile, "costs": costs, "cost_by_id": by_id, "cost_error": cost_error}
+
+
+# --- usage -----------------------------------------------------------------------------------------------
+
+
+def usage(page: Page, granularity: str, days: int, group_by: str) -> dict[str, Any]:
+    """Energy, CO2 and water over time (compute jobs and AI inference) and by location/provider/model."""
+    from powermeter.inference import service as inference
+    from powermeter.jobs import service as jobs
+
+    end = page.now.date()
+    start = end - timedelta(days=days - 1)
+    start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end_dt = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    labels = buckets(start, end, granularity)
+    index = {b: i for i, b in enumerate(labels)}
+
+    def zeros() -> list[float]:
+        return [0.0] * len(labels)
+
+    job_kwh, job_co2 = zeros(), zeros()
+    listing = jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=USAGE_MAX_RECEIPTS, offset=0)
+    jobs_counted = 0
+    for r in listing["receipts"]:
+        ts = _parse_ts(r["timestamp"])
+        if not (start_dt <= ts < end_dt):
+            continue
+        i = index[bucket_of(ts.date(), granularity)]
+        job_kwh[i] += float(r["kwh"])
+        job_co2[i] += float(r["co2_grams"])
+        jobs_counted += 1
+
+    inf_kwh, inf_co2, inf_water = zeros(), zeros(), zeros()
+    day_groups, _ = inference.summarize(page.conn, page.account_id, start_dt, end_dt, "day")
+    for g in day_groups:
+        d = date.fromisoformat(str(g["key"])[:10])
+        b = bucket_of(d, granularity)
+        if b not in index:
+            continue
+        i = index[b]
+        inf_kwh[i] += g["energyWh"] / 1000.0
+        inf_co2[i] += g["co2Grams"]
+        inf_water[i] += g["waterMl"] / 1000.0
+
+    def r6(xs: list[float]) -> list[float]:
+        return [round(x, 6) for x in xs]
+
+    charts = {
+        "energy": {"type": "bar", "labels": labels, "series": [r6(job_kwh), r6(inf_kwh)],
+                   "names": ["Compute jobs", "AI inference"], "unit": "kWh"},
+        "co2": {"type": "bar", "labels": labels, "series": [r6([x / 1000 for x in job_co2]),
+                                                             r6([x / 1000 for x in inf_co2])],
+                "names": ["Compute jobs", "AI inference"], "unit": "kg CO2e"},
+        "water": {"type": "line", "labels": labels, "series": [r6(inf_water)], "names": ["AI inference"],
+                  "unit": "L"},
+    }
+    totals = {
+        "job_kwh": sum(job_kwh), "job_co2_kg": sum(job_co2) / 1000, "jobs": jobs_counted,
+        "inference_kwh": sum(inf_kwh), "inference_co2_kg": sum(inf_co2) / 1000, "inference_water_l": sum(inf_water),
+    }
+    rows = breakdown(page, start_dt, end_dt, group_by)
+    return {"charts": charts, "totals": totals, "breakdown": rows, "start": start, "end": end,
+            "capped": listing["total"] > USAGE_MAX_RECEIPTS}
+
+
+def breakdown(page: Page, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
+    """Report lines folded per group (the reports capability's aggregation, unsigned)."""
+    from powermeter.reports import service as reports
+
+    doc = reports.build_document(
+        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email,
+        period=reports.Period(start, end), group_by=group_by, view="report", now=page.now, db=page.state.db,
+        with_coverage=False,
+    )
+    groups: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"label": "", "records": 0, "jobs": 0, "inferences": 0, "energy_kwh": 0.0, "co2e_kg": 0.0,
+                 "water_l": None}
+    )
+    for line in doc["lines"]:
+        g = groups[line["group"]]
+        g["label"] = line["group_label"]
+        g["records"] += line["records"]
+        g["jobs"] += line["compute_job_receipts"]
+        g["inferences"] += line["inference_records"]
+        g["energy_kwh"] += line["energy_kwh"]
+        g["co2e_kg"] += line["co2e_kg"]
+        if line["water_l"] is not None:
+            g["water_l"] = (g["water_l"] or 0.0) + line["water_l"]
+    return sorted(groups.values(), key=lambda g: -g["co2e_kg"])
+
+
+def grid_regions(page: Page) -> list[dict[str, Any]]:
+    """Grid intensity of known regions (the locations dataset's latest annual figure)."""
+    from powermeter.data.locations import load_locations
+
+    index = load_locations()
+    out = []
+    for code in REGIONS_SHOWN:
+        loc = index.resolve(code)
+        if loc is not None:
+            out.append({"code": loc.code, "name": loc.name, "intensity": loc.intensity_g_per_kwh, "year": loc.year,
+                        "source": loc.source})
+    return out
+
+
+# --- reports ---------------------------------------------------------------------------------------------
+
+
+def report_preview(page: Page, start: str | None, end: str | None, group_by: str) -> dict[str, Any]:
+    from powermeter.reports import service as reports
+
+    period = reports.parse_period(start, end, page.now)
+    doc = reports.build_document(
+        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
+        group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=False,
+    )
+    return {"doc": doc, "period": period}
+
+
+def report_download(page: Page, start: str | None, end: str | None, group_by: str, fmt: str) -> tuple[bytes, str, str]:
+    """The report rendered as CSV or HTML (signed for HTML), with its audit ``DOWNLOAD`` entry."""
+    from powermeter.reports import service as reports
+
+    period = reports.parse_period(start, end, page.now)
+    with reports.snapshot(page.state.db, page.conn) as conn:
+        doc = reports.build_document(
+            conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
+            group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=fmt != "csv",
+        )
+    reports.record_download(page.conn, doc, fmt, page.now, actor_key_id=None, actor_masked_key=None, via="dashboard")
+    body, media_type, filename = reports.render_document(doc, fmt)
+    return body, media_type, filename

@@ -2,6 +2,112 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from powermeter.infra.errors import ApiError
+from powermeter.web import capabilities as caps
+from powermeter.web.deps import Page, SignedIn
+from powermeter.web.render import render
 
 router = APIRouter()
+
+Granularity = Literal["day", "week", "month"]
+UsageGroup = Literal["location", "provider", "model"]
+ReportGroup = Literal["month", "location", "provider", "model", "key"]
+SPANS = {"day": 30, "week": 84, "month": 365}
+
+
+@router.get("/usage")
+def usage_page(
+    granularity: Annotated[Granularity, Query()] = "day",
+    group_by: Annotated[UsageGroup, Query()] = "location",
+    page: Page = SignedIn(),
+) -> Response:
+    ctx: dict[str, Any] = {
+        "page_title": "Usage",
+        "granularity": granularity,
+        "group_by": group_by,
+        "granularities": caps.GRANULARITIES,
+        "groups": caps.USAGE_GROUPS,
+        "regions": caps.grid_regions(page),
+    }
+    ctx.update(caps.usage(page, granularity, SPANS[granularity], group_by))
+    template = "_usage_body.html" if page.request.headers.get("hx-request") == "true" else "usage.html"
+    return render(page.request, template, ctx)
+
+
+@router.get("/receipts")
+def receipts_page(
+    q: Annotated[str, Query(max_length=128)] = "",
+    p: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page: Page = SignedIn(),
+) -> Response:
+    ctx: dict[str, Any] = {"page_title": "Receipts"}
+    ctx.update(caps.search_receipts(page, q, p))
+    template = "_receipts_results.html" if page.request.headers.get("hx-request") == "true" else "receipts.html"
+    return render(page.request, template, ctx)
+
+
+@router.get("/receipts/{receipt_id}")
+def receipt_page(receipt_id: str, page: Page = SignedIn()) -> Response:
+    ctx: dict[str, Any] = {"page_title": f"Receipt {receipt_id}"}
+    ctx.update(caps.receipt_view(page, receipt_id))
+    return render(page.request, "receipt.html", ctx)
+
+
+@router.get("/audit")
+def audit_page(
+    action: Annotated[str, Query(max_length=40)] = "",
+    receipt: Annotated[str, Query(max_length=128)] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: Page = SignedIn(),
+) -> Response:
+    ctx: dict[str, Any] = {"page_title": "Audit log", "action": action, "receipt": receipt, "limit": limit}
+    ctx.update(caps.audit_log(page, action or None, receipt or None, limit))
+    if action and action not in ctx["actions"]:
+        ctx["entries"], ctx["total"] = [], 0
+    return render(page.request, "audit.html", ctx)
+
+
+@router.get("/devices")
+def devices_page(page: Page = SignedIn()) -> Response:
+    ctx: dict[str, Any] = {"page_title": "Devices & costs"}
+    ctx.update(caps.devices_and_costs(page))
+    return render(page.request, "devices.html", ctx)
+
+
+@router.get("/calculator")
+def calculator_page(page: Page = SignedIn()) -> Response:
+    return render(page.request, "calculator.html", {"page_title": "Calculator"})
+
+
+@router.get("/reports")
+def reports_page(
+    start: Annotated[str, Query(max_length=40)] = "",
+    end: Annotated[str, Query(max_length=40)] = "",
+    group_by: Annotated[ReportGroup, Query()] = "month",
+    page: Page = SignedIn(),
+) -> Response:
+    ctx: dict[str, Any] = {"page_title": "Reports", "start": start, "end": end, "group_by": group_by,
+                           "groups": caps.REPORT_GROUPS, "error": None, "doc": None}
+    try:
+        ctx.update(caps.report_preview(page, start or None, end or None, group_by))
+    except ApiError as e:
+        ctx["error"] = e.detail
+    return render(page.request, "reports.html", ctx, status_code=400 if ctx["error"] else 200)
+
+
+@router.get("/reports/download")
+def report_download(
+    format: Annotated[Literal["csv", "html"], Query()],
+    start: Annotated[str, Query(max_length=40)] = "",
+    end: Annotated[str, Query(max_length=40)] = "",
+    group_by: Annotated[ReportGroup, Query()] = "month",
+    page: Page = SignedIn(),
+) -> Response:
+    body, media_type, filename = caps.report_download(page, start or None, end or None, group_by, format)
+    return Response(body, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

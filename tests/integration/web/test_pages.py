@@ -1,0 +1,97 @@
+"""Dashboard pages over the other capabilities, in-process: receipts (search, page, verify, audit VIEW),
+usage, audit log, devices and costs, calculator, reports (preview and downloads)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from .helpers import create_key, signup
+
+JOB = {"job_id": "train-001", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2,
+       "geo_iso": "US"}
+
+
+def _report(client: TestClient, key: str, job_id: str = "train-001") -> str:
+    r = client.post("/v1/report", json={**JOB, "job_id": job_id}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code in (200, 201), r.text
+    listed = client.get("/v1/receipts", params={"job_id": job_id}, headers={"Authorization": f"Bearer {key}"})
+    return str(listed.json()["data"]["receipts"][0]["receipt_id"])
+
+
+def test_receipts_are_listed_searchable_and_verified_and_viewing_is_audited(client: TestClient) -> None:
+    csrf = signup(client)
+    key = create_key(client, csrf, scopes=["report:write", "receipts:read", "audit:read"])
+    rid = _report(client, key)
+    _report(client, key, "other-job")
+
+    listing = client.get("/dashboard/receipts")
+    assert listing.status_code == 200
+    assert rid in listing.text
+    assert "other-job" in listing.text
+    found = client.get("/dashboard/receipts", params={"q": "train-001"})
+    assert rid in found.text
+    assert "other-job" not in found.text
+    by_id = client.get("/dashboard/receipts", params={"q": rid})
+    assert rid in by_id.text
+    assert "1 receipt" in by_id.text
+    none = client.get("/dashboard/receipts", params={"q": "nope"})
+    assert "No receipt has" in none.text
+
+    page = client.get(f"/dashboard/receipts/{rid}")
+    assert page.status_code == 200
+    assert re.search(r'data-testid="verify-result">Verified', page.text)
+    logs = client.get("/v1/audit/logs", params={"action_type": "VIEW"}, headers={"Authorization": f"Bearer {key}"})
+    assert [e["receipt_id"] for e in logs.json()["data"]["logs"]] == [rid]
+
+    audit = client.get("/dashboard/audit", params={"action": "VIEW"})
+    assert audit.status_code == 200
+    assert "Chain intact" in audit.text
+    assert rid in audit.text
+
+    assert client.get("/dashboard/receipts/rcpt_missing").status_code == 404
+
+
+def test_usage_reports_devices_and_calculator_pages(client: TestClient) -> None:
+    csrf = signup(client)
+    key = create_key(client, csrf)
+    _report(client, key)
+    for granularity in ("day", "week", "month"):
+        for group in ("location", "provider", "model"):
+            r = client.get("/dashboard/usage", params={"granularity": granularity, "group_by": group})
+            assert r.status_code == 200, r.text
+            assert 'data-chart="chart-energy-data"' in r.text
+    usage = client.get("/dashboard/usage")
+    kwh = re.search(r'data-testid="usage-job-kwh">([^<]+)<', usage.text)
+    assert kwh
+    assert kwh.group(1) != "0"
+    partial = client.get("/dashboard/usage", params={"granularity": "week"}, headers={"HX-Request": "true"})
+    assert partial.text.startswith('<div id="usage-body">')
+
+    reports = client.get("/dashboard/reports", params={"group_by": "location"})
+    assert reports.status_code == 200
+    assert "Download CSV" in reports.text
+    csv = client.get("/dashboard/reports/download", params={"format": "csv", "group_by": "location"})
+    assert csv.status_code == 200
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv.headers["content-disposition"]
+    html = client.get("/dashboard/reports/download", params={"format": "html"})
+    assert html.status_code == 200
+    assert html.headers["content-type"].startswith("text/html")
+    bad = client.get("/dashboard/reports", params={"start": "2026-05-01", "end": "2026-01-01"})
+    assert bad.status_code == 400
+    assert 'role="alert"' in bad.text
+
+    assert client.get("/dashboard/devices").status_code == 200
+    calc = client.get("/dashboard/calculator")
+    assert calc.status_code == 200
+    assert 'action="/calc/api/cost"' in calc.text
+
+
+def test_pages_need_a_session(client: TestClient) -> None:
+    for path in ("/dashboard/usage", "/dashboard/receipts", "/dashboard/audit", "/dashboard/devices",
+                 "/dashboard/calculator", "/dashboard/reports"):
+        r = client.get(path, follow_redirects=False)
+        assert r.status_code == 303, path
+        assert r.headers["location"].startswith("/dashboard/login?next=")
