@@ -74,8 +74,11 @@ def _extract_key(request: Request) -> str:
     raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
 
 
-def _per_minute_limit(request: Request, response: Response, st: AppState, ident: str, per_minute: int) -> None:
-    res = st.limiter.hit(f"{per_minute}/minute", "key", ident)
+def _per_minute_limit(
+    request: Request, response: Response, st: AppState, ident: str, per_minute: int, kind: str = "key"
+) -> None:
+    """Hit the ``kind``/``ident`` counter; set RateLimit-* headers; 429 with Retry-After when over."""
+    res = st.limiter.hit(f"{per_minute}/minute", kind, ident)
     headers = res.headers(f'"minute";q={per_minute};w=60')
     request.state.ratelimit_headers = headers
     response.headers.update(headers)
@@ -175,16 +178,7 @@ async def ip_rate_limit(request: Request, response: Response) -> None:
     st = app_state(request)
     ip = request.client.host if request.client else "unknown"
     per_minute = st.settings.plan(st.settings.default_plan).per_minute
-    res = st.limiter.hit(f"{per_minute}/minute", "ip", ip)
-    headers = res.headers(f'"minute";q={per_minute};w=60')
-    request.state.ratelimit_headers = headers
-    response.headers.update(headers)
-    if not res.allowed:
-        raise RateLimited(
-            f"rate limit of {per_minute} requests per minute exceeded; retry in {res.reset_after_s} s",
-            retry_after=res.reset_after_s,
-            headers=headers,
-        )
+    _per_minute_limit(request, response, st, ip, per_minute, kind="ip")
 
 
 def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:

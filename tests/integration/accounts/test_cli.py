@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.live import POWERMETER, live_server, server_env
+
 KEY_RE = re.compile(r"^pm_live_[0-9A-Za-z]{43}$")
-POWERMETER = [sys.executable, "-m", "powermeter"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    e.update({
-        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
-        "POWERMETER_DATABASE_URL": database_url,
-        "POWERMETER_SECRET_KEY": "cli-test-secret-0123456789abcdef0123456789",
-    })
-    return e
+    return server_env(tmp_path, database_url, "cli-test-secret-0123456789abcdef0123456789")
 
 
 def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,26 +27,9 @@ def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subp
 
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
     log = tmp_path / "server.out"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("server did not start: " + log.read_text())
+    with live_server(env, log) as base:
         yield base, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_first_start_prints_an_admin_login_and_a_working_key_once(server: tuple[str, Path],

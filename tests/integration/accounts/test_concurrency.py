@@ -7,10 +7,6 @@ the write lock could not finish.)
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,42 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.live import create_key, live_server, server_env
 
 
 @pytest.fixture
 def live(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    env.update({
-        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
-        "POWERMETER_DATABASE_URL": database_url,
-        "POWERMETER_SECRET_KEY": "concurrency-secret-0123456789abcdef012345",
-        "POWERMETER_LOG_REQUESTS": "false",
-    })
-    key = subprocess.run([sys.executable, "-m", "powermeter", "keys", "create", "--email", "c@example.com",
-                          "--name", "load"], env=env, capture_output=True, text=True, check=True).stdout.strip()
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "powermeter", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    env = server_env(tmp_path, database_url)
+    env["POWERMETER_LOG_REQUESTS"] = "false"
+    key = create_key(env, "c@example.com", "load")
+    with live_server(env, tmp_path / "server.log") as base:
         yield base, key
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
 
 
 def test_two_hundred_concurrent_writes_all_land_and_refusals_roll_back_alone(live: tuple[str, str]) -> None:

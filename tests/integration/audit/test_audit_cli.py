@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from powermeter.infra.state import AppState
 from tests.conftest import SECRET, MakeKey
 from tests.integration.audit.conftest import EMAIL, Account, Append, sql
+from tests.live import live_server
 
 POWERMETER = [sys.executable, "-m", "powermeter"]
 
@@ -131,34 +129,10 @@ for log in logs:
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path / "server.out"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("server did not start: " + log.read_text())
+    with live_server(env, tmp_path / "server.out") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_the_seed_examples_work_with_only_base_url_and_key_changed(

@@ -5,13 +5,10 @@ package is not installed, httpx behind the same three names the examples use).""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,45 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.live import create_key, live_server, server_env
+
 POWERMETER = [sys.executable, "-m", "powermeter"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def live(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    env.update({
-        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
-        "POWERMETER_DATABASE_URL": database_url,
-        "POWERMETER_SECRET_KEY": "seed-test-secret-0123456789abcdef0123456789",
-    })
-    port = _free_port()
-    log = tmp_path / "server.out"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("server did not start: " + log.read_text())
-        res = subprocess.run([*POWERMETER, "keys", "create", "--email", "dev@example.com", "--name", "seed"],
-                             env=env, capture_output=True, text=True, timeout=60, check=True)
-        yield base, res.stdout.strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    env = server_env(tmp_path, database_url, "seed-test-secret-0123456789abcdef0123456789")
+    with live_server(env, tmp_path / "server.out") as base:
+        yield base + "/", create_key(env, "dev@example.com", "seed")
 
 
 def _requests_module() -> Any:

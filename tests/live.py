@@ -1,0 +1,71 @@
+"""A real ``powermeter serve`` on a loopback port, for tests that need the whole process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+POWERMETER = [sys.executable, "-m", "powermeter"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+DEFAULT_SECRET = "live-test-secret-0123456789abcdef0123456"
+
+
+def server_env(tmp_path: Path, database_url: str, secret: str = DEFAULT_SECRET) -> dict[str, str]:
+    """The test process's environment without any POWERMETER_* setting, plus a data dir, database and secret."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
+    env.update({
+        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
+        "POWERMETER_DATABASE_URL": database_url,
+        "POWERMETER_SECRET_KEY": secret,
+    })
+    return env
+
+
+@contextlib.contextmanager
+def live_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Start ``powermeter serve`` (its output goes to ``log``), wait for /healthz, yield the base URL
+    (no trailing slash), stop it at the end."""
+    port = free_port()
+    with log.open("w") as fh:
+        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
+                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise AssertionError("server did not start: " + log.read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def create_key(env: dict[str, str], email: str = "dev@example.com", name: str = "test") -> str:
+    res = subprocess.run([*POWERMETER, "keys", "create", "--email", email, "--name", name],
+                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    return res.stdout.strip()
