@@ -169,6 +169,7 @@ def test_keyboard_only_log_in_and_skip_link(page: Page, server: Server) -> None:
     page.context.clear_cookies()
     page.goto("/dashboard/login")
     # the email field has focus on arrival; type, Tab to the password, Enter submits
+    expect(page.get_by_label("Email")).to_be_focused()
     page.keyboard.type(email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
