@@ -99,6 +99,14 @@ def test_sign_up_create_a_key_use_it_see_it_counted_and_revoke_it(page: Page, se
            "geo_iso": "US"}
     reported = httpx.post(server.url("/v1/report"), json=job, headers={"Authorization": f"Bearer {key}"})
     assert reported.status_code in (200, 201), reported.text
+    for model, tokens in (("gpt-4o", 1200), ("gemini-3-pro", 800)):  # and AI inference, for the usage page
+        inference = httpx.post(
+            server.url("/v1/inference"),
+            json={"provider": "OpenAI" if model.startswith("gpt") else "Google", "model": model,
+                  "prompt_tokens": tokens, "completion_tokens": tokens // 2},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert inference.status_code in (200, 201), inference.text
     me = httpx.get(server.url("/v1/me"), headers={"Authorization": f"Bearer {key}"})
     assert me.status_code == 200
     assert me.json()["data"]["email"] == email
@@ -132,8 +140,9 @@ def test_sign_up_create_a_key_use_it_see_it_counted_and_revoke_it(page: Page, se
     expect(page.get_by_test_id("chain-status")).to_contain_text("Chain intact")
     expect(page.locator("tbody tr")).to_have_count(1)
     screenshot(page, shots, "audit")
-    page.goto("/dashboard/usage")
+    page.goto("/dashboard/usage?group_by=model")
     expect(page.get_by_test_id("usage-job-kwh")).not_to_have_text("0")
+    expect(page.get_by_test_id("usage-breakdown")).to_contain_text("gpt-4o")
     expect(page.locator(".chart svg").first).to_be_visible()
     screenshot(page, shots, "usage")
 
