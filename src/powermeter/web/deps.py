@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
+import anyio
 from fastapi import Depends, Form, Header, Request
 from sqlalchemy.engine import Connection
 
@@ -17,6 +18,8 @@ from powermeter.infra.security import mask_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.web import sessions
 from powermeter.web.sessions import WebSession
+
+T = TypeVar("T")
 
 
 class LoginRequired(Exception):
@@ -83,13 +86,23 @@ def check_origin(request: Request) -> None:
         raise CsrfRefused("the request came from another site")
 
 
-@contextmanager
-def _session_tx(request: Request) -> Iterator[tuple[Connection, WebSession, AppState, datetime]]:
+async def _blocking(st: AppState, fn: Callable[..., T], *args: Any) -> T:
+    """Database work of a dependency: inline on SQLite (the unit holds the connection alone), in a
+    worker thread on PostgreSQL."""
+    if st.db.is_sqlite:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+# Every dashboard request runs in the app's unit of work (infra/db/unit_of_work.py), like the API:
+# it waits for the database on the event loop, never in a worker thread, and joins SQLite's group commit.
+@asynccontextmanager
+async def _session_tx(request: Request) -> AsyncIterator[tuple[Connection, WebSession, AppState, datetime]]:
     st = app_state(request)
     now = st.clock.now()
     token = request.cookies.get(sessions.SESSION_COOKIE)
-    with st.db.begin() as conn:
-        s = sessions.load_session(conn, st.settings, token, now)
+    async with st.db.units.unit() as conn:
+        s = await _blocking(st, sessions.load_session, conn, st.settings, token, now)
         if s is None:
             raise LoginRequired()
         request.state.web_session = s
@@ -97,37 +110,37 @@ def _session_tx(request: Request) -> Iterator[tuple[Connection, WebSession, AppS
         yield conn, s, st, now
 
 
-def signed_in(request: Request) -> Iterator[Page]:
-    with _session_tx(request) as (conn, s, st, now):
+async def signed_in(request: Request) -> AsyncIterator[Page]:
+    async with _session_tx(request) as (conn, s, st, now):
         yield Page(request, conn, now, st, s)
 
 
-def signed_in_form(
+async def signed_in_form(
     request: Request,
     csrf_token: Annotated[str | None, Form()] = None,
     x_csrf_token: Annotated[str | None, Header()] = None,
-) -> Iterator[Page]:
+) -> AsyncIterator[Page]:
     check_origin(request)
-    with _session_tx(request) as (conn, s, st, now):
+    async with _session_tx(request) as (conn, s, st, now):
         if not sessions.tokens_match(s.csrf_token, csrf_token or x_csrf_token):
             raise CsrfRefused("the form's CSRF token is missing or does not match this session")
         yield Page(request, conn, now, st, s)
 
 
-def anonymous(request: Request) -> Iterator[AnonPage]:
+async def anonymous(request: Request) -> AsyncIterator[AnonPage]:
     st = app_state(request)
-    with st.db.begin() as conn:
+    async with st.db.units.unit() as conn:
         yield AnonPage(request, conn, st.clock.now(), st)
 
 
-def anonymous_form(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> Iterator[AnonPage]:
+async def anonymous_form(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> AsyncIterator[AnonPage]:
     check_origin(request)
     st = app_state(request)
     nonce = request.cookies.get(sessions.PRELOGIN_COOKIE)
     expected = sessions.prelogin_token(st.secret, nonce) if nonce else None
     if not sessions.tokens_match(expected, csrf_token):
         raise CsrfRefused("the form's CSRF token is missing or does not match this browser")
-    with st.db.begin() as conn:
+    async with st.db.units.unit() as conn:
         yield AnonPage(request, conn, st.clock.now(), st)
 
 
