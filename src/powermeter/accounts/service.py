@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from powermeter.accounts import repository as repo
 from powermeter.infra.clock import next_utc_midnight
+from powermeter.infra.db.unit_of_work import PRECOMMIT_KEY
 from powermeter.infra.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from powermeter.infra.security import (
     generate_api_key,
@@ -240,40 +241,99 @@ def seconds_to_midnight(now: datetime) -> int:
     return max(1, int((next_utc_midnight(now) - now).total_seconds() + 0.999))
 
 
+def _deferrable(conn: Connection) -> list[Callable[[Connection], None]] | None:
+    """On PostgreSQL inside a request's unit of work, the list of work to run just before COMMIT.
+
+    Every request of an account updates the same counter rows; taking their row locks at the start
+    of a request would make the account's requests queue for the whole request. So on PostgreSQL the
+    limit is checked up front on a plain read, and the counting upsert (which checks again under the
+    lock) runs last, holding the lock only through the commit."""
+    if conn.dialect.name != "postgresql":
+        return None
+    hooks: list[Callable[[Connection], None]] | None = conn.info.get(PRECOMMIT_KEY)
+    return hooks
+
+
+def _pending(conn: Connection) -> dict[str, int]:
+    """Counter increments of this unit not yet written (PostgreSQL), so reads in the same request
+    see them."""
+    pending: dict[str, int] = conn.info.setdefault(PRECOMMIT_KEY + ".pending", {})
+    return pending
+
+
+def _daily_call_refused(principal: Principal, limit: int, now: datetime) -> RateLimited:
+    wait = seconds_to_midnight(now)
+    return RateLimited(
+        f"daily API call limit of {limit} reached for plan {principal.plan.name}; resets at 00:00 UTC",
+        retry_after=wait,
+        headers={
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(wait),
+            "RateLimit-Policy": f'"daily";q={limit};w=86400',
+        },
+    )
+
+
 def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> tuple[int, int | None]:
     """Count one call against the daily quota (resets 00:00 UTC). Raises 429 past the limit;
     the refused call is not counted (the transaction rolls back)."""
-    used = repo.add_usage(conn, principal.account_id, "calls", day_period(now), 1)
     limit = principal.plan.daily_calls
+    day = day_period(now)
+    hooks = _deferrable(conn)
+    if hooks is not None:
+        used = repo.get_usage(conn, principal.account_id, "calls", day) + 1
+        if limit is not None and used > limit:
+            raise _daily_call_refused(principal, limit, now)
+
+        def count(c: Connection) -> None:
+            if repo.add_usage(c, principal.account_id, "calls", day, 1) > (limit if limit is not None else 1 << 62):
+                raise _daily_call_refused(principal, limit or 0, now)
+
+        hooks.append(count)
+        _pending(conn)["calls"] = _pending(conn).get("calls", 0) + 1
+        return used, limit
+    used = repo.add_usage(conn, principal.account_id, "calls", day, 1)
     if limit is not None and used > limit:
-        wait = seconds_to_midnight(now)
-        raise RateLimited(
-            f"daily API call limit of {limit} reached for plan {principal.plan.name}; resets at 00:00 UTC",
-            retry_after=wait,
-            headers={
-                "RateLimit-Limit": str(limit),
-                "RateLimit-Remaining": "0",
-                "RateLimit-Reset": str(wait),
-                "RateLimit-Policy": f'"daily";q={limit};w=86400',
-            },
-        )
+        raise _daily_call_refused(principal, limit, now)
     return used, limit
+
+
+def _kwh_refused(principal: Principal, kwh: float, used_micro: int, amount: int, now: datetime) -> RateLimited:
+    cap = principal.plan.daily_kwh or 0.0
+    before = (used_micro - amount) / KWH_UNIT
+    return RateLimited(
+        f"this request ({kwh:.4f} kWh) would take today's tracked energy to {used_micro / KWH_UNIT:.4f} kWh, "
+        f"over the {cap:g} kWh/day cap of plan {principal.plan.name} ({before:.4f} kWh used); "
+        "resets at 00:00 UTC",
+        retry_after=seconds_to_midnight(now),
+        code="USAGE_CAP_EXCEEDED",
+    )
 
 
 def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datetime) -> float:
     """Add energy to today's usage; refuses the whole request past the plan's daily kWh cap."""
     amount = round(kwh * KWH_UNIT)
-    used = repo.add_usage(conn, principal.account_id, "kwh_micro", day_period(now), amount)
     cap = principal.plan.daily_kwh
-    if cap is not None and used > round(cap * KWH_UNIT):
-        before = (used - amount) / KWH_UNIT
-        raise RateLimited(
-            f"this request ({kwh:.4f} kWh) would take today's tracked energy to {used / KWH_UNIT:.4f} kWh, "
-            f"over the {cap:g} kWh/day cap of plan {principal.plan.name} ({before:.4f} kWh used); "
-            "resets at 00:00 UTC",
-            retry_after=seconds_to_midnight(now),
-            code="USAGE_CAP_EXCEEDED",
-        )
+    cap_micro = None if cap is None else round(cap * KWH_UNIT)
+    day = day_period(now)
+    hooks = _deferrable(conn)
+    if hooks is not None:
+        used = repo.get_usage(conn, principal.account_id, "kwh_micro", day) + amount
+        if cap_micro is not None and used > cap_micro:
+            raise _kwh_refused(principal, kwh, used, amount, now)
+
+        def add(c: Connection) -> None:
+            total = repo.add_usage(c, principal.account_id, "kwh_micro", day, amount)
+            if cap_micro is not None and total > cap_micro:
+                raise _kwh_refused(principal, kwh, total, amount, now)
+
+        hooks.append(add)
+        _pending(conn)["kwh_micro"] = _pending(conn).get("kwh_micro", 0) + amount
+        return used / KWH_UNIT
+    used = repo.add_usage(conn, principal.account_id, "kwh_micro", day, amount)
+    if cap_micro is not None and used > cap_micro:
+        raise _kwh_refused(principal, kwh, used, amount, now)
     return used / KWH_UNIT
 
 
@@ -301,8 +361,9 @@ class DailyStats:
 
 def daily_stats(conn: Connection, principal: Principal, now: datetime) -> DailyStats:
     day = day_period(now)
-    calls = repo.get_usage(conn, principal.account_id, "calls", day)
-    kwh = repo.get_usage(conn, principal.account_id, "kwh_micro", day) / KWH_UNIT
+    pending = _pending(conn) if _deferrable(conn) is not None else {}
+    calls = repo.get_usage(conn, principal.account_id, "calls", day) + pending.get("calls", 0)
+    kwh = (repo.get_usage(conn, principal.account_id, "kwh_micro", day) + pending.get("kwh_micro", 0)) / KWH_UNIT
     limit = principal.plan.daily_calls
     return DailyStats(
         daily_api_calls=calls,

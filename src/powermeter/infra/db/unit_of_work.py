@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from sqlalchemy.engine import Connection, Engine
+
+PRECOMMIT_KEY = "powermeter.precommit"  # Connection.info: work to run just before COMMIT (PostgreSQL)
 
 MAX_BATCH = 256
 MAX_BATCH_AGE_S = 0.02
@@ -193,6 +195,8 @@ class ConcurrentTransactions:
             self._sem = asyncio.Semaphore(self.concurrency)
         async with self._sem:
             conn: Connection = await anyio.to_thread.run_sync(self.engine.connect)
+            hooks: list[Callable[[Connection], None]] = []
+            conn.info[PRECOMMIT_KEY] = hooks
             try:
                 await anyio.to_thread.run_sync(conn.begin)
                 try:
@@ -200,8 +204,22 @@ class ConcurrentTransactions:
                 except BaseException:
                     await anyio.to_thread.run_sync(conn.rollback)
                     raise
-                await anyio.to_thread.run_sync(conn.commit)
+
+                def finish() -> None:
+                    # hot shared rows (usage counters) are written last: their locks are held
+                    # only through the commit
+                    try:
+                        for hook in hooks:
+                            hook(conn)
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    conn.commit()
+
+                await anyio.to_thread.run_sync(finish)
             finally:
+                conn.info.pop(PRECOMMIT_KEY, None)
+                conn.info.pop(PRECOMMIT_KEY + ".pending", None)
                 await anyio.to_thread.run_sync(conn.close)
 
     def bind(self) -> None:
