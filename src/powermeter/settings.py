@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     watttime_password: str | None = Field(default=None, repr=False)
     electricitymaps_token: str | None = Field(default=None, repr=False)
     eia_api_key: str | None = Field(default=None, repr=False)
+    pjm_api_key: str | None = Field(default=None, repr=False)
 
     @field_validator("default_plan")
     @classmethod
