@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
+
+from powermeter.methodology.merkle import json_number  # ECMAScript Number::toString (RFC 8785 §3.2.2.3)
 
 ENTRY_FORMAT_VERSION: Final = 1
 CHECKPOINT_TYPE: Final = "powermeter.audit.checkpoint"
@@ -86,37 +87,6 @@ class ActionType(StrEnum):
 # --------------------------------------------------------------------------------------------
 
 
-def _number(x: float) -> str:
-    """ECMAScript Number::toString of a double (RFC 8785 §3.2.2.3)."""
-    if math.isnan(x) or math.isinf(x):
-        raise ValueError("NaN and Infinity are not JSON numbers")
-    if x == 0:
-        return "0"  # also -0
-    r = repr(x)  # shortest digits that round-trip, like ECMAScript
-    sign = ""
-    if r[0] == "-":
-        sign, r = "-", r[1:]
-    mant, _, exp = r.partition("e")
-    int_part, _, frac_part = mant.partition(".")
-    digits = int_part + frac_part
-    point = len(int_part) + (int(exp) if exp else 0)
-    stripped = digits.lstrip("0")
-    point -= len(digits) - len(stripped)
-    s = stripped.rstrip("0")
-    k, n = len(s), point  # value = 0.s × 10^n
-    if k <= n <= 21:
-        out = s + "0" * (n - k)
-    elif 0 < n <= 21:
-        out = s[:n] + "." + s[n:]
-    elif -6 < n <= 0:
-        out = "0." + "0" * (-n) + s
-    else:
-        e = n - 1
-        esign = "+" if e >= 0 else "-"
-        out = (s if k == 1 else s[0] + "." + s[1:]) + "e" + esign + str(abs(e))
-    return sign + out
-
-
 def _utf16_key(item: tuple[str, Any]) -> bytes:
     return item[0].encode("utf-16-be")
 
@@ -134,11 +104,11 @@ def _encode(value: Any, out: list[str]) -> None:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             out.append(str(int(value)))
         elif value == float(value):  # exactly a double: serialise as that double
-            out.append(_number(float(value)))
+            out.append(json_number(float(value)))
         else:
             raise ValueError(f"integer {value} is not exactly a JSON (IEEE-754) number; use a string")
     elif isinstance(value, float):
-        out.append(_number(value))
+        out.append(json_number(value))
     elif isinstance(value, Mapping):
         items = list(value.items())
         for k, _ in items:
