@@ -53,13 +53,6 @@ class Tx:
         return await anyio.to_thread.run_sync(fn, *args)
 
 
-@dataclass(frozen=True, slots=True)
-class PublicTx:
-    conn: Connection
-    now: datetime
-    state: AppState
-
-
 def _extract_key(request: Request) -> str:
     headers = request.headers
     x_api_key = headers.get("x-api-key")
@@ -166,13 +159,6 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
     return dependency
 
 
-async def public_tx(request: Request) -> AsyncIterator[PublicTx]:
-    """A unit of work for routes without authentication."""
-    st = app_state(request)
-    async with st.db.units.unit() as conn:
-        yield PublicTx(conn, st.clock.now(), st)
-
-
 async def ip_rate_limit(request: Request, response: Response) -> None:
     """60 requests/minute per client IP (seed 003) on the public calculator."""
     st = app_state(request)
@@ -184,8 +170,3 @@ async def ip_rate_limit(request: Request, response: Response) -> None:
 def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:
     """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction."""
     return Depends(authenticated(*scopes, daily_quota=daily_quota), scope="function")
-
-
-def Public() -> Any:
-    """``tx: PublicTx = Public()``: one transaction for a route without authentication."""
-    return Depends(public_tx, scope="function")

@@ -337,18 +337,6 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
     return used / KWH_UNIT
 
 
-def count_monthly(conn: Connection, principal: Principal, metric: str, limit: int | None, now: datetime) -> int:
-    used = repo.add_usage(conn, principal.account_id, metric, month_period(now), 1)
-    if limit is not None and used > limit:
-        nxt = (now.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        raise RateLimited(
-            f"monthly limit of {limit} calls reached for plan {principal.plan.name}; resets on {nxt.date()}",
-            retry_after=max(1, int((nxt - now).total_seconds())),
-            code="MONTHLY_QUOTA_EXCEEDED",
-        )
-    return used
-
-
 @dataclass(frozen=True, slots=True)
 class DailyStats:
     daily_api_calls: int

@@ -96,10 +96,6 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(ApiError):
-    status, code, slug = 503, "SERVICE_UNAVAILABLE", "service_unavailable"
-
-
 def family_of(path: str) -> Family:
     if path.startswith(("/api/v1/", "/calc/")):
         return "calc"

@@ -23,7 +23,6 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.hist: dict[tuple[str, str], list[int]] = {}
         self.sums: dict[tuple[str, str], float] = defaultdict(float)
-        self.counters: dict[str, float] = defaultdict(float)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -39,10 +38,6 @@ class Metrics:
             else:
                 h[-1] += 1
             self.sums[key] += seconds
-
-    def inc(self, name: str, amount: float = 1.0) -> None:
-        with self._lock:
-            self.counters[name] += amount
 
     def render(self) -> str:
         out = [
@@ -68,9 +63,6 @@ class Metrics:
                 out.append(
                     f'powermeter_http_request_duration_seconds_sum{{method="{m}",route="{r}"}} {self.sums[(m, r)]:.6f}'
                 )
-            for name, v in sorted(self.counters.items()):
-                out.append(f"# TYPE {name} counter")
-                out.append(f"{name} {v:g}")
         return "\n".join(out) + "\n"
 
 

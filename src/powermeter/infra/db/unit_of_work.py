@@ -50,8 +50,6 @@ class SQLiteGroupCommit:
         self._batch: _Batch | None = None
         self._waiting = 0
         self._flushers: set[asyncio.Task[None]] = set()
-        self.commits = 0
-        self.units = 0
 
     def _get_lock(self) -> asyncio.Lock:
         if self._lock is None:
@@ -93,7 +91,6 @@ class SQLiteGroupCommit:
             else:
                 raw.execute("RELEASE pm_unit")
                 batch.size += 1
-            self.units += 1
             if (
                 self._waiting == 0
                 or batch.size >= MAX_BATCH
@@ -138,7 +135,6 @@ class SQLiteGroupCommit:
                 batch.done.set_exception(e)
                 batch.done.exception()  # mark retrieved; members re-raise it
             return
-        self.commits += 1
         if not batch.done.done():
             batch.done.set_result(None)
 
