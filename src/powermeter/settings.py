@@ -31,6 +31,8 @@ class Plan:
 
 # Defaults from the seeds: 000 (dev: 1,000 calls/day, 50 kWh/day, reset 00:00 UTC) and
 # 002 (dev 50,000 route calls/month on CAISO; core 500,000 with beta regions; scale 2M+, global).
+# The seeds give no daily figures for core and scale: 50× and 1,000× dev are our choice (seed 000 only
+# says "upgrade plan for higher limits"); 60/minute is seeds 001 and 003. All are overridable (PLANS_JSON).
 DEFAULT_PLANS: dict[str, Plan] = {
     "dev": Plan("dev", 1_000, 50.0, 60, 50_000, "caiso"),
     "core": Plan("core", 50_000, 5_000.0, 60, 500_000, "beta"),

@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -45,7 +45,7 @@ SCOPE_HELP = {
     "routing": "POST /route and the grid endpoints",
 }
 MAX_ACTIVE_KEYS = 10  # seed 001: "Up to 10 tokens per account"
-LAST_USED_RESOLUTION = timedelta(seconds=60)
+LAST_USED_RESOLUTION = timedelta(seconds=60)  # our choice: at most one last-used write per key a minute
 KWH_UNIT = 1_000_000  # usage counters hold energy in micro-kWh so sums are exact
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -206,8 +206,6 @@ def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datet
         raise Unauthorized("API key is unknown or has been revoked")
     last = row.last_used_at
     if last is not None and last.tzinfo is None:
-        from datetime import UTC
-
         last = last.replace(tzinfo=UTC)
     if last is None or now - last >= LAST_USED_RESOLUTION:
         repo.touch_key(conn, row.id, now)

@@ -25,7 +25,7 @@ from powermeter.infra.clock import utc_iso
 from powermeter.infra.errors import family_of
 from powermeter.infra.state import AppState
 
-RETENTION = timedelta(hours=24)
+RETENTION = timedelta(hours=24)  # as Stripe keeps idempotency keys (docs.stripe.com/api/idempotent_requests)
 MAX_KEY_LEN = 255
 
 
