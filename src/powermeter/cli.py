@@ -66,6 +66,7 @@ def serve(
 
 
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings, db = _db_and_settings()
     _bootstrap(settings, db)
     db.dispose()

@@ -1,4 +1,4 @@
-"""reports: tables of this capability (empty until it lands)."""
+"""reports: no tables of its own (reports are computed from receipts and inference records)."""
 
 from __future__ import annotations
 
