@@ -82,9 +82,11 @@ def create_app(
         clock=clock or SystemClock(),
         signer=Signer(secret),
         secret=secret,
-        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix),
+        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix,
+                            fail_closed=settings.ratelimit_fail_closed),
     )
     metrics = Metrics()
+    metrics.collectors.append(state.limiter.metric_lines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,23 +129,19 @@ def create_app(
     install_handlers(app)
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz",
-             responses={503: {"description": "A dependency is down; the body names it"}})
+             responses={503: {"description": "A dependency is down; the body names it and why "
+                                             "(docs/operations.md)"}})
     def healthz() -> FastJSONResponse:
-        checks: dict[str, str] = {}
-        ok = True
-        try:
-            db.ping()
-            checks["database"] = "ok"
-        except Exception as e:
-            ok = False
-            checks["database"] = f"down: {type(e).__name__}"
+        checks: dict[str, str] = {"database": db.health()}
+        ok = checks["database"] == "ok"
         if settings.redis_url:
             try:
                 state.limiter.ping()
                 checks["redis"] = "ok"
             except Exception as e:
                 ok = False
-                checks["redis"] = f"down: {type(e).__name__}"
+                policy = "fail closed (503)" if settings.ratelimit_fail_closed else "fail open (per process)"
+                checks["redis"] = f"down: {type(e).__name__}; per-minute limits {policy}"
         body = {"status": "ok" if ok else "unavailable", "version": __version__, "checks": checks}
         return FastJSONResponse(body, status_code=200 if ok else 503)
 
