@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 
 from powermeter.app import create_app
 from powermeter.infra import ratelimit
-from powermeter.jobs.tables import receipts
 from powermeter.infra.ratelimit import RateLimiter
+from powermeter.jobs.tables import receipts
 from powermeter.settings import Settings
 from tests.conftest import MakeKey
 from tests.integration.faults.services import ThrowawayRedis, redis_skip_reason, throwaway_redis
@@ -81,7 +81,9 @@ def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_t
         # fail open: counted per process, so the limit headers still say what is left
         assert per_key[-1].headers["RateLimit-Remaining"] == str(PER_MINUTE - 3)
         warnings = [r.getMessage() for r in caplog.records if r.name == "powermeter.ratelimit"]
-        assert len(warnings) == 1 and "Redis unreachable" in warnings[0] and "fail open" in warnings[0]
+        assert len(warnings) == 1
+        assert "Redis unreachable" in warnings[0]
+        assert "fail open" in warnings[0]
         metrics = c.get("/metrics").text
         assert 'powermeter_ratelimit_degraded_total{limit="key"} 3' in metrics
         assert 'powermeter_ratelimit_degraded_total{limit="ip"} 3' in metrics
@@ -138,7 +140,8 @@ def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
             assert r.status_code == 503, r.text
             body = r.json()
             assert body["error"] == "rate_limit_unavailable"  # the {"error": ...} shape of seeds 001/003
-            assert "Redis" in body["message"] and "FAIL_CLOSED" in body["message"]
+            assert "Redis" in body["message"]
+            assert "FAIL_CLOSED" in body["message"]
             assert int(r.headers["Retry-After"]) >= 1
             assert body["retry_after"] == int(r.headers["Retry-After"])
         # no per-minute limit on /v1/*: the daily quota (database) answers as usual

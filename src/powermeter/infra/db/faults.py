@@ -88,7 +88,8 @@ def _pg_fault(e: BaseException) -> Fault | None:
         import psycopg
 
         if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError):
-            return UNAVAILABLE
+            msg = str(e)
+            return STARTING if "starting up" in msg or "shutting down" in msg else UNAVAILABLE
         return None
     if sqlstate in ("57P01", "57P02"):  # admin_shutdown, crash_shutdown
         return UNAVAILABLE
