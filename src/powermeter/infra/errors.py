@@ -205,7 +205,8 @@ def install_handlers(app: FastAPI) -> None:
     async def _unhandled(request: Request, exc: Exception) -> FastJSONResponse:
         if isinstance(exc, ApiError):  # raised outside the routes (a middleware, a mounted app)
             return render(request, exc)
-        fault = classify(exc)
+        st = getattr(request.app.state, "pm", None)
+        fault = st.db.classify(exc) if st is not None else classify(exc)
         if fault is not None:
             return render(request, database_fault(request, exc, fault))
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -113,12 +113,20 @@ class Database:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def classify(self, exc: BaseException) -> Fault | None:
+        """The outage ``exc`` stands for (infra/db/faults.py); on SQLite a failure to open or write the
+        file is named after the state of its disk (read-only, full) when that explains it."""
+        fault = classify(exc)
+        if fault is not None and self.is_sqlite and fault.cause in ("unreachable", "I/O error"):
+            return self._sqlite_disk() or fault
+        return fault
+
     def health(self) -> str:
         """``"ok"``, or ``"down: <cause> (<error type>)"`` naming why writes would fail now."""
         try:
             self.ping()
         except Exception as e:
-            fault = classify(e)
+            fault = self.classify(e)
             return f"down: {fault.cause if fault else 'error'} ({type(e).__name__})"
         if self.is_sqlite:
             fault = self._sqlite_disk()
