@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, import_all_tables, migrate
-from powermeter.infra.errors import install_handlers
+from powermeter.infra.errors import declare_outage_responses, install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
@@ -232,6 +232,7 @@ def _install_openapi(app: FastAPI) -> None:
                     del responses["422"]
                     responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
                 scopes = scopes_of.get((path, method))
+                declare_outage_responses(path, op, uses_database=scopes is not None)
                 if scopes is not None:
                     op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
                     if scopes:

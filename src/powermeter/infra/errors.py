@@ -271,3 +271,20 @@ def error_responses(family: Family, *statuses: int) -> dict[int | str, dict[str,
     model = V1Error if family == "v1" else CalcError
     codes = statuses or (400, 401, 403, 404, 422, 429, 500)
     return {s: {"model": model, "description": _DESCRIPTIONS.get(s, "Error")} for s in codes}
+
+
+def declare_outage_responses(path: str, op: dict[str, Any], *, uses_database: bool) -> None:
+    """Declare in OpenAPI the 503/507 an operation answers when a dependency is down
+    (docs/operations.md): the database for authenticated operations, the rate-limit store when the
+    limits fail closed for the per-minute limited families."""
+    fam = family_of(path)
+    ref = {"$ref": f"#/components/schemas/{'CalcError' if fam == 'calc' else 'V1Error'}"}
+    statuses = [503, 507] if uses_database else ([503] if fam == "calc" else [])
+    responses = op.setdefault("responses", {})
+    for status in statuses:
+        responses.setdefault(str(status), {
+            "description": _DESCRIPTIONS[status] + " (docs/operations.md)",
+            "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                        "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": ref}},
+        })
