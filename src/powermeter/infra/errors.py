@@ -118,6 +118,10 @@ class RateLimitUnavailable(ServiceUnavailable):
     status, code, slug = 503, "RATE_LIMIT_UNAVAILABLE", "rate_limit_unavailable"
 
 
+# exception types that may stand for a database outage (the rest are bugs: 500)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, TransactionAborted, sqlite3.Error)
+
+
 def family_of(path: str) -> Family:
     if path.startswith(("/api/v1/", "/calc/")):
         return "calc"
@@ -198,17 +202,16 @@ def install_handlers(app: FastAPI) -> None:
         return await _unhandled(request, exc)
 
     # a database outage is a 503/507 with Retry-After, not a 500 (infra/db/faults.py)
-    for exc_type in (SQLAlchemyError, TransactionAborted, sqlite3.Error):
+    for exc_type in OUTAGE_ERRORS:
         app.add_exception_handler(exc_type, _database)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> FastJSONResponse:
         if isinstance(exc, ApiError):  # raised outside the routes (a middleware, a mounted app)
             return render(request, exc)
-        st = getattr(request.app.state, "pm", None)
-        fault = st.db.classify(exc) if st is not None else classify(exc)
-        if fault is not None:
-            return render(request, database_fault(request, exc, fault))
+        outage = outage_error(request, exc)
+        if outage is not None:
+            return render(request, outage)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(request, ApiError("internal error; the incident was logged", status=500,
                                         code="INTERNAL_ERROR", slug="internal_error"))
@@ -217,6 +220,13 @@ def install_handlers(app: FastAPI) -> None:
 _last_logged: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
 LOG_EVERY_S = 10.0  # one log line per cause per process at most this often (the metric counts all)
+
+
+def outage_error(request: Request, exc: BaseException) -> ServiceUnavailable | None:
+    """The 503/507 to answer if ``exc`` is a database outage (counted and logged), else ``None``."""
+    st = getattr(request.app.state, "pm", None)
+    fault = st.db.classify(exc) if st is not None else classify(exc)
+    return database_fault(request, exc, fault) if fault is not None else None
 
 
 def database_fault(request: Request, exc: BaseException, fault: Fault) -> ServiceUnavailable:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -149,6 +150,13 @@ def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
                                                     "memory_gb": 1, "geo_iso": "US"})
         assert rep.status_code == 200
         assert "fail closed" in c.get("/healthz").json()["checks"]["redis"]
+        page = c.get("/dashboard/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        login = c.post("/dashboard/login", data={"csrf_token": token.group(1), "email": "x@example.com",
+                                                 "password": "wrong password", "next": "/dashboard/"})
+        assert login.status_code == 503  # the brute-force limit cannot be checked: a page saying so
+        assert login.headers["content-type"].startswith("text/html")
         assert 'powermeter_ratelimit_degraded_total{limit="key"} 1' in c.get("/metrics").text
 
         rds.start()
@@ -165,8 +173,6 @@ def test_dashboard_login_limit_fails_open_too(settings: Settings, rds: Throwaway
         rds.kill()
         page = c.get("/dashboard/login")
         assert page.status_code == 200
-        import re
-
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
         r = c.post("/dashboard/login", data={"csrf_token": token.group(1), "email": "x@example.com",

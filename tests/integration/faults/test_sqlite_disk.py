@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,11 @@ def test_sqlite_read_only_disk_answers_503_naming_it_and_resumes(tmp_path: Path,
         acknowledged |= {f"before-{j}" for j in range(10)}
         v1_ok += 1
 
+        login_page = c.get("/dashboard/login")
+        assert login_page.status_code == 200
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page.text)
+        assert csrf
+
         st.db.units.bind()
         st.db.dispose()
         remount(fs, "ro")
@@ -168,6 +174,12 @@ def test_sqlite_read_only_disk_answers_503_naming_it_and_resumes(tmp_path: Path,
             health = c.get("/healthz")
             assert health.status_code == 503
             assert health.json()["checks"]["database"].startswith("down: read-only")
+            page = c.post("/dashboard/login", data={"csrf_token": csrf.group(1), "email": "disk@example.com",
+                                                    "password": "whatever", "next": "/dashboard/"})
+            assert page.status_code == 503  # the dashboard says so on a page, not a 500
+            assert page.headers["content-type"].startswith("text/html")
+            assert "read-only" in page.text
+            assert int(page.headers["Retry-After"]) >= 1
         finally:
             remount(fs, "rw")
         r = c.post("/v1/report", headers=h, json={"job_id": "after", **JOB})
