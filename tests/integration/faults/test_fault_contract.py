@@ -72,3 +72,28 @@ def test_openapi_declares_the_outage_answers(client: TestClient) -> None:
     unavailable = spec["paths"]["/api/v1/me/devices"]["get"]["responses"]["503"]
     assert unavailable["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CalcError"}
     assert "Retry-After" in unavailable["headers"]
+
+
+def test_a_unit_of_work_waits_for_its_turn_only_so_long(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's per-process queue of units of work is bounded: a request waits at most
+    UNIT_WAIT_TIMEOUT_S for its turn, then gets a TimeoutError, which is a 503 (not a hang)."""
+    import asyncio
+
+    from powermeter.infra.db import unit_of_work
+
+    monkeypatch.setattr(unit_of_work, "UNIT_WAIT_TIMEOUT_S", 0.05)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    units = unit_of_work.ConcurrentTransactions(engine, concurrency=1)
+
+    async def scenario() -> BaseException | None:
+        async with units.unit():  # holds the only slot
+            try:
+                async with units.unit():
+                    return None
+            except sa.exc.TimeoutError as e:
+                return e
+
+    err = asyncio.run(scenario())
+    engine.dispose()
+    assert err is not None
+    assert classify(err) is faults.TIMEOUT
