@@ -224,7 +224,7 @@ def serve(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
                                  "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # generous: two workers start slowly on a loaded machine
         while True:
             try:
                 if httpx.get(base + "/healthz", timeout=2).status_code == 200:
