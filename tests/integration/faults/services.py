@@ -114,7 +114,7 @@ def postgres_skip_reason() -> str | None:
     if PG_BINDIR is None:
         return "PostgreSQL server binaries (initdb, pg_ctl) are not installed"
     if _as_postgres_prefix() is None:
-        return "running as root without a 'postgres' user and runuser to start PostgreSQL as"
+        return "running as root, and no 'postgres' user or no runuser to start PostgreSQL as that user"
     return None
 
 
@@ -187,8 +187,10 @@ def small_fs_skip_reason(probe_dir: Path) -> str | None:
     """A tmpfs can be mounted (root, and a kernel/container that allows it)."""
     if not sys.platform.startswith("linux"):
         return "needs Linux tmpfs"
-    if os.geteuid() != 0 or not shutil.which("mount"):
+    if os.geteuid() != 0:
         return "mounting a small tmpfs needs root"
+    if not shutil.which("mount") or not shutil.which("umount"):
+        return "the mount and umount commands are not installed"
     probe_dir.mkdir(parents=True, exist_ok=True)
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe_dir)],
                          capture_output=True, text=True)

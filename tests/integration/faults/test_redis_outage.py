@@ -27,7 +27,7 @@ from powermeter.settings import Settings
 from tests.conftest import MakeKey
 from tests.integration.faults.services import ThrowawayRedis, redis_skip_reason, throwaway_redis
 
-pytestmark = pytest.mark.skipif(redis_skip_reason() is not None, reason=redis_skip_reason() or "")
+needs_redis_server = pytest.mark.skipif(redis_skip_reason() is not None, reason=redis_skip_reason() or "")
 
 PER_MINUTE = 5
 DAILY_CALLS = 4
@@ -57,6 +57,7 @@ def _wait_until_redis_used_again(c: TestClient, key: str) -> None:
         assert r.status_code in (200, 503)
 
 
+@needs_redis_server
 def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_then_recovers(
     settings: Settings, make_key: MakeKey, rds: ThrowawayRedis, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -126,6 +127,7 @@ def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_t
     app.state.pm.db.dispose()
 
 
+@needs_redis_server
 def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
     settings: Settings, make_key: MakeKey, rds: ThrowawayRedis,
 ) -> None:
@@ -166,6 +168,7 @@ def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
     app.state.pm.db.dispose()
 
 
+@needs_redis_server
 def test_dashboard_login_limit_fails_open_too(settings: Settings, rds: ThrowawayRedis) -> None:
     """The other Redis use (log-in and sign-up brute-force limits) never turns an outage into a 500."""
     app = create_app(_settings(settings, rds))
