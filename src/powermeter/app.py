@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, import_all_tables, migrate
-from powermeter.infra.errors import declare_outage_responses, install_handlers
+from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
@@ -172,6 +172,7 @@ def create_app(
     _install_openapi(app)
 
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(OutageMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
     return app
 

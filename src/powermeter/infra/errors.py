@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from powermeter.infra.clock import SystemClock, utc_iso
 from powermeter.infra.db.faults import Fault, TransactionAborted, classify
@@ -298,3 +299,35 @@ def declare_outage_responses(path: str, op: dict[str, Any], *, uses_database: bo
                                         "schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": ref}},
         })
+
+
+class OutageMiddleware:
+    """Turns a database outage raised *outside* the routes (by a middleware such as idempotency's)
+    into its 503/507, as the exception handlers do inside them; without it Starlette's last-resort
+    handler would answer but also re-raise, logging a traceback per request during an outage."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except OUTAGE_ERRORS as exc:
+            if started:
+                raise
+            request = Request(scope)
+            outage = outage_error(request, exc)
+            if outage is None:
+                raise
+            await render(request, outage)(scope, receive, send)

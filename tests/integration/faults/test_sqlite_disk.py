@@ -168,6 +168,10 @@ def test_sqlite_read_only_disk_answers_503_naming_it_and_resumes(tmp_path: Path,
             assert r.status_code == 503, r.text
             assert r.json()["error_code"] == "DATABASE_READ_ONLY"
             assert int(r.headers["Retry-After"]) >= 1
+            # the idempotency layer reads the database before the route: the same answer, no traceback
+            replayable = c.post("/v1/report", headers={**h, "Idempotency-Key": "ro-1"}, json={"job_id": "ro1", **JOB})
+            assert replayable.status_code == 503, replayable.text
+            assert replayable.json()["error_code"] == "DATABASE_READ_ONLY"
             dev = c.post("/api/v1/me/devices", headers=hk, json={"name": "lamp", "watts": 10})
             assert dev.status_code == 503, dev.text
             assert dev.json()["error"] == "database_read_only"  # the {"error": ...} shape of seed 001
