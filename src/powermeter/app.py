@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, import_all_tables, migrate
-from powermeter.infra.errors import install_handlers
+from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
@@ -82,9 +82,11 @@ def create_app(
         clock=clock or SystemClock(),
         signer=Signer(secret),
         secret=secret,
-        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix),
+        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix,
+                            fail_closed=settings.ratelimit_fail_closed),
     )
     metrics = Metrics()
+    metrics.collectors.append(state.limiter.metric_lines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,23 +129,19 @@ def create_app(
     install_handlers(app)
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz",
-             responses={503: {"description": "A dependency is down; the body names it"}})
+             responses={503: {"description": "A dependency is down; the body names it and why "
+                                             "(docs/operations.md)"}})
     def healthz() -> FastJSONResponse:
-        checks: dict[str, str] = {}
-        ok = True
-        try:
-            db.ping()
-            checks["database"] = "ok"
-        except Exception as e:
-            ok = False
-            checks["database"] = f"down: {type(e).__name__}"
+        checks: dict[str, str] = {"database": db.health()}
+        ok = checks["database"] == "ok"
         if settings.redis_url:
             try:
                 state.limiter.ping()
                 checks["redis"] = "ok"
             except Exception as e:
                 ok = False
-                checks["redis"] = f"down: {type(e).__name__}"
+                policy = "fail closed (503)" if settings.ratelimit_fail_closed else "fail open (per process)"
+                checks["redis"] = f"down: {type(e).__name__}; per-minute limits {policy}"
         body = {"status": "ok" if ok else "unavailable", "version": __version__, "checks": checks}
         return FastJSONResponse(body, status_code=200 if ok else 503)
 
@@ -174,6 +172,7 @@ def create_app(
     _install_openapi(app)
 
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(OutageMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
     return app
 
@@ -234,6 +233,7 @@ def _install_openapi(app: FastAPI) -> None:
                     del responses["422"]
                     responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
                 scopes = scopes_of.get((path, method))
+                declare_outage_responses(path, op, uses_database=scopes is not None)
                 if scopes is not None:
                     op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
                     if scopes:

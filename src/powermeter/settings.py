@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     ratelimit_prefix: str = Field(default="powermeter", description="Key prefix of rate-limit counters in Redis")
+    ratelimit_fail_closed: bool = Field(
+        default=False, description="Redis down: answer 503 instead of counting per process (docs/operations.md)"
+    )
     secret_key: str | None = Field(default=None, repr=False)
     default_plan: str = "dev"
     plans_json: str | None = Field(

@@ -7,15 +7,20 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from powermeter.infra.clock import SystemClock, utc_iso
+from powermeter.infra.db.faults import Fault, TransactionAborted, classify
 from powermeter.infra.responses import FastJSONResponse
 
 log = logging.getLogger("powermeter.errors")
@@ -96,6 +101,28 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(ApiError):
+    """A dependency is down (503) or out of space (507); ``Retry-After`` says when to try again."""
+
+    status, code, slug = 503, "SERVICE_UNAVAILABLE", "service_unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None, slug: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(detail, code=code, slug=slug, status=status,
+                         headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    """The rate-limit store is down and the limits fail closed (``POWERMETER_RATELIMIT_FAIL_CLOSED``)."""
+
+    status, code, slug = 503, "RATE_LIMIT_UNAVAILABLE", "rate_limit_unavailable"
+
+
+# exception types that may stand for a database outage (the rest are bugs: 500)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, TransactionAborted, sqlite3.Error)
+
+
 def family_of(path: str) -> Family:
     if path.startswith(("/api/v1/", "/calc/")):
         return "calc"
@@ -172,11 +199,58 @@ def install_handlers(app: FastAPI) -> None:
             err.code, err.slug = "METHOD_NOT_ALLOWED", "method_not_allowed"
         return render(request, err)
 
+    async def _database(request: Request, exc: Exception) -> FastJSONResponse:
+        return await _unhandled(request, exc)
+
+    # a database outage is a 503/507 with Retry-After, not a 500 (infra/db/faults.py)
+    for exc_type in OUTAGE_ERRORS:
+        app.add_exception_handler(exc_type, _database)
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> FastJSONResponse:
+        if isinstance(exc, ApiError):  # raised outside the routes (a middleware, a mounted app)
+            return render(request, exc)
+        outage = outage_error(request, exc)
+        if outage is not None:
+            return render(request, outage)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return render(request, ApiError("internal error; the incident was logged", status=500,
                                         code="INTERNAL_ERROR", slug="internal_error"))
+
+
+_last_logged: dict[str, float] = {}
+_suppressed: dict[str, int] = {}
+LOG_EVERY_S = 10.0  # one log line per cause per process at most this often (the metric counts all)
+
+
+def outage_error(request: Request, exc: BaseException) -> ServiceUnavailable | None:
+    """The 503/507 to answer if ``exc`` is a database outage (counted and logged), else ``None``."""
+    st = getattr(request.app.state, "pm", None)
+    fault = st.db.classify(exc) if st is not None else classify(exc)
+    return database_fault(request, exc, fault) if fault is not None else None
+
+
+def database_fault(request: Request, exc: BaseException, fault: Fault) -> ServiceUnavailable:
+    """Count and log (rate-limited) a database outage; the error to render for it."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.inc("powermeter_db_unavailable_total", cause=fault.cause, status=str(fault.status))
+    now = time.monotonic()
+    if now - _last_logged.get(fault.cause, -LOG_EVERY_S) >= LOG_EVERY_S:
+        _last_logged[fault.cause] = now
+        skipped = _suppressed.pop(fault.cause, 0)
+        root = exc.cause if isinstance(exc, TransactionAborted) else exc
+        first_line = str(getattr(root, "orig", None) or root).strip().splitlines()[:1]
+        log.warning(
+            "database %s: %s %s answered %d %s (%s: %s)%s",
+            fault.cause, request.method, request.url.path, fault.status, fault.code,
+            type(root).__name__, first_line[0] if first_line else "",
+            f"; {skipped} more since the last line" if skipped else "",
+        )
+    else:
+        _suppressed[fault.cause] = _suppressed.get(fault.cause, 0) + 1
+    return ServiceUnavailable(fault.detail, retry_after=fault.retry_after, code=fault.code, slug=fault.slug,
+                              status=fault.status)
 
 
 class V1Error(BaseModel):
@@ -198,7 +272,8 @@ _DESCRIPTIONS = {
     422: "Idempotency-Key reused with a different request body",
     429: "Rate limit, daily quota or usage cap exceeded; see Retry-After",
     500: "Internal error",
-    503: "A dependency is unavailable",
+    503: "A dependency is unavailable (database, or the rate-limit store when fail-closed); see Retry-After",
+    507: "The database's disk is full; nothing was stored; see Retry-After",
 }
 
 
@@ -207,3 +282,52 @@ def error_responses(family: Family, *statuses: int) -> dict[int | str, dict[str,
     model = V1Error if family == "v1" else CalcError
     codes = statuses or (400, 401, 403, 404, 422, 429, 500)
     return {s: {"model": model, "description": _DESCRIPTIONS.get(s, "Error")} for s in codes}
+
+
+def declare_outage_responses(path: str, op: dict[str, Any], *, uses_database: bool) -> None:
+    """Declare in OpenAPI the 503/507 an operation answers when a dependency is down
+    (docs/operations.md): the database for authenticated operations, the rate-limit store when the
+    limits fail closed for the per-minute limited families."""
+    fam = family_of(path)
+    ref = {"$ref": f"#/components/schemas/{'CalcError' if fam == 'calc' else 'V1Error'}"}
+    statuses = [503, 507] if uses_database else ([503] if fam == "calc" else [])
+    responses = op.setdefault("responses", {})
+    for status in statuses:
+        responses.setdefault(str(status), {
+            "description": _DESCRIPTIONS[status] + " (docs/operations.md)",
+            "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                        "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": ref}},
+        })
+
+
+class OutageMiddleware:
+    """Turns a database outage raised *outside* the routes (by a middleware such as idempotency's)
+    into its 503/507, as the exception handlers do inside them; without it Starlette's last-resort
+    handler would answer but also re-raise, logging a traceback per request during an outage."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except OUTAGE_ERRORS as exc:
+            if started:
+                raise
+            request = Request(scope)
+            outage = outage_error(request, exc)
+            if outage is None:
+                raise
+            await render(request, outage)(scope, receive, send)

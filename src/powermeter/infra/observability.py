@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("powermeter.request")
 
+_HELP = {
+    "powermeter_db_unavailable_total": "Requests answered 503/507 because the database was down, full or "
+    "read-only, by cause and status.",
+}
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -23,6 +28,13 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.hist: dict[tuple[str, str], list[int]] = {}
         self.sums: dict[tuple[str, str], float] = defaultdict(float)
+        # other counters by name and label set (``inc``), and callables adding their own lines
+        self.counters: dict[str, dict[tuple[tuple[str, str], ...], int]] = defaultdict(lambda: defaultdict(int))
+        self.collectors: list[Callable[[], list[str]]] = []
+
+    def inc(self, name: str, **labels: str) -> None:
+        with self._lock:
+            self.counters[name][tuple(sorted(labels.items()))] += 1
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -63,6 +75,13 @@ class Metrics:
                 out.append(
                     f'powermeter_http_request_duration_seconds_sum{{method="{m}",route="{r}"}} {self.sums[(m, r)]:.6f}'
                 )
+            for name, series in sorted(self.counters.items()):
+                out += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
+                for labels, n in sorted(series.items()):
+                    text = ",".join(f'{k}="{v}"' for k, v in labels)
+                    out.append(f"{name}{{{text}}} {n}")
+        for collect in self.collectors:
+            out += collect()
         return "\n".join(out) + "\n"
 
 

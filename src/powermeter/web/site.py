@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from powermeter.infra.errors import ApiError
+from powermeter.infra.errors import OUTAGE_ERRORS, ApiError, outage_error
 from powermeter.web.deps import CsrfRefused, LoginRequired
 from powermeter.web.render import STATIC_DIR, render
 
@@ -82,6 +82,7 @@ def build(parent: FastAPI) -> FastAPI:
     sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="powermeter dashboard")
     sub.state.pm = parent.state.pm
     sub.state.clock = parent.state.clock
+    sub.state.metrics = getattr(parent.state, "metrics", None)
     sub.include_router(router)
     sub.mount("/static", VersionedStatic(directory=str(STATIC_DIR)), name="static")
 
@@ -124,6 +125,16 @@ def build(parent: FastAPI) -> FastAPI:
             status_code=exc.status,
             headers=exc.headers,
         )
+
+    async def _outage(request: Request, exc: Exception) -> Response:
+        # a database outage is a page saying so (503/507 with Retry-After), not a 500 (docs/operations.md)
+        err = outage_error(request, exc)
+        if err is None:
+            raise exc
+        return await _api_error(request, err)
+
+    for outage in OUTAGE_ERRORS:
+        sub.add_exception_handler(outage, _outage)
 
     @sub.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

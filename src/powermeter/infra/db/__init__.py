@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from powermeter.infra.db.faults import PG_CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, Fault, classify
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -27,6 +29,9 @@ metadata = sa.MetaData(
 )
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# /healthz reports an SQLite disk with less free space than this as full: a write may need a few
+# pages in the WAL plus its index (our choice; docs/operations.md)
+SQLITE_MIN_FREE_BYTES = 256 * 1024
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -61,7 +66,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # pre-ping: a connection a database restart left dead is replaced at checkout (with every older
+    # one), so the pool recovers without a process restart; the timeouts bound every wait
+    # (docs/operations.md)
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    if url.startswith("postgresql"):
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                            pool_timeout=kwargs.pop("pool_timeout", POOL_TIMEOUT_S),
+                            connect_args=connect_args, **kwargs)
 
 
 class Database:
@@ -99,6 +112,44 @@ class Database:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+    def classify(self, exc: BaseException) -> Fault | None:
+        """The outage ``exc`` stands for (infra/db/faults.py); on SQLite a failure to open or write the
+        file is named after the state of its disk (read-only, full) when that explains it."""
+        fault = classify(exc)
+        if fault is not None and self.is_sqlite and fault.cause in ("unreachable", "I/O error"):
+            return self._sqlite_disk() or fault
+        return fault
+
+    def health(self) -> str:
+        """``"ok"``, or ``"down: <cause> (<error type>)"`` naming why writes would fail now."""
+        try:
+            self.ping()
+        except Exception as e:
+            fault = self.classify(e)
+            return f"down: {fault.cause if fault else 'error'} ({type(e).__name__})"
+        if self.is_sqlite:
+            fault = self._sqlite_disk()
+            if fault is not None:
+                return f"down: {fault.cause}"
+        return "ok"
+
+    def _sqlite_disk(self) -> Fault | None:
+        """A read-only or (nearly) full disk under the SQLite file: writes would fail."""
+        import os
+        import shutil
+
+        from powermeter.infra.db import faults
+
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            return None
+        folder = Path(path).resolve().parent
+        if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+            return faults.READ_ONLY
+        if shutil.disk_usage(folder).free < SQLITE_MIN_FREE_BYTES:
+            return faults.FULL
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -24,7 +24,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+
+from powermeter.infra.db.faults import UNIT_WAIT_TIMEOUT_S, TransactionAborted
 
 PRECOMMIT_KEY = "powermeter.precommit"  # Connection.info: work to run just before COMMIT (PostgreSQL)
 
@@ -146,7 +149,7 @@ class SQLiteGroupCommit:
         self._outer = None
         await self._reset()
         if not batch.done.done():
-            batch.done.set_exception(RuntimeError(f"transaction aborted: {type(exc).__name__}"))
+            batch.done.set_exception(TransactionAborted(exc))
             batch.done.exception()
 
     async def _reset(self) -> None:
@@ -192,7 +195,18 @@ class ConcurrentTransactions:
     async def unit(self) -> AsyncIterator[Connection]:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
-        async with self._sem:
+        sem = self._sem
+        try:
+            # bounded: a database that stopped answering must not queue requests forever
+            await asyncio.wait_for(sem.acquire(), UNIT_WAIT_TIMEOUT_S)
+        except TimeoutError:
+            raise sa_exc.TimeoutError(
+                f"no unit of work could start within {UNIT_WAIT_TIMEOUT_S:.0f} s "
+                f"({self.concurrency} busy in this process)"
+            ) from None
+        try:
+            # a refused or lost connection raises here (OperationalError → 503, infra/db/faults.py);
+            # the pool's pre-ping replaces connections a database restart left dead
             conn: Connection = await anyio.to_thread.run_sync(self.engine.connect)
             hooks: list[Callable[[Connection], None]] = []
             conn.info[PRECOMMIT_KEY] = hooks
@@ -201,7 +215,10 @@ class ConcurrentTransactions:
                 try:
                     yield conn
                 except BaseException:
-                    await anyio.to_thread.run_sync(conn.rollback)
+                    # on a broken connection the rollback fails too: the original error is the one
+                    # to report (the server discards the unfinished transaction itself)
+                    with contextlib.suppress(Exception):
+                        await anyio.to_thread.run_sync(conn.rollback)
                     raise
 
                 def finish() -> None:
@@ -211,7 +228,8 @@ class ConcurrentTransactions:
                         for hook in hooks:
                             hook(conn)
                     except BaseException:
-                        conn.rollback()
+                        with contextlib.suppress(Exception):
+                            conn.rollback()
                         raise
                     conn.commit()
 
@@ -219,7 +237,10 @@ class ConcurrentTransactions:
             finally:
                 conn.info.pop(PRECOMMIT_KEY, None)
                 conn.info.pop(PRECOMMIT_KEY + ".pending", None)
-                await anyio.to_thread.run_sync(conn.close)
+                with contextlib.suppress(Exception):  # an invalidated connection is discarded anyway
+                    await anyio.to_thread.run_sync(conn.close)
+        finally:
+            sem.release()
 
     def bind(self) -> None:
         self._sem = None
