@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -212,16 +210,10 @@ def test_batch_totals_equal_the_sum_of_jobs(specs: list[JobSpec]) -> None:
     assert batch.total_co2_g == pytest.approx(sum(s.co2_g for s in singles), rel=1e-9)
 
 
-def test_a_10000_job_batch_computes_in_milliseconds(est: ComputeJobEstimator) -> None:
+def test_a_10000_job_batch_shares_one_profile_per_location(est: ComputeJobEstimator) -> None:
+    # Its speed is measured by benchmarks/bench_batch.py, not asserted here (no wall-clock bounds in tests).
     codes_ = ["US", "EU", "DE", "aws:us-west-2", "gcp:europe-west1"]
     specs = [JobSpec(60 + i % 90, 1 + i % 16, 4 * (i % 8), i % 3, codes_[i % 5]) for i in range(10_000)]
-    best = min(_timed(lambda: est.estimate_batch(specs)) for _ in range(5))
     batch = est.estimate_batch(specs)
+    assert len(batch) == 10_000
     assert len(batch.profiles) == 5  # one profile per distinct location, not per job
-    assert best < 0.05  # ~3-5 ms on a 2-core box; the bound leaves room for a loaded CI machine
-
-
-def _timed(fn: object) -> float:
-    start = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - start

@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import struct
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -222,11 +221,10 @@ def test_tree_head_bytes_are_canonical() -> None:
     assert json.loads(head)["root_sha256"] == root.hex()
 
 
-def test_ten_thousand_leaf_tree_with_all_proofs_is_fast() -> None:
+def test_ten_thousand_leaf_tree_has_logarithmic_proofs() -> None:
+    # Build time is measured by benchmarks/bench_batch.py, not asserted here (no wall-clock bounds in tests).
     data = [f"r{i}".encode() for i in range(10_000)]
-    start = time.perf_counter()
     tree = MerkleTree(data)
-    elapsed = time.perf_counter() - start
     assert max(len(p) for p in tree.paths) == 14  # ceil(log2(10000))
     assert tree.proof(9_999).verify(data[9_999])
-    assert elapsed < 1.0  # O(n log n): ~30 ms here; a quadratic build would take seconds
+    assert tree.proof(0).verify(data[0])
