@@ -152,7 +152,8 @@ def test_chat_completion_passes_byte_for_byte_and_the_record_equals_post_inferen
     assert history(base, key, tag=tag, source="dom_estimated")["data"] == []
 
     inputs = details(database_url, rec["id"])["inputs"]
-    assert inputs["source"] == "gateway" and inputs["tag"] == tag
+    assert inputs["source"] == "gateway"
+    assert inputs["tag"] == tag
     assert inputs["startTimeMs"] <= inputs["endTimeMs"]
     assert "firstTokenTimeMs" not in inputs  # not observable on a whole answer
     same = httpx.post(base + "/v1/inference", headers={"Authorization": f"Bearer {key}"}, json={
@@ -227,12 +228,14 @@ def test_responses_stream_and_embeddings_are_recorded(gateway: str, server: tupl
     h = {"Authorization": "Bearer sk-x", "X-Powermeter-Tag": tag}
     r = httpx.post(gateway + "/openai/v1/responses", json={"model": "gpt-4o-mini", "input": "Hi", "stream": True},
                    headers=h)
-    assert r.status_code == 200 and b"response.completed" in r.content
+    assert r.status_code == 200
+    assert b"response.completed" in r.content
     r = httpx.post(gateway + "/openai/v1/embeddings", json={"model": "text-embedding-3-small", "input": "Hi"},
                    headers=h)
     assert r.status_code == 200
     r = httpx.get(gateway + "/openai/v1/models", headers=h)  # forwarded, not metered
-    assert r.status_code == 200 and r.json()["path"] == "/v1/models"
+    assert r.status_code == 200
+    assert r.json()["path"] == "/v1/models"
     wait_sent(gateway, 2)
     rows = sorted((d["inputTokens"], d["outputTokens"], d["model"]) for d in history(base, key, tag=tag)["data"])
     assert rows == [(8, 0, "text-embedding-3-small"), (40, 70, "gpt-4o-mini")]
@@ -292,7 +295,9 @@ def test_server_down_during_100_calls_then_back_gives_100_records_and_no_duplica
         while status(gw)["recorder"]["sendFailures"] == 0 and time.time() < deadline:
             time.sleep(0.05)
         st = status(gw)["recorder"]
-        assert st["pending"] == 100 and st["created"] == 0 and st["sendFailures"] > 0
+        assert st["pending"] == 100
+        assert st["created"] == 0
+        assert st["sendFailures"] > 0
     # the gateway restarted (a new process on the same spool) and the server is back
     with run_gateway(env, fake.base, base, key, spool, tmp_path / "gw2.out") as gw2:
         assert status(gw2)["recorder"]["pending"] == 100

@@ -46,7 +46,8 @@ def test_batch_rejects_unresolvable_records_and_stores_the_others(client: TestCl
         item("a", provider="nobody-knows", model="mystery-model-9000"), item("b")]})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert data[0]["status"] == "rejected" and data[0]["error_code"] == "UNKNOWN_MODEL"
+    assert data[0]["status"] == "rejected"
+    assert data[0]["error_code"] == "UNKNOWN_MODEL"
     assert data[1]["status"] == "created"
 
 
@@ -55,11 +56,14 @@ def test_batch_validation_names_the_field_and_the_bounds(client: TestClient, aut
     assert r.status_code == 400
     assert "prompt_tokens" in r.text
     r = client.post("/v1/inference/batch", headers=auth, json={"records": []})
-    assert r.status_code == 400 and "records" in r.text
+    assert r.status_code == 400
+    assert "records" in r.text
     r = client.post("/v1/inference/batch", headers=auth, json={"records": [item("")]})
-    assert r.status_code == 400 and "idempotency_key" in r.text
+    assert r.status_code == 400
+    assert "idempotency_key" in r.text
     r = client.post("/v1/inference/batch", headers=auth, json={"records": [item(str(i)) for i in range(1001)]})
-    assert r.status_code == 400 and "1000" in r.text
+    assert r.status_code == 400
+    assert "1000" in r.text
     r = client.post("/v1/inference/batch", json={"records": [item("a")]})
     assert r.status_code == 401
 
@@ -94,7 +98,8 @@ def test_history_and_summary_filter_by_source_and_tag(client: TestClient, auth: 
                                                     "startDate": "2000-01-01", "endDate": "2100-01-01"}, headers=auth)
     assert r.json()["data"]["totals"]["requests"] == 4
     r = client.get("/v1/inference/summary", params={"groupBy": "color"}, headers=auth)
-    assert r.status_code == 400 and "tag" in r.json()["detail"]
+    assert r.status_code == 400
+    assert "tag" in r.json()["detail"]
 
 
 def test_dashboard_usage_page_shows_gateway_traffic_by_model_and_tag(client: TestClient) -> None:
@@ -110,5 +115,7 @@ def test_dashboard_usage_page_shows_gateway_traffic_by_model_and_tag(client: Tes
     page = client.get("/dashboard/usage").text
     by_model = page.split('data-testid="gateway-model"')[1].split("</table>")[0]
     by_tag = page.split('data-testid="gateway-tag"')[1].split("</table>")[0]
-    assert "openai/gpt-4o" in by_model and "claude-sonnet-4.5" in by_model
-    assert "checkout-bot" in by_tag and "search" in by_tag
+    assert "openai/gpt-4o" in by_model
+    assert "claude-sonnet-4.5" in by_model
+    assert "checkout-bot" in by_tag
+    assert "search" in by_tag
