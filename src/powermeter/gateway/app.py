@@ -29,10 +29,12 @@ handed to :class:`~powermeter.gateway.recorder.Recorder`, which sends it in the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
+import ssl
 import time
 import uuid
 import zlib
@@ -58,7 +60,7 @@ from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
 from powermeter.inference.service import footprint, get_engine
 from powermeter.infra.errors import ApiError
 from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
-from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse
+from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse, _Connection
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,40 @@ Receive = Callable[[], Any]
 Send = Callable[[Message], Any]
 
 TAG_HEADER = b"x-powermeter-tag"
+SMALL_BODY = 1 << 20  # unmetered request bodies up to this size are read whole before forwarding
 MAX_TAG = 200
 _TAG_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DROP_REQUEST = HOP_BY_HOP | {b"host", b"content-length", TAG_HEADER}
 _DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
+
+
+class _UvloopConnection(_Connection):
+    """The routing proxy's keep-alive connection, accepting uvloop's transports too (they are not
+    ``asyncio.Transport`` subclasses, which the original asserts)."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+
+class UpstreamClient(LeanClient):
+    """The routing proxy's lean HTTP/1.1 client (httptools parser, keep-alive pool), on any event loop."""
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        if scheme == "https" and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _UvloopConnection(key), host, port, ssl=self._ssl if scheme == "https" else None
+                ),
+                self.connect_timeout_s,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
+        return conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +168,7 @@ class Gateway:
         self.recorder = recorder
         self.clock = clock
         self.upstreams = {u.name.encode(): u for u in config.upstreams}
-        self.client = LeanClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
+        self.client = UpstreamClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
         self._status_path = config.status_path.encode()
         self.calls = 0
         self.recorded = 0
@@ -248,6 +279,9 @@ class Gateway:
             headers.append((b"content-length", str(len(body)).encode()))
         elif not chunked and not content_length:
             body = b""
+        elif not chunked and content_length is not None and content_length <= SMALL_BODY:
+            body = await _read_body(receive, SMALL_BODY)  # one write upstream instead of two
+            headers.append((b"content-length", str(len(body or b"")).encode()))
         else:
             if content_length is not None and not chunked:
                 headers.append((b"content-length", str(content_length).encode()))

@@ -6,7 +6,6 @@ Registered on the main CLI by :func:`register`; also runs standalone:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -93,7 +92,7 @@ def gateway(
     )
     server: Any = build_server(app, host, port, log_level=log_level)  # type: ignore[arg-type]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
+        server.run()  # uvicorn sets up its event loop (uvloop when installed)
 
 
 def register(app: typer.Typer) -> None:
