@@ -308,7 +308,7 @@ class Gateway:
                 elif lk == b"content-encoding":
                     encoding = v.lower().strip()
             if b"text/event-stream" in ctype:
-                rec = await self._relay_stream(resp, send, encoding, start, body or b"", up, tag)
+                rec = await self._relay_stream(resp, receive, send, encoding, start, body or b"", up, tag)
             else:
                 rec = await self._relay_whole(resp, send, encoding, start, body or b"", up, tag)
         finally:
@@ -361,6 +361,7 @@ class Gateway:
     async def _relay_stream(
         self,
         resp: UpstreamResponse,
+        receive: Receive,
         send: Send,
         encoding: bytes,
         start: float,
@@ -372,12 +373,20 @@ class Gateway:
         reader = SSEReader()
         decoder = _decoder(encoding)
         first: float | None = None
-        async for chunk in resp.aiter():
-            if not chunk:
-                continue
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if reader.feed(decoder(chunk) if decoder is not None else chunk) and first is None:
-                first = self.clock()
+        # the request body has been read: the next message is the client's disconnect (or the end)
+        gone = asyncio.ensure_future(receive())
+        try:
+            async for chunk in resp.aiter():
+                if gone.done():  # the caller left: stop the generation upstream too (the connection closes)
+                    self.unmetered += 1
+                    return None
+                if not chunk:
+                    continue
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if reader.feed(decoder(chunk) if decoder is not None else chunk) and first is None:
+                    first = self.clock()
+        finally:
+            gone.cancel()
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
         return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)

@@ -268,13 +268,28 @@ def test_upstream_errors_and_timeouts_pass_through_and_record_nothing(
     assert history(base, key, tag=bad)["pagination"]["totalElements"] == 0
 
 
-def test_gateway_errors_are_clear(gateway: str) -> None:
+def test_gateway_errors_are_clear_and_an_abandoned_stream_is_cut_and_not_recorded(
+    gateway: str, fake: FakeLLM, server: tuple[str, str]
+) -> None:
     r = httpx.post(gateway + "/nope/v1/chat/completions", json={})
     assert r.status_code == 404
     assert "openai" in r.json()["error"]["message"]
     r = httpx.post(gateway + "/openai/v1/chat/completions", json={}, headers={"X-Powermeter-Tag": "x" * 201})
     assert r.status_code == 400
     assert "X-Powermeter-Tag" in r.json()["error"]["message"]
+
+    base, key = server
+    tag = "left-" + uuid.uuid4().hex[:8]
+    with httpx.stream("POST", gateway + "/openai/v1/chat/completions", headers={
+        "X-Powermeter-Tag": tag, "x-fake-hold-last": "1"}, json={"model": "gpt-4o", "stream": True}) as s:
+        next(s.iter_raw())  # the caller reads the beginning, then goes away
+    fake.release.set()
+    deadline = time.time() + 20
+    while status(gateway)["unmetered"] < 1:
+        assert time.time() < deadline, status(gateway)
+        time.sleep(0.05)
+    assert status(gateway)["recorded"] == 0
+    assert history(base, key, tag=tag)["data"] == []
 
 
 def test_server_down_during_100_calls_then_back_gives_100_records_and_no_duplicates(
