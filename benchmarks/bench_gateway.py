@@ -213,6 +213,9 @@ def main() -> None:
             f0, g0 = cpu_seconds(fpid), cpu_seconds(gpid)
             g = asyncio.run(throughput(gport, "/openai/v1/chat/completions", BODY, s, c))
             f_cpu, g_cpu = cpu_seconds(fpid) - f0, cpu_seconds(gpid) - g0
+            u0 = cpu_seconds(gpid)
+            u = asyncio.run(throughput(gport, "/openai/v1/unmetered", BODY, s, c))
+            u_cpu = cpu_seconds(gpid) - u0
             d2 = asyncio.run(throughput(fport, "/v1/chat/completions", BODY, s, c))
             direct = (d1 + d2) / 2
             print(f"\nthroughput, {c} connections, {s:g} s each (req/s): direct {d1:.0f} / {d2:.0f}, gateway {g:.0f}")
@@ -221,6 +224,8 @@ def main() -> None:
             print(f"  CPU per call during the gateway run: gateway {g_cpu / n * 1e6:.0f} µs, upstream "
                   f"{f_cpu / n * 1e6:.0f} µs → on a core of its own the gateway passes "
                   f"{f_cpu / g_cpu:.1%} of what the upstream serves on one (load-independent ratio)")
+            print(f"  the same forwarding without metering (POST /openai/v1/unmetered): {u:.0f} req/s, "
+                  f"gateway CPU {u_cpu / (u * s) * 1e6:.0f} µs per call")
 
             samples = asyncio.run(memory(gport, gpid, args.streams, 8))
             print(f"\nmemory over {args.streams} streamed calls (gateway RSS, MiB):")

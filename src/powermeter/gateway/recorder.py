@@ -5,8 +5,9 @@ directory; the segment is sealed when it holds ``batch_size`` records or is ``fl
 and a background task posts each sealed segment to ``POST /v1/inference/batch`` and deletes it once the
 server has answered for every record (created, duplicate or rejected). So:
 
-- recording never delays an answer: the append happens after the answer's last byte, the network
-  call in the background;
+- recording never delays an answer: the append happens after the answer's last byte (the records
+  of the calls that end in one event-loop iteration in one ``write``), the network call in the
+  background;
 - memory stays bounded: the queue *is* the spool (a segment is read back only to send it), and the
   spool itself is bounded (``max_records``; beyond it new records are dropped and counted, loudly);
 - the server being away costs nothing but disk: segments wait, the sender backs off (0.5 s doubling
@@ -82,22 +83,28 @@ class Spool:
             self._lock_fd = None
 
     def append(self, record: dict[str, Any]) -> bool:
-        if self.total >= self.max_records:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("gateway spool full (%d records): %d record(s) dropped", self.total, self.dropped)
-            return False
+        return self.append_many([record]) == 1
+
+    def append_many(self, records: list[dict[str, Any]]) -> int:
+        """Append records (one ``write``); returns how many were kept (the rest: spool full, dropped)."""
+        room = max(0, self.max_records - self.total)
+        if len(records) > room:
+            self.dropped += len(records) - room
+            log.error("gateway spool full (%d records): %d record(s) dropped so far", self.total, self.dropped)
+            records = records[:room]
+        if not records:
+            return 0
         if self._fd is None:
             self._seq += 1
             self._active = self.directory / f"{time.time_ns():020d}-{self._seq:06d}.part"
             self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.active_since = time.monotonic()
-        os.write(self._fd, orjson.dumps(record) + b"\n")
+        os.write(self._fd, b"".join(orjson.dumps(r) + b"\n" for r in records))
         if self.fsync:
             os.fsync(self._fd)
-        self.active_count += 1
-        self.total += 1
-        return True
+        self.active_count += len(records)
+        self.total += len(records)
+        return len(records)
 
     def seal(self) -> None:
         """Close the active segment and queue it for sending."""
@@ -175,6 +182,7 @@ class Recorder:
         self.failures = 0
         self.last_error = ""
         self._wake = asyncio.Event()
+        self._lines: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -193,6 +201,7 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        self._write()
         self.spool.seal()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), drain_timeout_s)
@@ -202,10 +211,18 @@ class Recorder:
         self.spool.close()
 
     def add(self, record: dict[str, Any]) -> None:
-        """Queue one record (one append to the spool; the sender wakes when a batch is full)."""
-        self.spool.append(record)
-        if self.spool.active_count >= self.batch_size:
-            self._wake.set()
+        """Queue one record. The records of calls that end in the same event-loop iteration are
+        appended to the spool together, at the end of that iteration (one ``write``)."""
+        self._lines.append(record)
+        if len(self._lines) == 1:
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines:
+            self.spool.append_many(lines)
+            if self.spool.active_count >= self.batch_size:
+                self._wake.set()
 
     def status(self) -> dict[str, Any]:
         return {
