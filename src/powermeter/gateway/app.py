@@ -291,13 +291,13 @@ class Gateway:
         try:
             resp = await self.client.request(up.origin, method, target, headers, body, stream)
         except UpstreamError as exc:
-            timeout = "within" in str(exc)
+            timeout = isinstance(exc.__cause__, TimeoutError)
             await _error(send, 504 if timeout else 502, "upstream_timeout" if timeout else "upstream_unreachable",
                          f"upstream {up.name!r}: {exc}")
             return
         try:
             if kind is None or not 200 <= resp.status < 300:
-                await _relay(resp, send, [])
+                await _relay(resp, send)
                 return
             ctype = b""
             encoding = b""
@@ -489,9 +489,9 @@ def _response_headers(resp: UpstreamResponse) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP]
 
 
-async def _relay(resp: UpstreamResponse, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+async def _relay(resp: UpstreamResponse, send: Send) -> None:
     """Pass an answer through unchanged, chunk by chunk."""
-    await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp) + extra})
+    await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp)})
     async for chunk in resp.aiter():
         if chunk:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

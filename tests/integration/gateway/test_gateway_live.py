@@ -31,6 +31,7 @@ def run_gateway(
     args = [
         *POWERMETER, "gateway", "--listen", f"127.0.0.1:{port}",
         "--upstream", f"openai={upstream}", "--upstream", f"anthropic={upstream}",
+        "--upstream", f"dead=http://127.0.0.1:{free_port()}",  # nothing listens there
         "--url", server, "--key", key, "--spool-dir", str(spool), "--flush-seconds", "0.1", *extra,
     ]
     with log.open("a") as fh:
@@ -258,6 +259,9 @@ def test_upstream_errors_and_timeouts_pass_through_and_record_nothing(
                    headers={"x-fake-hang": "1", "X-Powermeter-Tag": bad}, timeout=30)
     assert r.status_code == 504  # --read-timeout 2
     assert r.json()["error"]["code"] == "upstream_timeout"
+    r = httpx.post(gateway + "/dead/v1/chat/completions", json=body, headers={"X-Powermeter-Tag": bad})
+    assert r.status_code == 502
+    assert r.json()["error"]["code"] == "upstream_unreachable"
     # a good call after the bad ones: once it is stored, anything queued before it was sent too
     good = "good-" + uuid.uuid4().hex[:8]
     assert httpx.post(gateway + "/openai/v1/chat/completions", json=body,
