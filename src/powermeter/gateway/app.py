@@ -239,7 +239,7 @@ class Gateway:
         chunked = False
         for k, v in scope["headers"]:
             if k == TAG_HEADER:
-                tag = v.decode("latin-1").strip()
+                tag = v.decode("latin-1").strip() or None
             elif k == b"content-length":
                 with contextlib.suppress(ValueError):
                     content_length = int(v)
@@ -266,7 +266,7 @@ class Gateway:
             if content_length is not None and content_length > self.config.max_request_bytes:
                 await _error(send, 413, "request_too_large",
                              f"request body of {content_length} bytes exceeds the gateway's limit of "
-                             f"{self.config.max_request_bytes} bytes (--max-request-bytes)")
+                             f"{self.config.max_request_bytes} bytes")
                 return
             body = await _read_body(receive, self.config.max_request_bytes)
             if body is None:
