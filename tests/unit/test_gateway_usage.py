@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import orjson
@@ -128,3 +129,13 @@ def test_spool_keeps_records_across_processes_and_is_bounded(tmp_path: Path) -> 
     again.done(again.sealed[0], 3)
     assert again.total == 0
     assert list(tmp_path.glob("*.jsonl")) == []
+
+
+def test_compressed_whole_answers_are_read_from_a_decoded_copy() -> None:
+    from powermeter.gateway.app import _decode_all
+
+    body = orjson.dumps({"model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+    assert from_body(_decode_all(b"gzip", gzip.compress(body))) == ("gpt-4o", Usage(3, 2))
+    assert from_body(_decode_all(b"deflate", zlib.compress(body))) == ("gpt-4o", Usage(3, 2))
+    assert from_body(_decode_all(b"", body)) == ("gpt-4o", Usage(3, 2))
+    assert from_body(_decode_all(b"br", b"\x0b\x02")) == (None, None)  # unreadable: no usage, no crash
