@@ -37,10 +37,10 @@ def server_env(tmp_path: Path, database_url: str, secret: str = DEFAULT_SECRET) 
 
 
 @contextlib.contextmanager
-def live_server(env: dict[str, str], log: Path) -> Iterator[str]:
+def live_server(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
     """Start ``powermeter serve`` (its output goes to ``log``), wait for /healthz, yield the base URL
     (no trailing slash), stop it at the end."""
-    port = free_port()
+    port = port or free_port()
     with log.open("w") as fh:
         proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)

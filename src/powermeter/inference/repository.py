@@ -30,6 +30,8 @@ HISTORY_COLUMNS = (
     t.c.model_id,
     t.c.calculation_method,
     t.c.final_region,
+    t.c.source,
+    t.c.tag,
 )
 
 _INSERT = t.insert()
@@ -118,6 +120,18 @@ def insert_records(conn: Connection, rows: Sequence[dict[str, Any]], details: Se
         conn.execute(_upsert(conn), _rollup(rows))
 
 
+def find_by_idempotency_keys(
+    conn: Connection, account_id: str, keys: Sequence[str]
+) -> list[tuple[str, str, float, float, float]]:
+    """(idempotency key, id, Wh, gCO2e, mL) of the account's records stored under any of ``keys``."""
+    if not keys:
+        return []
+    q = sa.select(t.c.idempotency_key, t.c.id, t.c.energy_wh, t.c.co2_grams, t.c.water_ml).where(
+        t.c.account_id == account_id, t.c.idempotency_key.in_(list(keys))
+    )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(q)]
+
+
 def get_details(conn: Connection, record_id: str) -> str | None:
     return conn.execute(sa.select(det.c.details).where(det.c.id == record_id)).scalar_one_or_none()
 
@@ -138,11 +152,20 @@ def count_history_days(
 
 
 def _where(
-    account_id: str, start: datetime | None, end_exclusive: datetime | None, key_name: str | None
+    account_id: str,
+    start: datetime | None,
+    end_exclusive: datetime | None,
+    key_name: str | None,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     clauses: list[sa.ColumnElement[bool]] = [t.c.account_id == account_id]
     if key_name is not None:
         clauses.append(t.c.key_name == key_name)
+    if source is not None:
+        clauses.append(t.c.source == source)
+    if tag is not None:
+        clauses.append(t.c.tag == tag)
     if start is not None:
         clauses.append(t.c.log_date >= start)
     if end_exclusive is not None:
@@ -151,9 +174,16 @@ def _where(
 
 
 def count_history(
-    conn: Connection, account_id: str, start: datetime | None, end_exclusive: datetime | None, key_name: str | None
+    conn: Connection,
+    account_id: str,
+    start: datetime | None,
+    end_exclusive: datetime | None,
+    key_name: str | None,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    q = sa.select(sa.func.count()).select_from(t).where(*_where(account_id, start, end_exclusive, key_name))
+    where = _where(account_id, start, end_exclusive, key_name, source, tag)
+    q = sa.select(sa.func.count()).select_from(t).where(*where)
     return int(conn.execute(q).scalar_one())
 
 
@@ -164,10 +194,12 @@ def _history_query(
     key_name: str | None,
     limit: int,
     offset: int,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> sa.Select[Any]:
     return (
         sa.select(*HISTORY_COLUMNS)
-        .where(*_where(account_id, start, end_exclusive, key_name))
+        .where(*_where(account_id, start, end_exclusive, key_name, source, tag))
         .order_by(t.c.log_date.desc(), t.c.seq.desc())
         .limit(limit)
         .offset(offset)
@@ -182,9 +214,12 @@ def history_page(
     key_name: str | None,
     limit: int,
     offset: int,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> Sequence[Row[Any]]:
     """Newest first."""
-    return conn.execute(_history_query(account_id, start, end_exclusive, key_name, limit, offset)).all()
+    q = _history_query(account_id, start, end_exclusive, key_name, limit, offset, source, tag)
+    return conn.execute(q).all()
 
 
 def iter_history(
@@ -196,9 +231,11 @@ def iter_history(
     limit: int,
     offset: int,
     batch: int = 2000,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> Iterator[Sequence[Row[Any]]]:
     """The same rows as :func:`history_page`, fetched in batches from a server-side cursor."""
-    q = _history_query(account_id, start, end_exclusive, key_name, limit, offset)
+    q = _history_query(account_id, start, end_exclusive, key_name, limit, offset, source, tag)
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(q)
     try:
         yield from result.partitions(batch)
@@ -218,6 +255,8 @@ def summary(
     start: datetime | None,
     end_exclusive: datetime | None,
     group_by: str,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> Sequence[Row[Any]]:
     """(key, requests, input tokens, output tokens, Wh, gCO2e, mL, tree-days) per group, from the records."""
     key: sa.ColumnElement[Any]
@@ -229,6 +268,10 @@ def summary(
         key = t.c.key_name
     elif group_by == "day":
         key = _day_expr(conn)
+    elif group_by == "tag":
+        key = t.c.tag
+    elif group_by == "source":
+        key = t.c.source
     else:  # pragma: no cover - the router validates
         raise ValueError(group_by)
     k = key.label("k")
@@ -243,7 +286,7 @@ def summary(
             sa.func.sum(t.c.water_ml),
             sa.func.sum(t.c.tree_days),
         )
-        .where(*_where(account_id, start, end_exclusive, None))
+        .where(*_where(account_id, start, end_exclusive, None, source, tag))
         .group_by(k)
         .order_by(k)
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import IntegrityError
 
 from powermeter.accounts.deps import Auth, Tx, ip_rate_limit
 from powermeter.inference import schemas, service
-from powermeter.infra.errors import BadRequest, error_responses
+from powermeter.infra.errors import BadRequest, Conflict, error_responses
 from powermeter.infra.responses import FastJSONResponse
 
 router = APIRouter(tags=["inference"])
@@ -36,6 +38,34 @@ async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:w
     return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body))
 
 
+@router.post(
+    "/v1/inference/batch",
+    operation_id="recordInferenceBatch",
+    response_model=None,
+    responses={200: {"model": schemas.InferenceBatchOut}, **error_responses("v1", 400, 401, 403, 409, 429)},
+    summary="Record up to 1,000 LLM requests at once, each at most once (idempotency key per record)",
+    description=(
+        "Extension for senders that buffer records (`powermeter gateway`). Each record is `POST /v1/inference`'s "
+        "body plus an `idempotency_key`, and is estimated and stored exactly as `POST /v1/inference` would store "
+        "it. A key already stored for this account (or repeated in the batch) is not stored again: its entry says "
+        "`duplicate` and carries the stored id and values, so a sender may retry a whole batch after a timeout. "
+        "A record the catalog cannot resolve is `rejected` with the error code `POST /v1/inference` would give "
+        "(retrying it cannot succeed); the others are stored. One transaction for the batch; 409 BATCH_CONFLICT "
+        "when a concurrent batch stored one of the same keys meanwhile (retry: those become duplicates)."
+    ),
+)
+async def record_inference_batch(body: schemas.InferenceBatchIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
+    try:
+        out = await tx.run(service.record_batch, tx.conn, tx.principal, tx.now, body.records)
+    except (IntegrityError, sqlite3.IntegrityError):
+        raise Conflict(
+            "a concurrent request stored some of these idempotency keys; retry the batch (they will be reported "
+            "as duplicate)",
+            code="BATCH_CONFLICT",
+        ) from None
+    return FastJSONResponse(out)
+
+
 @router.get(
     "/v1/inference/history",
     operation_id="listInferenceHistory",
@@ -53,6 +83,10 @@ def inference_history(
     startDate: str | None = Query(None, description="ISO 8601 date (inclusive), e.g. 2025-01-01"),
     endDate: str | None = Query(None, description="ISO 8601 date (inclusive), e.g. 2025-12-31"),
     keyName: str | None = Query(None, max_length=200, description="Only records of the key with this name"),
+    source: str | None = Query(
+        None, max_length=100, description='Only records with this source ("gateway", "dom_estimated", …)'
+    ),
+    tag: str | None = Query(None, max_length=200, description="Only records with this caller tag"),
     page: int = Query(1, ge=1, le=10_000_000, description="Page number, from 1"),
     limit: int = Query(100, ge=1, le=MAX_LIMIT, description="Records per page (default 100, max 100,000)"),
     tx: Tx = Auth("history:read"),
@@ -64,6 +98,8 @@ def inference_history(
         key_name=keyName,
         page=page,
         limit=limit,
+        source=source,
+        tag=tag,
     )
     q.validate()
     total = service.count(tx.conn, q)
@@ -82,21 +118,26 @@ def inference_history(
 def inference_summary(
     startDate: str | None = Query(None, description="ISO 8601 date (inclusive)"),
     endDate: str | None = Query(None, description="ISO 8601 date (inclusive)"),
-    groupBy: str = Query("model", description="model | provider | day | key"),
+    groupBy: str = Query("model", description="model | provider | day | key | tag | source"),
+    source: str | None = Query(None, max_length=100, description="Only records with this source"),
+    tag: str | None = Query(None, max_length=200, description="Only records with this caller tag"),
     tx: Tx = Auth("history:read"),
 ) -> dict[str, Any]:
     group_by = groupBy.strip().lower()
-    if group_by not in service.GROUP_BY:
-        raise BadRequest(f"groupBy must be one of {', '.join(service.GROUP_BY)}", code="INVALID_GROUP_BY")
+    allowed = service.GROUP_BY + service.RECORD_GROUP_BY
+    if group_by not in allowed:
+        raise BadRequest(f"groupBy must be one of {', '.join(allowed)}", code="INVALID_GROUP_BY")
     start = service.parse_date(startDate, "startDate", end=False)
     end = service.parse_date(endDate, "endDate", end=True)
     if start is not None and end is not None and start >= end:
         raise BadRequest("startDate must not be after endDate", code="INVALID_DATE_RANGE")
-    groups, totals = service.summarize(tx.conn, tx.principal.account_id, start, end, group_by)
-    return {
-        "status": "success",
-        "data": {"groupBy": group_by, "startDate": startDate, "endDate": endDate, "groups": groups, "totals": totals},
-    }
+    groups, totals = service.summarize(tx.conn, tx.principal.account_id, start, end, group_by, source, tag)
+    data: dict[str, Any] = {"groupBy": group_by, "startDate": startDate, "endDate": endDate}
+    if source is not None:
+        data["source"] = source
+    if tag is not None:
+        data["tag"] = tag
+    return {"status": "success", "data": data | {"groups": groups, "totals": totals}}
 
 
 @router.get(

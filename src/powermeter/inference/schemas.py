@@ -64,6 +64,54 @@ class InferenceIn(BaseModel):
     source: str | None = Field(None, max_length=100, description="Where the counts come from (stored)")
     is_estimated: bool | None = Field(None, description="Whether the token counts are estimates (stored)")
     estimation_method: str | None = Field(None, max_length=100, description="How they were estimated (stored)")
+    tag: str | None = Field(
+        None,
+        max_length=200,
+        description="Extension: a caller's label (an app, a feature, a team), stored and filterable in the "
+        "history and the summary; `powermeter gateway` fills it from the X-Powermeter-Tag header",
+    )
+
+
+MAX_BATCH = 1000
+
+
+class InferenceBatchItem(InferenceIn):
+    """One record of a batch: ``POST /v1/inference``'s body plus the sender's idempotency key."""
+
+    idempotency_key: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Unique per record and API-key account: a record whose key was already stored is not "
+        "stored again (status `duplicate`), so a sender can retry a batch safely",
+    )
+
+
+class InferenceBatchIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    records: list[InferenceBatchItem] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} records"
+    )
+
+
+class BatchItemOut(BaseModel):
+    index: int = Field(description="Position of the record in the request")
+    idempotency_key: str
+    status: Literal["created", "duplicate", "rejected"]
+    id: str | None = Field(None, description="Stored record id (created or duplicate)")
+    energy_wh: float | None = None
+    co2_grams: float | None = None
+    water_ml: float | None = None
+    error_code: str | None = Field(None, description="Why a rejected record was refused (e.g. UNKNOWN_MODEL)")
+    detail: str | None = None
+
+
+class InferenceBatchOut(BaseModel):
+    status: Literal["success"] = "success"
+    created: int
+    duplicates: int
+    rejected: int
+    data: list[BatchItemOut]
 
 
 class Audit(BaseModel):
@@ -118,6 +166,8 @@ class HistoryRecord(BaseModel):
     modelId: str = Field(description="Catalog entry the model resolved to")
     calculationMethod: str
     finalRegion: str
+    source: str | None = Field(None, description='Where the counts came from ("gateway", "dom_estimated", …)')
+    tag: str | None = Field(None, description="The caller's tag, if any")
 
 
 class Pagination(BaseModel):

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from powermeter.accounts.service import Principal
 from powermeter.data.ai_providers import (
+    ResolvedSite,
     SiteResolver,
     load_ecologits_mixes,
     load_providers,
@@ -28,7 +29,7 @@ from powermeter.data.ai_providers import (
 from powermeter.data.locations import load_locations
 from powermeter.data.models import ModelCatalog, Resolution, load_catalog
 from powermeter.inference import repository as repo
-from powermeter.inference.schemas import InferenceIn
+from powermeter.inference.schemas import InferenceBatchItem, InferenceIn
 from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.state import AppState
@@ -42,7 +43,8 @@ from powermeter.methodology.ai_inference import (
 )
 from powermeter.methodology.units import Estimate
 
-GROUP_BY = ("model", "provider", "day", "key")
+GROUP_BY = ("model", "provider", "day", "key")  # the per-day rollup has these
+RECORD_GROUP_BY = ("tag", "source")  # these are grouped from the records
 STREAM_THRESHOLD = 1000  # pages with more rows than this are streamed
 _DIGITS = 6
 
@@ -125,9 +127,9 @@ def resolve_model(engine: Engine, model: str | None, provider_name: str | None) 
     return res
 
 
-def record(conn: Connection, principal: Principal, now: datetime, body: InferenceIn) -> dict[str, Any]:
-    """Estimate one request, store it with the key that sent it, and return the response body."""
-    engine = get_engine()
+def estimate(engine: Engine, body: InferenceIn) -> tuple[Resolution, ResolvedSite, InferenceEstimate]:
+    """The model resolution, the site and the estimate ``record`` stores for ``body`` (nothing stored:
+    ``powermeter gateway`` calls it for its X-Energy-Wh header, so the header equals the record)."""
     res = resolve_model(engine, body.model, body.provider)
     site = engine.sites.resolve(body.provider, body.detected_region)
     provider = engine.sites.providers.find(body.provider)
@@ -147,6 +149,21 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
         observed_ttft_s=ttft,
         request_latency_s=latency,
     )
+    return res, site, est
+
+
+def footprint(body: InferenceIn) -> tuple[float, float]:
+    """(energy_wh, co2_grams) exactly as ``POST /v1/inference`` returns them for ``body``."""
+    _res, _site, est = estimate(get_engine(), body)
+    return _r(est.energy_wh.value), _r(est.co2_g.value)
+
+
+def record(
+    conn: Connection, principal: Principal, now: datetime, body: InferenceIn, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Estimate one request, store it with the key that sent it, and return the response body."""
+    engine = get_engine()
+    res, site, est = estimate(engine, body)
     days = tree_days(est.co2_g.value)
     warnings = list(res.entry.warnings)
     if res.estimated:
@@ -166,6 +183,7 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
         "source": body.source,
         "is_estimated": body.is_estimated,
         "estimation_method": body.estimation_method,
+        "tag": body.tag,
     }
     details = {
         # enough to recompute the record: inputs, the model and site used, and the dataset versions
@@ -201,10 +219,54 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
             "calculation_method": site.calculation_method,
             "final_region": site.final_region[:100],
             "final_provider": site.final_provider[:100],
+            "source": body.source,
+            "tag": body.tag,
+            "idempotency_key": idempotency_key,
         },
         orjson.dumps(details).decode(),
     )
     return out
+
+
+def record_batch(
+    conn: Connection, principal: Principal, now: datetime, items: list[InferenceBatchItem]
+) -> dict[str, Any]:
+    """``POST /v1/inference/batch``: each record exactly as ``POST /v1/inference`` would store it, at
+    most once per idempotency key (a key already stored, or repeated in the batch, is a ``duplicate``
+    carrying the stored values). A record the catalog cannot resolve is ``rejected`` with the error
+    ``POST /v1/inference`` would give; the others are stored all the same."""
+    seen: dict[str, dict[str, Any]] = {
+        k: {"id": rid, "energy_wh": e, "co2_grams": c, "water_ml": w}
+        for k, rid, e, c, w in repo.find_by_idempotency_keys(
+            conn, principal.account_id, sorted({it.idempotency_key for it in items})
+        )
+    }
+    out: list[dict[str, Any]] = []
+    counts = {"created": 0, "duplicate": 0, "rejected": 0}
+    for i, item in enumerate(items):
+        key = item.idempotency_key
+        entry: dict[str, Any] = {"index": i, "idempotency_key": key}
+        stored = seen.get(key)
+        if stored is not None:
+            entry |= {"status": "duplicate", **stored}
+        else:
+            try:
+                res = record(conn, principal, now, item, idempotency_key=key)
+            except BadRequest as exc:
+                entry |= {"status": "rejected", "error_code": exc.code, "detail": exc.detail}
+            else:
+                stored = {k: res[k] for k in ("id", "energy_wh", "co2_grams", "water_ml")}
+                seen[key] = stored
+                entry |= {"status": "created", **stored}
+        counts[entry["status"]] += 1
+        out.append(entry)
+    return {
+        "status": "success",
+        "created": counts["created"],
+        "duplicates": counts["duplicate"],
+        "rejected": counts["rejected"],
+        "data": out,
+    }
 
 
 def uuid7(now: datetime) -> str:
@@ -306,6 +368,8 @@ def history_row(r: Any) -> dict[str, Any]:
         "modelId": r[12],
         "calculationMethod": r[13],
         "finalRegion": r[14],
+        "source": r[15],
+        "tag": r[16],
     }
 
 
@@ -317,6 +381,8 @@ class HistoryQuery:
     key_name: str | None
     page: int
     limit: int
+    source: str | None = None
+    tag: str | None = None
 
     @property
     def offset(self) -> int:
@@ -352,14 +418,16 @@ def whole_days(start: datetime | None, end_exclusive: datetime | None) -> tuple[
 def count(conn: Connection, q: HistoryQuery) -> int:
     """``totalElements``: from the per-day rollup for whole-day filters, else by counting records."""
     days = whole_days(q.start, q.end_exclusive)
-    if days is not None:
+    if days is not None and q.source is None and q.tag is None:  # the rollup keeps neither source nor tag
         return repo.count_history_days(conn, q.account_id, days[0], days[1], q.key_name)
-    return repo.count_history(conn, q.account_id, q.start, q.end_exclusive, q.key_name)
+    return repo.count_history(conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.source, q.tag)
 
 
 def history_page(conn: Connection, q: HistoryQuery, total: int) -> dict[str, Any]:
     rows = (
-        repo.history_page(conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset)
+        repo.history_page(
+            conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset, q.source, q.tag
+        )
         if q.offset < total
         else []
     )
@@ -373,7 +441,8 @@ def stream_history(db: Database, q: HistoryQuery, total: int) -> Iterator[bytes]
     if q.offset < total:
         with db.connect() as conn:
             for batch in repo.iter_history(
-                conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset
+                conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset,
+                source=q.source, tag=q.tag,
             ):
                 chunk = orjson.dumps([history_row(r) for r in batch])[1:-1]
                 if not chunk:
@@ -389,12 +458,14 @@ def summarize(
     start: datetime | None,
     end_exclusive: datetime | None,
     group_by: str,
+    source: str | None = None,
+    tag: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     days = whole_days(start, end_exclusive)
     rows = (
         repo.summary_days(conn, account_id, days[0], days[1], group_by)
-        if days is not None
-        else repo.summary(conn, account_id, start, end_exclusive, group_by)
+        if days is not None and source is None and tag is None and group_by in GROUP_BY
+        else repo.summary(conn, account_id, start, end_exclusive, group_by, source, tag)
     )
     groups: list[dict[str, Any]] = []
     totals: dict[str, Any] = {
@@ -410,7 +481,7 @@ def summarize(
     for row in rows:
         k, n, inp, outp, e, c, w, d = tuple(row)
         g: dict[str, Any] = {
-            "key": str(k),
+            "key": "" if k is None else str(k),  # "" = records without a tag (or source)
             "requests": int(n),
             "inputTokens": int(inp or 0),
             "outputTokens": int(outp or 0),

@@ -43,8 +43,15 @@ inference_records = sa.Table(
     sa.Column("calculation_method", sa.String(20), nullable=False),
     sa.Column("final_region", sa.String(100), nullable=False),
     sa.Column("final_provider", sa.String(100), nullable=False),
+    # where the counts come from ("gateway", "dom_estimated", …) and the caller's tag (X-Powermeter-Tag)
+    sa.Column("source", sa.String(100), nullable=True),
+    sa.Column("tag", sa.String(200), nullable=True),
+    # the sender's key for this record (POST /v1/inference/batch): a retried record is stored once
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Index("ix_inference_records_account_id_log_date", "account_id", "log_date", "seq"),
     sa.Index("ix_inference_records_account_id_key_name", "account_id", "key_name", "log_date", "seq"),
+    sa.Index("ix_inference_records_account_id_tag", "account_id", "tag", "log_date", "seq"),
+    sa.Index("uq_inference_records_account_id_idempotency_key", "account_id", "idempotency_key", unique=True),
 )
 
 inference_daily = sa.Table(

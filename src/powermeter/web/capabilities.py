@@ -273,3 +273,19 @@ def report_download(page: Page, start: str | None, end: str | None, group_by: st
     reports.record_download(page.conn, doc, fmt, page.now, actor_key_id=None, actor_masked_key=None, via="dashboard")
     body, media_type, filename = reports.render_document(doc, fmt)
     return body, media_type, filename
+
+
+# --- AI gateway traffic (powermeter gateway records, source "gateway") ------------------------------------
+
+
+def gateway_usage(page: Page, days: int) -> dict[str, Any]:
+    """The gateway's records over the last ``days`` days, by model and by caller tag."""
+    from powermeter.inference import service as inference
+
+    end = page.now.date()
+    start = end - timedelta(days=days - 1)
+    start_dt = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    end_dt = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    by_model, totals = inference.summarize(page.conn, page.account_id, start_dt, end_dt, "model", "gateway")
+    by_tag, _ = inference.summarize(page.conn, page.account_id, start_dt, end_dt, "tag", "gateway")
+    return {"by_model": by_model, "by_tag": by_tag, "totals": totals}

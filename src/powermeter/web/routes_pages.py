@@ -35,6 +35,7 @@ def usage_page(
         "regions": caps.grid_regions(page),
     }
     ctx.update(caps.usage(page, granularity, SPANS[granularity], group_by))
+    ctx["gateway"] = caps.gateway_usage(page, SPANS[granularity])
     template = "_usage_body.html" if page.request.headers.get("hx-request") == "true" else "usage.html"
     return render(page.request, template, ctx)
 

@@ -1,0 +1,574 @@
+"""``powermeter gateway``: an LLM API gateway that meters every call with the provider's exact usage.
+
+An ASGI application (served by uvicorn). A caller picks the upstream by the first path segment:
+``POST http://GATEWAY/openai/v1/chat/completions`` goes to ``https://api.openai.com/v1/chat/completions``
+when the gateway runs with ``--upstream openai=https://api.openai.com``. Everything is forwarded as it
+came (method, path, query, body, headers with the caller's own provider credentials), except:
+
+- hop-by-hop headers (RFC 9110 §7.6.1) and ``Host`` are not forwarded; ``X-Powermeter-Tag`` (the
+  caller's tag for the record) is not forwarded either;
+- on the metered routes (``POST …/chat/completions``, ``…/completions``, ``…/responses``,
+  ``…/embeddings`` and Anthropic's ``…/messages``) ``Accept-Encoding`` keeps only ``gzip``,
+  ``deflate`` and ``identity`` (the gateway must be able to read the usage; it decodes a copy, the
+  caller gets the bytes the upstream sent);
+- an OpenAI chat/completions request with ``"stream": true`` that did not ask for usage gets
+  ``"stream_options": {"include_usage": true}`` added: the upstream then sends one more chunk, with
+  empty ``choices`` and the usage, before ``data: [DONE]``; it is passed on (OpenAI SDKs ignore a chunk
+  without choices).
+
+The answer comes back unchanged: streams (SSE) chunk by chunk as they arrive, whole JSON answers with
+``X-Energy-Wh`` and ``X-CO2-Grams`` added when the footprint is known (it is computed by
+:func:`powermeter.inference.service.estimate`, so it equals the record the server stores). Upstream
+errors (status ≥ 400) pass through unchanged and are not recorded; an upstream that cannot be reached
+or does not answer within the read timeout gets 502 / 504 from the gateway, not recorded.
+
+After the last byte of a successful metered answer, one record (``source: "gateway"``, the exact
+tokens, the provider, the model the upstream named, the start, first-token and end times, the tag) is
+handed to :class:`~powermeter.gateway.recorder.Recorder`, which sends it in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from powermeter.gateway.recorder import Recorder
+from powermeter.gateway.usage import (
+    SSEReader,
+    Usage,
+    from_body,
+    parse_usage,
+    request_model,
+    route_kind,
+    wants_usage_injection,
+)
+from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
+from powermeter.inference.service import footprint, get_engine
+from powermeter.infra.errors import ApiError
+from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
+from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse, _Connection
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
+
+TAG_HEADER = b"x-powermeter-tag"
+SMALL_BODY = 1 << 20  # unmetered request bodies up to this size are read whole before forwarding
+MAX_TAG = 200
+_TAG_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DROP_REQUEST = HOP_BY_HOP | {b"host", b"content-length", TAG_HEADER}
+_DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
+
+
+class _UvloopConnection(_Connection):
+    """The routing proxy's keep-alive connection, accepting uvloop's transports too (they are not
+    ``asyncio.Transport`` subclasses, which the original asserts)."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+
+class UpstreamClient(LeanClient):
+    """The routing proxy's lean HTTP/1.1 client (httptools parser, keep-alive pool), on any event loop."""
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        if scheme == "https" and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _UvloopConnection(key), host, port, ssl=self._ssl if scheme == "https" else None
+                ),
+                self.connect_timeout_s,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
+        return conn
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSpec:
+    name: str
+    url: str
+    provider: str
+    origin: httpx.URL = field(repr=False, compare=False)
+    prefix: bytes = field(repr=False, compare=False)
+
+
+def make_upstream(name: str, url: str, provider: str | None = None) -> UpstreamSpec:
+    if not _NAME_RE.match(name):
+        raise ValueError(f"upstream name must be letters, digits, '_', '.', '-' (1 to 64), got {name!r}")
+    u = httpx.URL(url)
+    if u.scheme not in ("http", "https") or not u.host:
+        raise ValueError(f"upstream URL must be http(s)://host[:port][/prefix], got {url!r}")
+    prefix = u.raw_path.rstrip(b"/") if u.raw_path not in (b"", b"/") else b""
+    return UpstreamSpec(name, url, (provider or name).strip(), u.copy_with(raw_path=b"/"), prefix)
+
+
+def parse_upstream(spec: str) -> UpstreamSpec:
+    """``NAME=URL[@PROVIDER]``: ``openai=https://api.openai.com``, ``local=http://10.0.0.5:8000@meta``."""
+    name, sep, rest = spec.partition("=")
+    if not sep or not name.strip() or not rest.strip():
+        raise ValueError(f"--upstream must look like NAME=URL[@PROVIDER], got {spec!r}")
+    url, provider = rest.strip(), None
+    head, at, tail = url.rpartition("@")
+    if at and tail and "/" not in tail and ":" not in tail:
+        url, provider = head, tail
+    return make_upstream(name.strip(), url, provider)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    upstreams: tuple[UpstreamSpec, ...]
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 600.0
+    """Seconds to wait for the upstream's response headers (a long non-streamed generation counts)."""
+    max_request_bytes: int = 64 << 20
+    """Metered request bodies are read whole (to add ``include_usage``); larger ones get 413."""
+    max_buffered_bytes: int = 16 << 20
+    """Non-streamed answers up to this size are read whole (for X-Energy-Wh); larger ones are streamed and
+    their usage read from the last 64 KiB."""
+    status_path: str = "/.well-known/powermeter-gateway"
+    detected_region: str | None = None
+    """Region of the upstream's data centre, when known (sent as ``detected_region``)."""
+
+
+class Gateway:
+    """The gateway as an ASGI application (it handles ``lifespan`` itself)."""
+
+    def __init__(
+        self, config: GatewayConfig, recorder: Recorder | None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        if not config.upstreams:
+            raise ValueError("the gateway needs at least one --upstream NAME=URL")
+        names = [u.name for u in config.upstreams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"upstream names must be unique, got {names}")
+        self.config = config
+        self.recorder = recorder
+        self.clock = clock
+        self.upstreams = {u.name.encode(): u for u in config.upstreams}
+        self.client = UpstreamClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
+        self._status_path = config.status_path.encode()
+        self.calls = 0
+        self.recorded = 0
+        self.unmetered = 0  # metered routes whose answer carried no usage
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        get_engine()  # the model catalog and site data, for X-Energy-Wh
+        if self.recorder is not None:
+            await self.recorder.start()
+
+    async def aclose(self) -> None:
+        if self.recorder is not None:
+            await self.recorder.aclose()
+        await self.client.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    try:
+                        await self.start()
+                    except Exception as exc:  # reported to the server, which exits
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await self.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "upstreams": [{"name": u.name, "url": u.url, "provider": u.provider} for u in self.config.upstreams],
+            "calls": self.calls,
+            "recorded": self.recorded,
+            "unmetered": self.unmetered,
+            "recorder": self.recorder.status() if self.recorder is not None else None,
+        }
+
+    # ------------------------------------------------------------------ one call
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        method: str = scope["method"]
+        if raw_path == self._status_path and method == "GET":
+            await _json(send, 200, self.status())
+            return
+        name, _, rest = raw_path[1:].partition(b"/")
+        up = self.upstreams.get(name)
+        if up is None:
+            known = ", ".join(u.name for u in self.config.upstreams)
+            await _error(send, 404, "unknown_upstream",
+                         f"no upstream named {name.decode('latin-1')!r}: the path must start with one of "
+                         f"/{known} (e.g. base_url=http://GATEWAY/{self.config.upstreams[0].name}/v1)")
+            return
+        self.calls += 1
+        path = b"/" + rest
+        kind = route_kind(path.decode("latin-1")) if method == "POST" else None
+
+        tag: str | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        content_length: int | None = None
+        chunked = False
+        for k, v in scope["headers"]:
+            if k == TAG_HEADER:
+                tag = v.decode("latin-1").strip() or None
+            elif k == b"content-length":
+                with contextlib.suppress(ValueError):
+                    content_length = int(v)
+            elif k == b"transfer-encoding":
+                chunked = b"chunked" in v.lower()
+            elif k in _DROP_REQUEST:
+                continue
+            elif k == b"accept-encoding" and kind is not None:
+                kept = [t for t in v.decode("latin-1").split(",") if t.split(";")[0].strip().lower() in _DECODABLE]
+                if kept:
+                    headers.append((k, ",".join(kept).strip().encode()))
+            else:
+                headers.append((k, v))
+        if tag is not None and not _TAG_RE.match(tag):
+            await _error(send, 400, "invalid_powermeter_tag",
+                         f"X-Powermeter-Tag must be 1 to {MAX_TAG} printable ASCII characters")
+            return
+        query: bytes = scope.get("query_string", b"")
+        target = up.prefix + path + (b"?" + query if query else b"")
+
+        body: bytes | None = None
+        stream: AsyncIterator[bytes] | None = None
+        if kind is not None:
+            if content_length is not None and content_length > self.config.max_request_bytes:
+                await _error(send, 413, "request_too_large",
+                             f"request body of {content_length} bytes exceeds the gateway's limit of "
+                             f"{self.config.max_request_bytes} bytes")
+                return
+            body = await _read_body(receive, self.config.max_request_bytes)
+            if body is None:
+                await _error(send, 413, "request_too_large",
+                             f"request body exceeds the gateway's limit of {self.config.max_request_bytes} bytes")
+                return
+            injected = wants_usage_injection(kind, body)
+            if injected is not None:
+                body = injected
+            headers.append((b"content-length", str(len(body)).encode()))
+        elif not chunked and not content_length:
+            body = b""
+        elif not chunked and content_length is not None and content_length <= SMALL_BODY:
+            body = await _read_body(receive, SMALL_BODY)  # one write upstream instead of two
+            headers.append((b"content-length", str(len(body or b"")).encode()))
+        else:
+            if content_length is not None and not chunked:
+                headers.append((b"content-length", str(content_length).encode()))
+            stream = _body_stream(receive)
+
+        start = self.clock()
+        try:
+            resp = await self.client.request(up.origin, method, target, headers, body, stream)
+        except UpstreamError as exc:
+            timeout = isinstance(exc.__cause__, TimeoutError)
+            await _error(send, 504 if timeout else 502, "upstream_timeout" if timeout else "upstream_unreachable",
+                         f"upstream {up.name!r}: {exc}")
+            return
+        try:
+            if kind is None or not 200 <= resp.status < 300:
+                await _relay(resp, send)
+                return
+            ctype = b""
+            encoding = b""
+            for k, v in resp.headers:
+                lk = k.lower()
+                if lk == b"content-type":
+                    ctype = v.lower()
+                elif lk == b"content-encoding":
+                    encoding = v.lower().strip()
+            if b"text/event-stream" in ctype:
+                rec = await self._relay_stream(resp, receive, send, encoding, start, body or b"", up, tag)
+            else:
+                rec = await self._relay_whole(resp, send, encoding, start, body or b"", up, tag)
+        finally:
+            await resp.aclose()
+        if rec is not None and self.recorder is not None:
+            self.recorder.add(rec)
+            self.recorded += 1
+
+    def _record(
+        self,
+        up: UpstreamSpec,
+        model: str | None,
+        usage: Usage | None,
+        request_body: bytes,
+        start: float,
+        first: float | None,
+        end: float,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
+        """The record of one call (validated as the server will), or ``None`` without usage."""
+        if usage is None:
+            self.unmetered += 1
+            return None
+        model = model or request_model(request_body)
+        rec: dict[str, Any] = {
+            "provider": up.provider,
+            "model": model[:200] if model else None,
+            "prompt_tokens": min(usage.prompt_tokens, MAX_TOKENS),
+            "completion_tokens": min(usage.completion_tokens, MAX_TOKENS),
+            "reasoning_tokens": min(usage.reasoning_tokens, MAX_TOKENS),
+            "cached_tokens": min(usage.cached_tokens, MAX_TOKENS),
+            "startTimeMs": int(start * 1000),
+            "firstTokenTimeMs": int(first * 1000) if first is not None else None,
+            "endTimeMs": int(end * 1000),
+            "source": "gateway",
+            "is_estimated": False,
+            "tag": tag,
+            "idempotency_key": "gw-" + uuid.uuid4().hex,
+        }
+        if self.config.detected_region:
+            rec["detected_region"] = self.config.detected_region
+        try:
+            InferenceBatchItem.model_validate(rec)
+        except ValidationError as exc:  # pragma: no cover - every field is bounded above
+            log.warning("gateway record invalid, not recorded: %s", exc)
+            self.unmetered += 1
+            return None
+        return {k: v for k, v in rec.items() if v is not None}  # validated: footprint() may construct it
+
+    async def _relay_stream(
+        self,
+        resp: UpstreamResponse,
+        receive: Receive,
+        send: Send,
+        encoding: bytes,
+        start: float,
+        request_body: bytes,
+        up: UpstreamSpec,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
+        await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp)})
+        reader = SSEReader()
+        decoder = _decoder(encoding)
+        first: float | None = None
+        # the request body has been read: the next message is the client's disconnect (or the end)
+        gone = asyncio.ensure_future(receive())
+        try:
+            async for chunk in resp.aiter():
+                if gone.done():  # the caller left: stop the generation upstream too (the connection closes)
+                    self.unmetered += 1
+                    return None
+                if not chunk:
+                    continue
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if reader.feed(decoder(chunk) if decoder is not None else chunk) and first is None:
+                    first = self.clock()
+        finally:
+            gone.cancel()
+        end = self.clock()
+        await send({"type": "http.response.body", "body": b""})
+        return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
+
+    async def _relay_whole(
+        self,
+        resp: UpstreamResponse,
+        send: Send,
+        encoding: bytes,
+        start: float,
+        request_body: bytes,
+        up: UpstreamSpec,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
+        limit = self.config.max_buffered_bytes
+        headers = _response_headers(resp)
+        length = resp.content_length
+        if length is not None and length > limit:
+            return await self._relay_large(resp, send, headers, encoding, start, request_body, up, tag)
+        parts: list[bytes] = []
+        size = 0
+        it = resp.aiter()
+        async for chunk in it:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:  # chunked and larger than the limit: stream the rest
+                await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+                return await self._stream_rest(parts, it, send, encoding, start, request_body, up, tag)
+        end = self.clock()
+        data = b"".join(parts)
+        model, usage = from_body(_decode_all(encoding, data))
+        rec = self._record(up, model, usage, request_body, start, None, end, tag)
+        if length is None:
+            headers.append((b"content-length", str(len(data)).encode()))
+        if rec is not None:
+            with contextlib.suppress(ApiError, ValueError, ValidationError):
+                energy_wh, co2_g = footprint(InferenceBatchItem.model_construct(**rec))
+                headers.append((b"x-energy-wh", repr(energy_wh).encode()))
+                headers.append((b"x-co2-grams", repr(co2_g).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+        return rec
+
+    async def _relay_large(
+        self,
+        resp: UpstreamResponse,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        encoding: bytes,
+        start: float,
+        request_body: bytes,
+        up: UpstreamSpec,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        return await self._stream_rest([], resp.aiter(), send, encoding, start, request_body, up, tag)
+
+    async def _stream_rest(
+        self,
+        sent_first: list[bytes],
+        it: AsyncIterator[bytes],
+        send: Send,
+        encoding: bytes,
+        start: float,
+        request_body: bytes,
+        up: UpstreamSpec,
+        tag: str | None,
+    ) -> dict[str, Any] | None:
+        """A large whole answer: streamed through; the model is read from its first 64 KiB and the
+        usage from its last 64 KiB (both OpenAI and Anthropic put ``usage`` at the end)."""
+        decoder = _decoder(encoding)
+        head = bytearray()
+        tail = bytearray()
+        window = 64 << 10
+
+        def keep(chunk: bytes) -> None:
+            plain = decoder(chunk) if decoder is not None else chunk
+            if len(head) < window:
+                head.extend(plain[: window - len(head)])
+            tail.extend(plain)
+            if len(tail) > 2 * window:
+                del tail[: len(tail) - window]
+
+        for chunk in sent_first:
+            keep(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for chunk in it:
+            keep(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        end = self.clock()
+        await send({"type": "http.response.body", "body": b""})
+        model, usage = _scan_large(bytes(head), bytes(tail))
+        return self._record(up, model, usage, request_body, start, None, end, tag)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _response_headers(resp: UpstreamResponse) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP]
+
+
+async def _relay(resp: UpstreamResponse, send: Send) -> None:
+    """Pass an answer through unchanged, chunk by chunk."""
+    await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp)})
+    async for chunk in resp.aiter():
+        if chunk:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _decoder(encoding: bytes) -> Callable[[bytes], bytes] | None:
+    """Incremental decoder for a gzip/deflate body (a copy, for reading usage), or ``None``."""
+    if encoding in (b"", b"identity"):
+        return None
+    if encoding in (b"gzip", b"x-gzip", b"deflate"):
+        d = zlib.decompressobj(47 if encoding != b"deflate" else 15)
+
+        def feed(chunk: bytes) -> bytes:
+            try:
+                return d.decompress(chunk)
+            except zlib.error:
+                return b""
+
+        return feed
+    return lambda _chunk: b""  # an encoding the gateway cannot read: no usage, the answer still passes
+
+
+def _decode_all(encoding: bytes, data: bytes) -> bytes:
+    dec = _decoder(encoding)
+    return dec(data) if dec is not None else data
+
+
+def _scan_large(head: bytes, tail: bytes) -> tuple[str | None, Usage | None]:
+    dec = json.JSONDecoder()
+    model: str | None = None
+    usage: Usage | None = None
+    text_tail = tail.decode("utf-8", "replace")
+    i = text_tail.rfind('"usage"')
+    if i >= 0:
+        j = text_tail.find(":", i)
+        with contextlib.suppress(ValueError):
+            obj, _ = dec.raw_decode(text_tail[j + 1 :].lstrip())
+            usage = parse_usage(obj)
+    for text in (head.decode("utf-8", "replace"), text_tail):
+        m = re.search(r'"model"\s*:\s*"((?:[^"\\]|\\.){1,200})"', text)
+        if m:
+            model = m.group(1)
+            break
+    return model, usage
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not msg.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+async def _json(send: Send, status: int, obj: Any) -> None:
+    body = orjson.dumps(obj)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, status: int, code: str, message: str) -> None:
+    """The gateway's own errors, in a shape both OpenAI and Anthropic SDKs read (``error.message``)."""
+    await _json(send, status, {
+        "type": "error",
+        "error": {"type": "powermeter_gateway_error", "code": code, "message": message},
+    })

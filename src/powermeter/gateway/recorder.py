@@ -1,0 +1,310 @@
+"""Sending the gateway's inference records to the powermeter server, after the answers, in batches.
+
+Every record is first appended (one JSON line, one ``write``) to the active segment of a spool
+directory; the segment is sealed when it holds ``batch_size`` records or is ``flush_interval_s`` old,
+and a background task posts each sealed segment to ``POST /v1/inference/batch`` and deletes it once the
+server has answered for every record (created, duplicate or rejected). So:
+
+- recording never delays an answer: the append happens after the answer's last byte (the records
+  of the calls that end in one event-loop iteration in one ``write``), the network call in the
+  background;
+- memory stays bounded: the queue *is* the spool (a segment is read back only to send it), and the
+  spool itself is bounded (``max_records``; beyond it new records are dropped and counted, loudly);
+- the server being away costs nothing but disk: segments wait, the sender backs off (0.5 s doubling
+  to 30 s) and retries;
+- nothing is counted twice: each record carries an idempotency key that the server stores with it, so a
+  batch re-sent after a lost answer, or a segment re-sent after a restart, yields ``duplicate`` entries;
+- nothing is lost on a restart or a crash of the gateway process: appended lines are in the kernel's
+  page cache as soon as ``write`` returns, and a restarted gateway sends the segments it finds.
+  (A power loss can lose the last unsynced lines: ``fsync=True`` syncs every append, at a cost.)
+
+A spool directory belongs to one gateway process at a time (an exclusive ``flock`` on ``LOCK``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000  # POST /v1/inference/batch accepts up to 1,000 records
+
+
+class SpoolLocked(RuntimeError):
+    pass
+
+
+class Spool:
+    """Append-only JSON-lines segments in ``directory`` (see the module docstring)."""
+
+    def __init__(self, directory: Path, *, max_records: int = 1_000_000, fsync: bool = False) -> None:
+        self.directory = Path(directory)
+        self.max_records = max_records
+        self.fsync = fsync
+        self.sealed: list[Path] = []
+        self.total = 0  # records on disk, not yet acknowledged
+        self.dropped = 0
+        self._fd: int | None = None
+        self._active: Path | None = None
+        self.active_count = 0
+        self.active_since = 0.0
+        self._lock_fd: int | None = None
+        self._seq = 0
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SpoolLocked(
+                f"spool directory {self.directory} is in use by another gateway; give each gateway its own "
+                "--spool-dir"
+            ) from None
+        self._lock_fd = fd
+        self.sealed = sorted(self.directory.glob("*.jsonl"))
+        self.total = sum(len(self.read(p)) for p in self.sealed)
+
+    def close(self) -> None:
+        self.seal()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def append(self, record: dict[str, Any]) -> bool:
+        return self.append_many([record]) == 1
+
+    def append_many(self, records: list[dict[str, Any]]) -> int:
+        """Append records (one ``write``); returns how many were kept (the rest: spool full, dropped)."""
+        room = max(0, self.max_records - self.total)
+        if len(records) > room:
+            self.dropped += len(records) - room
+            log.error("gateway spool full (%d records): %d record(s) dropped so far", self.total, self.dropped)
+            records = records[:room]
+        if not records:
+            return 0
+        if self._fd is None:
+            self._seq += 1
+            self._active = self.directory / f"{time.time_ns():020d}-{self._seq:06d}.part"
+            self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.active_since = time.monotonic()
+        os.write(self._fd, b"".join(orjson.dumps(r) + b"\n" for r in records))
+        if self.fsync:
+            os.fsync(self._fd)
+        self.active_count += len(records)
+        self.total += len(records)
+        return len(records)
+
+    def seal(self) -> None:
+        """Close the active segment and queue it for sending."""
+        if self._fd is None or self._active is None:
+            return
+        os.close(self._fd)
+        final = self._active.with_suffix(".jsonl")
+        os.replace(self._active, final)
+        self.sealed.append(final)
+        self._fd, self._active, self.active_count = None, None, 0
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return out
+        for line in data.splitlines():
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a line cut short by a crash
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def done(self, path: Path, n: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(ValueError):
+            self.sealed.remove(path)
+        self.total = max(0, self.total - n)
+
+    def recover_parts(self) -> None:
+        """Segments a crashed process left open (``.part``) are sealed as they are."""
+        for part in sorted(self.directory.glob("*.part")):
+            if part != self._active:
+                final = part.with_suffix(".jsonl")
+                os.replace(part, final)
+                n = len(self.read(final))
+                self.total += n
+                self.sealed.append(final)
+        self.sealed.sort()
+
+
+class Recorder:
+    """The background sender (see the module docstring)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        url: str,
+        api_key: str,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 1.0,
+        timeout_s: float = 10.0,
+        max_backoff_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch size must be 1 to {MAX_BATCH}, got {batch_size}")
+        self.spool = spool
+        self.endpoint = url.rstrip("/") + "/v1/inference/batch"
+        self.api_key = api_key
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.timeout_s = timeout_s
+        self.max_backoff_s = max_backoff_s
+        self.transport = transport
+        self.created = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.failures = 0
+        self.last_error = ""
+        self._wake = asyncio.Event()
+        self._lines: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.spool.open()
+        self.spool.recover_parts()
+        self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout_s, trust_env=False)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self, drain_timeout_s: float = 5.0) -> None:
+        """Seal the active segment and try once to send what is queued; what is not sent stays on disk."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self._write()
+        self.spool.seal()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), drain_timeout_s)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.spool.close()
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Queue one record. The records of calls that end in the same event-loop iteration are
+        appended to the spool together, at the end of that iteration (one ``write``)."""
+        self._lines.append(record)
+        if len(self._lines) == 1:
+            asyncio.get_running_loop().call_soon(self._write)
+
+    def _write(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines:
+            self.spool.append_many(lines)
+            if self.spool.active_count >= self.batch_size:
+                self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pending": self.spool.total,
+            "created": self.created,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "dropped": self.spool.dropped,
+            "sendFailures": self.failures,
+            "lastError": self.last_error,
+            "spoolDir": str(self.spool.directory),
+        }
+
+    # ------------------------------------------------------------------ sending
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), backoff or self.flush_interval_s)
+            self._wake.clear()
+            try:
+                ok = await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the sender die
+                log.exception("gateway recorder failed")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                ok = False
+            backoff = 0.0 if ok else min(self.max_backoff_s, max(0.5, backoff * 2))
+
+    async def flush(self) -> bool:
+        """Seal the active segment if due, then send every sealed segment in order. ``False`` on the
+        first failure (the rest waits for the next attempt)."""
+        sp = self.spool
+        if sp.active_count and (
+            sp.active_count >= self.batch_size or time.monotonic() - sp.active_since >= self.flush_interval_s
+        ):
+            sp.seal()
+        for path in list(sp.sealed):
+            records = sp.read(path)
+            for i in range(0, len(records), MAX_BATCH):
+                if not await self._send(records[i : i + MAX_BATCH]):
+                    return False
+            sp.done(path, len(records))
+        return True
+
+    async def _send(self, records: list[dict[str, Any]]) -> bool:
+        if not records:
+            return True
+        assert self._client is not None  # noqa: S101 - started before use
+        try:
+            resp = await self._client.post(
+                self.endpoint,
+                content=orjson.dumps({"records": records}),
+                headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            return self._failed(f"powermeter server unreachable: {type(exc).__name__}: {exc}")
+        if resp.status_code != 200:
+            level = logging.ERROR if resp.status_code in (400, 401, 403, 404, 422) else logging.WARNING
+            msg = f"powermeter server answered {resp.status_code}: {resp.text[:300]}"
+            log.log(level, "%s (records kept in the spool, retrying)", msg)
+            return self._failed(msg)
+        try:
+            body = resp.json()
+        except ValueError:
+            return self._failed("powermeter server answered 200 without JSON")
+        self.created += int(body.get("created", 0))
+        self.duplicates += int(body.get("duplicates", 0))
+        rejected = int(body.get("rejected", 0))
+        if rejected:
+            self.rejected += rejected
+            for entry in body.get("data", []):
+                if entry.get("status") == "rejected":
+                    log.warning(
+                        "powermeter rejected a record (%s): %s", entry.get("error_code"), entry.get("detail")
+                    )
+        self.last_error = ""
+        return True
+
+    def _failed(self, message: str) -> bool:
+        self.failures += 1
+        self.last_error = message
+        return False
