@@ -27,9 +27,7 @@ def rate(cfg: dict[str, object], **kw: object) -> BillRate:
 
 
 def hourly(start_utc: datetime, kwhs: list[object]) -> list[Reading]:
-    return [
-        Reading(start_utc + timedelta(hours=i), Decimal(str(k)), f"readings[{i}]") for i, k in enumerate(kwhs)
-    ]
+    return [Reading(start_utc + timedelta(hours=i), Decimal(str(k)), f"readings[{i}]") for i, k in enumerate(kwhs)]
 
 
 def test_dst_end_25_hour_day_prices_each_reading_at_its_local_hour() -> None:
@@ -40,17 +38,22 @@ def test_dst_end_25_hour_day_prices_each_reading_at_its_local_hour() -> None:
     # rest: 325 − 6 − 100 = 219 kWh × 0.30 = 65.70 → total 116.30
     readings = hourly(datetime(2026, 11, 1, 7, tzinfo=UTC), list(range(1, 26)))
     bill = bill_readings(rate(TOU), readings, LA)
-    assert bill.interval_minutes == 60 and bill.interval_inferred
+    assert bill.interval_minutes == 60
+    assert bill.interval_inferred
     assert bill.days == 1
     (month,) = bill.months
     assert month.month == "2026-11"
     assert month.kwh == 325
-    assert month.by_period["night"].kwh == 6 and month.by_period["night"].cost == Decimal("0.60")
-    assert month.by_period["peak"].kwh == 100 and month.by_period["peak"].cost == Decimal("50.00")
-    assert month.by_period["flat"].kwh == 219 and month.by_period["flat"].cost == Decimal("65.70")
+    assert month.by_period["night"].kwh == 6
+    assert month.by_period["night"].cost == Decimal("0.60")
+    assert month.by_period["peak"].kwh == 100
+    assert month.by_period["peak"].cost == Decimal("50.00")
+    assert month.by_period["flat"].kwh == 219
+    assert month.by_period["flat"].cost == Decimal("65.70")
     assert bill.total == Decimal("116.30")
     dst = [w for w in bill.warnings if w.code == "dst"]
-    assert dst and dst[0].examples == ("2026-11-01 has 25 hours (DST ends)",)
+    assert dst
+    assert dst[0].examples == ("2026-11-01 has 25 hours (DST ends)",)
     assert not [w for w in bill.warnings if w.code in ("gap", "overlap", "duplicate")]
 
 
@@ -76,7 +79,11 @@ def test_month_boundary_is_split_in_local_time_not_utc() -> None:
     bill = bill_readings(rate({"flat_rate": "0.20", "fixed_daily_charge": "1.00"}), readings, LA)
     jan, feb = bill.months
     assert (jan.month, jan.kwh, jan.energy_cost, jan.fixed_cost, jan.total) == (
-        "2026-01", 3, Decimal("0.60"), Decimal("1.00"), Decimal("1.60"),
+        "2026-01",
+        3,
+        Decimal("0.60"),
+        Decimal("1.00"),
+        Decimal("1.60"),
     )
     assert (feb.month, feb.kwh, feb.total) == ("2026-02", 7, Decimal("2.40"))
     assert bill.total == Decimal("4.00")
@@ -94,7 +101,8 @@ def test_block_tariff_resets_every_billing_month() -> None:
     kwhs[(31 + 9) * 24 + 12] = 8
     bill = bill_readings(rate(cfg), hourly(start, kwhs), LA)
     jan, feb = bill.months
-    assert jan.days == 31 and feb.days == 28
+    assert jan.days == 31
+    assert feb.days == 28
     assert jan.energy_cost == Decimal("2.00")
     assert [(b.up_to_kwh, b.kwh) for b in jan.blocks] == [(10, 10), (None, 5)]
     assert feb.energy_cost == Decimal("0.80")
@@ -120,8 +128,11 @@ def test_fixed_charges_per_day_and_per_month_over_a_partial_month() -> None:
 
 def test_weekend_and_holiday_prices_come_from_the_local_date() -> None:
     # weekday peak 16–21 at 0.50, weekends all 0.30 (flat). 2026-07-03 (Fri) is the observed US holiday.
-    cfg = {"flat_rate": "0.30", "holidays_as_weekend": True,
-           "tou_tiers": [{"name": "peak", "start_hour": 16, "end_hour": 21, "rate": "0.50", "days": "weekday"}]}
+    cfg = {
+        "flat_rate": "0.30",
+        "holidays_as_weekend": True,
+        "tou_tiers": [{"name": "peak", "start_hour": 16, "end_hour": 21, "rate": "0.50", "days": "weekday"}],
+    }
     # 17:00 PDT on Thu 07-02, Fri 07-03 (holiday) and Sat 07-04 = 00:00Z the next day
     readings = [Reading(datetime(2026, 7, d, 0, tzinfo=UTC), Decimal(1), f"r{d}") for d in (3, 4, 5)]
     holidays = frozenset({datetime(2026, 7, 3).date()})
@@ -130,7 +141,8 @@ def test_weekend_and_holiday_prices_come_from_the_local_date() -> None:
     assert jul.by_period["peak"].kwh == 1  # only Thursday
     assert jul.energy_cost == Decimal("1.10")  # 0.50 + 0.30 + 0.30
     gap = [w for w in bill.warnings if w.code == "gap"]
-    assert gap and gap[0].count == 2
+    assert gap
+    assert gap[0].count == 2
 
 
 def test_a_reading_straddling_a_tariff_edge_is_split_by_time() -> None:
@@ -148,7 +160,8 @@ def test_export_is_credited_at_the_export_rate_or_refused_naming_the_field() -> 
     (jun,) = bill.months
     # 2 × 0.30 − 3 × 0.05 = 0.45; net kWh −1
     assert (jun.kwh, jun.import_kwh, jun.export_kwh) == (-1, 2, 3)
-    assert jun.energy_cost == Decimal("0.45") and jun.export_credit == Decimal("0.15")
+    assert jun.energy_cost == Decimal("0.45")
+    assert jun.export_credit == Decimal("0.15")
     assert jun.by_period["export"].kwh == -3
     with pytest.raises(BillingInputError) as exc:
         bill_readings(rate({"flat_rate": "0.30"}, export_field="rateConfig.export_rate"), readings, LA)
@@ -158,16 +171,22 @@ def test_export_is_credited_at_the_export_rate_or_refused_naming_the_field() -> 
 
 def test_duplicates_dropped_conflicts_refused_overlaps_warned() -> None:
     t0 = datetime(2026, 6, 1, 19, tzinfo=UTC)
-    rs = [Reading(t0, Decimal(1), "readings[0]"), Reading(t0 + timedelta(minutes=15), Decimal(1), "readings[1]"),
-          Reading(t0 + timedelta(minutes=15), Decimal(1), "readings[2]"),
-          Reading(t0 + timedelta(minutes=30), Decimal(1), "readings[3]")]
+    rs = [
+        Reading(t0, Decimal(1), "readings[0]"),
+        Reading(t0 + timedelta(minutes=15), Decimal(1), "readings[1]"),
+        Reading(t0 + timedelta(minutes=15), Decimal(1), "readings[2]"),
+        Reading(t0 + timedelta(minutes=30), Decimal(1), "readings[3]"),
+    ]
     bill = bill_readings(rate({"flat_rate": "1"}), rs, LA)
-    assert bill.interval_minutes == 15 and bill.readings == 3 and bill.total == 3
+    assert bill.interval_minutes == 15
+    assert bill.readings == 3
+    assert bill.total == 3
     assert [w.code for w in bill.warnings] == ["duplicate"]
     rs[2] = Reading(rs[2].start, Decimal(2), "readings[2]")
     with pytest.raises(BillingInputError) as exc:
         bill_readings(rate({"flat_rate": "1"}), rs, LA)
-    assert exc.value.field == "readings[2]" and "readings[1]" in exc.value.message
+    assert exc.value.field == "readings[2]"
+    assert "readings[1]" in exc.value.message
     rs[2] = Reading(t0 + timedelta(minutes=20), Decimal(1), "readings[2]")
     bill = bill_readings(rate({"flat_rate": "1"}), rs, LA, interval_minutes=15)
     assert [w.code for w in bill.warnings] == ["overlap"]
