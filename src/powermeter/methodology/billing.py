@@ -186,23 +186,11 @@ def _prepare(
     if not readings:
         raise BillingInputError("readings", "at least one reading is required")
     ordered = sorted(readings, key=lambda r: r.start)
-    inferred = interval_minutes is None
-    if interval_minutes is None:
-        interval_minutes = infer_interval([r.start for r in ordered])
-    elif interval_minutes not in ALLOWED_INTERVALS_MIN:
-        raise BillingInputError(
-            "interval_minutes", f"must be one of {', '.join(map(str, ALLOWED_INTERVALS_MIN))}, got {interval_minutes}"
-        )
-    step = timedelta(minutes=interval_minutes)
-    kept: list[Reading] = [ordered[0]]
+    unique: list[Reading] = [ordered[0]]
     dupes: list[str] = []
-    overlaps: list[str] = []
-    gaps: list[str] = []
-    missing = 0
     for r in ordered[1:]:
-        prev = kept[-1]
-        d = r.start - prev.start
-        if not d:
+        prev = unique[-1]
+        if r.start == prev.start:
             if r.kwh != prev.kwh:
                 raise BillingInputError(
                     r.where,
@@ -211,13 +199,27 @@ def _prepare(
                 )
             dupes.append(f"{r.where} = {prev.where} ({_local_label(r.start, tz)})")
             continue
+        unique.append(r)
+    inferred = interval_minutes is None
+    if interval_minutes is None:
+        interval_minutes = infer_interval([r.start for r in unique])
+    elif interval_minutes not in ALLOWED_INTERVALS_MIN:
+        raise BillingInputError(
+            "interval_minutes", f"must be one of {', '.join(map(str, ALLOWED_INTERVALS_MIN))}, got {interval_minutes}"
+        )
+    step = timedelta(minutes=interval_minutes)
+    overlaps: list[str] = []
+    gaps: list[str] = []
+    missing = 0
+    for prev, r in itertools.pairwise(unique):
+        d = r.start - prev.start
         if d < step:
             overlaps.append(f"{r.where} starts {d.total_seconds() / 60:g} min after {prev.where}")
         elif d > step:
             n = int(d / step) - (0 if d % step else 1)
             missing += n
             gaps.append(f"{_local_label(prev.start + step, tz)} → {_local_label(r.start, tz)} ({n} readings missing)")
-        kept.append(r)
+    kept = unique
     warnings: list[BillWarning] = []
     if dupes:
         warnings.append(
