@@ -153,7 +153,8 @@ def test_compare_refuses_an_unknown_current_tariff(client: TestClient) -> None:
             "date '2026-13-01'",
         ),
         (
-            "TYPE,DATE,START TIME,END TIME,USAGE,UNITS,COST,NOTES\nNatural gas usage,2026-01-10,00:00,23:59,3.1,therms,$4,\n",
+            "TYPE,DATE,START TIME,END TIME,USAGE,UNITS,COST,NOTES\n"
+            "Natural gas usage,2026-01-10,00:00,23:59,3.1,therms,$4,\n",
             2,
             "gas",
         ),
