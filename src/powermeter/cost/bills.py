@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -181,41 +181,59 @@ def choose(params: Mapping[str, Any], rates: RatesDataset) -> ChosenRate:
     )
 
 
+def _reading_error(i: int, r: Any) -> BadRequest:
+    """The precise 400 for a reading the fast path refused."""
+    where = f"readings[{i}]"
+    if not isinstance(r, dict):
+        return _bad(where, "must be an object {start, kwh}")
+    s = r.get("start")
+    if not isinstance(s, str) or len(s) > 40:
+        return _bad(f"{where}.start", "is required: an ISO-8601 instant such as 2026-11-01T01:00:00-07:00")
+    try:
+        start = datetime.fromisoformat(s)
+    except ValueError:
+        return _bad(f"{where}.start", f"{s!r} is not an ISO-8601 date-time")
+    if start.tzinfo is None:
+        return _bad(f"{where}.start", f"{s!r} has no UTC offset; give an instant (…-07:00 or …Z)")
+    k = r.get("kwh")
+    if k is None or isinstance(k, bool | list | dict):
+        return _bad(f"{where}.kwh", "is required: a number of kWh (negative = exported)")
+    if isinstance(k, str):
+        try:
+            t.dec(k, "kwh")
+        except TariffInputError:
+            return _bad(f"{where}.kwh", f"{k!r} is not a number")
+    return _bad(f"{where}.kwh", f"must be a finite number within ±{MAX_KWH_PER_READING:,} kWh, got {k!r}")
+
+
 def json_readings(raw: Any) -> list[Reading]:
+    """Validate ``readings: [{start, kwh}, …]`` (fast path for the common shape; errors name the reading)."""
     if not isinstance(raw, list) or not raw:
         raise _bad("readings", "must be a non-empty list of {start, kwh}")
     if len(raw) > MAX_READINGS:
         raise _bad("readings", f"at most {MAX_READINGS:,} readings per request, got {len(raw):,}")
     out: list[Reading] = []
+    append = out.append
     fromiso = datetime.fromisoformat
+    lim = float(MAX_KWH_PER_READING)
     for i, r in enumerate(raw):
-        where = f"readings[{i}]"
-        if not isinstance(r, dict):
-            raise _bad(where, "must be an object {start, kwh}")
-        s = r.get("start")
-        if not isinstance(s, str) or len(s) > 40:
-            raise _bad(f"{where}.start", "is required: an ISO-8601 instant such as 2026-11-01T01:00:00-07:00")
         try:
-            start = fromiso(s)
-        except ValueError:
-            raise _bad(f"{where}.start", f"{s!r} is not an ISO-8601 date-time") from None
-        if start.tzinfo is None:
-            raise _bad(f"{where}.start", f"{s!r} has no UTC offset; give an instant (…-07:00 or …Z)")
-        k = r.get("kwh")
-        if isinstance(k, float):
-            kwh = Decimal(repr(k))
-        elif isinstance(k, int) and not isinstance(k, bool):
-            kwh = Decimal(k)
-        elif isinstance(k, str):
-            try:
-                kwh = t.dec(k, f"{where}.kwh")
-            except TariffInputError:
-                raise _bad(f"{where}.kwh", f"{k!r} is not a number") from None
-        else:
-            raise _bad(f"{where}.kwh", "is required: a number of kWh (negative = exported)")
-        if not kwh.is_finite() or abs(kwh) > MAX_KWH_PER_READING:
-            raise _bad(f"{where}.kwh", f"must be a finite number within ±{MAX_KWH_PER_READING:,} kWh, got {k!r}")
-        out.append(Reading(start.astimezone(UTC), kwh, where))
+            start = fromiso(r["start"])
+            k = r["kwh"]
+        except (TypeError, KeyError, ValueError):
+            raise _reading_error(i, r) from None
+        kt = type(k)
+        if start.tzinfo is None or (kt is not float and kt is not int) or not -lim <= k <= lim:
+            if start.tzinfo is not None and kt is str:
+                try:
+                    kwh = t.dec(k, "kwh")
+                except TariffInputError:
+                    raise _reading_error(i, r) from None
+                if abs(kwh) <= MAX_KWH_PER_READING:
+                    append(Reading(start, kwh, i))
+                    continue
+            raise _reading_error(i, r)
+        append(Reading(start, Decimal(repr(k)) if kt is float else Decimal(k), i))
     return out
 
 
@@ -238,13 +256,14 @@ class Parsed:
     interval_minutes: int | None
     format: str
     notes: list[str]
+    ref_format: str = "line {}"
 
 
 def readings_from(params: Mapping[str, Any], body: bytes | None, content_type: str, tz: ZoneInfo | None) -> Parsed:
     """Readings from the JSON body's ``readings`` or from a CSV/XML body."""
     interval = interval_param(params)
     if body is None:
-        return Parsed(json_readings(params.get("readings")), interval, "json", [])
+        return Parsed(json_readings(params.get("readings")), interval, "json", [], "readings[{}]")
     try:
         data: MeterData = parse_meter_file(body, tz, content_type)
     except MeterFileError as exc:
@@ -275,6 +294,7 @@ def run_bill(choice: ChosenRate, parsed: Parsed, tz: ZoneInfo) -> Bill:
             tz,
             interval_minutes=parsed.interval_minutes,
             holidays=holidays_between(choice.holidays_calendar, lo, hi),
+            ref_format=parsed.ref_format,
         )
     except BillingInputError as exc:
         extra: dict[str, Any] = {}

@@ -211,7 +211,7 @@ def _plain(rows: list[tuple[int, list[str]]], header: list[str], hline: int, tz:
         kwh = _number(row[k], n, "kwh")
         if kwh is None:
             continue
-        _add(out, Reading(clock.instant(_iso(row[0], n), n), kwh, f"line {n}"), n)
+        _add(out, Reading(clock.instant(_iso(row[0], n), n), kwh, n), n)
     if not out:
         raise MeterFileError(hline, "no readings after the header")
     return MeterData("csv", out, None)
@@ -263,7 +263,7 @@ def _opower(rows: list[tuple[int, list[str]]], header: list[str], hline: int, tz
                 continue
             kwh = u
         wall = datetime(d.year, d.month, d.day, sh, sm)
-        _add(out, Reading(clock.instant(wall, n), kwh, f"line {n}"), n)
+        _add(out, Reading(clock.instant(wall, n), kwh, n), n)
     if not out:
         raise MeterFileError(hline, "no readings after the header")
     return MeterData("greenbutton-csv-opower", out, durations.pop() if len(durations) == 1 else None)
@@ -297,7 +297,7 @@ def _sdge(rows: list[tuple[int, list[str]]], header: list[str], hline: int, tz: 
             if cons is None and gen is None:
                 continue
             net = (cons or Decimal(0)) - (gen or Decimal(0))
-        _add(out, Reading(clock.instant(datetime(d.year, d.month, d.day, h, m), n), net, f"line {n}"), n)
+        _add(out, Reading(clock.instant(datetime(d.year, d.month, d.day, h, m), n), net, n), n)
     if not out:
         raise MeterFileError(hline, "no readings after the header")
     return MeterData("greenbutton-csv-sdge", out, durations.pop() if len(durations) == 1 else None)
@@ -332,7 +332,7 @@ def _sce(rows: list[tuple[int, list[str]]], tz: ZoneInfo | None) -> MeterData:
         kwh = _number(row[1], n, "usage")
         if kwh is None:
             continue
-        _add(out, Reading(clock_by_sign[sign].instant(a, n), kwh * sign, f"line {n}"), n)
+        _add(out, Reading(clock_by_sign[sign].instant(a, n), kwh * sign, n), n)
     if not out:
         raise MeterFileError(1, "no readings in the SCE blocks")
     if any(r.kwh < 0 for r in out):
@@ -345,7 +345,7 @@ def _net_by_start(readings: list[Reading]) -> list[Reading]:
     net: dict[datetime, Reading] = {}
     for r in readings:
         prev = net.get(r.start)
-        net[r.start] = r if prev is None else Reading(r.start, prev.kwh + r.kwh, prev.where)
+        net[r.start] = r if prev is None else Reading(r.start, prev.kwh + r.kwh, prev.ref)
     return list(net.values())
 
 
@@ -559,7 +559,7 @@ def parse_espi(data: bytes) -> MeterData:
                 instant = datetime.fromtimestamp(start, tz=UTC)
             except (OverflowError, OSError, ValueError):
                 raise MeterFileError(tp.line if tp else ir.line, f"timePeriod/start {start} is out of range") from None
-            _add(out, Reading(instant, Decimal(value) * scale * sign, f"line {ir.line}"), ir.line)
+            _add(out, Reading(instant, Decimal(value) * scale * sign, v.line), ir.line)
     if not out:
         what = f"; skipped {', '.join(sorted(skipped))}" if skipped else ""
         raise MeterFileError(1, f"no energy readings in Wh (ReadingType uom 72){what}")

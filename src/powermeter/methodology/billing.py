@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from powermeter.methodology.tariff import D0, CompiledRate, Profile
@@ -52,14 +53,13 @@ class BillingInputError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """``kwh`` over ``[start, start + interval)``; ``start`` is timezone-aware; ``where`` names its origin
-    (``readings[3]`` or ``line 12``) for messages."""
+class Reading(NamedTuple):
+    """``kwh`` over ``[start, start + interval)``; ``start`` is timezone-aware; ``ref`` numbers its origin
+    (the index in a JSON list or the line of a file), named in messages by ``ref_format``."""
 
     start: datetime
     kwh: Decimal
-    where: str
+    ref: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +159,11 @@ def _local_label(u: datetime, tz: ZoneInfo) -> str:
     return u.astimezone(tz).isoformat(timespec="minutes")
 
 
-def infer_interval(starts: Sequence[datetime]) -> int:
-    """The most common spacing (minutes) between consecutive distinct starts; one of 5/10/15/30/60."""
-    diffs: Counter[int] = Counter()
-    for a, b in itertools.pairwise(starts):
-        s = int((b - a).total_seconds())
-        if s > 0:
-            diffs[s] += 1
+def infer_interval(starts: Sequence[int]) -> int:
+    """The most common spacing (minutes) between consecutive distinct starts (POSIX seconds, sorted);
+    one of 5/10/15/30/60."""
+    diffs = Counter(b - a for a, b in itertools.pairwise(starts))
+    diffs.pop(0, None)
     if not diffs:
         raise BillingInputError(
             "interval_minutes", "cannot infer the interval from fewer than two distinct readings; give interval_minutes"
@@ -181,45 +179,51 @@ def infer_interval(starts: Sequence[datetime]) -> int:
 
 
 def _prepare(
-    readings: Sequence[Reading], tz: ZoneInfo, interval_minutes: int | None
-) -> tuple[list[Reading], int, bool, list[BillWarning]]:
+    readings: Sequence[Reading], tz: ZoneInfo, interval_minutes: int | None, ref_format: str
+) -> tuple[list[tuple[int, Reading]], int, bool, list[BillWarning]]:
     if not readings:
         raise BillingInputError("readings", "at least one reading is required")
-    ordered = sorted(readings, key=lambda r: r.start)
-    unique: list[Reading] = [ordered[0]]
+    stamped = sorted(((int(r.start.timestamp()), r) for r in readings), key=lambda p: p[0])
+    name = ref_format.format
+    unique: list[tuple[int, Reading]] = [stamped[0]]
     dupes: list[str] = []
-    for r in ordered[1:]:
+    for p in stamped[1:]:
         prev = unique[-1]
-        if r.start == prev.start:
-            if r.kwh != prev.kwh:
+        if p[0] == prev[0]:
+            r, q = p[1], prev[1]
+            if r.kwh != q.kwh:
                 raise BillingInputError(
-                    r.where,
-                    f"starts at the same instant as {prev.where} ({_local_label(r.start, tz)}) with a different "
-                    f"value ({r.kwh} vs {prev.kwh} kWh); remove one of them",
+                    name(r.ref),
+                    f"starts at the same instant as {name(q.ref)} ({_local_label(r.start, tz)}) with a different "
+                    f"value ({r.kwh} vs {q.kwh} kWh); remove one of them",
                 )
-            dupes.append(f"{r.where} = {prev.where} ({_local_label(r.start, tz)})")
+            dupes.append(f"{name(r.ref)} = {name(q.ref)} ({_local_label(r.start, tz)})")
             continue
-        unique.append(r)
+        unique.append(p)
     inferred = interval_minutes is None
     if interval_minutes is None:
-        interval_minutes = infer_interval([r.start for r in unique])
+        interval_minutes = infer_interval([p[0] for p in unique])
     elif interval_minutes not in ALLOWED_INTERVALS_MIN:
         raise BillingInputError(
             "interval_minutes", f"must be one of {', '.join(map(str, ALLOWED_INTERVALS_MIN))}, got {interval_minutes}"
         )
-    step = timedelta(minutes=interval_minutes)
+    step = interval_minutes * 60
     overlaps: list[str] = []
     gaps: list[str] = []
     missing = 0
-    for prev, r in itertools.pairwise(unique):
-        d = r.start - prev.start
+    for (t0, q), (t1, r) in itertools.pairwise(unique):
+        d = t1 - t0
+        if d == step:
+            continue
         if d < step:
-            overlaps.append(f"{r.where} starts {d.total_seconds() / 60:g} min after {prev.where}")
-        elif d > step:
-            n = int(d / step) - (0 if d % step else 1)
+            overlaps.append(f"{name(r.ref)} starts {d / 60:g} min after {name(q.ref)}")
+        else:
+            n = d // step - (0 if d % step else 1)
             missing += n
-            gaps.append(f"{_local_label(prev.start + step, tz)} → {_local_label(r.start, tz)} ({n} readings missing)")
-    kept = unique
+            gaps.append(
+                f"{_local_label(q.start + timedelta(seconds=step), tz)} → {_local_label(r.start, tz)} "
+                f"({n} readings missing)"
+            )
     warnings: list[BillWarning] = []
     if dupes:
         warnings.append(
@@ -234,8 +238,7 @@ def _prepare(
         warnings.append(
             BillWarning(
                 "overlap",
-                f"{len(overlaps)} reading(s) overlap the previous one (closer than {interval_minutes} "
-                "min); all were billed",
+                f"{len(overlaps)} reading(s) overlap the previous one (closer than {interval_minutes} min); all billed",
                 len(overlaps),
                 tuple(overlaps[:MAX_EXAMPLES]),
             )
@@ -245,13 +248,13 @@ def _prepare(
         warnings.append(
             BillWarning(
                 "gap",
-                f"{len(gaps)} gap(s): {missing} reading(s) ({hours:g} h) missing; missing energy is not "
-                "billed and fixed charges still apply",
+                f"{len(gaps)} gap(s): {missing} reading(s) ({hours:g} h) missing; missing energy is not billed "
+                "and fixed charges still apply",
                 len(gaps),
                 tuple(gaps[:MAX_EXAMPLES]),
             )
         )
-    return kept, interval_minutes, inferred, warnings
+    return unique, interval_minutes, inferred, warnings
 
 
 def _dst_days(start: date, end: date, tz: ZoneInfo) -> list[str]:
@@ -274,8 +277,6 @@ def _dst_days(start: date, end: date, tz: ZoneInfo) -> list[str]:
 # pricing
 
 
-# (price-profile identity, second of day, interval seconds, next-day profile identity) → parts
-_PartKey = tuple[int, int, int, int]
 _Parts = tuple[tuple[str, Decimal, Decimal], ...]  # (period name, share of kWh, price per kWh)
 
 
@@ -329,11 +330,35 @@ def _apply_blocks(
 
 @dataclass
 class _MonthAcc:
-    first: date
-    last: date
-    # (period name, price) → kWh; cost = price × Σ kWh (one multiplication per bucket, not per reading)
-    buckets: dict[tuple[str, Decimal], Decimal] = field(default_factory=dict)
+    # parts index → kWh; cost = Σ share × price × kWh per part (multiplied once per bucket, not per reading)
+    buckets: dict[int, Decimal] = field(default_factory=dict)
     export_kwh: Decimal = D0
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY = 86400
+
+
+class _Offsets:
+    """UTC offset (s) of a POSIX second in ``tz``: one zone lookup per UTC day when the offset is the same
+    at both ends of that day, else per second asked (the few days with a DST change)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.days: dict[int, int | None] = {}
+
+    def _at(self, ts: int) -> int:
+        off = datetime.fromtimestamp(ts, self.tz).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    def __call__(self, ts: int) -> int:
+        day = ts // _DAY
+        try:
+            off = self.days[day]
+        except KeyError:
+            a, b = self._at(day * _DAY), self._at(day * _DAY + _DAY - 1)
+            off = self.days[day] = a if a == b else None
+        return self._at(ts) if off is None else off
 
 
 def bill_readings(
@@ -343,64 +368,65 @@ def bill_readings(
     *,
     interval_minutes: int | None = None,
     holidays: frozenset[date] = frozenset(),
+    ref_format: str = "readings[{}]",
 ) -> Bill:
-    """Bill ``readings`` under ``rate`` in time zone ``tz`` (see the module docstring for the method)."""
-    kept, interval, inferred, warnings = _prepare(readings, tz, interval_minutes)
+    """Bill ``readings`` under ``rate`` in time zone ``tz`` (see the module docstring for the method).
+
+    ``ref_format`` names a reading in messages from its ``ref`` (``"readings[{}]"`` or ``"line {}"``).
+    """
+    kept, interval, inferred, warnings = _prepare(readings, tz, interval_minutes, ref_format)
+    name = ref_format.format
     dur = interval * 60
     cr = rate.rate
-    cache: dict[_PartKey, _Parts] = {}
-    profiles: dict[date, Profile] = {}
+    parts_index: dict[tuple[int, int, int], int] = {}
+    parts_list: list[_Parts] = []
+    # local day number → (month key, price profile); profiles are shared objects, so id() keys the split cache
+    day_cache: dict[int, tuple[tuple[int, int], Profile]] = {}
     months: dict[tuple[int, int], _MonthAcc] = {}
     exports: list[str] = []
-    one_day = timedelta(days=1)
+    offset = _Offsets(tz)
 
-    def profile_on(d: date) -> Profile:
-        p = profiles.get(d)
-        if p is None:
-            p = profiles[d] = cr.profile_on(d, holidays)
-        return p
+    def day_info(n: int) -> tuple[tuple[int, int], Profile]:
+        info = day_cache.get(n)
+        if info is None:
+            d = date.fromordinal(_EPOCH_ORDINAL + n)
+            info = day_cache[n] = ((d.year, d.month), cr.profile_on(d, holidays))
+        return info
 
-    for r in kept:
-        local = r.start.astimezone(tz)
-        d = local.date()
-        key_m = (d.year, d.month)
-        acc = months.get(key_m)
-        if acc is None:
-            acc = months[key_m] = _MonthAcc(d, d)
-        else:
-            acc.last = d
+    last_month: tuple[int, int] | None = None
+    acc = _MonthAcc()
+    for ts, r in kept:
+        wall = ts + offset(ts)
+        n = wall // _DAY
+        sod = wall - n * _DAY
+        key_m, prof = day_cache[n] if n in day_cache else day_info(n)
+        if key_m != last_month:
+            acc = months.get(key_m) or months.setdefault(key_m, _MonthAcc())
+            last_month = key_m
         kwh = r.kwh
         if kwh < 0:
             if rate.export_rate is None:
                 raise BillingInputError(
                     rate.export_field,
-                    f"{r.where} is negative ({kwh} kWh, energy exported to the grid) but {rate.label} has no "
+                    f"{name(r.ref)} is negative ({kwh} kWh, energy exported to the grid) but {rate.label} has no "
                     f"export rate; give {rate.export_field} (price per exported kWh) or remove negative readings",
                 )
             acc.export_kwh -= kwh
             if len(exports) < MAX_EXAMPLES:
-                exports.append(f"{r.where} ({_local_label(r.start, tz)}): {kwh} kWh")
+                exports.append(f"{name(r.ref)} ({_local_label(r.start, tz)}): {kwh} kWh")
             continue
-        sod = local.hour * 3600 + local.minute * 60 + local.second
-        prof = profile_on(d)
-        nxt = profile_on(d + one_day) if sod + dur > 86400 else prof
-        pkey = (id(prof), sod, dur, id(nxt))
-        parts = cache.get(pkey)
-        if parts is None:
-            parts = cache[pkey] = _split(prof, nxt, sod, dur)
+        nxt = day_info(n + 1)[1] if sod + dur > _DAY else prof
+        pkey = (id(prof), sod, id(nxt))
+        pi = parts_index.get(pkey)
+        if pi is None:
+            pi = parts_index[pkey] = len(parts_list)
+            parts_list.append(_split(prof, nxt, sod, dur))
         b = acc.buckets
-        if len(parts) == 1:
-            name, _, price = parts[0]
-            k = (name, price)
-            b[k] = b.get(k, D0) + kwh
-        else:
-            for name, share, price in parts:
-                k = (name, price)
-                b[k] = b.get(k, D0) + kwh * share
+        b[pi] = b[pi] + kwh if pi in b else kwh
 
-    first_date = kept[0].start.astimezone(tz).date()
-    last_date = kept[-1].start.astimezone(tz).date()
-    n_export = sum(1 for r in kept if r.kwh < 0)
+    first_date = kept[0][1].start.astimezone(tz).date()
+    last_date = kept[-1][1].start.astimezone(tz).date()
+    n_export = sum(1 for _, r in kept if r.kwh < 0)
     if n_export:
         warnings.append(
             BillWarning(
@@ -432,29 +458,31 @@ def bill_readings(
         days = (m_end - m_start).days + 1
         if days < dim:
             partial.append(f"{y:04d}-{m:02d}: {days} of {dim} days")
-        acc = months.get((y, m)) or _MonthAcc(m_start, m_end)
+        macc = months.get((y, m)) or _MonthAcc()
         by_name: dict[str, list[Decimal]] = {}
         import_kwh = D0
         time_cost = D0
-        for (name, price), kwh in acc.buckets.items():
-            c = kwh * price
-            slot = by_name.setdefault(name, [D0, D0])
-            slot[0] += kwh
-            slot[1] += c
-            import_kwh += kwh
-            time_cost += c
+        for pi, total_kwh in macc.buckets.items():
+            for pname, share, price in parts_list[pi]:
+                kwh = total_kwh * share if share != 1 else total_kwh
+                c = kwh * price
+                slot = by_name.setdefault(pname, [D0, D0])
+                slot[0] += kwh
+                slot[1] += c
+                import_kwh += kwh
+                time_cost += c
         scale = Decimal(days) if cr.spec.block_basis == "day" else Decimal(days) / Decimal(dim)
         import_cost, blocks = _apply_blocks(cr, import_kwh, time_cost, scale)
         by_period: dict[str, PeriodUse] = {}
-        for name, (kwh, c) in sorted(by_name.items()):
+        for pname, (kwh, c) in sorted(by_name.items()):
             if blocks:  # allocate the block-adjusted cost by time-based cost (or kWh when prices are 0)
                 share = c / time_cost if time_cost else (kwh / import_kwh if import_kwh else D0)
                 c = import_cost * share
-            by_period[name] = PeriodUse(kwh, c)
+            by_period[pname] = PeriodUse(kwh, c)
         credit = D0
-        if acc.export_kwh:
-            credit = acc.export_kwh * (rate.export_rate or D0)
-            by_period[EXPORT_PERIOD] = PeriodUse(-acc.export_kwh, -credit)
+        if macc.export_kwh:
+            credit = macc.export_kwh * (rate.export_rate or D0)
+            by_period[EXPORT_PERIOD] = PeriodUse(-macc.export_kwh, -credit)
         fixed = cr.spec.fixed_daily_charge * days + rate.fixed_monthly_charge * Decimal(days) / Decimal(dim)
         out.append(
             MonthBill(
@@ -463,9 +491,9 @@ def bill_readings(
                 end=m_end,
                 days=days,
                 days_in_month=dim,
-                kwh=import_kwh - acc.export_kwh,
+                kwh=import_kwh - macc.export_kwh,
                 import_kwh=import_kwh,
-                export_kwh=acc.export_kwh,
+                export_kwh=macc.export_kwh,
                 energy_cost=import_cost - credit,
                 export_credit=credit,
                 fixed_cost=fixed,
