@@ -14,6 +14,7 @@ absolute figure. The median of ``--repeat`` runs is reported.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -61,13 +62,21 @@ def espi_body(rs: list[dict[str, object]], minutes: int) -> bytes:
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median CPU time (ms) of this process per call: on a shared machine, wall time mostly measures the
+    other processes; CPU time is what the call costs (wall medians are printed beside it)."""
     fn()  # warm caches (compiled rate, price splits)
-    times = []
+    cpu = []
+    wall = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    WALL.append(statistics.median(wall))
+    return statistics.median(cpu)
+
+
+WALL: list[float] = []
 
 
 def main() -> None:
@@ -80,6 +89,8 @@ def main() -> None:
     from powermeter.data.rates import load_rates
 
     rates = load_rates()
+    gc.collect()
+    gc.freeze()  # as the server's lifespan does: start-up objects leave the collector's reach
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}")
     for n, minutes, goal in ((8760, 60, 50.0), (35040, 15, 150.0)):
         rs = readings(n, minutes)
@@ -93,8 +104,9 @@ def main() -> None:
         ms = median_ms(json_bill, args.repeat)
         verdict = "meets" if ms <= goal else "MISSES"
         print(
-            f"{n:>6} readings × {minutes:>2} min, {args.tariff}: JSON bill {ms:7.1f} ms (goal ≤ {goal:.0f} ms: "
-            f"{verdict}); orjson.loads of the same body {decode:5.1f} ms → ratio {ms / decode:5.1f}×"
+            f"{n:>6} readings × {minutes:>2} min, {args.tariff}: JSON bill {ms:7.1f} ms CPU (wall {WALL[-1]:.1f} ms; "
+            f"goal ≤ {goal:.0f} ms: {verdict}); orjson.loads of the same body {decode:5.1f} ms → "
+            f"ratio {ms / decode:5.1f}×"
         )
         csv_raw = csv_body(rs)
         ms_csv = median_ms(
@@ -106,8 +118,10 @@ def main() -> None:
             lambda b=xml_raw: bills.bill({"tariffId": args.tariff}, b, "application/xml", rates),  # type: ignore[misc]
             args.repeat,
         )
-        print(f"{'':>6}   CSV body {len(csv_raw) / 1e6:4.1f} MB: {ms_csv:7.1f} ms;  ESPI XML {len(xml_raw) / 1e6:4.1f} MB: "
-              f"{ms_xml:7.1f} ms")
+        print(
+            f"{'':>6}   CPU: CSV body {len(csv_raw) / 1e6:4.1f} MB: {ms_csv:7.1f} ms;  "
+            f"ESPI XML {len(xml_raw) / 1e6:4.1f} MB: {ms_xml:7.1f} ms"
+        )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

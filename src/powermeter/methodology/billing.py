@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -183,7 +184,8 @@ def _prepare(
 ) -> tuple[list[tuple[int, Reading]], int, bool, list[BillWarning]]:
     if not readings:
         raise BillingInputError("readings", "at least one reading is required")
-    stamped = sorted(((int(r.start.timestamp()), r) for r in readings), key=lambda p: p[0])
+    stamped = [(int(r.start.timestamp()), r) for r in readings]
+    stamped.sort(key=itemgetter(0))
     name = ref_format.format
     unique: list[tuple[int, Reading]] = [stamped[0]]
     dupes: list[str] = []
@@ -395,8 +397,10 @@ def bill_readings(
 
     last_month: tuple[int, int] | None = None
     acc = _MonthAcc()
+    day_offsets = offset.days
     for ts, r in kept:
-        wall = ts + offset(ts)
+        off = day_offsets.get(ts // _DAY)
+        wall = ts + (off if off is not None else offset(ts))
         n = wall // _DAY
         sod = wall - n * _DAY
         key_m, prof = day_cache[n] if n in day_cache else day_info(n)
