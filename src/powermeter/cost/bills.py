@@ -35,7 +35,8 @@ from powermeter.methodology.tariff import TariffInputError
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_KWH_PER_READING = Decimal(1_000_000)
 MAX_EXPORT_RATE = Decimal(100)
-METHOD = "docs/methodology.md#bills-from-meter-readings"
+METHOD = 'docs/methodology.md, section "Bills from meter readings"'
+MAX_SPAN_DAYS = 1098  # three years (one of them leap)
 BILL_ONLY_KEYS = ("export_rate", "fixed_monthly_charge")
 
 
@@ -285,8 +286,8 @@ def run_bill(choice: ChosenRate, parsed: Parsed, tz: ZoneInfo) -> Bill:
         raise _bad("readings", "no readings")
     lo = min(r.start for r in rs).astimezone(tz).date()
     hi = max(r.start for r in rs).astimezone(tz).date()
-    if (hi - lo).days > 3 * 366:
-        raise _bad("readings", f"span at most {3 * 366} days, got {(hi - lo).days + 1} ({lo} to {hi})")
+    if (hi - lo).days + 1 > MAX_SPAN_DAYS:
+        raise _bad("readings", f"may span at most {MAX_SPAN_DAYS} days, got {(hi - lo).days + 1} ({lo} to {hi})")
     try:
         return bill_readings(
             choice.bill_rate,

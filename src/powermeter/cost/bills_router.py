@@ -220,8 +220,8 @@ def _reply(request: Request, payload: dict[str, Any], version: str) -> FastJSONR
     "`application/xml` Green Button ESPI feed, with the rate in the query string. Each reading is priced at the "
     "local wall-clock hour it fell in (DST days included); months are local calendar months; blocks reset each "
     "month; fixed charges per day (and per month, prorated). Negative readings are exports, credited at the "
-    "tariff's `export_rate` or refused. Limits: 16 MiB body, 105,408 readings, 3 years. Money to 4 decimals. "
-    "Method: docs/methodology.md#bills-from-meter-readings.",
+    "tariff's `export_rate` or refused. Limits: 16 MiB body, 105,408 readings, 1,098 days. Money to 4 decimals. "
+    "Method: docs/methodology.md, section "Bills from meter readings".",
     openapi_extra=_openapi(BILL_REQUEST, BILL_EXAMPLE),
     responses={
         **s.ok(BILL_RESPONSE, BILL_RESPONSE_EXAMPLE, "The bill"),

@@ -313,6 +313,10 @@ def test_body_and_reading_count_bounds(client: TestClient) -> None:
     r = client.post("/calc/api/bill", json={"tariffId": "pge-e-tou-c", "readings": too_many})
     assert r.status_code == 400
     assert "at most 105,408 readings" in r.json()["error"]
+    far = [{"start": "2022-01-01T00:00:00Z", "kwh": 1}, {"start": "2026-01-01T00:00:00Z", "kwh": 1}]
+    r = client.post("/calc/api/bill", json={"tariffId": "pge-e-tou-c", "interval_minutes": 60, "readings": far})
+    assert r.status_code == 400
+    assert "may span at most 1098 days" in r.json()["error"]
     r = client.post("/calc/api/bill?tariffId=pge-e-tou-c", content=b"x", headers={"Content-Type": "image/png"})
     assert r.status_code == 400
     assert r.json()["field"] == "Content-Type"
