@@ -221,7 +221,7 @@ def _reply(request: Request, payload: dict[str, Any], version: str) -> FastJSONR
     "local wall-clock hour it fell in (DST days included); months are local calendar months; blocks reset each "
     "month; fixed charges per day (and per month, prorated). Negative readings are exports, credited at the "
     "tariff's `export_rate` or refused. Limits: 16 MiB body, 105,408 readings, 1,098 days. Money to 4 decimals. "
-    "Method: docs/methodology.md, section "Bills from meter readings".",
+    "Method: docs/methodology.md, section 'Bills from meter readings'.",
     openapi_extra=_openapi(BILL_REQUEST, BILL_EXAMPLE),
     responses={
         **s.ok(BILL_RESPONSE, BILL_RESPONSE_EXAMPLE, "The bill"),
