@@ -215,8 +215,10 @@ def json_readings(raw: Any) -> list[Reading]:
         raise _bad("readings", f"at most {MAX_READINGS:,} readings per request, got {len(raw):,}")
     out: list[Reading] = []
     append = out.append
+    new = tuple.__new__  # Reading(start, kwh, i) without the NamedTuple's Python-level __new__
     fromiso = datetime.fromisoformat
     lim = float(MAX_KWH_PER_READING)
+    decimals: dict[float, Decimal] = {}  # meters repeat values: convert each distinct float once
     for i, r in enumerate(raw):
         try:
             start = fromiso(r["start"])
@@ -234,7 +236,10 @@ def json_readings(raw: Any) -> list[Reading]:
                     append(Reading(start, kwh, i))
                     continue
             raise _reading_error(i, r)
-        append(Reading(start, Decimal(repr(k)) if kt is float else Decimal(k), i))
+        cached = decimals.get(k)  # 1 and 1.0 share an entry: both are exactly Decimal 1
+        if cached is None:
+            cached = decimals[k] = Decimal(repr(k)) if kt is float else Decimal(k)
+        append(new(Reading, (start, cached, i)))
     return out
 
 

@@ -353,13 +353,21 @@ def _net_by_start(readings: list[Reading]) -> list[Reading]:
 # ESPI XML
 
 
-@dataclass
 class _Node:
-    tag: str  # local name (namespace dropped)
-    line: int
-    attrs: dict[str, str]
-    children: list[_Node] = field(default_factory=list)
-    text: str = ""
+    """An XML element: local name (namespace dropped), line, attributes, children and text."""
+
+    __slots__ = ("attrs", "children", "line", "parts", "tag")
+
+    def __init__(self, tag: str, line: int, attrs: dict[str, str]) -> None:
+        self.tag = tag
+        self.line = line
+        self.attrs = attrs
+        self.children: list[_Node] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
     def child(self, tag: str) -> _Node | None:
         for c in self.children:
@@ -377,11 +385,16 @@ class _Node:
 def _parse_xml(data: bytes) -> _Node:
     """A small tree with line numbers; DOCTYPE/entity declarations are refused (no entity expansion attacks)."""
     parser = xml.parsers.expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
     root: list[_Node] = []
     stack: list[_Node] = []
+    local_names: dict[str, str] = {}
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        node = _Node(name.rsplit("}", 1)[-1], parser.CurrentLineNumber, attrs)
+        tag = local_names.get(name)
+        if tag is None:
+            tag = local_names[name] = name.rsplit("}", 1)[-1]
+        node = _Node(tag, parser.CurrentLineNumber, attrs)
         if stack:
             stack[-1].children.append(node)
         else:
@@ -393,7 +406,7 @@ def _parse_xml(data: bytes) -> _Node:
 
     def chars(text: str) -> None:
         if stack:
-            stack[-1].text += text
+            stack[-1].parts.append(text)
 
     def doctype(*_args: object) -> None:
         raise MeterFileError(parser.CurrentLineNumber, "DOCTYPE declarations are not accepted in ESPI files")
@@ -536,7 +549,9 @@ def parse_espi(data: bytes) -> MeterData:
             next_start = _int(interval.child("start"), "interval/start", interval.line, default=-1)
             if next_start < 0:
                 next_start = None
-        for ir in b.iter("IntervalReading"):
+        for ir in b.children:
+            if ir.tag != "IntervalReading":
+                continue
             tp = ir.child("timePeriod")
             if tp is not None:
                 start = _int(tp.child("start"), "timePeriod/start", tp.line)

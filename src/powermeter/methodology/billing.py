@@ -163,8 +163,11 @@ def _local_label(u: datetime, tz: ZoneInfo) -> str:
 def infer_interval(starts: Sequence[int]) -> int:
     """The most common spacing (minutes) between consecutive distinct starts (POSIX seconds, sorted);
     one of 5/10/15/30/60."""
-    diffs = Counter(b - a for a, b in itertools.pairwise(starts))
-    diffs.pop(0, None)
+    return _interval_from(Counter(b - a for a, b in itertools.pairwise(starts)))
+
+
+def _interval_from(diffs: Counter[int]) -> int:
+    diffs = Counter({d: c for d, c in diffs.items() if d > 0})
     if not diffs:
         raise BillingInputError(
             "interval_minutes", "cannot infer the interval from fewer than two distinct readings; give interval_minutes"
@@ -187,24 +190,27 @@ def _prepare(
     stamped = [(int(r.start.timestamp()), r) for r in readings]
     stamped.sort(key=itemgetter(0))
     name = ref_format.format
-    unique: list[tuple[int, Reading]] = [stamped[0]]
+    unique = stamped
     dupes: list[str] = []
-    for p in stamped[1:]:
-        prev = unique[-1]
-        if p[0] == prev[0]:
-            r, q = p[1], prev[1]
-            if r.kwh != q.kwh:
-                raise BillingInputError(
-                    name(r.ref),
-                    f"starts at the same instant as {name(q.ref)} ({_local_label(r.start, tz)}) with a different "
-                    f"value ({r.kwh} vs {q.kwh} kWh); remove one of them",
-                )
-            dupes.append(f"{name(r.ref)} = {name(q.ref)} ({_local_label(r.start, tz)})")
-            continue
-        unique.append(p)
+    if any(a[0] == b[0] for a, b in itertools.pairwise(stamped)):  # rare: only then walk them one by one
+        unique = [stamped[0]]
+        for p in stamped[1:]:
+            prev = unique[-1]
+            if p[0] == prev[0]:
+                r, q = p[1], prev[1]
+                if r.kwh != q.kwh:
+                    raise BillingInputError(
+                        name(r.ref),
+                        f"starts at the same instant as {name(q.ref)} ({_local_label(r.start, tz)}) with a "
+                        f"different value ({r.kwh} vs {q.kwh} kWh); remove one of them",
+                    )
+                dupes.append(f"{name(r.ref)} = {name(q.ref)} ({_local_label(r.start, tz)})")
+                continue
+            unique.append(p)
+    diffs = Counter(b[0] - a[0] for a, b in itertools.pairwise(unique))
     inferred = interval_minutes is None
     if interval_minutes is None:
-        interval_minutes = infer_interval([p[0] for p in unique])
+        interval_minutes = _interval_from(diffs)
     elif interval_minutes not in ALLOWED_INTERVALS_MIN:
         raise BillingInputError(
             "interval_minutes", f"must be one of {', '.join(map(str, ALLOWED_INTERVALS_MIN))}, got {interval_minutes}"
@@ -213,7 +219,8 @@ def _prepare(
     overlaps: list[str] = []
     gaps: list[str] = []
     missing = 0
-    for (t0, q), (t1, r) in itertools.pairwise(unique):
+    regular = not diffs or (len(diffs) == 1 and step in diffs)  # every spacing is the interval
+    for (t0, q), (t1, r) in () if regular else itertools.pairwise(unique):
         d = t1 - t0
         if d == step:
             continue
@@ -399,6 +406,7 @@ def bill_readings(
     acc = _MonthAcc()
     day_offsets = offset.days
     for ts, r in kept:
+        kwh = r[1]
         off = day_offsets.get(ts // _DAY)
         wall = ts + (off if off is not None else offset(ts))
         n = wall // _DAY
@@ -407,7 +415,6 @@ def bill_readings(
         if key_m != last_month:
             acc = months.get(key_m) or months.setdefault(key_m, _MonthAcc())
             last_month = key_m
-        kwh = r.kwh
         if kwh < 0:
             if rate.export_rate is None:
                 raise BillingInputError(
