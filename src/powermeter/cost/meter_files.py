@@ -29,7 +29,7 @@ import re
 import xml.parsers.expat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -312,6 +312,8 @@ def _sce(rows: list[tuple[int, list[str]]], tz: ZoneInfo | None) -> MeterData:
     sign = 1
     out: list[Reading] = []
     durations: set[int] = set()
+    at: dict[tuple[int, datetime], int] = {}  # (sign, instant) → index in out
+    merged: list[str] = []
     for n, row in rows:
         if not row:
             continue
@@ -332,12 +334,34 @@ def _sce(rows: list[tuple[int, list[str]]], tz: ZoneInfo | None) -> MeterData:
         kwh = _number(row[1], n, "usage")
         if kwh is None:
             continue
-        _add(out, Reading(clock_by_sign[sign].instant(a, n), kwh * sign, n), n)
+        instant = clock_by_sign[sign].instant(a, n)
+        prev = at.get((sign, instant))
+        if prev is not None and tz is not None and _day_hours(a.date(), tz) == 25:
+            # SCE labels the repeated hour of a fall-back day with a later, unambiguous hour (02:00 twice, not
+            # 01:00): which hour repeated is not recorded, so the energy is added to the labelled interval.
+            r0 = out[prev]
+            out[prev] = Reading(r0.start, r0.kwh + kwh * sign, r0.ref)
+            merged.append(f"line {n} added to line {r0.ref} ({a:%Y-%m-%d %H:%M} listed twice)")
+            continue
+        at[(sign, instant)] = len(out)
+        _add(out, Reading(instant, kwh * sign, n), n)
     if not out:
         raise MeterFileError(1, "no readings in the SCE blocks")
     if any(r.kwh < 0 for r in out):
         out = _net_by_start(out)
-    return MeterData("greenbutton-csv-sce", out, durations.pop() if len(durations) == 1 else None)
+    notes = []
+    if merged:
+        notes.append(
+            f"{len(merged)} reading(s) of a fall-back day are labelled with an hour that occurs once; each was "
+            f"added to the first reading with that label (e.g. {merged[0]})"
+        )
+    return MeterData("greenbutton-csv-sce", out, durations.pop() if len(durations) == 1 else None, notes)
+
+
+def _day_hours(d: date, tz: ZoneInfo) -> float:
+    a = datetime.combine(d, datetime.min.time(), tz).astimezone(UTC)
+    b = datetime.combine(d + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+    return (b - a).total_seconds() / 3600
 
 
 def _net_by_start(readings: list[Reading]) -> list[Reading]:

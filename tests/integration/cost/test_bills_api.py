@@ -329,3 +329,21 @@ def test_openapi_documents_bill_and_compare(client: TestClient) -> None:
         assert op["operationId"] == op_id
         assert set(op["requestBody"]["content"]) == {"application/json", "text/csv", "application/xml"}
         assert {"400", "404", "413", "429"} <= set(op["responses"])
+
+
+def test_sce_fall_back_day_labelled_0200_twice_keeps_all_energy(client: TestClient) -> None:
+    # SCE's real exports label the repeated hour of 2021-11-07 as 02:00 twice (research note §3.3); here the
+    # 25-hour 2026-11-01 with 25 rows: 00, 01, 02, 02, 03 … 23, each 1 kWh. Nothing may be lost.
+    lines = ['"Energy  Delivered time period","Usage Delivered(Real energy in kilowatt-hours)","Reading quality"']
+    labels = [0, 1, 2, 2, *range(3, 24)]
+    for h in labels:
+        end = f"2026-11-01 {h + 1:02d}:00:00" if h < 23 else "2026-11-02 00:00:00"
+        lines.append(f'"2026-11-01 {h:02d}:00:00 to {end}","1.000",""')
+    r = client.post(
+        "/calc/api/bill?tariffId=pge-e-tou-c", content="\n".join(lines).encode(), headers={"Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kwh"] == 25
+    assert "added to the first reading with that label" in body["input"]["notes"][0]
+    assert [w["code"] for w in body["warnings"]] == ["gap", "dst"]  # the 01:00 PST slot has no reading of its own
