@@ -7,6 +7,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from powermeter.methodology.billing import BillingInputError, BillRate, Reading, bill_readings, infer_interval
 from powermeter.methodology.tariff import compile_rate, parse_rate_config
@@ -199,3 +201,47 @@ def test_interval_inference() -> None:
         infer_interval([t0 + 420 * i for i in range(5)])
     with pytest.raises(BillingInputError, match="fewer than two"):
         infer_interval([t0])
+
+
+# ---------------------------------------------------------------------------------------------
+# properties against a per-reading oracle (zoneinfo conversion + the engine's price lookup, no caches)
+
+SEASONAL = {
+    "flat_rate": "0.31",
+    "seasons": {"summer": [6, 7, 8, 9], "winter": [1, 2, 3, 4, 5, 10, 11, 12]},
+    "holidays_as_weekend": True,
+    "tou_tiers": [
+        {"name": "peak", "start_hour": 16, "end_hour": 21, "rate": "0.52", "season": "summer", "days": "weekday"},
+        {"name": "peak", "start_hour": 16, "end_hour": 21, "rate": "0.41", "season": "winter", "days": "weekday"},
+        {"name": "night", "start_hour": 23, "end_hour": 7, "rate": "0.22"},
+    ],
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 1)),
+    kwhs=st.lists(st.integers(min_value=0, max_value=5000), min_size=2, max_size=400),
+)
+def test_hourly_bill_matches_a_per_reading_oracle_and_its_15_minute_split(
+    start: datetime, kwhs: list[int]
+) -> None:
+    br = rate(SEASONAL)
+    t0 = start.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
+    hol = frozenset({datetime(2026, 7, 3).date(), datetime(2025, 12, 25).date(), datetime(2026, 12, 25).date()})
+    hourly = [Reading(t0 + timedelta(hours=i), Decimal(k) / 1000, i) for i, k in enumerate(kwhs)]
+    bill = bill_readings(br, hourly, LA, interval_minutes=60, holidays=hol)
+    oracle = Decimal(0)
+    for r in hourly:
+        local = r.start.astimezone(LA)
+        price = br.rate.profile_on(local.date(), hol).price_at(Decimal(local.hour))
+        oracle += r.kwh * price
+    assert bill.energy_cost == oracle
+    assert bill.kwh == sum(r.kwh for r in hourly)
+    for m in bill.months:
+        assert sum(p.kwh for p in m.by_period.values()) == m.kwh
+        assert sum(p.cost for p in m.by_period.values()) == m.energy_cost
+    quarters = [
+        Reading(r.start + timedelta(minutes=15 * q), r.kwh / 4, 4 * r.ref + q) for r in hourly for q in range(4)
+    ]
+    assert bill_readings(br, quarters, LA, holidays=hol).energy_cost == oracle
