@@ -347,3 +347,15 @@ def test_sce_fall_back_day_labelled_0200_twice_keeps_all_energy(client: TestClie
     assert body["kwh"] == 25
     assert "added to the first reading with that label" in body["input"]["notes"][0]
     assert [w["code"] for w in body["warnings"]] == ["gap", "dst"]  # the 01:00 PST slot has no reading of its own
+
+
+def test_bill_and_compare_share_the_calculator_per_ip_limit(client: TestClient) -> None:
+    body = {"battery_wh": 1000, "charge_rate": 0.1, "discharge_rate": 0.2}
+    for _ in range(59):
+        assert client.post("/calc/api/arbitrage", json=body).status_code == 200
+    ok = client.post("/calc/api/bill", json={"tariffId": "pge-e-tou-c", "readings": fixture_readings()})
+    assert ok.status_code == 200
+    r = client.post("/calc/api/compare", json={"regionCode": "US-CA", "readings": fixture_readings()})
+    assert r.status_code == 429
+    assert r.json()["error"] == "rate_limited"
+    assert "Retry-After" in r.headers
