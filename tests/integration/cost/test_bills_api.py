@@ -359,3 +359,56 @@ def test_bill_and_compare_share_the_calculator_per_ip_limit(client: TestClient) 
     assert r.status_code == 429
     assert r.json()["error"] == "rate_limited"
     assert "Retry-After" in r.headers
+
+
+def test_a_named_tariffs_holiday_calendar_prices_the_holiday_as_a_weekend(client: TestClient) -> None:
+    # PG&E E-TOU-D: summer weekday peak 17–20; weekends and US holidays (treatment "weekend") are off-peak.
+    # 18:00 PDT on Thu 2026-07-02, Fri 2026-07-03 (Independence Day observed) and Mon 2026-07-06.
+    tariff = load_rates().tariffs["pge-e-tou-d"].raw
+    rate = {(t["name"], t["days"]): Decimal(t["rate"]) for t in tariff["tou_tiers"] if t["season"] == "summer"}
+    readings = [{"start": f"2026-07-0{d}T18:00:00-07:00", "kwh": 1} for d in (2, 3, 6)]
+    r = client.post("/calc/api/bill", json={"tariffId": "pge-e-tou-d", "interval_minutes": 60, "readings": readings})
+    assert r.status_code == 200, r.text
+    month = r.json()["months"][0]
+    assert month["by_period"]["peak"]["kwh"] == 2
+    assert month["by_period"]["off-peak"]["kwh"] == 1
+    expected = 2 * rate[("peak", "weekday")] + rate[("off-peak", "weekend")]
+    assert month["energy_cost"] == float(expected.quantize(Decimal("0.0001")))
+
+
+ESPI_NET = """<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<entry><link rel="self" href="/MR/1"/><link rel="related" href="/MR/1/IntervalBlock"/><link rel="related" href="/RT/1"/>
+<content><MeterReading xmlns="http://naesb.org/espi"/></content></entry>
+<entry><link rel="self" href="/RT/1"/><content><ReadingType xmlns="http://naesb.org/espi">
+<flowDirection>1</flowDirection><kind>12</kind><powerOfTenMultiplier>0</powerOfTenMultiplier><uom>72</uom>
+</ReadingType></content></entry>
+<entry><link rel="self" href="/MR/2"/><link rel="related" href="/MR/2/IntervalBlock"/><link rel="related" href="/RT/2"/>
+<content><MeterReading xmlns="http://naesb.org/espi"/></content></entry>
+<entry><link rel="self" href="/RT/2"/><content><ReadingType xmlns="http://naesb.org/espi">
+<flowDirection>19</flowDirection><kind>12</kind><powerOfTenMultiplier>3</powerOfTenMultiplier><uom>72</uom>
+</ReadingType></content></entry>
+<entry><link rel="up" href="/MR/1/IntervalBlock"/><content><IntervalBlock xmlns="http://naesb.org/espi">
+<IntervalReading><timePeriod><duration>3600</duration><start>1780340400</start></timePeriod><value>2000</value></IntervalReading>
+<IntervalReading><timePeriod><duration>3600</duration><start>1780344000</start></timePeriod><value>500</value></IntervalReading>
+</IntervalBlock></content></entry>
+<entry><link rel="up" href="/MR/2/IntervalBlock"/><content><IntervalBlock xmlns="http://naesb.org/espi">
+<IntervalReading><timePeriod><duration>3600</duration><start>1780344000</start></timePeriod><value>3</value></IntervalReading>
+</IntervalBlock></content></entry>
+</feed>
+"""
+
+
+def test_espi_reverse_flow_is_export_netted_per_interval(client: TestClient) -> None:
+    # 1780340400 = 2026-06-01 12:00 PDT. Delivered 2,000 Wh then 500 Wh; received 3 kWh (kWh: multiplier 3) in
+    # the second hour → net +2 kWh and −2.5 kWh. 2 × 0.30 − 2.5 × 0.05 = 0.475
+    r = client.post(
+        "/calc/api/bill?timezone=America/Los_Angeles&rateConfig=" + '{"flat_rate":0.3,"export_rate":0.05}',
+        content=ESPI_NET.encode(),
+        headers={"Content-Type": "application/xml"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kwh"] == -0.5
+    assert body["export_kwh"] == 2.5
+    assert body["energy_cost"] == 0.475
