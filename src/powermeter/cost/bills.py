@@ -74,16 +74,19 @@ def _str(params: Mapping[str, Any], *names: str) -> tuple[str, str | None]:
     return names[0], None
 
 
-def _decimal(params: Mapping[str, Any], name: str, lo: Decimal, hi: Decimal) -> Decimal | None:
+def _decimal(
+    params: Mapping[str, Any], name: str, lo: Decimal, hi: Decimal, field: str | None = None
+) -> Decimal | None:
     v = params.get(name)
     if v is None:
         return None
+    field = field or name
     try:
-        d = t.dec(v, name)
+        d = t.dec(v, field)
     except TariffInputError as exc:
-        raise _bad(name, exc.message) from None
+        raise _bad(field, exc.message) from None
     if not lo <= d <= hi:
-        raise _bad(name, f"must be between {lo} and {hi}, got {d}")
+        raise _bad(field, f"must be between {lo} and {hi}, got {d}")
     return d
 
 
@@ -132,8 +135,10 @@ def choose(params: Mapping[str, Any], rates: RatesDataset) -> ChosenRate:
             raise _bad("rateConfig", "must be an object")
         engine_cfg = {k: v for k, v in cfg.items() if k not in BILL_ONLY_KEYS}
         rate = compile_inline(engine_cfg, "rateConfig")
-        export = _decimal(cfg, "export_rate", Decimal(0), MAX_EXPORT_RATE)
-        monthly = _decimal(cfg, "fixed_monthly_charge", Decimal(0), Decimal(1_000_000)) or Decimal(0)
+        export = _decimal(cfg, "export_rate", Decimal(0), MAX_EXPORT_RATE, "rateConfig.export_rate")
+        monthly = _decimal(
+            cfg, "fixed_monthly_charge", Decimal(0), Decimal(1_000_000), "rateConfig.fixed_monthly_charge"
+        ) or Decimal(0)
         cal = cfg.get("holidays_calendar")
         return ChosenRate(
             BillRate(rate, export if export is not None else override, monthly, "rateConfig.export_rate", "rateConfig"),

@@ -286,6 +286,22 @@ def test_fixed_monthly_charge_in_rate_config_is_billed_per_month(client: TestCli
             {"tariffId": "pge-e-tou-c", "export_rate": -1, "readings": [{"start": "2026-06-01T00:00:00Z", "kwh": 1}]},
             "export_rate",
         ),
+        (
+            {
+                "rateConfig": {"flat_rate": 0.2, "export_rate": "x"},
+                "timezone": "UTC",
+                "readings": [{"start": "2026-06-01T00:00:00Z", "kwh": 1}],
+            },
+            "rateConfig.export_rate",
+        ),
+        (
+            {
+                "rateConfig": {"flat_rate": 0.2, "fixed_monthly_charge": -5},
+                "timezone": "UTC",
+                "readings": [{"start": "2026-06-01T00:00:00Z", "kwh": 1}],
+            },
+            "rateConfig.fixed_monthly_charge",
+        ),
     ],
 )
 def test_bad_json_input_gives_400_naming_the_field(client: TestClient, body: dict[str, Any], field: str) -> None:
