@@ -112,6 +112,47 @@ BILL_RESPONSE = {
         "method": {"type": "string"},
     },
 }
+COMPARE_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "regionCode": {"type": "string"},
+        "currency": {"type": "string"},
+        "currentTariffId": {"type": ["string", "null"]},
+        "coverage": {
+            "type": "object",
+            "description": "Days, readings and interval the figures rest on, and how per_year was extrapolated",
+            "properties": {
+                "start": {"type": "string", "format": "date"},
+                "end": {"type": "string", "format": "date"},
+                "days": {"type": "integer"},
+                "readings": {"type": "integer"},
+                "full_year": {"type": "boolean"},
+                "annualization": {"type": "string"},
+            },
+        },
+        "tariffs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "rank": {"type": "integer"},
+                    "tariffId": {"type": "string"},
+                    "name": {"type": "string"},
+                    "total": _MONEY,
+                    "energy_cost": _MONEY,
+                    "fixed_cost": _MONEY,
+                    "per_year": {"type": "number", "description": "total × 365 ÷ coverage.days"},
+                    "savings_vs": {
+                        "type": "object",
+                        "properties": {"tariffId": {"type": "string"}, "period": _MONEY, "per_year": _MONEY},
+                    },
+                },
+            },
+        },
+        "not_priced": {"type": "array", "items": {"type": "object"}},
+        "warnings": {"type": "array", "items": {"type": "object"}},
+    },
+}
 BILL_EXAMPLE = {
     "tariffId": "pge-e-tou-c",
     "readings": [
@@ -246,8 +287,8 @@ async def calc_bill(request: Request) -> FastJSONResponse:
     ),
     responses={
         **s.ok(
-            {"type": "object"},
-            {"regionCode": "US-CA", "tariffs": [{"rank": 1, "tariffId": "pge-e-elec"}]},
+            COMPARE_RESPONSE,
+            {"regionCode": "US-CA", "tariffs": [{"rank": 1, "tariffId": "pge-ev2-a"}]},
             "Tariffs ranked by total",
         ),
         **_ERRORS,
