@@ -134,7 +134,10 @@ def choose(params: Mapping[str, Any], rates: RatesDataset) -> ChosenRate:
         if not isinstance(cfg, Mapping):
             raise _bad("rateConfig", "must be an object")
         engine_cfg = {k: v for k, v in cfg.items() if k not in BILL_ONLY_KEYS}
-        rate = compile_inline(engine_cfg, "rateConfig")
+        try:
+            rate = compile_inline(engine_cfg, "rateConfig")
+        except ArithmeticError:  # decimal Overflow from absurd magnitudes (issue 14 bounds them upstream)
+            raise _bad("rateConfig", "prices or charges are too large to bill; use realistic values") from None
         export = _decimal(cfg, "export_rate", Decimal(0), MAX_EXPORT_RATE, "rateConfig.export_rate")
         monthly = _decimal(
             cfg, "fixed_monthly_charge", Decimal(0), Decimal(1_000_000), "rateConfig.fixed_monthly_charge"
@@ -307,6 +310,8 @@ def run_bill(choice: ChosenRate, parsed: Parsed, tz: ZoneInfo) -> Bill:
             holidays=holidays_between(choice.holidays_calendar, lo, hi),
             ref_format=parsed.ref_format,
         )
+    except ArithmeticError:  # decimal Overflow/InvalidOperation from absurd rate magnitudes
+        raise _bad("rateConfig", "prices or charges are too large to bill; use realistic values") from None
     except BillingInputError as exc:
         extra: dict[str, Any] = {}
         if exc.field.startswith("line ") and exc.field[5:].isdigit():

@@ -37,6 +37,9 @@ from powermeter.methodology.billing import Reading
 
 MAX_READINGS = 105_408  # a leap year of 5-minute readings
 MAX_LINE_CHARS = 4096
+MAX_KWH = Decimal(1_000_000)  # per reading, as for JSON readings
+MAX_XML_DEPTH = 32  # ESPI nests 6 deep (feed/entry/content/IntervalBlock/IntervalReading/timePeriod)
+POWER_OF_TEN_RANGE = (-12, 12)  # UnitMultiplierKind: pico … tera
 
 
 class MeterFileError(ValueError):
@@ -136,6 +139,8 @@ def _iso(raw: str, line: int) -> datetime:
 
 
 def _add(out: list[Reading], r: Reading, line: int) -> None:
+    if not -MAX_KWH <= r.kwh <= MAX_KWH:
+        raise MeterFileError(line, f"{r.kwh} kWh is outside ±{MAX_KWH:,} kWh for one reading")
     if len(out) >= MAX_READINGS:
         raise MeterFileError(line, f"more than {MAX_READINGS:,} readings; split the file")
     out.append(r)
@@ -435,6 +440,8 @@ def _parse_xml(data: bytes) -> _Node:
         tag = local_names.get(name)
         if tag is None:
             tag = local_names[name] = name.rsplit("}", 1)[-1]
+        if len(stack) >= MAX_XML_DEPTH:
+            raise MeterFileError(parser.CurrentLineNumber, f"elements nested deeper than {MAX_XML_DEPTH} levels")
         node = _Node(tag, parser.CurrentLineNumber, attrs)
         if stack:
             stack[-1].add(node)
@@ -495,9 +502,13 @@ def _reading_type(node: _Node) -> _ReadingType:
         c = node.child(tag)
         return None if c is None else _int(c, tag, node.line)
 
+    p10 = opt("powerOfTenMultiplier") or 0
+    lo, hi = POWER_OF_TEN_RANGE
+    if not lo <= p10 <= hi:
+        raise MeterFileError(node.line, f"powerOfTenMultiplier {p10} is outside {lo}…{hi}")
     return _ReadingType(
         uom=opt("uom"),
-        power_of_ten=opt("powerOfTenMultiplier") or 0,
+        power_of_ten=p10,
         flow=opt("flowDirection"),
         kind=opt("kind"),
         interval_length=opt("intervalLength"),

@@ -159,6 +159,7 @@ def test_compare_refuses_an_unknown_current_tariff(client: TestClient) -> None:
             "gas",
         ),
         ("hello,world\n1,2\n", 1, "unrecognised CSV"),
+        ("timestamp,kwh\n2026-06-01T00:00:00Z,1e999999\n", 2, "outside ±1,000,000 kWh"),
         ("timestamp,kwh\n2026-06-01T00:00:00-07:00,1\n2026-06-01T00:00:00-07:00,2\n", 3, "same instant as line 2"),
     ],
 )
@@ -184,6 +185,13 @@ def test_bad_csv_files_give_400_naming_the_line_and_problem(
             "<value>12x</value>\n</IntervalReading>\n</IntervalBlock>\n</espi>",
             6,
             "value '12x' is not an integer",
+        ),
+        ("<a>" * 40 + "</a>" * 40, 1, "nested deeper than 32"),
+        (
+            "<espi>\n<ReadingType><uom>72</uom><powerOfTenMultiplier>999999</powerOfTenMultiplier></ReadingType>\n"
+            "<IntervalBlock/></espi>",
+            2,
+            "powerOfTenMultiplier 999999",
         ),
         (
             "<IntervalBlock xmlns='http://naesb.org/espi'>\n<IntervalReading><value>1</value></IntervalReading>\n"
@@ -309,6 +317,18 @@ def test_bad_json_input_gives_400_naming_the_field(client: TestClient, body: dic
     assert r.status_code == 400, r.text
     assert r.json()["field"] == field
     assert r.json()["error"].startswith(field)
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e999990"])  # overflows compiling the rate / billing the kWh
+def test_absurd_rate_magnitudes_are_a_400_not_a_500(client: TestClient, price: str) -> None:
+    body = {
+        "rateConfig": {"flat_rate": price, "timezone": "UTC"},
+        "interval_minutes": 60,
+        "readings": [{"start": "2026-06-01T00:00:00Z", "kwh": 1000000}],
+    }
+    r = client.post("/calc/api/bill", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "rateConfig"
 
 
 def test_unknown_tariff_is_404_in_the_seed_shape(client: TestClient) -> None:
