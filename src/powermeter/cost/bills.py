@@ -399,7 +399,10 @@ def bill(params: Mapping[str, Any], body: bytes | None, content_type: str, rates
     tz = _tz_for(params, choice)
     parsed = readings_from(params, body, content_type, tz)
     b = run_bill(choice, parsed, _require_tz(tz))
-    return bill_json(b, choice, parsed)
+    try:
+        return bill_json(b, choice, parsed)
+    except ArithmeticError:  # an amount beyond what 4-decimal rounding can represent
+        raise _bad("rateConfig", "prices or charges are too large to bill; use realistic values") from None
 
 
 # ---------------------------------------------------------------------------------------------
