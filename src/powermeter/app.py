@@ -41,6 +41,7 @@ Every number names its method, constants and data sources; see `docs/methodology
 def _routers() -> list[Any]:
     from powermeter.accounts.router import router as account
     from powermeter.audit.router import router as audit
+    from powermeter.cost.bills_router import router as bills
     from powermeter.cost.router import router as cost
     from powermeter.devices.router import router as devices
     from powermeter.inference.router import router as inference
@@ -50,7 +51,7 @@ def _routers() -> list[Any]:
 
     # Matching is linear in FastAPI: the routes with throughput goals come first (/route, /v1/report,
     # /v1/inference, /calc/api/cost), which saves ~3 µs per route skipped.
-    return [routing, jobs, inference, cost, devices, account, audit, reports]
+    return [routing, jobs, inference, cost, devices, account, audit, reports, bills]
 
 
 def _register_capabilities() -> None:

@@ -101,3 +101,6 @@ def list_cmd(
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the ``powermeter`` CLI."""
     app.add_typer(rates_app, name="rates")
+    from powermeter.cost.bill_commands import bill_cmd
+
+    app.command("bill")(bill_cmd)

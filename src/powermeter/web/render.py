@@ -33,6 +33,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/dashboard/audit", "Audit log"),
     ("/dashboard/devices", "Devices & costs"),
     ("/dashboard/calculator", "Calculator"),
+    ("/dashboard/bills", "Bills"),
     ("/dashboard/reports", "Reports"),
     ("/dashboard/settings", "Settings"),
 )

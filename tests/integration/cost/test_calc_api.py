@@ -307,6 +307,8 @@ def test_openapi_31_for_the_calculator_only(client: TestClient) -> None:
         "/api/arbitrage",
         "/api/rates/index",
         "/api/rates/{regionCode}",
+        "/api/bill",
+        "/api/compare",
     }
     cost_op = spec["paths"]["/api/cost"]["post"]
     examples = cost_op["requestBody"]["content"]["application/json"]["examples"]
