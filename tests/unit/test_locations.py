@@ -217,4 +217,5 @@ def test_canadian_provinces_are_within_15_percent_of_electricity_maps_2023(index
             assert "generation shares" not in loc.source.lower(), loc.code
     # cloud regions located in a province take its figure
     ca_west = index.resolve("aws:ca-west-1")
-    assert ca_west is not None and ca_west.intensity_g_per_kwh == 438.0
+    assert ca_west is not None
+    assert ca_west.intensity_g_per_kwh == 438.0

@@ -327,6 +327,7 @@ def test_sce_tou_d_4_9pm_bills_holidays_as_weekends() -> None:
 
 def test_every_tou_tariff_records_its_source_effective_date_and_review() -> None:
     for t in load_rates().tariffs.values():
-        assert t.source and t.effective_date, t.id
+        assert t.source, t.id
+        assert t.effective_date, t.id
         if t.raw.get("tou_tiers"):
             assert any("Schedule reviewed" in n for n in t.notes), t.id

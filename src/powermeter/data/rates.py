@@ -322,10 +322,12 @@ def _stale(code: str, row: Mapping[str, str]) -> bool:
     if flag not in ("true", "false", ""):
         raise RatesDataError(f"region {code}: stale must be true or false, not {flag!r}")
     stale = flag == "true"
-    if row["flat_rate"] and int(row["year"]) < STALE_BEFORE_YEAR and not (stale and (row.get("stale_note") or "").strip()):
+    explained = stale and bool((row.get("stale_note") or "").strip())
+    if row["flat_rate"] and int(row["year"]) < STALE_BEFORE_YEAR and not explained:
+        year = row["year"]
         raise RatesDataError(
-            f"region {code}: flat rate of {row['year']} is older than {STALE_BEFORE_YEAR}; update it from a newer "
-            "source or set stale=true with a stale_note"
+            f"region {code}: flat rate of {year} is older than {STALE_BEFORE_YEAR}; replace it with a newer "
+            "sourced figure, or mark the row stale=true with a stale_note"
         )
     return stale
 

@@ -188,7 +188,11 @@ def record(conn: Connection, principal: Principal, now: datetime, body: Inferenc
         warnings.append("offsite-water-world-average")
     record_id = uuid7(now)
     factors = site.factors_dict()
-    audit = {**site.audit_dict(), "treeGramsCo2PerDay": _r(TREE_G_CO2_PER_DAY), "treeSource": TREE_SOURCE}
+    audit: dict[str, Any] = {
+        **site.audit_dict(),
+        "treeGramsCo2PerDay": _r(TREE_G_CO2_PER_DAY),
+        "treeSource": TREE_SOURCE,
+    }
     out = _response(record_id, est, days, audit, res, factors, engine.versions, warnings)
     out["plausibility"] = plaus
     inputs = {
@@ -252,7 +256,7 @@ def _response(
     record_id: str,
     est: InferenceEstimate,
     days: float,
-    audit: dict[str, str],
+    audit: dict[str, Any],
     res: Resolution,
     factors: dict[str, Any],
     versions: dict[str, str],

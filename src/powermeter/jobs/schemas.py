@@ -103,7 +103,9 @@ class BatchData(BaseModel):
     total_kwh: float = Field(description="Exact sum (math.fsum) of the listed jobs' kwh")
     total_co2_grams: float = Field(description="Exact sum (math.fsum) of the listed jobs' co2_grams")
     jobs: list[BatchJobOut]
-    replayed_jobs: int = Field(0, description="How many listed jobs are re-reports answered with their existing receipt")
+    replayed_jobs: int = Field(
+        0, description="How many listed jobs are re-reports answered with their existing receipt"
+    )
     tree: dict[str, Any] | None = Field(
         description="The signed Merkle tree head covering the batch's new receipts (null if every job was a re-report)"
     )

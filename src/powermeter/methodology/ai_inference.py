@@ -93,7 +93,11 @@ TREE_SOURCE = (
 #: Published whole-request figures for frontier chat models (Wh per typical text query).
 PUBLISHED_QUERY_WH: tuple[tuple[str, float, str], ...] = (
     ("google_gemini_median", 0.24, "Google, arXiv 2508.15734 (Aug 2025): median Gemini Apps text prompt, May 2025"),
-    ("openai_chatgpt_average", 0.34, "OpenAI, S. Altman, 'The Gentle Singularity' (10 Jun 2025): average ChatGPT query"),
+    (
+        "openai_chatgpt_average",
+        0.34,
+        "OpenAI, S. Altman, 'The Gentle Singularity' (10 Jun 2025): average ChatGPT query",
+    ),
     ("epoch_gpt4o", 0.3, "Epoch AI, 'How much energy does ChatGPT use?' (Feb 2025): GPT-4o, 500 output tokens"),
 )
 REFERENCE_QUERY_OUTPUT_TOKENS = 500

@@ -69,7 +69,7 @@ def _round(x: float, digits: int) -> float:
 
 def whole_g_per_kwh(x: float) -> int:
     """An intensity as the seed's integer g/kWh, rounded half up (263.5 → 264)."""
-    return int(math.floor(x + 0.5))
+    return math.floor(x + 0.5)
 
 
 def point_out(p: IntensityPoint) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def test_detected_region_gives_exact_region(client: TestClient, api_key: str) ->
     r = post(client, api_key, provider="OpenAI", model="gpt-4o", detected_region="us-west-1")
     assert r.status_code == 200, r.text
     audit = r.json()["audit"]
-    assert audit.pop("treeGramsCo2PerDay") and audit.pop("treeSource")
+    assert audit.pop("treeGramsCo2PerDay")
+    assert audit.pop("treeSource")
     assert audit == {"calculationMethod": "EXACT_REGION", "finalRegion": "us-west-1", "finalProvider": "AWS"}
 
 
@@ -113,7 +114,8 @@ def test_unknown_region_falls_back_to_provider_default_with_a_warning(client: Te
 def test_aggregator_without_region_is_global_average(client: TestClient, api_key: str) -> None:
     r = post(client, api_key, provider="OpenRouter", model="qwen/qwen3-235b-a22b:free")
     body = r.json()
-    assert body["audit"].pop("treeGramsCo2PerDay") and body["audit"].pop("treeSource")
+    assert body["audit"].pop("treeGramsCo2PerDay")
+    assert body["audit"].pop("treeSource")
     assert body["audit"] == {
         "calculationMethod": "GLOBAL_AVERAGE",
         "finalRegion": "WORLD",

@@ -48,7 +48,8 @@ def test_seed_examples_run_twice_give_the_same_receipt(client: TestClient, auth:
     assert second.status_code == 200, second.text
     a, b = first.json()["data"], second.json()["data"]
     assert b["receipt_id"] == a["receipt_id"]
-    assert b["replayed"] is True and "replayed" not in a
+    assert b["replayed"] is True
+    assert "replayed" not in a
     for k in ("job_id", "kwh", "co2_grams", "timestamp", "breakdown", "location", "factors", "warnings",
               "methodology"):
         assert b[k] == a[k], k
@@ -94,15 +95,18 @@ def test_batch_replays_per_job_and_records_only_new_ones(client: TestClient, aut
     assert again.status_code == 200, again.text
     d1, d2 = first.json()["data"], again.json()["data"]
     assert [j["receipt_id"] for j in d2["jobs"]] == [j["receipt_id"] for j in d1["jobs"]]
-    assert all(j["replayed"] for j in d2["jobs"]) and d2["replayed_jobs"] == 2
-    assert d2["total_kwh"] == d1["total_kwh"] and d2["tree"] is None
+    assert all(j["replayed"] for j in d2["jobs"])
+    assert d2["replayed_jobs"] == 2
+    assert d2["total_kwh"] == d1["total_kwh"]
+    assert d2["tree"] is None
     assert _stats(client, auth)["daily_usage_kwh"] == kwh1
     # a mix: one re-report, one new job → one new receipt, only its kWh counted
     mixed = [jobs[1], {"job_id": "job-003", "duration_minutes": 30, "cpu_cores": 2, "geo_iso": "SE"}]
     r = client.post("/v1/batch", headers=auth, json={"jobs": mixed})
     assert r.status_code == 200, r.text
     d3 = r.json()["data"]
-    assert d3["jobs"][0]["receipt_id"] == d1["jobs"][1]["receipt_id"] and d3["jobs"][0]["replayed"] is True
+    assert d3["jobs"][0]["receipt_id"] == d1["jobs"][1]["receipt_id"]
+    assert d3["jobs"][0]["replayed"] is True
     assert "replayed" not in d3["jobs"][1]
     assert d3["tree"]["tree_size"] == 1
     assert _count(state, receipts) == 3
