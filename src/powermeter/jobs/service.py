@@ -521,15 +521,16 @@ def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
         "memory_gb": [j.memory_gb for j in jobs],
         "gpu_cores": [j.gpu_cores for j in jobs],
     }
-    stored_elsewhere = _STORED_ELSEWHERE
-    extra = {}
-    for i, j in enumerate(jobs):
-        if not j.model_fields_set <= stored_elsewhere:
-            e = job_extras(j)
-            if e:
-                extra[str(i)] = e
-    if extra:
-        doc["extra"] = extra
+    if _SCHEMA_HAS_EXTRA_FIELDS:  # only scan when the request schema has such fields (~0.2 µs per job)
+        stored_elsewhere = _STORED_ELSEWHERE
+        extra = {}
+        for i, j in enumerate(jobs):
+            if not j.model_fields_set <= stored_elsewhere:
+                e = job_extras(j)
+                if e:
+                    extra[str(i)] = e
+        if extra:
+            doc["extra"] = extra
     return orjson.dumps(doc)
 
 
@@ -576,6 +577,11 @@ _JOB_DEFAULTS = _defaults(JobIn)
 _STORED_ELSEWHERE = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"}) | set(
     rc.OPTION_FIELDS
 )
+
+
+#: Whether ``JobIn`` has inputs beyond the four numbers, ``geo_iso`` and the overrides (fields added
+#: by later features); only then does a batch look for them.
+_SCHEMA_HAS_EXTRA_FIELDS = bool(set(JobIn.model_fields) - _STORED_ELSEWHERE)
 
 
 def _normalise(inputs: dict[str, Any]) -> dict[str, Any]:

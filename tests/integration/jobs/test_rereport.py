@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -170,3 +171,35 @@ def test_batch_total_is_the_exact_sum_of_the_listed_values(client: TestClient, a
     for x in kwh:
         naive += x
     assert naive != data["total_kwh"]  # the running sum drifts on this input: the test can fail
+
+
+class _JobWithSite(JobIn):
+    """A request schema with a field added later (as issue 20 adds ``site``, ``ownership``…)."""
+
+    site: str | None = None
+
+
+def test_a_field_added_to_the_schema_is_stored_and_compared(state: AppState, api_key: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from powermeter.accounts import service as accounts
+    from powermeter.infra.security import hash_api_key
+
+    monkeypatch.setattr(svc, "_SCHEMA_HAS_EXTRA_FIELDS", True)
+    jobs = svc.get_service(state.extras)
+    now = state.clock.now()
+
+    def record(*js: _JobWithSite) -> svc.Recorded:
+        with state.db.begin() as conn:
+            p = accounts.authenticate(conn, state.settings, hash_api_key(api_key, state.secret), now)
+            return jobs.record(conn, p, state.signer, now, list(js), field_prefix="jobs[{i}].")
+
+    a = _JobWithSite.model_validate({"job_id": "s1", "duration_minutes": 5, "geo_iso": "US", "site": "lab-a"})
+    b = _JobWithSite.model_validate({"job_id": "s2", "duration_minutes": 5, "geo_iso": "US"})
+    first = record(a, b)
+    again = record(a, b)
+    assert again.receipt_ids == first.receipt_ids
+    assert again.replayed is not None
+    assert all(r is not None for r in again.replayed)
+    with pytest.raises(svc.Conflict) as exc:
+        record(a.model_copy(update={"site": "lab-b"}), b.model_copy(update={"site": "lab-a"}))
+    assert [(c["index"], c["fields"]) for c in exc.value.extra["conflicts"]] == [(0, ["site"]), (1, ["site"])]
