@@ -381,11 +381,15 @@ class ComputeJobs:
                     replayed += 1
         b = rec.batch
         warnings = [] if b is None else sorted({w for p in b.profiles for w in p.warnings})
+        if rec.replayed is None and b is not None:  # every job new: the estimate's sums (math.fsum)
+            total_kwh, total_co2 = b.total_energy_kwh, b.total_co2_g
+        else:
+            total_kwh, total_co2 = math.fsum(kwh), math.fsum(co2)
         return {
             "total_jobs": len(jobs),
             # exact (correctly rounded) sums of the listed values, not a running float sum
-            "total_kwh": math.fsum(kwh),
-            "total_co2_grams": math.fsum(co2),
+            "total_kwh": total_kwh,
+            "total_co2_grams": total_co2,
             "jobs": out,
             "replayed_jobs": replayed,
             "warnings": warnings,
