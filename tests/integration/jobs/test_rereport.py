@@ -17,6 +17,7 @@ from powermeter.infra.state import AppState
 from powermeter.jobs import service as svc
 from powermeter.jobs.schemas import JobIn
 from powermeter.jobs.tables import receipt_trees, receipts
+from tests.conftest import needs_postgres
 
 SEED_REPORT = {
     "job_id": "ml-training-001",
@@ -203,3 +204,40 @@ def test_a_field_added_to_the_schema_is_stored_and_compared(state: AppState, api
     with pytest.raises(svc.Conflict) as exc:
         record(a.model_copy(update={"site": "lab-b"}), b.model_copy(update={"site": "lab-a"}))
     assert [(c["index"], c["fields"]) for c in exc.value.extra["conflicts"]] == [(0, ["site"]), (1, ["site"])]
+
+
+@needs_postgres
+def test_concurrent_first_reports_of_one_job_get_one_receipt(state: AppState, api_key: str) -> None:
+    """Two transactions report the same new job at once: the unique index makes the second wait for
+    the first, which commits; the second is then answered as a re-report (same receipt)."""
+    import threading
+
+    from powermeter.accounts import service as accounts
+    from powermeter.infra.security import hash_api_key
+
+    jobs = svc.get_service(state.extras)
+    now = state.clock.now()
+    job = JobIn.model_validate(SEED_REPORT)
+    key_hash = hash_api_key(api_key, state.secret)
+    results: dict[str, svc.Recorded] = {}
+
+    with state.db.begin() as conn:
+        principal = accounts.authenticate(conn, state.settings, key_hash, now)
+
+    with state.db.begin() as conn_a:
+        results["a"] = jobs.record(conn_a, principal, state.signer, now, [job], field_prefix="")
+
+        def second() -> None:
+            with state.db.begin() as conn_b:
+                results["b"] = jobs.record(conn_b, principal, state.signer, now, [job], field_prefix="")
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(timeout=1.0)
+        assert t.is_alive()  # blocked on the unique index until the first commits
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert results["b"].receipt_ids == results["a"].receipt_ids
+    assert results["b"].replayed is not None
+    assert results["b"].replayed[0] is not None
+    assert _count(state, receipts) == 1
