@@ -8,9 +8,7 @@ Inputs (all read locally, nothing is fetched):
 * the ``codecarbon`` wheel (MIT) for its data files: ``data/private_infra/global_energy_mix.json``
   (Our World in Data per-country carbon intensity of electricity, CC BY 4.0),
   ``data/private_infra/2023/usa_emissions.json`` (US EPA eGRID2023 state CO2e output rates, public
-  domain), ``data/private_infra/2023/canada_energy_mix.json`` (provincial generation shares),
-  ``data/private_infra/carbon_intensity_per_source.json`` (lifecycle factors per source) and
-  ``data/cloud/impact.csv`` (Google Cloud's published per-region grid carbon intensity);
+  domain) and ``data/cloud/impact.csv`` (Google Cloud's published per-region grid carbon intensity);
 * ``pycountry`` for ISO 3166 codes and names;
 * the tables below, written by hand with their sources: grid-operator figures and the cloud-region
   → place/grid mapping.
@@ -36,13 +34,9 @@ LB_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
 
 SRC_OWID = "Our World in Data (Ember/EI) via codecarbon 3.3.2 global_energy_mix.json, CC BY 4.0"
 SRC_EGRID = "US EPA eGRID2023 state CO2e total output emission rate (STC2ERTA) via codecarbon 3.3.2"
-SRC_CANADA = (
-    "Provincial generation shares (codecarbon 3.3.2 2023/canada_energy_mix.json) x lifecycle factors per "
-    "source (codecarbon carbon_intensity_per_source.json)"
-)
 SRC_EM = (
     "Electricity Maps 2023 yearly average, lifecycle, consumption-based (ODbL), as published in "
-    "thegreenwebfoundation/co2.js data/output/electricity-maps/yearly_2023.json"
+    "thegreenwebfoundation/co2.js data/output/electricity-maps/yearly_2023.json (npm @tgwf/co2 0.19.0)"
 )
 SRC_GCP = (
     "Google Cloud region carbon data (cloud.google.com/sustainability/region-carbon), hourly-average grid "
@@ -62,19 +56,17 @@ GRID_REGIONS: list[tuple[str, str, str, float]] = [
     ("SPP", "US-CENT-SWPP", "Southwest Power Pool", 468.0),
 ]
 
-# Canadian provinces and territories: codecarbon key -> ISO 3166-2 code.
-CANADA = {
-    "alberta": "CA-AB", "british columbia": "CA-BC", "manitoba": "CA-MB", "new brunswick": "CA-NB",
-    "newfoundland and labrador": "CA-NL", "nova scotia": "CA-NS", "northwest territories": "CA-NT",
-    "nunavut": "CA-NU", "ontario": "CA-ON", "prince edward island": "CA-PE", "quebec": "CA-QC",
-    "saskatchewan": "CA-SK", "yukon": "CA-YT",
-}
-# canada_energy_mix.json source name -> carbon_intensity_per_source.json factor name
-CANADA_SOURCE_FACTOR = {
-    "naturalGas": "natural_gas", "petroleum": "petroleum", "coal": "coal", "nuclear": "nuclear",
-    "hydro": "hydroelectricity", "tidal": "hydroelectricity", "wind": "wind", "solar": "solar",
-    "biomass": "biomass", "other": "fossil",
-}
+# Canadian provinces and territories: Electricity Maps 2023 yearly averages (lifecycle,
+# consumption-based), the same source and method as GRID_REGIONS, read from the npm package
+# @tgwf/co2 0.19.0, dist/esm/data/electricity-maps/yearly_2023.js (zones CA-AB ... CA-YT).
+# They replace a generation-share × per-source-factor estimate (codecarbon's canada_energy_mix.json
+# with its gas 743 / coal 995 g/kWh factors), which overstated the fossil provinces by 45-65 %
+# (CA-AB 636.6 vs 438, CA-NS 593.0 vs 403, CA-NB 268.7 vs 149; issue 15).
+CANADA: list[tuple[str, float]] = [
+    ("CA-AB", 438.0), ("CA-BC", 76.0), ("CA-MB", 47.0), ("CA-NB", 149.0), ("CA-NL", 27.0), ("CA-NS", 403.0),
+    ("CA-NT", 112.0), ("CA-NU", 649.0), ("CA-ON", 76.0), ("CA-PE", 91.0), ("CA-QC", 31.0), ("CA-SK", 494.0),
+    ("CA-YT", 210.0),
+]
 
 _EU27 = (
     "AUT BEL BGR HRV CYP CZE DNK EST FIN FRA DEU GRC HUN IRL ITA LVA LTU LUX MLT NLD POL PRT ROU SVK SVN "
@@ -267,19 +259,13 @@ def main(cc_data: Path) -> None:
              "year": int(usa["_source"]["year"]), "source": SRC_EGRID, "country": "US",
              "grid_region": "", "provider": ""})
 
-    # Canadian provinces and territories.
-    can = json.loads((cc_data / "private_infra/2023/canada_energy_mix.json").read_text())
-    per_source = json.loads((cc_data / "private_infra/carbon_intensity_per_source.json").read_text())
-    for key, shares in sorted(can.items()):
-        code = CANADA[key]
-        num = sum(float(shares[s]) * float(per_source[f]) for s, f in CANADA_SOURCE_FACTOR.items())
-        den = sum(float(shares[s]) for s in CANADA_SOURCE_FACTOR)
+    # Canadian provinces and territories (Electricity Maps 2023, as the grid regions).
+    for code, ci in CANADA:
         sub = pycountry.subdivisions.get(code=code)
         if sub is None:
             raise SystemExit(f"unknown subdivision {code}")
-        add({"code": code, "name": sub.name, "kind": "subdivision",
-             "intensity_g_per_kwh": round(num / den, 2), "year": 2023, "source": SRC_CANADA,
-             "country": "CA", "grid_region": "", "provider": ""})
+        add({"code": code, "name": sub.name, "kind": "subdivision", "intensity_g_per_kwh": ci, "year": 2023,
+             "source": f"{SRC_EM} (zone {code})", "country": "CA", "grid_region": "", "provider": ""})
 
     # Grid regions.
     for code, zone, name, ci in GRID_REGIONS:

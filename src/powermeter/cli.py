@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 
 from powermeter import __version__
@@ -68,10 +67,11 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings, db = _db_and_settings()
-    _bootstrap(settings, db)
+    url = base_url(host, port)
+    _bootstrap(settings, db, url)
     db.dispose()
-    url = f"http://{host}:{port}"
-    err.print(f"powermeter {__version__} on [bold]{url}[/bold]  (docs: {url}/docs, dashboard: {url}/dashboard)")
+    err.print(f"powermeter {__version__} on [bold]{url}[/bold]  (docs: {url}/docs, dashboard: {url}/dashboard)",
+              soft_wrap=True)
     err.print(f"database: {_redact(settings.resolved_database_url)}  redis: {_redact(settings.redis_url or '-')}")
     uvicorn.run(
         "powermeter.app:app_from_env",
@@ -93,7 +93,16 @@ def _redact(url: str) -> str:
     return url
 
 
-def _bootstrap(settings: Settings, db: Database) -> None:
+def base_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach ``--host``/``--port`` (a wildcard bind is
+    reached through loopback; an IPv6 literal goes in brackets)."""
+    h = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - a mapping
+    if ":" in h and not h.startswith("["):
+        h = f"[{h}]"
+    return f"http://{h}:{port}"
+
+
+def _bootstrap(settings: Settings, db: Database, url: str = "http://127.0.0.1:8000") -> None:
     """On an empty database: create a local admin login and an API key, and print them once."""
     from powermeter.accounts import repository as repo
     from powermeter.accounts import service
@@ -107,12 +116,17 @@ def _bootstrap(settings: Settings, db: Database) -> None:
         email = "admin@localhost"
         acct = service.create_account(conn, settings, email, now, password=password, is_admin=True)
         new = service.create_key(conn, settings.resolved_secret(), acct, "first key", now)
-    out.print(Panel.fit(
-        f"Dashboard login: [bold]{email}[/bold] / [bold]{password}[/bold]\n"
-        f"API key (shown once): [bold]{new.key}[/bold]\n\n"
-        f"Try it:\n  curl -H 'Authorization: Bearer {new.key}' http://127.0.0.1:8000/v1/api-keys/stats",
-        title="powermeter: first start", border_style="green",
-    ))
+    # Plain lines, never wrapped (soft_wrap) nor boxed: a key or command broken by a panel border
+    # or the terminal width cannot be pasted.
+    out.rule("powermeter: first start", style="green")
+    out.print(f"Dashboard login: [bold]{email}[/bold] / [bold]{password}[/bold]", soft_wrap=True, highlight=False)
+    out.print(f"API key (shown once): [bold]{new.key}[/bold]", soft_wrap=True, highlight=False)
+    out.print("Try it:", highlight=False)
+    out.print(
+        f"curl -H 'Authorization: Bearer {new.key}' {url}/v1/api-keys/stats",
+        markup=False, highlight=False, soft_wrap=True, crop=False,
+    )
+    out.rule(style="green")
 
 
 @accounts_app.command("create")

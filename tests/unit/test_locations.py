@@ -191,3 +191,31 @@ def test_version_is_a_content_hash_and_the_index_is_cached(index: LocationIndex,
     copy = tmp_path / "copy.csv"
     copy.write_bytes(CSV_PATH.read_bytes() + b"ZZ,Test,country,1,2023,t,ZZ,,,\n")
     assert load_locations_from(copy).version != index.version
+
+
+def test_canadian_provinces_are_within_15_percent_of_electricity_maps_2023(index: LocationIndex) -> None:
+    """Issue 15 item 7: one consistent, sourced method for every Canadian province and territory,
+    checked against Electricity Maps' 2023 yearly figures (co2.js; fixture extracted verbatim)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parents[1] / "fixtures/reference/electricity_maps_2023_canada.json").read_text())
+    zones = ref["zones"]
+    assert {"CA-AB", "CA-SK", "CA-NS", "CA-NB"} <= set(zones)
+    assert (zones["CA-AB"]["carbonIntensity"], zones["CA-SK"]["carbonIntensity"],
+            zones["CA-NS"]["carbonIntensity"], zones["CA-NB"]["carbonIntensity"]) == (438, 494, 403, 149)
+    rows = [loc for loc in index.all() if loc.kind == "subdivision" and loc.country == "CA"]
+    assert len(rows) == 13
+    for loc in rows:
+        expected = zones[loc.code]["carbonIntensity"]
+        assert abs(loc.intensity_g_per_kwh - expected) <= 0.15 * expected, (loc.code, loc.intensity_g_per_kwh, expected)
+        assert loc.source.startswith("Electricity Maps 2023 yearly average"), loc.code
+    # every subdivision is built one of two sourced ways, none from generation shares × factors
+    for loc in index.all():
+        if loc.kind == "subdivision":
+            assert "eGRID2023" in loc.source or "Electricity Maps" in loc.source, loc.code
+            assert "generation shares" not in loc.source.lower(), loc.code
+    # cloud regions located in a province take its figure
+    ca_west = index.resolve("aws:ca-west-1")
+    assert ca_west is not None
+    assert ca_west.intensity_g_per_kwh == 438.0

@@ -285,3 +285,49 @@ def test_import_reports_refusals_and_keeps_the_rest() -> None:
     assert all(t["timezone"] == "America/Los_Angeles" for t in tariffs)
     assert len(errors) == 1
     assert "kWh/kW" in errors[0]
+
+
+def test_sdge_tou_dr1_weekday_super_off_peak_10_to_14_only_in_march_and_april() -> None:
+    """Issue 15 item 8: the weekday 10:00–14:00 super off-peak of SDG&E TOU-DR1 is a March/April rule;
+    the rest of the year that window is off-peak. Weekends keep 00:00–14:00 super off-peak."""
+    from datetime import date as _date
+    from decimal import Decimal as _D
+
+    rate = load_rates().resolve("US-CA", "sdge-tou-dr1").rate  # type: ignore[union-attr]
+    noon = _D(12)
+    for month in range(1, 13):
+        weekday = next(_date(2027, month, d) for d in range(1, 8) if _date(2027, month, d).weekday() == 2)
+        saturday = next(_date(2027, month, d) for d in range(1, 8) if _date(2027, month, d).weekday() == 5)
+        expected = "super-off-peak" if month in (3, 4) else "off-peak"
+        assert rate.profile_on(weekday).name_at(noon) == expected, month
+        assert rate.profile_on(weekday).name_at(_D(3)) == "super-off-peak", month
+        assert rate.profile_on(weekday).name_at(_D(17)) == "on-peak", month
+        assert rate.profile_on(saturday).name_at(noon) == "super-off-peak", month
+    # prices follow the season: March (winter) super off-peak, July (summer) off-peak
+    assert rate.profile_on(_date(2027, 3, 3)).price_at(noon) == _D("0.43767")
+    assert rate.profile_on(_date(2027, 7, 7)).price_at(noon) == _D("0.46392")
+    assert rate.profile_on(_date(2027, 5, 5)).price_at(noon) == _D("0.52843")
+
+
+def test_sce_tou_d_4_9pm_bills_holidays_as_weekends() -> None:
+    from datetime import date as _date
+    from decimal import Decimal as _D
+
+    import holidays as _holidays
+
+    ds = load_rates()
+    rec = ds.tariffs["sce-tou-d-4-9pm"]
+    assert rec.holidays_calendar == "US"
+    rate = ds.resolve("US-CA", "sce-tou-d-4-9pm").rate  # type: ignore[union-attr]
+    july4 = _date(2027, 7, 5)  # Independence Day observed, a Monday
+    assert july4 in _holidays.country_holidays("US", years=2027)
+    assert rate.profile_on(july4).name_at(_D(17)) == "on-peak"  # a plain weekday profile…
+    assert rate.profile_on(july4, frozenset({july4})).name_at(_D(17)) == "mid-peak"  # …but a holiday is a weekend
+
+
+def test_every_tou_tariff_records_its_source_effective_date_and_review() -> None:
+    for t in load_rates().tariffs.values():
+        assert t.source, t.id
+        assert t.effective_date, t.id
+        if t.raw.get("tou_tiers"):
+            assert any("Schedule reviewed" in n for n in t.notes), t.id

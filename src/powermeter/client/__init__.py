@@ -30,6 +30,7 @@ from powermeter.client.cost import CostAPI, DevicesAPI
 from powermeter.client.errors import (
     AuthenticationError,
     BadRequestError,
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
     PowermeterError,
@@ -52,6 +53,7 @@ __all__ = [
     "CarbonRouter",
     "CarbonTransport",
     "Choice",
+    "ConflictError",
     "NotFoundError",
     "PermissionDeniedError",
     "PowermeterClient",

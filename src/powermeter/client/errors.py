@@ -48,6 +48,10 @@ class NotFoundError(PowermeterError):
     """404."""
 
 
+class ConflictError(PowermeterError):
+    """409: e.g. ``JOB_ID_CONFLICT``, a job id re-reported with other inputs (``body["conflicts"]``)."""
+
+
 class UnprocessableError(PowermeterError):
     """422: well-formed but impossible (e.g. no region within the latency bound)."""
 
@@ -69,6 +73,7 @@ _BY_STATUS: dict[int, type[PowermeterError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
     422: UnprocessableError,
     429: RateLimitError,
 }

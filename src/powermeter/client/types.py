@@ -28,12 +28,14 @@ class ReportData(TypedDict, total=False):
     kwh: float
     co2_grams: float
     receipt_id: str
+    replayed: bool  # present (true) when the job_id was reported before with the same inputs
 
 
 class BatchJobResult(TypedDict, total=False):
     job_id: str
     kwh: float
     receipt_id: str
+    replayed: bool
 
 
 class BatchData(TypedDict, total=False):
@@ -41,6 +43,7 @@ class BatchData(TypedDict, total=False):
     total_kwh: float
     total_co2_grams: float
     jobs: list[BatchJobResult]
+    replayed_jobs: int
 
 
 class Receipt(TypedDict, total=False):
@@ -133,12 +136,14 @@ class InferenceHistory(TypedDict, total=False):
 
 class RouteAlternative(TypedDict):
     region: str
-    co2_g_per_kwh: float
+    co2_g_per_kwh: int  # whole g/kWh, as in seed 002
+    co2_g_per_kwh_precise: float
 
 
 class RouteResult(TypedDict):
     chosen_region: str
-    co2_g_per_kwh: float
+    co2_g_per_kwh: int  # whole g/kWh, the number total_emissions_g uses
+    co2_g_per_kwh_precise: float
     total_emissions_g: float
     alternatives: list[RouteAlternative]
     provider: str

@@ -45,6 +45,7 @@ KNOWN_WARNINGS = frozenset(
         "diffusion-llm",  # not autoregressive: per-token decode energy is a proxy
         "hybrid-ssm",  # Mamba/SSM-Transformer hybrid: attention-free layers decode cheaper
         "router",  # the model id routes to undisclosed models
+        "test-time-compute-variant",  # a "-pro" model: the base model with more (counted) reasoning tokens
     }
 )
 

@@ -89,7 +89,7 @@ class TariffRecord:
         }
         for key in ("seasons", "tou_tiers", "block_basis", "block_tiers", "fixed_daily_charge", "flat_rate"):
             if key in self.raw and self.raw[key] not in (None, [], {}):
-                out[key] = _jsonable(self.raw[key])
+                out[key] = _jsonable(self.raw[key], key)
         if self.holidays_calendar:
             out["holidays"] = {"calendar": self.holidays_calendar, "treatment": "weekend"}
         out["notes"] = list(self.notes)
@@ -112,7 +112,9 @@ class RegionRecord:
     default_tariff: str | None
     source: str
     source_url: str
-    verified: str
+    verified: str  # "true" (checked against the source) or "approximate"
+    stale: bool = False  # older than STALE_BEFORE_YEAR and no newer sourced figure found
+    stale_note: str = ""
     tariff_ids: tuple[str, ...] = ()
 
     def slim(self) -> dict[str, Any]:
@@ -123,6 +125,7 @@ class RegionRecord:
             "currency": self.currency,
             "flat_rate": None if self.flat_rate is None else float(self.flat_rate),
             "year": self.year,
+            "stale": self.stale,
             "has_tou": self.default_tariff is not None,
             "tariffs": list(self.tariff_ids),
         }
@@ -194,7 +197,10 @@ class RatesDataset:
             "fixed_daily_charge": float(r.fixed_daily_charge) if r.fixed_daily_charge else None,
             "source": r.source,
             "source_url": r.source_url,
-            "verified": r.verified,
+            "verified": r.verified == "true",
+            "verification": "verified" if r.verified == "true" else r.verified,
+            "stale": r.stale,
+            "stale_note": r.stale_note or None,
             "default_tariff": None if default is None else default.id,
             "tou_tiers": [] if default is None else _jsonable(default.raw.get("tou_tiers", [])),
             "seasons": {} if default is None else _jsonable(default.raw.get("seasons", {})),
@@ -217,13 +223,20 @@ class RatesDataset:
 # loading
 
 
-def _jsonable(v: Any) -> Any:
+#: Keys whose values are amounts: tariff files hold them as decimal strings (exact money); the
+#: API returns them as JSON numbers, like the seed's ``rateConfig``.
+_NUMERIC_KEYS = frozenset({"rate", "flat_rate", "fixed_daily_charge", "up_to_kwh", "start_hour", "end_hour", "price"})
+
+
+def _jsonable(v: Any, key: str | None = None) -> Any:
     if isinstance(v, Decimal):
         return float(v)
+    if isinstance(v, str) and key in _NUMERIC_KEYS:
+        return float(Decimal(v))
     if isinstance(v, Mapping):
-        return {k: _jsonable(x) for k, x in v.items()}
+        return {k: _jsonable(x, k) for k, x in v.items()}
     if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
+        return [_jsonable(x, key) for x in v]
     return v
 
 
@@ -294,7 +307,29 @@ def _region_record(row: Mapping[str, str]) -> RegionRecord:
         source=row["source"],
         source_url=row["source_url"],
         verified=row["verified"],
+        stale=_stale(code, row),
+        stale_note=(row.get("stale_note") or "").strip(),
     )
+
+
+#: A flat rate whose period ends before this year must carry ``stale=true`` and a ``stale_note``
+#: saying why no newer figure is used (issue 15: no silently old prices).
+STALE_BEFORE_YEAR = 2024
+
+
+def _stale(code: str, row: Mapping[str, str]) -> bool:
+    flag = (row.get("stale") or "").strip().lower()
+    if flag not in ("true", "false", ""):
+        raise RatesDataError(f"region {code}: stale must be true or false, not {flag!r}")
+    stale = flag == "true"
+    explained = stale and bool((row.get("stale_note") or "").strip())
+    if row["flat_rate"] and int(row["year"]) < STALE_BEFORE_YEAR and not explained:
+        year = row["year"]
+        raise RatesDataError(
+            f"region {code}: flat rate of {year} is older than {STALE_BEFORE_YEAR}; replace it with a newer "
+            "sourced figure, or mark the row stale=true with a stale_note"
+        )
+    return stale
 
 
 def _link(regions: Mapping[str, RegionRecord], tariffs: Mapping[str, TariffRecord]) -> dict[str, RegionRecord]:

@@ -35,9 +35,15 @@ from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.state import AppState
 from powermeter.methodology.ai_inference import (
     METHODOLOGY_VERSION,
+    REFERENCE_QUERY_OUTPUT_TOKENS,
+    TREE_G_CO2_PER_DAY,
+    TREE_SOURCE,
     InferenceEstimate,
+    ModelProfile,
+    SiteFactors,
     estimate_inference,
     observed_ttft_s,
+    plausibility,
     tree_days,
     tree_message,
 )
@@ -127,6 +133,28 @@ def resolve_model(engine: Engine, model: str | None, provider_name: str | None) 
     return res
 
 
+_plausibility_cache: dict[tuple[str, SiteFactors], dict[str, Any]] = {}
+
+
+def model_plausibility(model_id: str, profile: ModelProfile, site: SiteFactors) -> dict[str, Any]:
+    """The model's estimate for the published reference query (500 output tokens, no prompt) against
+    the published per-query figures (memoised per model and site)."""
+    key = (model_id, site)
+    hit = _plausibility_cache.get(key)
+    if hit is None:
+        ref = estimate_inference(profile, site, prompt_tokens=0, completion_tokens=REFERENCE_QUERY_OUTPUT_TOKENS)
+        p = plausibility(ref.energy_wh)
+        hit = {
+            **p,
+            "reference_query_wh": {k: _r(float(v)) for k, v in dict(p["reference_query_wh"]).items()},  # type: ignore[call-overload]
+            "ratio_to_published": _r(float(p["ratio_to_published"])),  # type: ignore[arg-type]
+        }
+        if len(_plausibility_cache) > 4096:
+            _plausibility_cache.clear()
+        _plausibility_cache[key] = hit
+    return hit
+
+
 def estimate(engine: Engine, body: InferenceIn) -> tuple[Resolution, ResolvedSite, InferenceEstimate]:
     """The model resolution, the site and the estimate ``record`` stores for ``body`` (nothing stored:
     ``powermeter gateway`` calls it for its X-Energy-Wh header, so the header equals the record)."""
@@ -166,6 +194,9 @@ def record(
     res, site, est = estimate(engine, body)
     days = tree_days(est.co2_g.value)
     warnings = list(res.entry.warnings)
+    plaus = model_plausibility(res.entry.id, res.entry.profile, site.factors)
+    if not plaus["within_bound"]:
+        warnings.append("estimate-above-published-per-query-range")
     if res.estimated:
         warnings.append("model-estimated-from-provider-fallback")
     if body.detected_region and site.calculation_method != "EXACT_REGION":
@@ -174,7 +205,13 @@ def record(
         warnings.append("offsite-water-world-average")
     record_id = uuid7(now)
     factors = site.factors_dict()
-    out = _response(record_id, est, days, site.audit_dict(), res, factors, engine.versions, warnings)
+    audit: dict[str, Any] = {
+        **site.audit_dict(),
+        "treeGramsCo2PerDay": _r(TREE_G_CO2_PER_DAY),
+        "treeSource": TREE_SOURCE,
+    }
+    out = _response(record_id, est, days, audit, res, factors, engine.versions, warnings)
+    out["plausibility"] = plaus
     inputs = {
         "detected_region": body.detected_region,
         "startTimeMs": body.startTimeMs,
@@ -281,7 +318,7 @@ def _response(
     record_id: str,
     est: InferenceEstimate,
     days: float,
-    audit: dict[str, str],
+    audit: dict[str, Any],
     res: Resolution,
     factors: dict[str, Any],
     versions: dict[str, str],

@@ -85,6 +85,16 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
+def _ratelimit_headers(scope: Scope) -> dict[str, str] | None:
+    """The ``RateLimit-*`` headers the authentication/quota dependency stored for this request
+    (``request.state.ratelimit_headers``, which lives in ``scope["state"]``)."""
+    state = scope.get("state")
+    if not state:
+        return None
+    h = state.get("ratelimit_headers") if isinstance(state, dict) else getattr(state, "ratelimit_headers", None)
+    return h if isinstance(h, dict) else None
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = True) -> None:
         self.app = app
@@ -108,8 +118,18 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                headers = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+                limits = _ratelimit_headers(scope)
+                if limits:
+                    # The quota dependency computed them, but a route that returns its own Response
+                    # object drops the dependency's headers: add any the response does not carry.
+                    have = {k.lower() for k, _ in headers}
+                    headers.extend(
+                        (k.lower().encode("latin-1"), v.encode("latin-1"))
+                        for k, v in limits.items()
+                        if k.lower().encode("latin-1") not in have
+                    )
+                message["headers"] = headers
             await send(message)
 
         try:

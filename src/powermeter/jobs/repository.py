@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -19,6 +21,18 @@ _INSERT_SQL = (
     f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) "  # noqa: S608 - fixed column names
     f"VALUES ({', '.join('?' for _ in RECEIPT_COLUMNS)})"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReceipt:
+    """A stored receipt and the inputs it was computed from (for the re-report comparison)."""
+
+    account_id: str
+    receipt_id: str
+    job_id: str
+    kwh: float
+    co2_grams: float
+    inputs: dict[str, Any]
 
 
 _TREE_COLUMNS = (
@@ -147,3 +161,48 @@ def profile_body(conn: Connection, profile_id: str) -> str | None:
     q = sa.select(receipt_profiles.c.body).where(receipt_profiles.c.id == profile_id)
     body: str | None = conn.execute(q).scalar_one_or_none()
     return body
+
+
+def delete_tree(conn: Connection, tree_seq: int, receipt_ids: Sequence[str]) -> None:
+    """Undo a tree written in this transaction: its receipts (by their unique ids) and the tree."""
+    for i in range(0, len(receipt_ids), 500):
+        chunk = list(receipt_ids[i : i + 500])
+        conn.execute(sa.delete(receipts).where(receipts.c.tree_seq == tree_seq, receipts.c.receipt_id.in_(chunk)))
+    conn.execute(sa.delete(receipt_trees).where(receipt_trees.c.seq == tree_seq))
+
+
+def stored_receipts(conn: Connection, account_id: str, job_ids: Sequence[str]) -> dict[str, StoredReceipt]:
+    """The stored receipts of ``job_ids`` with the inputs they were computed from, by job id
+    (:class:`StoredReceipt`); each tree's ``details`` blob is read once."""
+    rows: list[Any] = []
+    for i in range(0, len(job_ids), 500):
+        chunk = list(job_ids[i : i + 500])
+        q = sa.select(
+            receipts.c.receipt_id, receipts.c.job_id, receipts.c.tree_seq, receipts.c.leaf_index, receipts.c.kwh,
+            receipts.c.co2_grams, receipts.c.geo_iso, receipts.c.options,
+        ).where(receipts.c.account_id == account_id, receipts.c.job_id.in_(chunk))  # fmt: skip
+        rows.extend(conn.execute(q).all())
+    details: dict[int, Any] = {}
+    seqs = sorted({r.tree_seq for r in rows})
+    for i in range(0, len(seqs), 500):
+        q2 = sa.select(receipt_trees.c.seq, receipt_trees.c.details).where(receipt_trees.c.seq.in_(seqs[i : i + 500]))
+        for seq, blob in conn.execute(q2).all():
+            details[seq] = orjson.loads(blob)
+    out: dict[str, StoredReceipt] = {}
+    for r in rows:
+        det = details[r.tree_seq]
+        k = r.leaf_index
+        inputs: dict[str, Any] = {
+            "duration_minutes": det["duration_minutes"][k],
+            "cpu_cores": det["cpu_cores"][k],
+            "memory_gb": det["memory_gb"][k],
+            "gpu_cores": det["gpu_cores"][k],
+            "geo_iso": r.geo_iso,
+        }
+        if r.options:
+            inputs.update(orjson.loads(r.options))
+        extra = det.get("extra")
+        if extra and str(k) in extra:
+            inputs.update(extra[str(k)])
+        out[r.job_id] = StoredReceipt(account_id, r.receipt_id, r.job_id, r.kwh, r.co2_grams, inputs)
+    return out

@@ -30,14 +30,17 @@ def _ok(data: Any) -> FastJSONResponse:
     operation_id="reportJob",
     summary="Report one compute job and receive a signed carbon receipt",
     response_model=s.ReportOut,
-    responses=error_responses("v1", 400, 401, 403, 429),
+    description="Re-reporting a `job_id` with the same inputs returns its existing receipt (200, same "
+    "`receipt_id`, `replayed: true`; nothing is stored or counted again); with different inputs it is a "
+    "`409 JOB_ID_CONFLICT` naming the job and the fields that differ.",
+    responses=error_responses("v1", 400, 401, 403, 409, 429),
 )
 async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
 
     def work() -> dict[str, Any]:
         rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, [body], field_prefix="")
-        return jobs.report_data(body, rec)
+        return jobs.report_data(body, rec, tx.conn)
 
     return _ok(await tx.run(work))  # inline on SQLite (no thread hop), in a thread on PostgreSQL
 
@@ -81,11 +84,13 @@ _BATCH_BODY = {
     "/v1/batch",
     operation_id="reportBatch",
     summary="Report 1 to 10,000 jobs at once: all stored, or none",
-    description="Atomic: if any job is invalid (a field, an unknown location, a duplicate job_id) the whole "
-    "batch is refused with a 400 that lists every invalid job by index and field, and nothing is stored. "
-    "One Merkle tree covers the batch; its head is signed once.",
+    description="Atomic: if any job is invalid (a field, an unknown location, a job_id twice in the request) the "
+    "whole batch is refused with a 400 that lists every invalid job by index and field, and nothing is stored. "
+    "A job_id already reported with the same inputs gets its existing receipt back (`replayed: true`, not "
+    "stored or counted again); with different inputs the whole batch is a `409 JOB_ID_CONFLICT` listing every "
+    "conflicting job and field. One Merkle tree covers the new receipts; its head is signed once.",
     response_model=s.BatchOut,
-    responses=error_responses("v1", 400, 401, 403, 429),
+    responses=error_responses("v1", 400, 401, 403, 409, 429),
     openapi_extra=_BATCH_BODY,
 )
 async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:

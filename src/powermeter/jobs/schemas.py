@@ -80,6 +80,9 @@ class ReportData(BaseModel):
     factors: list[FactorOut]
     warnings: list[str]
     methodology: dict[str, str]
+    replayed: bool | None = Field(
+        None, description="true when this job_id was reported before with the same inputs: its existing receipt"
+    )
 
 
 class ReportOut(BaseModel):
@@ -92,14 +95,20 @@ class BatchJobOut(BaseModel):
     kwh: float
     co2_grams: float
     receipt_id: str
+    replayed: bool | None = Field(None, description="true: reported before with the same inputs (existing receipt)")
 
 
 class BatchData(BaseModel):
     total_jobs: int
-    total_kwh: float
-    total_co2_grams: float
+    total_kwh: float = Field(description="Exact sum (math.fsum) of the listed jobs' kwh")
+    total_co2_grams: float = Field(description="Exact sum (math.fsum) of the listed jobs' co2_grams")
     jobs: list[BatchJobOut]
-    tree: dict[str, Any] = Field(description="The signed Merkle tree head covering every receipt of the batch")
+    replayed_jobs: int = Field(
+        0, description="How many listed jobs are re-reports answered with their existing receipt"
+    )
+    tree: dict[str, Any] | None = Field(
+        description="The signed Merkle tree head covering the batch's new receipts (null if every job was a re-report)"
+    )
 
 
 class BatchOut(BaseModel):

@@ -7,8 +7,10 @@ One unit of work per request, inside the caller's transaction (``tx.conn``):
 2. the formula for every job (:class:`ComputeJobEstimator`, profiles memoised);
 3. the plan's daily kWh cap for the whole request (refused whole with ``USAGE_CAP_EXCEEDED``);
 4. one canonical-JSON receipt per job → Merkle tree → one Ed25519 signature over the tree head;
-5. one ``executemany`` for the receipts; a duplicate ``job_id`` (in the request or already stored
-   for the account) is a 400 naming every duplicate, and rolls everything back.
+5. one ``executemany`` for the receipts; a duplicate ``job_id`` inside the request is a 400 naming
+   every duplicate; a ``job_id`` already stored for the account is a re-report: same inputs → the
+   stored receipt is returned (nothing stored or counted again), different inputs → ``409
+   JOB_ID_CONFLICT`` naming every conflicting job and field (see :meth:`ComputeJobs.record`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
+import math
 import re
 import secrets
 import sqlite3
@@ -27,6 +30,7 @@ from typing import Any
 
 import orjson
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -36,13 +40,14 @@ from powermeter.accounts.service import Principal
 from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
-from powermeter.infra.errors import NotFound, ValidationFailed, validation_errors
+from powermeter.infra.errors import Conflict, NotFound, ValidationFailed, validation_errors
 from powermeter.infra.hooks import STARTUP_HOOKS
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
 from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
 from powermeter.jobs.receipts import ProfileDoc
+from powermeter.jobs.repository import StoredReceipt
 from powermeter.jobs.schemas import BatchIn, JobIn
 from powermeter.jobs.tables import receipt_trees
 from powermeter.methodology.compute_job import (
@@ -154,10 +159,31 @@ class ComputeJobs:
         *,
         field_prefix: str,
     ) -> Recorded:
+        """Store every job's receipt. A ``job_id`` already stored for the account is a re-report: with
+        the same inputs its existing receipt is returned (nothing is stored or counted again); with
+        different inputs the whole request is refused with ``409 JOB_ID_CONFLICT`` listing every
+        conflicting job and field. The duplicate check costs nothing on the normal path: the unique
+        index refuses the insert, and only then are the stored inputs read and compared."""
         _reject_duplicates_in_request(jobs, field_prefix)
         batch = self.estimate(jobs, field_prefix=field_prefix)
+        try:
+            rec = self._write(conn, principal, signer, now, jobs, batch)
+        except _AlreadyStored as dup:
+            return self._replay(conn, principal, signer, now, jobs, dup.job_ids, field_prefix=field_prefix)
+        # after the insert, so that a re-reported job is never counted twice (the cap still refuses
+        # the whole request, rolled back with everything else)
         accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
+        return rec
 
+    def _write(
+        self,
+        conn: Connection,
+        principal: Principal,
+        signer: Signer,
+        now: datetime,
+        jobs: Sequence[JobIn],
+        batch: BatchEstimate,
+    ) -> Recorded:
         n = len(jobs)
         issued_at = utc_iso(now)
         profile_docs = [self.profile_doc(p) for p in batch.profiles]
@@ -202,26 +228,92 @@ class ComputeJobs:
         except (IntegrityError, sqlite3.IntegrityError):
             ids = [j.job_id for j in jobs]
             dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
-            errors = [
-                {
-                    "field": f"{field_prefix.format(i=i)}job_id",
-                    "message": f"job_id {job.job_id!r} already has a receipt in this account",
-                    "index": i,
-                    "value": job.job_id,
-                }
-                for i, job in enumerate(jobs)
-                if job.job_id in dupes
-            ]
-            if not errors:
+            if not dupes:
                 raise
-            raise ValidationFailed(errors) from None
+            # undo this attempt inside the transaction (SQLite keeps the rows inserted before the
+            # failing one; PostgreSQL already rolled its savepoint back)
+            repo.delete_tree(conn, tree_seq, receipt_ids)
+            raise _AlreadyStored(dupes) from None
         tree_head = rc.signed_tree_head(
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
         )
-        return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head)
+        return Recorded(
+            batch, receipt_ids, issued_at, tree_id, tree_head, batch.energy_kwh, batch.co2_g, None
+        )
+
+    def _replay(
+        self,
+        conn: Connection,
+        principal: Principal,
+        signer: Signer,
+        now: datetime,
+        jobs: Sequence[JobIn],
+        stored_ids: set[str],
+        *,
+        field_prefix: str,
+    ) -> Recorded:
+        """Some jobs were reported before: compare inputs, then answer with the stored receipts
+        (and record only the new jobs)."""
+        stored = repo.stored_receipts(conn, principal.account_id, sorted(stored_ids))
+        conflicts: list[dict[str, Any]] = []
+        for i, job in enumerate(jobs):
+            row = stored.get(job.job_id)
+            if row is None:
+                continue
+            fields = differing_inputs(canonical_inputs(job), stored_inputs(row))
+            if fields:
+                conflicts.append(
+                    {
+                        "field": f"{field_prefix.format(i=i)}job_id",
+                        "index": i,
+                        "job_id": job.job_id,
+                        "receipt_id": row.receipt_id,
+                        "fields": fields,
+                        "message": f"job_id {job.job_id!r} already has receipt {row.receipt_id} with different "
+                        f"inputs ({', '.join(fields)}); re-send the same inputs to get that receipt back, or use "
+                        "a new job_id",
+                    }
+                )
+        if conflicts:
+            detail = "; ".join(c["message"] for c in conflicts)
+            raise Conflict(detail, code="JOB_ID_CONFLICT", extra={"conflicts": conflicts})
+        new = [i for i, job in enumerate(jobs) if job.job_id not in stored]
+        sub = None
+        if new:
+            sub = self.record(conn, principal, signer, now, [jobs[i] for i in new], field_prefix=field_prefix)
+        n = len(jobs)
+        kwh = [0.0] * n
+        co2 = [0.0] * n
+        ids = [""] * n
+        replayed: list[StoredReceipt | None] = [None] * n
+        for i, job in enumerate(jobs):
+            row = stored.get(job.job_id)
+            if row is not None:
+                kwh[i], co2[i], ids[i], replayed[i] = row.kwh, row.co2_grams, row.receipt_id, row
+        if sub is not None:
+            for k, i in enumerate(new):
+                kwh[i], co2[i], ids[i] = sub.kwh[k], sub.co2[k], sub.receipt_ids[k]
+                replayed[i] = None if sub.replayed is None else sub.replayed[k]
+        return Recorded(
+            sub.batch if sub is not None else None,
+            ids,
+            sub.issued_at if sub is not None else None,
+            sub.tree_id if sub is not None else None,
+            sub.tree_head if sub is not None else None,
+            kwh,
+            co2,
+            replayed,
+        )
 
     # --- responses ------------------------------------------------------------------------------------
-    def report_data(self, job: JobIn, rec: Recorded) -> dict[str, Any]:
+    def report_data(self, job: JobIn, rec: Recorded, conn: Connection | None = None) -> dict[str, Any]:
+        stored = rec.replayed[0] if rec.replayed is not None else None
+        if stored is not None:
+            if conn is None:  # pragma: no cover - the router passes its connection
+                raise RuntimeError("a replayed receipt needs the connection to read it back")
+            return self._replayed_report(conn, stored)
+        if rec.batch is None:  # pragma: no cover - a new job always has an estimate
+            raise RuntimeError("no estimate for a new job")
         est = rec.batch.job(0)
         p = est.profile
         loc = self.locations.resolve(p.location_code)
@@ -246,21 +338,62 @@ class ComputeJobs:
             "methodology": dict(rc.METHODOLOGY),
         }
 
+    def _replayed_report(self, conn: Connection, stored: StoredReceipt) -> dict[str, Any]:
+        """The response of the first report of this job, rebuilt from its signed receipt."""
+        doc = receipt_document(conn, stored.account_id, stored.receipt_id)
+        leaf = doc["receipt"]
+        factors = leaf["factors"]
+        code = leaf["location"]
+        loc = self.locations.resolve(code)
+        intensity = next((f["value"] for f in factors if f["name"] == "carbon_intensity"), None)
+        location = {
+            "code": code,
+            "name": loc.name if loc is not None else code,
+            "kind": loc.kind if loc is not None else "unknown",
+            "intensity_g_per_kwh": intensity if intensity is not None else (loc.intensity_g_per_kwh if loc else 0.0),
+            "year": loc.year if loc is not None else 0,
+        }
+        return {
+            "job_id": doc["job_id"],
+            "kwh": doc["kwh"],
+            "co2_grams": doc["co2_grams"],
+            "receipt_id": doc["receipt_id"],
+            "timestamp": doc["timestamp"],
+            "breakdown": leaf["results"]["breakdown"],
+            "location": location,
+            "factors": factors,
+            "warnings": leaf["warnings"],
+            "methodology": leaf["methodology"],
+            "replayed": True,
+        }
+
     def batch_data(self, jobs: Sequence[JobIn], rec: Recorded) -> dict[str, Any]:
-        b = rec.batch
-        kwh, co2, ids = b.energy_kwh, b.co2_g, rec.receipt_ids
+        kwh, co2, ids = rec.kwh, rec.co2, rec.receipt_ids
         out = [
             {"job_id": job.job_id, "kwh": kwh[i], "co2_grams": co2[i], "receipt_id": ids[i]}
             for i, job in enumerate(jobs)
         ]
-        warnings = sorted({w for p in b.profiles for w in p.warnings})
+        replayed = 0
+        if rec.replayed is not None:
+            for i, r in enumerate(rec.replayed):
+                if r is not None:
+                    out[i]["replayed"] = True
+                    replayed += 1
+        b = rec.batch
+        warnings = [] if b is None else sorted({w for p in b.profiles for w in p.warnings})
+        if rec.replayed is None and b is not None:  # every job new: the estimate's sums (math.fsum)
+            total_kwh, total_co2 = b.total_energy_kwh, b.total_co2_g
+        else:
+            total_kwh, total_co2 = math.fsum(kwh), math.fsum(co2)
         return {
             "total_jobs": len(jobs),
-            "total_kwh": b.total_energy_kwh,
-            "total_co2_grams": b.total_co2_g,
+            # exact (correctly rounded) sums of the listed values, not a running float sum
+            "total_kwh": total_kwh,
+            "total_co2_grams": total_co2,
             "jobs": out,
+            "replayed_jobs": replayed,
             "warnings": warnings,
-            "tree": {"tree_id": rec.tree_id, **rec.tree_head},
+            "tree": None if rec.tree_id is None else {"tree_id": rec.tree_id, **(rec.tree_head or {})},
         }
 
     def locations_body(self) -> bytes:
@@ -381,27 +514,109 @@ DETAIL_FIELDS = ("cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_co
 
 def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
     """The tree's ``details`` blob: per-leaf breakdown and numeric inputs, columnar (orjson writes
-    doubles in shortest round-trip form, so they read back bit for bit)."""
-    return orjson.dumps(
-        {
-            "cpu_kwh": batch.cpu_kwh,
-            "gpu_kwh": batch.gpu_kwh,
-            "memory_kwh": batch.memory_kwh,
-            "duration_minutes": [j.duration_minutes for j in jobs],
-            "cpu_cores": [j.cpu_cores for j in jobs],
-            "memory_gb": [j.memory_gb for j in jobs],
-            "gpu_cores": [j.gpu_cores for j in jobs],
-        }
-    )
+    doubles in shortest round-trip form, so they read back bit for bit), plus ``extra``: the other
+    inputs of the leaves that set any (leaf index → object), for the re-report comparison."""
+    doc: dict[str, Any] = {
+        "cpu_kwh": batch.cpu_kwh,
+        "gpu_kwh": batch.gpu_kwh,
+        "memory_kwh": batch.memory_kwh,
+        "duration_minutes": [j.duration_minutes for j in jobs],
+        "cpu_cores": [j.cpu_cores for j in jobs],
+        "memory_gb": [j.memory_gb for j in jobs],
+        "gpu_cores": [j.gpu_cores for j in jobs],
+    }
+    if _SCHEMA_HAS_EXTRA_FIELDS:  # only scan when the request schema has such fields (~0.2 µs per job)
+        stored_elsewhere = _STORED_ELSEWHERE
+        extra = {}
+        for i, j in enumerate(jobs):
+            if not j.model_fields_set <= stored_elsewhere:
+                e = job_extras(j)
+                if e:
+                    extra[str(i)] = e
+        if extra:
+            doc["extra"] = extra
+    return orjson.dumps(doc)
 
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    batch: BatchEstimate
+    """What a request recorded. ``batch``/``issued_at``/``tree_*`` describe the new receipts (``None``
+    when every job was a re-report); ``kwh``, ``co2`` and ``receipt_ids`` cover every job in request
+    order; ``replayed[i]`` is the stored receipt job *i* re-reported (``None``: no job was)."""
+
+    batch: BatchEstimate | None
     receipt_ids: list[str]
-    issued_at: str
-    tree_id: str
-    tree_head: dict[str, Any]
+    issued_at: str | None
+    tree_id: str | None
+    tree_head: dict[str, Any] | None
+    kwh: list[float]
+    co2: list[float]
+    replayed: list[StoredReceipt | None] | None
+
+
+class _AlreadyStored(Exception):
+    def __init__(self, job_ids: set[str]) -> None:
+        super().__init__(f"{len(job_ids)} job id(s) already stored")
+        self.job_ids = job_ids
+
+
+# --- "same inputs": the canonical inputs of a job -------------------------------------------------------
+#
+# Generic over the request schema: every field of ``JobIn`` except ``job_id`` is an input, so a field
+# added to the schema is compared without a change here. A field left at its default (or sent as
+# its default) is omitted, so ``{"cpu_cores": 0}`` and no ``cpu_cores`` are the same inputs.
+# Stored side: the four numbers live in the tree's ``details``, ``geo_iso`` and the overrides in the
+# receipt row, and any other field in ``details["extra"]`` (written only for jobs that set one).
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, f in model.model_fields.items():
+        if not f.is_required():
+            out[name] = f.get_default(call_default_factory=True)
+    return out
+
+
+_JOB_DEFAULTS = _defaults(JobIn)
+_STORED_ELSEWHERE = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"}) | set(
+    rc.OPTION_FIELDS
+)
+
+
+#: Whether ``JobIn`` has inputs beyond the four numbers, ``geo_iso`` and the overrides (fields added
+#: by later features); only then does a batch look for them.
+_SCHEMA_HAS_EXTRA_FIELDS = bool(set(JobIn.model_fields) - _STORED_ELSEWHERE)
+
+
+def _normalise(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in inputs.items()
+        if k != "job_id" and v is not None and not (k in _JOB_DEFAULTS and v == _JOB_DEFAULTS[k])
+    }
+
+
+def canonical_inputs(job: BaseModel) -> dict[str, Any]:
+    """A job's inputs as compared for a re-report (JSON values; defaults omitted)."""
+    return _normalise(job.model_dump(mode="json", exclude={"job_id"}))
+
+
+def job_extras(job: BaseModel) -> dict[str, Any] | None:
+    """Inputs stored neither as the four numbers, ``geo_iso`` nor an override (``None``: none set)."""
+    names = job.model_fields_set - _STORED_ELSEWHERE
+    if not names:
+        return None
+    extra = _normalise(job.model_dump(mode="json", include=names))
+    return extra or None
+
+
+def stored_inputs(row: StoredReceipt) -> dict[str, Any]:
+    return _normalise(row.inputs)
+
+
+def differing_inputs(sent: dict[str, Any], stored: dict[str, Any]) -> list[str]:
+    """Names of the inputs that differ (sorted); numbers compare by value (8 == 8.0)."""
+    return sorted(k for k in sent.keys() | stored.keys() if sent.get(k) != stored.get(k))
 
 
 def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> None:

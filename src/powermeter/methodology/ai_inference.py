@@ -77,8 +77,36 @@ CACHED_TOKEN_RATIO = 0.1
 """Energy of one cached prompt token ÷ energy of one uncached prompt token (evidence range 0-0.25)."""
 
 TREE_KG_CO2_PER_YEAR = 21.77
-"""CO2 absorbed by one mature tree in a year: 48 lb ≈ 21.77 kg (Arbor Day Foundation figure)."""
+"""CO2 absorbed by one mature tree in a year: 48 lb ≈ 21.77 kg (Arbor Day Foundation figure).
+
+Chosen over Green Algorithms' 11 kg/yr (30.1 g/day, an average tree over its life) and the US EPA's
+urban seedling (0.060 t per 10 years ≈ 16.4 g/day) because a "tree-day" reads as a day of a grown
+tree, and 48 lb is the figure most public calculators quote; seed 004's example (1.22 g → 0.005
+tree-days ≈ 244 g/day) matches no published figure. docs/methodology.md, "Tree-days"."""
 TREE_G_CO2_PER_DAY = TREE_KG_CO2_PER_YEAR * G_PER_KG / 365.0
+TREE_SOURCE = (
+    "48 lb (21.77 kg) CO2 per mature tree per year, Arbor Day Foundation, ÷ 365 = 59.64 g/day; "
+    "illustrative: sequestration varies ~10× with species, age and climate"
+)
+
+# --- Plausibility of closed-model estimates (issue 15; docs/methodology.md) -----------------------
+#: Published whole-request figures for frontier chat models (Wh per typical text query).
+PUBLISHED_QUERY_WH: tuple[tuple[str, float, str], ...] = (
+    ("google_gemini_median", 0.24, "Google, arXiv 2508.15734 (Aug 2025): median Gemini Apps text prompt, May 2025"),
+    (
+        "openai_chatgpt_average",
+        0.34,
+        "OpenAI, S. Altman, 'The Gentle Singularity' (10 Jun 2025): average ChatGPT query",
+    ),
+    ("epoch_gpt4o", 0.3, "Epoch AI, 'How much energy does ChatGPT use?' (Feb 2025): GPT-4o, 500 output tokens"),
+)
+REFERENCE_QUERY_OUTPUT_TOKENS = 500
+"""The one published figure with a token count (Epoch AI, GPT-4o): 0.3 Wh for 500 output tokens."""
+REFERENCE_QUERY_WH = 0.3
+PLAUSIBLE_MAX_RATIO = 20.0
+"""A closed model's estimate for the reference query above 20× the published figure is flagged:
+bottom-up estimates of production serving overstate by 4-20× (Oviedo et al., Microsoft, arXiv
+2509.20241), so 20× is the widest gap the evidence explains."""
 
 FACTORS: tuple[Factor, ...] = (
     Factor("gpu_energy_alpha", GPU_ENERGY_ALPHA, "Wh/token/GPU/B-param", _EL),
@@ -114,9 +142,8 @@ FACTORS: tuple[Factor, ...] = (
         "tree_absorption",
         TREE_G_CO2_PER_DAY,
         "gCO2/tree/day",
-        "48 lb (21.77 kg) CO2 per mature tree per year (Arbor Day Foundation), ÷ 365; illustrative: "
-        "sequestration varies ~10× with species, age and climate (US EPA's urban-seedling figure is "
-        "0.060 t per 10 years ≈ 16 g/day)",
+        TREE_SOURCE + " (US EPA's urban-seedling figure is 0.060 t per 10 years ≈ 16 g/day; Green Algorithms "
+        "uses 11 kg/yr ≈ 30 g/day)",
     ),
 )
 
@@ -371,6 +398,25 @@ def observed_ttft_s(start_time_ms: float | None, first_token_time_ms: float | No
     if delta < 0:
         return None
     return delta / MS_PER_SECOND
+
+
+def plausibility(reference: Estimate) -> dict[str, object]:
+    """Compare a model's estimate for the reference query (500 output tokens, no prompt) with the
+    published per-query figures; ``within_bound`` is False above :data:`PLAUSIBLE_MAX_RATIO`."""
+    ratio = reference.value / REFERENCE_QUERY_WH
+    return {
+        "reference_query_output_tokens": REFERENCE_QUERY_OUTPUT_TOKENS,
+        "reference_query_wh": {
+            "value": reference.value,
+            "min": reference.min if reference.min is not None else reference.value,
+            "max": reference.max if reference.max is not None else reference.value,
+        },
+        "published_query_wh": {name: wh for name, wh, _ in PUBLISHED_QUERY_WH},
+        "ratio_to_published": ratio,
+        "bound_ratio": PLAUSIBLE_MAX_RATIO,
+        "within_bound": ratio <= PLAUSIBLE_MAX_RATIO,
+        "sources": [src for _, _, src in PUBLISHED_QUERY_WH],
+    }
 
 
 def tree_days(co2_g: float) -> float:

@@ -369,8 +369,6 @@ class ComputeJobEstimator:
         gpu_l = [0.0] * n
         mem_l = [0.0] * n
         pidx = [0] * n
-        total_kwh = 0.0
-        total_co2 = 0.0
         for i, s in enumerate(jobs):
             key = (
                 s.geo_iso, s.cpu_model, s.gpu_model, s.cpu_utilization, s.gpu_utilization, s.pue,
@@ -400,8 +398,9 @@ class ComputeJobEstimator:
             gpu_l[i] = g
             mem_l[i] = mm
             pidx[i] = j
-            total_kwh += e
-            total_co2 += q
+        # exact (correctly rounded) sums: a running float sum drifts (3.1200000000005645 for 3.12)
+        total_kwh = math.fsum(kwh)
+        total_co2 = math.fsum(co2)
         if not math.isfinite(total_co2):
             for s in jobs:
                 _check_quantities(s.duration_minutes, s.cpu_cores, s.memory_gb, s.gpu_cores)

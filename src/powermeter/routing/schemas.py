@@ -54,12 +54,19 @@ class RouteIn(BaseModel):
 
 class Alternative(BaseModel):
     region: str
-    co2_g_per_kwh: float
+    co2_g_per_kwh: int = Field(..., description="Grid carbon intensity, whole g/kWh (as in seed 002).")
+    co2_g_per_kwh_precise: float = Field(..., description="The same intensity before rounding.")
 
 
 class RouteOut(BaseModel):
     chosen_region: str = Field(..., examples=["CAISO"])
-    co2_g_per_kwh: float = Field(..., description="Grid carbon intensity of the chosen region.", examples=[92])
+    co2_g_per_kwh: int = Field(
+        ...,
+        description="Grid carbon intensity of the chosen region, whole g/kWh (seed 002); total_emissions_g uses "
+        "exactly this number.",
+        examples=[92],
+    )
+    co2_g_per_kwh_precise: float = Field(..., description="The same intensity before rounding.", examples=[92.4])
     total_emissions_g: float = Field(
         ...,
         description="Emissions of serving the payload in the chosen region (energy model: docs/methodology.md).",

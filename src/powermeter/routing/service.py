@@ -67,6 +67,11 @@ def _round(x: float, digits: int) -> float:
     return float(round(x, digits))
 
 
+def whole_g_per_kwh(x: float) -> int:
+    """An intensity as the seed's integer g/kWh, rounded half up (263.5 → 264)."""
+    return math.floor(x + 0.5)
+
+
 def point_out(p: IntensityPoint) -> dict[str, Any]:
     return {
         "region": p.region,
@@ -277,18 +282,27 @@ class RoutingService:
             repository.set_choice(conn, principal.account_id, context, chosen.region, now, existed=current is not None)
 
         cp = points[chosen.region]
+        # Seed 002 reports intensities as integers; the integer shown is the one the emissions use,
+        # so a client can recompute total_emissions_g from the response (precise value alongside).
+        dest_ci = whole_g_per_kwh(cp.intensity_g_per_kwh)
         fp = request_footprint(
             payload_gb(req.payload_size, req.payload_unit),
             self.grid.request_energy,
-            cp.intensity_g_per_kwh,
-            src_point.intensity_g_per_kwh if src_point.provider == cp.provider else None,
+            dest_ci,
+            whole_g_per_kwh(src_point.intensity_g_per_kwh) if src_point.provider == cp.provider else None,
         )
         body = {
             "chosen_region": chosen.region,
-            "co2_g_per_kwh": _round(cp.intensity_g_per_kwh, 1),
+            "co2_g_per_kwh": dest_ci,
+            "co2_g_per_kwh_precise": _round(cp.intensity_g_per_kwh, 3),
             "total_emissions_g": _round(fp.emissions_g, 6),
             "alternatives": [
-                {"region": r.region, "co2_g_per_kwh": _round(r.intensity_g_per_kwh, 1)} for r in decision.ranked
+                {
+                    "region": r.region,
+                    "co2_g_per_kwh": whole_g_per_kwh(r.intensity_g_per_kwh),
+                    "co2_g_per_kwh_precise": _round(r.intensity_g_per_kwh, 3),
+                }
+                for r in decision.ranked
             ],
             "provider": cp.provider,
             "signal_type": cp.signal,

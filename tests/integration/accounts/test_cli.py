@@ -97,3 +97,39 @@ def test_help_is_useful() -> None:
     assert res.returncode == 0
     assert "--scope" in res.stdout
     assert "shown only this once" in res.stdout
+
+
+def test_first_start_prints_the_real_address_and_a_pasteable_curl(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 15 item 5: the command uses the --port the server listens on (not :8000) and stays on one
+    line even on a narrow terminal, so it can be pasted as is."""
+    import shlex
+    import shutil
+
+    log = tmp_path / "narrow.out"
+    with live_server({**env, "COLUMNS": "40"}, log) as base:
+        text = log.read_text()
+        lines = [line for line in text.splitlines() if line.startswith("curl ")]
+        assert len(lines) == 1, text
+        cmd = lines[0]
+        assert cmd.endswith(f"{base}/v1/api-keys/stats"), cmd
+        assert ":8000" not in cmd
+        assert len(cmd) > 40
+        argv = shlex.split(cmd)
+        curl = shutil.which("curl")
+        if curl:
+            res = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", *argv[1:]],
+                                 capture_output=True, text=True, timeout=30, check=False)
+            assert res.stdout == "200", res
+        header = argv[argv.index("-H") + 1]
+        name, _, value = header.partition(": ")
+        assert httpx.get(argv[-1], headers={name: value}).status_code == 200
+    assert "on http://127.0.0.1:" + base.rsplit(":", 1)[1] in text
+
+
+def test_base_url_for_wildcard_and_ipv6_binds() -> None:
+    from powermeter.cli import base_url
+
+    assert base_url("0.0.0.0", 9000) == "http://127.0.0.1:9000"  # noqa: S104
+    assert base_url("::", 9000) == "http://[::1]:9000"
+    assert base_url("192.168.1.5", 8080) == "http://192.168.1.5:8080"
+    assert base_url("fe80::1", 80) == "http://[fe80::1]:80"

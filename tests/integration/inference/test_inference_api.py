@@ -55,8 +55,9 @@ def test_seed_example_returns_every_documented_field(client: TestClient, api_key
     for field in ("energy_wh", "co2_grams", "water_ml", "tree_days"):
         assert isinstance(body[field], float)
         assert body[field] > 0
-    assert set(body["audit"]) == {"calculationMethod", "finalRegion", "finalProvider"}
-    assert body["audit"] == {
+    assert set(body["audit"]) == {"calculationMethod", "finalRegion", "finalProvider", "treeGramsCo2PerDay",
+                                  "treeSource"}
+    assert {k: body["audit"][k] for k in ("calculationMethod", "finalRegion", "finalProvider")} == {
         "calculationMethod": "PROVIDER_DEFAULT",
         "finalRegion": "US",
         "finalProvider": "Google Cloud",
@@ -97,6 +98,8 @@ def test_detected_region_gives_exact_region(client: TestClient, api_key: str) ->
     r = post(client, api_key, provider="OpenAI", model="gpt-4o", detected_region="us-west-1")
     assert r.status_code == 200, r.text
     audit = r.json()["audit"]
+    assert audit.pop("treeGramsCo2PerDay")
+    assert audit.pop("treeSource")
     assert audit == {"calculationMethod": "EXACT_REGION", "finalRegion": "us-west-1", "finalProvider": "AWS"}
 
 
@@ -111,6 +114,8 @@ def test_unknown_region_falls_back_to_provider_default_with_a_warning(client: Te
 def test_aggregator_without_region_is_global_average(client: TestClient, api_key: str) -> None:
     r = post(client, api_key, provider="OpenRouter", model="qwen/qwen3-235b-a22b:free")
     body = r.json()
+    assert body["audit"].pop("treeGramsCo2PerDay")
+    assert body["audit"].pop("treeSource")
     assert body["audit"] == {
         "calculationMethod": "GLOBAL_AVERAGE",
         "finalRegion": "WORLD",

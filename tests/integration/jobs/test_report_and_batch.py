@@ -176,11 +176,7 @@ def test_ten_thousand_jobs_are_accepted_and_ten_thousand_and_one_refused(
 def test_job_ids_are_unique_per_account(client: TestClient, auth: dict[str, str], make_key: MakeKey,
                                         state: AppState) -> None:
     assert client.post("/v1/report", headers=auth, json=SEED_REPORT).status_code == 200
-    # again: an error, not a second record
-    r = client.post("/v1/report", headers=auth, json=SEED_REPORT)
-    assert r.status_code == 400
-    assert "already has a receipt" in r.json()["detail"]
-    # inside one batch, and against stored receipts: every offending index is named
+    # inside one batch: a 400 naming every repeated index, nothing stored
     jobs = [
         {"job_id": "new-1", "duration_minutes": 5, "geo_iso": "US"},
         {"job_id": "ml-training-001", "duration_minutes": 5, "geo_iso": "US"},
@@ -189,9 +185,10 @@ def test_job_ids_are_unique_per_account(client: TestClient, auth: dict[str, str]
     r = client.post("/v1/batch", headers=auth, json={"jobs": jobs})
     assert r.status_code == 400
     assert [e["index"] for e in r.json()["errors"]] == [2]  # in-request duplicate found first
+    # against a stored receipt with other inputs: 409 (tests/integration/jobs/test_rereport.py)
     r = client.post("/v1/batch", headers=auth, json={"jobs": jobs[:2]})
-    assert r.status_code == 400
-    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(1, "jobs[1].job_id")]
+    assert r.status_code == 409
+    assert [(c["index"], c["field"]) for c in r.json()["conflicts"]] == [(1, "jobs[1].job_id")]
     assert _stored(state) == 1
     # another account may use the same job id
     other = {"Authorization": f"Bearer {make_key(email='other@example.com')}"}

@@ -67,9 +67,10 @@ def test_every_seed_example_works_against_a_local_server(
                     '"gpu_cores": 2,\n"geo_iso": "US"\n}')
     assert r["status"] == "success"
     assert set(r["data"]) >= {"job_id", "kwh", "co2_grams", "receipt_id"}
+    first = r["data"]
 
-    # POST /v1/report (Python): the same job id again is refused, as job ids are unique per account,
-    # so this run uses the next one.
+    # POST /v1/report (Python): the seed sends the same job id again, with the same inputs, so it gets
+    # the same receipt back (issue 15), not an error and not a second record.
     scope = _run_python(f'''
 import requests
 api_key = "{api_key}"
@@ -78,7 +79,7 @@ response = requests.post(
     f"{{base_url}}v1/report",
     headers={{"Authorization": f"Bearer {{api_key}}"}},
     json={{
-        "job_id": "ml-training-002",
+        "job_id": "ml-training-001",
         "duration_minutes": 120,
         "cpu_cores": 8,
         "memory_gb": 32,
@@ -92,6 +93,10 @@ print(f"Energy: {{data['data']['kwh']}} kWh")
 print(f"CO2: {{data['data']['co2_grams']}} grams")
 ''', monkeypatch)
     assert scope["response"].status_code == 200
+    again = scope["data"]["data"]
+    assert again["receipt_id"] == first["receipt_id"]
+    assert (again["kwh"], again["co2_grams"], again["timestamp"]) == (first["kwh"], first["co2_grams"],
+                                                                      first["timestamp"])
     out = capsys.readouterr().out
     assert re.search(r"Receipt ID: rcpt_\w+\nEnergy: [\d.]+ kWh\nCO2: [\d.]+ grams", out)
 
@@ -114,11 +119,12 @@ print(f"Jobs processed: {{data['data']['total_jobs']}}")
 ''', monkeypatch)
     out = capsys.readouterr().out
     assert "Jobs processed: 2" in out
-    assert re.search(r"Total energy: [\d.]+ kWh", out)
+    total = re.search(r"Total energy: ([\d.]+) kWh", out)
+    assert total
 
     # GET /v1/receipts?limit=10 (curl and Python)
     r = _curl("-X", "GET", f"{base_url}v1/receipts?limit=10", "-H", f"Authorization: Bearer {api_key}")
-    assert r["data"]["total"] == 4
+    assert r["data"]["total"] == 3  # ml-training-001 once, job-001, job-002
     assert r["data"]["has_more"] is False
     assert set(r["data"]["receipts"][0]) == {"receipt_id", "job_id", "kwh", "co2_grams", "timestamp"}
     _run_python(f'''
@@ -134,7 +140,7 @@ for receipt in data['data']['receipts']:
     print(f"Job: {{receipt['job_id']}} - {{receipt['kwh']}} kWh")
 ''', monkeypatch)
     out = capsys.readouterr().out
-    assert out.count("Job: ") == 4
+    assert out.count("Job: ") == 3
     assert "Job: job-002 - " in out
 
     # GET /v1/api-keys/stats (Python)
@@ -151,4 +157,7 @@ print(f"Energy tracked: {{stats['daily_usage_kwh']}} kWh")
 ''', monkeypatch)
     out = capsys.readouterr().out
     assert "API calls today: 6/1000" in out  # 2 reports, 1 batch, 2 receipt listings, this call
-    assert re.search(r"Energy tracked: [\d.]+ kWh", out)
+    tracked = re.search(r"Energy tracked: ([\d.]+) kWh", out)
+    assert tracked
+    # the re-reported job is counted once
+    assert float(tracked.group(1)) == pytest.approx(first["kwh"] + float(total.group(1)), abs=2e-6)

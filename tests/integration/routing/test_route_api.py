@@ -23,7 +23,7 @@ from tests.conftest import MakeKey
 from tests.integration.routing.conftest import DAY, bearer, key_for
 
 SEED_FIELDS = {"chosen_region", "co2_g_per_kwh", "total_emissions_g", "alternatives"}
-EXTRA_FIELDS = {"provider", "signal_type", "data_timestamp"}
+EXTRA_FIELDS = {"provider", "signal_type", "data_timestamp", "co2_g_per_kwh_precise"}
 LOC = load_locations()
 
 
@@ -48,11 +48,11 @@ def test_seed_curl_example_returns_every_documented_field(client: TestClient, ma
     body = r.json()
     assert set(body) == SEED_FIELDS | EXTRA_FIELDS
     assert body["chosen_region"] == "CAISO"
-    ci = intensity("CAISO")
+    ci = round(intensity("CAISO"))
     assert body["co2_g_per_kwh"] == ci
-    assert body["alternatives"] == [{"region": "CAISO", "co2_g_per_kwh": ci}]
+    assert body["alternatives"] == [{"region": "CAISO", "co2_g_per_kwh": ci, "co2_g_per_kwh_precise": ci}]
     # 128 MB: 0.128 GB × (0.055 kWh/GB at CAISO + 0.059 kWh/GB at the mean of us-west1 and CAISO)
-    src = intensity("gcp:us-west1")
+    src = round(intensity("gcp:us-west1"))
     assert body["total_emissions_g"] == pytest.approx(0.128 * (0.055 * ci + 0.059 * (ci + src) / 2), abs=1e-6)
     assert (body["provider"], body["signal_type"]) == ("static", "average")
     assert body["data_timestamp"] == "2023-01-01T00:00:00Z"
@@ -140,7 +140,7 @@ def test_latency_bound_excludes_far_regions(csv_client: Any, clock: FrozenClock)
     assert c.post("/route", headers=h, json=base).json()["chosen_region"] == "CAISO"
     body = c.post("/route", headers=h, json=base | {"max_latency_ms": 40}).json()
     assert body["chosen_region"] == "PJM"
-    assert body["alternatives"] == [{"region": "PJM", "co2_g_per_kwh": 400.0}]
+    assert body["alternatives"] == [{"region": "PJM", "co2_g_per_kwh": 400, "co2_g_per_kwh_precise": 400.0}]
     # From Oregon with 30 ms: CAISO (≈19 ms) and BPA qualify, PJM does not.
     body = c.post("/route", headers=h, json=base | {"source_region": "us-west1", "max_latency_ms": 30}).json()
     assert {a["region"] for a in body["alternatives"]} == {"CAISO", "BPA"}
@@ -298,3 +298,26 @@ def _check_live(
     assert "x-carbon-fallback" not in later.headers
     assert calls
     assert calls[0].url.params["zone"] == "US-CAL-CISO"
+
+
+def test_intensities_are_integers_and_the_reported_one_is_the_one_used(csv_client: Any, clock: FrozenClock) -> None:
+    """Issue 15 item 2: seed 002 shows ``co2_g_per_kwh`` as integers (``92``), alternatives too; a client
+    decoding into integer types must work, and total_emissions_g must use the number shown."""
+    c = csv_client({"CAISO": lambda h: 92.4, "BPA": lambda h: 150.5, "PJM": lambda h: 399.49})
+    h = bearer(key_for(c, clock))
+    clock.set(DAY + timedelta(hours=12))
+    r = c.post("/route", headers=h, json={"source_region": "CAISO", "payload_size": 128,
+                                           "candidates": ["CAISO", "BPA", "PJM"]})
+    assert r.status_code == 200, r.text
+    assert b'"co2_g_per_kwh":92,' in r.content  # a JSON integer, not 92.0 / 92.4
+    body = r.json()
+    assert type(body["co2_g_per_kwh"]) is int
+    assert [(a["region"], a["co2_g_per_kwh"]) for a in body["alternatives"]] == [
+        ("CAISO", 92), ("BPA", 151), ("PJM", 399)
+    ]
+    assert all(type(a["co2_g_per_kwh"]) is int for a in body["alternatives"])
+    assert body["co2_g_per_kwh_precise"] == 92.4
+    # source = destination here, so every kWh is at the reported intensity
+    energy_kwh = float(r.headers["x-energy-kwh"])
+    assert body["total_emissions_g"] == pytest.approx(energy_kwh * body["co2_g_per_kwh"], rel=1e-5)
+    assert body["total_emissions_g"] != pytest.approx(energy_kwh * 92.4, rel=1e-5)
