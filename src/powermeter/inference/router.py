@@ -33,7 +33,7 @@ MAX_LIMIT = 100_000
     ),
 )
 async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
-    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body))
+    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body, tx.state.signer))
 
 
 @router.get(

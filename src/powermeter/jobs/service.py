@@ -22,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -51,6 +51,8 @@ from powermeter.methodology.compute_job import (
     JobProfile,
     UnknownLocationError,
 )
+from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
+from powermeter.audit.anchors import anchor_tree
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
@@ -155,6 +157,7 @@ class ComputeJobs:
         field_prefix: str,
     ) -> Recorded:
         _reject_duplicates_in_request(jobs, field_prefix)
+        occurred = _occurrence_range(jobs, now, field_prefix)
         batch = self.estimate(jobs, field_prefix=field_prefix)
         accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
 
@@ -217,6 +220,11 @@ class ComputeJobs:
             raise ValidationFailed(errors) from None
         tree_head = rc.signed_tree_head(
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
+        )
+        anchor_tree(
+            conn, account_id=account_id, now=now, kind="receipt_tree", tree_id=tree_id, root_hex=root.hex(),
+            tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature=signature,
+            occurred=occurred, ids={"receipt_id_prefix": prefix, "receipt_id_width": width},
         )
         return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head)
 
@@ -422,6 +430,30 @@ def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> N
             )
     if errors:
         raise ValidationFailed(errors)
+
+
+def _occurrence_range(jobs: Sequence[JobIn], now: datetime, field_prefix: str) -> tuple[str, str]:
+    """The earliest and latest occurrence time of the request's jobs (``started_at``, else received
+    time minus duration), as canonical UTC strings; a ``started_at`` out of bounds is a 400."""
+    lo: datetime | None = None
+    hi: datetime | None = None
+    errors: list[dict[str, Any]] = []
+    for i, job in enumerate(jobs):
+        if job.started_at is not None:
+            moment = parse_instant(job.started_at)
+            if not check_bounds(moment, now):
+                errors.append({"field": f"{field_prefix.format(i=i)}started_at",
+                               "message": f"started_at must be {BOUNDS_TEXT}", "index": i, "value": job.started_at})
+                continue
+        else:
+            moment = now - timedelta(minutes=job.duration_minutes)
+        lo = moment if lo is None or moment < lo else lo
+        hi = moment if hi is None or moment > hi else hi
+    if errors:
+        raise ValidationFailed(errors)
+    if lo is None or hi is None:  # pragma: no cover - a request has at least one job
+        raise ValidationFailed([{"field": "jobs", "message": "no job"}])
+    return format_instant(lo), format_instant(hi)
 
 
 def _db_datetime(conn: Connection, now: datetime) -> Any:
