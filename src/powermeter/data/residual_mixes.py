@@ -1,5 +1,5 @@
-"""Residual mixes for market-based Scope 2 (AIB European Residual Mixes; Green-e for the US), and the
-basis (combustion / lifecycle) of the grid factors the other datasets give.
+"""Residual mixes for market-based Scope 2 (AIB European Residual Mixes; Green-e for the US), loaded
+once.
 
 The dataset is ``data/residual_mixes/residual_mixes.csv`` (sources and verification status in its
 ``SOURCES.md``); its version is the content hash, recorded in every report that uses it.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from powermeter.data.loader import content_version, data_path
 
-COMBUSTION, LIFECYCLE, UNKNOWN = "combustion", "lifecycle", "unknown"
+COMBUSTION, LIFECYCLE = "combustion", "lifecycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +60,3 @@ def load_residual_mixes() -> ResidualMixes:
             rows.append(ResidualMix(r["country"].strip().upper(), r["scheme"], int(r["data_year"]), r["edition"],
                                     value, r["gas"], r["basis"], r["verification"], r["source"]))
     return ResidualMixes(tuple(rows), content_version(path))
-
-
-def factor_basis(source: str | None) -> str:
-    """Whether a grid factor counts combustion (direct) emissions only or the life cycle, from its
-    source: eGRID output emission rates and AIB mixes are combustion; Our World in Data / Ember and
-    Electricity Maps figures (and mixes × lifecycle factors per source) are lifecycle."""
-    s = (source or "").lower()
-    if "egrid" in s or "residual mix" in s or s.startswith("aib"):
-        return COMBUSTION
-    if "our world in data" in s or "ember" in s or "electricity maps" in s or "lifecycle" in s:
-        return LIFECYCLE
-    return UNKNOWN
