@@ -77,7 +77,7 @@ def test_lines_categories_and_series_each_add_up_to_the_totals(rows: list[rp.Agg
         assert sum(p["compute_job_receipts"] for p in parts) == sum(r.records for r in rows if r.kind == "job")
     scope2 = sum(r.records for r in rows if r.kind == "job" and r.own_hardware)
     got = {c["ghg"]["code"]: c["records"] for c in fig.by_ghg_category}
-    assert got.get("scope2_location", 0) == scope2
+    assert got.get("scope2", 0) == scope2
     assert sum(f["records"] for f in fig.emission_factors) == sum(r.records for r in rows if r.factor)
 
 
@@ -89,7 +89,7 @@ def test_lines_name_their_category_factors_and_methodology() -> None:
     ]
     fig = rp.build_figures(rows, "location", {"US": "United States"})
     assert [(ln["group"], ln["ghg"]["code"]) for ln in fig.lines] == [
-        ("US", "scope2_location"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
+        ("US", "scope2"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
     ]
     us2 = fig.lines[0]
     assert us2["group_label"] == "United States"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from powermeter.accounts.deps import Auth, Tx
-from powermeter.infra.errors import error_responses
-from powermeter.reports import service
+from powermeter.infra.clock import utc_iso
+from powermeter.infra.errors import NotFound, ValidationFailed, error_responses
+from powermeter.reports import boundary, service
 
 router = APIRouter(tags=["reports"])
 
@@ -46,7 +48,8 @@ def emissions_report(
                               examples=["2026-01-01"]),
     end: str | None = Query(None, description="ISO date (inclusive) or date-time (exclusive), UTC; default today",
                             examples=["2026-12-31"]),
-    group_by: Literal["month", "location", "provider", "model", "key"] = Query("month", alias="groupBy"),
+    group_by: Literal["month", "location", "provider", "model", "key", "site", "application"] = Query(
+        "month", alias="groupBy"),
     format: Literal["json", "csv", "html", "esrs"] = Query("json"),
     tx: Tx = Auth("receipts:read"),
 ) -> Response:
@@ -56,7 +59,6 @@ def emissions_report(
         doc = service.build_document(
             conn, tx.state.signer, account_id=p.account_id, email=p.email, period=period, group_by=group_by,
             view="esrs" if format == "esrs" else "report", now=tx.now, db=tx.state.db,
-            with_coverage=format != "csv",
         )
     service.record_download(tx.conn, doc, format, tx.now, actor_key_id=p.key_id, actor_masked_key=p.masked_key,
                             via="api")
@@ -70,3 +72,76 @@ def emissions_report(
     disposition = "attachment" if format == "csv" else "inline"
     headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
     return Response(body, media_type=media_type, headers=headers)
+
+
+# --- reporting boundary, site instruments, period close ---------------------------------------------------
+
+
+class SettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    consolidation_approach: Literal["operational_control", "financial_control", "equity_share"] = Field(
+        description="GHG Protocol Corporate Standard ch. 3 consolidation approach the reports state")
+    entity: str | None = Field(None, min_length=1, max_length=200, description="Reporting entity name")
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    type: Literal["supplier_rate", "energy_attribute_certificates", "ppa"] = Field(
+        description="Contractual instrument (GHG Protocol Scope 2 Guidance hierarchy)")
+    rate_g_per_kwh: float = Field(ge=0, le=2000, description="Emission rate of the instrument, gCO2e/kWh "
+                                  "(0 for renewable certificates)")
+    covered_share: float = Field(1.0, gt=0, le=1, description="Share of the site's electricity covered; the rest "
+                                 "uses the residual mix")
+    year: int = Field(ge=2000, le=2100, description="Vintage / contract year")
+    source: str = Field(min_length=1, max_length=200, description="Contract, supplier disclosure or registry id")
+    note: str | None = Field(None, max_length=500)
+
+
+def _site_name(site: str) -> str:
+    if not (1 <= len(site) <= 64) or any(c in site for c in "/\\\x00"):
+        raise ValidationFailed([{"field": "site", "message": "a site tag is 1-64 characters, no slashes"}])
+    return site
+
+
+@router.get("/v1/reports/settings", operation_id="getReportSettings", summary="Reporting boundary settings",
+            responses=error_responses("v1", 401, 403, 429))
+def get_settings(tx: Tx = Auth("receipts:read")) -> dict[str, Any]:
+    b = boundary.load(tx.conn, tx.principal.account_id)
+    return {"status": "success", "data": {
+        "consolidation_approach": b.consolidation_approach, "entity": b.entity, "set": b.approach_set,
+        "sites": [i.as_dict() for _, i in sorted(b.sites.items())], "closed_periods": boundary.closes_json(b)}}
+
+
+@router.put("/v1/reports/settings", operation_id="putReportSettings", summary="Set the consolidation approach and entity",
+            responses=error_responses("v1", 400, 401, 403, 429))
+def put_settings(body: SettingsIn, tx: Tx = Auth("report:write")) -> dict[str, Any]:
+    boundary.save_settings(tx.conn, tx.principal.account_id, body.consolidation_approach, body.entity, tx.now)
+    return {"status": "success", "data": body.model_dump()}
+
+
+@router.put("/v1/reports/sites/{site}", operation_id="putSiteInstrument",
+            summary="Set a site's market-based instrument (supplier-specific rate, certificates, PPA)",
+            responses=error_responses("v1", 400, 401, 403, 429))
+def put_site(site: str, body: SiteIn, tx: Tx = Auth("report:write")) -> dict[str, Any]:
+    inst = boundary.Instrument(_site_name(site), body.type, body.rate_g_per_kwh, body.covered_share, body.year,
+                               body.source, body.note)
+    boundary.save_site(tx.conn, tx.principal.account_id, inst, tx.now)
+    return {"status": "success", "data": inst.as_dict()}
+
+
+@router.delete("/v1/reports/sites/{site}", operation_id="deleteSiteInstrument", summary="Remove a site's instrument",
+               responses=error_responses("v1", 401, 403, 404, 429))
+def delete_site(site: str, tx: Tx = Auth("report:write")) -> dict[str, Any]:
+    if not boundary.delete_site(tx.conn, tx.principal.account_id, site):
+        raise NotFound(f"no instrument for site {site!r}", code="SITE_NOT_FOUND")
+    return {"status": "success", "data": {"site": site, "deleted": True}}
+
+
+@router.post("/v1/reports/periods/{year}/close", operation_id="closePeriod",
+             summary="Close a reporting year: later arrivals booked in it are listed as late",
+             responses=error_responses("v1", 400, 401, 403, 429))
+def close_period(year: str, tx: Tx = Auth("report:write")) -> dict[str, Any]:
+    if not (len(year) == 4 and year.isdigit() and 2000 <= int(year) <= tx.now.year):
+        raise ValidationFailed([{"field": "year", "message": f"a year YYYY from 2000 to {tx.now.year}"}])
+    closed_at, new = boundary.close_period(tx.conn, tx.principal.account_id, int(year), tx.now)
+    return {"status": "success", "data": {"year": int(year), "closed_at": utc_iso(closed_at), "newly_closed": new}}
