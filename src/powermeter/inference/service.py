@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from powermeter.accounts.service import Principal
+from powermeter.audit.anchors import anchor_tree
 from powermeter.data.ai_providers import (
     SiteResolver,
     load_ecologits_mixes,
@@ -30,7 +31,6 @@ from powermeter.data.models import ModelCatalog, Resolution, load_catalog
 from powermeter.inference import repository as repo
 from powermeter.inference.schemas import InferenceIn
 from powermeter.infra.db import Database
-from powermeter.audit.anchors import anchor_tree
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState

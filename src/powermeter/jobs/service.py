@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from powermeter.accounts import service as accounts
 from powermeter.accounts.service import Principal
+from powermeter.audit.anchors import anchor_tree
 from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
@@ -51,9 +52,8 @@ from powermeter.methodology.compute_job import (
     JobProfile,
     UnknownLocationError,
 )
-from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
-from powermeter.audit.anchors import anchor_tree
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
+from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
 _INDEX = re.compile(r"^jobs\[(\d+)\]")

@@ -360,7 +360,8 @@ def build_figures(
     factors = sorted({r.factor for r in rows if r.factor is not None}, key=_factor_sort_key)
     factor_ids = {f.key: f"EF{i + 1}" for i, f in enumerate(factors)}
     factor_records: dict[str, int] = {}
-    markets = sorted({r.market_factor for r in rows if r.market_factor is not None}, key=lambda m: tuple(map(str, m.key)))
+    markets = sorted({r.market_factor for r in rows if r.market_factor is not None},
+                     key=lambda m: tuple(map(str, m.key)))
     market_ids = {m.key: f"MF{i + 1}" for i, m in enumerate(markets)}
     market_records: dict[str, int] = {}
 
@@ -874,9 +875,9 @@ def check_completeness(document: Mapping[str, Any]) -> list[Check]:
         if not root_ok:
             bad_trees.append(str(t.get("tree_id")))
         for i, h in enumerate(hashes):
-            key = (str(t.get("tree_id")), i)
-            seen.add(key)
-            got = by_leaf.get(key, [])
+            leaf_key = (str(t.get("tree_id")), i)
+            seen.add(leaf_key)
+            got = by_leaf.get(leaf_key, [])
             if len(got) != 1 or got[0].get("record_sha256") != h.hex():
                 names = [f"{g.get('kind')}:{g.get('id')}" for g in got] or [f"leaf {i} of tree {t.get('tree_id')}"]
                 bad_records += names

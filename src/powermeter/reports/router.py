@@ -112,7 +112,8 @@ def get_settings(tx: Tx = Auth("receipts:read")) -> dict[str, Any]:
         "sites": [i.as_dict() for _, i in sorted(b.sites.items())], "closed_periods": boundary.closes_json(b)}}
 
 
-@router.put("/v1/reports/settings", operation_id="putReportSettings", summary="Set the consolidation approach and entity",
+@router.put("/v1/reports/settings", operation_id="putReportSettings",
+            summary="Set the consolidation approach and entity",
             responses=error_responses("v1", 400, 401, 403, 429))
 def put_settings(body: SettingsIn, tx: Tx = Auth("report:write")) -> dict[str, Any]:
     boundary.save_settings(tx.conn, tx.principal.account_id, body.consolidation_approach, body.entity, tx.now)

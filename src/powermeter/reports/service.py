@@ -463,7 +463,8 @@ def _tree_signatures(doc: Mapping[str, Any], pem: str) -> rp.Check:
     for t in trees:
         head = t.get("head") if isinstance(t, Mapping) else None
         try:
-            assert isinstance(head, Mapping) and head.get("key_id") == key_id
+            if not isinstance(head, Mapping) or head.get("key_id") != key_id:
+                raise ValueError("no head, or signed with another key")
             message = tree_head_bytes(root=bytes.fromhex(str(head["root_sha256"])), tree_size=int(head["tree_size"]),
                                       issued_at=str(head["issued_at"]), key_id=str(head["key_id"]))
             ok = verify_signature(pem, message, base64.b64decode(str(head["signature"]), validate=True))
