@@ -38,12 +38,14 @@ from powermeter.methodology.compute_job import METHOD_ID as JOB_METHOD_ID
 from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHODOLOGY_VERSION
 from powermeter.methodology.merkle import tree_head_bytes
 from powermeter.reports import boundary, compose, ledger, render
+from powermeter.reports.compose import inference_record_sha256
 
 FORMATS = ("json", "csv", "html", "esrs")
 GROUP_BY = rp.GROUP_BY
 MAX_SPAN_DAYS = 3660  # ten years
 JOB_METHODOLOGY = f"{JOB_METHODOLOGY_VERSION} ({JOB_METHOD_ID})"
 NO_KEY_GROUP = compose.NO_KEY_GROUP
+__all__ = ["NO_KEY_GROUP", "build_document", "inference_record_sha256", "verify_document"]
 
 Progress = Callable[[int, int], None]
 
