@@ -43,6 +43,7 @@ class Composed:
     labels: dict[str, str] = field(default_factory=dict)
     datasets: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     coverage: list[str] = field(default_factory=list)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job receipt id → its signed inputs
 
 
 def inference_record_sha256(
@@ -261,7 +262,9 @@ def _add_job(out: Composed, rec: Record, group_by: str, boundary: Boundary, loca
         "co2e_max_g": co2,
         "factor": {"carbon_intensity_g_per_kwh": ci.get("value"), "pue": (factors.get("pue") or {}).get("value")},
         "quality": quality,
+        "dataset_versions": dict(d.get("dataset_versions") or {}),
     }
+    out.inputs[rec.id] = inputs
     if market is not None and mref is not None:
         entry["market"] = market
     row = rp.AggregateRow(
@@ -342,6 +345,7 @@ def _add_inference(
         "co2e_max_g": float(hi) if hi is not None else co2,
         "water_ml": float(d["water_ml"]),
         "quality": {"estimated": True, "defaults": defaults, "warnings": list(details.get("warnings") or ())},
+        "dataset_versions": dict(meth),
     }
     row = rp.AggregateRow(
         rp.KIND_INFERENCE, month, group, False, factor, version, 1, energy_kwh, co2, float(d["water_ml"]), 1,

@@ -51,6 +51,9 @@ def emissions_report(
     group_by: Literal["month", "location", "provider", "model", "key", "site", "application"] = Query(
         "month", alias="groupBy"),
     format: Literal["json", "csv", "html", "esrs"] = Query("json"),
+    recompute: Literal["latest"] | None = Query(
+        None, description="'latest': add a restatement of the period under the current datasets beside the "
+        "as-recorded figures"),
     tx: Tx = Auth("receipts:read"),
 ) -> Response:
     p = tx.principal
@@ -58,7 +61,7 @@ def emissions_report(
     with service.snapshot(tx.state.db, tx.conn) as conn:
         doc = service.build_document(
             conn, tx.state.signer, account_id=p.account_id, email=p.email, period=period, group_by=group_by,
-            view="esrs" if format == "esrs" else "report", now=tx.now, db=tx.state.db,
+            view="esrs" if format == "esrs" else "report", now=tx.now, db=tx.state.db, recompute=recompute,
         )
     service.record_download(tx.conn, doc, format, tx.now, actor_key_id=p.key_id, actor_masked_key=p.masked_key,
                             via="api")
@@ -146,3 +149,25 @@ def close_period(year: str, tx: Tx = Auth("report:write")) -> dict[str, Any]:
         raise ValidationFailed([{"field": "year", "message": f"a year YYYY from 2000 to {tx.now.year}"}])
     closed_at, new = boundary.close_period(tx.conn, tx.principal.account_id, int(year), tx.now)
     return {"status": "success", "data": {"year": int(year), "closed_at": utc_iso(closed_at), "newly_closed": new}}
+
+
+@router.get(
+    "/v1/reports/sci",
+    operation_id="sciScore",
+    summary="Software Carbon Intensity (ISO/IEC 21031) of an application over a period",
+    responses=error_responses("v1", 400, 401, 403, 429),
+)
+def sci_score(
+    application: str = Query(min_length=1, max_length=128, description="The application tag sent with the records"),
+    start: str | None = Query(None, description="ISO date (inclusive) or date-time, UTC; default 1 January"),
+    end: str | None = Query(None, description="ISO date (inclusive) or date-time (exclusive), UTC; default today"),
+    functional_unit: str = Query("request", alias="functionalUnit", min_length=1, max_length=64,
+                                 description="What R counts (request, user, job…)"),
+    functional_units: float = Query(alias="functionalUnits", description="R: number of functional units in the "
+                                    "period (> 0)"),
+    tx: Tx = Auth("receipts:read"),
+) -> dict[str, Any]:
+    period = service.parse_period(start, end, tx.now)
+    data = service.sci(tx.conn, account_id=tx.principal.account_id, period=period, application=application,
+                       functional_unit=functional_unit, units=functional_units)
+    return {"status": "success", "data": data}

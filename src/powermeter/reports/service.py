@@ -37,7 +37,7 @@ from powermeter.methodology import reporting as rp
 from powermeter.methodology.compute_job import METHOD_ID as JOB_METHOD_ID
 from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHODOLOGY_VERSION
 from powermeter.methodology.merkle import tree_head_bytes
-from powermeter.reports import boundary, compose, ledger, render
+from powermeter.reports import boundary, compose, ledger, render, restate
 from powermeter.reports.compose import inference_record_sha256
 
 FORMATS = ("json", "csv", "html", "esrs")
@@ -195,8 +195,10 @@ def build_document(
     db: Database | None = None,
     with_coverage: bool = True,
     progress: Progress | None = None,
+    recompute: str | None = None,
 ) -> dict[str, Any]:
-    """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``.
+    """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``; with
+    ``recompute="latest"`` a ``restatement`` section under the current datasets.
 
     The records come from :func:`powermeter.reports.ledger.collect`: every leaf of every tree head
     anchored in the audit chain whose occurrence range meets the period, each rebuilt from its rows
@@ -323,6 +325,10 @@ def build_document(
             "entries": entries,
         },
     }
+    if recompute == "latest":
+        doc["restatement"] = restate.restate(comp.entries, fig.lines, comp.inputs)
+    elif recompute is not None:
+        raise ValidationFailed([{"field": "recompute", "message": "must be 'latest' (or omitted)"}])
     if view == "esrs":
         for k in ("lines", "series", "group_by", "entries"):
             doc.pop(k)
@@ -488,3 +494,50 @@ def _key_id_of(pem: str) -> str:
         raise ValueError("not an Ed25519 public key")
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+# --- SCI (ISO/IEC 21031) --------------------------------------------------------------------------------
+
+SCI_STANDARD = "Software Carbon Intensity (SCI) specification, ISO/IEC 21031:2024"
+MAX_FUNCTIONAL_UNITS = 1e15
+
+
+def sci(
+    conn: Connection, *, account_id: str, period: Period, application: str, functional_unit: str, units: float,
+) -> dict[str, Any]:  # fmt: skip
+    """SCI = (E × I + M) per R for the records tagged ``application`` that occurred in the period.
+
+    E × I is each record's operational CO2e (``co2e_usage_g``: energy × grid factor), M its embodied
+    share (AI inference: EcoLogits' allocation; compute jobs: not estimated, stated), R the number of
+    functional units the client gives for the same period."""
+    if not (0 < units <= MAX_FUNCTIONAL_UNITS) or units != units:
+        message = f"must be a number of functional units > 0 and ≤ {MAX_FUNCTIONAL_UNITS:g}"
+        raise ValidationFailed([{"field": "functionalUnits", "message": message}])
+    led = ledger.collect(conn, account_id, period.start, period.end)
+    comp = compose.compose(led.records, period.start, period.end, "application", boundary.load(conn, account_id),
+                           _inference_site, JOB_METHODOLOGY)
+    mine = [e for e in comp.entries if e.get("application") == application]
+    operational = math.fsum(float(e["co2e_usage_g"]) for e in mine)
+    embodied = math.fsum(float(e["co2e_embodied_g"]) for e in mine)
+    energy = math.fsum(float(e["energy_kwh"]) for e in mine)
+    jobs = sum(1 for e in mine if e["kind"] == "job")
+    return {
+        "standard": SCI_STANDARD,
+        "application": application,
+        "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True},
+        "functional_unit": functional_unit,
+        "R": units,
+        "E_kwh": energy,
+        "E_times_I_gco2e": operational,
+        "M_gco2e": embodied,
+        "sci_gco2e_per_unit": (operational + embodied) / units,
+        "records": {"total": len(mine), "compute_jobs": jobs, "inference": len(mine) - jobs},
+        "completeness_problems": len(led.problems),
+        "limits": [
+            "M (embodied) is included for AI inference records (EcoLogits allocation); for compute jobs it is "
+            "not estimated (0): a hardware embodied dataset (e.g. Boavizta) is not shipped.",
+            "I is the grid-average (location-based) intensity each record was made with; SCI excludes "
+            "market-based instruments by definition.",
+            "R is the count of functional units given by the client for the same period; it is not checked.",
+        ],
+    }

@@ -331,3 +331,42 @@ def test_boundary_settings_are_stated_in_the_report(client: TestClient, key: str
     bad = client.put("/v1/reports/settings", headers=bearer(key), json={"consolidation_approach": "vibes"})
     assert bad.status_code == 400
     assert "consolidation_approach" in bad.text
+
+
+# --- restatement and SCI ------------------------------------------------------------------------------------
+
+
+def test_recompute_latest_restates_beside_the_as_recorded_figures(client: TestClient, key: str) -> None:
+    job(client, key, ownership="owned")
+    inference(client, key)
+    doc = report(client, key, 2026, recompute="latest")
+    rs = doc["restatement"]
+    assert close(rs["totals"]["as_recorded_co2e_kg"], doc["totals"]["co2e_kg"])
+    # the datasets have not changed since the records were made: latest = as recorded
+    assert math.isclose(rs["totals"]["latest_co2e_kg"], rs["totals"]["as_recorded_co2e_kg"], rel_tol=1e-6)
+    assert {v["dataset"] for v in rs["by_dataset_version"]} >= {"locations", "hardware"}
+    assert all(v["current"] for v in rs["by_dataset_version"] if v["dataset"] in ("locations", "hardware"))
+    assert "restatement" not in report(client, key, 2026)
+    bad = client.get(URL, params={"recompute": "earliest"}, headers=bearer(key))
+    assert bad.status_code == 400
+    assert "recompute" in bad.text
+
+
+def test_sci_per_application(client: TestClient, key: str) -> None:
+    made = [inference(client, key, application="chatbot") for _ in range(3)]
+    inference(client, key, application="other")
+    job(client, key, ownership="owned", application="chatbot")
+    r = client.get("/v1/reports/sci", headers=bearer(key), params={
+        "application": "chatbot", "start": "2026-01-01", "end": "2026-12-31", "functionalUnits": 30,
+        "functionalUnit": "conversation"})
+    assert r.status_code == 200, r.text
+    d = r.json()["data"]
+    assert d["records"] == {"total": 4, "compute_jobs": 1, "inference": 3}
+    expected_m = math.fsum(m["breakdown"]["co2_embodied_grams"] for m in made)
+    expected_o = math.fsum(m["breakdown"]["co2_usage_grams"] for m in made) + KWH * DE_LOCATION
+    assert close(d["M_gco2e"], expected_m)
+    assert close(d["E_times_I_gco2e"], expected_o)
+    assert close(d["sci_gco2e_per_unit"], (expected_o + expected_m) / 30)
+    bad = client.get("/v1/reports/sci", headers=bearer(key), params={"application": "chatbot", "functionalUnits": 0})
+    assert bad.status_code == 400
+    assert "functionalUnits" in bad.text
