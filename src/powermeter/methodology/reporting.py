@@ -479,8 +479,9 @@ ESRS_LIMITS = (
     "(supplier-specific: no). Category 3 (upstream of purchased electricity) is not split out: where a "
     "location factor is lifecycle-based (factor 'basis'), its upstream part stays inside the Scope 2 "
     "location-based figure.",
-    "E1-5 energy: only the electricity of Scope 2 jobs is own-operations energy. The fossil / nuclear / "
-    "renewable split is not derived (the locations dataset carries intensities, not generation shares).",
+    "E1-5 energy: only the electricity of Scope 2 jobs is own-operations energy. Its fossil / nuclear / "
+    "renewable split applies the country's generation shares (location-based), not a supplier's mix; "
+    "electricity at locations without country shares is reported as 'unknown'.",
     "Water (E3-4) of purchased AI inference is the supplier's consumption, given as value-chain context; "
     "compute-job receipts carry no water estimate.",
     "Figures are estimates from reference data (methodology and dataset versions are listed); they have "
@@ -493,8 +494,8 @@ ESRS_LIMITS = (
 ESRS_DATAPOINTS = (
     ("E1-5", "total energy consumption from own operations", "partial",
      "electricity of Scope 2 compute jobs only"),
-    ("E1-5", "fossil / nuclear / renewable split of energy consumption", "not covered",
-     "needs generation shares per location"),
+    ("E1-5", "fossil / nuclear / renewable split of energy consumption", "partial",
+     "location-based: country generation shares applied to Scope 2 electricity"),
     ("E1-5", "energy intensity per net revenue", "not covered", "no revenue data"),
     ("E1-6", "gross Scope 1 GHG emissions", "not covered", "no fuel or process data"),
     ("E1-6", "gross location-based Scope 2 GHG emissions", "partial", "contribution of compute jobs"),
@@ -515,7 +516,7 @@ def _tonnes(co2e_kg: float) -> float:
     return co2e_kg / KG_PER_TONNE
 
 
-def esrs_e1_view(figures: ReportFigures) -> dict[str, Any]:
+def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ESRS E1-5 / E1-6 contributions the data support, with every gap stated (``None`` + a reason).
 
     Every figure is this data's *contribution* to the datapoint, never the datapoint itself."""
@@ -540,9 +541,10 @@ def esrs_e1_view(figures: ReportFigures) -> dict[str, Any]:
             "contribution_to_total_energy_consumption_own_operations_mwh": s2_kwh / KWH_PER_MWH,
             "covers": "electricity of Scope 2 compute jobs "
             f"({s2['records'] if s2 else 0} receipts)",
-            "fossil_nuclear_renewable_breakdown": None,
-            "fossil_nuclear_renewable_breakdown_reason": "not derived: the locations dataset holds intensities, "
-            "not generation shares",
+            "fossil_nuclear_renewable_breakdown": energy_mix,
+            "fossil_nuclear_renewable_breakdown_basis": "location-based: each Scope 2 record's kWh × the "
+            "generation shares of its location's country (Our World in Data / Ember, same rows as the grid "
+            "factors); a supplier's disclosed mix is not used",
             "value_chain_context": {
                 "purchased_cloud_and_ai_energy_mwh": s3_kwh / KWH_PER_MWH,
                 "note": "energy used by suppliers to serve the account (Scope 3 Category 1 activity); "

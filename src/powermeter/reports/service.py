@@ -28,6 +28,8 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from powermeter.audit import service as audit
+from powermeter.data.energy_mix import SOURCE as ENERGY_MIX_SOURCE
+from powermeter.data.energy_mix import load_energy_mixes
 from powermeter.data.locations import load_locations
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.db import Database
@@ -244,7 +246,7 @@ def build_document(
     if entries is not None:
         root_bytes, tree_size = rp.coverage_root(entries)
         root = root_bytes.hex()
-    esrs = rp.esrs_e1_view(fig)
+    esrs = rp.esrs_e1_view(fig, _energy_mix_split(comp.entries))
     report_type = rp.ESRS_REPORT_TYPE if view == "esrs" else rp.REPORT_TYPE
     late_s2 = [e for e in comp.late if e.get("category") == rp.SCOPE2.code]
     doc: dict[str, Any] = {
@@ -350,6 +352,34 @@ def build_document(
         "value": signer.sign_b64(rp.signed_bytes(head)),
     }
     return doc
+
+
+def _energy_mix_split(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """ESRS E1-5: the Scope 2 electricity (MWh) split into fossil / nuclear / renewable / other / unknown
+    with the generation shares of each record's country (location-based)."""
+    mixes = load_energy_mixes()
+    locations = load_locations()
+    parts: dict[str, list[float]] = {k: [] for k in ("fossil", "nuclear", "renewable", "other", "unknown")}
+    years: set[int] = set()
+    for e in entries:
+        if e.get("category") != rp.SCOPE2.code:
+            continue
+        mwh = float(e["energy_kwh"]) / 1000.0
+        loc = locations.resolve(str(e.get("location") or ""))
+        shares = mixes.get(loc.country if loc is not None else None)
+        if shares is None:
+            parts["unknown"].append(mwh)
+            continue
+        years.add(shares.year)
+        parts["fossil"].append(mwh * shares.fossil)
+        parts["nuclear"].append(mwh * shares.nuclear)
+        parts["renewable"].append(mwh * shares.renewable)
+        parts["other"].append(mwh * shares.other)
+    total = math.fsum(math.fsum(v) for v in parts.values())
+    out: dict[str, Any] = {f"{k}_mwh": math.fsum(v) for k, v in parts.items()}
+    out.update({f"{k}_share": (math.fsum(v) / total if total else None) for k, v in parts.items()})
+    out.update({"share_years": sorted(years), "source": ENERGY_MIX_SOURCE, "dataset_version": mixes.version})
+    return out
 
 
 def record_download(

@@ -99,6 +99,13 @@ def test_location_and_market_based_scope2_for_a_de_job_on_the_residual_mix(clien
     e16 = doc["esrs_e1"]["E1-6"]
     assert close(e16["contribution_to_gross_scope_2_market_based_tco2e"], KWH * DE_RESIDUAL / 1e6)
     assert close(e16["contribution_to_gross_scope_2_location_based_tco2e"], KWH * DE_LOCATION / 1e6)
+    # E1-5: DE 2023 generation shares (generation_shares.csv: fossil 0.458567, nuclear 0.017334, renewable
+    # 0.524099) applied to the job's 0.07488 kWh = 0.00007488 MWh
+    split = doc["esrs_e1"]["E1-5"]["fossil_nuclear_renewable_breakdown"]
+    assert close(split["fossil_mwh"], 0.00007488 * 0.458567)
+    assert close(split["nuclear_mwh"], 0.00007488 * 0.017334)
+    assert close(split["renewable_mwh"], 0.00007488 * 0.524099)
+    assert split["unknown_mwh"] == 0.0
 
 
 def test_an_entered_supplier_rate_gives_the_market_based_figure(client: TestClient, key: str) -> None:
