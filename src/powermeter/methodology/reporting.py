@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _escape
 from typing import Any
@@ -643,14 +643,15 @@ def coverage_root(entries: Sequence[str]) -> tuple[bytes, int]:
     return level[0], n
 
 
-def content_digest(document: Mapping[str, Any]) -> str:
+def content_digest(document: Mapping[str, Any], encode: Callable[[Any], bytes] = canonical_json) -> str:
     """SHA-256 (hex) of the canonical JSON of a report without its signature and coverage entries
-    (those are bound by the signed head's Merkle root instead)."""
+    (those are bound by the signed head's Merkle root instead). ``encode`` must give exactly
+    :func:`canonical_json`'s bytes (the server passes a faster encoder checked against it)."""
     body = {k: v for k, v in document.items() if k != "signature"}
     coverage = body.get("coverage")
     if isinstance(coverage, Mapping):
         body["coverage"] = {k: v for k, v in coverage.items() if k != "entries"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(encode(body)).hexdigest()
 
 
 def report_head(
@@ -691,7 +692,9 @@ def _duplicates(entries: Sequence[str]) -> list[str]:
     return dup
 
 
-def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, Any] | None]:
+def check_document(
+    document: Mapping[str, Any], encode: Callable[[Any], bytes] = canonical_json
+) -> tuple[list[Check], dict[str, Any] | None]:
     """Every check of a report except the Ed25519 signature itself (which needs a crypto library).
 
     Returns the checks and the head the signature must cover (``None`` when the file has no usable
@@ -729,7 +732,7 @@ def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, 
             f"{size} entries; signed tree size {head.get('tree_size')}; report totals {records}",
         )
     )
-    digest = content_digest(document)
+    digest = content_digest(document, encode)
     checks.append(
         Check(
             "content digest",
