@@ -120,6 +120,9 @@ def test_esrs_view_reports_what_the_data_support_and_states_the_gaps() -> None:
     assert e16["contribution_to_gross_scope_2_market_based_tco2e"] is None  # these rows carry no market figure
     assert e16["contribution_to_total_ghg_emissions_market_based_tco2e"] is None
     assert {d["status"] for d in view["datapoint_coverage"]} == {"present", "partial", "not covered"}
+    assert view["display"]["scope_2_location_based_tco2e"] == "0.550"  # 0.5505 t, half-even to 1 kg
+    assert view["display"]["scope_3_category_1_tco2e"] == "2.000"
+    assert view["display"]["scope_2_market_based_tco2e"] is None
     assert e16["gross_scope_1_tco2e"] is None
     assert view["E3-4_context"]["purchased_ai_inference_water_m3"] == pytest.approx(4.0)
     assert any("market-based" in limit for limit in view["data_limits"])

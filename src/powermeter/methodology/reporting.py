@@ -589,8 +589,22 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
             {"disclosure": d, "datapoint": name, "status": status, "note": note}
             for d, name, status, note in ESRS_DATAPOINTS
         ],
+        "display": {
+            "rounding": "half-even to 3 decimals of the unit (0.001 tCO2e = 1 kg, 0.001 MWh = 1 kWh); the "
+            "figures above are exact and are the ones signed",
+            "scope_2_location_based_tco2e": _display(s2_t),
+            "scope_2_market_based_tco2e": _display(s2_m_t),
+            "scope_3_category_1_tco2e": _display(s3_t),
+            "unclassified_tco2e": _display(_tonnes(un["co2e_kg"]) if un else 0.0),
+            "own_operations_energy_mwh": _display(s2_kwh / KWH_PER_MWH),
+        },
         "data_limits": list(ESRS_LIMITS),
     }
+
+
+def _display(x: float | None) -> str | None:
+    """A figure rounded for display (fixed 3 decimals, no exponent), or ``None``."""
+    return None if x is None else f"{round(x, 3):.3f}"
 
 
 # --- coverage and signing -----------------------------------------------------------------------
