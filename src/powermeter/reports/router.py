@@ -16,15 +16,19 @@ from powermeter.reports import boundary, service
 router = APIRouter(tags=["reports"])
 
 _DESCRIPTION = """\
-Energy (kWh), location-based emissions (kg CO2e) and water (L) of the account's compute-job receipts and
-AI inference records over a period, grouped by month, location, provider, model or API key, each line
-booked in its GHG Protocol category (Scope 2 location-based for jobs on the account's own hardware,
-Scope 3 Category 1 for purchased cloud compute and AI services), with the emission factors, datasets and
-methodology versions used.
+Energy (kWh), emissions (kg CO2e: Scope 2 location- and market-based) and water (L) of the account's
+compute-job receipts and AI inference records that occurred in a period, grouped by month, location,
+provider, model, API key, site or application, each line booked in its GHG Protocol bucket (Scope 2 for
+jobs on owned/leased/co-located hardware, Scope 3 Category 1 for cloud compute and AI services,
+unclassified for jobs sent with neither ownership nor provider), with usage and embodied CO2e apart,
+min/max, data quality, the emission factors, datasets and methodology versions used, and every entry's
+figures so each line re-performs.
 
-The report lists every record it covers (id and hash) and carries an Ed25519-signed head binding the
-RFC 6962 Merkle root of that list and a SHA-256 of every figure: `powermeter reports verify FILE` checks
-it offline (JSON, ESRS and HTML formats; CSV is a plain spreadsheet table). `format=esrs` gives the
+The report proves it covers every leaf of every signed tree head anchored in the audit chain for the
+period and carries an Ed25519-signed head binding the RFC 6962 Merkle root of its records and a SHA-256
+of every figure: `powermeter reports verify FILE` checks it offline and names any missing, altered or
+extra record (JSON, ESRS and HTML formats; the CSV carries the signed digest). `recompute=latest` adds a
+restatement under the current datasets. `format=esrs` gives the
 ESRS E1-5 / E1-6 figures the data support, with the limits of the data stated. Each download writes a
 DOWNLOAD entry in the account's audit log.
 """

@@ -1,9 +1,10 @@
 """Emissions reports (GHG Protocol / ESRS E1) from compute-job receipts and AI inference records.
 
-One unit of work: aggregate the account's records of the period in SQL, fold the partial sums into
-report lines (``methodology.reporting``), list every covered record with its hash, build the RFC 6962
-Merkle root over that list, sign the report head with the server's Ed25519 key, and record a
-DOWNLOAD entry in the account's audit log in the caller's transaction.
+One unit of work: collect the period's records against the signed tree heads anchored in the audit
+chain (``reports.ledger``), turn them into entries booked by occurrence time (``reports.compose``), sum
+the entries into report lines (``methodology.reporting``), list every covered record with its hash,
+build the RFC 6962 Merkle root over that list, sign the report head with the server's Ed25519 key, and
+record a DOWNLOAD entry in the account's audit log in the caller's transaction.
 
 Consistency: the totals and the coverage list must describe the same rows. On SQLite the caller's
 ``BEGIN IMMEDIATE`` transaction already keeps every writer out until it commits; on PostgreSQL the
