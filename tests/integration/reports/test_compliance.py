@@ -377,3 +377,15 @@ def test_sci_per_application(client: TestClient, key: str) -> None:
     bad = client.get("/v1/reports/sci", headers=bearer(key), params={"application": "chatbot", "functionalUnits": 0})
     assert bad.status_code == 400
     assert "functionalUnits" in bad.text
+
+
+def test_ingest_anchors_are_in_the_chain_but_listed_only_by_name(client: TestClient, key: str) -> None:
+    job(client, key, ownership="owned")
+    inference(client, key)
+    default = client.get("/v1/audit/logs", headers=bearer(key)).json()["data"]
+    assert all(e["action_type"] != "TREE_SIGNED" for e in default["logs"])
+    anchors = client.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED"}, headers=bearer(key)).json()["data"]
+    assert anchors["total"] == 2
+    assert {e["details"]["object"] for e in anchors["logs"]} == {"receipt_tree", "inference_record"}
+    assert all(e["verified"] for e in anchors["logs"])
+    assert client.get("/v1/audit/verify", headers=bearer(key)).json()["data"]["status"] == "ok"
