@@ -84,8 +84,7 @@ def emissions(
             with service.snapshot(db, conn) as rconn:
                 doc = service.build_document(
                     rconn, signer, account_id=row.id, email=row.email, period=period, group_by=group_by,
-                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, with_coverage=fmt != "csv",
-                    progress=bar,
+                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, progress=bar,
                 )
             bar.stop()
             body, _media, _name = service.render_document(doc, fmt)
@@ -139,6 +138,36 @@ def verify(
         return
     typer.echo(f"INVALID  report {result.report_id}", err=True)
     raise typer.Exit(1)
+
+
+@reports_app.command("anchor")
+def anchor(
+    email: Annotated[str, typer.Option(help="The account whose records to anchor.")],
+) -> None:
+    """Bring records stored before signed anchoring under the completeness proof: anchor every receipt
+    tree that has no TREE_SIGNED audit entry, and sign and anchor every unsigned AI inference record.
+    This attests the records as they are now (the audit entries carry today's time), not as they were
+    when they arrived."""
+    from powermeter.accounts import repository as accounts_repo
+    from powermeter.accounts.service import normalise_email
+    from powermeter.infra.bootstrap import open_database
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.security import Signer
+    from powermeter.reports import legacy
+
+    settings, db = open_database()
+    signer = Signer(settings.resolved_secret())
+    now = SystemClock().now()
+    try:
+        with db.begin() as conn:
+            row = accounts_repo.get_account_by_email(conn, normalise_email(email))
+            if row is None:
+                typer.echo(f"error: no account with email {email}", err=True)
+                raise typer.Exit(2)
+            trees, records = legacy.anchor_legacy(conn, signer, row.id, now)
+    finally:
+        db.dispose()
+    typer.echo(f"anchored {trees} receipt trees and {records} inference records of {email}")
 
 
 def register(app: typer.Typer) -> None:

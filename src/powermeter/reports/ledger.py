@@ -296,16 +296,7 @@ def _collect_inference(
     rows: dict[str, Any] = {}
     for k in range(0, len(ids), 500):
         chunk = ids[k : k + 500]
-        q = (
-            sa.select(inference_records, inference_details.c.details, inference_signatures.c.application,
-                      inference_signatures.c.received_at, inference_signatures.c.leaf_sha256,
-                      inference_signatures.c.key_id.label("sig_key_id"), inference_signatures.c.signature)
-            .select_from(
-                inference_records.outerjoin(inference_details, inference_details.c.id == inference_records.c.id)
-                .outerjoin(inference_signatures, inference_signatures.c.id == inference_records.c.id)
-            )
-            .where(inference_records.c.id.in_(chunk), inference_records.c.account_id == account_id)
-        )  # fmt: skip
+        q = inference_query(account_id, chunk)
         rows.update({str(r.id): r for r in conn.execute(q)})
     for rid in ids:
         a = wanted.get(rid)
@@ -340,21 +331,21 @@ def _collect_inference(
             problems.append({"record": rid, "problem": rec.status, "detail": f"inference record {rid}: {rec.detail}"})
 
 
-def _rebuild_inference(row: Any, account_id: str) -> Record:
-    occurred = _dt(row.log_date)
+def inference_fields(row: Any, account_id: str, received_at: str) -> dict[str, Any] | None:
+    """The signed leaf's fields of an inference record, from its row joined with its details
+    (``None`` when the details are missing or unreadable)."""
     try:
         details = orjson.loads(row.details) if row.details is not None else None
     except orjson.JSONDecodeError:
         details = None
-    if details is None or row.received_at is None:
-        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
-                      detail="its details or signature row is missing")
+    if not isinstance(details, dict):
+        return None
     bd = details.get("breakdown") or {}
     rng = (details.get("ranges") or {}).get("co2_grams") or {}
     inputs = details.get("inputs") or {}
-    fields = {
+    return {
         "account_id": account_id,
-        "application": row.application,
+        "application": row.application if row.application is not None else inputs.get("application"),
         "calculation_method": row.calculation_method,
         "co2_embodied_grams": bd.get("co2_embodied_grams"),
         "co2_grams": row.co2_grams,
@@ -366,11 +357,21 @@ def _rebuild_inference(row: Any, account_id: str) -> Record:
         "id": str(row.id),
         "is_estimated": inputs.get("is_estimated"),
         "model_id": row.model_id,
-        "occurred_at": format_instant(occurred),
+        "occurred_at": format_instant(_dt(row.log_date)),
         "provider": row.provider,
-        "received_at": row.received_at,
+        "received_at": received_at,
         "water_ml": row.water_ml,
+        "_details": details,
     }
+
+
+def _rebuild_inference(row: Any, account_id: str) -> Record:
+    occurred = _dt(row.log_date)
+    fields = inference_fields(row, account_id, str(row.received_at)) if row.received_at is not None else None
+    if fields is None:
+        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
+                      detail="its details or signature row is missing")
+    details = fields.pop("_details")
     try:
         h = inference_leaf_hash(fields).hex()
     except (ValueError, TypeError):
@@ -379,6 +380,20 @@ def _rebuild_inference(row: Any, account_id: str) -> Record:
     data = {**fields, "details": details, "final_provider": row.final_provider, "key_id": row.key_id,
             "key_label": f"{row.key_name} ({row.masked_key})", "log_date_stored": format_instant(occurred)}
     return Record("inference", str(row.id), None, None, None, h, OK, occurred, str(row.received_at), data)
+
+
+def inference_query(account_id: str, ids: Sequence[str]) -> Any:
+    """Inference rows of ``ids`` with their details and signature columns."""
+    return (
+        sa.select(inference_records, inference_details.c.details, inference_signatures.c.application,
+                  inference_signatures.c.received_at, inference_signatures.c.leaf_sha256,
+                  inference_signatures.c.key_id.label("sig_key_id"), inference_signatures.c.signature)
+        .select_from(
+            inference_records.outerjoin(inference_details, inference_details.c.id == inference_records.c.id)
+            .outerjoin(inference_signatures, inference_signatures.c.id == inference_records.c.id)
+        )
+        .where(inference_records.c.id.in_(list(ids)), inference_records.c.account_id == account_id)
+    )  # fmt: skip
 
 
 def in_period(records: Iterable[Record], start: datetime, end: datetime) -> list[Record]:

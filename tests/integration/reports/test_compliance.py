@@ -389,3 +389,28 @@ def test_ingest_anchors_are_in_the_chain_but_listed_only_by_name(client: TestCli
     assert {e["details"]["object"] for e in anchors["logs"]} == {"receipt_tree", "inference_record"}
     assert all(e["verified"] for e in anchors["logs"])
     assert client.get("/v1/audit/verify", headers=bearer(key)).json()["data"]["status"] == "ok"
+
+
+def test_records_from_before_anchoring_fail_until_anchored_by_the_cli(
+    client: TestClient, key: str, state: AppState, tmp_path: Path, cli_env: None
+) -> None:
+    from powermeter.inference import repository as inference_repo
+
+    made = inference(client, key)
+    with state.db.begin() as conn:  # a record as stored before signing existed: no signature, no anchor
+        q = sa.select(inference_records).where(inference_records.c.id == made["id"])
+        row = dict(conn.execute(q).one()._mapping)
+        details = conn.execute(sa.select(inference_details.c.details)
+                               .where(inference_details.c.id == made["id"])).scalar_one()
+        row.pop("seq")
+        row["id"] = str(uuid.uuid4())
+        inference_repo.insert_records(conn, [row], [details])
+        email = conn.execute(sa.text("SELECT email FROM accounts WHERE id = :a"), {"a": row["account_id"]}).scalar_one()
+    code, out = _verify_file(client, key, tmp_path)
+    assert code != 0
+    assert row["id"] in out
+    res = CliRunner().invoke(cli_app, ["reports", "anchor", "--email", email])
+    assert res.exit_code == 0, res.output
+    assert "0 receipt trees and 1 inference records" in res.output
+    code, out = _verify_file(client, key, tmp_path)
+    assert code == 0, out
