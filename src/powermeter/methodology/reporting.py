@@ -916,3 +916,28 @@ def check_completeness(document: Mapping[str, Any]) -> list[Check]:
               + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "") if problems else "none"),
     ]
     return checks
+
+
+# --- SCI embodied share of compute jobs -------------------------------------------------------------------
+
+#: Cloud Carbon Footprint embodied coefficients (Teads dataset, ``AWSInstanceTypes.ts``, Apache-2.0;
+#: research notes compute_anchors.md §4.2, §12.2): whole-server embodied emissions, lifespan and the
+#: family's largest instance (the share denominator).
+SCI_EMBODIED_SOURCE = (
+    "Cloud Carbon Footprint EmbodiedEmissions.md / AWSInstanceTypes.ts (Teads): m5 server 1.6103792 tCO2e over "
+    "96 vCPUs, p4d (8 GPUs) 4.6755184 tCO2e, lifespan 4 years = 35,040 h (Dell R740 LCA)"
+)
+SCI_EL_HOURS = 35040.0
+SCI_TE_CPU_SERVER_G = 1_610_379.2
+SCI_CPU_SERVER_VCPUS = 96.0
+SCI_TE_GPU_SERVER_G = 4_675_518.4
+SCI_GPU_SERVER_GPUS = 8.0
+
+
+def sci_job_embodied_g(duration_minutes: float, cpu_cores: float, gpus: float) -> float:
+    """SCI ``M = TE × (t / EL) × (reserved / total)`` of one compute job: a GPU job's share of an
+    8-GPU p4d-class server (its CPUs included), else its vCPUs' share of a 96-vCPU m5-class server."""
+    t = duration_minutes / 60.0
+    if gpus > 0:
+        return SCI_TE_GPU_SERVER_G * (t / SCI_EL_HOURS) * (gpus / SCI_GPU_SERVER_GPUS)
+    return SCI_TE_CPU_SERVER_G * (t / SCI_EL_HOURS) * (cpu_cores / SCI_CPU_SERVER_VCPUS)

@@ -551,7 +551,13 @@ def sci(
                            _inference_site, JOB_METHODOLOGY)
     mine = [e for e in comp.entries if e.get("application") == application]
     operational = math.fsum(float(e["co2e_usage_g"]) for e in mine)
-    embodied = math.fsum(float(e["co2e_embodied_g"]) for e in mine)
+    job_m: list[float] = []
+    for e in mine:
+        if e["kind"] == "job":
+            inp = comp.inputs.get(str(e["id"])) or {}
+            job_m.append(rp.sci_job_embodied_g(float(inp.get("duration_minutes") or 0.0),
+                                               float(inp.get("cpu_cores") or 0.0), float(inp.get("gpu_cores") or 0.0)))
+    embodied = math.fsum([*(float(e["co2e_embodied_g"]) for e in mine if e["kind"] != "job"), *job_m])
     energy = math.fsum(float(e["energy_kwh"]) for e in mine)
     jobs = sum(1 for e in mine if e["kind"] == "job")
     return {
@@ -563,12 +569,16 @@ def sci(
         "E_kwh": energy,
         "E_times_I_gco2e": operational,
         "M_gco2e": embodied,
+        "M_compute_jobs_gco2e": math.fsum(job_m),
+        "M_compute_jobs_source": rp.SCI_EMBODIED_SOURCE,
         "sci_gco2e_per_unit": (operational + embodied) / units,
         "records": {"total": len(mine), "compute_jobs": jobs, "inference": len(mine) - jobs},
         "completeness_problems": len(led.problems),
         "limits": [
-            "M (embodied) is included for AI inference records (EcoLogits allocation); for compute jobs it is "
-            "not estimated (0): a hardware embodied dataset (e.g. Boavizta) is not shipped.",
+            "M (embodied): AI inference records carry EcoLogits' allocation; compute jobs get M = TE × (t / EL) × "
+            "reserved share with Cloud Carbon Footprint's coefficients (M_compute_jobs_source): an m5-class "
+            "server by vCPU, a p4d-class server by GPU. These SCI-only figures are not in the emissions report "
+            "(jobs' co2e_embodied stays 0 there).",
             "I is the grid-average (location-based) intensity each record was made with; SCI excludes "
             "market-based instruments by definition.",
             "R is the count of functional units given by the client for the same period; it is not checked.",

@@ -369,7 +369,10 @@ def test_sci_per_application(client: TestClient, key: str) -> None:
     assert r.status_code == 200, r.text
     d = r.json()["data"]
     assert d["records"] == {"total": 4, "compute_jobs": 1, "inference": 3}
-    expected_m = math.fsum(m["breakdown"]["co2_embodied_grams"] for m in made)
+    # the job (60 min, 4 cores, no GPU): 1,610,379.2 g × (1 h / 35,040 h) × (4 / 96) = 1.91497…
+    job_m = 1_610_379.2 * (1 / 35040) * (4 / 96)
+    assert close(d["M_compute_jobs_gco2e"], job_m)
+    expected_m = math.fsum(m["breakdown"]["co2_embodied_grams"] for m in made) + job_m
     expected_o = math.fsum(m["breakdown"]["co2_usage_grams"] for m in made) + KWH * DE_LOCATION
     assert close(d["M_gco2e"], expected_m)
     assert close(d["E_times_I_gco2e"], expected_o)
