@@ -50,7 +50,8 @@ def emissions(
     = None,
     end: Annotated[str | None, typer.Option(help="ISO date (inclusive) or date-time (exclusive); default today.")]
     = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="month, location, provider, model or key.")]
+    group_by: Annotated[str, typer.Option("--group-by", help="month, location, provider, model, key, site or "
+                                          "application.")]
     = "month",
     fmt: Annotated[str, typer.Option("--format", help="json, csv, html or esrs.")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
