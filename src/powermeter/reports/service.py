@@ -212,6 +212,11 @@ def build_document(
     if group_by not in GROUP_BY:
         raise ValidationFailed([{"field": "groupBy", "message": f"must be one of {', '.join(GROUP_BY)}"}])
     led = ledger.collect(conn, account_id, period.start, period.end)
+    chain = audit.verify_account(conn, account_id, [audit.PublicKey.of(signer)])
+    if not chain.ok:  # a removed or edited anchor would hide its records: the chain must hold
+        brk = chain.first_break
+        led.problems.append({"record": f"audit chain of {account_id}", "problem": ledger.ALTERED,
+                             "detail": f"the audit chain holding the anchors breaks: {brk.as_json() if brk else '?'}"})
     bnd = boundary.load(conn, account_id)
     comp = compose.compose(led.records, period.start, period.end, group_by, bnd, _inference_site, JOB_METHODOLOGY)
     fig = rp.build_figures(comp.rows, group_by, comp.labels)
@@ -312,6 +317,9 @@ def build_document(
             "late_arrivals": comp.late,
             "other_leaves": other,
             "problems": led.problems,
+            "audit_chain": {"ok": chain.ok, "head_seq": chain.head_seq, "head_hash": chain.head_hash,
+                            "verified_through_seq": chain.verified_through_seq,
+                            "checkpointed_through_seq": chain.anchored_through_seq},
         },
         "coverage": {
             "leaf_format": rp.LEAF_FORMAT,

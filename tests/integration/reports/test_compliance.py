@@ -417,3 +417,22 @@ def test_records_from_before_anchoring_fail_until_anchored_by_the_cli(
     assert "0 receipt trees and 1 inference records" in res.output
     code, out = _verify_file(client, key, tmp_path)
     assert code == 0, out
+
+
+def test_removing_an_anchor_with_its_records_breaks_the_chain_and_the_report(
+    client: TestClient, key: str, state: AppState, activity: dict[str, Any], tmp_path: Path, cli_env: None
+) -> None:
+    from powermeter.audit.tables import audit_entries
+    from powermeter.jobs.tables import receipt_trees
+
+    name = activity["jobs"][0]["receipt_id"]
+    with state.db.begin() as conn:
+        tree_seq = conn.execute(sa.select(receipts.c.tree_seq).where(receipts.c.receipt_id == name)).scalar_one()
+        tree_id = conn.execute(sa.select(receipt_trees.c.tree_id).where(receipt_trees.c.seq == tree_seq)).scalar_one()
+        conn.execute(receipts.delete().where(receipts.c.tree_seq == tree_seq))
+        conn.execute(receipt_trees.delete().where(receipt_trees.c.seq == tree_seq))
+        conn.execute(audit_entries.delete().where(audit_entries.c.action_type == "TREE_SIGNED",
+                                                  audit_entries.c.details.contains(tree_id)))
+    code, out = _verify_file(client, key, tmp_path)
+    assert code != 0
+    assert "audit chain" in out, out
