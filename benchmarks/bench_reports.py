@@ -121,7 +121,6 @@ def run(settings: Any, key: str, repeat: int) -> None:
     from fastapi.testclient import TestClient
 
     from powermeter.infra.clock import FrozenClock
-    from powermeter.reports import repository as repo
     from powermeter.reports import service
 
     clock = FrozenClock(datetime(2026, 12, 31, 12, tzinfo=UTC))
@@ -147,32 +146,33 @@ def run(settings: Any, key: str, repeat: int) -> None:
     period = service.parse_period("2026-01-01", "2026-12-31", clock.now())
     with st.db.begin() as conn:
         from powermeter.accounts import repository as accounts_repo
+        from powermeter.methodology import reporting as rp
+        from powermeter.reports import boundary, compose, ledger
+        from powermeter.reports.canonical import fast_canonical_json
 
         acct = accounts_repo.get_account_by_email(conn, EMAIL).id
         with service.snapshot(st.db, conn) as rconn:
             t0 = time.perf_counter()
-            rows, _labels, _ = service._aggregate(rconn, acct, period, "month")
-            t_agg = time.perf_counter() - t0
-            total = sum(r.records for r in rows)
+            led = ledger.collect(rconn, acct, period.start, period.end)
+            t_ledger = time.perf_counter() - t0
             t0 = time.perf_counter()
-            n = sum(len(b) for b in repo.iter_job_coverage(rconn, acct, period.start, period.end))
-            n += sum(len(b) for b in repo.iter_inference_coverage(rconn, acct, period.start, period.end))
-            t_fetch = time.perf_counter() - t0
+            comp = compose.compose(led.records, period.start, period.end, "month", boundary.load(rconn, acct),
+                                   service._inference_site, service.JOB_METHODOLOGY)
+            t_compose = time.perf_counter() - t0
             t0 = time.perf_counter()
-            entries = service._coverage(rconn, acct, period, total, None)
-            t_list = time.perf_counter() - t0
+            rp.build_figures(comp.rows, "month", comp.labels)
+            t_fig = time.perf_counter() - t0
             t0 = time.perf_counter()
-            from powermeter.methodology.reporting import coverage_root
-
-            _root, size = coverage_root(entries)
-            t_root = time.perf_counter() - t0
-            assert n == size == total
-            for g in ("location", "provider", "model", "key"):
-                t0 = time.perf_counter()
-                service._aggregate(rconn, acct, period, g)
-                print(f"  aggregation groupBy={g}: {time.perf_counter() - t0:.2f} s")
-    print(f"phases over {total:,} records: SQL aggregation {t_agg:.2f} s ({len(rows)} partial sums); "
-          f"listing entries {t_list:.2f} s (of which fetching rows {t_fetch:.2f} s); Merkle root {t_root:.2f} s")
+            doc = service.build_document(rconn, st.signer, account_id=acct, email=EMAIL, period=period,
+                                         group_by="month", view="report", now=clock.now())
+            t_doc = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            rp.content_digest(doc, fast_canonical_json)
+            t_digest = time.perf_counter() - t0
+    print(f"phases over {len(comp.entries):,} entries ({len(led.records):,} records, {len(led.trees):,} trees, "
+          f"{len(led.problems):,} problems): ledger (read + rebuild + re-hash) {t_ledger:.2f} s; compose "
+          f"{t_compose:.2f} s; figures {t_fig:.2f} s; whole document {t_doc:.2f} s, of which content digest "
+          f"{t_digest:.2f} s")
     st.db.dispose()
 
 

@@ -77,7 +77,7 @@ def test_lines_categories_and_series_each_add_up_to_the_totals(rows: list[rp.Agg
         assert sum(p["compute_job_receipts"] for p in parts) == sum(r.records for r in rows if r.kind == "job")
     scope2 = sum(r.records for r in rows if r.kind == "job" and r.own_hardware)
     got = {c["ghg"]["code"]: c["records"] for c in fig.by_ghg_category}
-    assert got.get("scope2_location", 0) == scope2
+    assert got.get("scope2", 0) == scope2
     assert sum(f["records"] for f in fig.emission_factors) == sum(r.records for r in rows if r.factor)
 
 
@@ -89,7 +89,7 @@ def test_lines_name_their_category_factors_and_methodology() -> None:
     ]
     fig = rp.build_figures(rows, "location", {"US": "United States"})
     assert [(ln["group"], ln["ghg"]["code"]) for ln in fig.lines] == [
-        ("US", "scope2_location"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
+        ("US", "scope2"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
     ]
     us2 = fig.lines[0]
     assert us2["group_label"] == "United States"
@@ -112,14 +112,17 @@ def test_esrs_view_reports_what_the_data_support_and_states_the_gaps() -> None:
     ]
     view = rp.esrs_e1_view(rp.build_figures(rows, "month"))
     e15, e16 = view["E1-5"], view["E1-6"]
-    assert e15["total_energy_consumption_own_operations_mwh"] == pytest.approx(1.5)
+    assert e15["contribution_to_total_energy_consumption_own_operations_mwh"] == pytest.approx(1.5)
     assert e15["value_chain_context"]["purchased_cloud_and_ai_energy_mwh"] == pytest.approx(0.25)
-    assert e16["gross_scope_2_location_based_tco2e"] == pytest.approx(0.5505)
-    assert e16["gross_scope_3_tco2e"] == pytest.approx(2.0)
-    assert e16["total_ghg_emissions_location_based_tco2e"] == pytest.approx(2.5505)
-    assert e16["gross_scope_2_market_based_tco2e"] is None
-    assert "contractual instruments" in e16["gross_scope_2_market_based_reason"]
-    assert e16["total_ghg_emissions_market_based_tco2e"] is None
+    assert e16["contribution_to_gross_scope_2_location_based_tco2e"] == pytest.approx(0.5505)
+    assert e16["contribution_to_gross_scope_3_tco2e"] == pytest.approx(2.0)
+    assert e16["contribution_to_total_ghg_emissions_location_based_tco2e"] == pytest.approx(2.5505)
+    assert e16["contribution_to_gross_scope_2_market_based_tco2e"] is None  # these rows carry no market figure
+    assert e16["contribution_to_total_ghg_emissions_market_based_tco2e"] is None
+    assert {d["status"] for d in view["datapoint_coverage"]} == {"present", "partial", "not covered"}
+    assert view["display"]["scope_2_location_based_tco2e"] == "0.550"  # 0.5505 t, half-even to 1 kg
+    assert view["display"]["scope_3_category_1_tco2e"] == "2.000"
+    assert view["display"]["scope_2_market_based_tco2e"] is None
     assert e16["gross_scope_1_tco2e"] is None
     assert view["E3-4_context"]["purchased_ai_inference_water_m3"] == pytest.approx(4.0)
     assert any("market-based" in limit for limit in view["data_limits"])

@@ -234,10 +234,14 @@ def list_entries(
     receipt_id: str | None,
     limit: int,
 ) -> tuple[list[Row[Any]], int]:
-    """Newest first, with the total number of entries matching the filters."""
+    """Newest first, with the total number of entries matching the filters. Without an action type,
+    the ingest anchors (``TREE_SIGNED``, one per ingest request) are left out so the listing stays the
+    seed's receipt-access log; ask for them by name."""
     where = [entries.c.account_id == account_id]
     if action_type is not None:
         where.append(entries.c.action_type == action_type)
+    else:
+        where.append(entries.c.action_type != "TREE_SIGNED")
     if receipt_id is not None:
         where.append(entries.c.receipt_id == receipt_id)
     rows = conn.execute(sa.select(entries).where(*where).order_by(entries.c.seq.desc()).limit(limit)).all()

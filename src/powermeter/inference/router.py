@@ -35,7 +35,7 @@ MAX_LIMIT = 100_000
     ),
 )
 async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
-    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body))
+    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body, tx.state.signer))
 
 
 @router.post(
@@ -56,7 +56,7 @@ async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:w
 )
 async def record_inference_batch(body: schemas.InferenceBatchIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
     try:
-        out = await tx.run(service.record_batch, tx.conn, tx.principal, tx.now, body.records)
+        out = await tx.run(service.record_batch, tx.conn, tx.principal, tx.now, body.records, tx.state.signer)
     except (IntegrityError, sqlite3.IntegrityError):
         raise Conflict(
             "a concurrent request stored some of these idempotency keys; retry the batch (they will be reported "

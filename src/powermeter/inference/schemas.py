@@ -56,7 +56,10 @@ class InferenceIn(BaseModel):
         "OpenAI-style usage, added to them for Google's separately reported thoughts)",
     )
     cached_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="Prompt tokens read from the prompt cache")
-    startTimeMs: int | None = Field(None, ge=0, description="Request start, epoch milliseconds")
+    startTimeMs: int | None = Field(
+        None, ge=0, description="Request start, epoch milliseconds; the record is booked (history, reports) at "
+        "this time when given (not before 2000-01-01, at most 5 minutes ahead of the server), else when received"
+    )
     firstTokenTimeMs: int | None = Field(None, ge=0, description="First token received, epoch milliseconds")
     endTimeMs: int | None = Field(
         None, ge=0, description="Extension: last token received, epoch milliseconds (caps the latency)"
@@ -69,6 +72,9 @@ class InferenceIn(BaseModel):
         max_length=200,
         description="Extension: a caller's label (an app, a feature, a team), stored and filterable in the "
         "history and the summary; `powermeter gateway` fills it from the X-Powermeter-Tag header",
+    )
+    application: str | None = Field(
+        None, min_length=1, max_length=128, description="Extension: application tag (reports, SCI per application)"
     )
 
 

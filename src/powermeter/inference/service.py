@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from powermeter.accounts.service import Principal
+from powermeter.audit.anchors import anchor_tree
 from powermeter.data.ai_providers import (
     ResolvedSite,
     SiteResolver,
@@ -32,6 +33,7 @@ from powermeter.inference import repository as repo
 from powermeter.inference.schemas import InferenceBatchItem, InferenceIn
 from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, NotFound
+from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
 from powermeter.methodology.ai_inference import (
     METHODOLOGY_VERSION,
@@ -47,7 +49,11 @@ from powermeter.methodology.ai_inference import (
     tree_days,
     tree_message,
 )
+from powermeter.methodology.ledger import inference_leaf_hash
+from powermeter.methodology.merkle import tree_head_bytes
+from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant
 from powermeter.methodology.units import Estimate
+from powermeter.reports.tables import inference_signatures
 
 GROUP_BY = ("model", "provider", "day", "key")  # the per-day rollup has these
 RECORD_GROUP_BY = ("tag", "source")  # these are grouped from the records
@@ -155,6 +161,19 @@ def model_plausibility(model_id: str, profile: ModelProfile, site: SiteFactors) 
     return hit
 
 
+def booked_at(body: InferenceIn, now: datetime) -> datetime:
+    """When the request happened: ``startTimeMs`` when given (bounded), else the received time."""
+    if body.startTimeMs is None:
+        return now
+    try:
+        moment = datetime.fromtimestamp(body.startTimeMs / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        moment = None
+    if moment is None or not check_bounds(moment, now):
+        raise BadRequest(f"startTimeMs must be {BOUNDS_TEXT} (epoch milliseconds)", code="INVALID_START_TIME")
+    return moment
+
+
 def estimate(engine: Engine, body: InferenceIn) -> tuple[Resolution, ResolvedSite, InferenceEstimate]:
     """The model resolution, the site and the estimate ``record`` stores for ``body`` (nothing stored:
     ``powermeter gateway`` calls it for its X-Energy-Wh header, so the header equals the record)."""
@@ -187,10 +206,19 @@ def footprint(body: InferenceIn) -> tuple[float, float]:
 
 
 def record(
-    conn: Connection, principal: Principal, now: datetime, body: InferenceIn, idempotency_key: str | None = None
+    conn: Connection,
+    principal: Principal,
+    now: datetime,
+    body: InferenceIn,
+    signer: Signer | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Estimate one request, store it with the key that sent it, and return the response body."""
+    """Estimate one request, store it with the key that sent it, and return the response body.
+
+    With ``signer`` (the API always passes it) the record is signed as a one-leaf tree and the head
+    is anchored in the account's audit chain (see ``powermeter.methodology.ledger``)."""
     engine = get_engine()
+    booked = booked_at(body, now)
     res, site, est = estimate(engine, body)
     days = tree_days(est.co2_g.value)
     warnings = list(res.entry.warnings)
@@ -221,6 +249,7 @@ def record(
         "is_estimated": body.is_estimated,
         "estimation_method": body.estimation_method,
         "tag": body.tag,
+        "application": body.application,
     }
     details = {
         # enough to recompute the record: inputs, the model and site used, and the dataset versions
@@ -241,7 +270,7 @@ def record(
             "key_id": principal.key_id,
             "key_name": principal.key_name,
             "masked_key": principal.masked_key,
-            "log_date": now,
+            "log_date": booked,
             "provider": body.provider,
             "model": body.model or "",
             "model_id": res.entry.id,
@@ -262,11 +291,31 @@ def record(
         },
         orjson.dumps(details).decode(),
     )
+    if signer is not None:
+        sign_record(conn, principal.account_id, signer, now, {
+            "account_id": principal.account_id,
+            "application": body.application,
+            "calculation_method": site.calculation_method,
+            "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
+            "co2_grams": out["co2_grams"],
+            "co2_max_grams": out["ranges"]["co2_grams"]["max"],
+            "co2_min_grams": out["ranges"]["co2_grams"]["min"],
+            "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
+            "energy_wh": out["energy_wh"],
+            "final_region": site.final_region[:100],
+            "id": record_id,
+            "is_estimated": body.is_estimated,
+            "model_id": res.entry.id,
+            "occurred_at": format_instant(booked),
+            "provider": body.provider,
+            "received_at": format_instant(now),
+            "water_ml": out["water_ml"],
+        })
     return out
 
 
 def record_batch(
-    conn: Connection, principal: Principal, now: datetime, items: list[InferenceBatchItem]
+    conn: Connection, principal: Principal, now: datetime, items: list[InferenceBatchItem], signer: Signer | None
 ) -> dict[str, Any]:
     """``POST /v1/inference/batch``: each record exactly as ``POST /v1/inference`` would store it, at
     most once per idempotency key (a key already stored, or repeated in the batch, is a ``duplicate``
@@ -288,7 +337,7 @@ def record_batch(
             entry |= {"status": "duplicate", **stored}
         else:
             try:
-                res = record(conn, principal, now, item, idempotency_key=key)
+                res = record(conn, principal, now, item, signer, idempotency_key=key)
             except BadRequest as exc:
                 entry |= {"status": "rejected", "error_code": exc.code, "detail": exc.detail}
             else:
@@ -304,6 +353,22 @@ def record_batch(
         "rejected": counts["rejected"],
         "data": out,
     }
+
+
+def sign_record(conn: Connection, account_id: str, signer: Signer, now: datetime, fields: dict[str, Any]) -> None:
+    """Sign one record as a one-leaf tree, store the signature and anchor the head in the audit chain."""
+    root = inference_leaf_hash(fields)
+    issued_at = fields["received_at"]
+    signature = signer.sign_b64(tree_head_bytes(root=root, tree_size=1, issued_at=issued_at, key_id=signer.key_id))
+    conn.execute(inference_signatures.insert().values(
+        id=fields["id"], account_id=account_id, application=fields["application"], received_at=issued_at,
+        leaf_sha256=root.hex(), key_id=signer.key_id, signature=signature,
+    ))
+    anchor_tree(
+        conn, account_id=account_id, now=now, kind="inference_record", tree_id=fields["id"], root_hex=root.hex(),
+        tree_size=1, issued_at=issued_at, key_id=signer.key_id, signature=signature,
+        occurred=(fields["occurred_at"], fields["occurred_at"]), ids={"record_id": fields["id"]},
+    )
 
 
 def uuid7(now: datetime) -> str:

@@ -48,6 +48,7 @@ METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
 #: Optional inputs of a job (overrides); the base inputs are always present.
 OPTION_FIELDS: tuple[str, ...] = (
     "cpu_model", "gpu_model", "cpu_utilization", "gpu_utilization", "pue", "provider", "region",
+    "ownership", "site", "started_at", "application",
 )  # fmt: skip
 _SORT = orjson.OPT_SORT_KEYS
 _MAX_SAFE = float(2**53)
@@ -89,7 +90,7 @@ def job_options(job: Any) -> dict[str, Any] | None:
     fields_set = getattr(job, "model_fields_set", None)
     if fields_set is not None and fields_set <= _BASE_FIELDS:
         return None  # a validated request model that set no override (fast path)
-    out = {name: v for name in OPTION_FIELDS if (v := getattr(job, name)) is not None}
+    out = {name: v for name in OPTION_FIELDS if (v := getattr(job, name, None)) is not None}
     return out or None
 
 

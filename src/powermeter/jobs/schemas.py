@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from powermeter.methodology.occurrence import normalise_instant
 
 MAX_BATCH_JOBS = 10_000
 MAX_DURATION_MINUTES = 60 * 24 * 366 * 10  # ten years
@@ -37,6 +39,28 @@ class JobIn(BaseModel):
     pue: float | None = Field(None, ge=1, le=3, description="Data-centre PUE (default: provider's, else 1.56)")
     provider: str | None = Field(None, max_length=32, description="Cloud provider: aws, gcp, azure, ovhcloud…")
     region: str | None = Field(None, max_length=64, description="Cloud region; its grid figure is used")
+    ownership: Literal["owned", "leased", "colocation", "cloud"] | None = Field(
+        None,
+        description="Who owns/operates the hardware: owned, leased or colocation → the account's Scope 2; "
+        "cloud → Scope 3 Category 1. Without it (and without provider) the job is reported as unclassified.",
+    )
+    site: str | None = Field(None, min_length=1, max_length=64, description="The account's site/entity tag "
+                             "(market-based Scope 2 instruments are set per site)")
+    started_at: str | None = Field(
+        None,
+        max_length=40,
+        description="When the job started, ISO 8601 instant with offset (2025-12-31T23:30:00Z); reports book "
+        "the job at this time. Default: received time minus duration. Not before 2000-01-01, not more "
+        "than 5 minutes in the future.",
+        examples=["2025-12-31T23:30:00Z"],
+    )
+    application: str | None = Field(None, min_length=1, max_length=128,
+                                    description="Application tag (SCI per application)")
+
+    @field_validator("started_at")
+    @classmethod
+    def _instant(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_instant(v)
 
 
 class BatchIn(BaseModel):

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from powermeter.accounts import service as accounts
 from powermeter.accounts.service import Principal
+from powermeter.audit.anchors import anchor_tree
 from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
@@ -57,6 +58,7 @@ from powermeter.methodology.compute_job import (
     UnknownLocationError,
 )
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
+from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
 _INDEX = re.compile(r"^jobs\[(\d+)\]")
@@ -165,9 +167,10 @@ class ComputeJobs:
         conflicting job and field. The duplicate check costs nothing on the normal path: the unique
         index refuses the insert, and only then are the stored inputs read and compared."""
         _reject_duplicates_in_request(jobs, field_prefix)
+        occurred = _occurrence_range(jobs, now, field_prefix)
         batch = self.estimate(jobs, field_prefix=field_prefix)
         try:
-            rec = self._write(conn, principal, signer, now, jobs, batch)
+            rec = self._write(conn, principal, signer, now, jobs, batch, occurred)
         except _AlreadyStored as dup:
             return self._replay(conn, principal, signer, now, jobs, dup.job_ids, field_prefix=field_prefix)
         # after the insert, so that a re-reported job is never counted twice (the cap still refuses
@@ -183,6 +186,7 @@ class ComputeJobs:
         now: datetime,
         jobs: Sequence[JobIn],
         batch: BatchEstimate,
+        occurred: tuple[str, str],
     ) -> Recorded:
         n = len(jobs)
         issued_at = utc_iso(now)
@@ -236,6 +240,11 @@ class ComputeJobs:
             raise _AlreadyStored(dupes) from None
         tree_head = rc.signed_tree_head(
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
+        )
+        anchor_tree(
+            conn, account_id=account_id, now=now, kind="receipt_tree", tree_id=tree_id, root_hex=root.hex(),
+            tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature=signature,
+            occurred=occurred, ids={"receipt_id_prefix": prefix, "receipt_id_width": width},
         )
         return Recorded(
             batch, receipt_ids, issued_at, tree_id, tree_head, batch.energy_kwh, batch.co2_g, None
@@ -637,6 +646,30 @@ def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> N
             )
     if errors:
         raise ValidationFailed(errors)
+
+
+def _occurrence_range(jobs: Sequence[JobIn], now: datetime, field_prefix: str) -> tuple[str, str]:
+    """The earliest and latest occurrence time of the request's jobs (``started_at``, else received
+    time minus duration), as canonical UTC strings; a ``started_at`` out of bounds is a 400."""
+    lo: datetime | None = None
+    hi: datetime | None = None
+    errors: list[dict[str, Any]] = []
+    for i, job in enumerate(jobs):
+        if job.started_at is not None:
+            moment = parse_instant(job.started_at)
+            if not check_bounds(moment, now):
+                errors.append({"field": f"{field_prefix.format(i=i)}started_at",
+                               "message": f"started_at must be {BOUNDS_TEXT}", "index": i, "value": job.started_at})
+                continue
+        else:
+            moment = now - timedelta(minutes=job.duration_minutes)
+        lo = moment if lo is None or moment < lo else lo
+        hi = moment if hi is None or moment > hi else hi
+    if errors:
+        raise ValidationFailed(errors)
+    if lo is None or hi is None:  # pragma: no cover - a request has at least one job
+        raise ValidationFailed([{"field": "jobs", "message": "no job"}])
+    return format_instant(lo), format_instant(hi)
 
 
 def _db_datetime(conn: Connection, now: datetime) -> Any:

@@ -80,6 +80,8 @@ class ActionType(StrEnum):
     KEY_CREATED = "KEY_CREATED"
     KEY_REVOKED = "KEY_REVOKED"
     ACCOUNT_CREATED = "ACCOUNT_CREATED"
+    #: a signed tree head of records (compute-job receipts, an AI inference record) at ingest
+    TREE_SIGNED = "TREE_SIGNED"
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _escape
 from typing import Any
 
-from powermeter.methodology.merkle import canonical_json, json_number
+from powermeter.methodology.merkle import canonical_json, json_number, merkle_root
 from powermeter.methodology.units import G_PER_KG, ML_PER_L
 
 __all__ = [
@@ -64,7 +64,7 @@ ESRS_REPORT_TYPE = "powermeter.esrs-e1-report/1"
 HEAD_TYPE = "powermeter.report-head/1"
 LEAF_FORMAT = "<kind>:<record id>:<sha256 hex of the record>"
 
-GROUP_BY = ("month", "location", "provider", "model", "key")
+GROUP_BY = ("month", "location", "provider", "model", "key", "site", "application")
 KIND_JOB = "job"
 KIND_INFERENCE = "inference"
 KINDS = (KIND_JOB, KIND_INFERENCE)
@@ -100,14 +100,16 @@ class GhgCategory:
         }
 
 
-SCOPE2_LOCATION = GhgCategory(
-    code="scope2_location",
+SCOPE2 = GhgCategory(
+    code="scope2",
     scope=2,
     category=None,
-    name="Scope 2: purchased electricity for compute jobs on the account's own hardware",
-    method="location-based (grid-average emission factor of the job's location)",
+    name="Scope 2: purchased electricity for compute on hardware the account owns, leases or co-locates",
+    method="location-based (grid-average factor of the job's location) and market-based (the site's "
+    "contractual instruments, else the residual mix, else the grid average; each factor labelled)",
     standard=GHG_SCOPE2,
 )
+SCOPE2_LOCATION = SCOPE2  # the name before market-based figures were added
 SCOPE3_CAT1 = GhgCategory(
     code="scope3_cat1",
     scope=3,
@@ -116,8 +118,40 @@ SCOPE3_CAT1 = GhgCategory(
     method="average-data (estimated supplier electricity × grid-average factor; supplier-specific: no)",
     standard=GHG_SCOPE3,
 )
-CATEGORIES = (SCOPE2_LOCATION, SCOPE3_CAT1)
+UNCLASSIFIED = GhgCategory(
+    code="unclassified",
+    scope=0,
+    category=None,
+    name="Unclassified: compute jobs sent with neither ownership nor provider (not booked in any scope)",
+    method="as for Scope 2 location-based; to be classified by the account (send ownership)",
+    standard=GHG_CORPORATE,
+)
+CATEGORIES = (SCOPE2, SCOPE3_CAT1, UNCLASSIFIED)
 _BY_CODE = {c.code: c for c in CATEGORIES}
+
+OWNERSHIP_VALUES = ("owned", "leased", "colocation", "cloud")
+CONSOLIDATION_APPROACHES = ("operational_control", "financial_control", "equity_share")
+
+
+def classify_job(ownership: str | None, provider: str | None, own_hardware_flag: str | None = None) -> tuple[str, str]:
+    """(category code, basis of the decision) of one compute job.
+
+    ``ownership`` decides when given: owned, leased or colocation → Scope 2 (the account buys the
+    electricity of hardware under its control: operational-control consolidation), cloud → Scope 3
+    Category 1. Otherwise an on-premises ``provider`` word (or the legacy ``own_hardware`` flag)
+    → Scope 2, any other provider → cloud (Scope 3 Category 1); neither → unclassified.
+    """
+    if ownership:
+        o = ownership.strip().lower()
+        if o in ("owned", "leased", "colocation"):
+            return SCOPE2.code, f"ownership {o}"
+        if o == "cloud":
+            return SCOPE3_CAT1.code, "ownership cloud"
+    if own_hardware_flag is not None or (provider and provider.strip()):
+        if is_own_hardware(provider, own_hardware_flag):
+            return SCOPE2.code, f"provider {provider!r} (on-premises word)"
+        return SCOPE3_CAT1.code, f"provider {provider!r} (cloud)"
+    return UNCLASSIFIED.code, "neither ownership nor provider given"
 
 
 #: ``provider`` values by which a compute job says it ran on the account's own hardware (the job
@@ -138,11 +172,16 @@ def is_own_hardware(provider: str | None, own_hardware_flag: str | None = None) 
     return provider is not None and provider.strip().lower() in OWN_HARDWARE_PROVIDERS
 
 
-def ghg_category(kind: str, own_hardware: bool) -> GhgCategory:
-    """GHG Protocol category of one record: Scope 2 for jobs on the account's own hardware,
-    Scope 3 Category 1 for purchased cloud compute and for every AI inference request."""
+def ghg_category(kind: str, own_hardware: bool, category: str | None = None) -> GhgCategory:
+    """GHG Protocol category of one record: ``category`` when the caller classified it, else Scope 2
+    for jobs on the account's own hardware, Scope 3 Category 1 for purchased cloud compute and for
+    every AI inference request."""
+    if category is not None:
+        if kind == KIND_INFERENCE:
+            return SCOPE3_CAT1
+        return _BY_CODE[category]
     if kind == KIND_JOB and own_hardware:
-        return SCOPE2_LOCATION
+        return SCOPE2
     if kind in KINDS:
         return SCOPE3_CAT1
     raise ValueError(f"unknown record kind {kind!r}")
@@ -180,6 +219,33 @@ class AggregateRow:
     co2e_g: float
     water_ml: float = 0.0
     water_records: int = 0
+    category: str | None = None  # classified by the caller (else from own_hardware)
+    co2e_embodied_g: float = 0.0
+    co2e_min_g: float | None = None  # None: no range recorded (min = max = the estimate)
+    co2e_max_g: float | None = None
+    market_co2e_g: float | None = None  # Scope 2 rows: market-based emissions
+    market_factor: MarketFactorRef | None = None
+    records_with_defaults: int = 0
+    estimated_records: int = 0
+    measured_records: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketFactorRef:
+    """The market-based factor applied to a Scope 2 record (hierarchy level, value, provenance)."""
+
+    level: str  # instrument | residual_mix | grid_average
+    label: str
+    intensity_g_per_kwh: float
+    source: str
+    dataset_version: str | None
+    basis: str
+    verification: str
+    year: int | None
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return (self.level, self.label, self.intensity_g_per_kwh, self.source, self.dataset_version)
 
 
 @dataclass(slots=True)
@@ -193,8 +259,28 @@ class _Acc:
     water_ml: list[float] = field(default_factory=list)
     factor_ids: set[str] = field(default_factory=set)
     methodologies: set[str] = field(default_factory=set)
+    embodied_g: list[float] = field(default_factory=list)
+    min_g: list[float] = field(default_factory=list)
+    max_g: list[float] = field(default_factory=list)
+    market_g: list[float] = field(default_factory=list)
+    market_ids: set[str] = field(default_factory=set)
+    market_records: int = 0
+    with_defaults: int = 0
+    estimated: int = 0
+    measured: int = 0
 
-    def add(self, row: AggregateRow, factor_id: str | None) -> None:
+    def add(self, row: AggregateRow, factor_id: str | None, market_id: str | None = None) -> None:
+        self.embodied_g.append(row.co2e_embodied_g)
+        self.min_g.append(row.co2e_g if row.co2e_min_g is None else row.co2e_min_g)
+        self.max_g.append(row.co2e_g if row.co2e_max_g is None else row.co2e_max_g)
+        if row.market_co2e_g is not None:
+            self.market_g.append(row.market_co2e_g)
+            self.market_records += row.records
+        if market_id is not None:
+            self.market_ids.add(market_id)
+        self.with_defaults += row.records_with_defaults
+        self.estimated += row.estimated_records
+        self.measured += row.measured_records
         self.records += row.records
         if row.kind == KIND_JOB:
             self.jobs += row.records
@@ -209,14 +295,27 @@ class _Acc:
         self.methodologies.add(row.methodology_version)
 
     def figures(self) -> dict[str, Any]:
+        co2 = math.fsum(self.co2e_g)
+        embodied = math.fsum(self.embodied_g)
         return {
             "records": self.records,
             "compute_job_receipts": self.jobs,
             "inference_records": self.inferences,
             "energy_kwh": math.fsum(self.energy_kwh),
-            "co2e_kg": math.fsum(self.co2e_g) / G_PER_KG,
+            "co2e_kg": co2 / G_PER_KG,
+            "co2e_usage_kg": math.fsum([*self.co2e_g, *(-e for e in self.embodied_g)]) / G_PER_KG,
+            "co2e_embodied_kg": embodied / G_PER_KG,
+            "co2e_min_kg": math.fsum(self.min_g) / G_PER_KG,
+            "co2e_max_kg": math.fsum(self.max_g) / G_PER_KG,
+            "market_based_co2e_kg": math.fsum(self.market_g) / G_PER_KG if self.market_records else None,
             "water_l": math.fsum(self.water_ml) / ML_PER_L if self.water_records else None,
             "water_records": self.water_records,
+            "data_quality": {
+                "records_with_defaults": self.with_defaults,
+                "share_with_defaults": self.with_defaults / self.records if self.records else None,
+                "estimated_records": self.estimated,
+                "measured_records": self.measured,
+            },
         }
 
 
@@ -230,6 +329,17 @@ class ReportFigures:
     series: list[dict[str, Any]]
     emission_factors: list[dict[str, Any]]
     methodology_versions: list[str]
+    market_factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def factor_basis_of(source: str | None) -> str:
+    """combustion / lifecycle / unknown, from a grid factor's source (see data.residual_mixes)."""
+    t = (source or "").lower()
+    if "egrid" in t or "residual mix" in t or t.startswith("aib"):
+        return "combustion"
+    if "our world in data" in t or "ember" in t or "electricity maps" in t or "lifecycle" in t:
+        return "lifecycle"
+    return "unknown"
 
 
 def _factor_sort_key(f: EmissionFactorRef) -> tuple[str, float, str, str]:
@@ -250,23 +360,32 @@ def build_figures(
     factors = sorted({r.factor for r in rows if r.factor is not None}, key=_factor_sort_key)
     factor_ids = {f.key: f"EF{i + 1}" for i, f in enumerate(factors)}
     factor_records: dict[str, int] = {}
+    markets = sorted({r.market_factor for r in rows if r.market_factor is not None},
+                     key=lambda m: tuple(map(str, m.key)))
+    market_ids = {m.key: f"MF{i + 1}" for i, m in enumerate(markets)}
+    market_records: dict[str, int] = {}
 
     lines: dict[tuple[str, str], _Acc] = {}
     categories: dict[str, _Acc] = {}
     series: dict[tuple[str, str], _Acc] = {}
     total = _Acc()
+    for code in (SCOPE2.code, SCOPE3_CAT1.code, UNCLASSIFIED.code):
+        categories[code] = _Acc()  # every report shows every bucket, unclassified included
     for r in rows:
-        cat = ghg_category(r.kind, r.own_hardware).code
+        cat = ghg_category(r.kind, r.own_hardware, r.category).code
         fid = factor_ids[r.factor.key] if r.factor is not None else None
         if fid is not None:
             factor_records[fid] = factor_records.get(fid, 0) + r.records
+        mid = market_ids[r.market_factor.key] if r.market_factor is not None else None
+        if mid is not None:
+            market_records[mid] = market_records.get(mid, 0) + r.records
         for acc in (
             lines.setdefault((r.group, cat), _Acc()),
             categories.setdefault(cat, _Acc()),
             series.setdefault((r.month, r.group), _Acc()),
             total,
         ):
-            acc.add(r, fid)
+            acc.add(r, fid, mid)
 
     def group_order(group: str, acc: _Acc) -> tuple[object, ...]:
         if group_by == "month":
@@ -289,6 +408,7 @@ def build_figures(
                 "ghg": _BY_CODE[cat].as_dict(),
                 **acc.figures(),
                 "emission_factor_ids": sorted(acc.factor_ids, key=lambda s: int(s[2:])),
+                "market_factor_ids": sorted(acc.market_ids, key=lambda s: int(s[2:])),
                 "methodology_versions": sorted(acc.methodologies),
             }
         )
@@ -309,9 +429,27 @@ def build_figures(
             "unit": "gCO2e/kWh",
             "source": f.source,
             "dataset_version": f.dataset_version,
+            "basis": factor_basis_of(f.source),
             "records": factor_records.get(factor_ids[f.key], 0),
         }
         for f in factors
+    ]
+    out_markets = [
+        {
+            "id": market_ids[m.key],
+            "kind": "market_based_emission_factor",
+            "hierarchy_level": m.level,
+            "label": m.label,
+            "value": m.intensity_g_per_kwh,
+            "unit": "gCO2/kWh" if m.level == "residual_mix" else "gCO2e/kWh",
+            "source": m.source,
+            "dataset_version": m.dataset_version,
+            "basis": m.basis,
+            "verification": m.verification,
+            "year": m.year,
+            "records": market_records.get(market_ids[m.key], 0),
+        }
+        for m in markets
     ]
     return ReportFigures(
         lines=out_lines,
@@ -320,6 +458,7 @@ def build_figures(
         series=out_series,
         emission_factors=out_factors,
         methodology_versions=sorted(total.methodologies),
+        market_factors=out_markets,
     )
 
 
@@ -327,22 +466,49 @@ def build_figures(
 
 ESRS_LIMITS = (
     "Scope 1 is not covered: powermeter sees electricity use only, not fuels burnt by the undertaking.",
-    "Scope 2 market-based emissions need the undertaking's contractual instruments (PPAs, guarantees of "
-    "origin, supplier-specific emission factors); powermeter has none, so the market-based figures are "
-    "not reported rather than set equal to the location-based ones.",
-    "Scope 2 covers only compute jobs the account marked as run on its own hardware, estimated from "
-    "allocated resources and reference power draws (not metered electricity).",
-    "Scope 3 covers Category 1 (purchased cloud compute and AI inference) only, with average-data "
-    "estimates (supplier-specific: no); other Scope 3 categories are outside this data.",
-    "E1-5 energy: only the electricity of jobs on the account's own hardware is own-operations energy; the "
-    "energy of purchased cloud and AI services is value-chain context. The fossil / nuclear / renewable "
-    "split of E1-5 needs the supplier's energy mix, which the data do not hold.",
+    "Scope 2 covers compute jobs the account marked as owned, leased or co-located (or sent with an "
+    "on-premises provider word), estimated from allocated resources and reference power draws unless the "
+    "record says it was measured. Jobs sent with neither ownership nor provider are shown as 'unclassified' "
+    "and are in no scope until the account classifies them.",
+    "Scope 2 market-based: per site, the contractual instruments the account entered (supplier-specific "
+    "rate, certificates, PPA) apply to their covered share; the rest uses the AIB European residual mix of "
+    "the location's country (direct CO2 only; figures transcribed from a secondary source, see the factor's "
+    "'verification'); where no residual mix is shipped (e.g. the US: no Green-e rates in the data) the "
+    "location-based grid factor is used and labelled 'grid_average'.",
+    "Scope 3: only Category 1 (purchased cloud compute and AI inference) with average-data estimates "
+    "(supplier-specific: no). Category 3 (upstream of purchased electricity) is not split out: where a "
+    "location factor is lifecycle-based (factor 'basis'), its upstream part stays inside the Scope 2 "
+    "location-based figure.",
+    "E1-5 energy: only the electricity of Scope 2 jobs is own-operations energy. Its fossil / nuclear / "
+    "renewable split applies the country's generation shares (location-based), not a supplier's mix; "
+    "electricity at locations without country shares is reported as 'unknown'.",
     "Water (E3-4) of purchased AI inference is the supplier's consumption, given as value-chain context; "
     "compute-job receipts carry no water estimate.",
-    "Figures are estimates from reference data (methodology and dataset versions are listed); they are "
-    "not metered values and have not been assured by a third party.",
+    "Figures are estimates from reference data (methodology and dataset versions are listed); they have "
+    "not been assured by a third party.",
     "The CSRD timetable and the ESRS datapoints were amended by the 2025 'Omnibus' simplification "
     "package; check the obligations that currently apply to the undertaking before filing.",
+)
+
+#: ESRS E1 datapoints and how far this report covers them.
+ESRS_DATAPOINTS = (
+    ("E1-5", "total energy consumption from own operations", "partial",
+     "electricity of Scope 2 compute jobs only"),
+    ("E1-5", "fossil / nuclear / renewable split of energy consumption", "partial",
+     "location-based: country generation shares applied to Scope 2 electricity"),
+    ("E1-5", "energy intensity per net revenue", "not covered", "no revenue data"),
+    ("E1-6", "gross Scope 1 GHG emissions", "not covered", "no fuel or process data"),
+    ("E1-6", "gross location-based Scope 2 GHG emissions", "partial", "contribution of compute jobs"),
+    ("E1-6", "gross market-based Scope 2 GHG emissions", "partial",
+     "contribution of compute jobs; instruments as entered by the account, else residual mix"),
+    ("E1-6", "gross Scope 3 GHG emissions (significant categories)", "partial",
+     "contribution to Category 1 only"),
+    ("E1-6", "total GHG emissions (location- and market-based)", "partial",
+     "sum of the contributions above; no Scope 1"),
+    ("E1-6", "biogenic CO2 emissions reported separately", "not covered",
+     "no factor in the data separates biogenic CO2"),
+    ("E1-6", "share of Scope 3 calculated from primary data", "present", "measured records / all records"),
+    ("E1-6", "GHG intensity per net revenue", "not covered", "no revenue data"),
 )
 
 
@@ -350,26 +516,35 @@ def _tonnes(co2e_kg: float) -> float:
     return co2e_kg / KG_PER_TONNE
 
 
-def esrs_e1_view(figures: ReportFigures) -> dict[str, Any]:
-    """The ESRS E1-5 / E1-6 figures the data support, with every gap stated (``None`` + a reason)."""
+def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ESRS E1-5 / E1-6 contributions the data support, with every gap stated (``None`` + a reason).
+
+    Every figure is this data's *contribution* to the datapoint, never the datapoint itself."""
     cats = {c["ghg"]["code"]: c for c in figures.by_ghg_category}
-    s2 = cats.get(SCOPE2_LOCATION.code)
+    s2 = cats.get(SCOPE2.code)
     s3 = cats.get(SCOPE3_CAT1.code)
+    un = cats.get(UNCLASSIFIED.code)
     s2_kwh = s2["energy_kwh"] if s2 else 0.0
     s2_t = _tonnes(s2["co2e_kg"]) if s2 else 0.0
+    s2_market = s2.get("market_based_co2e_kg") if s2 else None
+    s2_m_t = _tonnes(s2_market) if s2_market is not None else (0.0 if not s2 or not s2["records"] else None)
     s3_kwh = s3["energy_kwh"] if s3 else 0.0
     s3_t = _tonnes(s3["co2e_kg"]) if s3 else 0.0
     s3_water = s3["water_l"] if s3 else None
+    s3_records = s3["records"] if s3 else 0
+    s3_measured = s3["data_quality"]["measured_records"] if s3 else 0
     return {
         "standard": ESRS_E1,
         "units": {"energy": "MWh", "emissions": "tCO2e", "water": "m3"},
         "E1-5": {
             "title": "Energy consumption and mix",
-            "total_energy_consumption_own_operations_mwh": s2_kwh / KWH_PER_MWH,
-            "covers": "electricity of compute jobs marked as run on the account's own hardware "
+            "contribution_to_total_energy_consumption_own_operations_mwh": s2_kwh / KWH_PER_MWH,
+            "covers": "electricity of Scope 2 compute jobs "
             f"({s2['records'] if s2 else 0} receipts)",
-            "fossil_nuclear_renewable_breakdown": None,
-            "fossil_nuclear_renewable_breakdown_reason": "needs the supplier's energy mix (not in the data)",
+            "fossil_nuclear_renewable_breakdown": energy_mix,
+            "fossil_nuclear_renewable_breakdown_basis": "location-based: each Scope 2 record's kWh × the "
+            "generation shares of its location's country (Our World in Data / Ember, same rows as the grid "
+            "factors); a supplier's disclosed mix is not used",
             "value_chain_context": {
                 "purchased_cloud_and_ai_energy_mwh": s3_kwh / KWH_PER_MWH,
                 "note": "energy used by suppliers to serve the account (Scope 3 Category 1 activity); "
@@ -380,33 +555,56 @@ def esrs_e1_view(figures: ReportFigures) -> dict[str, Any]:
             "title": "Gross Scopes 1, 2, 3 and Total GHG emissions",
             "gross_scope_1_tco2e": None,
             "gross_scope_1_reason": "not covered: no fuel or process data",
-            "gross_scope_2_location_based_tco2e": s2_t,
-            "gross_scope_2_market_based_tco2e": None,
-            "gross_scope_2_market_based_reason": "needs contractual instruments (PPAs, guarantees of origin, "
-            "supplier-specific factors) that the data do not hold",
-            "gross_scope_3_tco2e": s3_t,
+            "contribution_to_gross_scope_2_location_based_tco2e": s2_t,
+            "contribution_to_gross_scope_2_market_based_tco2e": s2_m_t,
+            "contribution_to_gross_scope_3_tco2e": s3_t,
+            "gross_scope_3_note": "Category 1 only (purchased cloud compute and AI inference); the undertaking's "
+            "other Scope 3 categories are not in this data",
             "scope_3_categories": [
                 {
                     "category": 1,
                     "name": "Purchased goods and services",
                     "tco2e": s3_t,
-                    "records": s3["records"] if s3 else 0,
+                    "records": s3_records,
                     "method": SCOPE3_CAT1.method,
                 }
             ],
-            "total_ghg_emissions_location_based_tco2e": s2_t + s3_t,
-            "total_ghg_emissions_location_based_note": "Scope 2 location-based + Scope 3 Category 1; "
-            "Scope 1 not included",
-            "total_ghg_emissions_market_based_tco2e": None,
-            "total_ghg_emissions_market_based_reason": "Scope 2 market-based is not available (see above)",
+            "share_of_scope_3_from_primary_data": (s3_measured / s3_records) if s3_records else None,
+            "biogenic_co2_tco2e": None,
+            "biogenic_co2_reason": "no emission factor in the data separates biogenic CO2",
+            "contribution_to_total_ghg_emissions_location_based_tco2e": s2_t + s3_t,
+            "contribution_to_total_ghg_emissions_market_based_tco2e": None if s2_m_t is None else s2_m_t + s3_t,
+            "total_note": "Scope 2 + Scope 3 Category 1 contributions; Scope 1 and unclassified records not included",
+            "unclassified_tco2e": _tonnes(un["co2e_kg"]) if un else 0.0,
+            "unclassified_records": un["records"] if un else 0,
+            "unclassified_note": "compute jobs sent with neither ownership nor provider: in no scope until "
+            "classified",
         },
         "E3-4_context": {
             "purchased_ai_inference_water_m3": None if s3_water is None else s3_water / ML_PER_L,
             "note": "water consumed by suppliers serving AI inference requests (value-chain context, not "
             "own-operations water consumption)",
         },
+        "datapoint_coverage": [
+            {"disclosure": d, "datapoint": name, "status": status, "note": note}
+            for d, name, status, note in ESRS_DATAPOINTS
+        ],
+        "display": {
+            "rounding": "half-even to 3 decimals of the unit (0.001 tCO2e = 1 kg, 0.001 MWh = 1 kWh); the "
+            "figures above are exact and are the ones signed",
+            "scope_2_location_based_tco2e": _display(s2_t),
+            "scope_2_market_based_tco2e": _display(s2_m_t),
+            "scope_3_category_1_tco2e": _display(s3_t),
+            "unclassified_tco2e": _display(_tonnes(un["co2e_kg"]) if un else 0.0),
+            "own_operations_energy_mwh": _display(s2_kwh / KWH_PER_MWH),
+        },
         "data_limits": list(ESRS_LIMITS),
     }
+
+
+def _display(x: float | None) -> str | None:
+    """A figure rounded for display (fixed 3 decimals, no exponent), or ``None``."""
+    return None if x is None else f"{round(x, 3):.3f}"
 
 
 # --- coverage and signing -----------------------------------------------------------------------
@@ -459,14 +657,15 @@ def coverage_root(entries: Sequence[str]) -> tuple[bytes, int]:
     return level[0], n
 
 
-def content_digest(document: Mapping[str, Any]) -> str:
+def content_digest(document: Mapping[str, Any], encode: Callable[[Any], bytes] = canonical_json) -> str:
     """SHA-256 (hex) of the canonical JSON of a report without its signature and coverage entries
-    (those are bound by the signed head's Merkle root instead)."""
+    (those are bound by the signed head's Merkle root instead). ``encode`` must give exactly
+    :func:`canonical_json`'s bytes (the server passes a faster encoder checked against it)."""
     body = {k: v for k, v in document.items() if k != "signature"}
     coverage = body.get("coverage")
     if isinstance(coverage, Mapping):
         body["coverage"] = {k: v for k, v in coverage.items() if k != "entries"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(encode(body)).hexdigest()
 
 
 def report_head(
@@ -507,7 +706,9 @@ def _duplicates(entries: Sequence[str]) -> list[str]:
     return dup
 
 
-def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, Any] | None]:
+def check_document(
+    document: Mapping[str, Any], encode: Callable[[Any], bytes] = canonical_json
+) -> tuple[list[Check], dict[str, Any] | None]:
     """Every check of a report except the Ed25519 signature itself (which needs a crypto library).
 
     Returns the checks and the head the signature must cover (``None`` when the file has no usable
@@ -545,7 +746,7 @@ def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, 
             f"{size} entries; signed tree size {head.get('tree_size')}; report totals {records}",
         )
     )
-    digest = content_digest(document)
+    digest = content_digest(document, encode)
     checks.append(
         Check(
             "content digest",
@@ -562,3 +763,181 @@ def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, 
     )
     checks.append(Check("head matches report", same, "report id, type and time" if same else "head differs"))
     return checks, head
+
+
+# --- re-performance and completeness -----------------------------------------------------------------
+
+_REL = 1e-9
+
+
+def _near(a: float, b: float, abs_tol: float = 1e-9) -> bool:
+    return math.isclose(a, b, rel_tol=_REL, abs_tol=abs_tol)
+
+
+def _names(items: Sequence[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
+    """Re-perform every entry (factor × activity) and every line (sum of its entries) and the totals
+    (sum of the lines) from the figures in the file alone."""
+    entries = document.get("entries")
+    lines = document.get("lines")
+    if not isinstance(entries, list) or not isinstance(lines, list):
+        return [Check("arithmetic", False, "no entries or lines to re-perform")]
+    factors = {f.get("id"): f for f in document.get("emission_factors") or () if isinstance(f, Mapping)}
+    markets = {f.get("id"): f for f in document.get("market_factors") or () if isinstance(f, Mapping)}
+    bad_entries: list[str] = []
+    sums: dict[int, dict[str, list[float]]] = {}
+    for e in entries:
+        if not isinstance(e, Mapping):
+            bad_entries.append("(not an object)")
+            continue
+        name = f"{e.get('kind')}:{e.get('id')}"
+        try:
+            kwh = float(e["energy_kwh"])
+            co2, usage, emb = float(e["co2e_g"]), float(e["co2e_usage_g"]), float(e["co2e_embodied_g"])
+            f = factors.get(e.get("factor_id"))
+            ok = f is not None and isinstance(f.get("value"), int | float)
+            if ok and f is not None:
+                if e["kind"] == KIND_JOB:
+                    ok = _near(co2, kwh * float(f["value"]), 1e-9) and emb == 0.0 and _near(usage, co2)
+                else:  # inference figures are stored rounded to 1e-6 g
+                    ok = math.isclose(usage, kwh * float(f["value"]), rel_tol=1e-6, abs_tol=2e-6) and math.isclose(
+                        usage + emb, co2, rel_tol=1e-9, abs_tol=3e-6)
+            m = e.get("market")
+            if ok and isinstance(m, Mapping):
+                mf = markets.get(m.get("factor_id"))
+                ok = mf is not None and _near(float(m["co2e_g"]), kwh * float(mf["value"]))
+            if not ok:
+                bad_entries.append(name)
+            acc = sums.setdefault(int(e["line"]), {k: [] for k in ("kwh", "co2", "emb", "min", "max", "mkt")})
+            acc["kwh"].append(kwh)
+            acc["co2"].append(co2)
+            acc["emb"].append(emb)
+            acc["min"].append(float(e["co2e_min_g"]))
+            acc["max"].append(float(e["co2e_max_g"]))
+            if isinstance(m, Mapping):
+                acc["mkt"].append(float(m["co2e_g"]))
+        except (KeyError, TypeError, ValueError):
+            bad_entries.append(name)
+    checks = [Check("entry arithmetic", not bad_entries,
+                    f"entries that do not re-perform: {_names(bad_entries)}" if bad_entries
+                    else f"{len(entries)} entries: CO2e = energy × listed factor")]
+    bad_lines: list[str] = []
+    for i, ln in enumerate(lines):
+        acc = sums.get(i, {k: [] for k in ("kwh", "co2", "emb", "min", "max", "mkt")})
+        label = f"line {i} ({ln.get('group')}, {ln.get('ghg', {}).get('code')})"
+        try:
+            ok = (
+                len(acc["co2"]) == ln["records"]
+                and _near(math.fsum(acc["kwh"]), ln["energy_kwh"], 1e-9)
+                and _near(math.fsum(acc["co2"]) / G_PER_KG, ln["co2e_kg"], 1e-9)
+                and _near(math.fsum(acc["emb"]) / G_PER_KG, ln["co2e_embodied_kg"], 1e-9)
+                and _near(math.fsum(acc["min"]) / G_PER_KG, ln["co2e_min_kg"], 1e-9)
+                and _near(math.fsum(acc["max"]) / G_PER_KG, ln["co2e_max_kg"], 1e-9)
+                and ((ln["market_based_co2e_kg"] is None and not acc["mkt"])
+                     or (ln["market_based_co2e_kg"] is not None
+                         and _near(math.fsum(acc["mkt"]) / G_PER_KG, ln["market_based_co2e_kg"], 1e-9)))
+            )
+        except (KeyError, TypeError):
+            ok = False
+        if not ok:
+            bad_lines.append(label)
+    extra = sorted(set(sums) - set(range(len(lines))))
+    bad_lines += [f"entries point at line {i}, which does not exist" for i in extra]
+    checks.append(Check("line arithmetic", not bad_lines,
+                        f"lines that are not the sum of their entries: {_names(bad_lines)}" if bad_lines
+                        else f"{len(lines)} lines: each the sum of its entries"))
+    totals = document.get("totals") or {}
+    try:
+        tot_ok = _near(math.fsum(ln["co2e_kg"] for ln in lines), totals["co2e_kg"], 1e-9) and _near(
+            math.fsum(ln["energy_kwh"] for ln in lines), totals["energy_kwh"], 1e-9)
+    except (KeyError, TypeError):
+        tot_ok = False
+    checks.append(Check("totals", tot_ok, "totals are the sum of the lines" if tot_ok
+                        else "totals differ from the sum of the lines"))
+    return checks
+
+
+def check_completeness(document: Mapping[str, Any]) -> list[Check]:
+    """Every leaf of every signed tree head listed in the report is accounted for by exactly one record
+    whose hash is that leaf (entries, late arrivals, other leaves), and no problem was found when the
+    report was built. The tree-head signatures are checked by the caller (crypto)."""
+    comp = document.get("completeness")
+    if not isinstance(comp, Mapping):
+        return [Check("completeness", False, "no completeness section (report made before completeness proofs)")]
+    records: list[Mapping[str, Any]] = []
+    for key in ("entries",):
+        records += [e for e in document.get(key) or () if isinstance(e, Mapping)]
+    for key in ("late_arrivals", "other_leaves"):
+        records += [e for e in comp.get(key) or () if isinstance(e, Mapping)]
+    by_leaf: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    unplaced: list[str] = []
+    for r in records:
+        if r.get("tree_id") is None or r.get("leaf_index") is None:
+            unplaced.append(f"{r.get('kind')}:{r.get('id')}")
+            continue
+        by_leaf.setdefault((str(r["tree_id"]), int(r["leaf_index"])), []).append(r)
+    bad_trees: list[str] = []
+    bad_records: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    trees = comp.get("trees") or []
+    for t in trees:
+        head = t.get("head") or {}
+        try:
+            hashes = [bytes.fromhex(h) for h in t.get("leaf_hashes") or ()]
+            root_ok = merkle_root(hashes).hex() == head.get("root_sha256") and len(hashes) == head.get("tree_size")
+        except (TypeError, ValueError):
+            hashes, root_ok = [], False
+        if not root_ok:
+            bad_trees.append(str(t.get("tree_id")))
+        for i, h in enumerate(hashes):
+            leaf_key = (str(t.get("tree_id")), i)
+            seen.add(leaf_key)
+            got = by_leaf.get(leaf_key, [])
+            if len(got) != 1 or got[0].get("record_sha256") != h.hex():
+                names = [f"{g.get('kind')}:{g.get('id')}" for g in got] or [f"leaf {i} of tree {t.get('tree_id')}"]
+                bad_records += names
+    stray = [f"{r[0].get('kind')}:{r[0].get('id')}" for k, r in by_leaf.items() if k not in seen]
+    problems = [p for p in comp.get("problems") or () if isinstance(p, Mapping)]
+    checks = [
+        Check("signed trees", not bad_trees, f"trees whose leaves do not give the signed root: {_names(bad_trees)}"
+              if bad_trees else f"{len(trees)} anchored tree heads; leaf hashes give each signed root"),
+        Check("every leaf accounted for", not bad_records,
+              f"records missing or altered: {_names(bad_records)}" if bad_records
+              else "each leaf is one listed record with the leaf's hash"),
+        Check("no extra records", not (stray or unplaced),
+              f"records outside every signed tree: {_names(stray + unplaced)}" if stray or unplaced
+              else "every listed record belongs to a signed tree"),
+        Check("problems found when built", not problems,
+              "; ".join(f"{p.get('problem')} {p.get('record')}: {p.get('detail')}" for p in problems[:5])
+              + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "") if problems else "none"),
+    ]
+    return checks
+
+
+# --- SCI embodied share of compute jobs -------------------------------------------------------------------
+
+#: Cloud Carbon Footprint embodied coefficients (Teads dataset, ``AWSInstanceTypes.ts``, Apache-2.0;
+#: research notes compute_anchors.md §4.2, §12.2): whole-server embodied emissions, lifespan and the
+#: family's largest instance (the share denominator).
+SCI_EMBODIED_SOURCE = (
+    "Cloud Carbon Footprint EmbodiedEmissions.md / AWSInstanceTypes.ts (Teads): m5 server 1.6103792 tCO2e over "
+    "96 vCPUs, p4d (8 GPUs) 4.6755184 tCO2e, lifespan 4 years = 35,040 h (Dell R740 LCA)"
+)
+SCI_EL_HOURS = 35040.0
+SCI_TE_CPU_SERVER_G = 1_610_379.2
+SCI_CPU_SERVER_VCPUS = 96.0
+SCI_TE_GPU_SERVER_G = 4_675_518.4
+SCI_GPU_SERVER_GPUS = 8.0
+
+
+def sci_job_embodied_g(duration_minutes: float, cpu_cores: float, gpus: float) -> float:
+    """SCI ``M = TE × (t / EL) × (reserved / total)`` of one compute job: a GPU job's share of an
+    8-GPU p4d-class server (its CPUs included), else its vCPUs' share of a 96-vCPU m5-class server."""
+    t = duration_minutes / 60.0
+    if gpus > 0:
+        return SCI_TE_GPU_SERVER_G * (t / SCI_EL_HOURS) * (gpus / SCI_GPU_SERVER_GPUS)
+    return SCI_TE_CPU_SERVER_G * (t / SCI_EL_HOURS) * (cpu_cores / SCI_CPU_SERVER_VCPUS)

@@ -50,7 +50,8 @@ def emissions(
     = None,
     end: Annotated[str | None, typer.Option(help="ISO date (inclusive) or date-time (exclusive); default today.")]
     = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="month, location, provider, model or key.")]
+    group_by: Annotated[str, typer.Option("--group-by", help="month, location, provider, model, key, site or "
+                                          "application.")]
     = "month",
     fmt: Annotated[str, typer.Option("--format", help="json, csv, html or esrs.")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
@@ -84,8 +85,7 @@ def emissions(
             with service.snapshot(db, conn) as rconn:
                 doc = service.build_document(
                     rconn, signer, account_id=row.id, email=row.email, period=period, group_by=group_by,
-                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, with_coverage=fmt != "csv",
-                    progress=bar,
+                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, progress=bar,
                 )
             bar.stop()
             body, _media, _name = service.render_document(doc, fmt)
@@ -139,6 +139,36 @@ def verify(
         return
     typer.echo(f"INVALID  report {result.report_id}", err=True)
     raise typer.Exit(1)
+
+
+@reports_app.command("anchor")
+def anchor(
+    email: Annotated[str, typer.Option(help="The account whose records to anchor.")],
+) -> None:
+    """Bring records stored before signed anchoring under the completeness proof: anchor every receipt
+    tree that has no TREE_SIGNED audit entry, and sign and anchor every unsigned AI inference record.
+    This attests the records as they are now (the audit entries carry today's time), not as they were
+    when they arrived."""
+    from powermeter.accounts import repository as accounts_repo
+    from powermeter.accounts.service import normalise_email
+    from powermeter.infra.bootstrap import open_database
+    from powermeter.infra.clock import SystemClock
+    from powermeter.infra.security import Signer
+    from powermeter.reports import legacy
+
+    settings, db = open_database()
+    signer = Signer(settings.resolved_secret())
+    now = SystemClock().now()
+    try:
+        with db.begin() as conn:
+            row = accounts_repo.get_account_by_email(conn, normalise_email(email))
+            if row is None:
+                typer.echo(f"error: no account with email {email}", err=True)
+                raise typer.Exit(2)
+            trees, records = legacy.anchor_legacy(conn, signer, row.id, now)
+    finally:
+        db.dispose()
+    typer.echo(f"anchored {trees} receipt trees and {records} inference records of {email}")
 
 
 def register(app: typer.Typer) -> None:

@@ -48,6 +48,14 @@ CSV_COLUMNS = (
     "water_l",
     "emission_factors",
     "methodology_versions",
+    "co2e_usage_kg",
+    "co2e_embodied_kg",
+    "co2e_min_kg",
+    "co2e_max_kg",
+    "market_based_co2e_kg",
+    "records_with_defaults",
+    "market_factors",
+    "signed_report_content_sha256",
 )
 
 
@@ -99,18 +107,31 @@ def csv_rows(doc: Mapping[str, Any]) -> Iterable[list[str]]:
             fixed(item["water_l"]),
         ]
 
+    sig = doc.get("signature")
+    digest = sig["head"]["content_sha256"] if isinstance(sig, Mapping) and isinstance(sig.get("head"), Mapping) else ""
+    markets = {f["id"]: f for f in doc.get("market_factors") or ()}
+
+    def extra(item: Mapping[str, Any], market_ids: Sequence[str] = ()) -> list[str]:
+        q = item.get("data_quality") or {}
+        cell = " | ".join(f"{m} {markets[m]['label']} {fixed(markets[m]['value'])} {markets[m]['unit']} "
+                          f"({markets[m]['verification']})" for m in market_ids if m in markets)
+        return [fixed(item.get("co2e_usage_kg")), fixed(item.get("co2e_embodied_kg")), fixed(item.get("co2e_min_kg")),
+                fixed(item.get("co2e_max_kg")), fixed(item.get("market_based_co2e_kg")),
+                fixed(q.get("records_with_defaults")), cell, digest]
+
     def ghg(item: Mapping[str, Any]) -> list[str]:
         g = item["ghg"]
         return [str(g["scope"]), "" if g["category"] is None else str(g["category"]), g["name"], g["method"]]
 
     for line in doc["lines"]:
         yield ["line", *common, line["group"], line["group_label"], *ghg(line), *figures(line),
-               _factor_cell(line["emission_factor_ids"], factors), " | ".join(line["methodology_versions"])]
+               _factor_cell(line["emission_factor_ids"], factors), " | ".join(line["methodology_versions"]),
+               *extra(line, line.get("market_factor_ids") or ())]
     for cat in doc["by_ghg_category"]:
-        yield ["category_total", *common, "", "", *ghg(cat), *figures(cat), "", ""]
+        yield ["category_total", *common, "", "", *ghg(cat), *figures(cat), "", "", *extra(cat)]
     totals = doc["totals"]
     yield ["total", *common, "", "", "", "", "", "", *figures(totals), "",
-           " | ".join(doc["methodology"]["record_methodology_versions"])]
+           " | ".join(doc["methodology"]["record_methodology_versions"]), *extra(totals)]
 
 
 def render_csv(doc: Mapping[str, Any]) -> bytes:

@@ -1,9 +1,10 @@
 """Emissions reports (GHG Protocol / ESRS E1) from compute-job receipts and AI inference records.
 
-One unit of work: aggregate the account's records of the period in SQL, fold the partial sums into
-report lines (``methodology.reporting``), list every covered record with its hash, build the RFC 6962
-Merkle root over that list, sign the report head with the server's Ed25519 key, and record a
-DOWNLOAD entry in the account's audit log in the caller's transaction.
+One unit of work: collect the period's records against the signed tree heads anchored in the audit
+chain (``reports.ledger``), turn them into entries booked by occurrence time (``reports.compose``), sum
+the entries into report lines (``methodology.reporting``), list every covered record with its hash,
+build the RFC 6962 Merkle root over that list, sign the report head with the server's Ed25519 key, and
+record a DOWNLOAD entry in the account's audit log in the caller's transaction.
 
 Consistency: the totals and the coverage list must describe the same rows. On SQLite the caller's
 ``BEGIN IMMEDIATE`` transaction already keeps every writer out until it commits; on PostgreSQL the
@@ -15,22 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.engine import Connection
 
 from powermeter.audit import service as audit
+from powermeter.data.energy_mix import SOURCE as ENERGY_MIX_SOURCE
+from powermeter.data.energy_mix import load_energy_mixes
 from powermeter.data.locations import load_locations
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.db import Database
@@ -39,17 +39,19 @@ from powermeter.infra.security import Signer, verify_signature
 from powermeter.methodology import reporting as rp
 from powermeter.methodology.compute_job import METHOD_ID as JOB_METHOD_ID
 from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHODOLOGY_VERSION
-from powermeter.reports import render
-from powermeter.reports import repository as repo
+from powermeter.methodology.merkle import tree_head_bytes
+from powermeter.reports import boundary, compose, ledger, render, restate
+from powermeter.reports.canonical import fast_canonical_json
+from powermeter.reports.compose import inference_record_sha256
 
 FORMATS = ("json", "csv", "html", "esrs")
 GROUP_BY = rp.GROUP_BY
 MAX_SPAN_DAYS = 3660  # ten years
 JOB_METHODOLOGY = f"{JOB_METHODOLOGY_VERSION} ({JOB_METHOD_ID})"
-NO_KEY_GROUP = "(key not recorded)"
+NO_KEY_GROUP = compose.NO_KEY_GROUP
+__all__ = ["NO_KEY_GROUP", "build_document", "inference_record_sha256", "verify_document"]
 
 Progress = Callable[[int, int], None]
-_T = TypeVar("_T")
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -60,29 +62,49 @@ MEDIA_TYPES = {
 EXTENSIONS = {"json": "json", "esrs": "esrs.json", "csv": "csv", "html": "html"}
 
 REPORT_LIMITS = (
-    "Figures are the energy, location-based emissions and water stored on each covered record when it "
-    "was made (estimates from reference data, not metered values); nothing is recomputed.",
-    "Location-based emissions only: market-based figures need contractual instruments (PPAs, guarantees "
-    "of origin, supplier-specific factors) that the data do not hold.",
-    "AI inference emissions include the embodied (hardware manufacture) share allocated by the EcoLogits "
-    "methodology; compute-job emissions are electricity only.",
+    "Figures are the energy and emissions stored on each covered record when it was made (estimates from "
+    "reference data unless a record says it was measured); nothing is recomputed.",
+    "Records are booked at their occurrence time: a job's started_at (else received time minus duration), an "
+    "AI request's startTimeMs (else received time). Records that arrived after their year was closed are "
+    "listed as late arrivals, not added.",
+    "Scope 2 market-based figures use the site's instruments as entered by the account for their covered "
+    "share, else the AIB residual mix of the country (direct CO2 only, transcribed from a secondary source: "
+    "see each market factor's 'verification'), else the location-based grid factor (labelled grid_average).",
+    "Every line shows CO2e from electricity use (co2e_usage) and from hardware manufacture (co2e_embodied) "
+    "apart: AI inference records include an embodied share (EcoLogits); compute-job receipts carry none "
+    "(0, not estimated).",
+    "Compute-job receipts carry no uncertainty range: their min and max equal the estimate. AI inference "
+    "ranges are the EcoLogits low/high runs.",
+    "Location factors are on the basis their dataset gives (emission_factors[].basis): Our World in Data / "
+    "Ember figures are lifecycle, eGRID figures combustion; the upstream (Scope 3 Category 3) part of "
+    "lifecycle factors is not split out.",
     "Water is estimated for AI inference records only; compute-job receipts carry no water figure "
     "(shown as n/a, not zero).",
-    "A compute job counts as run on the account's own hardware (Scope 2) when its request said "
-    "provider 'on-prem' (or 'own', 'on-premises', 'self-hosted'); every other job is purchased cloud "
-    "capacity (Scope 3 Category 1).",
-    "Compute-job receipts do not record the API key that created them; grouped by key, they appear "
-    f"under '{NO_KEY_GROUP}'.",
-    "The emission factor listed for AI inference records is the one recorded by the latest record of "
-    "each month and site.",
+    f"Compute-job receipts do not record the API key that created them; grouped by key, they appear "
+    f"under '{compose.NO_KEY_GROUP}'.",
 )
 
 SUMMARY = (
-    "Energy (kWh), location-based emissions (kg CO2e) and water (L) are sums of the figures stored on the "
+    "Energy (kWh), emissions (kg CO2e; Scope 2 location- and market-based) and water (L) summed from the "
     "account's compute-job receipts (Green Algorithms formula) and AI inference records (EcoLogits "
-    "methodology) timed within the period, aggregated in the database. Each line is booked in the GHG "
-    "Protocol category the customer reports it under: jobs on the account's own hardware as Scope 2 "
-    "(location-based), purchased cloud compute and AI services as Scope 3 Category 1."
+    "methodology) that occurred within the period. Each record is booked in the GHG Protocol category the "
+    "customer reports it under: jobs on owned, leased or co-located hardware as Scope 2, purchased cloud "
+    "compute and AI services as Scope 3 Category 1, jobs with neither ownership nor provider as unclassified."
+)
+
+ARITHMETIC = (
+    "entries[].co2e_g = energy_kwh × the listed factor's value (compute jobs, exactly; AI inference: "
+    "co2e_usage_g = energy_kwh × factor to 1e-6 g, co2e_usage_g + co2e_embodied_g = co2e_g); "
+    "entries[].market.co2e_g = energy_kwh × the market factor's value; each line = the sum of the entries "
+    "whose 'line' is its index; totals = the sum of the lines. `powermeter reports verify` re-performs all of it."
+)
+
+COMPLETENESS = (
+    "Every ingest request appends its signed tree head to the account's audit chain (TREE_SIGNED). The "
+    "report lists every anchored tree whose occurrence range meets the period with its head and leaf "
+    "hashes; every leaf is accounted for by exactly one record (entries, late arrivals, other leaves) whose "
+    "record_sha256 is rebuilt from the stored rows. A deleted row has no record hash, an edited row a "
+    "different one, an added row no tree: each is named under problems and fails verification."
 )
 
 
@@ -139,22 +161,6 @@ def snapshot(db: Database, conn: Connection) -> Iterator[Connection]:
             yield rconn
 
 
-def _job_profile(body: str) -> tuple[str, rp.EmissionFactorRef | None, dict[str, str]]:
-    doc = orjson.loads(body)
-    location = str(doc.get("location") or "?")
-    factor = None
-    for f in doc.get("factors") or ():
-        if f.get("name") == "carbon_intensity":
-            factor = rp.EmissionFactorRef(location, f.get("value"), f.get("source"), f.get("dataset_version"))
-    versions = {str(k): str(v) for k, v in (doc.get("dataset_versions") or {}).items()}
-    return location, factor, versions
-
-
-def _location_label(code: str) -> str:
-    loc = load_locations().resolve(code)
-    return code if loc is None else f"{loc.name} ({loc.code})"
-
-
 def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]:
     """Location, grid factor, methodology version and dataset versions recorded with an inference
     record (``site``/``versions`` members; ``factors``/``methodology`` in earlier records)."""
@@ -180,165 +186,6 @@ def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactor
     return location, factor, version, meth
 
 
-def _aggregate(conn: Connection, account_id: str, period: Period, group_by: str) -> tuple[
-    list[rp.AggregateRow], dict[str, str], dict[tuple[str, str], set[str]]
-]:
-    rows: list[rp.AggregateRow] = []
-    labels: dict[str, str] = {}
-    datasets: dict[tuple[str, str], set[str]] = {}
-
-    jobs = repo.job_aggregates(conn, account_id, period.start, period.end, with_model=group_by == "model")
-    bodies = repo.job_profiles(conn, sorted({a.last_seq for a in jobs}))
-    parsed: dict[str, tuple[str, rp.EmissionFactorRef | None, dict[str, str]]] = {}
-    for a in jobs:
-        body = bodies.get(a.last_seq)
-        if body is None:  # pragma: no cover - read in the same snapshot
-            location, factor, versions = a.geo_iso, None, dict[str, str]()
-        else:
-            if body not in parsed:
-                parsed[body] = _job_profile(body)
-            location, factor, versions = parsed[body]
-        for name, v in versions.items():
-            datasets.setdefault((name, v), set()).add("compute-job receipts")
-        own = rp.is_own_hardware(a.provider, a.own_hardware)
-        if group_by == "month":
-            group = a.month
-        elif group_by == "location":
-            group = location
-            labels.setdefault(group, _location_label(location))
-        elif group_by == "provider":
-            group = a.provider.strip().lower() if a.provider else "(provider not given)"
-        elif group_by == "model":
-            group = f"compute job: {a.model}" if a.model else "compute job: hardware not given"
-        else:
-            group = NO_KEY_GROUP
-        rows.append(rp.AggregateRow(rp.KIND_JOB, a.month, group, own, factor, JOB_METHODOLOGY, a.records,
-                                    a.energy_kwh, a.co2_g))
-
-    infs = repo.inference_aggregates(conn, account_id, period.start, period.end, group_by)
-    details = repo.inference_details(conn, sorted({a.last_seq for a in infs}))
-    for b in infs:
-        fallback = f"{b.final_provider}:{b.final_region}"
-        d = details.get(b.last_seq)
-        if d is None:  # pragma: no cover - the row was read in the same snapshot
-            location, factor, version, meth = fallback, None, "ai-inference (version not recorded)", dict[str, str]()
-        else:
-            location, factor, version, meth = _inference_site(d, fallback)
-        for name, v in meth.items():
-            datasets.setdefault((name, v), set()).add("AI inference records")
-        if group_by == "month":
-            group = b.month
-        elif group_by == "location":
-            group = location
-            labels.setdefault(group, _location_label(location))
-        else:
-            group = b.group or "?"
-            if b.group_label:
-                labels.setdefault(group, b.group_label)
-        rows.append(rp.AggregateRow(rp.KIND_INFERENCE, b.month, group, False, factor, version, b.records,
-                                    b.energy_wh / 1000.0, b.co2_g, b.water_ml, b.records))
-    return rows, labels, datasets
-
-
-def inference_record_sha256(
-    record_id: str, log_date: str, provider: str, model_id: str, energy_wh: float, co2_grams: float,
-    water_ml: float,
-) -> str:
-    """:func:`powermeter.methodology.reporting.inference_record_sha256`, three times faster: when
-    every number is a non-integral double in [1e-4, 1e16), orjson writes it exactly as ECMAScript
-    (RFC 8785) does, and the keys are passed in canonical order; otherwise the reference path."""
-    e, c, w = energy_wh, co2_grams, water_ml
-    if (1e-4 <= e < 1e16 and 1e-4 <= c < 1e16 and 1e-4 <= w < 1e16
-            and not (e.is_integer() or c.is_integer() or w.is_integer())):
-        try:
-            return hashlib.sha256(orjson.dumps({
-                "co2Grams": c, "energyWh": e, "id": record_id, "logDate": log_date, "modelId": model_id,
-                "provider": provider, "waterMl": w,
-            })).hexdigest()
-        except TypeError:  # a lone surrogate: orjson refuses it, RFC 8785 escapes it
-            pass
-    return rp.inference_record_sha256(record_id, log_date, provider, model_id, energy_wh, co2_grams, water_ml)
-
-
-def _coverage(
-    conn: Connection, account_id: str, period: Period, total: int, progress: Progress | None
-) -> list[str]:
-    """Every covered record as a coverage entry (``kind:id:sha256``), jobs first."""
-    entries: list[str] = []
-    done = 0
-    for batch in repo.iter_job_coverage(conn, account_id, period.start, period.end):
-        entries.extend(["job:" + e for e in batch])
-        done += len(batch)
-        if progress is not None:
-            progress(done, total)
-    digest = inference_record_sha256
-    for rows in repo.iter_inference_coverage(conn, account_id, period.start, period.end):
-        if rows and rows[0][1].endswith("Z"):  # PostgreSQL: formatted by the server
-            stamps = [r[1] for r in rows]
-        else:  # SQLite text "YYYY-MM-DD HH:MM:SS.ffffff" (UTC)
-            stamps = [f"{r[1][:10]}T{r[1][11:19]}Z" for r in rows]
-        entries.extend([
-            f"inference:{r[0]}:{digest(r[0], stamp, r[2], r[3], r[4], r[5], r[6])}"
-            for r, stamp in zip(rows, stamps, strict=True)
-        ])
-        done += len(rows)
-        if progress is not None:
-            progress(done, total)
-    return entries
-
-
-def _sqlite_reader(db: Database) -> Engine | None:
-    """A read-only engine on the same SQLite file, outside the app engine's ``BEGIN IMMEDIATE``
-    hook (a second writer-style transaction would wait for the request's own lock). ``None`` for an
-    in-memory database."""
-    path = db.engine.url.database
-    if not path or path == ":memory:":
-        return None
-    engine = _READERS.get(path)
-    if engine is None:
-        uri = Path(path).resolve().as_uri() + "?mode=ro"
-        engine = sa.create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30),
-            poolclass=NullPool,
-        )
-        _READERS[path] = engine
-    return engine
-
-
-_READERS: dict[str, Engine] = {}
-
-
-def _aside(db: Database, conn: Connection, fn: Callable[[Connection], _T]) -> Callable[[], _T] | None:
-    """Prepare ``fn`` to run on a second connection that sees exactly what ``conn`` sees.
-
-    PostgreSQL: a REPEATABLE READ, READ ONLY transaction importing ``conn``'s snapshot
-    (``pg_export_snapshot``). SQLite: a read-only connection; the caller's ``BEGIN IMMEDIATE``
-    transaction keeps every writer out until it ends, so both connections read the same rows.
-    Returns ``None`` when that is not possible (the caller then runs ``fn`` on ``conn``)."""
-    if conn.dialect.name == "postgresql":
-        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-
-        def run_pg() -> _T:
-            with db.engine.connect() as raw:
-                side = raw.execution_options(isolation_level="REPEATABLE READ")
-                with side.begin():
-                    side.exec_driver_sql("SET TRANSACTION READ ONLY")
-                    side.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                    return fn(side)
-
-        return run_pg
-    reader = _sqlite_reader(db) if conn.dialect.name == "sqlite" else None
-    if reader is None:
-        return None
-
-    def run_sqlite() -> _T:
-        with reader.connect() as side:
-            return fn(side)
-
-    return run_sqlite
-
-
 def build_document(
     conn: Connection,
     signer: Signer,
@@ -352,43 +199,63 @@ def build_document(
     db: Database | None = None,
     with_coverage: bool = True,
     progress: Progress | None = None,
+    recompute: str | None = None,
 ) -> dict[str, Any]:
-    """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``.
+    """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``; with
+    ``recompute="latest"`` a ``restatement`` section under the current datasets.
 
-    With ``db`` (and no progress bar to feed), the SQL aggregation runs in a worker thread on a
-    second connection of the same snapshot while this thread lists and hashes the covered records:
-    the database computes while Python hashes. Without coverage (CSV, which carries no signature)
-    the records are not listed at all."""
+    The records come from :func:`powermeter.reports.ledger.collect`: every leaf of every tree head
+    anchored in the audit chain whose occurrence range meets the period, each rebuilt from its rows
+    and checked against its signed leaf. Lines are summed from the entries in Python (exactly the
+    figures the file lists, so a reader can re-perform them). ``db`` is accepted for compatibility."""
+    del db
     if group_by not in GROUP_BY:
         raise ValidationFailed([{"field": "groupBy", "message": f"must be one of {', '.join(GROUP_BY)}"}])
-
-    def aggregate(c: Connection) -> tuple[list[rp.AggregateRow], dict[str, str], dict[tuple[str, str], set[str]]]:
-        return _aggregate(c, account_id, period, group_by)
-
-    side = _aside(db, conn, aggregate) if db is not None and progress is None and with_coverage else None
-    entries: list[str] | None = None
-    if side is not None:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-aggregate") as pool:
-            future = pool.submit(side)
-            entries = _coverage(conn, account_id, period, -1, None)
-            rows, labels, datasets = future.result()
-    else:
-        rows, labels, datasets = aggregate(conn)
-    fig = rp.build_figures(rows, group_by, labels)
+    led = ledger.collect(conn, account_id, period.start, period.end)
+    chain = audit.verify_account(conn, account_id, [audit.PublicKey.of(signer)])
+    if not chain.ok:  # a removed or edited anchor would hide its records: the chain must hold
+        brk = chain.first_break
+        led.problems.append({"record": f"audit chain of {account_id}", "problem": ledger.ALTERED,
+                             "detail": f"the audit chain holding the anchors breaks: {brk.as_json() if brk else '?'}"})
+    bnd = boundary.load(conn, account_id)
+    comp = compose.compose(led.records, period.start, period.end, group_by, bnd, _inference_site, JOB_METHODOLOGY)
+    fig = rp.build_figures(comp.rows, group_by, comp.labels)
+    line_of = {(ln["group"], ln["ghg"]["code"]): i for i, ln in enumerate(fig.lines)}
+    factor_id = {(f["location"], f["value"], f["source"], f["dataset_version"]): f["id"] for f in fig.emission_factors}
+    market_id = {(m["hierarchy_level"], m["label"], m["value"], m["source"], m["dataset_version"]): m["id"]
+                 for m in fig.market_factors}
+    for e, key in zip(comp.entries, comp.keys, strict=True):
+        e["line"] = line_of[key]
+    for e in [*comp.entries, *comp.late]:
+        f = e.pop("_factor", None)
+        m = e.pop("_market", None)
+        e["factor_id"] = factor_id.get(f.key) if f is not None else None
+        if f is not None and e["factor_id"] is None:  # a late arrival's factor: listed inline
+            e["factor_inline"] = {"location": f.location, "value": f.intensity_g_per_kwh, "source": f.source}
+        if m is not None and "market" in e:
+            e["market"]["factor_id"] = market_id.get(m.key)
+            if e["market"]["factor_id"] is None:
+                e["market"]["factor_inline"] = {"label": m.label, "value": m.intensity_g_per_kwh, "source": m.source}
     total = int(fig.totals["records"])
-    if with_coverage and entries is None:
-        if progress is not None:
-            progress(0, total)
-        entries = _coverage(conn, account_id, period, total, progress)
+    if progress is not None:
+        progress(total, total)
+    placed = {(e["kind"], e["id"]) for e in [*comp.entries, *comp.late]}
+    other = [
+        {"kind": r.kind, "id": r.id, "tree_id": r.tree_id, "leaf_index": r.leaf_index,
+         "record_sha256": r.record_sha256, "status": r.status,
+         "occurred_at": None if r.occurred_at is None else utc_iso(r.occurred_at)}
+        for r in led.records
+        if (r.kind, r.id) not in placed
+    ]  # fmt: skip
+    entries = comp.coverage if with_coverage else None
     root: str | None = None
     tree_size = total
     if entries is not None:
-        if len(entries) != total:  # pragma: no cover - both read the same snapshot
-            raise RuntimeError(f"coverage lists {len(entries)} records but the totals count {total}")
         root_bytes, tree_size = rp.coverage_root(entries)
         root = root_bytes.hex()
-    esrs = rp.esrs_e1_view(fig)
+    esrs = rp.esrs_e1_view(fig, _energy_mix_split(comp.entries))
     report_type = rp.ESRS_REPORT_TYPE if view == "esrs" else rp.REPORT_TYPE
+    late_s2 = [e for e in comp.late if e.get("category") == rp.SCOPE2.code]
     doc: dict[str, Any] = {
         "type": report_type,
         "report_id": "rpt_" + secrets.token_hex(12),
@@ -396,13 +263,29 @@ def build_document(
         "account": {"id": account_id, "email": email},
         "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True,
                    "timezone": "UTC"},
+        "boundary": {
+            "consolidation_approach": bnd.consolidation_approach,
+            "consolidation_approach_source": "set by the account" if bnd.approach_set
+            else "default (not set by the account: PUT /v1/reports/settings)",
+            "entity": bnd.entity,
+            "sites": sorted({str(e["site"]) for e in comp.entries if e.get("site")}),
+            "site_instruments": [i.as_dict() for _, i in sorted(bnd.sites.items())],
+            "classification": "ownership owned/leased/colocation → Scope 2, cloud → Scope 3 Category 1; "
+            "without ownership: an on-premises provider word → Scope 2, any other provider → Scope 3 "
+            "Category 1, no provider → unclassified (in no scope)",
+            "closed_periods": boundary.closes_json(bnd),
+        },
         "group_by": group_by,
-        "units": {"energy": "kWh", "emissions": "kg CO2e (location-based)", "water": "L"},
+        "units": {"energy": "kWh", "emissions": "kg CO2e", "water": "L",
+                  "entries": "g CO2e (energy in kWh, water in mL)"},
         "methodology": {
             "report_version": rp.REPORT_METHODOLOGY_VERSION,
             "record_methodology_versions": fig.methodology_versions,
             "summary": SUMMARY,
             "standards": [rp.GHG_CORPORATE, rp.GHG_SCOPE2, rp.GHG_SCOPE3, rp.ESRS_E1],
+            "arithmetic": ARITHMETIC,
+            "booked_by": "occurrence time (job started_at, else received time minus duration; AI request "
+            "startTimeMs, else received time)",
         },
         "totals": fig.totals,
         "by_ghg_category": fig.by_ghg_category,
@@ -410,11 +293,34 @@ def build_document(
         "series": fig.series,
         "esrs_e1": esrs,
         "emission_factors": fig.emission_factors,
+        "market_factors": fig.market_factors,
         "datasets": [
             {"name": name, "version": version, "used_by": sorted(users)}
-            for (name, version), users in sorted(datasets.items())
+            for (name, version), users in sorted(comp.datasets.items())
         ],
         "data_limits": list(REPORT_LIMITS),
+        "entries": comp.entries,
+        "late_arrivals": {
+            "note": "records booked in a closed year that arrived after it was closed: listed, not added "
+            "to the lines or totals",
+            "records": len(comp.late),
+            "co2e_kg": math.fsum(e["co2e_g"] for e in comp.late) / 1000.0,
+            "scope2_records": len(late_s2),
+        },
+        "completeness": {
+            "method": COMPLETENESS,
+            "trees": [
+                {"kind": t.kind, "tree_id": t.tree_id, "audit_seq": t.audit_seq,
+                 "audit_entry_sha256": t.audit_entry_sha256, "head": t.head, "leaf_hashes": t.leaf_hashes}
+                for t in led.trees
+            ],
+            "late_arrivals": comp.late,
+            "other_leaves": other,
+            "problems": led.problems,
+            "audit_chain": {"ok": chain.ok, "head_seq": chain.head_seq, "head_hash": chain.head_hash,
+                            "verified_through_seq": chain.verified_through_seq,
+                            "checkpointed_through_seq": chain.anchored_through_seq},
+        },
         "coverage": {
             "leaf_format": rp.LEAF_FORMAT,
             "hashing": "RFC 6962 Merkle tree, SHA-256: leaf = H(0x00 || UTF-8 entry), node = H(0x01 || left || right)",
@@ -424,21 +330,29 @@ def build_document(
                 "inference": "SHA-256 of the RFC 8785 JSON of {co2Grams, energyWh, id, logDate, modelId, provider, "
                 "waterMl} as GET /v1/inference/history shows the record",
             },
-            "order": "compute-job receipts in insertion order, then inference records by (log date, insertion)",
+            "order": "compute-job receipts by tree (audit chain order) and leaf, then inference records by "
+            "occurrence time",
             "merkle_root_sha256": root,
             "tree_size": tree_size,
             "entries": entries,
         },
     }
+    if recompute == "latest":
+        doc["restatement"] = restate.restate(comp.entries, fig.lines, comp.inputs)
+    elif recompute is not None:
+        raise ValidationFailed([{"field": "recompute", "message": "must be 'latest' (or omitted)"}])
     if view == "esrs":
-        for k in ("lines", "series", "group_by"):
+        for k in ("lines", "series", "group_by", "entries"):
             doc.pop(k)
-    if root is None:  # an unsigned export (CSV): no coverage list, no signature
+        doc["completeness"] = {"method": COMPLETENESS, "problems": led.problems,
+                               "note": "the ESRS view carries no entries; verify the full report"}
+    if root is None:  # an unsigned preview (dashboard): no coverage list, no signature
         doc["coverage"] = {"merkle_root_sha256": None, "tree_size": tree_size, "entries": None}
         return doc
     head = rp.report_head(
         report_id=doc["report_id"], report_type=report_type, generated_at=doc["generated_at"],
-        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc), key_id=signer.key_id,
+        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc, fast_canonical_json),
+        key_id=signer.key_id,
     )
     doc["signature"] = {
         "algorithm": "Ed25519",
@@ -449,6 +363,34 @@ def build_document(
         "value": signer.sign_b64(rp.signed_bytes(head)),
     }
     return doc
+
+
+def _energy_mix_split(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """ESRS E1-5: the Scope 2 electricity (MWh) split into fossil / nuclear / renewable / other / unknown
+    with the generation shares of each record's country (location-based)."""
+    mixes = load_energy_mixes()
+    locations = load_locations()
+    parts: dict[str, list[float]] = {k: [] for k in ("fossil", "nuclear", "renewable", "other", "unknown")}
+    years: set[int] = set()
+    for e in entries:
+        if e.get("category") != rp.SCOPE2.code:
+            continue
+        mwh = float(e["energy_kwh"]) / 1000.0
+        loc = locations.resolve(str(e.get("location") or ""))
+        shares = mixes.get(loc.country if loc is not None else None)
+        if shares is None:
+            parts["unknown"].append(mwh)
+            continue
+        years.add(shares.year)
+        parts["fossil"].append(mwh * shares.fossil)
+        parts["nuclear"].append(mwh * shares.nuclear)
+        parts["renewable"].append(mwh * shares.renewable)
+        parts["other"].append(mwh * shares.other)
+    total = math.fsum(math.fsum(v) for v in parts.values())
+    out: dict[str, Any] = {f"{k}_mwh": math.fsum(v) for k, v in parts.items()}
+    out.update({f"{k}_share": (math.fsum(v) / total if total else None) for k, v in parts.items()})
+    out.update({"share_years": sorted(years), "source": ENERGY_MIX_SOURCE, "dataset_version": mixes.version})
+    return out
 
 
 def record_download(
@@ -527,7 +469,7 @@ def verify_document(doc: Any, trusted_public_key_pem: str | None = None) -> Veri
         doc = doc["data"]
     if not isinstance(doc, Mapping):
         return Verification(False, [rp.Check("structure", False, "not a report document")], None, None)
-    checks, head = rp.check_document(doc)
+    checks, head = rp.check_document(doc, fast_canonical_json)
     rid = doc.get("report_id") if isinstance(doc.get("report_id"), str) else None
     cov = doc.get("coverage")
     n = len(cov["entries"]) if isinstance(cov, Mapping) and isinstance(cov.get("entries"), list) else None
@@ -549,7 +491,39 @@ def verify_document(doc: Any, trusted_public_key_pem: str | None = None) -> Veri
     except (ValueError, TypeError, binascii.Error) as exc:
         good, detail = False, f"unusable signature or key: {exc}"
     checks.append(rp.Check("signature", good, detail))
+    if doc.get("type") == rp.REPORT_TYPE:
+        checks += rp.check_arithmetic(doc)
+        checks += rp.check_completeness(doc)
+        checks.append(_tree_signatures(doc, pem))
     return Verification(all(c.ok for c in checks), checks, rid, n)
+
+
+def _tree_signatures(doc: Mapping[str, Any], pem: str) -> rp.Check:
+    """Each anchored tree head listed in the report verifies with the server's key."""
+    comp = doc.get("completeness")
+    trees = comp.get("trees") if isinstance(comp, Mapping) else None
+    if not isinstance(trees, list):
+        return rp.Check("tree head signatures", False, "no trees listed")
+    try:
+        key_id = _key_id_of(pem)
+    except (ValueError, TypeError) as exc:
+        return rp.Check("tree head signatures", False, f"unusable key: {exc}")
+    bad: list[str] = []
+    for t in trees:
+        head = t.get("head") if isinstance(t, Mapping) else None
+        try:
+            if not isinstance(head, Mapping) or head.get("key_id") != key_id:
+                raise ValueError("no head, or signed with another key")
+            message = tree_head_bytes(root=bytes.fromhex(str(head["root_sha256"])), tree_size=int(head["tree_size"]),
+                                      issued_at=str(head["issued_at"]), key_id=str(head["key_id"]))
+            ok = verify_signature(pem, message, base64.b64decode(str(head["signature"]), validate=True))
+        except (AssertionError, KeyError, TypeError, ValueError, binascii.Error):
+            ok = False
+        if not ok:
+            bad.append(str(t.get("tree_id")) if isinstance(t, Mapping) else "?")
+    detail = (f"tree heads that do not verify with key {key_id}: {', '.join(bad[:5])}" if bad
+              else f"{len(trees)} tree heads signed by {key_id}")
+    return rp.Check("tree head signatures", not bad, detail)
 
 
 def _key_id_of(pem: str) -> str:
@@ -561,3 +535,60 @@ def _key_id_of(pem: str) -> str:
         raise ValueError("not an Ed25519 public key")
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+# --- SCI (ISO/IEC 21031) --------------------------------------------------------------------------------
+
+SCI_STANDARD = "Software Carbon Intensity (SCI) specification, ISO/IEC 21031:2024"
+MAX_FUNCTIONAL_UNITS = 1e15
+
+
+def sci(
+    conn: Connection, *, account_id: str, period: Period, application: str, functional_unit: str, units: float,
+) -> dict[str, Any]:  # fmt: skip
+    """SCI = (E × I + M) per R for the records tagged ``application`` that occurred in the period.
+
+    E × I is each record's operational CO2e (``co2e_usage_g``: energy × grid factor), M its embodied
+    share (AI inference: EcoLogits' allocation; compute jobs: not estimated, stated), R the number of
+    functional units the client gives for the same period."""
+    if not (0 < units <= MAX_FUNCTIONAL_UNITS) or units != units:
+        message = f"must be a number of functional units > 0 and ≤ {MAX_FUNCTIONAL_UNITS:g}"
+        raise ValidationFailed([{"field": "functionalUnits", "message": message}])
+    led = ledger.collect(conn, account_id, period.start, period.end)
+    comp = compose.compose(led.records, period.start, period.end, "application", boundary.load(conn, account_id),
+                           _inference_site, JOB_METHODOLOGY)
+    mine = [e for e in comp.entries if e.get("application") == application]
+    operational = math.fsum(float(e["co2e_usage_g"]) for e in mine)
+    job_m: list[float] = []
+    for e in mine:
+        if e["kind"] == "job":
+            inp = comp.inputs.get(str(e["id"])) or {}
+            job_m.append(rp.sci_job_embodied_g(float(inp.get("duration_minutes") or 0.0),
+                                               float(inp.get("cpu_cores") or 0.0), float(inp.get("gpu_cores") or 0.0)))
+    embodied = math.fsum([*(float(e["co2e_embodied_g"]) for e in mine if e["kind"] != "job"), *job_m])
+    energy = math.fsum(float(e["energy_kwh"]) for e in mine)
+    jobs = sum(1 for e in mine if e["kind"] == "job")
+    return {
+        "standard": SCI_STANDARD,
+        "application": application,
+        "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True},
+        "functional_unit": functional_unit,
+        "R": units,
+        "E_kwh": energy,
+        "E_times_I_gco2e": operational,
+        "M_gco2e": embodied,
+        "M_compute_jobs_gco2e": math.fsum(job_m),
+        "M_compute_jobs_source": rp.SCI_EMBODIED_SOURCE,
+        "sci_gco2e_per_unit": (operational + embodied) / units,
+        "records": {"total": len(mine), "compute_jobs": jobs, "inference": len(mine) - jobs},
+        "completeness_problems": len(led.problems),
+        "limits": [
+            "M (embodied): AI inference records carry EcoLogits' allocation; compute jobs get M = TE × (t / EL) × "
+            "reserved share with Cloud Carbon Footprint's coefficients (M_compute_jobs_source): an m5-class "
+            "server by vCPU, a p4d-class server by GPU. These SCI-only figures are not in the emissions report "
+            "(jobs' co2e_embodied stays 0 there).",
+            "I is the grid-average (location-based) intensity each record was made with; SCI excludes "
+            "market-based instruments by definition.",
+            "R is the count of functional units given by the client for the same period; it is not checked.",
+        ],
+    }

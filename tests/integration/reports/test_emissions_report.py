@@ -9,7 +9,7 @@ import json
 import math
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,8 @@ def _stored(state: AppState, account_email: str) -> tuple[list[Any], list[Any]]:
     with state.db.begin() as conn:
         acct = conn.execute(sa.select(accounts.c.id).where(accounts.c.email == account_email)).scalar_one()
         jobs = conn.execute(
-            sa.select(receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipt_trees.c.created_at)
+            sa.select(receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipt_trees.c.created_at,
+                      receipts.c.job_id)
             .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
             .where(receipts.c.account_id == acct)
         ).all()
@@ -153,11 +154,13 @@ def test_totals_equal_the_sums_of_the_underlying_records(
 ) -> None:
     email = f"p-{uuid.uuid4().hex[:10]}@example.com"
     key = make_key(email=email, plan="scale")
+    occurred: dict[str, datetime] = {}  # job id → received time minus duration (no started_at sent)
     for rec in records:
         at(clock, rec["month"], rec["day"], year=rec["year"])
         if rec["kind"] == "job":
             fields = {k: rec[k] for k in ("duration_minutes", "cpu_cores", "gpu_cores", "geo_iso", "provider")}
-            post_job(client, key, **{k: v for k, v in fields.items() if v is not None})
+            made = post_job(client, key, **{k: v for k, v in fields.items() if v is not None})
+            occurred[made["job_id"]] = clock.now() - timedelta(minutes=rec["duration_minutes"])
         else:
             provider, model = rec["pm"]
             post_inference(client, key, provider=provider, model=model, prompt_tokens=rec["prompt_tokens"],
@@ -166,7 +169,7 @@ def test_totals_equal_the_sums_of_the_underlying_records(
     doc = report(client, key, groupBy=group_by)
 
     jobs, infs = _stored(state, email)
-    jobs = [j for j in jobs if _in_2026(j.created_at)]
+    jobs = [j for j in jobs if _in_2026(occurred[j.job_id])]
     infs = [i for i in infs if _in_2026(i.log_date)]
     t = doc["totals"]
     assert t["records"] == len(jobs) + len(infs) == doc["coverage"]["tree_size"]
@@ -179,10 +182,13 @@ def test_totals_equal_the_sums_of_the_underlying_records(
     else:
         assert t["water_l"] is None
     own = [j for j in jobs if json.loads(j.options or "{}").get("provider") in ("on-prem", "self-hosted")]
+    unclassified = [j for j in jobs if not json.loads(j.options or "{}").get("provider")]
     cats = {c["ghg"]["code"]: c for c in doc["by_ghg_category"]}
-    assert cats.get("scope2_location", {"records": 0})["records"] == len(own)
+    assert set(cats) == {"scope2", "scope3_cat1", "unclassified"}  # every bucket in every report
+    assert cats["scope2"]["records"] == len(own)
+    assert cats["unclassified"]["records"] == len(unclassified)
     if own:
-        assert _close(cats["scope2_location"]["co2e_kg"], math.fsum(j.co2_grams for j in own) / 1000)
+        assert _close(cats["scope2"]["co2e_kg"], math.fsum(j.co2_grams for j in own) / 1000)
     for parts in (doc["lines"], doc["by_ghg_category"], doc["series"]):
         assert sum(p["records"] for p in parts) == t["records"]
         assert _close(math.fsum(p["energy_kwh"] for p in parts), t["energy_kwh"])
@@ -194,14 +200,15 @@ def test_each_line_names_its_ghg_category_factors_datasets_and_methodology(
 ) -> None:
     doc = report(client, scale_key, groupBy="location")
     lines = {(ln["group"], ln["ghg"]["code"]): ln for ln in doc["lines"]}
-    fr = lines[("FR", "scope2_location")]  # the on-premises job
+    fr = lines[("FR", "scope2")]  # the on-premises job
     assert fr["ghg"]["scope"] == 2
     assert "location-based" in fr["ghg"]["method"]
     assert fr["group_label"] == "France (FR)"
     assert fr["records"] == 1
     assert fr["water_l"] is None
     assert _close(fr["co2e_kg"], mixed["jobs"][0]["co2_grams"] / 1000)
-    assert all(ln["ghg"]["code"] == "scope3_cat1" for key, ln in lines.items() if key[0] != "FR")
+    assert lines[("DE", "unclassified")]["records"] == 1  # sent with neither ownership nor provider
+    assert all(ln["ghg"]["code"] == "scope3_cat1" for key, ln in lines.items() if key[0] not in ("FR", "DE"))
     factors = {f["id"]: f for f in doc["emission_factors"]}
     for ln in doc["lines"]:
         assert ln["emission_factor_ids"]
@@ -225,7 +232,10 @@ def test_each_line_names_its_ghg_category_factors_datasets_and_methodology(
 
 def test_group_by_month_provider_model_and_key(client: TestClient, scale_key: str, mixed: dict[str, Any]) -> None:
     by_month = report(client, scale_key, groupBy="month")
-    assert [ln["group"] for ln in by_month["lines"]] == ["2026-01", "2026-01", "2026-03", "2026-11"]
+    # 2026-11: the inference record (Scope 3) and the DE job sent without provider (unclassified)
+    assert [(ln["group"], ln["ghg"]["code"]) for ln in by_month["lines"]] == [
+        ("2026-01", "scope2"), ("2026-01", "scope3_cat1"), ("2026-03", "scope3_cat1"), ("2026-11", "scope3_cat1"),
+        ("2026-11", "unclassified")]
     by_provider = {ln["group"]: ln for ln in report(client, scale_key, groupBy="provider")["lines"]}
     assert {"on-prem", "aws", "openai", "google", "anthropic", "(provider not given)"} == set(by_provider)
     assert by_provider["openai"]["group_label"] == "OpenAI"
@@ -412,14 +422,16 @@ def test_esrs_view_gives_the_supported_figures_and_states_the_limits(
     assert doc["type"] == "powermeter.esrs-e1-report/1"
     e16 = doc["esrs_e1"]["E1-6"]
     on_prem = mixed["jobs"][0]
-    assert _close(e16["gross_scope_2_location_based_tco2e"], on_prem["co2_grams"] / 1e6)
-    assert _close(doc["esrs_e1"]["E1-5"]["total_energy_consumption_own_operations_mwh"], on_prem["kwh"] / 1000)
-    purchased = [*mixed["jobs"][1:], *mixed["inference"]]
+    assert _close(e16["contribution_to_gross_scope_2_location_based_tco2e"], on_prem["co2_grams"] / 1e6)
+    assert _close(doc["esrs_e1"]["E1-5"]["contribution_to_total_energy_consumption_own_operations_mwh"],
+                  on_prem["kwh"] / 1000)
+    purchased = [mixed["jobs"][1], *mixed["inference"]]  # jobs[2] was sent without provider: unclassified
     expected_s3_g = math.fsum(x["co2_grams"] for x in purchased)
-    assert math.isclose(e16["gross_scope_3_tco2e"], expected_s3_g / 1e6, rel_tol=1e-6)
-    assert e16["gross_scope_2_market_based_tco2e"] is None
-    assert e16["total_ghg_emissions_market_based_tco2e"] is None
-    assert "contractual instruments" in e16["gross_scope_2_market_based_reason"]
+    assert math.isclose(e16["contribution_to_gross_scope_3_tco2e"], expected_s3_g / 1e6, rel_tol=1e-6)
+    assert _close(e16["unclassified_tco2e"], mixed["jobs"][2]["co2_grams"] / 1e6)
+    # FR has a residual mix (AIB 2023: 40.74 gCO2/kWh): the market-based figure is kWh × that factor
+    assert _close(e16["contribution_to_gross_scope_2_market_based_tco2e"], on_prem["kwh"] * 40.74 / 1e6)
+    assert {d["status"] for d in doc["esrs_e1"]["datapoint_coverage"]} == {"present", "partial", "not covered"}
     assert doc["esrs_e1"]["data_limits"]
     assert service.verify_document(r.json()).ok
 
@@ -440,8 +452,7 @@ def test_downloading_a_report_writes_a_download_audit_entry(
     assert entries[0]["timestamp"].startswith("2026-11-22T12:00:00")
     assert entries[0]["details"]["report_id"] == rid
     assert entries[0]["details"]["records"] == 6
-    assert entries[0]["details"]["merkle_root_sha256"] is None  # a CSV export is not signed
-    assert "x-report-merkle-root" not in r.headers
+    assert entries[0]["details"]["merkle_root_sha256"] == r.headers["x-report-merkle-root"]  # CSVs are signed too
     signed = client.get(URL, params={"start": "2026-01-01", "end": "2026-12-31"}, headers=bearer(scale_key))
     latest = client.get("/v1/audit/logs", params={"action_type": "DOWNLOAD"}, headers=bearer(scale_key)).json()
     assert latest["data"]["logs"][0]["details"]["merkle_root_sha256"] == signed.headers["x-report-merkle-root"]

@@ -1,0 +1,49 @@
+"""RFC 8785 canonical JSON of a report, fast: orjson with sorted keys, every double pre-rendered in its
+ECMAScript form (``orjson.Fragment``). It gives exactly :func:`powermeter.methodology.merkle.canonical_json`'s
+bytes for documents whose object keys are ASCII (then UTF-8 byte order = UTF-16 code-unit order) and whose
+strings orjson accepts (no lone surrogates); anything else takes the reference encoder.
+``tests/unit/test_report_canonical.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from powermeter.methodology.merkle import canonical_json, json_number
+
+_MAX_SAFE = 2**53
+
+
+class _Slow(Exception):
+    pass
+
+
+def _prep(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        return orjson.Fragment(json_number(v))
+    if t is dict:
+        out = {}
+        for k, x in v.items():
+            if type(k) is not str or not k.isascii():
+                raise _Slow
+            out[k] = _prep(x)
+        return out
+    if t is list or t is tuple:
+        return [_prep(x) for x in v]
+    if t is int:
+        if -_MAX_SAFE <= v <= _MAX_SAFE:
+            return v
+        raise _Slow
+    if v is None or t is bool or t is str:
+        return v
+    raise _Slow
+
+
+def fast_canonical_json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(_prep(value), option=orjson.OPT_SORT_KEYS)
+    except (_Slow, TypeError):
+        return canonical_json(value)

@@ -1,0 +1,400 @@
+"""The records a report covers, proven complete against the signed tree heads of the audit chain.
+
+Every ingest request anchors its signed tree head in the account's audit chain (``TREE_SIGNED``
+entries, :mod:`powermeter.audit.anchors`): a compute-job request's receipt tree, each AI inference
+record's one-leaf tree. For a period, this module
+
+1. takes every anchored tree whose occurrence-time range meets the period;
+2. reads the tree's stored records and rebuilds each record's canonical leaf from its rows (the
+   receipt from ``receipts`` + its profile + its tree's details; the inference record from
+   ``inference_records`` + ``inference_details`` + ``inference_signatures``);
+3. accounts for every leaf: ``ok`` (the rebuilt leaf hashes to the signed leaf), ``altered`` (it does
+   not), ``missing`` (no row); rows that belong to no anchored tree are ``extra``;
+4. books each record at its occurrence time, read from the rebuilt (signed) record: a job's
+   ``started_at`` or issue time minus duration, an inference record's ``occurred_at``.
+
+Nothing here trusts a stored hash without rebuilding it: deleting or editing any receipt or inference
+row, then building a report, gives a problem naming the record (and ``reports verify`` fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from powermeter.audit.anchors import Anchor, iter_anchors
+from powermeter.inference.tables import inference_details, inference_records
+from powermeter.jobs import receipts as rc
+from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
+from powermeter.methodology.ledger import inference_leaf_hash
+from powermeter.methodology.merkle import merkle_root
+from powermeter.methodology.occurrence import format_instant, parse_instant
+from powermeter.reports.tables import inference_signatures
+
+OK, ALTERED, MISSING, EXTRA, UNANCHORED = "ok", "altered", "missing", "extra", "unanchored"
+
+
+@dataclass(slots=True)
+class Record:
+    """One record as rebuilt from the database, with its status against the signed leaf."""
+
+    kind: str  # job | inference
+    id: str
+    tree_id: str | None
+    leaf_index: int | None
+    leaf_sha256: str | None  # the signed leaf hash (from the anchored tree)
+    record_sha256: str | None  # the hash of the leaf rebuilt from the rows (None: no row)
+    status: str
+    occurred_at: datetime | None = None
+    received_at: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the figures and tags (see the builders)
+    detail: str = ""
+
+    def in_period(self, start: datetime, end: datetime) -> bool:
+        return self.occurred_at is not None and start <= self.occurred_at < end
+
+
+@dataclass(slots=True)
+class Tree:
+    kind: str  # receipt_tree | inference_record
+    tree_id: str
+    audit_seq: int | None
+    audit_entry_sha256: str | None
+    head: dict[str, Any]  # root_sha256, tree_size, issued_at, key_id, signature
+    leaf_hashes: list[str]
+
+
+@dataclass(slots=True)
+class Ledger:
+    trees: list[Tree]
+    records: list[Record]
+    problems: list[dict[str, str]]
+
+
+def _overlaps(a: Anchor, start: datetime, end: datetime) -> bool:
+    try:
+        lo = parse_instant(str(a.details["occurred_from"]))
+        hi = parse_instant(str(a.details["occurred_to"]))
+    except (KeyError, ValueError):
+        return True  # unreadable range: include (the tree is then checked leaf by leaf)
+    return lo < end and hi >= start
+
+
+def _dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).replace(tzinfo=UTC)
+
+
+def collect(conn: Connection, account_id: str, start: datetime, end: datetime) -> Ledger:
+    anchors = list(iter_anchors(conn, account_id))
+    job_anchors = {a.tree_id: a for a in anchors if a.kind == "receipt_tree"}
+    inf_anchors = {a.tree_id: a for a in anchors if a.kind == "inference_record"}
+    trees: list[Tree] = []
+    records: list[Record] = []
+    problems: list[dict[str, str]] = []
+    _collect_jobs(conn, account_id, start, end, job_anchors, trees, records, problems)
+    _collect_inference(conn, account_id, start, end, inf_anchors, trees, records, problems)
+    return Ledger(trees, records, problems)
+
+
+# --- compute-job receipts -------------------------------------------------------------------------------
+
+
+def _collect_jobs(
+    conn: Connection, account_id: str, start: datetime, end: datetime, anchors: dict[str, Anchor],
+    trees: list[Tree], records: list[Record], problems: list[dict[str, str]],
+) -> None:  # fmt: skip
+    stored = {
+        str(r[1]): int(r[0])
+        for r in conn.execute(
+            sa.select(receipt_trees.c.seq, receipt_trees.c.tree_id).where(receipt_trees.c.account_id == account_id)
+        )
+    }
+    wanted = [a for a in anchors.values() if _overlaps(a, start, end)]
+    for a in wanted:
+        seq = stored.get(a.tree_id)
+        d = a.details
+        head = {k: d.get(k) for k in ("root_sha256", "tree_size", "issued_at", "key_id", "signature")}
+        if seq is None:
+            trees.append(Tree("receipt_tree", a.tree_id, a.seq, a.entry_hash, head, []))
+            prefix, width = str(d.get("receipt_id_prefix", "")), int(d.get("receipt_id_width", 4))
+            for i in range(int(d.get("tree_size", 0))):
+                rid = f"{prefix}{i:0{width}x}" if prefix else f"{a.tree_id}#{i}"
+                records.append(Record("job", rid, a.tree_id, i, None, None, MISSING,
+                                      detail="the receipt's tree row is gone"))
+                problems.append({"record": rid, "problem": MISSING,
+                                 "detail": f"receipt tree {a.tree_id} (anchored in audit entry {a.seq}) is missing"})
+            continue
+        _rebuild_tree(conn, account_id, seq, a, trees, records, problems)
+    # trees stored but never anchored: their receipts are extra records
+    for tree_id, seq in stored.items():
+        if tree_id in anchors:
+            continue
+        _rebuild_tree(conn, account_id, seq, None, trees, records, problems, start=start, end=end)
+    # receipt rows whose tree is not the account's (or does not exist)
+    orphan_q = (
+        sa.select(receipts.c.receipt_id)
+        .select_from(receipts.outerjoin(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq))
+        .where(receipts.c.account_id == account_id,
+               sa.or_(receipt_trees.c.seq.is_(None), receipt_trees.c.account_id != account_id))
+    )  # fmt: skip
+    for (rid,) in conn.execute(orphan_q):
+        records.append(Record("job", str(rid), None, None, None, None, EXTRA, detail="not part of any signed tree"))
+        problems.append({"record": str(rid), "problem": EXTRA,
+                         "detail": "receipt row belongs to no signed tree of the account"})
+
+
+def _rebuild_tree(
+    conn: Connection, account_id: str, seq: int, anchor: Anchor | None, trees: list[Tree], records: list[Record],
+    problems: list[dict[str, str]], *, start: datetime | None = None, end: datetime | None = None,
+) -> None:  # fmt: skip
+    t = conn.execute(sa.select(receipt_trees).where(receipt_trees.c.seq == seq)).first()
+    if t is None:  # pragma: no cover - read in the same snapshot
+        return
+    blob = bytes(t.leaf_hashes)
+    hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
+    head = {"root_sha256": t.root_sha256, "tree_size": t.tree_size, "issued_at": t.issued_at,
+            "key_id": t.key_id, "signature": t.signature}  # fmt: skip
+    if anchor is not None:
+        signed = {k: anchor.details.get(k) for k in head}
+        if signed != head:
+            problems.append({"record": t.tree_id, "problem": ALTERED,
+                             "detail": f"receipt tree {t.tree_id}'s stored head differs from the head anchored "
+                             f"in audit entry {anchor.seq}"})
+        head = signed
+    if merkle_root(hashes).hex() != head["root_sha256"] or len(hashes) != head["tree_size"]:
+        problems.append({"record": t.tree_id, "problem": ALTERED,
+                         "detail": f"receipt tree {t.tree_id}'s leaf hashes do not give its signed root"})
+    rows = conn.execute(sa.select(receipts).where(receipts.c.tree_seq == seq).order_by(receipts.c.leaf_index)).all()
+    profile_ids = [str(x) for x in orjson.loads(t.profile_ids)]
+    bodies = {
+        str(r[0]): str(r[1])
+        for r in conn.execute(
+            sa.select(receipt_profiles.c.id, receipt_profiles.c.body).where(receipt_profiles.c.id.in_(profile_ids))
+        )
+    }
+    docs = [rc.profile_doc_from_body(bodies[p]) if p in bodies else None for p in profile_ids]
+    builder = rc.LeafBuilder(account_id, t.issued_at, [d or docs_placeholder() for d in docs])
+    det = orjson.loads(t.details)
+    issued = parse_instant(t.issued_at)
+    by_index: dict[int, Any] = {}
+    built: list[Record] = []
+    for row in rows:
+        i = int(row.leaf_index)
+        signed_leaf = hashes[i].hex() if 0 <= i < len(hashes) else None
+        if i in by_index or signed_leaf is None or row.account_id != account_id:
+            rec = Record("job", row.receipt_id, t.tree_id, i, signed_leaf, None, EXTRA,
+                         detail="a second row for the same leaf, or a leaf index outside the tree")
+            built.append(rec)
+            continue
+        by_index[i] = row
+        rec = _rebuild_receipt(row, i, det, docs, builder, bodies, profile_ids, issued)
+        rec.tree_id, rec.leaf_sha256 = t.tree_id, signed_leaf
+        if rec.status == OK and rec.record_sha256 != signed_leaf:
+            rec.status, rec.detail = ALTERED, "the receipt rebuilt from its row does not hash to its signed leaf"
+        built.append(rec)
+    prefix = _id_prefix(anchor, [r.receipt_id for r in rows])
+    for i, h in enumerate(hashes):
+        if i not in by_index:
+            rid = f"{prefix[0]}{i:0{prefix[1]}x}" if prefix else f"{t.tree_id}#{i}"
+            built.append(Record("job", rid, t.tree_id, i, h.hex(), None, MISSING, detail="receipt row deleted"))
+    if anchor is None:
+        if start is not None and end is not None and not any(
+            r.in_period(start, end) or r.status != OK for r in built
+        ):
+            return  # an unanchored tree with nothing in the period: not this report's concern
+        for r in built:
+            if r.status == OK:
+                r.status, r.detail = UNANCHORED, "its tree was never anchored in the audit chain"
+    trees.append(Tree("receipt_tree", t.tree_id, anchor.seq if anchor else None,
+                      anchor.entry_hash if anchor else None, head, [h.hex() for h in hashes]))
+    for r in built:
+        records.append(r)
+        if r.status != OK:
+            problems.append({"record": r.id, "problem": r.status, "detail": f"receipt {r.id}: {r.detail}"})
+
+
+def docs_placeholder() -> rc.ProfileDoc:
+    return rc.profile_doc_from_body('{"dataset_versions":{},"factors":[],"location":"?","warnings":[]}')
+
+
+def _id_prefix(anchor: Anchor | None, ids: Sequence[str]) -> tuple[str, int] | None:
+    if anchor is not None and anchor.details.get("receipt_id_prefix"):
+        return str(anchor.details["receipt_id_prefix"]), int(anchor.details.get("receipt_id_width", 4))
+    if ids:
+        rid = ids[0]
+        return rid[:21], len(rid) - 21  # "rcpt_" + 16 hex, then the index
+    return None
+
+
+def _rebuild_receipt(
+    row: Any, i: int, det: dict[str, Any], docs: list[rc.ProfileDoc | None], builder: rc.LeafBuilder,
+    bodies: dict[str, str], profile_ids: list[str], issued: datetime,
+) -> Record:  # fmt: skip
+    j = int(row.profile_index)
+    if not (0 <= j < len(docs)) or docs[j] is None:
+        return Record("job", row.receipt_id, None, i, None, None, ALTERED, detail="its factor profile is missing")
+    body = orjson.loads(bodies[profile_ids[j]])
+    factors = {f["name"]: f for f in body["factors"]}
+    options = orjson.loads(row.options) if row.options else None
+    try:
+        duration = float(det["duration_minutes"][i])
+        inputs = rc.inputs_bytes(duration, det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i],
+                                 row.geo_iso, options)
+        pue = float(factors["pue"]["value"])
+        results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i],
+                                   det["memory_kwh"][i], pue)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return Record("job", row.receipt_id, None, i, None, None, ALTERED, detail="its stored inputs are unreadable")
+    h = builder.leaf_hash(j, inputs, row.job_id, row.receipt_id, results).hex()
+    opts = options if isinstance(options, dict) else {}
+    started = opts.get("started_at")
+    try:
+        occurred = parse_instant(started) if isinstance(started, str) else issued - timedelta(minutes=duration)
+    except ValueError:
+        occurred = issued - timedelta(minutes=duration)
+    data = {
+        "job_id": row.job_id,
+        "energy_kwh": float(row.kwh),
+        "co2e_g": float(row.co2_grams),
+        "location": body["location"],
+        "factors": factors,
+        "dataset_versions": body["dataset_versions"],
+        "warnings": body["warnings"],
+        "inputs": {"duration_minutes": duration, "cpu_cores": det["cpu_cores"][i], "memory_gb": det["memory_gb"][i],
+                   "gpu_cores": det["gpu_cores"][i], "geo_iso": row.geo_iso, **opts},
+    }  # fmt: skip
+    return Record("job", row.receipt_id, None, i, None, h, OK, occurred, format_instant(issued), data)
+
+
+# --- AI inference records -------------------------------------------------------------------------------
+
+
+def _collect_inference(
+    conn: Connection, account_id: str, start: datetime, end: datetime, anchors: dict[str, Anchor],
+    trees: list[Tree], records: list[Record], problems: list[dict[str, str]],
+) -> None:  # fmt: skip
+    wanted = {rid: a for rid, a in anchors.items() if _overlaps(a, start, end)}
+    # records booked in the period that were never signed/anchored
+    in_period = [
+        str(r[0])
+        for r in conn.execute(
+            sa.select(inference_records.c.id).where(
+                inference_records.c.account_id == account_id, inference_records.c.log_date >= start,
+                inference_records.c.log_date < end,
+            )
+        )
+    ]  # fmt: skip
+    ids = sorted(set(wanted) | set(in_period))
+    rows: dict[str, Any] = {}
+    for k in range(0, len(ids), 500):
+        chunk = ids[k : k + 500]
+        q = inference_query(account_id, chunk)
+        rows.update({str(r.id): r for r in conn.execute(q)})
+    for rid in ids:
+        a = wanted.get(rid)
+        row = rows.get(rid)
+        if a is None:
+            if rid in anchors:  # anchored with a range outside the period, but its row says otherwise
+                a = anchors[rid]
+            else:
+                rec = _rebuild_inference(row, account_id) if row is not None else None
+                status = EXTRA
+                r = Record("inference", rid, None, None, None, rec.record_sha256 if rec else None, status,
+                           rec.occurred_at if rec else None, rec.received_at if rec else None,
+                           rec.data if rec else {}, "not signed and anchored at ingest")
+                records.append(r)
+                problems.append({"record": rid, "problem": EXTRA,
+                                 "detail": f"inference record {rid} was never signed/anchored in the audit chain"})
+                continue
+        d = a.details
+        head = {k: d.get(k) for k in ("root_sha256", "tree_size", "issued_at", "key_id", "signature")}
+        leaf = str(d.get("root_sha256"))
+        trees.append(Tree("inference_record", rid, a.seq, a.entry_hash, head, [leaf]))
+        if row is None:
+            records.append(Record("inference", rid, rid, 0, leaf, None, MISSING, detail="inference row deleted"))
+            problems.append({"record": rid, "problem": MISSING, "detail": f"inference record {rid} is missing"})
+            continue
+        rec = _rebuild_inference(row, account_id)
+        rec.tree_id, rec.leaf_index, rec.leaf_sha256 = rid, 0, leaf
+        if rec.status == OK and rec.record_sha256 != leaf:
+            rec.status, rec.detail = ALTERED, "the record rebuilt from its rows does not hash to its signed leaf"
+        records.append(rec)
+        if rec.status != OK:
+            problems.append({"record": rid, "problem": rec.status, "detail": f"inference record {rid}: {rec.detail}"})
+
+
+def inference_fields(row: Any, account_id: str, received_at: str) -> dict[str, Any] | None:
+    """The signed leaf's fields of an inference record, from its row joined with its details
+    (``None`` when the details are missing or unreadable)."""
+    try:
+        details = orjson.loads(row.details) if row.details is not None else None
+    except orjson.JSONDecodeError:
+        details = None
+    if not isinstance(details, dict):
+        return None
+    bd = details.get("breakdown") or {}
+    rng = (details.get("ranges") or {}).get("co2_grams") or {}
+    inputs = details.get("inputs") or {}
+    return {
+        "account_id": account_id,
+        "application": row.application if row.application is not None else inputs.get("application"),
+        "calculation_method": row.calculation_method,
+        "co2_embodied_grams": bd.get("co2_embodied_grams"),
+        "co2_grams": row.co2_grams,
+        "co2_max_grams": rng.get("max"),
+        "co2_min_grams": rng.get("min"),
+        "co2_usage_grams": bd.get("co2_usage_grams"),
+        "energy_wh": row.energy_wh,
+        "final_region": row.final_region,
+        "id": str(row.id),
+        "is_estimated": inputs.get("is_estimated"),
+        "model_id": row.model_id,
+        "occurred_at": format_instant(_dt(row.log_date)),
+        "provider": row.provider,
+        "received_at": received_at,
+        "water_ml": row.water_ml,
+        "_details": details,
+    }
+
+
+def _rebuild_inference(row: Any, account_id: str) -> Record:
+    occurred = _dt(row.log_date)
+    fields = inference_fields(row, account_id, str(row.received_at)) if row.received_at is not None else None
+    if fields is None:
+        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
+                      detail="its details or signature row is missing")
+    details = fields.pop("_details")
+    try:
+        h = inference_leaf_hash(fields).hex()
+    except (ValueError, TypeError):
+        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
+                      detail="its stored fields are unreadable")
+    data = {**fields, "details": details, "final_provider": row.final_provider, "key_id": row.key_id,
+            "key_label": f"{row.key_name} ({row.masked_key})", "log_date_stored": format_instant(occurred)}
+    return Record("inference", str(row.id), None, None, None, h, OK, occurred, str(row.received_at), data)
+
+
+def inference_query(account_id: str, ids: Sequence[str]) -> Any:
+    """Inference rows of ``ids`` with their details and signature columns."""
+    return (
+        sa.select(inference_records, inference_details.c.details, inference_signatures.c.application,
+                  inference_signatures.c.received_at, inference_signatures.c.leaf_sha256,
+                  inference_signatures.c.key_id.label("sig_key_id"), inference_signatures.c.signature)
+        .select_from(
+            inference_records.outerjoin(inference_details, inference_details.c.id == inference_records.c.id)
+            .outerjoin(inference_signatures, inference_signatures.c.id == inference_records.c.id)
+        )
+        .where(inference_records.c.id.in_(list(ids)), inference_records.c.account_id == account_id)
+    )  # fmt: skip
+
+
+def in_period(records: Iterable[Record], start: datetime, end: datetime) -> list[Record]:
+    return [r for r in records if r.in_period(start, end)]
