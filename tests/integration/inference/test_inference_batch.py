@@ -7,13 +7,17 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import START
 from tests.integration.web.helpers import create_key, signup
+
+# an hour before the tests' frozen clock: records are booked at startTimeMs, so it must be recent
+T0 = int(START.timestamp() * 1000) - 3_600_000
 
 
 def item(key: str, **changes: Any) -> dict[str, Any]:
     return {
         "provider": "openai", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300,
-        "startTimeMs": 1710000000000, "firstTokenTimeMs": 1710000000400, "endTimeMs": 1710000003000,
+        "startTimeMs": T0, "firstTokenTimeMs": T0 + 400, "endTimeMs": T0 + 3000,
         "source": "gateway", "is_estimated": False, "tag": "app-a", "idempotency_key": key, **changes,
     }
 

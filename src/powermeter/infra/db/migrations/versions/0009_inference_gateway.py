@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "i17_inference_gateway"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
