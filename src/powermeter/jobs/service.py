@@ -51,6 +51,7 @@ from powermeter.methodology.compute_job import (
     JobProfile,
     UnknownLocationError,
 )
+from powermeter.methodology.measured import apply_measurements, implausibility_warnings, modelled_sources
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
@@ -156,6 +157,7 @@ class ComputeJobs:
     ) -> Recorded:
         _reject_duplicates_in_request(jobs, field_prefix)
         batch = self.estimate(jobs, field_prefix=field_prefix)
+        measurements = apply_measurements(jobs, batch)  # measured components replace modelled ones
         accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
 
         n = len(jobs)
@@ -173,7 +175,7 @@ class ComputeJobs:
         account_id = principal.account_id
 
         with gc_paused():
-            hashes, rows = _encode(jobs, batch, builder, receipt_ids, account_id)
+            hashes, rows = _encode(jobs, batch, builder, receipt_ids, account_id, measurements)
         root = merkle_root(hashes)
         head = tree_head_bytes(root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
         signature = signer.sign_b64(head)
@@ -190,7 +192,7 @@ class ComputeJobs:
                 "signature": signature,
                 "leaf_hashes": b"".join(hashes),
                 "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
-                "details": _details(jobs, batch),
+                "details": _details(jobs, batch, measurements),
                 "created_at": created,
             },
         )
@@ -218,12 +220,13 @@ class ComputeJobs:
         tree_head = rc.signed_tree_head(
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
         )
-        return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head)
+        return Recorded(batch, receipt_ids, issued_at, tree_id, tree_head, measurements)
 
     # --- responses ------------------------------------------------------------------------------------
     def report_data(self, job: JobIn, rec: Recorded) -> dict[str, Any]:
         est = rec.batch.job(0)
         p = est.profile
+        sources = rec.measurements[0] if rec.measurements else None
         loc = self.locations.resolve(p.location_code)
         if loc is None:  # pragma: no cover - the profile was built from this index
             raise RuntimeError(f"location {p.location_code} vanished")
@@ -242,8 +245,9 @@ class ComputeJobs:
                 "year": loc.year,
             },
             "factors": [f.as_dict() for f in p.factors],
-            "warnings": list(p.warnings),
+            "warnings": [*p.warnings, *implausibility_warnings(sources)],
             "methodology": dict(rc.METHODOLOGY),
+            "energy_sources": sources or modelled_sources(),
         }
 
     def batch_data(self, jobs: Sequence[JobIn], rec: Recorded) -> dict[str, Any]:
@@ -331,6 +335,7 @@ def _encode(
     builder: rc.LeafBuilder,
     receipt_ids: list[str],
     account_id: str,
+    measurements: list[dict[str, Any] | None] | None = None,
 ) -> tuple[list[bytes], list[list[Any]]]:
     """Every job's leaf hash and database row (the hot loop of a batch); the rows' ``tree_seq``
     (index 3) is filled in once the tree is stored."""
@@ -359,7 +364,7 @@ def _encode(
             results = results_t % tuple(numbers[k + 4 : k + 11])
         else:
             inputs = inputs_of(d, c, m, g, geo, options)
-            results = results_of(e, q, ck, gk, mk, pues[j])
+            results = results_of(e, q, ck, gk, mk, pues[j], None if measurements is None else measurements[i])
         rid = receipt_ids[i]
         # == builder.leaf_hash(j, inputs, jid, rid, results), inlined (this loop runs 10,000 times)
         h = states[j].copy()
@@ -379,11 +384,16 @@ def _encode(
 DETAIL_FIELDS = ("cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores")
 
 
-def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
+def _details(
+    jobs: Sequence[JobIn], batch: BatchEstimate, measurements: list[dict[str, Any] | None] | None = None
+) -> bytes:
     """The tree's ``details`` blob: per-leaf breakdown and numeric inputs, columnar (orjson writes
-    doubles in shortest round-trip form, so they read back bit for bit)."""
+    doubles in shortest round-trip form, so they read back bit for bit); ``energy_sources`` per leaf
+    only when a job of the tree carried a measurement."""
+    extra = {} if measurements is None else {"energy_sources": measurements}
     return orjson.dumps(
         {
+            **extra,
             "cpu_kwh": batch.cpu_kwh,
             "gpu_kwh": batch.gpu_kwh,
             "memory_kwh": batch.memory_kwh,
@@ -402,6 +412,7 @@ class Recorded:
     issued_at: str
     tree_id: str
     tree_head: dict[str, Any]
+    measurements: list[dict[str, Any] | None] | None = None
 
 
 def _reject_duplicates_in_request(jobs: Sequence[JobIn], field_prefix: str) -> None:
@@ -451,7 +462,10 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
         det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i], row.geo_iso, options
     )
     pue = float(next(f["value"] for f in orjson.loads(body)["factors"] if f["name"] == "pue"))
-    results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue)
+    sources = det["energy_sources"][i] if "energy_sources" in det else None
+    results = rc.results_bytes(
+        row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue, sources
+    )
     leaf = builder.leaf(0, inputs, row.job_id, row.receipt_id, results)
     blob: bytes = row.leaf_hashes
     hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
