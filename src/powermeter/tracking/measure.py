@@ -129,6 +129,22 @@ class Measured:
         return body
 
 
+@dataclass(slots=True)
+class Meters:
+    """The energy counters and the clock, opened (first reading taken) before the command starts."""
+
+    rapl: RaplMeter
+    nvml: NvmlMeter | None
+    started_at: datetime
+    t0: float
+
+    @classmethod
+    def open(cls, powercap_dir: str | None = None, use_gpu: bool = True) -> Meters:
+        rapl = RaplMeter.open(powercap_dir)
+        nvml = NvmlMeter.open() if use_gpu else None
+        return cls(rapl, nvml, datetime.now(UTC), time.monotonic())
+
+
 class Measurement:
     """Samples a process tree, RAPL and NVML every ``interval`` seconds (call :meth:`tick`, or run
     :meth:`start_thread` for the current process), then :meth:`finish`."""
@@ -142,14 +158,16 @@ class Measurement:
         use_gpu: bool = True,
         include_root_children_times: bool = False,
         since_first_sample: bool = False,
+        meters: Meters | None = None,
     ) -> None:
-        self.started_at = datetime.now(UTC)
-        self._t0 = time.monotonic()
+        meters = meters or Meters.open(powercap_dir, use_gpu)
+        self.started_at = meters.started_at
+        self._t0 = meters.t0
         self.cpu_cores = float(cpu_cores) if cpu_cores else float(available_cpus())
         self.tree = TreeSampler(pid, include_root_children_times=include_root_children_times)
         self._since_first = since_first_sample
-        self.rapl = RaplMeter.open(powercap_dir)
-        self.nvml = NvmlMeter.open() if use_gpu else None
+        self.rapl = meters.rapl
+        self.nvml = meters.nvml
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

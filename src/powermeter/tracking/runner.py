@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from powermeter.tracking.measure import DEFAULT_INTERVAL_S, Measured, Measurement
+from powermeter.tracking.measure import DEFAULT_INTERVAL_S, Measured, Measurement, Meters
 from powermeter.tracking.spool import DEFAULT_URL, KEY_ENV, URL_ENV, Outcome, Spool, new_idempotency_key, post
 
 GEO_ENV = "POWERMETER_GEO_ISO"
@@ -105,6 +105,11 @@ def run_command(
 ) -> tuple[int, Measured | None]:
     """Run ``cmd``, sampling it every ``interval`` s; forward SIGINT/SIGTERM. Returns the exit status
     (128 + N when killed by signal N; 127/126 when it cannot be started) and what was measured."""
+    meters: Meters | None = None
+    try:
+        meters = Meters.open(powercap_dir, use_gpu)  # first counter readings before the command starts
+    except Exception as exc:
+        print(f"powermeter: warning: cannot read energy counters: {exc}", file=sys.stderr)
     try:
         proc = subprocess.Popen(list(cmd))  # noqa: S603 - running the user's command is the point
     except FileNotFoundError:
@@ -133,7 +138,9 @@ def run_command(
     measurement: Measurement | None = None
     try:
         try:
-            measurement = Measurement(proc.pid, cpu_cores=cpu_cores, powercap_dir=powercap_dir, use_gpu=use_gpu)
+            measurement = Measurement(
+                proc.pid, cpu_cores=cpu_cores, powercap_dir=powercap_dir, use_gpu=use_gpu, meters=meters
+            )
         except Exception as exc:  # measuring must never stop the command from running
             print(f"powermeter: warning: cannot measure the command: {exc}", file=sys.stderr)
         threading.Thread(target=wait, name="powermeter-wait", daemon=True).start()
