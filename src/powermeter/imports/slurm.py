@@ -47,8 +47,6 @@ NOT_FINISHED = frozenset(
 )  # fmt: skip
 _GB_PER_UNIT = {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0, "P": 1024.0**2}
 _REQMEM = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)([cn]?)$")
-_GPU_UNTYPED = re.compile(r"(?:^|,)gres/gpu=(\d+)(?:,|$)")
-_GPU_TYPED = re.compile(r"(?:^|,)gres/gpu:[^=,]+=(\d+)(?:,|$)")
 
 
 class SacctFormatError(ValueError):
@@ -101,11 +99,18 @@ def parse_reqmem(text: str, alloc_cpus: int, nodes: int) -> float:
 
 
 def parse_gpus(alloc_tres: str) -> int:
-    s = alloc_tres.strip()
-    m = _GPU_UNTYPED.search(s)
-    if m:
-        return int(m.group(1))
-    return sum(int(x) for x in _GPU_TYPED.findall(s))
+    """``gres/gpu=N``, else the sum of the typed ``gres/gpu:TYPE=N`` entries (never both: no double count)."""
+    untyped: int | None = None
+    typed = 0
+    for item in alloc_tres.strip().split(","):
+        name, _eq, value = item.strip().partition("=")
+        if not value.isdigit():
+            continue
+        if name == "gres/gpu":
+            untyped = int(value)
+        elif name.startswith("gres/gpu:"):
+            typed += int(value)
+    return untyped if untyped is not None else typed
 
 
 def _int(text: str, name: str, default: int = 0) -> int:
