@@ -24,6 +24,7 @@ import orjson
 from powermeter.tracking.spool import _error_detail, is_already_stored
 
 MAX_CHUNK = 10_000
+MAX_WAIT_S = 30.0
 _INDEX = re.compile(r"^jobs\[(\d+)\]")
 
 
@@ -105,10 +106,10 @@ def _send_chunk(
             resp.status_code == 409 and _error_detail(resp)[0] == "IDEMPOTENCY_IN_PROGRESS"
         ):
             failures += 1
-            if failures > retries:
-                raise ImportStopped(reason if resp is None else f"server answered {resp.status_code}: {resp.text[:300]}")
             wait = float(resp.headers.get("retry-after", 0) or 0) if resp is not None else 0.0
-            time.sleep(min(max(wait, 0.5 * 2**failures), 30.0))
+            if failures > retries or wait > MAX_WAIT_S:  # e.g. the plan's daily cap: not worth waiting for
+                raise ImportStopped(reason if resp is None else f"server answered {resp.status_code}: {resp.text[:300]}")
+            time.sleep(min(max(wait, 0.5 * 2**failures), MAX_WAIT_S))
             continue
         code, message, errors = _error_detail(resp)
         drop: dict[int, str] = {}

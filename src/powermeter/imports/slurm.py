@@ -53,33 +53,32 @@ class SacctFormatError(ValueError):
     """The input is not ``sacct -P`` output with the columns we need."""
 
 
+_DURATION = re.compile(r"(?:(\d+)-(?=\d+:\d+:))?(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?")
+_NO_DURATION = frozenset({"", "INVALID", "UNLIMITED", "PARTITION_LIMIT", "UNKNOWN"})
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds of a Slurm duration (``[D-]HH:MM:SS[.frac]``, ``MM:SS[.frac]``, ``SS``); ``None`` if empty."""
     s = text.strip()
-    if not s or s.upper() in ("INVALID", "UNLIMITED", "PARTITION_LIMIT", "UNKNOWN"):
-        return None
-    days = 0
-    if "-" in s:
-        d, s = s.split("-", 1)
-        if not d.isdigit():
-            raise ValueError(f"bad duration {text!r}")
-        days = int(d)
-    frac = 0.0
-    if "." in s:
-        s, f = s.split(".", 1)
-        if not f.isdigit():
-            raise ValueError(f"bad duration {text!r}")
-        frac = int(f) / 10 ** len(f)  # by digit count: .018 is 18 ms, .000018 is 18 µs
-    parts = s.split(":")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts) or (days and len(parts) != 3):
+    m = _DURATION.fullmatch(s)
+    if m is None:
+        if s.upper() in _NO_DURATION:
+            return None
         raise ValueError(f"bad duration {text!r}")
-    nums = [int(p) for p in parts]
-    while len(nums) < 3:
-        nums.insert(0, 0)
-    h, m, sec = nums
-    if len(parts) > 1 and (sec >= 60 or (len(parts) == 3 and m >= 60)):
-        raise ValueError(f"bad duration {text!r}")
-    return days * 86400 + h * 3600 + m * 60 + sec + frac
+    d, h, mi, sec, frac = m.groups()
+    seconds = int(sec)
+    if mi is not None:
+        minutes = int(mi)
+        if seconds >= 60 or (h is not None and minutes >= 60):
+            raise ValueError(f"bad duration {text!r}")
+        seconds += minutes * 60
+    if h is not None:
+        seconds += int(h) * 3600
+    if d is not None:
+        seconds += int(d) * 86400
+    if frac is not None:
+        return seconds + int(frac) / 10 ** len(frac)  # by digit count: .018 is 18 ms, .000018 is 18 µs
+    return float(seconds)
 
 
 def parse_reqmem(text: str, alloc_cpus: int, nodes: int) -> float:
@@ -100,6 +99,8 @@ def parse_reqmem(text: str, alloc_cpus: int, nodes: int) -> float:
 
 def parse_gpus(alloc_tres: str) -> int:
     """``gres/gpu=N``, else the sum of the typed ``gres/gpu:TYPE=N`` entries (never both: no double count)."""
+    if "gres/gpu" not in alloc_tres:
+        return 0
     untyped: int | None = None
     typed = 0
     for item in alloc_tres.strip().split(","):
@@ -211,6 +212,8 @@ def parse_sacct(lines: Iterable[str]) -> ParseResult:
     result = ParseResult()
     jobs: dict[str, SlurmJob] = {}
 
+    i_id, i_total = col["JobID"], col["TotalCPU"]
+
     def get(row: list[str], name: str) -> str:
         i = col.get(name)
         return row[i] if i is not None else ""
@@ -224,9 +227,18 @@ def parse_sacct(lines: Iterable[str]) -> ParseResult:
             if len(result.bad_rows) < 1000:
                 result.bad_rows.append(f"line {lineno}: {len(row)} fields, the header has {width}")
             continue
-        raw_id = get(row, "JobID").strip()
+        raw_id = row[i_id].strip()
+        base, dot, _step = raw_id.partition(".")
+        job = jobs.get(base)
+        if dot and job is not None and job.has_allocation_row:
+            # a step of a job already seen (sacct prints the allocation row first): only its CPU time counts
+            try:
+                job.steps_total_cpu_s += parse_duration(row[i_total]) or 0.0
+            except ValueError as exc:
+                if len(result.bad_rows) < 1000:
+                    result.bad_rows.append(f"line {lineno} ({raw_id}): {exc}")
+            continue
         try:
-            base, dot, _step = raw_id.partition(".")
             if not base:
                 raise ValueError("empty JobID")
             elapsed = parse_duration(get(row, "Elapsed"))
@@ -239,7 +251,6 @@ def parse_sacct(lines: Iterable[str]) -> ParseResult:
             if len(result.bad_rows) < 1000:
                 result.bad_rows.append(f"line {lineno} ({raw_id}): {exc}")
             continue
-        job = jobs.get(base)
         if job is None:
             job = jobs[base] = SlurmJob(base)
         if not dot:  # the allocation row: the job's own figures
