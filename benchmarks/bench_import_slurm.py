@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.live import create_key, live_server, server_env  # noqa: E402
+from tests.live import create_key, live_server, server_env
 
 HEADER = "JobID|JobName|Partition|Elapsed|AllocCPUS|TotalCPU|ReqMem|MaxRSS|AllocTRES|NNodes|NodeList|State|Start|End"
 STATES = ["COMPLETED"] * 80 + ["FAILED"] * 8 + ["TIMEOUT"] * 4 + ["CANCELLED by 1001"] * 4 + ["OUT_OF_MEMORY"] * 2 + [

@@ -108,7 +108,8 @@ def _send_chunk(
             failures += 1
             wait = float(resp.headers.get("retry-after", 0) or 0) if resp is not None else 0.0
             if failures > retries or wait > MAX_WAIT_S:  # e.g. the plan's daily cap: not worth waiting for
-                raise ImportStopped(reason if resp is None else f"server answered {resp.status_code}: {resp.text[:300]}")
+                why = reason if resp is None else f"server answered {resp.status_code}: {resp.text[:300]}"
+                raise ImportStopped(why)
             time.sleep(min(max(wait, 0.5 * 2**failures), MAX_WAIT_S))
             continue
         code, message, errors = _error_detail(resp)

@@ -65,7 +65,10 @@ def parse_duration(text: str) -> float | None:
         if s.upper() in _NO_DURATION:
             return None
         raise ValueError(f"bad duration {text!r}")
-    d, h, mi, sec, frac = m.groups()
+    groups: tuple[str | None, ...] = m.groups()
+    d, h, mi, sec, frac = groups
+    if sec is None:  # pragma: no cover - the pattern always captures the seconds
+        raise ValueError(f"bad duration {text!r}")
     seconds = int(sec)
     if mi is not None:
         minutes = int(mi)
@@ -77,7 +80,7 @@ def parse_duration(text: str) -> float | None:
     if d is not None:
         seconds += int(d) * 86400
     if frac is not None:
-        return seconds + int(frac) / 10 ** len(frac)  # by digit count: .018 is 18 ms, .000018 is 18 µs
+        return seconds + int(frac) / 10.0 ** len(frac)  # by digit count: .018 is 18 ms, .000018 is 18 µs
     return float(seconds)
 
 

@@ -30,13 +30,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from powermeter.tracking.measure import DEFAULT_INTERVAL_S, Measured, Measurement
-from powermeter.tracking.runner import ReportSettings, Delivery, deliver, describe, generated_job_id
+from powermeter.tracking.runner import Delivery, ReportSettings, deliver, describe, generated_job_id
 
 if TYPE_CHECKING:
     from powermeter.client import PowermeterClient
 
 
-class track(contextlib.ContextDecorator):  # noqa: N801 - used like a function: with track(...), @track(...)
+class track(contextlib.ContextDecorator):
     """Measure a ``with`` block, or every call of a decorated function, and report it as one job."""
 
     def __init__(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -16,13 +15,14 @@ class _TrackGroup(TyperGroup):
     """``track`` runs a command; ``track flush`` is its only subcommand. Anything that is not a
     subcommand name is the command to run (to run a program called ``flush``, give its path)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         rest = super().parse_args(ctx, args)
         protected: list[str] = list(getattr(ctx, "_protected_args", []))
         if protected and protected[0] not in self.commands:
             ctx.args = [*protected, *rest]
-            ctx._protected_args = []  # type: ignore[attr-defined]
-        return ctx.args
+            ctx._protected_args = []
+        out: list[str] = ctx.args
+        return out
 
 
 track_app = typer.Typer(
@@ -69,7 +69,7 @@ def track(
         return
     cmd = list(ctx.args)
     if not cmd:
-        click.echo(ctx.get_help(), err=True)
+        typer.echo(ctx.get_help(), err=True)
         raise typer.Exit(2)
     from powermeter.tracking.runner import ReportSettings, deliver, describe, generated_job_id, run_command
 

@@ -9,6 +9,7 @@ Peak memory is the largest sum of the tree's resident set sizes over the samples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -185,7 +186,7 @@ class Measurement:
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:  # never let measuring break the measured code
+                except Exception:  # noqa: S112 - never let measuring break the measured code
                     continue
 
         self._thread = threading.Thread(target=run, name="powermeter-track", daemon=True)
@@ -196,10 +197,9 @@ class Measurement:
         if self._thread is not None:
             self._thread.join(timeout=5)
         wall = time.monotonic() - self._t0
-        try:
-            self.tick()  # the final reading (a command's tree is gone by now; RAPL/NVML are not)
-        except Exception:  # noqa: S110 - a failed last sample leaves the earlier ones
-            pass
+        # the final reading (a command's tree is gone by now; RAPL/NVML are not); if it fails, the earlier stand
+        with contextlib.suppress(Exception):
+            self.tick()
         notes: list[str] = []
         energy = self.rapl.energy_kwh() if self.rapl.available else {}
         if not self.rapl.available and self.rapl.unavailable_reason:

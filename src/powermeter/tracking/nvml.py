@@ -12,6 +12,7 @@ the tracker reports no GPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -82,15 +83,11 @@ class NvmlMeter:
                 d.last_mj = energy
             else:
                 d.last_mj = energy
-                try:
+                with contextlib.suppress(Exception):
                     d.total_kwh += self._nvml.nvmlDeviceGetPowerUsage(d.handle) / 1000.0 * dt / 3.6e6
-                except Exception:
-                    pass
-            try:
+            with contextlib.suppress(Exception):
                 d.util_sum += float(self._nvml.nvmlDeviceGetUtilizationRates(d.handle).gpu) / 100.0
                 d.util_n += 1
-            except Exception:
-                pass
 
     @property
     def count(self) -> int:
@@ -105,7 +102,5 @@ class NvmlMeter:
 
     def close(self) -> None:
         if self._nvml is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._nvml.nvmlShutdown()
-            except Exception:
-                pass

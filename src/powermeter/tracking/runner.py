@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -121,10 +122,8 @@ def run_command(
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)
-            except ProcessLookupError:
-                pass
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     waited: dict[str, Any] = {}

@@ -42,7 +42,8 @@ class Live:
     def receipt_of(self, job_id: str) -> dict[str, Any]:
         found = self.receipts(job_id)["receipts"]
         assert len(found) == 1, found
-        r = httpx.get(f"{self.url}/v1/receipts/{found[0]['receipt_id']}", headers={"Authorization": f"Bearer {self.key}"})
+        rid = found[0]["receipt_id"]
+        r = httpx.get(f"{self.url}/v1/receipts/{rid}", headers={"Authorization": f"Bearer {self.key}"})
         doc: dict[str, Any] = r.json()["data"]
         return doc
 

@@ -32,10 +32,13 @@ def test_with_track_reports_the_block(live: Live, tmp_path: Path) -> None:
         t0 = time.monotonic()
         _spin(1.0)
         self_ratio = (time.process_time() - c0) / (time.monotonic() - t0)
-    assert t.receipt is not None and t.spooled is None
-    assert t.measured is not None and t.measured.started_at < t.measured.ended_at
+    assert t.receipt is not None
+    assert t.spooled is None
+    assert t.measured is not None
+    assert t.measured.started_at < t.measured.ended_at
     inputs = live.receipt_of("api-busy")["receipt"]["inputs"]
-    assert inputs["geo_iso"] == "DE" and inputs["cpu_cores"] == 1
+    assert inputs["geo_iso"] == "DE"
+    assert inputs["cpu_cores"] == 1
     assert inputs["cpu_utilization"] == pytest.approx(min(1.0, self_ratio), abs=0.15)
 
 
@@ -59,13 +62,16 @@ def test_decorator_reports_one_job_per_call_and_exceptions_pass_through(live: Li
     with pytest.raises(KeyError, match="boom"):
         work(True)
     jobs = [r["job_id"] for r in live.receipts()["receipts"] if r["job_id"].startswith("api-dec-")]
-    assert len(jobs) == 3 and len(set(jobs)) == 3
+    assert len(jobs) == 3
+    assert len(set(jobs)) == 3
 
 
 def test_server_away_spools_to_the_same_spool_as_the_cli(live: Live, tmp_path: Path) -> None:
     with track("api-offline", url="http://127.0.0.1:9", api_key=live.key, spool_dir=tmp_path, quiet=True) as t:
         time.sleep(0.1)
-    assert t.receipt is None and t.spooled is not None and t.spooled.parent == tmp_path
+    assert t.receipt is None
+    assert t.spooled is not None
+    assert t.spooled.parent == tmp_path
     res = flush(Spool(tmp_path), live.url, live.key)
     assert (res.sent, res.left) == (1, 0)
     assert live.receipts("api-offline")["total"] == 1

@@ -77,7 +77,8 @@ def test_the_fixture_folds_steps_and_skips_unfinished_jobs() -> None:
     assert res.skipped_not_finished == 2  # 1005 RUNNING, 1003_[3-5] PENDING
     assert res.skipped_never_ran == 1  # 1006 CANCELLED with Elapsed 0
     assert len(res.bad_rows) == 2  # 1011 (Elapsed xx:yy) and 1012 (short row)
-    assert "1011" in res.bad_rows[0] and "line 21" in res.bad_rows[0]
+    assert "1011" in res.bad_rows[0]
+    assert "line 21" in res.bad_rows[0]
     by_id = {j.job_id: j for j in res.jobs}
     j2 = by_id["1002"]  # TotalCPU 0 on the allocation row: the steps' sum
     assert j2.total_cpu_s == pytest.approx(330.25 + 122400)
@@ -88,7 +89,8 @@ def test_the_fixture_folds_steps_and_skips_unfinished_jobs() -> None:
     assert by_id["1009"].gpus == 4
     assert by_id["1010"].req_mem_gb == 0.0
     assert by_id["1004+1"].gpus == 1
-    assert by_id["1001"].start is not None and by_id["1001"].start.isoformat() == "2026-11-02T10:00:00"
+    assert by_id["1001"].start is not None
+    assert by_id["1001"].start.isoformat() == "2026-11-02T10:00:00"
 
 
 def test_the_acceptance_job_gets_075_and_the_green_algorithms_energy() -> None:
@@ -123,7 +125,7 @@ def test_prefix_pue_and_model_mapping_by_partition_or_node_prefix() -> None:
 
 
 def test_missing_columns_name_the_sacct_command() -> None:
-    with pytest.raises(SacctFormatError, match="missing column.*TotalCPU.*sacct -a -P"):
+    with pytest.raises(SacctFormatError, match=r"missing column.*TotalCPU.*sacct -a -P"):
         parse_sacct(["JobID|Elapsed|AllocCPUS|ReqMem|AllocTRES|State\n", "1|00:10|1|1G||COMPLETED\n"])
     with pytest.raises(SacctFormatError, match="empty input"):
         parse_sacct([])
