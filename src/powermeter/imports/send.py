@@ -2,10 +2,11 @@
 
 Each chunk carries an ``Idempotency-Key`` derived from its content (SHA-256 of the exact body), so a
 retried or repeated chunk is answered from the server's idempotency record (``Idempotent-Replayed``)
-instead of being stored twice. A chunk refused because some of its jobs already have receipts (today a
-400 naming each ``jobs[i].job_id``; with issue 15 a 409 ``JOB_ID_CONFLICT``) is counted as "already
-stored" for those jobs and re-sent without them; other per-job refusals are reported with their
-input line and dropped, and the rest of the chunk is re-sent. No answer, 5xx or 429: retried with
+instead of being stored twice. A chunk refused because some of its jobs already have receipts (a 400
+naming each ``jobs[i].job_id``) is counted as "already stored" for those jobs and re-sent without them
+(a server answering identical repeats with 200 needs nothing more); other per-job refusals, including
+409 ``JOB_ID_CONFLICT`` (a known id with other inputs), are reported with their input line and dropped,
+and the rest of the chunk is re-sent. No answer, 5xx or 429: retried with
 back-off, then the import stops (re-running it is safe).
 """
 
@@ -120,7 +121,7 @@ def _send_chunk(
             if m is None or int(m.group(1)) >= len(idx):
                 continue
             k = int(m.group(1))
-            if is_already_stored(400, code, message, [e]) or code == "JOB_ID_CONFLICT":
+            if is_already_stored(resp.status_code, code, message, [e]):
                 already.add(k)
             else:
                 drop[k] = f"{e.get('field')}: {e.get('message')}"

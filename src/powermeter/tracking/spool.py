@@ -7,10 +7,11 @@ stored), so a crash at any moment leaves either the file or the receipt, and re-
 server already took is answered from the idempotency record (or recognised as a stored job) instead of
 counting the job twice.
 
-Outcomes of a send: ``sent`` (2xx), ``stored`` (the job already has a receipt: a replay after the
-idempotency record expired, or issue 15's 200-for-identical), ``retry`` (no connection, 5xx, 429 or
-an idempotency key still in flight: spool), ``rejected`` (any other 4xx: the body itself is wrong,
-kept under ``rejected/`` so it does not block the others).
+Outcomes of a send: ``sent`` (2xx, including a replay from the idempotency record or a server answering
+an identical repeat with the stored receipt), ``stored`` (a 400 saying the job id already has a receipt:
+a re-send after the idempotency record expired), ``retry`` (no connection, 5xx, 429 or an idempotency key
+still in flight: spool), ``rejected`` (any other 4xx, including 409 ``JOB_ID_CONFLICT``, the same job id
+with other inputs: kept under ``rejected/`` so it does not block the others).
 """
 
 from __future__ import annotations
@@ -75,11 +76,10 @@ def _error_detail(resp: httpx.Response) -> tuple[str, str, list[dict[str, Any]]]
 
 
 def is_already_stored(status: int, code: str, message: str, errors: list[dict[str, Any]]) -> bool:
-    """A refusal that only says the job id(s) already have a receipt (today: 400 naming ``job_id``;
-    with issue 15: 409 ``JOB_ID_CONFLICT``)."""
-    if code == "JOB_ID_CONFLICT":
-        return True
-    if status != 400 or not errors:
+    """A refusal that only says the job id(s) already have a receipt: today's 400 naming ``job_id``.
+    (A server that answers an identical repeat with the stored receipt, 200, needs no special case; its
+    409 ``JOB_ID_CONFLICT`` means *different* inputs under a known id: refused, not stored.)"""
+    if status != 400 or code == "JOB_ID_CONFLICT" or not errors:
         return False
     return all(str(e.get("field", "")).endswith("job_id") and "already" in str(e.get("message", "")) for e in errors)
 
@@ -103,7 +103,7 @@ def post(
         detail += ": " + "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors[:5])
     if resp.status_code >= 500 or resp.status_code == 429:
         return Outcome("retry", resp.status_code, detail)
-    if resp.status_code == 409 and code != "JOB_ID_CONFLICT":  # the same key is being processed right now
+    if code == "IDEMPOTENCY_IN_PROGRESS":  # the same key is being processed right now
         return Outcome("retry", resp.status_code, detail)
     if is_already_stored(resp.status_code, code, message, errors):
         return Outcome("stored", resp.status_code, detail)
