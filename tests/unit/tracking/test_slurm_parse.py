@@ -83,6 +83,7 @@ def test_the_fixture_folds_steps_and_skips_unfinished_jobs() -> None:
     j2 = by_id["1002"]  # TotalCPU 0 on the allocation row: the steps' sum
     assert j2.total_cpu_s == pytest.approx(330.25 + 122400)
     assert j2.cpu_utilization == pytest.approx((330.25 + 122400) / (93784 * 4))
+    assert to_report(j2, prefix="", geo_iso="DE")["cpu_utilization"] == 0.33  # sent to 1 percentage point
     assert j2.req_mem_gb == pytest.approx(4000 / 1024 * 4)
     assert by_id["1003_1"].req_mem_gb == 500.0
     assert by_id["1008"].cpu_utilization == 1.0  # 25 min CPU in 10 min on 1 CPU: capped
