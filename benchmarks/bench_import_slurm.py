@@ -16,6 +16,7 @@ Goal: the import ≤ 20 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import subprocess
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,13 +78,30 @@ def write_sacct(path: Path, rows: int, steps: int, seed: int = 1) -> int:
     return jobs
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _server_cpu() -> float:
+    """CPU seconds so far of the ``powermeter serve`` child of this process."""
+    total = 0.0
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "serve" in p.cmdline():
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, the importer's CPU seconds, the server's CPU seconds, the importer's last line."""
+    server0 = _server_cpu()
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     dt = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"failed ({res.returncode}): {res.stderr[-2000:]}")
-    return dt, res.stderr.strip().splitlines()[-1]
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {err[-2000:]}")
+    return dt, ru.ru_utime + ru.ru_stime, _server_cpu() - server0, err.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -102,13 +122,17 @@ def main() -> None:
             client_env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
             client_env.update(POWERMETER_URL=base, POWERMETER_API_KEY=key)
             cmd = [sys.executable, "-m", "powermeter", "import", "slurm", str(sacct), "--geo-iso", "DE"]
-            base_s, base_msg = timed([*cmd, "--dry-run"], client_env)
-            imp_s, imp_msg = timed(cmd, client_env)
-            again_s, again_msg = timed(cmd, client_env)
+            base_s, base_cpu, _, base_msg = timed([*cmd, "--dry-run"], client_env)
+            imp_s, imp_cpu, imp_srv, imp_msg = timed(cmd, client_env)
+            again_s, again_cpu, again_srv, again_msg = timed(cmd, client_env)
     print(f"{args.rows} rows, {jobs} Slurm jobs ({args.steps_per_job} step rows per job)")
-    print(f"baseline, parse only (--dry-run): {base_s:6.2f} s   {base_msg}")
-    print(f"import:                           {imp_s:6.2f} s   {imp_msg}")
-    print(f"re-import (nothing new):          {again_s:6.2f} s   {again_msg}")
+    print(f"baseline, parse only (--dry-run): {base_s:6.2f} s wall, importer CPU {base_cpu:5.2f} s   {base_msg}")
+    print(f"import:                           {imp_s:6.2f} s wall, importer CPU {imp_cpu:5.2f} s, "
+          f"server CPU {imp_srv:5.2f} s   {imp_msg}")
+    print(f"re-import (nothing new):          {again_s:6.2f} s wall, importer CPU {again_cpu:5.2f} s, "
+          f"server CPU {again_srv:5.2f} s   {again_msg}")
+    print(f"import CPU, importer + server: {imp_cpu + imp_srv:.2f} s (the wall time on an idle 2-core machine "
+          "is at most about this)")
     print(f"sending and storing: {imp_s - base_s:.2f} s; import / baseline = {imp_s / base_s:.1f}×; "
           f"goal ≤ 20 s: {'met' if imp_s <= 20 else 'NOT met'}")
     print(f"load average after: {os.getloadavg()}")
