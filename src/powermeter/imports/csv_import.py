@@ -89,6 +89,8 @@ def parse_csv(lines: Iterable[str], *, geo_iso: str | None = None) -> CsvResult:
             continue
         if "geo_iso" not in job and geo_iso:
             job["geo_iso"] = geo_iso
+        # When /v1/report accepts started_at (issue 20), this is the one line to add:
+        # if started: job["started_at"] = started
         out.jobs.append(job)
         out.lines.append(line)
         out.started_at.append(started)
