@@ -95,6 +95,21 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def _foreground_group_shared_with(pid: int) -> bool:
+    """True when ``pid`` is in our process group and that group is its terminal's foreground group: a
+    Ctrl-C there reaches the command directly, and forwarding it would deliver SIGINT twice."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False  # no controlling terminal (a batch job, CI, tests): always forward
+    try:
+        return os.getpgid(pid) == os.getpgrp() == os.tcgetpgrp(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def run_command(
     cmd: Sequence[str],
     *,
@@ -120,7 +135,11 @@ def run_command(
         print(f"powermeter: permission denied: {cmd[0]}", file=sys.stderr)
         return 126, None
 
+    terminal_group = _foreground_group_shared_with(proc.pid)
+
     def forward(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and terminal_group:
+            return  # Ctrl-C at the terminal went to the whole foreground group: the command has it already
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)

@@ -175,3 +175,42 @@ def test_sigint_reaches_a_command_that_does_not_handle_it(live: Live) -> None:
     # Python ends on an unhandled KeyboardInterrupt by killing itself with SIGINT: 128 + 2, as a shell says
     assert proc.returncode == 128 + signal.SIGINT
     assert live.receipts("sig-2")["total"] == 1
+
+
+
+PROBE = """
+import subprocess, sys
+from powermeter.tracking.runner import _foreground_group_shared_with
+same = subprocess.Popen(["sleep", "5"])
+other = subprocess.Popen(["sleep", "5"], start_new_session=True)
+print("verdicts", _foreground_group_shared_with(same.pid), _foreground_group_shared_with(other.pid), flush=True)
+same.kill(); other.kill()
+"""
+
+
+def test_ctrl_c_at_a_terminal_is_not_forwarded_a_second_time() -> None:
+    """In a terminal, Ctrl-C goes to the whole foreground group (tracker and command): forwarding it too
+    would deliver SIGINT twice. The decision, in a real pseudo-terminal and without one."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # session leader of a new pseudo-terminal, in its foreground group
+        try:
+            os.execv(sys.executable, [sys.executable, "-c", PROBE])  # noqa: S606
+        finally:
+            os._exit(127)
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"verdicts True False" in out, out  # same group at the terminal: not forwarded; own group: forwarded
+    no_tty = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    assert "verdicts False False" in no_tty.stdout  # no terminal (batch jobs, CI): always forwarded
