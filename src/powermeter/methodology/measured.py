@@ -53,14 +53,20 @@ def apply_measurements(jobs: Sequence[Any], batch: BatchEstimate) -> list[dict[s
     Returns, per job, its ``energy_sources`` (``None`` for a job without measurement), or ``None``
     when no job of the batch has any (the common case, which costs one attribute scan).
     """
-    out: list[dict[str, Any] | None] | None = None
+    try:  # the hot path: one pass of plain attribute reads over a batch (~1 ms per 10,000 jobs)
+        flagged = [
+            i for i, j in enumerate(jobs)
+            if j.measured_cpu_kwh is not None or j.measured_memory_kwh is not None or j.measured_gpu_kwh is not None
+        ]  # fmt: skip
+    except AttributeError:  # job objects without the measured fields (e.g. ``JobSpec``)
+        flagged = [i for i, j in enumerate(jobs) if any(getattr(j, n, None) is not None for n in MEASURED_FIELDS)]
+    if not flagged:
+        return None
+    out: list[dict[str, Any] | None] = [None] * len(jobs)
     columns = {"cpu": batch.cpu_kwh, "gpu": batch.gpu_kwh, "memory": batch.memory_kwh}
-    for i, job in enumerate(jobs):
+    for i in flagged:
+        job = jobs[i]
         values = [getattr(job, name, None) for name in MEASURED_FIELDS]
-        if all(v is None for v in values):
-            continue
-        if out is None:
-            out = [None] * len(jobs)
         profile = batch.profiles[batch.profile_index[i]]
         sources: dict[str, dict[str, Any]] = {}
         for (comp, _field, source), value in zip(COMPONENTS, values, strict=True):
