@@ -46,12 +46,52 @@ class TreeSampler:
         self.peak_rss = 0
         self.samples = 0
 
+    def _child_pids(self) -> list[int] | None:
+        """Descendants from Linux's ``/proc/PID/task/TID/children`` (≈ 0.1 ms), instead of psutil's
+        walk of every process of the machine (≈ 8 ms with ~120 processes: most of the sampling cost).
+        ``None`` where the files do not exist. The kernel documents the list as exact only for stopped
+        tasks: a child born or gone mid-read may be missed by one sample (CPU time still comes from its
+        last reading, and from ``wait4`` for a tracked command)."""
+        root = self.root.pid
+        if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+            return None
+        found: list[int] = []
+        stack = [root]
+        while stack:
+            pid = stack.pop()
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                        kids = [int(x) for x in fh.read().split()]
+                except (OSError, ValueError):
+                    continue
+                found.extend(kids)
+                stack.extend(kids)
+        return found
+
     def _tree(self) -> list[psutil.Process]:
-        try:
-            children = self.root.children(recursive=True)
-        except psutil.Error:
-            children = []
         procs = [self.root]
+        pids = self._child_pids()
+        if pids is None:
+            try:
+                children = self.root.children(recursive=True)
+            except psutil.Error:
+                children = []
+        else:
+            children = []
+            for pid in pids:
+                known = self._procs.get(pid)
+                if known is not None and known.is_running():
+                    children.append(known)
+                    continue
+                try:
+                    children.append(psutil.Process(pid))
+                except psutil.Error:
+                    continue
         for c in children:
             known = self._procs.get(c.pid)
             if known is None or not known.is_running():
