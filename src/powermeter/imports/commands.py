@@ -44,11 +44,18 @@ def _send(jobs: list[dict[str, Any]], labels: list[str], url: str | None, key: s
 
     settings = ReportSettings(url, key)
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    tty = sys.stderr.isatty()
+    done = [0]
+
+    def lines(n: int) -> None:  # no terminal (a log file, CI): one line per chunk instead of a bar
+        done[0] += n
+        print(f"importing: {done[0]}/{len(jobs)} jobs sent", file=sys.stderr)
+
     try:
-        with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
+        with Progress(*columns, transient=False, disable=not tty) as bar:
             task = bar.add_task("import", total=len(jobs))
             res = send_jobs(jobs, settings.base_url, settings.key, chunk_size=chunk, labels=labels,
-                            progress=lambda n: bar.advance(task, n))
+                            progress=(lambda n: bar.advance(task, n)) if tty else lines)
     except ImportStopped as exc:
         print(f"error: import stopped: {exc} (jobs sent so far are stored; re-running the import is safe)",
               file=sys.stderr)

@@ -27,6 +27,8 @@ def test_slurm_import_reports_finished_jobs_and_reimport_stores_nothing_new(live
     assert "21 row(s), 10 finished job(s)" in res.stderr
     assert "2 running/pending, 1 never ran" in res.stderr
     assert "stored 10 new job(s)" in res.stderr
+    assert "importing: 3/10 jobs sent" in res.stderr  # chunks of at most 3, one line each (no terminal)
+    assert "importing: 10/10 jobs sent" in res.stderr
     assert live.receipts()["total"] == 10
 
     doc = live.receipt_of("slurm-1001")
