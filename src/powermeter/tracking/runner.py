@@ -82,6 +82,8 @@ def describe(job_id: str, delivery: Delivery) -> str:
         for w in d.get("warnings") or []:
             parts.append(f"\npowermeter: warning: {w}")
         return "".join(parts)
+    if out.status == "sent":
+        return f"powermeter: job {job_id}: reported ({out.http_status})"
     if delivery.spooled is not None:
         return (f"powermeter: job {job_id}: server unavailable ({out.detail}); report spooled to "
                 f"{delivery.spooled}; send it later with: powermeter track flush")

@@ -95,7 +95,11 @@ def post(
     except httpx.HTTPError as exc:
         return Outcome("retry", None, f"server unreachable: {type(exc).__name__}: {exc}")
     if 200 <= resp.status_code < 300:
-        data = resp.json().get("data")
+        try:
+            doc = resp.json()
+        except ValueError:
+            doc = None
+        data = doc.get("data") if isinstance(doc, dict) else None
         return Outcome("sent", resp.status_code, "ok", data if isinstance(data, dict) else None)
     code, message, errors = _error_detail(resp)
     detail = f"{resp.status_code} {code} {message}".strip()
