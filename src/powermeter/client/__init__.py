@@ -13,6 +13,9 @@ Families: ``jobs`` (report, batch, receipts, api-key stats), ``audit``, ``infere
 (route, grid data, Carbon Aware SDK endpoints), ``cost`` (public calculator) and ``devices``. Errors
 raise :class:`PowermeterError` subclasses carrying ``status``, ``code``, ``detail`` and
 ``retry_after``.
+
+``track`` measures a block or a function (``with track("job-1", client=pm): ...``, ``@track(...)``)
+and reports it as one job; see :mod:`powermeter.tracking.api`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from powermeter.client.inference import InferenceAPI
 from powermeter.client.jobs import JobsAPI
 from powermeter.client.router import AsyncCarbonTransport, CarbonRouter, CarbonTransport, Choice
 from powermeter.client.routing import RoutingAPI
+from powermeter.tracking.api import track
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -62,6 +66,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "UnprocessableError",
+    "track",
 ]
 
 

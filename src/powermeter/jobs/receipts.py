@@ -49,6 +49,7 @@ METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
 OPTION_FIELDS: tuple[str, ...] = (
     "cpu_model", "gpu_model", "cpu_utilization", "gpu_utilization", "pue", "provider", "region",
     "ownership", "site", "started_at", "application",
+    "measured_cpu_kwh", "measured_memory_kwh", "measured_gpu_kwh",
 )  # fmt: skip
 _SORT = orjson.OPT_SORT_KEYS
 _MAX_SAFE = float(2**53)
@@ -136,20 +137,27 @@ def _plain_numbers(values: tuple[float, ...]) -> list[bytes] | None:
     return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
 
 
-def results_bytes(kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memory_kwh: float, pue: float) -> bytes:
+def results_bytes(
+    kwh: float, co2_g: float, cpu_kwh: float, gpu_kwh: float, memory_kwh: float, pue: float,
+    energy_sources: Mapping[str, Any] | None = None,
+) -> bytes:  # fmt: skip
+    """Canonical JSON of a receipt's results; ``energy_sources`` (measured vs modelled per component)
+    only when the job carried a measurement (absent: every component modelled)."""
     overhead = kwh - (cpu_kwh + gpu_kwh + memory_kwh)
-    parts = _plain_numbers((cpu_kwh, gpu_kwh, memory_kwh, overhead, pue, co2_g, kwh))
-    if parts is not None:
-        return _RESULTS % tuple(parts)
-    return canonical_json(
-        {
-            "breakdown": {
-                "cpu_kwh": cpu_kwh, "gpu_kwh": gpu_kwh, "memory_kwh": memory_kwh, "overhead_kwh": overhead, "pue": pue,
-            },
-            "co2_grams": co2_g,
-            "kwh": kwh,
-        }
-    )  # fmt: skip
+    if energy_sources is None:
+        parts = _plain_numbers((cpu_kwh, gpu_kwh, memory_kwh, overhead, pue, co2_g, kwh))
+        if parts is not None:
+            return _RESULTS % tuple(parts)
+    out: dict[str, Any] = {
+        "breakdown": {
+            "cpu_kwh": cpu_kwh, "gpu_kwh": gpu_kwh, "memory_kwh": memory_kwh, "overhead_kwh": overhead, "pue": pue,
+        },
+        "co2_grams": co2_g,
+        "kwh": kwh,
+    }  # fmt: skip
+    if energy_sources is not None:
+        out["energy_sources"] = dict(energy_sources)
+    return canonical_json(out)
 
 
 def string_bytes(s: str) -> bytes:

@@ -13,6 +13,12 @@ MAX_DURATION_MINUTES = 60 * 24 * 366 * 10  # ten years
 MAX_CORES = 1_000_000
 MAX_MEMORY_GB = 100_000_000
 MAX_GPUS = 1_000_000
+MAX_MEASURED_KWH = 10_000_000.0  # 10 GWh: far above any single job (a 10,000-GPU week is ~2 GWh)
+_MEASURED = (
+    " IT energy (before PUE) measured while the job ran, in kWh; replaces the modelled figure of this "
+    "component. The receipt's results.energy_sources says which components were measured or modelled, "
+    "with the model's figure and a plausibility flag (measured within ×0.1–×10 of the model)."
+)
 
 
 class JobIn(BaseModel):
@@ -56,6 +62,15 @@ class JobIn(BaseModel):
     )
     application: str | None = Field(None, min_length=1, max_length=128,
                                     description="Application tag (SCI per application)")
+    measured_cpu_kwh: float | None = Field(
+        None, ge=0, le=MAX_MEASURED_KWH, description="CPU package energy from RAPL (powercap energy_uj)." + _MEASURED
+    )
+    measured_memory_kwh: float | None = Field(
+        None, ge=0, le=MAX_MEASURED_KWH, description="DRAM energy from the RAPL dram domain." + _MEASURED
+    )
+    measured_gpu_kwh: float | None = Field(
+        None, ge=0, le=MAX_MEASURED_KWH, description="GPU energy from NVML." + _MEASURED
+    )
 
     @field_validator("started_at")
     @classmethod
@@ -106,6 +121,11 @@ class ReportData(BaseModel):
     methodology: dict[str, str]
     replayed: bool | None = Field(
         None, description="true when this job_id was reported before with the same inputs: its existing receipt"
+    )
+    energy_sources: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Per component (cpu, gpu, memory): method 'measured' (source rapl or nvml, with "
+        "measured_kwh, modelled_kwh and plausible) or 'modelled' (source green-algorithms-v3)",
     )
 
 

@@ -57,6 +57,7 @@ from powermeter.methodology.compute_job import (
     JobProfile,
     UnknownLocationError,
 )
+from powermeter.methodology.measured import apply_measurements, implausibility_warnings, modelled_sources
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
 from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
 
@@ -169,8 +170,9 @@ class ComputeJobs:
         _reject_duplicates_in_request(jobs, field_prefix)
         occurred = _occurrence_range(jobs, now, field_prefix)
         batch = self.estimate(jobs, field_prefix=field_prefix)
+        measurements = apply_measurements(jobs, batch)  # measured components replace modelled ones
         try:
-            rec = self._write(conn, principal, signer, now, jobs, batch, occurred)
+            rec = self._write(conn, principal, signer, now, jobs, batch, occurred, measurements)
         except _AlreadyStored as dup:
             return self._replay(conn, principal, signer, now, jobs, dup.job_ids, field_prefix=field_prefix)
         # after the insert, so that a re-reported job is never counted twice (the cap still refuses
@@ -187,6 +189,7 @@ class ComputeJobs:
         jobs: Sequence[JobIn],
         batch: BatchEstimate,
         occurred: tuple[str, str],
+        measurements: list[dict[str, Any] | None] | None,
     ) -> Recorded:
         n = len(jobs)
         issued_at = utc_iso(now)
@@ -203,7 +206,7 @@ class ComputeJobs:
         account_id = principal.account_id
 
         with gc_paused():
-            hashes, rows = _encode(jobs, batch, builder, receipt_ids, account_id)
+            hashes, rows = _encode(jobs, batch, builder, receipt_ids, account_id, measurements)
         root = merkle_root(hashes)
         head = tree_head_bytes(root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
         signature = signer.sign_b64(head)
@@ -220,7 +223,7 @@ class ComputeJobs:
                 "signature": signature,
                 "leaf_hashes": b"".join(hashes),
                 "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
-                "details": _details(jobs, batch),
+                "details": _details(jobs, batch, measurements),
                 "created_at": created,
             },
         )
@@ -247,7 +250,7 @@ class ComputeJobs:
             occurred=occurred, ids={"receipt_id_prefix": prefix, "receipt_id_width": width},
         )
         return Recorded(
-            batch, receipt_ids, issued_at, tree_id, tree_head, batch.energy_kwh, batch.co2_g, None
+            batch, receipt_ids, issued_at, tree_id, tree_head, batch.energy_kwh, batch.co2_g, None, measurements
         )
 
     def _replay(
@@ -312,6 +315,7 @@ class ComputeJobs:
             kwh,
             co2,
             replayed,
+            None,  # a replayed job answers from its signed receipt; new ones' sources are in their tree
         )
 
     # --- responses ------------------------------------------------------------------------------------
@@ -325,6 +329,7 @@ class ComputeJobs:
             raise RuntimeError("no estimate for a new job")
         est = rec.batch.job(0)
         p = est.profile
+        sources = rec.measurements[0] if rec.measurements else None
         loc = self.locations.resolve(p.location_code)
         if loc is None:  # pragma: no cover - the profile was built from this index
             raise RuntimeError(f"location {p.location_code} vanished")
@@ -343,8 +348,9 @@ class ComputeJobs:
                 "year": loc.year,
             },
             "factors": [f.as_dict() for f in p.factors],
-            "warnings": list(p.warnings),
+            "warnings": [*p.warnings, *implausibility_warnings(sources)],
             "methodology": dict(rc.METHODOLOGY),
+            "energy_sources": sources or modelled_sources(),
         }
 
     def _replayed_report(self, conn: Connection, stored: StoredReceipt) -> dict[str, Any]:
@@ -473,6 +479,7 @@ def _encode(
     builder: rc.LeafBuilder,
     receipt_ids: list[str],
     account_id: str,
+    measurements: list[dict[str, Any] | None] | None = None,
 ) -> tuple[list[bytes], list[list[Any]]]:
     """Every job's leaf hash and database row (the hot loop of a batch); the rows' ``tree_seq``
     (index 3) is filled in once the tree is stored."""
@@ -501,7 +508,7 @@ def _encode(
             results = results_t % tuple(numbers[k + 4 : k + 11])
         else:
             inputs = inputs_of(d, c, m, g, geo, options)
-            results = results_of(e, q, ck, gk, mk, pues[j])
+            results = results_of(e, q, ck, gk, mk, pues[j], None if measurements is None else measurements[i])
         rid = receipt_ids[i]
         # == builder.leaf_hash(j, inputs, jid, rid, results), inlined (this loop runs 10,000 times)
         h = states[j].copy()
@@ -521,10 +528,13 @@ def _encode(
 DETAIL_FIELDS = ("cpu_kwh", "gpu_kwh", "memory_kwh", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores")
 
 
-def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
+def _details(
+    jobs: Sequence[JobIn], batch: BatchEstimate, measurements: list[dict[str, Any] | None] | None = None
+) -> bytes:
     """The tree's ``details`` blob: per-leaf breakdown and numeric inputs, columnar (orjson writes
     doubles in shortest round-trip form, so they read back bit for bit), plus ``extra``: the other
-    inputs of the leaves that set any (leaf index → object), for the re-report comparison."""
+    inputs of the leaves that set any (leaf index → object), for the re-report comparison, and
+    ``energy_sources`` per leaf only when a job of the tree carried a measurement."""
     doc: dict[str, Any] = {
         "cpu_kwh": batch.cpu_kwh,
         "gpu_kwh": batch.gpu_kwh,
@@ -534,6 +544,8 @@ def _details(jobs: Sequence[JobIn], batch: BatchEstimate) -> bytes:
         "memory_gb": [j.memory_gb for j in jobs],
         "gpu_cores": [j.gpu_cores for j in jobs],
     }
+    if measurements is not None:
+        doc["energy_sources"] = measurements
     if _SCHEMA_HAS_EXTRA_FIELDS:  # only scan when the request schema has such fields (~0.2 µs per job)
         stored_elsewhere = _STORED_ELSEWHERE
         extra = {}
@@ -561,6 +573,7 @@ class Recorded:
     kwh: list[float]
     co2: list[float]
     replayed: list[StoredReceipt | None] | None
+    measurements: list[dict[str, Any] | None] | None = None
 
 
 class _AlreadyStored(Exception):
@@ -699,7 +712,10 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
         det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i], row.geo_iso, options
     )
     pue = float(next(f["value"] for f in orjson.loads(body)["factors"] if f["name"] == "pue"))
-    results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue)
+    sources = det["energy_sources"][i] if "energy_sources" in det else None
+    results = rc.results_bytes(
+        row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue, sources
+    )
     leaf = builder.leaf(0, inputs, row.job_id, row.receipt_id, results)
     blob: bytes = row.leaf_hashes
     hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
