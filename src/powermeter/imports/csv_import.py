@@ -6,7 +6,8 @@ Columns (header row required, any order; an empty cell is "not given"):
 - optional numbers: ``cpu_cores``, ``memory_gb``, ``gpu_cores``, ``cpu_utilization``, ``gpu_utilization``,
   ``pue``, ``measured_cpu_kwh``, ``measured_memory_kwh``, ``measured_gpu_kwh``;
 - optional text: ``cpu_model``, ``gpu_model``, ``provider``, ``region``;
-- ``started_at`` (ISO 8601): recorded, not sent yet.
+- ``started_at`` (ISO 8601 instant with offset, e.g. ``2026-11-02T08:00:00Z``): when the job ran; reports
+  book it then.
 
 Any other column is an error (so a typo is not silently ignored). Values are checked by the server,
 which names the job (by index in its chunk) and the field; the importer reports them by line.
@@ -36,7 +37,7 @@ class CsvFormatError(ValueError):
 class CsvResult:
     jobs: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line of each job
-    started_at: list[str | None] = field(default_factory=list)  # recorded per job (not sent yet)
+    started_at: list[str | None] = field(default_factory=list)  # per job, also sent as started_at
     bad_rows: list[str] = field(default_factory=list)
 
 
@@ -89,8 +90,8 @@ def parse_csv(lines: Iterable[str], *, geo_iso: str | None = None) -> CsvResult:
             continue
         if "geo_iso" not in job and geo_iso:
             job["geo_iso"] = geo_iso
-        # When /v1/report accepts started_at (issue 20), this is the one line to add:
-        # if started: job["started_at"] = started
+        if started:
+            job["started_at"] = started  # reports book the job at this instant (the server checks its form)
         out.jobs.append(job)
         out.lines.append(line)
         out.started_at.append(started)

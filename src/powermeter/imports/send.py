@@ -13,6 +13,7 @@ back-off, then the import stops (re-running it is safe).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -99,9 +100,15 @@ def _send_chunk(
                 result.already += len(idx)  # this exact chunk was stored before
             else:
                 data = resp.json()["data"]
-                result.stored += len(idx)
-                result.kwh += float(data.get("total_kwh", 0.0))
-                result.co2_grams += float(data.get("total_co2_grams", 0.0))
+                # a job reported before with the same inputs comes back with its stored receipt
+                # ("replayed": true): already stored, not new, and not counted in the new totals
+                again = [j for j in data.get("jobs", []) if j.get("replayed")]
+                result.already += len(again)
+                result.stored += len(idx) - len(again)
+                result.kwh += float(data.get("total_kwh", 0.0)) - math.fsum(float(j["kwh"]) for j in again)
+                result.co2_grams += float(data.get("total_co2_grams", 0.0)) - math.fsum(
+                    float(j["co2_grams"]) for j in again
+                )
             return
         if resp is None or resp.status_code >= 500 or resp.status_code == 429 or (
             resp.status_code == 409 and _error_detail(resp)[0] == "IDEMPOTENCY_IN_PROGRESS"

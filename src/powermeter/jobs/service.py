@@ -379,6 +379,7 @@ class ComputeJobs:
             "factors": factors,
             "warnings": leaf["warnings"],
             "methodology": leaf["methodology"],
+            "energy_sources": leaf["results"].get("energy_sources") or modelled_sources(),
             "replayed": True,
         }
 

@@ -128,7 +128,7 @@ class TreeSampler:
 class Measured:
     """What one run measured: the tracker's data model, sent as a ``/v1/report`` body by :meth:`body`."""
 
-    started_at: datetime  # real start (UTC); not sent yet (see body())
+    started_at: datetime  # real start (UTC), sent as started_at (reports book the job then)
     ended_at: datetime
     wall_seconds: float
     cpu_seconds: float
@@ -164,8 +164,7 @@ class Measured:
         for comp in ("cpu", "memory", "gpu"):
             if comp in self.energy_kwh:
                 body[f"measured_{comp}_kwh"] = self.energy_kwh[comp]
-        # When /v1/report accepts started_at (issue 20), this is the one line to add:
-        # body["started_at"] = self.started_at.isoformat().replace("+00:00", "Z")
+        body["started_at"] = self.started_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         body.update({k: v for k, v in (extra or {}).items() if v is not None})
         return body
 
