@@ -121,28 +121,6 @@ def audit_log(page: Page, action_type: str | None, receipt_id: str | None, limit
             "actions": sorted(audit.ACTION_TYPES)}
 
 
-# --- devices and costs -----------------------------------------------------------------------------
-
-
-def devices_and_costs(page: Page) -> dict[str, Any]:
-    from powermeter.cost import service as cost_service
-    from powermeter.devices import service as devices
-    from powermeter.infra.errors import ApiError
-
-    rows = devices.list_devices(page.conn, page.account_id)
-    profile = devices.get_profile(page.conn, page.account_id)
-    costs: dict[str, Any] | None = None
-    cost_error: str | None = None
-    if rows:
-        try:
-            rates = cost_service.rates_provider(page.state).get_with(page.conn)
-            costs = devices.costs(page.conn, page.account_id, rates)
-        except ApiError as e:
-            cost_error = e.detail
-    by_id = {d["id"]: d for d in (costs or {}).get("devices", [])}
-    return {"devices": rows, "profile": profile, "costs": costs, "cost_by_id": by_id, "cost_error": cost_error}
-
-
 # --- usage -----------------------------------------------------------------------------------------------
 
 

@@ -43,6 +43,11 @@ FLASHES: dict[str, str] = {
     "logged-out": "You have been logged out.",
     "revoked": "The key has been revoked: calls made with it are now refused.",
     "key-not-found": "There is no such key on this account.",
+    "profile-saved": "Your rate has been saved.",
+    "device-added": "The device has been added.",
+    "device-saved": "The device has been saved.",
+    "device-deleted": "The device has been deleted.",
+    "device-not-found": "There is no such device on this account.",
 }
 
 
@@ -90,6 +95,17 @@ def fmt_money(value: Any, currency: str = "") -> str:
     return f"{s} {currency}".strip()
 
 
+def fmt_rate(value: Any, currency: str = "") -> str:
+    """A price per kWh: up to 4 decimals (tariffs are quoted to the tenth of a cent)."""
+    if value is None:
+        return "–"
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    s = f"{d.quantize(Decimal('0.0001')):f}".rstrip("0")
+    if len(s.partition(".")[2]) < 2:
+        s = f"{d.quantize(Decimal('0.01')):f}"
+    return f"{s} {currency}/kWh".strip() if currency else f"{s}/kWh"
+
+
 def fmt_dt(value: Any) -> str:
     """``2026-11-22 12:00 UTC`` from a datetime or ISO string."""
     if value is None or value == "":
@@ -128,7 +144,7 @@ def environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES)
-    env.filters.update(num=fmt_num, money=fmt_money, dt=fmt_dt, tojson_safe=to_json)
+    env.filters.update(num=fmt_num, money=fmt_money, rate=fmt_rate, dt=fmt_dt, tojson_safe=to_json)
     return env
 
 

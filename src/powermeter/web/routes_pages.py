@@ -72,13 +72,6 @@ def audit_page(
     return render(page.request, "audit.html", ctx)
 
 
-@router.get("/devices")
-def devices_page(page: Page = SignedIn()) -> Response:
-    ctx: dict[str, Any] = {"page_title": "Devices & costs"}
-    ctx.update(caps.devices_and_costs(page))
-    return render(page.request, "devices.html", ctx)
-
-
 @router.get("/calculator")
 def calculator_page(page: Page = SignedIn()) -> Response:
     return render(page.request, "calculator.html", {"page_title": "Calculator"})

@@ -66,6 +66,32 @@
       }, function () { out.innerHTML = '<p class="error" role="alert">The calculator could not be reached.</p>'; });
   });
 
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  // Devices: the catalog picker fills the name, watts (and hours for always-on devices); the custom
+  // rate fields show only for a custom rate; a form with data-confirm asks first.
+  document.addEventListener("change", function (ev) {
+    var el = ev.target;
+    if (el.hasAttribute && el.hasAttribute("data-catalog")) {
+      var opt = el.options[el.selectedIndex], f = el.form.elements;
+      if (opt && opt.value) {
+        f.watts.value = opt.getAttribute("data-watts");
+        f.name.value = opt.getAttribute("data-name");
+        if (opt.getAttribute("data-hours")) f.hours_per_day.value = opt.getAttribute("data-hours");
+      }
+    }
+    if (el.hasAttribute && el.hasAttribute("data-pricing")) pricing(el);
+  });
+  function pricing(sel) {
+    var box = sel.form.querySelector("[data-custom-rate]");
+    if (box) box.hidden = sel.value !== "custom";
+  }
+  document.addEventListener("submit", function (ev) {
+    var msg = ev.target.getAttribute && ev.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts(document);
+    document.querySelectorAll("[data-pricing]").forEach(pricing);
+  });
   document.addEventListener("htmx:afterSettle", function (ev) { drawCharts(ev.target); });
 })();
