@@ -49,6 +49,19 @@ def delete_expired_sessions(conn: Connection, now: datetime) -> int:
     return int(conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= now)).rowcount)
 
 
+def set_pending_key(conn: Connection, session_id: str, sealed: str | None) -> None:
+    conn.execute(web_sessions.update().where(web_sessions.c.id == session_id).values(pending_key=sealed))
+
+
+def take_pending_key(conn: Connection, session_id: str) -> str | None:
+    """The session's pending key (sealed), cleared in the same transaction: it is shown once."""
+    q = sa.select(web_sessions.c.pending_key).where(web_sessions.c.id == session_id)
+    sealed = conn.execute(q).scalar()
+    if sealed is not None:
+        set_pending_key(conn, session_id, None)
+    return cast("str | None", sealed)
+
+
 def count_sessions(conn: Connection, account_id: str) -> int:
     q = sa.select(sa.func.count()).select_from(web_sessions).where(web_sessions.c.account_id == account_id)
     return int(conn.execute(q).scalar_one())

@@ -18,7 +18,12 @@
 
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest && ev.target.closest("[data-copy]");
-    if (b) { ev.preventDefault(); copy(b); }
+    if (b) { ev.preventDefault(); copy(b); return; }
+    var p = ev.target.closest && ev.target.closest("[data-preset]");
+    if (p) {  // a scope preset ticks exactly its scopes
+      var want = p.getAttribute("data-preset").split(" ");
+      p.form.querySelectorAll("input[name=scopes]").forEach(function (box) { box.checked = want.indexOf(box.value) >= 0; });
+    }
   });
 
   function drawCharts(root) {
