@@ -148,6 +148,13 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def wants_fragment(request: Request) -> bool:
+    """An htmx swap asks for a fragment; a history restore (Back after an htmx swap), a reload or a
+    plain link asks for the whole page."""
+    h = request.headers
+    return h.get("hx-request") == "true" and h.get("hx-history-restore-request") != "true"
+
+
 def render(
     request: Request,
     template: str,

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from powermeter.infra.errors import ApiError
 from powermeter.web import capabilities as caps
 from powermeter.web.deps import Page, SignedIn
-from powermeter.web.render import render
+from powermeter.web.render import render, wants_fragment
 
 router = APIRouter()
 
@@ -35,7 +35,7 @@ def usage_page(
         "regions": caps.grid_regions(page),
     }
     ctx.update(caps.usage(page, granularity, SPANS[granularity], group_by))
-    template = "_usage_body.html" if page.request.headers.get("hx-request") == "true" else "usage.html"
+    template = "_usage_body.html" if wants_fragment(page.request) else "usage.html"
     return render(page.request, template, ctx)
 
 
@@ -47,7 +47,7 @@ def receipts_page(
 ) -> Response:
     ctx: dict[str, Any] = {"page_title": "Receipts"}
     ctx.update(caps.search_receipts(page, q, p))
-    template = "_receipts_results.html" if page.request.headers.get("hx-request") == "true" else "receipts.html"
+    template = "_receipts_results.html" if wants_fragment(page.request) else "receipts.html"
     return render(page.request, template, ctx)
 
 

