@@ -75,3 +75,60 @@ def test_reloading_after_creating_a_key_creates_no_second_key(page: Page, server
     expect(rows).to_have_count(1)
     listed = httpx.get(server.url("/v1/api-keys"), headers={"Authorization": f"Bearer {key}"})
     assert listed.status_code == 403 or len(listed.json()["data"]["keys"]) == 1
+
+
+def test_household_user_sets_a_region_and_adds_edits_and_deletes_a_device(
+    page: Page, server: Server, shots: Path
+) -> None:
+    sign_up(page, f"home-{uuid.uuid4().hex[:8]}@example.com")
+    key = create_key(page, "my phone", ["devices:read"])
+
+    def api_devices() -> list[dict[str, Any]]:
+        r = httpx.get(server.url("/api/v1/me/devices"), headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    page.goto("/dashboard/devices")
+    expect(page.get_by_role("status")).to_contain_text("Choose your region")
+    region = page.get_by_label("Region")
+    region.fill("California (US-CA)")
+    page.get_by_role("button", name="Save rate").click()
+    expect(page.get_by_test_id("rate-summary")).to_contain_text("California")
+    expect(page.get_by_test_id("rate-price")).to_contain_text("USD/kWh")
+    profile = httpx.get(server.url("/api/v1/me/profile"), headers={"Authorization": f"Bearer {key}"}).json()
+    assert profile["region_code"] == "US-CA"
+    assert api_devices() == []
+
+    # from the catalog: the picker fills the name and watts (and 24 h for an always-on NAS)
+    add = page.locator("#add-device")
+    add.get_by_label("From the catalog").select_option("synology-ds923")
+    expect(add.get_by_label("Watts")).to_have_value("35.5")
+    expect(add.get_by_label("Name")).to_have_value("Synology DS923+ NAS (4-bay)")
+    expect(add.get_by_label("Hours per day")).to_have_value("24")
+    add.get_by_role("button", name="Add device").click()
+    device = page.get_by_test_id("device")
+    expect(device).to_have_count(1)
+    (d,) = api_devices()
+    assert (d["name"], d["watts"], d["hours_per_day"], d["catalog_device_slug"]) == (
+        "Synology DS923+ NAS (4-bay)", 35.5, 24, "synology-ds923")
+    yearly = device.get_by_test_id("device-annual")
+    expect(yearly).to_have_text(re.compile(r"^[0-9][0-9,]*\.[0-9]{2} USD$"))
+    first_cost = float(yearly.inner_text().split()[0].replace(",", ""))
+    screenshot(page, shots, "devices")
+
+    # edit its hours: half the runtime, half the yearly cost
+    device.get_by_text(re.compile("^Edit ")).click()
+    device.get_by_label("Hours per day").fill("12")
+    device.get_by_role("button", name=re.compile("^Save ")).click()
+    expect(page.get_by_role("status")).to_contain_text("saved")
+    (d,) = api_devices()
+    assert d["hours_per_day"] == 12
+    second_cost = float(page.get_by_test_id("device-annual").inner_text().split()[0].replace(",", ""))
+    assert abs(second_cost - first_cost / 2) <= 0.01
+
+    # delete (after confirming)
+    page.once("dialog", lambda dlg: dlg.accept())
+    page.get_by_test_id("device").get_by_role("button", name=re.compile("^Delete ")).click()
+    expect(page.get_by_role("status")).to_contain_text("deleted")
+    expect(page.get_by_test_id("device")).to_have_count(0)
+    assert api_devices() == []
