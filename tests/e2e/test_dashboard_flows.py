@@ -132,3 +132,33 @@ def test_household_user_sets_a_region_and_adds_edits_and_deletes_a_device(
     expect(page.get_by_role("status")).to_contain_text("deleted")
     expect(page.get_by_test_id("device")).to_have_count(0)
     assert api_devices() == []
+
+
+def test_reports_page_downloads_last_quarter_in_four_formats(page: Page, server: Server, shots: Path) -> None:
+    import datetime as dt
+
+    sign_up(page, f"rep-{uuid.uuid4().hex[:8]}@example.com")
+    key = create_key(page, "reporter", ["report:write", "inference:write"])
+    _report_jobs(server, key)
+    page.goto("/dashboard/reports")
+    page.get_by_role("link", name="Last quarter").click()
+    today = dt.datetime.now(dt.UTC).date()
+    q0 = dt.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last_end = q0 - dt.timedelta(days=1)
+    last_start = dt.date(last_end.year, 3 * ((last_end.month - 1) // 3) + 1, 1)
+    label = f"{last_start.day} {last_start:%b} – {last_end.day} {last_end:%b} {last_end.year}"
+    expect(page.get_by_test_id("report-period")).to_have_text(label)
+    expect(page.get_by_role("heading", name="Methodology and limits")).to_be_visible()
+    names = {}
+    for button, fmt in (("Download signed JSON", "json"), ("Download CSV", "csv"),
+                        ("Download signed HTML", "html"), ("Download ESRS (JSON)", "esrs")):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=button).click()
+        names[fmt] = info.value.suggested_filename
+        assert info.value.failure() is None
+    stem = f"emissions-report-{last_start.isoformat()}-to-{last_end.isoformat()}-by-month"
+    assert names == {"json": stem + ".json", "csv": stem + ".csv", "html": stem + ".html",
+                     "esrs": stem + ".esrs.json"}
+    page.get_by_role("link", name="Year to date").click()
+    expect(page.get_by_test_id("report-kwh")).not_to_have_text("0")
+    screenshot(page, shots, "reports")

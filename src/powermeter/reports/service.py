@@ -352,8 +352,12 @@ def build_document(
     db: Database | None = None,
     with_coverage: bool = True,
     progress: Progress | None = None,
+    report_id: str | None = None,
 ) -> dict[str, Any]:
     """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``.
+
+    ``report_id`` names the report (default: a random ``rpt_`` id); the dashboard passes one derived
+    from the query so the CSV and HTML of the same query carry the same id.
 
     With ``db`` (and no progress bar to feed), the SQL aggregation runs in a worker thread on a
     second connection of the same snapshot while this thread lists and hashes the covered records:
@@ -391,7 +395,7 @@ def build_document(
     report_type = rp.ESRS_REPORT_TYPE if view == "esrs" else rp.REPORT_TYPE
     doc: dict[str, Any] = {
         "type": report_type,
-        "report_id": "rpt_" + secrets.token_hex(12),
+        "report_id": report_id or "rpt_" + secrets.token_hex(12),
         "generated_at": utc_iso(now),
         "account": {"id": account_id, "email": email},
         "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True,

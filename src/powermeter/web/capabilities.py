@@ -17,7 +17,6 @@ RECEIPTS_PAGE_SIZE = 25
 USAGE_MAX_RECEIPTS = 10_000  # receipts read for the time series (newest first)
 GRANULARITIES = ("day", "week", "month")
 USAGE_GROUPS = ("location", "provider", "model")
-REPORT_GROUPS = ("month", "location", "provider", "model", "key")
 REGIONS_SHOWN = ("US", "US-CA", "DE", "FR", "GB", "SE", "NO", "PL", "IN", "CN", "AU", "BR")
 
 
@@ -222,32 +221,3 @@ def grid_regions(page: Page) -> list[dict[str, Any]]:
             out.append({"code": loc.code, "name": loc.name, "intensity": loc.intensity_g_per_kwh, "year": loc.year,
                         "source": loc.source})
     return out
-
-
-# --- reports ---------------------------------------------------------------------------------------------
-
-
-def report_preview(page: Page, start: str | None, end: str | None, group_by: str) -> dict[str, Any]:
-    from powermeter.reports import service as reports
-
-    period = reports.parse_period(start, end, page.now)
-    doc = reports.build_document(
-        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-        group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=False,
-    )
-    return {"doc": doc, "period": period}
-
-
-def report_download(page: Page, start: str | None, end: str | None, group_by: str, fmt: str) -> tuple[bytes, str, str]:
-    """The report rendered as CSV or HTML (signed for HTML), with its audit ``DOWNLOAD`` entry."""
-    from powermeter.reports import service as reports
-
-    period = reports.parse_period(start, end, page.now)
-    with reports.snapshot(page.state.db, page.conn) as conn:
-        doc = reports.build_document(
-            conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-            group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=fmt != "csv",
-        )
-    reports.record_download(page.conn, doc, fmt, page.now, actor_key_id=None, actor_masked_key=None, via="dashboard")
-    body, media_type, filename = reports.render_document(doc, fmt)
-    return body, media_type, filename

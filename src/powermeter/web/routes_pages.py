@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from powermeter.infra.errors import ApiError
 from powermeter.web import capabilities as caps
 from powermeter.web.deps import Page, SignedIn
 from powermeter.web.render import render, wants_fragment
@@ -16,7 +15,6 @@ router = APIRouter()
 
 Granularity = Literal["day", "week", "month"]
 UsageGroup = Literal["location", "provider", "model"]
-ReportGroup = Literal["month", "location", "provider", "model", "key"]
 SPANS = {"day": 30, "week": 84, "month": 365}
 
 
@@ -75,32 +73,3 @@ def audit_page(
 @router.get("/calculator")
 def calculator_page(page: Page = SignedIn()) -> Response:
     return render(page.request, "calculator.html", {"page_title": "Calculator"})
-
-
-@router.get("/reports")
-def reports_page(
-    start: Annotated[str, Query(max_length=40)] = "",
-    end: Annotated[str, Query(max_length=40)] = "",
-    group_by: Annotated[ReportGroup, Query()] = "month",
-    page: Page = SignedIn(),
-) -> Response:
-    ctx: dict[str, Any] = {"page_title": "Reports", "start": start, "end": end, "group_by": group_by,
-                           "groups": caps.REPORT_GROUPS, "error": None, "doc": None}
-    try:
-        ctx.update(caps.report_preview(page, start or None, end or None, group_by))
-    except ApiError as e:
-        ctx["error"] = e.detail
-    return render(page.request, "reports.html", ctx, status_code=400 if ctx["error"] else 200)
-
-
-@router.get("/reports/download")
-def report_download(
-    format: Annotated[Literal["csv", "html"], Query()],
-    start: Annotated[str, Query(max_length=40)] = "",
-    end: Annotated[str, Query(max_length=40)] = "",
-    group_by: Annotated[ReportGroup, Query()] = "month",
-    page: Page = SignedIn(),
-) -> Response:
-    body, media_type, filename = caps.report_download(page, start or None, end or None, group_by, format)
-    return Response(body, media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
