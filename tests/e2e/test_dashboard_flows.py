@@ -162,3 +162,63 @@ def test_reports_page_downloads_last_quarter_in_four_formats(page: Page, server:
     page.get_by_role("link", name="Year to date").click()
     expect(page.get_by_test_id("report-kwh")).not_to_have_text("0")
     screenshot(page, shots, "reports")
+
+
+PHONE_PAGES = ("/dashboard/", "/dashboard/usage", "/dashboard/usage?granularity=week", "/dashboard/usage?granularity=month",
+               "/dashboard/receipts", "/dashboard/audit", "/dashboard/devices", "/dashboard/calculator",
+               "/dashboard/reports", "/dashboard/settings")
+
+# The text boxes of every chart's axis labels, grouped per chart and axis (rendered glyph extents,
+# measured with a Range over each label's text, not the label element's layout box).
+LABEL_BOXES_JS = """() => Array.from(document.querySelectorAll('.chart svg')).map(svg => {
+  const axes = {x: [], y: []};
+  svg.querySelectorAll('.ct-label').forEach(el => {
+    if (!el.textContent.trim()) return;
+    const r = document.createRange(); r.selectNodeContents(el);
+    const b = r.getBoundingClientRect();
+    if (b.width === 0) return;
+    (el.classList.contains('ct-horizontal') ? axes.x : axes.y).push(
+      {text: el.textContent.trim(), left: b.left, right: b.right, top: b.top, bottom: b.bottom});
+  });
+  return axes;
+})"""
+
+
+def _overlaps(boxes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    bad = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if a["left"] < b["right"] - 0.5 and b["left"] < a["right"] - 0.5 and \
+               a["top"] < b["bottom"] - 0.5 and b["top"] < a["bottom"] - 0.5:
+                bad.append((a["text"], b["text"]))
+    return bad
+
+
+def test_no_page_scrolls_sideways_on_a_phone_and_chart_labels_do_not_overlap(
+    page: Page, server: Server, shots: Path
+) -> None:
+    sign_up(page, f"phone2-{uuid.uuid4().hex[:8]}@example.com")
+    key = create_key(page, "phone key", ["report:write", "inference:write", "receipts:read"])
+    _report_jobs(server, key)
+    page.goto("/dashboard/receipts")
+    receipt_path = page.locator("#receipt-results tbody a").first.get_attribute("href")
+    assert receipt_path
+    for width, height in ((390, 844), (1280, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        for path in (*PHONE_PAGES, receipt_path, "/dashboard/reports?start=2026-01-01&end=2026-12-31&group_by=location"):
+            page.goto(path)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+            if path.startswith("/dashboard/usage"):
+                page.wait_for_selector(".chart svg")
+                charts = page.evaluate(LABEL_BOXES_JS)
+                assert len(charts) == 5, path
+                for c in charts:
+                    assert len(c["x"]) >= 2, (path, width, c["x"])
+                    assert _overlaps(c["x"]) == [], (path, width, _overlaps(c["x"]))
+                    assert _overlaps(c["y"]) == [], (path, width, _overlaps(c["y"]))
+                    assert not any("-" in b["text"] and len(b["text"]) > 8 for b in c["x"])  # short labels
+        if width == 390:
+            page.goto("/dashboard/usage")
+            page.wait_for_selector(".chart svg")
+            screenshot(page, shots, "usage-phone")

@@ -37,6 +37,17 @@ def bucket_of(d: date, granularity: str) -> str:
     return d.isoformat()
 
 
+def short_label(bucket: str, granularity: str) -> str:
+    """A label that fits under a bar on a phone: ``3 Nov``, ``W45``, ``Nov 26``."""
+    if granularity == "month":
+        d = date.fromisoformat(bucket + "-01")
+        return d.strftime("%b %y")
+    if granularity == "week":
+        return bucket.split("-")[1]
+    d = date.fromisoformat(bucket)
+    return f"{d.day} {d:%b}"
+
+
 def buckets(start: date, end_inclusive: date, granularity: str) -> list[str]:
     out: list[str] = []
     d = start
@@ -165,14 +176,19 @@ def usage(page: Page, granularity: str, days: int, group_by: str) -> dict[str, A
     def r6(xs: list[float]) -> list[float]:
         return [round(x, 6) for x in xs]
 
+    short = [short_label(b, granularity) for b in labels]
+
+    def panel(series: list[float], name: str, kind: str, unit: str, chart_type: str = "bar") -> dict[str, Any]:
+        return {"type": chart_type, "labels": labels, "short": short, "series": [r6(series)], "names": [name],
+                "classes": [f"ct-series-{kind}"], "kinds": [kind], "unit": unit}
+
+    # AI inference is often a thousandth of compute: each gets its own panel (its own y-axis), and a
+    # series keeps its colour on every chart (compute = series 1, inference = series 2, water = 3).
     charts = {
-        "energy": {"type": "bar", "labels": labels, "series": [r6(job_kwh), r6(inf_kwh)],
-                   "names": ["Compute jobs", "AI inference"], "unit": "kWh"},
-        "co2": {"type": "bar", "labels": labels, "series": [r6([x / 1000 for x in job_co2]),
-                                                             r6([x / 1000 for x in inf_co2])],
-                "names": ["Compute jobs", "AI inference"], "unit": "kg CO2e"},
-        "water": {"type": "line", "labels": labels, "series": [r6(inf_water)], "names": ["AI inference"],
-                  "unit": "L"},
+        "energy": [panel(job_kwh, "Compute jobs", "jobs", "kWh"), panel(inf_kwh, "AI inference", "inference", "kWh")],
+        "co2": [panel([x / 1000 for x in job_co2], "Compute jobs", "jobs", "kg CO₂e"),
+                panel([x / 1000 for x in inf_co2], "AI inference", "inference", "kg CO₂e")],
+        "water": [panel(inf_water, "AI inference water", "water", "L")],
     }
     totals = {
         "job_kwh": sum(job_kwh), "job_co2_kg": sum(job_co2) / 1000, "jobs": jobs_counted,

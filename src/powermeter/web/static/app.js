@@ -26,20 +26,24 @@
     }
   });
 
+  // Charts: short labels, as many as fit the chart's width (about one per 48 px), compact y labels.
+  var fmt = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3, notation: "compact" });
   function drawCharts(root) {
     if (!window.Chartist) return;
     root.querySelectorAll("[data-chart]").forEach(function (el) {
       if (el.getAttribute("data-drawn")) return;
       var src = document.getElementById(el.getAttribute("data-chart"));
       if (!src) return;
-      var spec = JSON.parse(src.textContent);
+      var spec = JSON.parse(src.textContent), labels = spec.short || spec.labels;
+      var fit = Math.max(2, Math.floor((el.clientWidth || 300) / 48));
+      var every = Math.ceil(labels.length / fit);
       var opts = {
-        fullWidth: true, chartPadding: { right: 24, left: 8 },
-        axisY: { onlyInteger: !!spec.integer, labelInterpolationFnc: function (v) { return Number(v).toLocaleString(); } },
-        axisX: { labelInterpolationFnc: function (v, i) {
-          var every = Math.ceil(spec.labels.length / 10); return i % every === 0 ? v : null; } }
+        fullWidth: true, chartPadding: { right: 12, left: 0 },
+        axisY: { offset: 44, onlyInteger: !!spec.integer, labelInterpolationFnc: function (v) { return fmt.format(v); } },
+        axisX: { labelInterpolationFnc: function (v, i) { return i % every === 0 ? v : null; } }
       };
-      var data = { labels: spec.labels, series: spec.series };
+      var data = { labels: labels, series: spec.series.map(function (d, i) {
+        return { name: spec.names[i], className: (spec.classes || [])[i], data: d }; }) };
       if (spec.type === "bar") { new Chartist.BarChart(el, data, opts); }
       else { opts.showArea = true; opts.low = 0; new Chartist.LineChart(el, data, opts); }
       el.setAttribute("data-drawn", "1");
