@@ -130,7 +130,7 @@ def test_sign_up_create_a_key_use_it_see_it_counted_and_revoke_it(page: Page, se
     row = page.locator("tr", has_text="e2e-train-001")
     expect(row).to_have_count(1)
     page.get_by_label("Job id or receipt id").fill("no-such-job")
-    expect(page.locator("#receipt-results")).to_contain_text("No receipt has")
+    expect(page.locator("#receipt-results")).to_contain_text("No receipt matches")
     page.get_by_label("Job id or receipt id").fill("e2e-train-001")
     expect(page.get_by_test_id("receipt-total")).to_contain_text("1 receipt")
     screenshot(page, shots, "receipts")

@@ -68,31 +68,50 @@ def recent_receipts(page: Page, limit: int = 5) -> list[dict[str, Any]] | None:
     return list(jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=limit, offset=0)["receipts"])
 
 
-def search_receipts(page: Page, q: str, page_no: int) -> dict[str, Any]:
-    """A page of receipts, newest first; ``q`` is a job id or a receipt id (exact)."""
-    from powermeter.infra.errors import NotFound
-    from powermeter.jobs import service as jobs
+RECEIPT_CSV_MAX = 100_000
+
+
+def _day_bounds(start: str, end: str) -> tuple[datetime | None, datetime | None]:
+    """``from``/``to`` ISO dates (``to`` inclusive) as [from, before) instants, UTC; bad dates ignored."""
+    def d(text: str) -> date | None:
+        try:
+            return date.fromisoformat(text) if text else None
+        except ValueError:
+            return None
+
+    s, e = d(start), d(end)
+    return (datetime(s.year, s.month, s.day, tzinfo=UTC) if s else None,
+            datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1) if e else None)
+
+
+def search_receipts(page: Page, q: str, page_no: int, *, location: str = "", start: str = "", end: str = "",
+                    sort: str = "issued", direction: str = "desc", limit: int | None = None) -> dict[str, Any]:
+    """A page of receipts: ``q`` is part of a job id or receipt id (any case), filtered by location and
+    issue date, sorted by a column."""
+    from powermeter.web import repository as repo
 
     q = q.strip()
-    size = RECEIPTS_PAGE_SIZE
+    size = limit or RECEIPTS_PAGE_SIZE
     offset = (page_no - 1) * size
-    listing = jobs.list_receipts(page.conn, page.account_id, job_id=q or None, limit=size, offset=offset)
-    if q and listing["total"] == 0:
-        try:
-            doc = jobs.receipt_document(page.conn, page.account_id, q)
-        except NotFound:
-            pass
-        else:
-            listing = {"receipts": [{k: doc[k] for k in ("receipt_id", "job_id", "kwh", "co2_grams", "timestamp")}],
-                       "total": 1, "has_more": False}
-    total = int(listing["total"])
+    issued_from, issued_before = _day_bounds(start, end)
+    rows, total = repo.find_receipts(
+        page.conn, page.account_id, q=q, location=location.strip(), issued_from=issued_from,
+        issued_before=issued_before, sort=sort, descending=direction != "asc", limit=size, offset=offset)
+    found = [{"receipt_id": r.receipt_id, "job_id": r.job_id, "kwh": r.kwh, "co2_grams": r.co2_grams,
+              "location": r.geo_iso, "timestamp": r.issued_at} for r in rows]
+    filters = {"q": q, "location": location.strip(), "from": start, "to": end}
     return {
-        "receipts": listing["receipts"],
+        "receipts": found,
         "total": total,
         "page_no": page_no,
         "pages": max(1, math.ceil(total / size)),
-        "has_more": bool(listing["has_more"]),
+        "has_more": offset + len(found) < total,
         "q": q,
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "sort": sort,
+        "direction": "asc" if direction == "asc" else "desc",
+        "locations": repo.receipt_locations(page.conn, page.account_id),
     }
 
 
@@ -195,7 +214,10 @@ def usage(page: Page, granularity: str, days: int, group_by: str) -> dict[str, A
         "inference_kwh": sum(inf_kwh), "inference_co2_kg": sum(inf_co2) / 1000, "inference_water_l": sum(inf_water),
     }
     rows = breakdown(page, start_dt, end_dt, group_by)
+    from powermeter.web.routes_reports import inclusive_label
+
     return {"charts": charts, "totals": totals, "breakdown": rows, "start": start, "end": end,
+            "period_label": inclusive_label(start_dt, end_dt),
             "capped": listing["total"] > USAGE_MAX_RECEIPTS}
 
 
@@ -214,6 +236,7 @@ def breakdown(page: Page, start: datetime, end: datetime, group_by: str) -> list
     )
     for line in doc["lines"]:
         g = groups[line["group"]]
+        g["key"] = line["group"]
         g["label"] = line["group_label"]
         g["records"] += line["records"]
         g["jobs"] += line["compute_job_receipts"]

@@ -37,16 +37,49 @@ def usage_page(
     return render(page.request, template, ctx)
 
 
+ReceiptSort = Literal["issued", "job", "kwh", "co2", "location"]
+
+
 @router.get("/receipts")
 def receipts_page(
     q: Annotated[str, Query(max_length=128)] = "",
+    location: Annotated[str, Query(max_length=64)] = "",
+    start: Annotated[str, Query(alias="from", max_length=10)] = "",
+    end: Annotated[str, Query(alias="to", max_length=10)] = "",
+    sort: Annotated[ReceiptSort, Query()] = "issued",
+    dir: Annotated[Literal["asc", "desc"], Query()] = "desc",
     p: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page: Page = SignedIn(),
 ) -> Response:
     ctx: dict[str, Any] = {"page_title": "Receipts"}
-    ctx.update(caps.search_receipts(page, q, p))
+    ctx.update(caps.search_receipts(page, q, p, location=location, start=start, end=end, sort=sort, direction=dir))
     template = "_receipts_results.html" if wants_fragment(page.request) else "receipts.html"
     return render(page.request, template, ctx)
+
+
+@router.get("/receipts.csv")
+def receipts_csv(
+    q: Annotated[str, Query(max_length=128)] = "",
+    location: Annotated[str, Query(max_length=64)] = "",
+    start: Annotated[str, Query(alias="from", max_length=10)] = "",
+    end: Annotated[str, Query(alias="to", max_length=10)] = "",
+    sort: Annotated[ReceiptSort, Query()] = "issued",
+    dir: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    page: Page = SignedIn(),
+) -> Response:
+    """The receipts the page's filters select, as CSV (at most 100,000 rows; exact figures)."""
+    import csv
+    import io
+
+    found = caps.search_receipts(page, q, 1, location=location, start=start, end=end, sort=sort, direction=dir,
+                                 limit=caps.RECEIPT_CSV_MAX)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["receipt_id", "job_id", "energy_kwh", "co2e_grams", "location", "issued_at"])
+    for r in found["receipts"]:
+        w.writerow([r["receipt_id"], r["job_id"], repr(r["kwh"]), repr(r["co2_grams"]), r["location"], r["timestamp"]])
+    return Response(buf.getvalue().encode(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="receipts-{page.now:%Y-%m-%d}.csv"'})
 
 
 @router.get("/receipts/{receipt_id}")
