@@ -136,6 +136,19 @@ def receipt_view(page: Page, receipt_id: str) -> dict[str, Any]:
     return {"doc": doc, "receipt": doc["receipt"], "verification": check}
 
 
+def receipt_file(page: Page, receipt_id: str) -> bytes:
+    """The receipt document as ``GET /v1/receipts/{id}/download`` gives it; writes the audit ``DOWNLOAD`` entry."""
+    import orjson
+
+    from powermeter.audit import service as audit
+    from powermeter.jobs import service as jobs
+
+    doc = jobs.receipt_document(page.conn, page.account_id, receipt_id)
+    audit.append(page.conn, account_id=page.account_id, action_type="DOWNLOAD", receipt_id=receipt_id,
+                 actor_key_id=None, actor_masked_key=None, details={"via": "dashboard"}, now=page.now)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+
 # --- audit ---------------------------------------------------------------------------------------------
 
 

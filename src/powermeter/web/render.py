@@ -106,6 +106,33 @@ def fmt_rate(value: Any, currency: str = "") -> str:
     return f"{s} {currency}/kWh".strip() if currency else f"{s}/kWh"
 
 
+# Units named by a key's suffix, and words that are acronyms: ``cpu_kwh`` → ``CPU energy (kWh)``.
+_UNIT_SUFFIXES = (("_kwh", "energy", "kWh"), ("_wh", "energy", "Wh"), ("_grams", "", "g"), ("_g", "", "g"),
+                  ("_kg", "", "kg"), ("_gb", "", "GB"), ("_minutes", "", "min"), ("_hours", "", "h"),
+                  ("_ml", "", "mL"), ("_l", "", "L"), ("_w", "power", "W"))
+_WORDS = {"cpu": "CPU", "gpu": "GPU", "pue": "PUE (power usage effectiveness)", "co2": "CO₂e", "iso": "",
+          "kwh": "Energy", "geo": "Location", "id": "ID", "tdp": "TDP", "wue": "WUE"}
+_LABELS = {"kwh": ("Energy", "kWh"), "co2_grams": ("Emissions", "g CO₂e"), "overhead_kwh": ("Overhead energy", "kWh"),
+           "geo_iso": ("Location", ""), "gpu_cores": ("GPUs", ""), "cpu_cores": ("CPU cores", ""),
+           "memory_gb": ("Memory", "GB"), "duration_minutes": ("Duration", "min")}
+
+
+def human_label(key: str) -> tuple[str, str]:
+    """A key of a receipt as words and a unit: ``cpu_kwh`` → (``CPU energy``, ``kWh``)."""
+    if key in _LABELS:
+        return _LABELS[key]
+    unit, noun, base = "", "", key
+    for suffix, n, u in _UNIT_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            base, noun, unit = key[: -len(suffix)], n, u
+            break
+    words = [_WORDS.get(w, w) for w in base.split("_")]
+    text = " ".join(w for w in words if w)
+    if noun and noun not in text.lower():
+        text = f"{text} {noun}"
+    return (text[:1].upper() + text[1:]) if text else key, unit
+
+
 def fmt_dt(value: Any) -> str:
     """``2026-11-22 12:00 UTC`` from a datetime or ISO string."""
     if value is None or value == "":
@@ -143,7 +170,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
     )
-    env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES)
+    env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES, human_label=human_label)
     env.filters.update(num=fmt_num, money=fmt_money, rate=fmt_rate, dt=fmt_dt, tojson_safe=to_json)
     return env
 

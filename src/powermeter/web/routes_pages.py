@@ -89,6 +89,13 @@ def receipt_page(receipt_id: str, page: Page = SignedIn()) -> Response:
     return render(page.request, "receipt.html", ctx)
 
 
+@router.get("/receipts/{receipt_id}/download")
+def receipt_download(receipt_id: str, page: Page = SignedIn()) -> Response:
+    body = caps.receipt_file(page, receipt_id)
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{receipt_id}.json"'})
+
+
 @router.get("/audit")
 def audit_page(
     action: Annotated[str, Query(max_length=40)] = "",

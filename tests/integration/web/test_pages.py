@@ -124,3 +124,26 @@ def test_receipts_substring_search_filters_sorting_and_csv(client: TestClient) -
     lines = exported.text.strip().splitlines()
     assert lines[0] == "receipt_id,job_id,energy_kwh,co2e_grams,location,issued_at"
     assert [line.split(",")[1] for line in lines[1:]] == ["Nightly-ETL-01", "nightly-etl-02"]
+
+
+def test_receipt_page_labels_download_and_verify_command(client: TestClient) -> None:
+    csrf = signup(client)
+    key = create_key(client, csrf, scopes=["report:write", "receipts:read", "audit:read"])
+    rid = _report(client, key)
+    page = client.get(f"/dashboard/receipts/{rid}")
+    assert "CPU energy" in page.text
+    assert "breakdown · cpu_kwh" not in page.text
+    assert f'value="powermeter receipts verify {rid}.json"' in page.text
+    assert 'class="hash"' in page.text
+    d = client.get(f"/dashboard/receipts/{rid}/download")
+    assert d.status_code == 200
+    assert d.headers["content-disposition"] == f'attachment; filename="{rid}.json"'
+    from powermeter.jobs import receipts as rc
+
+    assert rc.verify_document(d.json(), _server_pem(client)).ok
+    logs = client.get("/v1/audit/logs", params={"action_type": "DOWNLOAD"}, headers={"Authorization": f"Bearer {key}"})
+    assert [e["receipt_id"] for e in logs.json()["data"]["logs"]] == [rid]
+
+
+def _server_pem(client: TestClient) -> str:
+    return str(client.app.state.pm.signer.public_key_pem())  # type: ignore[attr-defined]
