@@ -222,3 +222,28 @@ def test_no_page_scrolls_sideways_on_a_phone_and_chart_labels_do_not_overlap(
             page.goto("/dashboard/usage")
             page.wait_for_selector(".chart svg")
             screenshot(page, shots, "usage-phone")
+
+
+def test_calculator_explains_its_rate_and_errors_and_adds_a_device(page: Page, server: Server, shots: Path) -> None:
+    sign_up(page, f"calc2-{uuid.uuid4().hex[:8]}@example.com")
+    page.goto("/dashboard/calculator")
+    page.get_by_label("Rate", exact=True).select_option("region")
+    page.get_by_label("Region").fill("XX-NOPE")
+    page.get_by_role("button", name="Calculate").click()
+    expect(page.get_by_role("alert")).to_have_text("No tariff for XX-NOPE — try US-CA, DE or GB.")
+    page.get_by_label("Region").fill("California (US-CA)")
+    page.get_by_label("Schedule (optional)").fill("17-21")  # 4 h, but 8 h a day asked
+    page.get_by_role("button", name="Calculate").click()
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"^Hours a day 8 h exceeds the schedule's 4 h.*\.$"))
+    page.get_by_label("Schedule (optional)").fill("")
+    page.get_by_role("button", name="Calculate").click()
+    result = page.get_by_test_id("calc-result")
+    expect(result).to_contain_text("86.17 USD")  # 0.8 kWh/day × 0.2951 × 365, to 2 decimals
+    expect(result).to_contain_text("0.2951 USD/kWh")
+    expect(result.locator("#calc-source")).to_contain_text("EIA")
+    expect(page.get_by_test_id("calc-fallback")).to_contain_text("no schedule")
+    screenshot(page, shots, "calculator")
+    page.get_by_label("Name", exact=True).fill("Heater")
+    page.get_by_role("button", name="Add to my devices").click()
+    page.wait_for_url("**/dashboard/devices?flash=device-added*")
+    expect(page.get_by_test_id("device")).to_contain_text("Heater")

@@ -112,4 +112,8 @@ def audit_page(
 
 @router.get("/calculator")
 def calculator_page(page: Page = SignedIn()) -> Response:
-    return render(page.request, "calculator.html", {"page_title": "Calculator"})
+    from powermeter.cost import service as cost_service
+
+    rates = cost_service.rates_provider(page.state).get_with(page.conn)
+    regions = sorted(rates.regions.values(), key=lambda r: r.name)
+    return render(page.request, "calculator.html", {"page_title": "Calculator", "regions": regions})

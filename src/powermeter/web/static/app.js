@@ -51,30 +51,6 @@
   }
 
 
-  // The calculator: the form's fields as the JSON body of the public POST /calc/api/cost.
-  function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; }); }
-  document.addEventListener("submit", function (ev) {
-    var form = ev.target;
-    if (!form.hasAttribute || !form.hasAttribute("data-calc")) return;
-    ev.preventDefault();
-    var f = form.elements, out = document.getElementById("calc-result");
-    var body = { device: { watts: Number(f.watts.value), hours_per_day: Number(f.hours_per_day.value) } };
-    if (f.rate_kind.value === "region") body.regionCode = f.region_code.value.trim();
-    else body.rateConfig = { flat_rate: Number(f.flat_rate.value) };
-    out.textContent = "Calculating…";
-    fetch(form.getAttribute("action"), { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body), credentials: "omit" })
-      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
-      .then(function (res) {
-        var j = res.j;
-        if (!res.ok) { out.innerHTML = '<p class="error" role="alert">' + esc(j.error || "The calculation failed.") + "</p>"; return; }
-        var cur = esc(j.currency || "");
-        out.innerHTML = '<dl class="kv"><dt>Energy</dt><dd>' + esc(j.kwh_per_day) + " kWh/day</dd>" +
-          "<dt>Daily</dt><dd>" + esc(j.daily_cost) + " " + cur + "</dd><dt>Monthly</dt><dd>" + esc(j.monthly_cost) + " " + cur +
-          "</dd><dt>Annual</dt><dd>" + esc(j.annual_cost) + " " + cur + "</dd><dt>Pricing</dt><dd>" + esc(j.mode || "") + "</dd></dl>";
-      }, function () { out.innerHTML = '<p class="error" role="alert">The calculator could not be reached.</p>'; });
-  });
-
   // Devices: the catalog picker fills the name, watts (and hours for always-on devices); the custom
   // rate fields show only for a custom rate; a form with data-confirm asks first.
   document.addEventListener("change", function (ev) {
