@@ -59,6 +59,69 @@ def buckets(start: date, end_inclusive: date, granularity: str) -> list[str]:
     return out
 
 
+# --- overview ---------------------------------------------------------------------------------------
+
+
+def _report(page: Page, start: datetime, end: datetime, group_by: str) -> dict[str, Any]:
+    from powermeter.reports import service as reports
+
+    return reports.build_document(
+        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email,
+        period=reports.Period(start, end), group_by=group_by, view="report", now=page.now, db=page.state.db,
+        with_coverage=False,
+    )
+
+
+def _top(doc: dict[str, Any]) -> dict[str, Any] | None:
+    per: dict[str, dict[str, Any]] = {}
+    for line in doc["lines"]:
+        g = per.setdefault(line["group"], {"label": line["group_label"], "co2e_kg": 0.0, "energy_kwh": 0.0})
+        g["co2e_kg"] += line["co2e_kg"]
+        g["energy_kwh"] += line["energy_kwh"]
+    return max(per.values(), key=lambda g: g["co2e_kg"], default=None)
+
+
+def month_summary(page: Page) -> dict[str, Any]:
+    """This month so far: energy and CO2e (compute jobs and AI inference), the trend against the same
+    days of last month, and the location and model that emitted most."""
+    now = page.now.astimezone(UTC)
+    m0 = datetime(now.year, now.month, 1, tzinfo=UTC)
+    prev0 = (m0 - timedelta(days=1)).replace(day=1)
+    end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)  # today included
+    prev_same = min(prev0 + (end - m0), m0)  # the same days of last month (at most all of it)
+    by_location = _report(page, m0, end, "location")
+    by_model = _report(page, m0, end, "model")
+    before = _report(page, prev0, prev_same, "month")
+    this, last = by_location["totals"], before["totals"]
+
+    def change(a: float, b: float) -> float | None:
+        return None if not b else (a - b) / b * 100
+
+    return {
+        "month_label": m0.strftime("%B %Y"),
+        "prev_label": prev0.strftime("%B"),
+        "energy_kwh": this["energy_kwh"],
+        "co2e_kg": this["co2e_kg"],
+        "records": this["records"],
+        "energy_change": change(this["energy_kwh"], last["energy_kwh"]),
+        "co2e_change": change(this["co2e_kg"], last["co2e_kg"]),
+        "prev_records": last["records"],
+        "top_location": _top(by_location),
+        "top_model": _top(by_model),
+    }
+
+
+def has_any_records(page: Page) -> bool:
+    """Whether the account has reported anything yet (a compute job or an AI inference)."""
+    from powermeter.inference import service as inference
+    from powermeter.jobs import service as jobs
+
+    if jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=1, offset=0)["total"]:
+        return True
+    groups, _ = inference.summarize(page.conn, page.account_id, None, None, "provider")
+    return bool(groups)
+
+
 # --- receipts (jobs) ---------------------------------------------------------------------------------
 
 

@@ -133,6 +133,11 @@ def human_label(key: str) -> tuple[str, str]:
     return (text[:1].upper() + text[1:]) if text else key, unit
 
 
+def co2_subscript(value: Any) -> str:
+    """``CO2e`` as the dashboard spells it everywhere: ``CO₂e``."""
+    return str(value).replace("CO2", "CO₂")
+
+
 def fmt_dt(value: Any) -> str:
     """``2026-11-22 12:00 UTC`` from a datetime or ISO string."""
     if value is None or value == "":
@@ -171,7 +176,7 @@ def environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES, human_label=human_label)
-    env.filters.update(num=fmt_num, money=fmt_money, rate=fmt_rate, dt=fmt_dt, tojson_safe=to_json)
+    env.filters.update(num=fmt_num, money=fmt_money, rate=fmt_rate, co2=co2_subscript, dt=fmt_dt, tojson_safe=to_json)
     return env
 
 

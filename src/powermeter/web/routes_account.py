@@ -105,6 +105,8 @@ def overview(page: Page = SignedIn()) -> Response:
     ctx.update(plan_and_usage(page))
     ctx["recent_receipts"] = capabilities.recent_receipts(page, limit=5)
     ctx["has_keys"] = accounts_repo.count_active_keys(page.conn, page.account_id) > 0
+    ctx["has_records"] = bool(ctx["recent_receipts"]) or capabilities.has_any_records(page)
+    ctx["month"] = capabilities.month_summary(page) if ctx["has_records"] else None
     return render(page.request, "overview.html", ctx)
 
 

@@ -31,9 +31,13 @@ def usage_page(
         "granularities": caps.GRANULARITIES,
         "groups": caps.USAGE_GROUPS,
         "regions": caps.grid_regions(page),
+        "has_records": caps.has_any_records(page),
+        "base_url": str(page.request.base_url).rstrip("/"),
     }
-    ctx.update(caps.usage(page, granularity, SPANS[granularity], group_by))
-    template = "_usage_body.html" if wants_fragment(page.request) else "usage.html"
+    fragment = wants_fragment(page.request)
+    if ctx["has_records"] or fragment:
+        ctx.update(caps.usage(page, granularity, SPANS[granularity], group_by))
+    template = "_usage_body.html" if fragment else "usage.html"
     return render(page.request, template, ctx)
 
 

@@ -107,7 +107,7 @@ def test_receipts_substring_search_filters_sorting_and_csv(client: TestClient) -
     found = client.get("/dashboard/receipts", params={"q": "ETL"})
     assert "2 receipts" in found.text
     assert "train_big" not in found.text
-    assert "1 receipt" in client.get("/dashboard/receipts", params={"q": "_b"}).text  # _ is not a wildcard
+    assert "1 receipt" in client.get("/dashboard/receipts", params={"q": "N_B"}).text  # _ is not a wildcard
     assert "No receipt matches" in client.get("/dashboard/receipts", params={"q": "%"}).text
     by_loc = client.get("/dashboard/receipts", params={"location": "FR"})
     assert "nightly-etl-02" in by_loc.text
@@ -147,3 +147,25 @@ def test_receipt_page_labels_download_and_verify_command(client: TestClient) -> 
 
 def _server_pem(client: TestClient) -> str:
     return str(client.app.state.pm.signer.public_key_pem())  # type: ignore[attr-defined]
+
+
+def test_overview_leads_with_this_month_and_new_accounts_see_how_to_start(client: TestClient) -> None:
+    csrf = signup(client)
+    empty = client.get("/dashboard/")
+    assert 'data-testid="first-report"' in empty.text
+    assert 'data-testid="month-kwh"' not in empty.text
+    usage = client.get("/dashboard/usage")
+    assert 'data-testid="first-report"' in usage.text
+    assert 'data-chart=' not in usage.text
+    key = create_key(client, csrf, scopes=["report:write", "receipts:read", "inference:write"])
+    _report(client, key)
+    r = client.post("/v1/inference", json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1000,
+                                            "completion_tokens": 500}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code in (200, 201), r.text
+    full = client.get("/dashboard/")
+    assert 'data-testid="first-report"' not in full.text
+    kwh = re.search(r'data-testid="month-kwh">([^<]+)<', full.text)
+    assert kwh
+    assert kwh.group(1) != "0"
+    assert 'data-testid="top-location">' in full.text
+    assert re.search(r'data-testid="top-model">[^<]*(gpt-4o|compute job)', full.text)
