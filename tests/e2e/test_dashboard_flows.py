@@ -247,3 +247,28 @@ def test_calculator_explains_its_rate_and_errors_and_adds_a_device(page: Page, s
     page.get_by_role("button", name="Add to my devices").click()
     page.wait_for_url("**/dashboard/devices?flash=device-added*")
     expect(page.get_by_test_id("device")).to_contain_text("Heater")
+
+
+def test_phone_navigation_folds_into_a_menu_and_pages_have_a_favicon(page: Page, server: Server, shots: Path) -> None:
+    sign_up(page, f"menu-{uuid.uuid4().hex[:8]}@example.com")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/dashboard/")
+    expect(page.get_by_test_id("first-report")).to_be_visible()  # a new account: how to start, no empty charts
+    nav = page.get_by_role("navigation", name="Main")
+    button = page.get_by_role("button", name="Menu")
+    expect(nav).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+    screenshot(page, shots, "overview-phone")
+    button.click()
+    expect(nav).to_be_visible()
+    expect(button).to_have_attribute("aria-expanded", "true")
+    screenshot(page, shots, "menu-phone", full_page=False)
+    nav.get_by_role("link", name="Usage").click()
+    page.wait_for_url("**/dashboard/usage")
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon
+    assert httpx.get(server.url(icon)).status_code == 200

@@ -74,7 +74,19 @@
     if (msg && !window.confirm(msg)) ev.preventDefault();
   }, true);
 
+  // Phones: the main navigation folds into a Menu button (without JavaScript it stays open).
+  function menu() {
+    var nav = document.getElementById("main-nav"), btn = document.querySelector("[data-menu]");
+    if (!nav || !btn) return;
+    btn.hidden = false; nav.setAttribute("data-collapsed", "");
+    btn.addEventListener("click", function () {
+      var open = nav.hasAttribute("data-collapsed");
+      nav.toggleAttribute("data-collapsed", !open); btn.setAttribute("aria-expanded", String(open));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    menu();
     drawCharts(document);
     document.querySelectorAll("[data-pricing]").forEach(pricing);
   });
