@@ -164,7 +164,8 @@ def test_reports_page_downloads_last_quarter_in_four_formats(page: Page, server:
     screenshot(page, shots, "reports")
 
 
-PHONE_PAGES = ("/dashboard/", "/dashboard/usage", "/dashboard/usage?granularity=week", "/dashboard/usage?granularity=month",
+PHONE_PAGES = ("/dashboard/", "/dashboard/usage", "/dashboard/usage?granularity=week",
+               "/dashboard/usage?granularity=month",
                "/dashboard/receipts", "/dashboard/audit", "/dashboard/devices", "/dashboard/calculator",
                "/dashboard/reports", "/dashboard/settings")
 
@@ -205,7 +206,8 @@ def test_no_page_scrolls_sideways_on_a_phone_and_chart_labels_do_not_overlap(
     assert receipt_path
     for width, height in ((390, 844), (1280, 800)):
         page.set_viewport_size({"width": width, "height": height})
-        for path in (*PHONE_PAGES, receipt_path, "/dashboard/reports?start=2026-01-01&end=2026-12-31&group_by=location"):
+        year_report = "/dashboard/reports?start=2026-01-01&end=2026-12-31&group_by=location"
+        for path in (*PHONE_PAGES, receipt_path, year_report):
             page.goto(path)
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"

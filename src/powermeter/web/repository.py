@@ -117,7 +117,7 @@ def find_receipts(
     descending: bool,
     limit: int,
     offset: int,
-) -> tuple[list[Row[Any]], int]:
+) -> tuple[list[Any], int]:
     """The account's receipts whose job id or receipt id contains ``q`` (case-insensitive), at a
     location, issued in ``[issued_from, issued_before)``; sorted, one page, and the total."""
     where: list[Any] = [receipts.c.account_id == account_id]

@@ -166,7 +166,6 @@ def rate_summary(profile: Mapping[str, Any], rates: Any) -> dict[str, Any] | Non
 
 
 def devices_context(page: Page) -> dict[str, Any]:
-    from powermeter.cost import service as cost_service
     from powermeter.data.devices import load_catalog
     from powermeter.devices import service as devices
 
@@ -177,7 +176,7 @@ def devices_context(page: Page) -> dict[str, Any]:
     cost_error: str | None = None
     if rows and profile:
         try:
-            costs = devices.costs(page.conn, page.account_id, cost_service.rates_provider(page.state).get_with(page.conn))
+            costs = devices.costs(page.conn, page.account_id, rates)
         except ApiError as e:
             cost_error = e.detail
     catalog = load_catalog()

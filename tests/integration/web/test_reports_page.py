@@ -38,7 +38,9 @@ def test_presets_and_inclusive_labels() -> None:
     assert human_number("42") == "42"
 
 
-def test_last_quarter_downloads_in_four_formats_named_by_inclusive_dates(client: TestClient, clock: FrozenClock) -> None:
+def test_last_quarter_downloads_in_four_formats_named_by_inclusive_dates(
+    client: TestClient, clock: FrozenClock
+) -> None:
     clock.set(datetime(2026, 8, 20, 12, tzinfo=UTC))
     csrf = signup(client)
     key = create_key(client, csrf)
