@@ -32,6 +32,7 @@ def _report_jobs(server: Server, key: str, n: int = 3) -> None:
 
 def test_back_after_switching_usage_views_shows_the_whole_page(page: Page, server: Server) -> None:
     sign_up(page, f"hist-{uuid.uuid4().hex[:8]}@example.com")
+    _report_jobs(server, create_key(page, "hist", ["report:write", "inference:write"]), 1)
     page.goto("/dashboard/usage")
     page.get_by_role("link", name="Weekly").click()
     expect(page.get_by_role("link", name="Weekly")).to_have_attribute("aria-current", "true")

@@ -27,7 +27,7 @@
   });
 
   // Charts: short labels, as many as fit the chart's width (about one per 48 px), compact y labels.
-  var fmt = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3, notation: "compact" });
+  var fmt = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 2, notation: "compact" });
   function drawCharts(root) {
     if (!window.Chartist) return;
     root.querySelectorAll("[data-chart]").forEach(function (el) {
@@ -39,7 +39,7 @@
       var every = Math.ceil(labels.length / fit);
       var opts = {
         fullWidth: true, chartPadding: { right: 12, left: 0 },
-        axisY: { offset: 44, onlyInteger: !!spec.integer, labelInterpolationFnc: function (v) { return fmt.format(v); } },
+        axisY: { offset: 56, scaleMinSpace: 28, onlyInteger: !!spec.integer, labelInterpolationFnc: function (v) { return fmt.format(v); } },
         axisX: { labelInterpolationFnc: function (v, i) { return i % every === 0 ? v : null; } }
       };
       var data = { labels: labels, series: spec.series.map(function (d, i) {
