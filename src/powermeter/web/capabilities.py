@@ -126,9 +126,8 @@ def has_any_records(page: Page) -> bool:
 
 
 def recent_receipts(page: Page, limit: int = 5) -> list[dict[str, Any]] | None:
-    from powermeter.jobs import service as jobs
 
-    return list(jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=limit, offset=0)["receipts"])
+    return list(search_receipts(page, "", 1, limit=limit)["receipts"])
 
 
 RECEIPT_CSV_MAX = 100_000
