@@ -62,6 +62,7 @@ _AUTH_Q = (
         api_keys.c.scopes,
         api_keys.c.last_used_at,
         api_keys.c.revoked_at,
+        api_keys.c.expires_at,
         accounts.c.id.label("account_id"),
         accounts.c.email,
         accounts.c.plan,
@@ -82,13 +83,14 @@ class KeyRow:
     account_id: str
     email: str
     plan: str
+    expires_at: datetime | None = None
 
 
 # The hot path of every authenticated request talks to the SQLite driver directly (about 5 µs a
 # statement instead of about 50 µs through SQLAlchemy's execution layer). Times are stored the way
 # SQLAlchemy stores them on SQLite (naive UTC text), so both paths read and write the same rows.
 _SQLITE_AUTH = (
-    "SELECT k.id, k.name, k.last4, k.scopes, k.last_used_at, k.revoked_at, a.id, a.email, a.plan "
+    "SELECT k.id, k.name, k.last4, k.scopes, k.last_used_at, k.revoked_at, a.id, a.email, a.plan, k.expires_at "
     "FROM api_keys AS k JOIN accounts AS a ON a.id = k.account_id WHERE k.key_hash = ?"
 )
 _SQLITE_TOUCH = "UPDATE api_keys SET last_used_at = ? WHERE id = ?"
@@ -115,11 +117,12 @@ def find_key_by_hash(conn: Connection, key_hash: str) -> KeyRow | None:
         if row is None:
             return None
         return KeyRow(row[0], row[1], row[2], row[3], _sqlite_time(row[4]), _sqlite_time(row[5]),
-                      row[6], row[7], row[8])
+                      row[6], row[7], row[8], _sqlite_time(row[9]))
     r = conn.execute(_AUTH_Q, {"h": key_hash}).first()
     if r is None:
         return None
-    return KeyRow(r.id, r.name, r.last4, r.scopes, r.last_used_at, r.revoked_at, r.account_id, r.email, r.plan)
+    return KeyRow(r.id, r.name, r.last4, r.scopes, r.last_used_at, r.revoked_at, r.account_id, r.email, r.plan,
+                  r.expires_at)
 
 
 def touch_key(conn: Connection, key_id: str, now: datetime) -> None:

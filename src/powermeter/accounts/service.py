@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from powermeter.accounts import repository as repo
-from powermeter.infra.clock import next_utc_midnight
+from powermeter.infra.clock import next_utc_midnight, utc_iso
 from powermeter.infra.db.unit_of_work import PRECOMMIT_KEY
 from powermeter.infra.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from powermeter.infra.security import (
@@ -163,10 +163,13 @@ def create_key(
     name: str,
     now: datetime,
     scopes: Sequence[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> NewKey:
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest("key name must be 1 to 200 characters", code="INVALID_NAME")
+    if expires_at is not None and expires_at <= now:
+        raise BadRequest("the expiry must be in the future", code="INVALID_EXPIRY")
     scope_list = parse_scopes(scopes)
     if repo.count_active_keys(conn, account_id) >= MAX_ACTIVE_KEYS:
         raise Conflict(
@@ -184,9 +187,13 @@ def create_key(
         last4=key[-4:],
         scopes=" ".join(scope_list),
         created_at=now,
+        expires_at=expires_at,
     )
     masked = mask_key(key[-4:])
-    _emit(conn, KeyEvent("KEY_CREATED", account_id, key_id, masked, now, {"name": name, "scopes": scope_list}))
+    details: dict[str, Any] = {"name": name, "scopes": scope_list}
+    if expires_at is not None:
+        details["expires_at"] = utc_iso(expires_at)
+    _emit(conn, KeyEvent("KEY_CREATED", account_id, key_id, masked, now, details))
     return NewKey(key, key_id, name, masked, scope_list, now)
 
 
@@ -204,6 +211,10 @@ def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datet
     row = repo.find_key_by_hash(conn, key_hash)
     if row is None or row.revoked_at is not None:
         raise Unauthorized("API key is unknown or has been revoked")
+    if row.expires_at is not None:
+        expires = row.expires_at if row.expires_at.tzinfo is not None else row.expires_at.replace(tzinfo=UTC)
+        if now >= expires:
+            raise Unauthorized(f"API key expired at {utc_iso(expires)}; create a new one in the dashboard's Settings")
     last = row.last_used_at
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=UTC)

@@ -31,6 +31,7 @@ api_keys = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_used_at", TS, nullable=True),
     sa.Column("revoked_at", TS, nullable=True),
+    sa.Column("expires_at", TS, nullable=True),  # optional: refused from this instant on
 )
 
 # Exact billing counters: (account, metric, period) -> value. Calls are counted in units,

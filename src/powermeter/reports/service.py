@@ -200,9 +200,13 @@ def build_document(
     with_coverage: bool = True,
     progress: Progress | None = None,
     recompute: str | None = None,
+    report_id: str | None = None,
 ) -> dict[str, Any]:
     """The report document (``view`` ``report`` or ``esrs``), signed when ``with_coverage``; with
     ``recompute="latest"`` a ``restatement`` section under the current datasets.
+
+    ``report_id`` names the report (default: a random ``rpt_`` id); the dashboard passes one derived
+    from the query so the CSV and HTML of the same query carry the same id.
 
     The records come from :func:`powermeter.reports.ledger.collect`: every leaf of every tree head
     anchored in the audit chain whose occurrence range meets the period, each rebuilt from its rows
@@ -258,7 +262,7 @@ def build_document(
     late_s2 = [e for e in comp.late if e.get("category") == rp.SCOPE2.code]
     doc: dict[str, Any] = {
         "type": report_type,
-        "report_id": "rpt_" + secrets.token_hex(12),
+        "report_id": report_id or "rpt_" + secrets.token_hex(12),
         "generated_at": utc_iso(now),
         "account": {"id": account_id, "email": email},
         "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True,

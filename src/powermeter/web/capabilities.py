@@ -17,7 +17,6 @@ RECEIPTS_PAGE_SIZE = 25
 USAGE_MAX_RECEIPTS = 10_000  # receipts read for the time series (newest first)
 GRANULARITIES = ("day", "week", "month")
 USAGE_GROUPS = ("location", "provider", "model")
-REPORT_GROUPS = ("month", "location", "provider", "model", "key")
 REGIONS_SHOWN = ("US", "US-CA", "DE", "FR", "GB", "SE", "NO", "PL", "IN", "CN", "AU", "BR")
 
 
@@ -38,6 +37,17 @@ def bucket_of(d: date, granularity: str) -> str:
     return d.isoformat()
 
 
+def short_label(bucket: str, granularity: str) -> str:
+    """A label that fits under a bar on a phone: ``3 Nov``, ``W45``, ``Nov 26``."""
+    if granularity == "month":
+        d = date.fromisoformat(bucket + "-01")
+        return d.strftime("%b %y")
+    if granularity == "week":
+        return bucket.split("-")[1]
+    d = date.fromisoformat(bucket)
+    return f"{d.day} {d:%b}"
+
+
 def buckets(start: date, end_inclusive: date, granularity: str) -> list[str]:
     out: list[str] = []
     d = start
@@ -49,40 +59,121 @@ def buckets(start: date, end_inclusive: date, granularity: str) -> list[str]:
     return out
 
 
+# --- overview ---------------------------------------------------------------------------------------
+
+
+def _report(page: Page, start: datetime, end: datetime, group_by: str) -> dict[str, Any]:
+    from powermeter.reports import service as reports
+
+    return reports.build_document(
+        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email,
+        period=reports.Period(start, end), group_by=group_by, view="report", now=page.now, db=page.state.db,
+        with_coverage=False,
+    )
+
+
+def _top(doc: dict[str, Any]) -> dict[str, Any] | None:
+    per: dict[str, dict[str, Any]] = {}
+    for line in doc["lines"]:
+        g = per.setdefault(line["group"], {"label": line["group_label"], "co2e_kg": 0.0, "energy_kwh": 0.0})
+        g["co2e_kg"] += line["co2e_kg"]
+        g["energy_kwh"] += line["energy_kwh"]
+    return max(per.values(), key=lambda g: g["co2e_kg"], default=None)
+
+
+def month_summary(page: Page) -> dict[str, Any]:
+    """This month so far: energy and CO2e (compute jobs and AI inference), the trend against the same
+    days of last month, and the location and model that emitted most."""
+    now = page.now.astimezone(UTC)
+    m0 = datetime(now.year, now.month, 1, tzinfo=UTC)
+    prev0 = (m0 - timedelta(days=1)).replace(day=1)
+    end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)  # today included
+    prev_same = min(prev0 + (end - m0), m0)  # the same days of last month (at most all of it)
+    by_location = _report(page, m0, end, "location")
+    by_model = _report(page, m0, end, "model")
+    before = _report(page, prev0, prev_same, "month")
+    this, last = by_location["totals"], before["totals"]
+
+    def change(a: float, b: float) -> float | None:
+        return None if not b else (a - b) / b * 100
+
+    return {
+        "month_label": m0.strftime("%B %Y"),
+        "prev_label": prev0.strftime("%B"),
+        "energy_kwh": this["energy_kwh"],
+        "co2e_kg": this["co2e_kg"],
+        "records": this["records"],
+        "energy_change": change(this["energy_kwh"], last["energy_kwh"]),
+        "co2e_change": change(this["co2e_kg"], last["co2e_kg"]),
+        "prev_records": last["records"],
+        "top_location": _top(by_location),
+        "top_model": _top(by_model),
+    }
+
+
+def has_any_records(page: Page) -> bool:
+    """Whether the account has reported anything yet (a compute job or an AI inference)."""
+    from powermeter.inference import service as inference
+    from powermeter.jobs import service as jobs
+
+    if jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=1, offset=0)["total"]:
+        return True
+    groups, _ = inference.summarize(page.conn, page.account_id, None, None, "provider")
+    return bool(groups)
+
+
 # --- receipts (jobs) ---------------------------------------------------------------------------------
 
 
 def recent_receipts(page: Page, limit: int = 5) -> list[dict[str, Any]] | None:
-    from powermeter.jobs import service as jobs
 
-    return list(jobs.list_receipts(page.conn, page.account_id, job_id=None, limit=limit, offset=0)["receipts"])
+    return list(search_receipts(page, "", 1, limit=limit)["receipts"])
 
 
-def search_receipts(page: Page, q: str, page_no: int) -> dict[str, Any]:
-    """A page of receipts, newest first; ``q`` is a job id or a receipt id (exact)."""
-    from powermeter.infra.errors import NotFound
-    from powermeter.jobs import service as jobs
+RECEIPT_CSV_MAX = 100_000
+
+
+def _day_bounds(start: str, end: str) -> tuple[datetime | None, datetime | None]:
+    """``from``/``to`` ISO dates (``to`` inclusive) as [from, before) instants, UTC; bad dates ignored."""
+    def d(text: str) -> date | None:
+        try:
+            return date.fromisoformat(text) if text else None
+        except ValueError:
+            return None
+
+    s, e = d(start), d(end)
+    return (datetime(s.year, s.month, s.day, tzinfo=UTC) if s else None,
+            datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1) if e else None)
+
+
+def search_receipts(page: Page, q: str, page_no: int, *, location: str = "", start: str = "", end: str = "",
+                    sort: str = "issued", direction: str = "desc", limit: int | None = None) -> dict[str, Any]:
+    """A page of receipts: ``q`` is part of a job id or receipt id (any case), filtered by location and
+    issue date, sorted by a column."""
+    from powermeter.web import repository as repo
 
     q = q.strip()
-    size = RECEIPTS_PAGE_SIZE
+    size = limit or RECEIPTS_PAGE_SIZE
     offset = (page_no - 1) * size
-    listing = jobs.list_receipts(page.conn, page.account_id, job_id=q or None, limit=size, offset=offset)
-    if q and listing["total"] == 0:
-        try:
-            doc = jobs.receipt_document(page.conn, page.account_id, q)
-        except NotFound:
-            pass
-        else:
-            listing = {"receipts": [{k: doc[k] for k in ("receipt_id", "job_id", "kwh", "co2_grams", "timestamp")}],
-                       "total": 1, "has_more": False}
-    total = int(listing["total"])
+    issued_from, issued_before = _day_bounds(start, end)
+    rows, total = repo.find_receipts(
+        page.conn, page.account_id, q=q, location=location.strip(), issued_from=issued_from,
+        issued_before=issued_before, sort=sort, descending=direction != "asc", limit=size, offset=offset)
+    found = [{"receipt_id": r.receipt_id, "job_id": r.job_id, "kwh": r.kwh, "co2_grams": r.co2_grams,
+              "location": r.geo_iso, "timestamp": r.issued_at} for r in rows]
+    filters = {"q": q, "location": location.strip(), "from": start, "to": end}
     return {
-        "receipts": listing["receipts"],
+        "receipts": found,
         "total": total,
         "page_no": page_no,
         "pages": max(1, math.ceil(total / size)),
-        "has_more": bool(listing["has_more"]),
+        "has_more": offset + len(found) < total,
         "q": q,
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "sort": sort,
+        "direction": "asc" if direction == "asc" else "desc",
+        "locations": repo.receipt_locations(page.conn, page.account_id),
     }
 
 
@@ -107,6 +198,19 @@ def receipt_view(page: Page, receipt_id: str) -> dict[str, Any]:
     return {"doc": doc, "receipt": doc["receipt"], "verification": check}
 
 
+def receipt_file(page: Page, receipt_id: str) -> bytes:
+    """The receipt document as ``GET /v1/receipts/{id}/download`` gives it; writes the audit ``DOWNLOAD`` entry."""
+    import orjson
+
+    from powermeter.audit import service as audit
+    from powermeter.jobs import service as jobs
+
+    doc = jobs.receipt_document(page.conn, page.account_id, receipt_id)
+    audit.append(page.conn, account_id=page.account_id, action_type="DOWNLOAD", receipt_id=receipt_id,
+                 actor_key_id=None, actor_masked_key=None, details={"via": "dashboard"}, now=page.now)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+
 # --- audit ---------------------------------------------------------------------------------------------
 
 
@@ -119,28 +223,6 @@ def audit_log(page: Page, action_type: str | None, receipt_id: str | None, limit
     )
     return {"entries": entries, "total": total, "report": report.as_json(), "ok": report.ok,
             "actions": sorted(audit.ACTION_TYPES)}
-
-
-# --- devices and costs -----------------------------------------------------------------------------
-
-
-def devices_and_costs(page: Page) -> dict[str, Any]:
-    from powermeter.cost import service as cost_service
-    from powermeter.devices import service as devices
-    from powermeter.infra.errors import ApiError
-
-    rows = devices.list_devices(page.conn, page.account_id)
-    profile = devices.get_profile(page.conn, page.account_id)
-    costs: dict[str, Any] | None = None
-    cost_error: str | None = None
-    if rows:
-        try:
-            rates = cost_service.rates_provider(page.state).get_with(page.conn)
-            costs = devices.costs(page.conn, page.account_id, rates)
-        except ApiError as e:
-            cost_error = e.detail
-    by_id = {d["id"]: d for d in (costs or {}).get("devices", [])}
-    return {"devices": rows, "profile": profile, "costs": costs, "cost_by_id": by_id, "cost_error": cost_error}
 
 
 # --- usage -----------------------------------------------------------------------------------------------
@@ -188,21 +270,29 @@ def usage(page: Page, granularity: str, days: int, group_by: str) -> dict[str, A
     def r6(xs: list[float]) -> list[float]:
         return [round(x, 6) for x in xs]
 
+    short = [short_label(b, granularity) for b in labels]
+
+    def panel(series: list[float], name: str, kind: str, unit: str, chart_type: str = "bar") -> dict[str, Any]:
+        return {"type": chart_type, "labels": labels, "short": short, "series": [r6(series)], "names": [name],
+                "classes": [f"ct-series-{kind}"], "kinds": [kind], "unit": unit}
+
+    # AI inference is often a thousandth of compute: each gets its own panel (its own y-axis), and a
+    # series keeps its colour on every chart (compute = series 1, inference = series 2, water = 3).
     charts = {
-        "energy": {"type": "bar", "labels": labels, "series": [r6(job_kwh), r6(inf_kwh)],
-                   "names": ["Compute jobs", "AI inference"], "unit": "kWh"},
-        "co2": {"type": "bar", "labels": labels, "series": [r6([x / 1000 for x in job_co2]),
-                                                             r6([x / 1000 for x in inf_co2])],
-                "names": ["Compute jobs", "AI inference"], "unit": "kg CO2e"},
-        "water": {"type": "line", "labels": labels, "series": [r6(inf_water)], "names": ["AI inference"],
-                  "unit": "L"},
+        "energy": [panel(job_kwh, "Compute jobs", "jobs", "kWh"), panel(inf_kwh, "AI inference", "inference", "kWh")],
+        "co2": [panel([x / 1000 for x in job_co2], "Compute jobs", "jobs", "kg CO₂e"),
+                panel([x / 1000 for x in inf_co2], "AI inference", "inference", "kg CO₂e")],
+        "water": [panel(inf_water, "AI inference water", "water", "L")],
     }
     totals = {
         "job_kwh": sum(job_kwh), "job_co2_kg": sum(job_co2) / 1000, "jobs": jobs_counted,
         "inference_kwh": sum(inf_kwh), "inference_co2_kg": sum(inf_co2) / 1000, "inference_water_l": sum(inf_water),
     }
     rows = breakdown(page, start_dt, end_dt, group_by)
+    from powermeter.web.routes_reports import inclusive_label
+
     return {"charts": charts, "totals": totals, "breakdown": rows, "start": start, "end": end,
+            "period_label": inclusive_label(start_dt, end_dt),
             "capped": listing["total"] > USAGE_MAX_RECEIPTS}
 
 
@@ -221,6 +311,7 @@ def breakdown(page: Page, start: datetime, end: datetime, group_by: str) -> list
     )
     for line in doc["lines"]:
         g = groups[line["group"]]
+        g["key"] = line["group"]
         g["label"] = line["group_label"]
         g["records"] += line["records"]
         g["jobs"] += line["compute_job_receipts"]
@@ -244,35 +335,6 @@ def grid_regions(page: Page) -> list[dict[str, Any]]:
             out.append({"code": loc.code, "name": loc.name, "intensity": loc.intensity_g_per_kwh, "year": loc.year,
                         "source": loc.source})
     return out
-
-
-# --- reports ---------------------------------------------------------------------------------------------
-
-
-def report_preview(page: Page, start: str | None, end: str | None, group_by: str) -> dict[str, Any]:
-    from powermeter.reports import service as reports
-
-    period = reports.parse_period(start, end, page.now)
-    doc = reports.build_document(
-        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-        group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=False,
-    )
-    return {"doc": doc, "period": period}
-
-
-def report_download(page: Page, start: str | None, end: str | None, group_by: str, fmt: str) -> tuple[bytes, str, str]:
-    """The report rendered as CSV or HTML (signed for HTML), with its audit ``DOWNLOAD`` entry."""
-    from powermeter.reports import service as reports
-
-    period = reports.parse_period(start, end, page.now)
-    with reports.snapshot(page.state.db, page.conn) as conn:
-        doc = reports.build_document(
-            conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-            group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=fmt != "csv",
-        )
-    reports.record_download(page.conn, doc, fmt, page.now, actor_key_id=None, actor_masked_key=None, via="dashboard")
-    body, media_type, filename = reports.render_document(doc, fmt)
-    return body, media_type, filename
 
 
 # --- AI gateway traffic (powermeter gateway records, source "gateway") ------------------------------------

@@ -44,6 +44,11 @@ FLASHES: dict[str, str] = {
     "logged-out": "You have been logged out.",
     "revoked": "The key has been revoked: calls made with it are now refused.",
     "key-not-found": "There is no such key on this account.",
+    "profile-saved": "Your rate has been saved.",
+    "device-added": "The device has been added.",
+    "device-saved": "The device has been saved.",
+    "device-deleted": "The device has been deleted.",
+    "device-not-found": "There is no such device on this account.",
 }
 
 
@@ -91,6 +96,49 @@ def fmt_money(value: Any, currency: str = "") -> str:
     return f"{s} {currency}".strip()
 
 
+def fmt_rate(value: Any, currency: str = "") -> str:
+    """A price per kWh: up to 4 decimals (tariffs are quoted to the tenth of a cent)."""
+    if value is None:
+        return "–"
+    d = value if isinstance(value, Decimal) else Decimal(str(value))
+    s = f"{d.quantize(Decimal('0.0001')):f}".rstrip("0")
+    if len(s.partition(".")[2]) < 2:
+        s = f"{d.quantize(Decimal('0.01')):f}"
+    return f"{s} {currency}/kWh".strip() if currency else f"{s}/kWh"
+
+
+# Units named by a key's suffix, and words that are acronyms: ``cpu_kwh`` → ``CPU energy (kWh)``.
+_UNIT_SUFFIXES = (("_kwh", "energy", "kWh"), ("_wh", "energy", "Wh"), ("_grams", "", "g"), ("_g", "", "g"),
+                  ("_kg", "", "kg"), ("_gb", "", "GB"), ("_minutes", "", "min"), ("_hours", "", "h"),
+                  ("_ml", "", "mL"), ("_l", "", "L"), ("_w", "power", "W"))
+_WORDS = {"cpu": "CPU", "gpu": "GPU", "pue": "PUE (power usage effectiveness)", "co2": "CO₂e", "iso": "",
+          "kwh": "Energy", "geo": "Location", "id": "ID", "tdp": "TDP", "wue": "WUE"}
+_LABELS = {"kwh": ("Energy", "kWh"), "co2_grams": ("Emissions", "g CO₂e"), "overhead_kwh": ("Overhead energy", "kWh"),
+           "geo_iso": ("Location", ""), "gpu_cores": ("GPUs", ""), "cpu_cores": ("CPU cores", ""),
+           "memory_gb": ("Memory", "GB"), "duration_minutes": ("Duration", "min")}
+
+
+def human_label(key: str) -> tuple[str, str]:
+    """A key of a receipt as words and a unit: ``cpu_kwh`` → (``CPU energy``, ``kWh``)."""
+    if key in _LABELS:
+        return _LABELS[key]
+    unit, noun, base = "", "", key
+    for suffix, n, u in _UNIT_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            base, noun, unit = key[: -len(suffix)], n, u
+            break
+    words = [_WORDS.get(w, w) for w in base.split("_")]
+    text = " ".join(w for w in words if w)
+    if noun and noun not in text.lower():
+        text = f"{text} {noun}"
+    return (text[:1].upper() + text[1:]) if text else key, unit
+
+
+def co2_subscript(value: Any) -> str:
+    """``CO2e`` as the dashboard spells it everywhere: ``CO₂e``."""
+    return str(value).replace("CO2", "CO₂")
+
+
 def fmt_dt(value: Any) -> str:
     """``2026-11-22 12:00 UTC`` from a datetime or ISO string."""
     if value is None or value == "":
@@ -128,9 +176,16 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
     )
-    env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES)
-    env.filters.update(num=fmt_num, money=fmt_money, dt=fmt_dt, tojson_safe=to_json)
+    env.globals.update(static=static_url, version=__version__, nav=NAV, flashes=FLASHES, human_label=human_label)
+    env.filters.update(num=fmt_num, money=fmt_money, rate=fmt_rate, co2=co2_subscript, dt=fmt_dt, tojson_safe=to_json)
     return env
+
+
+def wants_fragment(request: Request) -> bool:
+    """An htmx swap asks for a fragment; a history restore (Back after an htmx swap), a reload or a
+    plain link asks for the whole page."""
+    h = request.headers
+    return h.get("hx-request") == "true" and h.get("hx-history-restore-request") != "true"
 
 
 def render(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from powermeter.accounts.tables import accounts, usage_counters
+from powermeter.jobs.tables import receipt_trees, receipts
 from powermeter.web.tables import web_sessions
 
 _SESSION_Q = (
@@ -49,6 +50,19 @@ def delete_expired_sessions(conn: Connection, now: datetime) -> int:
     return int(conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= now)).rowcount)
 
 
+def set_pending_key(conn: Connection, session_id: str, sealed: str | None) -> None:
+    conn.execute(web_sessions.update().where(web_sessions.c.id == session_id).values(pending_key=sealed))
+
+
+def take_pending_key(conn: Connection, session_id: str) -> str | None:
+    """The session's pending key (sealed), cleared in the same transaction: it is shown once."""
+    q = sa.select(web_sessions.c.pending_key).where(web_sessions.c.id == session_id)
+    sealed = conn.execute(q).scalar()
+    if sealed is not None:
+        set_pending_key(conn, session_id, None)
+    return cast("str | None", sealed)
+
+
 def count_sessions(conn: Connection, account_id: str) -> int:
     q = sa.select(sa.func.count()).select_from(web_sessions).where(web_sessions.c.account_id == account_id)
     return int(conn.execute(q).scalar_one())
@@ -81,3 +95,54 @@ def monthly_counters(conn: Connection, account_id: str, period: str) -> dict[str
         usage_counters.c.account_id == account_id, usage_counters.c.period == period
     )
     return {r.metric: int(r.value) for r in conn.execute(q)}
+
+
+RECEIPT_SORTS = {"issued": receipts.c.seq, "job": receipts.c.job_id, "kwh": receipts.c.kwh,
+                 "co2": receipts.c.co2_grams, "location": receipts.c.geo_iso}
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def find_receipts(
+    conn: Connection,
+    account_id: str,
+    *,
+    q: str,
+    location: str,
+    issued_from: datetime | None,
+    issued_before: datetime | None,
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """The account's receipts whose job id or receipt id contains ``q`` (case-insensitive), at a
+    location, issued in ``[issued_from, issued_before)``; sorted, one page, and the total."""
+    where: list[Any] = [receipts.c.account_id == account_id]
+    if q:
+        pattern = _like(q.lower())
+        where.append(sa.or_(sa.func.lower(receipts.c.job_id).like(pattern, escape="\\"),
+                            sa.func.lower(receipts.c.receipt_id).like(pattern, escape="\\")))
+    if location:
+        where.append(sa.func.upper(receipts.c.geo_iso) == location.upper())
+    if issued_from is not None:
+        where.append(receipt_trees.c.created_at >= issued_from)
+    if issued_before is not None:
+        where.append(receipt_trees.c.created_at < issued_before)
+    joined = receipts.join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
+    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*where)).scalar_one()
+    col = RECEIPT_SORTS.get(sort, receipts.c.seq)
+    order = [col.desc() if descending else col.asc(), receipts.c.seq.desc()]
+    query = (
+        sa.select(receipts.c.receipt_id, receipts.c.job_id, receipts.c.kwh, receipts.c.co2_grams,
+                  receipts.c.geo_iso, receipt_trees.c.issued_at)
+        .select_from(joined).where(*where).order_by(*order).limit(limit).offset(offset)
+    )
+    return list(conn.execute(query).all()), int(total)
+
+
+def receipt_locations(conn: Connection, account_id: str) -> list[str]:
+    q = sa.select(receipts.c.geo_iso).where(receipts.c.account_id == account_id).distinct().order_by(receipts.c.geo_iso)
+    return [str(r[0]) for r in conn.execute(q)]

@@ -120,6 +120,41 @@ def clear_session_cookie(response: Response, *, secure: bool) -> None:
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax")
 
 
+# --- a just-created API key, carried across the post/redirect/get -------------------------------
+
+def _seal_key(secret: str, session_id: str) -> bytes:
+    return hashlib.sha256(b"powermeter-pending-key|" + secret.encode() + b"|" + session_id.encode()).digest()
+
+
+def seal(secret: str, session_id: str, payload: dict[str, str]) -> str:
+    """``payload`` (the new key and its name) encrypted with AES-256-GCM under a key bound to this
+    session, so the row never holds the raw key and no other session can open it."""
+    import base64
+
+    import orjson
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(12)
+    box = AESGCM(_seal_key(secret, session_id)).encrypt(nonce, orjson.dumps(payload), session_id.encode())
+    return base64.urlsafe_b64encode(nonce + box).decode()
+
+
+def unseal(secret: str, session_id: str, sealed: str) -> dict[str, str] | None:
+    import base64
+
+    import orjson
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode())
+        data = AESGCM(_seal_key(secret, session_id)).decrypt(raw[:12], raw[12:], session_id.encode())
+        out = orjson.loads(data)
+    except (ValueError, InvalidTag, orjson.JSONDecodeError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
 # --- CSRF ----------------------------------------------------------------------------------------
 
 def tokens_match(expected: str | None, submitted: str | None) -> bool:

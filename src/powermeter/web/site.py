@@ -54,6 +54,9 @@ class SecurityHeaders:
                 headers += [h for h in SECURITY_HEADERS if h[0] not in names]
                 if not is_static and b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
+                if not is_static and b"vary" not in names:
+                    # pages answer htmx requests with a fragment, anything else with the whole page
+                    headers.append((b"vary", b"HX-Request, HX-History-Restore-Request"))
                 message["headers"] = headers
             await send(message)
 

@@ -22,4 +22,6 @@ web_sessions = sa.Table(
     sa.Column("last_seen_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False, index=True),
     sa.Column("user_agent", sa.String(300), nullable=True),
+    # A key just created in Settings, encrypted for this session, shown once by the next GET (then cleared).
+    sa.Column("pending_key", sa.String(600), nullable=True),
 )

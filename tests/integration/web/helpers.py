@@ -47,7 +47,9 @@ def create_key(client: TestClient, csrf: str, name: str = "ci", scopes: list[str
         "/dashboard/settings/keys",
         data={"csrf_token": csrf, "name": name, "scopes": scopes or ["report:write", "receipts:read"]},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text  # post/redirect/get: the key is shown once by the settings page
+    assert r.history
+    assert r.history[0].status_code == 303
     m = KEY_RE.search(r.text)
     assert m
     return m.group(1)

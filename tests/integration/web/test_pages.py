@@ -37,7 +37,7 @@ def test_receipts_are_listed_searchable_and_verified_and_viewing_is_audited(clie
     assert rid in by_id.text
     assert "1 receipt" in by_id.text
     none = client.get("/dashboard/receipts", params={"q": "nope"})
-    assert "No receipt has" in none.text
+    assert "No receipt matches" in none.text
 
     page = client.get(f"/dashboard/receipts/{rid}")
     assert page.status_code == 200
@@ -61,7 +61,7 @@ def test_usage_reports_devices_and_calculator_pages(client: TestClient) -> None:
         for group in ("location", "provider", "model"):
             r = client.get("/dashboard/usage", params={"granularity": granularity, "group_by": group})
             assert r.status_code == 200, r.text
-            assert 'data-chart="chart-energy-data"' in r.text
+            assert 'data-chart="chart-energy-1-data"' in r.text
     usage = client.get("/dashboard/usage")
     kwh = re.search(r'data-testid="usage-job-kwh">([^<]+)<', usage.text)
     assert kwh
@@ -95,3 +95,77 @@ def test_pages_need_a_session(client: TestClient) -> None:
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303, path
         assert r.headers["location"].startswith("/dashboard/login?next=")
+
+
+def test_receipts_substring_search_filters_sorting_and_csv(client: TestClient) -> None:
+    csrf = signup(client)
+    key = create_key(client, csrf)
+    for job_id, geo in (("Nightly-ETL-01", "DE"), ("nightly-etl-02", "FR"), ("train_big", "US")):
+        r = client.post("/v1/report", json={**JOB, "job_id": job_id, "geo_iso": geo},
+                        headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code in (200, 201), r.text
+    found = client.get("/dashboard/receipts", params={"q": "ETL"})
+    assert "2 receipts" in found.text
+    assert "train_big" not in found.text
+    assert "1 receipt" in client.get("/dashboard/receipts", params={"q": "N_B"}).text  # _ is not a wildcard
+    assert "No receipt matches" in client.get("/dashboard/receipts", params={"q": "%"}).text
+    by_loc = client.get("/dashboard/receipts", params={"location": "FR"})
+    assert "nightly-etl-02" in by_loc.text
+    assert "Nightly-ETL-01" not in by_loc.text
+    assert "No receipt matches" in client.get("/dashboard/receipts", params={"from": "2030-01-01"}).text
+    asc = client.get("/dashboard/receipts", params={"sort": "job", "dir": "asc"}).text
+    assert asc.index("Nightly-ETL-01") < asc.index("nightly-etl-02") < asc.index("train_big")
+    desc = client.get("/dashboard/receipts", params={"sort": "job", "dir": "desc"}).text
+    assert desc.index("train_big") < desc.index("nightly-etl-02")
+    assert client.get("/dashboard/receipts", params={"sort": "nope"}).status_code == 400
+    exported = client.get("/dashboard/receipts.csv", params={"q": "etl", "sort": "job", "dir": "asc"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.strip().splitlines()
+    assert lines[0] == "receipt_id,job_id,energy_kwh,co2e_grams,location,issued_at"
+    assert [line.split(",")[1] for line in lines[1:]] == ["Nightly-ETL-01", "nightly-etl-02"]
+
+
+def test_receipt_page_labels_download_and_verify_command(client: TestClient) -> None:
+    csrf = signup(client)
+    key = create_key(client, csrf, scopes=["report:write", "receipts:read", "audit:read"])
+    rid = _report(client, key)
+    page = client.get(f"/dashboard/receipts/{rid}")
+    assert "CPU energy" in page.text
+    assert "breakdown · cpu_kwh" not in page.text
+    assert f'value="powermeter receipts verify {rid}.json"' in page.text
+    assert re.search(r'<code class="hash">sha256:[0-9a-f]+</code>', page.text)  # dataset versions never wrap
+    d = client.get(f"/dashboard/receipts/{rid}/download")
+    assert d.status_code == 200
+    assert d.headers["content-disposition"] == f'attachment; filename="{rid}.json"'
+    from powermeter.jobs import receipts as rc
+
+    assert rc.verify_document(d.json(), _server_pem(client)).ok
+    logs = client.get("/v1/audit/logs", params={"action_type": "DOWNLOAD"}, headers={"Authorization": f"Bearer {key}"})
+    assert [e["receipt_id"] for e in logs.json()["data"]["logs"]] == [rid]
+
+
+def _server_pem(client: TestClient) -> str:
+    return str(client.app.state.pm.signer.public_key_pem())  # type: ignore[attr-defined]
+
+
+def test_overview_leads_with_this_month_and_new_accounts_see_how_to_start(client: TestClient) -> None:
+    csrf = signup(client)
+    empty = client.get("/dashboard/")
+    assert 'data-testid="first-report"' in empty.text
+    assert 'data-testid="month-kwh"' not in empty.text
+    usage = client.get("/dashboard/usage")
+    assert 'data-testid="first-report"' in usage.text
+    assert 'data-chart=' not in usage.text
+    key = create_key(client, csrf, scopes=["report:write", "receipts:read", "inference:write"])
+    _report(client, key)
+    r = client.post("/v1/inference", json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1000,
+                                            "completion_tokens": 500}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code in (200, 201), r.text
+    full = client.get("/dashboard/")
+    assert 'data-testid="first-report"' not in full.text
+    kwh = re.search(r'data-testid="month-kwh">([^<]+)<', full.text)
+    assert kwh
+    assert kwh.group(1) != "0"
+    assert 'data-testid="top-location">' in full.text
+    assert re.search(r'data-testid="top-model">[^<]*(gpt-4o|compute job)', full.text)
