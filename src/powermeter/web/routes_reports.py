@@ -121,14 +121,24 @@ def round_csv(body: bytes) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+#: How each GHG booking of a report is named once on the page (the report's own text has the long form).
+SHORT_GHG_LABELS = {
+    "scope2": "Scope 2 · location- and market-based",
+    "scope3_cat1": "Scope 3 Cat 1 · average-data",
+    "unclassified": "Unclassified (jobs sent without ownership or provider: not booked in a scope)",
+}
+
+
 def ghg_labels(doc: dict[str, Any]) -> list[str]:
     """The distinct GHG bookings of the lines, in words (``Scope 3 Cat 1 · average-data``)."""
     seen: list[str] = []
     for line in doc.get("lines") or doc.get("by_ghg_category") or []:
         g = line.get("ghg")
-        if isinstance(g, dict):
+        if isinstance(g, dict) and g.get("code") in SHORT_GHG_LABELS:
+            label = SHORT_GHG_LABELS[str(g["code"])]
+        elif isinstance(g, dict):
             cat = f" Cat {g['category']}" if g.get("category") is not None else ""
-            label = f"Scope {g.get('scope')}{cat}" + (f" · {g['method']}" if g.get("method") else "")
+            label = f"Scope {g.get('scope')}{cat}"
         else:
             label = str(g)
         if label not in seen:

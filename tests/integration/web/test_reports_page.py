@@ -18,7 +18,7 @@ from powermeter.web.routes_reports import human_number, inclusive_label, presets
 from .helpers import create_key, signup
 
 JOB = {"job_id": "q3-train", "duration_minutes": 125, "cpu_cores": 7, "memory_gb": 31, "gpu_cores": 1,
-       "geo_iso": "DE"}
+       "geo_iso": "DE", "ownership": "cloud"}
 
 
 def test_presets_and_inclusive_labels() -> None:
