@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -91,6 +93,10 @@ def import_slurm(
     key: Key = None,
     chunk: Chunk = 10_000,
     dry_run: DryRun = False,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="IANA zone sacct printed Start in (the cluster's local time), e.g. Europe/Berlin; "
+        "default: this machine's zone. Start is sent as started_at so reports book each job when it ran.")
+    ] = None,
 ) -> None:
     """Report the finished jobs of a `sacct -P` export (steps folded into their job).
 
@@ -113,7 +119,12 @@ def import_slurm(
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
     geo = ReportSettings(geo_iso=geo_iso).geo
-    jobs = [to_report(j, prefix=prefix, geo_iso=geo, pue=pue, cpu_models=cpu_map, gpu_models=gpu_map)
+    try:
+        zone = _zone(timezone)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    jobs = [to_report(j, prefix=prefix, geo_iso=geo, pue=pue, cpu_models=cpu_map, gpu_models=gpu_map, timezone=zone)
             for j in parsed.jobs]
     print(f"{parsed.rows} row(s), {len(jobs)} finished job(s) to report; skipped: "
           f"{parsed.skipped_not_finished} running/pending, {parsed.skipped_never_ran} never ran (Elapsed 0), "
@@ -122,6 +133,19 @@ def import_slurm(
     if dry_run or not jobs:
         return
     raise typer.Exit(_send(jobs, [f"job {j.job_id}" for j in parsed.jobs], url, key, chunk))
+
+
+def _zone(name: str | None) -> tzinfo:
+    """The IANA zone ``name``, else this machine's local zone."""
+    if name is None:
+        local = datetime.now().astimezone().tzinfo
+        return local if local is not None else UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"--timezone: unknown IANA time zone {name!r} (e.g. Europe/Berlin, America/Chicago, UTC)"
+        ) from None
 
 
 @import_app.command("csv")

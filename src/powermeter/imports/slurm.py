@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 UTILIZATION_DECIMALS = 2
@@ -159,7 +159,7 @@ class SlurmJob:
     req_mem_gb: float = 0.0
     gpus: int = 0
     max_rss: str = ""
-    start: datetime | None = None  # the job's real start (not sent yet: see to_report)
+    start: datetime | None = None  # the job's real start, as sacct printed it (cluster-local, naive)
     end: datetime | None = None
     has_allocation_row: bool = False
 
@@ -325,8 +325,10 @@ def to_report(
     pue: float | None = None,
     cpu_models: Mapping[str, str] | None = None,
     gpu_models: Mapping[str, str] | None = None,
+    timezone: tzinfo | None = None,
 ) -> dict[str, Any]:
-    """The job as a ``/v1/report`` / ``/v1/batch`` item."""
+    """The job as a ``/v1/report`` / ``/v1/batch`` item. With ``timezone`` (the zone sacct printed its
+    times in), the job's Start is sent as ``started_at`` so reports book the job when it ran."""
     body: dict[str, Any] = {
         "job_id": f"{prefix}{job.job_id}",
         "duration_minutes": job.elapsed_s / 60.0,
@@ -348,6 +350,7 @@ def to_report(
     gpu_model = model_for(job, gpu_models or {})
     if gpu_model and job.gpus:
         body["gpu_model"] = gpu_model
-    # When /v1/report accepts started_at (issue 20), this is the one line to add:
-    # if job.start is not None: body["started_at"] = job.start.isoformat()  (cluster-local: attach its zone)
+    if job.start is not None and timezone is not None:
+        local = job.start if job.start.tzinfo is not None else job.start.replace(tzinfo=timezone)
+        body["started_at"] = local.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return body

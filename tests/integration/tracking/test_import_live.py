@@ -114,3 +114,13 @@ def test_csv_import_with_refused_rows_named_by_line(live: Live, tmp_path: Path) 
     res = run(["import", "csv", str(typo)], env)
     assert res.returncode == 2
     assert "unknown column(s) duration_minuts" in res.stderr
+
+
+def test_slurm_start_is_sent_as_started_at_in_the_clusters_zone(live: Live) -> None:
+    res = run(["import", "slurm", str(FIXTURE), "--geo-iso", "DE", "--timezone", "Europe/Berlin"], live.client_env())
+    assert res.returncode == 0, res.stderr
+    # sacct printed 2026-11-05T08:00:00 in Berlin (CET, UTC+1): the job ran from 07:00 UTC
+    assert live.receipt_of("slurm-1003_1")["receipt"]["inputs"]["started_at"] == "2026-11-05T07:00:00Z"
+    bad = run(["import", "slurm", str(FIXTURE), "--geo-iso", "DE", "--timezone", "Mars/Olympus"], live.client_env())
+    assert bad.returncode == 2
+    assert "unknown IANA time zone 'Mars/Olympus'" in bad.stderr
