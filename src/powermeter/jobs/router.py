@@ -14,6 +14,7 @@ from powermeter.audit import service as audit
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
+from powermeter.infra.validation import MAX_OFFSET
 from powermeter.jobs import schemas as s
 from powermeter.jobs import service as svc
 from powermeter.jobs.service import get_service
@@ -109,7 +110,7 @@ async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) 
 )
 def list_receipts(
     limit: int = Query(50, ge=1, le=1000, description="Number of receipts (max 1000)"),
-    offset: int = Query(0, ge=0, description="Pagination offset"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description=f"Pagination offset (0 to {MAX_OFFSET})"),
     job_id: str | None = Query(None, max_length=128, description="Only the receipt of this job"),
     tx: Tx = Auth("receipts:read"),
 ) -> FastJSONResponse:

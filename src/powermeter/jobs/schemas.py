@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from powermeter.infra.validation import NO_CONTROL_PATTERN
 
 MAX_BATCH_JOBS = 10_000
 MAX_DURATION_MINUTES = 60 * 24 * 366 * 10  # ten years
@@ -12,17 +14,24 @@ MAX_CORES = 1_000_000
 MAX_MEMORY_GB = 100_000_000
 MAX_GPUS = 1_000_000
 
+# JSON numbers only: strict mode refuses ``true``/``false`` and numeric strings (lax mode takes ``true``
+# as 1), still accepts an integer for a float field, and runs in pydantic-core (no Python call per job).
+Num = Annotated[float, Strict()]
+
 
 class JobIn(BaseModel):
     """One compute job. Seed fields first; the rest are optional overrides of the defaults."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    job_id: str = Field(min_length=1, max_length=128, examples=["ml-training-001"])
-    duration_minutes: float = Field(gt=0, le=MAX_DURATION_MINUTES, examples=[120])
-    cpu_cores: float = Field(0.0, ge=0, le=MAX_CORES, description="CPU cores allocated", examples=[8])
-    memory_gb: float = Field(0.0, ge=0, le=MAX_MEMORY_GB, description="Memory allocated, GB", examples=[32])
-    gpu_cores: float = Field(0.0, ge=0, le=MAX_GPUS, description="Number of GPUs", examples=[2])
+    job_id: str = Field(
+        min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN, examples=["ml-training-001"],
+        description="Your id of the job, unique per account; no control characters (NUL, ANSI escapes)",
+    )
+    duration_minutes: Num = Field(gt=0, le=MAX_DURATION_MINUTES, examples=[120])
+    cpu_cores: Num = Field(0.0, ge=0, le=MAX_CORES, description="CPU cores allocated", examples=[8])
+    memory_gb: Num = Field(0.0, ge=0, le=MAX_MEMORY_GB, description="Memory allocated, GB", examples=[32])
+    gpu_cores: Num = Field(0.0, ge=0, le=MAX_GPUS, description="Number of GPUs", examples=[2])
     geo_iso: str = Field(
         min_length=1,
         max_length=64,
@@ -32,9 +41,9 @@ class JobIn(BaseModel):
     )
     cpu_model: str | None = Field(None, max_length=128, description="CPU model (W/core = TDP / cores)")
     gpu_model: str | None = Field(None, max_length=128, description="GPU model, e.g. H100, A100, L4, MI300X")
-    cpu_utilization: float | None = Field(None, ge=0, le=1, description="Average CPU usage factor (default 1)")
-    gpu_utilization: float | None = Field(None, ge=0, le=1, description="Average GPU usage factor (default 1)")
-    pue: float | None = Field(None, ge=1, le=3, description="Data-centre PUE (default: provider's, else 1.56)")
+    cpu_utilization: Num | None = Field(None, ge=0, le=1, description="Average CPU usage factor (default 1)")
+    gpu_utilization: Num | None = Field(None, ge=0, le=1, description="Average GPU usage factor (default 1)")
+    pue: Num | None = Field(None, ge=1, le=3, description="Data-centre PUE (default: provider's, else 1.56)")
     provider: str | None = Field(None, max_length=32, description="Cloud provider: aws, gcp, azure, ovhcloud…")
     region: str | None = Field(None, max_length=64, description="Cloud region; its grid figure is used")
 
