@@ -12,7 +12,7 @@ commit is never reported as a success), and rolls back if it raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -54,7 +54,11 @@ class Tx:
 
 
 def _extract_key(request: Request) -> str:
-    headers = request.headers
+    return extract_key(request.headers)
+
+
+def extract_key(headers: Mapping[str, str]) -> str:
+    """The API key of ``X-API-Key: K`` or ``Authorization: Bearer K`` (401 when missing or malformed)."""
     x_api_key = headers.get("x-api-key")
     if x_api_key:
         return x_api_key.strip()

@@ -178,6 +178,11 @@ def install_handlers(app: FastAPI) -> None:
         err = cls(detail, status=exc.status_code)
         if exc.status_code == 405:
             err.code, err.slug = "METHOD_NOT_ALLOWED", "method_not_allowed"
+        elif exc.status_code == 413:
+            err.code, err.slug = "PAYLOAD_TOO_LARGE", "payload_too_large"
+            limit = getattr(exc, "limit", None)
+            if limit is not None:
+                err.extra["limit_bytes"] = limit
         return render(request, err)
 
     @app.exception_handler(Exception)

@@ -19,7 +19,7 @@ MAX_EPOCH_MS = 253_402_300_799_999
 #: Pagination offsets and counts: a signed 32-bit integer (far beyond any stored list).
 MAX_OFFSET = 2**31 - 1
 
-_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f"  # Unicode category Cc: C0, DEL, C1
 _CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
 #: A JSON Schema / pydantic ``pattern`` (checked in pydantic-core, no Python call) for names and ids.
 NO_CONTROL_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
