@@ -99,6 +99,9 @@ def _authorize(
 ) -> Principal:
     path = request.url.path
     principal = service.authenticate(conn, st.settings, key_hash, now)
+    if path.startswith("/api/v1/"):
+        # the account's plan sets the per-minute limit; counted by the key's hash (never the raw key)
+        _per_minute_limit(request, response, st, key_hash[:32], principal.plan.per_minute)
     missing = needed - principal.scopes
     if missing:
         raise Forbidden(
@@ -144,10 +147,6 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         service.check_key_format(key)
         key_hash = hash_api_key(key, st.secret)
         path = request.url.path
-        if path.startswith("/api/v1/"):
-            # limit before the database is touched, keyed by the key's hash (never the raw key)
-            per_minute = st.settings.plan(st.settings.default_plan).per_minute
-            _per_minute_limit(request, response, st, key_hash[:32], per_minute)
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
         async with st.db.units.unit() as conn:
