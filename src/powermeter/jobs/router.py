@@ -15,6 +15,7 @@ from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
 from powermeter.infra.validation import MAX_OFFSET
+from powermeter.jobs import integrity
 from powermeter.jobs import schemas as s
 from powermeter.jobs import service as svc
 from powermeter.jobs.service import get_service
@@ -114,7 +115,8 @@ def list_receipts(
     job_id: str | None = Query(None, max_length=128, description="Only the receipt of this job"),
     tx: Tx = Auth("receipts:read"),
 ) -> FastJSONResponse:
-    return _ok(svc.list_receipts(tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset))
+    return _ok(svc.list_receipts(tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset,
+                                 signer=tx.state.signer))
 
 
 @router.get(
@@ -146,9 +148,10 @@ def _audit(tx: Tx, action: str, receipt_id: str) -> None:
     operation_id="getReceipt",
     summary="One receipt with its Merkle inclusion proof and signed tree head (verifiable offline)",
     response_model=s.ReceiptOut,
-    responses=error_responses("v1", 401, 403, 404, 429),
+    responses=error_responses("v1", 401, 403, 404, 409, 429),
 )
 def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResponse:
+    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
     doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
     _audit(tx, "VIEW", receipt_id)
     return _ok(doc)
@@ -158,9 +161,10 @@ def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResp
     "/v1/receipts/{receipt_id}/download",
     operation_id="downloadReceipt",
     summary="The receipt document as a file, for `powermeter receipts verify FILE`",
-    responses={200: {"content": {"application/json": {}}}, **error_responses("v1", 401, 403, 404, 429)},
+    responses={200: {"content": {"application/json": {}}}, **error_responses("v1", 401, 403, 404, 409, 429)},
 )
 def download_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> Response:
+    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
     doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
     _audit(tx, "DOWNLOAD", receipt_id)
     return Response(

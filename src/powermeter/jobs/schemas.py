@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
@@ -124,8 +124,21 @@ class ReceiptSummary(BaseModel):
     timestamp: str
 
 
+class IntegrityProblem(BaseModel):
+    error_code: str = Field(examples=["RECEIPT_INTEGRITY_FAILED"])
+    reason: str
+
+
+class ListedReceipt(ReceiptSummary):
+    integrity: Literal["verified", "failed"] = Field(
+        description="Whether the stored receipt still matches its signed Merkle tree (failed: it was altered "
+        "after signing; GET /v1/receipts/{id} answers 409 RECEIPT_INTEGRITY_FAILED)"
+    )
+    integrity_error: IntegrityProblem | None = None
+
+
 class ReceiptListData(BaseModel):
-    receipts: list[ReceiptSummary]
+    receipts: list[ListedReceipt]
     total: int
     has_more: bool
 

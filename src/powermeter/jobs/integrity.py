@@ -1,0 +1,330 @@
+"""Do the stored receipts still match what was signed?
+
+A receipt row (kWh, gCO2e, job id, location, options, account…) is rebuilt into its canonical leaf
+bytes with its tree's inputs and its factor profile, hashed, and compared with the leaf hash stored in
+its tree; the tree's leaf hashes must give its root, and the root must carry the server's Ed25519
+signature. An attacker who can write to the database but does not hold the secret key can change a
+row, a tree's details, its leaf hashes and even its root, but cannot sign the new root: every such
+change is caught here.
+
+Used by ``GET /v1/receipts/{id}`` (409 ``RECEIPT_INTEGRITY_FAILED``), ``GET /v1/receipts`` (each item
+flagged), emissions reports (altered receipts excluded and listed) and ``powermeter receipts check``
+(every receipt, in bulk: one orjson call per tree for the numbers, one signature check per tree).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.engine import Connection
+
+from powermeter.infra.errors import ApiError
+from powermeter.jobs import receipts as rc
+from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
+from powermeter.methodology.merkle import merkle_root, tree_head_bytes
+
+INTEGRITY_CODE = "RECEIPT_INTEGRITY_FAILED"
+
+
+class ReceiptIntegrityFailed(ApiError):
+    status, code, slug = 409, INTEGRITY_CODE, "receipt_integrity_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    receipt_id: str
+    job_id: str
+    account_id: str
+    tree_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class CheckResult:
+    receipts: int = 0
+    trees: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+_TREE_COLS = (
+    receipt_trees.c.seq, receipt_trees.c.tree_id, receipt_trees.c.account_id, receipt_trees.c.tree_size,
+    receipt_trees.c.root_sha256, receipt_trees.c.issued_at, receipt_trees.c.key_id, receipt_trees.c.signature,
+    receipt_trees.c.leaf_hashes, receipt_trees.c.profile_ids, receipt_trees.c.details,
+)
+_RECEIPT_COLS = (
+    receipts.c.seq, receipts.c.receipt_id, receipts.c.account_id, receipts.c.job_id, receipts.c.tree_seq,
+    receipts.c.leaf_index, receipts.c.profile_index, receipts.c.kwh, receipts.c.co2_grams, receipts.c.geo_iso,
+    receipts.c.options,
+)
+
+
+class Checker:
+    """Checks trees and their receipts against one public key; caches profiles and verified heads."""
+
+    def __init__(self, public_key: Ed25519PublicKey, key_id: str, conn: Connection) -> None:
+        self.public_key = public_key
+        self.key_id = key_id
+        self.conn = conn
+        self._profiles: dict[str, tuple[rc.ProfileDoc, float] | None] = {}
+
+    def _profile(self, profile_id: str) -> tuple[rc.ProfileDoc, float] | None:
+        if profile_id not in self._profiles:
+            body = self.conn.execute(
+                sa.select(receipt_profiles.c.body).where(receipt_profiles.c.id == profile_id)
+            ).scalar_one_or_none()
+            entry = None
+            if body is not None:
+                doc = rc.profile_doc_from_body(body)
+                if doc.id == profile_id:  # content-addressed: an altered body no longer has its id
+                    pue = float(next((f["value"] for f in orjson.loads(body)["factors"] if f["name"] == "pue"), 1.0))
+                    entry = (doc, pue)
+            self._profiles[profile_id] = entry
+        return self._profiles[profile_id]
+
+    def head_problem(self, tree: Any) -> str | None:
+        """Why the tree's head is not what the server signed (``None`` when it is)."""
+        blob: bytes = tree.leaf_hashes
+        if len(blob) != 32 * tree.tree_size:
+            return "the tree's leaf hashes do not match its size"
+        hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
+        if merkle_root(hashes).hex() != tree.root_sha256:
+            return "the tree's leaf hashes do not give its signed root"
+        if tree.key_id != self.key_id:
+            return f"the tree is signed with key {tree.key_id}, not this server's {self.key_id}"
+        try:
+            root = bytes.fromhex(tree.root_sha256)
+            signature = base64.b64decode(tree.signature, validate=True)
+            head = tree_head_bytes(root=root, tree_size=tree.tree_size, issued_at=tree.issued_at, key_id=tree.key_id)
+            self.public_key.verify(signature, head)
+        except (InvalidSignature, ValueError, binascii.Error):
+            return "the tree head's signature does not verify"
+        return None
+
+    def check_tree(self, tree: Any, rows: Sequence[Any]) -> list[Failure]:
+        """Failures of ``rows`` (receipts of ``tree``, any order) and of the tree itself."""
+        def fail(r: Any, reason: str) -> Failure:
+            return Failure(r.receipt_id, r.job_id, r.account_id, tree.tree_id, reason)
+
+        problem = self.head_problem(tree)
+        if problem is not None:
+            return [fail(r, problem) for r in rows]
+        try:
+            profile_ids = orjson.loads(tree.profile_ids)
+            det = orjson.loads(tree.details)
+        except orjson.JSONDecodeError:
+            return [fail(r, "the tree's stored details are not readable") for r in rows]
+        blob: bytes = tree.leaf_hashes
+        out: list[Failure] = []
+        profiles: list[tuple[rc.ProfileDoc, float] | None] = [self._profile(p) for p in profile_ids]
+        numbers = _numbers(rows, det, profiles)
+        builders: dict[tuple[str, int], rc.LeafBuilder] = {}
+        seen: set[int] = set()
+        for n, r in enumerate(rows):
+            i, j = r.leaf_index, r.profile_index
+            if not (0 <= i < tree.tree_size) or i in seen or not (0 <= j < len(profiles)) or profiles[j] is None:
+                out.append(fail(r, "the receipt's place in its tree or its factor profile was altered"))
+                continue
+            seen.add(i)
+            prof = profiles[j]
+            assert prof is not None  # noqa: S101 (checked above)
+            builder = builders.get((r.account_id, j))
+            if builder is None:
+                builder = builders[(r.account_id, j)] = rc.LeafBuilder(r.account_id, tree.issued_at, [prof[0]])
+            try:
+                if numbers is not None and not r.options:
+                    k = 11 * n
+                    inputs = rc._INPUTS % (numbers[k], numbers[k + 1], rc.string_bytes(r.geo_iso), numbers[k + 2],
+                                           numbers[k + 3])
+                    results = rc._RESULTS % tuple(numbers[k + 4 : k + 11])
+                else:
+                    options = orjson.loads(r.options) if r.options else None
+                    inputs = rc.inputs_bytes(det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i],
+                                             det["gpu_cores"][i], r.geo_iso, options)
+                    results = rc.results_bytes(r.kwh, r.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i],
+                                               det["memory_kwh"][i], prof[1])
+                h = builder.leaf_hash(0, inputs, r.job_id, r.receipt_id, results)
+            except (KeyError, IndexError, TypeError, ValueError):
+                out.append(fail(r, "the receipt's stored inputs are not readable"))
+                continue
+            if h != blob[32 * i : 32 * i + 32]:
+                out.append(fail(r, "the stored receipt no longer matches its signed Merkle leaf"))
+        return out
+
+
+def _numbers(rows: Sequence[Any], det: dict[str, Any], profiles: Sequence[tuple[rc.ProfileDoc, float] | None]
+             ) -> list[bytes] | None:
+    """Every receipt's 11 leaf numbers in ECMAScript form from one orjson call (see
+    ``service._batch_numbers``); ``None`` when one needs the per-receipt path."""
+    flat: list[float] = []
+    add = flat.extend
+    try:
+        dur, cores, gpus, mem = det["duration_minutes"], det["cpu_cores"], det["gpu_cores"], det["memory_gb"]
+        ck_l, gk_l, mk_l = det["cpu_kwh"], det["gpu_kwh"], det["memory_kwh"]
+        for r in rows:
+            i = r.leaf_index
+            prof = profiles[r.profile_index]
+            if prof is None:
+                return None
+            e, ck, gk, mk = float(r.kwh), float(ck_l[i]), float(gk_l[i]), float(mk_l[i])
+            add((float(cores[i]), float(dur[i]), float(gpus[i]), float(mem[i]), ck, gk, mk, e - (ck + gk + mk),
+                 prof[1], float(r.co2_grams), e))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    raw = orjson.dumps(flat)
+    if b"e" in raw or b"-" in raw or b"n" in raw:
+        return None
+    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+
+
+def checker_for(conn: Connection, signer: Any) -> Checker:
+    return Checker(signer.public_key, signer.key_id, conn)
+
+
+def check_receipts(conn: Connection, checker: Checker, rows: Sequence[Any]) -> dict[str, Failure]:
+    """Failures among ``rows`` (receipt rows with at least ``receipt_id`` and ``tree_seq``), by receipt id."""
+    if not rows:
+        return {}
+    seqs = [r.seq for r in rows]
+    full = list(conn.execute(sa.select(*_RECEIPT_COLS).where(receipts.c.seq.in_(seqs))).all())
+    trees = {t.seq: t for t in conn.execute(
+        sa.select(*_TREE_COLS).where(receipt_trees.c.seq.in_(sorted({r.tree_seq for r in full})))).all()}
+    by_tree: dict[int, list[Any]] = {}
+    for r in full:
+        by_tree.setdefault(r.tree_seq, []).append(r)
+    out: dict[str, Failure] = {}
+    for seq, group in by_tree.items():
+        tree = trees.get(seq)
+        if tree is None:
+            for r in group:
+                out[r.receipt_id] = Failure(r.receipt_id, r.job_id, r.account_id, "?", "the receipt's tree is missing")
+            continue
+        for f in checker.check_tree(tree, group):
+            out[f.receipt_id] = f
+    return out
+
+
+def check_one(conn: Connection, signer: Any, receipt_id: str, account_id: str) -> None:
+    """Raise 409 ``RECEIPT_INTEGRITY_FAILED`` when the account's receipt no longer matches what was signed."""
+    row = conn.execute(sa.select(receipts.c.seq, receipts.c.tree_seq).where(
+        receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)).first()
+    if row is None:
+        return
+    failures = check_receipts(conn, checker_for(conn, signer), [row])
+    if failures:
+        raise integrity_error(receipt_id, failures[receipt_id].reason)
+
+
+def integrity_error(receipt_id: str, reason: str) -> ReceiptIntegrityFailed:
+    return ReceiptIntegrityFailed(
+        f"receipt {receipt_id} failed its integrity check: {reason}. The stored record was changed after it "
+        "was signed; it is not served or counted. Ask the operator to run 'powermeter receipts check'.",
+        extra={"receipt_id": receipt_id, "reason": reason},
+    )
+
+
+def tampered_in(conn: Connection, signer: Any, where: Iterable[Any]) -> list[Failure]:
+    """Receipts matching ``where`` (SQLAlchemy conditions on ``receipts``/``receipt_trees``) that fail
+    the check; for reports (``where``: the account and the period)."""
+    q = (sa.select(*_RECEIPT_COLS).select_from(receipts.join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq))
+         .where(*where).order_by(receipts.c.tree_seq))
+    checker = checker_for(conn, signer)
+    out: list[Failure] = []
+    for tree_seq, group in _group_by_tree(conn.execute(q)):
+        tree = conn.execute(sa.select(*_TREE_COLS).where(receipt_trees.c.seq == tree_seq)).first()
+        if tree is not None:
+            out.extend(checker.check_tree(tree, group))
+    return out
+
+
+def _group_by_tree(rows: Iterable[Any]) -> Iterator[tuple[int, list[Any]]]:
+    current: int | None = None
+    group: list[Any] = []
+    for r in rows:
+        if r.tree_seq != current:
+            if group:
+                assert current is not None  # noqa: S101
+                yield current, group
+            current, group = r.tree_seq, []
+        group.append(r)
+    if group:
+        assert current is not None  # noqa: S101
+        yield current, group
+
+
+Progress = Callable[[int, int], None]
+
+
+def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_id: str,
+              progress: Progress | None = None) -> CheckResult:
+    """Every stored receipt and tree, streamed: receipts in insertion order, trees alongside them.
+
+    Also reports rows missing from a tree (deleted receipts) and receipts pointing at no tree."""
+    result = CheckResult()
+    with db_connect() as rconn, db_connect() as tconn, db_connect() as pconn:
+        checker = Checker(public_key, key_id, pconn)
+        total = int(rconn.execute(sa.select(sa.func.count()).select_from(receipts)).scalar_one())
+        tree_rows = tconn.execution_options(stream_results=True, yield_per=256).execute(
+            sa.select(*_TREE_COLS).order_by(receipt_trees.c.seq))
+        tree_iter = iter(tree_rows)
+        trees: dict[int, Any] = {}
+        pending: dict[int, list[Any]] = {}
+        exhausted = False
+
+        def tree_of(seq: int) -> Any:
+            nonlocal exhausted
+            while seq not in trees and not exhausted:
+                t = next(tree_iter, None)
+                if t is None:
+                    exhausted = True
+                    break
+                trees[t.seq] = t
+            return trees.get(seq)
+
+        def finish(seq: int) -> None:
+            tree = trees.pop(seq)
+            rows = pending.pop(seq, [])
+            result.trees += 1
+            result.failures.extend(checker.check_tree(tree, rows))
+            if len(rows) < tree.tree_size:
+                have = {r.leaf_index for r in rows}
+                missing = [i for i in range(tree.tree_size) if i not in have]
+                result.failures.append(Failure(
+                    "?", "?", tree.account_id, tree.tree_id,
+                    f"{len(missing)} receipt row(s) of this signed tree are missing (leaf indexes "
+                    f"{', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})"))
+
+        stream = rconn.execution_options(stream_results=True, yield_per=10_000).execute(
+            sa.select(*_RECEIPT_COLS).order_by(receipts.c.seq))
+        done = 0
+        for r in stream:
+            done += 1
+            tree = tree_of(r.tree_seq)
+            if tree is None:
+                result.failures.append(Failure(r.receipt_id, r.job_id, r.account_id, "?",
+                                               "the receipt points at no stored tree"))
+                continue
+            group = pending.setdefault(r.tree_seq, [])
+            group.append(r)
+            if len(group) >= tree.tree_size:
+                finish(r.tree_seq)
+            if progress is not None and done % 100_000 == 0:
+                progress(done, total)
+        for seq in list(trees):  # trees never completed: rows missing (or no rows at all)
+            finish(seq)
+        for t in tree_iter:
+            trees[t.seq] = t
+            finish(t.seq)
+        result.receipts = done
+    return result

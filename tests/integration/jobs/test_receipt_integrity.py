@@ -1,0 +1,81 @@
+"""A receipt row altered in the database is never served or counted silently (issue 14 item 8)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from powermeter.infra.state import AppState
+from powermeter.jobs import integrity
+
+JOB = {"job_id": "tamper-me", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "geo_iso": "US"}
+
+
+def _report(client: TestClient, auth: dict[str, str], job_id: str = "tamper-me") -> str:
+    r = client.post("/v1/report", headers=auth, json={**JOB, "job_id": job_id})
+    assert r.status_code == 200, r.text
+    return str(r.json()["data"]["receipt_id"])
+
+
+def _sql(state: AppState, text: str, **params: object) -> None:
+    with state.db.begin() as conn:
+        conn.execute(sa.text(text), params)
+
+
+def test_an_altered_row_is_a_409_and_flagged_in_lists(client: TestClient, auth: dict[str, str],
+                                                      state: AppState) -> None:
+    rid = _report(client, auth)
+    other = _report(client, auth, "untouched")
+    assert client.get(f"/v1/receipts/{rid}", headers=auth).status_code == 200
+    listed = client.get("/v1/receipts", headers=auth).json()["data"]["receipts"]
+    assert {r["integrity"] for r in listed} == {"verified"}
+    _sql(state, "UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r", r=rid)
+    r = client.get(f"/v1/receipts/{rid}", headers=auth)
+    assert r.status_code == 409
+    body = r.json()
+    assert body["error_code"] == "RECEIPT_INTEGRITY_FAILED"
+    assert rid in body["detail"] and body["receipt_id"] == rid
+    assert client.get(f"/v1/receipts/{rid}/download", headers=auth).status_code == 409
+    assert client.get(f"/v1/receipts/{other}", headers=auth).status_code == 200
+    listed = client.get("/v1/receipts?job_id=tamper-me", headers=auth).json()["data"]["receipts"]
+    assert listed[0]["integrity"] == "failed"
+    assert listed[0]["integrity_error"]["error_code"] == "RECEIPT_INTEGRITY_FAILED"
+    listed = client.get("/v1/receipts?job_id=untouched", headers=auth).json()["data"]["receipts"]
+    assert listed[0]["integrity"] == "verified"
+
+
+def test_rewriting_the_leaf_hashes_and_root_is_caught_by_the_signature(client: TestClient, auth: dict[str, str],
+                                                                       state: AppState) -> None:
+    """An attacker with database access recomputes the leaf and the root; only the signature is left."""
+    from powermeter.methodology.merkle import leaf_hash, merkle_root
+
+    rid = _report(client, auth)
+    doc = client.get(f"/v1/receipts/{rid}", headers=auth).json()["data"]
+    receipt = doc["receipt"]
+    receipt["results"]["kwh"] = 1e-7
+    from powermeter.methodology.merkle import canonical_json
+
+    new_leaf = leaf_hash(canonical_json(receipt))
+    with state.db.begin() as conn:
+        conn.execute(sa.text("UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r"), {"r": rid})
+        conn.execute(sa.text("UPDATE receipt_trees SET leaf_hashes = :h, root_sha256 = :root"),
+                     {"h": new_leaf, "root": merkle_root([new_leaf]).hex()})
+    r = client.get(f"/v1/receipts/{rid}", headers=auth)
+    assert r.status_code == 409
+    assert "signature" in r.json()["reason"]
+
+
+def test_check_all_names_altered_and_missing_receipts(client: TestClient, auth: dict[str, str],
+                                                      state: AppState) -> None:
+    jobs = [{**JOB, "job_id": f"b{i}"} for i in range(5)]
+    assert client.post("/v1/batch", headers=auth, json={"jobs": jobs}).status_code == 200
+    rid = _report(client, auth)
+    signer = state.signer
+    assert integrity.check_all(state.db.connect, signer.public_key, signer.key_id).ok
+    _sql(state, "UPDATE receipts SET co2_grams = co2_grams * 0.5 WHERE receipt_id = :r", r=rid)
+    _sql(state, "DELETE FROM receipts WHERE job_id = 'b3'")
+    res = integrity.check_all(state.db.connect, signer.public_key, signer.key_id)
+    assert res.receipts == 5
+    reasons = {f.receipt_id: f.reason for f in res.failures}
+    assert rid in reasons
+    assert any("missing" in r and "3" in r for r in reasons.values())
