@@ -79,3 +79,26 @@ def test_check_all_names_altered_and_missing_receipts(client: TestClient, auth: 
     reasons = {f.receipt_id: f.reason for f in res.failures}
     assert rid in reasons
     assert any("missing" in r and "3" in r for r in reasons.values())
+
+
+def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestClient, auth: dict[str, str],
+                                                                  state: AppState, tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SECRET
+
+    rid = _report(client, auth)
+    _report(client, auth, "fine")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
+    env.update({"POWERMETER_DATABASE_URL": state.settings.resolved_database_url, "POWERMETER_SECRET_KEY": SECRET,
+                "POWERMETER_DATA_DIR": str(state.settings.data_dir)})
+    cmd = [sys.executable, "-m", "powermeter", "receipts", "check"]
+    ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "2 receipts" in ok.stderr and "0 altered" in ok.stderr
+    _sql(state, "UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r", r=rid)
+    bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 1
+    assert f"ALTERED {rid}" in bad.stdout and "1 altered" in bad.stderr
