@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ class Failure:
     account_id: str
     tree_id: str
     reason: str
+    seq: int | None = None  # the receipt row's primary key (None: a row is missing)
 
 
 @dataclass(slots=True)
@@ -115,7 +116,7 @@ class Checker:
     def check_tree(self, tree: Any, rows: Sequence[Any]) -> list[Failure]:
         """Failures of ``rows`` (receipts of ``tree``, any order) and of the tree itself."""
         def fail(r: Any, reason: str) -> Failure:
-            return Failure(r.receipt_id, r.job_id, r.account_id, tree.tree_id, reason)
+            return Failure(r.receipt_id, r.job_id, r.account_id, tree.tree_id, reason, getattr(r, "seq", None))
 
         problem = self.head_problem(tree)
         if problem is not None:
@@ -234,49 +235,76 @@ def integrity_error(receipt_id: str, reason: str) -> ReceiptIntegrityFailed:
     )
 
 
-def tampered_in(conn: Connection, signer: Any, where: Iterable[Any]) -> list[Failure]:
-    """Receipts matching ``where`` (SQLAlchemy conditions on ``receipts``/``receipt_trees``) that fail
-    the check; for reports (``where``: the account and the period)."""
-    q = (sa.select(*_RECEIPT_COLS).select_from(receipts.join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq))
-         .where(*where).order_by(receipts.c.tree_seq))
-    checker = checker_for(conn, signer)
-    out: list[Failure] = []
-    for tree_seq, group in _group_by_tree(conn.execute(q)):
-        tree = conn.execute(sa.select(*_TREE_COLS).where(receipt_trees.c.seq == tree_seq)).first()
-        if tree is not None:
-            out.extend(checker.check_tree(tree, group))
-    return out
+def _pages(conn: Connection, q: Any, key: Any, size: int) -> Iterator[Any]:
+    """Rows of ``q`` (ordered by ``key``) read in keyset pages: no cursor stays open between pages, so
+    the connection can serve other statements meanwhile (a request's own connection)."""
+    last: int | None = None
+    while True:
+        page = conn.execute(q.where(key > last).limit(size) if last is not None else q.limit(size)).all()
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1].seq
 
 
-def _group_by_tree(rows: Iterable[Any]) -> Iterator[tuple[int, list[Any]]]:
-    current: int | None = None
-    group: list[Any] = []
-    for r in rows:
-        if r.tree_seq != current:
-            if group:
-                assert current is not None  # noqa: S101
-                yield current, group
-            current, group = r.tree_seq, []
-        group.append(r)
-    if group:
-        assert current is not None  # noqa: S101
-        yield current, group
+def check_period(conn: Connection, signer: Any, account_id: str, start: Any, end: Any) -> list[Failure]:
+    """The account's receipts of trees created in [start, end) that fail the check (for reports)."""
+    from contextlib import nullcontext
+
+    trees = (receipt_trees.c.account_id == account_id, receipt_trees.c.created_at >= start,
+             receipt_trees.c.created_at < end)
+    in_trees = sa.select(receipt_trees.c.seq).where(*trees).scalar_subquery()
+    rows = (receipts.c.account_id == account_id, receipts.c.tree_seq.in_(in_trees))
+    res = check_all(lambda: nullcontext(conn), signer.public_key, signer.key_id, receipt_where=rows,
+                    tree_where=trees, stream=False)
+    return res.failures
+
+
+MAX_EXCLUDED = 10_000  # more altered receipts than this in a report's period: the report is refused
+EXCLUDED_NOTE = (
+    "{n} compute-job receipt(s) failed their integrity check (the stored row no longer matches what was "
+    "signed) and are excluded from every figure and from the coverage list; see excluded_receipts."
+)
+
+
+def exclude_from(period: Any, failures: Sequence[Failure]) -> Any:
+    """``period`` (a reports ``Period``) without the failed receipts; refuses (409) past MAX_EXCLUDED."""
+    import dataclasses
+
+    if not failures:
+        return period
+    if len(failures) > MAX_EXCLUDED:
+        raise ReceiptIntegrityFailed(
+            f"{len(failures):,} receipts of this period failed their integrity check (more than {MAX_EXCLUDED:,}); "
+            "the report is refused. Ask the operator to run 'powermeter receipts check'.",
+            extra={"failed_receipts": len(failures)},
+        )
+    return dataclasses.replace(period, excluded=tuple(f.seq for f in failures if f.seq is not None))
+
+
+def excluded_listing(failures: Sequence[Failure]) -> list[dict[str, Any]]:
+    return [{"receipt_id": f.receipt_id, "job_id": f.job_id, "tree_id": f.tree_id, "reason": f.reason,
+             "error_code": INTEGRITY_CODE} for f in failures]
 
 
 Progress = Callable[[int, int], None]
 
 
 def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_id: str,
-              progress: Progress | None = None) -> CheckResult:
-    """Every stored receipt and tree, streamed: receipts in insertion order, trees alongside them.
+              progress: Progress | None = None, *, receipt_where: Sequence[Any] = (),
+              tree_where: Sequence[Any] = (), stream: bool = True) -> CheckResult:
+    """Every stored receipt and tree (or those matching the conditions), streamed: receipts in
+    insertion order, trees alongside them.
 
     Also reports rows missing from a tree (deleted receipts) and receipts pointing at no tree."""
     result = CheckResult()
     with db_connect() as rconn, db_connect() as tconn, db_connect() as pconn:
         checker = Checker(public_key, key_id, pconn)
-        total = int(rconn.execute(sa.select(sa.func.count()).select_from(receipts)).scalar_one())
-        tree_rows = tconn.execution_options(stream_results=True, yield_per=256).execute(
-            sa.select(*_TREE_COLS).order_by(receipt_trees.c.seq))
+        total = int(rconn.execute(sa.select(sa.func.count()).select_from(receipts).where(*receipt_where))
+                    .scalar_one()) if progress is not None else 0
+        tree_q = sa.select(*_TREE_COLS).where(*tree_where).order_by(receipt_trees.c.seq)
+        tree_rows = (tconn.execution_options(stream_results=True, yield_per=256).execute(tree_q) if stream
+                     else _pages(tconn, tree_q, receipt_trees.c.seq, 256))
         tree_iter = iter(tree_rows)
         trees: dict[int, Any] = {}
         pending: dict[int, list[Any]] = {}
@@ -305,15 +333,16 @@ def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_i
                     f"{len(missing)} receipt row(s) of this signed tree are missing (leaf indexes "
                     f"{', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})"))
 
-        stream = rconn.execution_options(stream_results=True, yield_per=10_000).execute(
-            sa.select(*_RECEIPT_COLS).order_by(receipts.c.seq))
+        receipt_q = sa.select(*_RECEIPT_COLS).where(*receipt_where).order_by(receipts.c.seq)
+        rows_in = (rconn.execution_options(stream_results=True, yield_per=10_000).execute(receipt_q) if stream
+                   else _pages(rconn, receipt_q, receipts.c.seq, 10_000))
         done = 0
-        for r in stream:
+        for r in rows_in:
             done += 1
             tree = tree_of(r.tree_seq)
             if tree is None:
                 result.failures.append(Failure(r.receipt_id, r.job_id, r.account_id, "?",
-                                               "the receipt points at no stored tree"))
+                                               "the receipt points at no stored tree", r.seq))
                 continue
             group = pending.setdefault(r.tree_seq, [])
             group.append(r)

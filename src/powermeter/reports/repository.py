@@ -70,23 +70,27 @@ class JobAggregate:
     last_seq: int  # the latest receipt of the partial sum (its profile gives the factors used)
 
 
-def _jobs_in_period(account_id: str, start: datetime, end: datetime) -> Any:
-    """``receipts JOIN receipt_trees`` and the filter selecting the account's receipts in [start, end)."""
+def _jobs_in_period(account_id: str, start: datetime, end: datetime, exclude: Sequence[int] = ()) -> Any:
+    """``receipts JOIN receipt_trees`` and the filter selecting the account's receipts in [start, end),
+    minus the receipt rows ``exclude`` (``seq``: receipts that failed their integrity check)."""
     source = receipts.join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
-    where = (receipts.c.account_id == account_id, receipt_trees.c.created_at >= start,
-             receipt_trees.c.created_at < end)
+    where: tuple[Any, ...] = (receipts.c.account_id == account_id, receipt_trees.c.created_at >= start,
+                              receipt_trees.c.created_at < end)
+    if exclude:
+        where += (receipts.c.seq.notin_(list(exclude)),)
     return source, where
 
 
 def job_aggregates(
-    conn: Connection, account_id: str, start: datetime, end: datetime, *, with_model: bool
+    conn: Connection, account_id: str, start: datetime, end: datetime, *, with_model: bool,
+    exclude: Sequence[int] = (),
 ) -> list[JobAggregate]:
     """Partial sums of the account's receipts in [start, end) per month × location as sent ×
     overrides (the ``options`` JSON text: provider, region, hardware models…).
 
     Grouping by the raw ``options`` text and parsing each distinct value once in Python costs less
     than extracting JSON members from every row (most receipts have no overrides at all)."""
-    source, where = _jobs_in_period(account_id, start, end)
+    source, where = _jobs_in_period(account_id, start, end, exclude)
     keys: list[sa.ColumnElement[Any]] = [
         _month(conn, receipt_trees.c.created_at).label("month"), receipts.c.geo_iso, receipts.c.options,
     ]
@@ -186,7 +190,8 @@ def _driver_batches(conn: Connection, q: sa.Select[Any], batch: int) -> Iterator
 
 
 def iter_job_coverage(
-    conn: Connection, account_id: str, start: datetime, end: datetime, batch: int = COVERAGE_BATCH
+    conn: Connection, account_id: str, start: datetime, end: datetime, batch: int = COVERAGE_BATCH,
+    exclude: Sequence[int] = (),
 ) -> Iterator[list[str]]:
     """``receipt_id:leaf hash hex`` of the account's receipts in [start, end), in insertion order.
 
@@ -194,7 +199,7 @@ def iter_job_coverage(
     are read once up front, so each receipt costs a dictionary lookup and a string slice."""
     hexes = _tree_hexes(conn, (receipt_trees.c.account_id == account_id, receipt_trees.c.created_at >= start,
                                receipt_trees.c.created_at < end))
-    source, where = _jobs_in_period(account_id, start, end)
+    source, where = _jobs_in_period(account_id, start, end, exclude)
     q = (
         sa.select(receipts.c.receipt_id, receipts.c.tree_seq, receipts.c.leaf_index)
         .select_from(source)

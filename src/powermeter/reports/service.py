@@ -36,6 +36,7 @@ from powermeter.infra.clock import utc_iso
 from powermeter.infra.db import Database
 from powermeter.infra.errors import ValidationFailed
 from powermeter.infra.security import Signer, verify_signature
+from powermeter.jobs import integrity
 from powermeter.methodology import reporting as rp
 from powermeter.methodology.compute_job import METHOD_ID as JOB_METHOD_ID
 from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHODOLOGY_VERSION
@@ -93,6 +94,7 @@ SUMMARY = (
 class Period:
     start: datetime
     end: datetime  # exclusive
+    excluded: tuple[int, ...] = ()  # receipt rows (seq) left out: they failed their integrity check
 
 
 def _parse_bound(value: str, name: str, *, end: bool) -> datetime:
@@ -192,7 +194,8 @@ def _aggregate(conn: Connection, account_id: str, period: Period, group_by: str)
     labels: dict[str, str] = {}
     datasets: dict[tuple[str, str], set[str]] = {}
 
-    jobs = repo.job_aggregates(conn, account_id, period.start, period.end, with_model=group_by == "model")
+    jobs = repo.job_aggregates(conn, account_id, period.start, period.end, with_model=group_by == "model",
+                               exclude=period.excluded)
     bodies = repo.job_profiles(conn, sorted({a.last_seq for a in jobs}))
     parsed: dict[str, tuple[str, rp.EmissionFactorRef | None, dict[str, str]]] = {}
     for a in jobs:
@@ -271,7 +274,7 @@ def _coverage(
     """Every covered record as a coverage entry (``kind:id:sha256``), jobs first."""
     entries: list[str] = []
     done = 0
-    for batch in repo.iter_job_coverage(conn, account_id, period.start, period.end):
+    for batch in repo.iter_job_coverage(conn, account_id, period.start, period.end, exclude=period.excluded):
         entries.extend(["job:" + e for e in batch])
         done += len(batch)
         if progress is not None:
@@ -366,6 +369,8 @@ def build_document(
     the records are not listed at all."""
     if group_by not in GROUP_BY:
         raise ValidationFailed([{"field": "groupBy", "message": f"must be one of {', '.join(GROUP_BY)}"}])
+    tampered = integrity.check_period(conn, signer, account_id, period.start, period.end)
+    period = integrity.exclude_from(period, tampered)
 
     def aggregate(c: Connection) -> tuple[list[rp.AggregateRow], dict[str, str], dict[tuple[str, str], set[str]]]:
         return _aggregate(c, account_id, period, group_by)
@@ -435,6 +440,9 @@ def build_document(
             "entries": entries,
         },
     }
+    if tampered:
+        doc["excluded_receipts"] = integrity.excluded_listing(tampered)
+        doc["data_limits"].append(integrity.EXCLUDED_NOTE.format(n=len(tampered)))
     if view == "esrs":
         for k in ("lines", "series", "group_by"):
             doc.pop(k)

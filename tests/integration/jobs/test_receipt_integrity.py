@@ -102,3 +102,32 @@ def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestCl
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 1
     assert f"ALTERED {rid}" in bad.stdout and "1 altered" in bad.stderr
+
+
+def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: dict[str, str],
+                                                     state: AppState, tmp_path: object) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    rid = _report(client, auth)
+    _report(client, auth, "kept")
+    before = client.get("/v1/reports/emissions?start=2026-01-01&end=2026-12-31", headers=auth).json()["data"]
+    assert before["totals"]["records"] == 2
+    assert "excluded_receipts" not in before
+    _sql(state, "UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r", r=rid)
+    r = client.get("/v1/reports/emissions?start=2026-01-01&end=2026-12-31", headers=auth)
+    assert r.status_code == 200
+    doc = r.json()["data"]
+    assert doc["totals"]["records"] == 1
+    assert [e["receipt_id"] for e in doc["excluded_receipts"]] == [rid]
+    assert doc["excluded_receipts"][0]["error_code"] == "RECEIPT_INTEGRITY_FAILED"
+    assert any("failed their integrity check" in n for n in doc["data_limits"])
+    assert not any(rid in e for e in doc["coverage"]["entries"])
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(r.json()))
+    res = subprocess.run([sys.executable, "-m", "powermeter", "reports", "verify", str(path)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr  # the report itself is intact and says what it left out
