@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
+        from powermeter.infra.db import secure_dir
+
+        secure_dir(self.data_dir)  # 0700 (the database files in it are 0600: infra.db)
         return f"sqlite:///{(self.data_dir / 'powermeter.db').resolve()}"
 
     def resolved_secret(self) -> str:
@@ -127,7 +130,9 @@ class Settings(BaseSettings):
             return s
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from powermeter.infra.db import secure_dir
+
+        secure_dir(self.data_dir)  # 0700: it holds the secret key and, by default, the database
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
