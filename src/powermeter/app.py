@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
+from powermeter.infra.docs import install_docs
 from powermeter.infra.db import Database, import_all_tables, migrate
 from powermeter.infra.errors import install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
@@ -116,7 +117,7 @@ def create_app(
         version=__version__,
         description=API_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from local assets by install_docs (works offline)
         redoc_url=None,
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
@@ -125,6 +126,7 @@ def create_app(
     app.state.clock = state.clock
     app.state.metrics = metrics
     install_handlers(app)
+    install_docs(app)
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz",
              responses={503: {"description": "A dependency is down; the body names it"}})
