@@ -43,7 +43,8 @@ def main() -> None:
     from powermeter.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="pm-check-"))
-    settings = Settings(env="test", data_dir=tmp, secret_key="bench-secret-0123456789abcdef0123456789", plans_json=(
+    settings = Settings(env="test", data_dir=tmp, secret_key="bench-secret-0123456789abcdef0123456789",  # noqa: S106 - a benchmark's throwaway key
+                         plans_json=(
         '{"dev": {"daily_calls": null, "daily_kwh": null}}'))
     import_all_tables()
     db = Database(f"sqlite:///{tmp / 'pm.db'}")
@@ -80,7 +81,8 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     res = integrity.check_all(db.connect, signer.public_key, signer.key_id)
     check, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert res.ok and res.receipts == written, res
+    assert res.ok, res
+    assert res.receipts == written, res
     print(f"check:    {res.receipts:,} receipts, {res.trees:,} trees verified in {check:.2f} s wall, {cpu:.2f} s CPU "
           f"({check / baseline:.1f}× the baseline read; {cpu / written * 1e6:.1f} µs CPU a receipt → "
           f"{cpu / written * 1e6:.1f} s CPU for 1M; goal ≤ 10 s for 1M)")

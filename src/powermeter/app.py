@@ -15,8 +15,8 @@ from fastapi.responses import PlainTextResponse
 
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
-from powermeter.infra.docs import install_docs
 from powermeter.infra.db import Database, import_all_tables, migrate
+from powermeter.infra.docs import install_docs
 from powermeter.infra.errors import install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired

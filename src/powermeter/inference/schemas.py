@@ -38,7 +38,8 @@ class InferenceIn(BaseModel):
         },
     )
 
-    provider: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN, description='Cloud or model provider ("Google", "OpenAI")')
+    provider: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN,
+                          description='Cloud or model provider ("Google", "OpenAI")')
     prompt_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Tokens sent in the prompt (cached ones included)")
     completion_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Generated output tokens")
     model: str | None = Field(

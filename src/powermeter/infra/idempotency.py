@@ -39,9 +39,9 @@ from typing import Any
 import anyio
 import orjson
 import sqlalchemy as sa
+from fastapi import HTTPException
 from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import Headers
-from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from powermeter.accounts.tables import idempotency_keys
@@ -127,10 +127,7 @@ def _path_regex(path_format: str) -> re.Pattern[str]:
 
 
 def _has_auth(dependant: Any) -> bool:
-    for d in dependant.dependencies:
-        if getattr(d.call, "pm_auth_scopes", None) is not None or _has_auth(d):
-            return True
-    return False
+    return any(getattr(d.call, "pm_auth_scopes", None) is not None or _has_auth(d) for d in dependant.dependencies)
 
 
 class IdempotencyMiddleware:

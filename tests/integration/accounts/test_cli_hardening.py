@@ -29,8 +29,10 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 def test_keys_create_for_an_unknown_email_needs_create_account(env: dict[str, str]) -> None:
     res = _run(["keys", "create", "--email", "typo@exampel.com", "--name", "k"], env)
-    assert res.returncode != 0 and res.stdout == ""
-    assert "no account with email typo@exampel.com" in res.stderr and "--create-account" in res.stderr
+    assert res.returncode != 0
+    assert res.stdout == ""
+    assert "no account with email typo@exampel.com" in res.stderr
+    assert "--create-account" in res.stderr
     assert "typo@exampel.com" not in _run(["keys", "list", "--email", "typo@exampel.com"], env).stdout
     res = _run(["keys", "create", "--email", "new@example.com", "--name", "k", "--create-account"], env)
     assert res.returncode == 0, res.stderr
@@ -62,7 +64,8 @@ def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str]
     db.dispose()
     res = _run(["keys", "list", "--email", "old@example.com"], env)
     assert res.returncode == 0, res.stderr
-    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "\x1b" not in res.stdout
+    assert "\x07" not in res.stdout
     assert "\\x1b[2J" in res.stdout
     assert "[bold]x" in res.stdout  # shown as text, not taken as Rich markup
 

@@ -26,7 +26,8 @@ def test_data_dir_and_database_files_are_private(tmp_path: Path) -> None:
         assert _mode(data) == 0o700
         assert _mode(db) == 0o600
         wal = data / "powermeter.db-wal"
-        assert wal.exists() and _mode(wal) == 0o600
+        assert wal.exists()
+        assert _mode(wal) == 0o600
         assert _mode(data / "secret_key") == 0o600
     app.state.pm.db.dispose()
 

@@ -4,6 +4,7 @@ authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -49,7 +50,8 @@ def test_the_same_key_sent_four_ways_runs_the_work_once(app: FastAPI, client: Te
     assert len({r.json()["data"]["nonce"] for r in replies}) == 1  # the route ran once
     assert [r.headers.get("Idempotent-Replayed") for r in replies] == [None, "true", "true", "true"]
     scopes = {c.scope for c in _claims(app.state.pm)}
-    assert len(scopes) == 1 and next(iter(scopes)).startswith("key:key_")
+    assert len(scopes) == 1
+    assert next(iter(scopes)).startswith("key:key_")
 
 
 def test_a_429_is_not_replayed_after_the_limit_resets(settings: Settings, clock: FrozenClock) -> None:
@@ -217,10 +219,8 @@ def test_kill_9_during_a_keyed_batch_does_not_block_the_retry(tmp_path: Path) ->
 
 
 def _post_quietly(base: str, payload: bytes, headers: dict[str, str]) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):
         httpx.post(base + "/v1/batch", content=payload, headers=headers, timeout=60)
-    except httpx.HTTPError:
-        pass
 
 
 def _asgi(client: TestClient, app: FastAPI, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes, bool]:
@@ -255,11 +255,13 @@ def test_unauthenticated_keyed_big_body_is_refused_before_it_is_read(app: FastAP
                                                                      state: AppState) -> None:
     status, body, asked = _asgi(client, app, "POST", "/v1/batch", {
         "Idempotency-Key": "x", "Content-Length": str(10 << 20), "Content-Type": "application/json"})
-    assert status == 401 and not asked
+    assert status == 401
+    assert not asked
     assert json.loads(body)["error_code"] == "INVALID_API_KEY"
     status, _, asked = _asgi(client, app, "POST", "/v1/batch", {
         "Authorization": "Bearer pm_live_not_a_real_key", "Content-Length": str(10 << 20)})
-    assert status == 401 and not asked
+    assert status == 401
+    assert not asked
     assert _claims(state) == []
 
 
@@ -269,11 +271,14 @@ def test_bodies_over_the_limit_are_413_before_reading(app: FastAPI, client: Test
     h = {"X-API-Key": api_key, "Idempotency-Key": "huge"}
     status, body, asked = _asgi(client, app, "POST", "/v1/batch",
                                 {**h, "Content-Length": str(s.max_batch_body_bytes + 1)})
-    assert status == 413 and not asked
+    assert status == 413
+    assert not asked
     doc = json.loads(body)
-    assert doc["error_code"] == "PAYLOAD_TOO_LARGE" and doc["limit_bytes"] == s.max_batch_body_bytes
+    assert doc["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert doc["limit_bytes"] == s.max_batch_body_bytes
     status, body, asked = _asgi(client, app, "POST", "/calc/api/cost", {"Content-Length": str(s.max_body_bytes + 1)})
-    assert status == 413 and not asked
+    assert status == 413
+    assert not asked
     assert json.loads(body)["error"] == "payload_too_large"
     # a body sent without a length is counted as it arrives
     def chunks() -> Any:

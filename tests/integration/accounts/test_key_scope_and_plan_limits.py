@@ -52,7 +52,8 @@ def test_the_migration_gives_existing_full_keys_keys_manage(tmp_path: object) ->
                              "VALUES ('a', 'a@example.com', 'dev', 0, '2026-01-01 00:00:00')"))
         for kid, scopes in (("k1", old_full), ("k2", "routing")):
             conn.execute(sa.text("INSERT INTO api_keys (id, account_id, name, key_hash, last4, scopes, created_at) "
-                                 "VALUES (:i, 'a', :i, :i, 'abcd', :s, '2026-01-01 00:00:00')"), {"i": kid, "s": scopes})
+                                 "VALUES (:i, 'a', :i, :i, 'abcd', :s, '2026-01-01 00:00:00')"),
+                         {"i": kid, "s": scopes})
     migrate(engine)
     with engine.begin() as conn:
         got = dict(conn.execute(sa.text("SELECT id, scopes FROM api_keys")).all())

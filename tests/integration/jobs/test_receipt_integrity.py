@@ -34,7 +34,8 @@ def test_an_altered_row_is_a_409_and_flagged_in_lists(client: TestClient, auth: 
     assert r.status_code == 409
     body = r.json()
     assert body["error_code"] == "RECEIPT_INTEGRITY_FAILED"
-    assert rid in body["detail"] and body["receipt_id"] == rid
+    assert rid in body["detail"]
+    assert body["receipt_id"] == rid
     assert client.get(f"/v1/receipts/{rid}/download", headers=auth).status_code == 409
     assert client.get(f"/v1/receipts/{other}", headers=auth).status_code == 200
     listed = client.get("/v1/receipts?job_id=tamper-me", headers=auth).json()["data"]["receipts"]
@@ -97,11 +98,13 @@ def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestCl
     cmd = [sys.executable, "-m", "powermeter", "receipts", "check"]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
-    assert "2 receipts" in ok.stderr and "0 altered" in ok.stderr
+    assert "2 receipts" in ok.stderr
+    assert "0 altered" in ok.stderr
     _sql(state, "UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r", r=rid)
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 1
-    assert f"ALTERED {rid}" in bad.stdout and "1 altered" in bad.stderr
+    assert f"ALTERED {rid}" in bad.stdout
+    assert "1 altered" in bad.stderr
 
 
 def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: dict[str, str],

@@ -27,7 +27,7 @@ def upgrade() -> None:
     keys = sa.table("api_keys", sa.column("id", sa.String), sa.column("scopes", sa.String))
     for key_id, scopes in conn.execute(sa.select(keys.c.id, keys.c.scopes)).all():
         have = set(scopes.split())
-        if _FULL_BEFORE <= have and "keys:manage" not in have:
+        if have >= _FULL_BEFORE and "keys:manage" not in have:
             conn.execute(keys.update().where(keys.c.id == key_id).values(scopes=f"{scopes} keys:manage"))
 
 
