@@ -43,9 +43,9 @@ def main() -> None:
     from powermeter.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="pm-check-"))
-    settings = Settings(env="test", data_dir=tmp, secret_key="bench-secret-0123456789abcdef0123456789",  # noqa: S106 - a benchmark's throwaway key
-                         plans_json=(
-        '{"dev": {"daily_calls": null, "daily_kwh": null}}'))
+    secret = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - a benchmark's throwaway key
+    settings = Settings(env="test", data_dir=tmp, secret_key=secret,
+                        plans_json='{"dev": {"daily_calls": null, "daily_kwh": null}}')
     import_all_tables()
     db = Database(f"sqlite:///{tmp / 'pm.db'}")
     migrate(db.engine)
