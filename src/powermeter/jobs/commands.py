@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -91,6 +92,8 @@ def show_public_key() -> None:
 @receipts_app.command("check")
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per altered receipt.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes to check with (0, the default: the CPU count, at most 8).",
+                                         min=0, max=64)] = 0,
 ) -> None:
     """Verify every stored receipt against its signed Merkle tree; name the altered ones (exit 1).
 
@@ -102,7 +105,7 @@ def check(
     from powermeter.infra.bootstrap import open_database
     from powermeter.infra.security import Signer
     from powermeter.infra.validation import escape_control
-    from powermeter.jobs.integrity import check_all
+    from powermeter.jobs.integrity import check_all, check_parallel
 
     settings, db = open_database()
     signer = Signer(settings.resolved_secret())
@@ -111,7 +114,12 @@ def check(
     def progress(done: int, total: int) -> None:
         typer.echo(f"  {done:,} / {total:,} receipts checked", err=True)
 
-    result = check_all(db.connect, signer.public_key, signer.key_id, progress)
+    workers = workers or min(8, os.cpu_count() or 1)
+    if workers > 1:
+        db.dispose()
+        result = check_parallel(settings.resolved_database_url, settings.resolved_secret(), workers)
+    else:
+        result = check_all(db.connect, signer.public_key, signer.key_id, progress)
     elapsed = time.perf_counter() - started
     db.dispose()
     for f in result.failures:

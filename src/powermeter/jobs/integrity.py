@@ -398,3 +398,50 @@ def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_i
             finish(t.seq)
         result.receipts = done
     return result
+
+
+def _check_part(url: str, secret: str, lo: int | None, hi: int | None) -> CheckResult:
+    """One worker's share of :func:`check_parallel`: the trees with ``lo <= seq < hi`` and their receipts."""
+    from powermeter.infra.db import Database
+    from powermeter.infra.security import Signer
+
+    signer = Signer(secret)
+    db = Database(url)
+    try:
+        rw: list[Any] = []
+        tw: list[Any] = []
+        if lo is not None:
+            rw.append(receipts.c.tree_seq >= lo)
+            tw.append(receipt_trees.c.seq >= lo)
+        if hi is not None:
+            rw.append(receipts.c.tree_seq < hi)
+            tw.append(receipt_trees.c.seq < hi)
+        return check_all(db.connect, signer.public_key, signer.key_id, receipt_where=rw, tree_where=tw)
+    finally:
+        db.dispose()
+
+
+def check_parallel(url: str, secret: str, workers: int) -> CheckResult:
+    """:func:`check_all` split by tree over ``workers`` processes (each reads the receipts of its trees)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from powermeter.infra.db import Database
+
+    db = Database(url)
+    try:
+        with db.connect() as conn:
+            seqs = conn.execute(sa.select(sa.func.min(receipt_trees.c.seq), sa.func.max(receipt_trees.c.seq))).first()
+    finally:
+        db.dispose()
+    first, last = (seqs[0], seqs[1]) if seqs is not None and seqs[0] is not None else (0, 0)
+    step = max(1, (last - first + workers) // workers)
+    cuts: list[int | None] = [None] + [first + step * k for k in range(1, workers)] + [None]
+    result = CheckResult()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = [pool.submit(_check_part, url, secret, cuts[k], cuts[k + 1]) for k in range(workers)]
+        for f in parts:
+            part = f.result()
+            result.receipts += part.receipts
+            result.trees += part.trees
+            result.failures.extend(part.failures)
+    return result

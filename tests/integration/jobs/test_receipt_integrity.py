@@ -134,3 +134,17 @@ def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: d
     res = subprocess.run([sys.executable, "-m", "powermeter", "reports", "verify", str(path)],
                          capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr  # the report itself is intact and says what it left out
+
+
+def test_the_parallel_check_finds_the_same_failures(client: TestClient, auth: dict[str, str],
+                                                    state: AppState) -> None:
+    from tests.conftest import SECRET
+
+    ids = [_report(client, auth, f"p{i}") for i in range(6)]
+    _sql(state, "UPDATE receipts SET geo_iso = 'FR' WHERE receipt_id IN (:a, :b)", a=ids[1], b=ids[4])
+    one = integrity.check_all(state.db.connect, state.signer.public_key, state.signer.key_id)
+    many = integrity.check_parallel(state.settings.resolved_database_url, SECRET, 3)
+    assert many.receipts == one.receipts == 6
+    assert many.trees == one.trees == 6
+    assert sorted(f.receipt_id for f in many.failures) == sorted(f.receipt_id for f in one.failures) == sorted(
+        [ids[1], ids[4]])
