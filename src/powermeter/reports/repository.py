@@ -77,7 +77,8 @@ def _jobs_in_period(account_id: str, start: datetime, end: datetime, exclude: Se
     where: tuple[Any, ...] = (receipts.c.account_id == account_id, receipt_trees.c.created_at >= start,
                               receipt_trees.c.created_at < end)
     if exclude:
-        where += (receipts.c.seq.notin_(list(exclude)),)
+        # integers written inline: the coverage reader sends the compiled SQL to the driver itself
+        where += (receipts.c.seq.notin_([sa.literal_column(str(int(x))) for x in exclude]),)
     return source, where
 
 
