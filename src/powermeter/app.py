@@ -236,7 +236,7 @@ def _install_openapi(app: FastAPI) -> None:
                     del responses["422"]
                     responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
                 if method in ("post", "put", "patch"):  # infra/idempotency.py: the body size limit
-                    responses.setdefault("413", {"description": "Request body over the size limit; refused before it is read"})
+                    responses.setdefault("413", {"description": "Body over the size limit, refused before it is read"})
                 scopes = scopes_of.get((path, method))
                 if scopes is not None:
                     op["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]

@@ -27,6 +27,8 @@ Order of checks on a request with a body (POST, PUT, PATCH):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import os
@@ -353,13 +355,15 @@ async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
             except Exception:  # noqa: S112 - a missed renewal only shortens the lease
                 continue
 
+    # a plain task, not a task group: the app's own exceptions must propagate unwrapped
+    beat = asyncio.ensure_future(heartbeat())
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(heartbeat)
-            try:
-                await app(scope, replay_receive, capture_send)
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            await app(scope, replay_receive, capture_send)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
     finally:
         keep = 200 <= status < 300 or status in REPLAYED_STATUSES
 

@@ -130,11 +130,12 @@ class IntegrityProblem(BaseModel):
 
 
 class ListedReceipt(ReceiptSummary):
-    integrity: Literal["verified", "failed"] = Field(
-        description="Whether the stored receipt still matches its signed Merkle tree (failed: it was altered "
-        "after signing; GET /v1/receipts/{id} answers 409 RECEIPT_INTEGRITY_FAILED)"
+    integrity: Literal["failed"] | None = Field(
+        None,
+        description="Present only on a receipt that no longer matches its signed Merkle tree (altered after "
+        "signing; GET /v1/receipts/{id} answers 409 RECEIPT_INTEGRITY_FAILED); intact receipts omit it",
     )
-    integrity_error: IntegrityProblem | None = None
+    integrity_error: IntegrityProblem | None = Field(None, description="Present with integrity: the reason")
 
 
 class ReceiptListData(BaseModel):
