@@ -90,3 +90,26 @@ def test_401_names_the_scheme(client: TestClient) -> None:
     r = client.get("/v1/me", headers={"Authorization": "Bearer pm_live_wrong"})
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/inference", {**INFERENCE, "model": "gpt\x1b[31m"}, "model"),
+    ("/v1/inference", {**INFERENCE, "source": "dom\x00"}, "source"),
+    ("/api/v1/me/devices", {"name": "NAS\x1b]0;pwned\x07", "watts": 30, "hours_per_day": 24}, "name"),
+])
+def test_control_characters_in_other_names_are_refused(client: TestClient, auth: dict[str, str], path: str,
+                                                       body: dict[str, Any], field: str) -> None:
+    r = client.post(path, headers=auth, json=body)
+    assert r.status_code == 400, r.text
+    assert "control characters" in r.text
+    assert field in r.text
+
+
+def test_dashboard_refuses_a_key_name_with_escape_sequences(client: TestClient) -> None:
+    from tests.integration.web.helpers import signup
+
+    csrf = signup(client)
+    r = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "web\x1b[2J\x1b]0;pwned\x07key",
+                                                      "scopes": ["routing"]})
+    assert r.status_code == 400
+    assert "control characters" in r.text

@@ -52,6 +52,7 @@ class InferenceIn(BaseModel):
     detected_region: str | None = Field(
         None,
         max_length=100,
+        pattern=NO_CONTROL_PATTERN,
         description='Data-centre region ("us-west-1", "aws:eu-west-1", "europe-west4", a country code…); '
         "a known one gives calculationMethod EXACT_REGION",
     )
@@ -73,9 +74,11 @@ class InferenceIn(BaseModel):
         None, ge=0, le=MAX_EPOCH_MS,
         description="Extension: last token received, epoch milliseconds (caps the latency); not before startTimeMs",
     )
-    source: str | None = Field(None, max_length=100, description="Where the counts come from (stored)")
+    source: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
+                               description="Where the counts come from (stored)")
     is_estimated: bool | None = Field(None, description="Whether the token counts are estimates (stored)")
-    estimation_method: str | None = Field(None, max_length=100, description="How they were estimated (stored)")
+    estimation_method: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
+                                          description="How they were estimated (stored)")
 
     @field_validator("endTimeMs")
     @classmethod
