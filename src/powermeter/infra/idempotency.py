@@ -156,6 +156,8 @@ class IdempotencyMiddleware:
                 await _error(send, st, path, 413, "PAYLOAD_TOO_LARGE", "payload_too_large",
                              BodyTooLarge(limit).detail, {"limit_bytes": limit})
                 return
+        elif "transfer-encoding" not in headers:
+            length = 0  # no length and not chunked: no body
         raw_key = headers.get("idempotency-key")
         keyed = raw_key is not None and scope["method"] == "POST"
         big = length is None or length > PREAUTH_BYTES
