@@ -70,3 +70,4 @@ def _run_operation(op: Any, base: str, auth: dict[str, str], checks: list[Any], 
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+

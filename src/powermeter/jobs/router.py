@@ -23,6 +23,15 @@ from powermeter.jobs.service import get_service
 router = APIRouter(tags=["compute jobs"])
 
 
+def _RECEIPT_LINKS(pointer: str) -> dict[str, Any]:  # noqa: N802 - reads as a constant at the routes
+    """OpenAPI links from a new receipt to reading it (clients and stateful API testers follow them)."""
+    return {
+        "GetReceipt": {"operationId": "getReceipt", "parameters": {"receipt_id": f"$response.body#{pointer}"}},
+        "DownloadReceipt": {"operationId": "downloadReceipt",
+                            "parameters": {"receipt_id": f"$response.body#{pointer}"}},
+    }
+
+
 def _ok(data: Any) -> FastJSONResponse:
     return FastJSONResponse({"status": "success", "data": data})
 
@@ -32,7 +41,7 @@ def _ok(data: Any) -> FastJSONResponse:
     operation_id="reportJob",
     summary="Report one compute job and receive a signed carbon receipt",
     response_model=s.ReportOut,
-    responses=error_responses("v1", 400, 401, 403, 429),
+    responses={**error_responses("v1", 400, 401, 403, 429), 200: {"links": _RECEIPT_LINKS("/data/receipt_id")}},
 )
 async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
@@ -87,7 +96,8 @@ _BATCH_BODY = {
     "batch is refused with a 400 that lists every invalid job by index and field, and nothing is stored. "
     "One Merkle tree covers the batch; its head is signed once.",
     response_model=s.BatchOut,
-    responses=error_responses("v1", 400, 401, 403, 429),
+    responses={**error_responses("v1", 400, 401, 403, 429),
+               200: {"links": _RECEIPT_LINKS("/data/jobs/0/receipt_id")}},
     openapi_extra=_BATCH_BODY,
 )
 async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
