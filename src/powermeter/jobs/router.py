@@ -23,7 +23,7 @@ from powermeter.jobs.service import get_service
 router = APIRouter(tags=["compute jobs"])
 
 
-def _RECEIPT_LINKS(pointer: str) -> dict[str, Any]:  # noqa: N802 - reads as a constant at the routes
+def _receipt_links(pointer: str) -> dict[str, Any]:
     """OpenAPI links from a new receipt to reading it (clients and stateful API testers follow them)."""
     return {
         "GetReceipt": {"operationId": "getReceipt", "parameters": {"receipt_id": f"$response.body#{pointer}"}},
@@ -41,7 +41,7 @@ def _ok(data: Any) -> FastJSONResponse:
     operation_id="reportJob",
     summary="Report one compute job and receive a signed carbon receipt",
     response_model=s.ReportOut,
-    responses={**error_responses("v1", 400, 401, 403, 429), 200: {"links": _RECEIPT_LINKS("/data/receipt_id")}},
+    responses={**error_responses("v1", 400, 401, 403, 429), 200: {"links": _receipt_links("/data/receipt_id")}},
 )
 async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
@@ -97,7 +97,7 @@ _BATCH_BODY = {
     "One Merkle tree covers the batch; its head is signed once.",
     response_model=s.BatchOut,
     responses={**error_responses("v1", 400, 401, 403, 429),
-               200: {"links": _RECEIPT_LINKS("/data/jobs/0/receipt_id")}},
+               200: {"links": _receipt_links("/data/jobs/0/receipt_id")}},
     openapi_extra=_BATCH_BODY,
 )
 async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
