@@ -121,7 +121,8 @@ def powermeter_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def make_key(env: dict[str, str], email: str = "bench@example.com") -> str:
-    res = subprocess.run([sys.executable, "-m", "powermeter", "keys", "create", "--email", email, "--name", "bench"],
+    res = subprocess.run([sys.executable, "-m", "powermeter", "keys", "create", "--email", email, "--name", "bench",
+                          "--create-account"],
                          env={**os.environ, **env}, capture_output=True, text=True, check=True, cwd=ROOT)
     return res.stdout.strip()
 

@@ -66,6 +66,6 @@ def live_server(env: dict[str, str], log: Path, port: int | None = None) -> Iter
 
 
 def create_key(env: dict[str, str], email: str = "dev@example.com", name: str = "test") -> str:
-    res = subprocess.run([*POWERMETER, "keys", "create", "--email", email, "--name", name],
+    res = subprocess.run([*POWERMETER, "keys", "create", "--email", email, "--name", name, "--create-account"],
                          env=env, capture_output=True, text=True, timeout=60, check=True)
     return res.stdout.strip()

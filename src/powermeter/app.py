@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from powermeter import __version__
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, import_all_tables, migrate
+from powermeter.infra.docs import install_docs
 from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, install_handlers
 from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
@@ -119,7 +120,7 @@ def create_app(
         version=__version__,
         description=API_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served from local assets by install_docs (works offline)
         redoc_url=None,
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
@@ -128,6 +129,7 @@ def create_app(
     app.state.clock = state.clock
     app.state.metrics = metrics
     install_handlers(app)
+    install_docs(app)
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz",
              responses={503: {"description": "A dependency is down; the body names it and why "
@@ -233,6 +235,8 @@ def _install_openapi(app: FastAPI) -> None:
                 if ref.endswith("/HTTPValidationError"):
                     del responses["422"]
                     responses.setdefault("400", {"description": "Invalid input: each field and its problem"})
+                if method in ("post", "put", "patch"):  # infra/idempotency.py: the body size limit
+                    responses.setdefault("413", {"description": "Body over the size limit, refused before it is read"})
                 scopes = scopes_of.get((path, method))
                 declare_outage_responses(path, op, uses_database=scopes is not None)
                 if scopes is not None:

@@ -59,6 +59,10 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL + Redis to scale out).")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        "--forwarded-allow-ips",
+        help="Comma-separated IPs/networks of reverse proxies whose X-Forwarded-For/-Proto are trusted "
+        "(e.g. 127.0.0.1 behind a local nginx). Default: none trusted, the peer address is the client.")] = None,
 ) -> None:
     """Run the API server (migrations are applied at start-up)."""
     import uvicorn
@@ -81,6 +85,9 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        # per-IP limits key on the client address: proxy headers count only from proxies named here
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
     )
 
 
@@ -159,11 +166,13 @@ def accounts_create(
 
 @keys_app.command("create")
 def keys_create(
-    email: Annotated[str, typer.Option(help="Account email; the account is created if it does not exist.")],
+    email: Annotated[str, typer.Option(help="Account email (see --create-account).")],
     name: Annotated[str, typer.Option(help="A name for the key, e.g. 'CI runner'.")],
     scope: Annotated[list[str] | None, typer.Option(
-        "--scope", help="Scope to grant (repeatable). Default: all scopes.")] = None,
+        "--scope", help="Scope to grant (repeatable). Default: all scopes, keys:manage included.")] = None,
     plan: Annotated[str | None, typer.Option(help="Plan for a new account (dev, core, scale).")] = None,
+    create_account: Annotated[bool, typer.Option(
+        "--create-account", help="Create the account when no account has this email (else: an error).")] = False,
 ) -> None:
     """Create an API key and print it alone on stdout (it is shown only this once)."""
     from powermeter.accounts import repository as repo
@@ -174,8 +183,12 @@ def keys_create(
     settings, db = _db_and_settings()
     now = SystemClock().now()
     try:
+        service.parse_scopes(scope)  # a bad scope is named before anything else
         with db.begin() as conn:
             row = repo.get_account_by_email(conn, service.normalise_email(email))
+            if row is None and not create_account:
+                _fail(f"no account with email {email}; check the spelling, or pass --create-account "
+                      "(or run 'powermeter accounts create' first)")
             if row is None:
                 acct = service.create_account(conn, settings, email, now, plan=plan)
             else:
@@ -219,10 +232,14 @@ def keys_list(
                 "revoked": r.revoked_at is not None,
             }) + "\n")
         return
+    from rich.text import Text
+
+    from powermeter.infra.validation import escape_control
+
     table = Table("id", "name", "key", "scopes", "created", "last used", "status")
     for r in rows:
-        table.add_row(
-            r.id, r.name, mask_key(r.last4), r.scopes,
+        table.add_row(  # stored text is shown as text: control characters escaped, no Rich markup
+            Text(escape_control(r.id)), Text(escape_control(r.name)), mask_key(r.last4), Text(r.scopes),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
             r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
             "revoked" if r.revoked_at else "active",

@@ -59,6 +59,17 @@ class Settings(BaseSettings):
         default=None,
         description='JSON object overriding plans, e.g. {"dev": {"daily_calls": 5000}}',
     )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body accepted (413 above it), except /v1/batch"
+    )
+    max_batch_body_bytes: int = Field(
+        default=16 << 20, ge=1024,
+        description="Largest /v1/batch body: 10,000 jobs with every field at its maximum length fit in 16 MiB",
+    )
+    idempotency_lease_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="An Idempotency-Key claim whose holder stopped renewing it for this long is taken over",
+    )
     signup_enabled: bool = True
     log_requests: bool = True
     checkpoint_interval_s: int = 3600
@@ -101,6 +112,9 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
+        from powermeter.infra.db import secure_dir
+
+        secure_dir(self.data_dir)  # 0700 (the database files in it are 0600: infra.db)
         return f"sqlite:///{(self.data_dir / 'powermeter.db').resolve()}"
 
     def resolved_secret(self) -> str:
@@ -119,7 +133,9 @@ class Settings(BaseSettings):
             return s
         if self.secret_key:
             return self.secret_key
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from powermeter.infra.db import secure_dir
+
+        secure_dir(self.data_dir)  # 0700: it holds the secret key and, by default, the database
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()

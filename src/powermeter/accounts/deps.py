@@ -12,7 +12,7 @@ commit is never reported as a success), and rolls back if it raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -54,7 +54,11 @@ class Tx:
 
 
 def _extract_key(request: Request) -> str:
-    headers = request.headers
+    return extract_key(request.headers)
+
+
+def extract_key(headers: Mapping[str, str]) -> str:
+    """The API key of ``X-API-Key: K`` or ``Authorization: Bearer K`` (401 when missing or malformed)."""
     x_api_key = headers.get("x-api-key")
     if x_api_key:
         return x_api_key.strip()
@@ -95,6 +99,9 @@ def _authorize(
 ) -> Principal:
     path = request.url.path
     principal = service.authenticate(conn, st.settings, key_hash, now)
+    if path.startswith("/api/v1/"):
+        # the account's plan sets the per-minute limit; counted by the key's hash (never the raw key)
+        _per_minute_limit(request, response, st, key_hash[:32], principal.plan.per_minute)
     missing = needed - principal.scopes
     if missing:
         raise Forbidden(
@@ -140,10 +147,6 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         service.check_key_format(key)
         key_hash = hash_api_key(key, st.secret)
         path = request.url.path
-        if path.startswith("/api/v1/"):
-            # limit before the database is touched, keyed by the key's hash (never the raw key)
-            per_minute = st.settings.plan(st.settings.default_plan).per_minute
-            _per_minute_limit(request, response, st, key_hash[:32], per_minute)
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
         async with st.db.units.unit() as conn:

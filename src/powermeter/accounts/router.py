@@ -55,20 +55,20 @@ async def whoami(tx: Tx = Auth(daily_quota=False)) -> FastJSONResponse:
     })
 
 
-@router.get("/v1/api-keys", operation_id="listApiKeys", responses=error_responses("v1", 401, 429),
+@router.get("/v1/api-keys", operation_id="listApiKeys", responses=error_responses("v1", 401, 403, 429),
             summary="The account's API keys (masked)")
-def list_api_keys(tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+def list_api_keys(tx: Tx = Auth("keys:manage", daily_quota=False)) -> dict[str, Any]:
     return {"status": "success", "data": {"keys": _keys(tx)}}
 
 
 @router.delete("/v1/api-keys/{key_id}", operation_id="revokeApiKey",
-               responses=error_responses("v1", 401, 404, 429), summary="Revoke one of the account's keys")
-def revoke_api_key(key_id: str, tx: Tx = Auth(daily_quota=False)) -> dict[str, Any]:
+               responses=error_responses("v1", 401, 403, 404, 429), summary="Revoke one of the account's keys")
+def revoke_api_key(key_id: str, tx: Tx = Auth("keys:manage", daily_quota=False)) -> dict[str, Any]:
     service.revoke_key(tx.conn, key_id, tx.now, account_id=tx.principal.account_id)
     return {"status": "success", "data": {"id": key_id, "revoked": True}}
 
 
-@router.get("/api/v1/me/tokens", operation_id="listTokens", responses=error_responses("calc", 401, 429),
+@router.get("/api/v1/me/tokens", operation_id="listTokens", responses=error_responses("calc", 401, 403, 429),
             summary="The account's API tokens (masked)")
-def list_tokens(tx: Tx = Auth()) -> list[dict[str, Any]]:
+def list_tokens(tx: Tx = Auth("keys:manage")) -> list[dict[str, Any]]:
     return _keys(tx)

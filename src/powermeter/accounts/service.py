@@ -22,6 +22,7 @@ from powermeter.infra.security import (
     key_is_well_formed,
     mask_key,
 )
+from powermeter.infra.validation import CONTROL_MESSAGE, has_control
 from powermeter.settings import Plan, Settings
 
 ALL_SCOPES: tuple[str, ...] = (
@@ -33,6 +34,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "devices:read",
     "devices:write",
     "routing",
+    "keys:manage",
 )
 SCOPE_HELP = {
     "report:write": "POST /v1/report and /v1/batch",
@@ -43,6 +45,7 @@ SCOPE_HELP = {
     "devices:read": "GET /api/v1/me/* (devices, profile, costs)",
     "devices:write": "create, change and delete devices and the profile",
     "routing": "POST /route and the grid endpoints",
+    "keys:manage": "list and revoke the account's API keys (GET /v1/api-keys, DELETE /v1/api-keys/{id})",
 }
 MAX_ACTIVE_KEYS = 10  # seed 001: "Up to 10 tokens per account"
 LAST_USED_RESOLUTION = timedelta(seconds=60)  # our choice: at most one last-used write per key a minute
@@ -168,6 +171,8 @@ def create_key(
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest("key name must be 1 to 200 characters", code="INVALID_NAME")
+    if has_control(name):
+        raise BadRequest(f"key name {CONTROL_MESSAGE}", code="INVALID_NAME")
     if expires_at is not None and expires_at <= now:
         raise BadRequest("the expiry must be in the future", code="INVALID_EXPIRY")
     scope_list = parse_scopes(scopes)

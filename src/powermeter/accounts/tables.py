@@ -55,4 +55,8 @@ idempotency_keys = sa.Table(
     sa.Column("content_type", sa.String(200), nullable=True),
     sa.Column("body", sa.LargeBinary, nullable=True),
     sa.Column("created_at", TS, nullable=False, index=True),
+    # a pending claim's holder (host:pid:process token) and the time its lease runs out; the holder
+    # renews the lease while it works, so a claim whose holder died is taken over (infra/idempotency.py)
+    sa.Column("owner", sa.String(120), nullable=True),
+    sa.Column("lease_until", TS, nullable=True),
 )

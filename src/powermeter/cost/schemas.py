@@ -185,9 +185,11 @@ SHIFT_REQUEST = {
 }
 SHIFT_EXAMPLE = {"device": {"watts": 1500, "hours_per_day": 3, "shiftable": True}, "regionCode": "US-CA"}
 SHIFT_RESPONSE = {
+    # each branch names its required members, so one answer matches exactly one branch
     "oneOf": [
         {
             "type": "object",
+            "required": ["current_cost", "optimal_cost", "optimal_window", "annual_savings", "currency", "baseline"],
             "properties": {
                 "current_cost": {
                     "type": "number",
@@ -202,6 +204,7 @@ SHIFT_RESPONSE = {
         },
         {
             "type": "object",
+            "required": ["message", "savings"],
             "properties": {"message": {"const": "no_tou_data"}, "savings": {"const": 0}},
         },
     ]

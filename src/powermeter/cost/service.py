@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -128,7 +128,13 @@ def _pick(body: Mapping[str, Any], *names: str) -> tuple[str, Any]:
 
 
 def money(x: Decimal) -> float:
-    return float(t.round_money(x))
+    try:
+        return float(t.round_money(x))
+    except InvalidOperation:  # a backstop: the inputs' bounds (tariff.INPUT_BOUNDS) keep results in range
+        raise BadRequest(
+            "body: a result is out of range; the inputs' allowed ranges are in docs/methodology.md (Input bounds)",
+            extra={"field": "body"},
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

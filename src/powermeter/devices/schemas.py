@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from powermeter.infra.validation import NO_CONTROL_PATTERN
+
 SCHEDULE_DOC = (
     "Array of [start_hour, end_hour] tuples. Hours are 0–23; end_hour can exceed 24 for overnight windows "
     "(e.g. [22, 30] = 10 pm–6 am)"
@@ -31,7 +33,8 @@ class DeviceIn(BaseModel):
         },
     )
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="User-assigned label")
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN,
+                             description="User-assigned label (no control characters)")
     catalog_device_slug: str | None = Field(default=None, max_length=100, description="Catalog entry slug")
     watts: float | None = Field(default=None, ge=0, le=1_000_000, description="Watts (snapshot of the catalog)")
     hours_per_day: float | None = Field(default=None, ge=0, le=24, description="Average daily runtime")
@@ -45,7 +48,7 @@ class DevicePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"hours_per_day": 6}]})
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN)
     catalog_device_slug: str | None = Field(default=None, max_length=100)
     watts: float | None = Field(default=None, ge=0, le=1_000_000)
     hours_per_day: float | None = Field(default=None, ge=0, le=24)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from powermeter.infra.validation import MAX_EPOCH_MS, NO_CONTROL_PATTERN, NoBool
 
 MAX_TOKENS = 100_000_000  # per field; far above any context window, keeps the arithmetic sane
+
+# An integer from JSON: ``true``/``false`` are refused (lax mode would read them as 1/0); 5.0 is still 5.
+Int = Annotated[int, NoBool]
 
 
 class InferenceIn(BaseModel):
@@ -33,49 +38,68 @@ class InferenceIn(BaseModel):
         },
     )
 
-    provider: str = Field(min_length=1, max_length=100, description='Cloud or model provider ("Google", "OpenAI")')
-    prompt_tokens: int = Field(ge=0, le=MAX_TOKENS, description="Tokens sent in the prompt (cached ones included)")
-    completion_tokens: int = Field(ge=0, le=MAX_TOKENS, description="Generated output tokens")
+    provider: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN,
+                          description='Cloud or model provider ("Google", "OpenAI")')
+    prompt_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Tokens sent in the prompt (cached ones included)")
+    completion_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Generated output tokens")
     model: str | None = Field(
         None,
         max_length=200,
+        pattern=NO_CONTROL_PATTERN,
         description="Model id (OpenRouter style like `qwen/qwen3-235b-a22b`, or the provider's own name); "
         "optional when the provider has a fallback model class",
     )
     detected_region: str | None = Field(
         None,
         max_length=100,
+        pattern=NO_CONTROL_PATTERN,
         description='Data-centre region ("us-west-1", "aws:eu-west-1", "europe-west4", a country code…); '
         "a known one gives calculationMethod EXACT_REGION",
     )
-    reasoning_tokens: int = Field(
+    reasoning_tokens: Int = Field(
         0,
         ge=0,
         le=MAX_TOKENS,
         description="Reasoning tokens reported by the provider; counted once (inside completion_tokens for "
         "OpenAI-style usage, added to them for Google's separately reported thoughts)",
     )
-    cached_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="Prompt tokens read from the prompt cache")
-    startTimeMs: int | None = Field(
-        None, ge=0, description="Request start, epoch milliseconds; the record is booked (history, reports) at "
-        "this time when given (not before 2000-01-01, at most 5 minutes ahead of the server), else when received"
+    cached_tokens: Int = Field(0, ge=0, le=MAX_TOKENS, description="Prompt tokens read from the prompt cache")
+    startTimeMs: Int | None = Field(
+        None, ge=0, le=MAX_EPOCH_MS, description="Request start, epoch milliseconds; the record is booked (history, "
+        "reports) at this time when given (not before 2000-01-01, at most 5 minutes ahead of the server), else when "
+        "received"
     )
-    firstTokenTimeMs: int | None = Field(None, ge=0, description="First token received, epoch milliseconds")
-    endTimeMs: int | None = Field(
-        None, ge=0, description="Extension: last token received, epoch milliseconds (caps the latency)"
+    firstTokenTimeMs: Int | None = Field(
+        None, ge=0, le=MAX_EPOCH_MS, description="First token received, epoch milliseconds (up to year 9999)"
     )
-    source: str | None = Field(None, max_length=100, description="Where the counts come from (stored)")
+    endTimeMs: Int | None = Field(
+        None, ge=0, le=MAX_EPOCH_MS,
+        description="Extension: last token received, epoch milliseconds (caps the latency); not before startTimeMs",
+    )
+    source: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
+                               description="Where the counts come from (stored)")
     is_estimated: bool | None = Field(None, description="Whether the token counts are estimates (stored)")
-    estimation_method: str | None = Field(None, max_length=100, description="How they were estimated (stored)")
+    estimation_method: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
+                                          description="How they were estimated (stored)")
     tag: str | None = Field(
         None,
         max_length=200,
+        pattern=NO_CONTROL_PATTERN,
         description="Extension: a caller's label (an app, a feature, a team), stored and filterable in the "
         "history and the summary; `powermeter gateway` fills it from the X-Powermeter-Tag header",
     )
     application: str | None = Field(
-        None, min_length=1, max_length=128, description="Extension: application tag (reports, SCI per application)"
+        None, min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN,
+        description="Extension: application tag (reports, SCI per application)",
     )
+
+    @field_validator("endTimeMs")
+    @classmethod
+    def _end_not_before_start(cls, v: int | None, info: ValidationInfo) -> int | None:
+        start = info.data.get("startTimeMs")
+        if v is not None and start is not None and v < start:
+            raise ValueError(f"must not be before startTimeMs ({start}), got {v}")
+        return v
 
 
 MAX_BATCH = 1000
@@ -118,6 +142,7 @@ class InferenceBatchOut(BaseModel):
     duplicates: int
     rejected: int
     data: list[BatchItemOut]
+
 
 
 class Audit(BaseModel):

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from powermeter.infra.clock import SystemClock, utc_iso
 from powermeter.infra.db.faults import Fault, TransactionAborted, classify
 from powermeter.infra.responses import FastJSONResponse
+from powermeter.infra.validation import CONTROL_MESSAGE, NO_CONTROL_PATTERN
 
 log = logging.getLogger("powermeter.errors")
 
@@ -147,6 +148,9 @@ def render(request: Request, err: ApiError) -> FastJSONResponse:
         body = {"detail": err.detail, "error_code": err.code, "timestamp": utc_iso(clock.now())}
         body.update(err.extra)
     headers = dict(err.headers)
+    if err.status == 401:
+        # RFC 9110 §11.6.1: a 401 names the scheme to use (RFC 6750 bearer tokens; X-API-Key also works)
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="powermeter"')
     extra_headers = getattr(request.state, "ratelimit_headers", None)
     if extra_headers:
         for k, v in extra_headers.items():
@@ -170,8 +174,12 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     for e in exc.errors():
         loc = e.get("loc", ())
         msg = str(e.get("msg", "invalid value"))
+        if e.get("type") == "value_error" and msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
         if e.get("type") == "missing":
             msg = "field required"
+        elif e.get("type") == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == NO_CONTROL_PATTERN:
+            msg = CONTROL_MESSAGE
         elif e.get("type") == "json_invalid":
             msg = "request body is not valid JSON: " + str(e.get("ctx", {}).get("error", ""))
         errors.append({"field": _loc_to_field(loc), "message": msg})
@@ -197,6 +205,11 @@ def install_handlers(app: FastAPI) -> None:
         err = cls(detail, status=exc.status_code)
         if exc.status_code == 405:
             err.code, err.slug = "METHOD_NOT_ALLOWED", "method_not_allowed"
+        elif exc.status_code == 413:
+            err.code, err.slug = "PAYLOAD_TOO_LARGE", "payload_too_large"
+            limit = getattr(exc, "limit", None)
+            if limit is not None:
+                err.extra["limit_bytes"] = limit
         return render(request, err)
 
     async def _database(request: Request, exc: Exception) -> FastJSONResponse:

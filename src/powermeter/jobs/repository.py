@@ -127,7 +127,7 @@ def list_receipts(
     total = conn.execute(sa.select(sa.func.count()).select_from(receipts).where(*where)).scalar_one()
     q = (
         sa.select(receipts.c.receipt_id, receipts.c.job_id, receipts.c.kwh, receipts.c.co2_grams,
-                  receipt_trees.c.issued_at)
+                  receipt_trees.c.issued_at, receipts.c.seq, receipts.c.tree_seq)
         .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
         .where(*where)
         .order_by(receipts.c.seq.desc())

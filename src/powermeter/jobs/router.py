@@ -14,11 +14,22 @@ from powermeter.audit import service as audit
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
+from powermeter.infra.validation import MAX_OFFSET
+from powermeter.jobs import integrity
 from powermeter.jobs import schemas as s
 from powermeter.jobs import service as svc
 from powermeter.jobs.service import get_service
 
 router = APIRouter(tags=["compute jobs"])
+
+
+def _receipt_links(pointer: str) -> dict[str, Any]:
+    """OpenAPI links from a new receipt to reading it (clients and stateful API testers follow them)."""
+    return {
+        "GetReceipt": {"operationId": "getReceipt", "parameters": {"receipt_id": f"$response.body#{pointer}"}},
+        "DownloadReceipt": {"operationId": "downloadReceipt",
+                            "parameters": {"receipt_id": f"$response.body#{pointer}"}},
+    }
 
 
 def _ok(data: Any) -> FastJSONResponse:
@@ -33,7 +44,7 @@ def _ok(data: Any) -> FastJSONResponse:
     description="Re-reporting a `job_id` with the same inputs returns its existing receipt (200, same "
     "`receipt_id`, `replayed: true`; nothing is stored or counted again); with different inputs it is a "
     "`409 JOB_ID_CONFLICT` naming the job and the fields that differ.",
-    responses=error_responses("v1", 400, 401, 403, 409, 429),
+    responses={**error_responses("v1", 400, 401, 403, 409, 429), 200: {"links": _receipt_links("/data/receipt_id")}},
 )
 async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
     jobs = get_service(tx.state.extras)
@@ -90,7 +101,8 @@ _BATCH_BODY = {
     "stored or counted again); with different inputs the whole batch is a `409 JOB_ID_CONFLICT` listing every "
     "conflicting job and field. One Merkle tree covers the new receipts; its head is signed once.",
     response_model=s.BatchOut,
-    responses=error_responses("v1", 400, 401, 403, 409, 429),
+    responses={**error_responses("v1", 400, 401, 403, 409, 429),
+               200: {"links": _receipt_links("/data/jobs/0/receipt_id")}},
     openapi_extra=_BATCH_BODY,
 )
 async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
@@ -114,11 +126,12 @@ async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) 
 )
 def list_receipts(
     limit: int = Query(50, ge=1, le=1000, description="Number of receipts (max 1000)"),
-    offset: int = Query(0, ge=0, description="Pagination offset"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description=f"Pagination offset (0 to {MAX_OFFSET})"),
     job_id: str | None = Query(None, max_length=128, description="Only the receipt of this job"),
     tx: Tx = Auth("receipts:read"),
 ) -> FastJSONResponse:
-    return _ok(svc.list_receipts(tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset))
+    return _ok(svc.list_receipts(tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset,
+                                 signer=tx.state.signer))
 
 
 @router.get(
@@ -150,9 +163,10 @@ def _audit(tx: Tx, action: str, receipt_id: str) -> None:
     operation_id="getReceipt",
     summary="One receipt with its Merkle inclusion proof and signed tree head (verifiable offline)",
     response_model=s.ReceiptOut,
-    responses=error_responses("v1", 401, 403, 404, 429),
+    responses=error_responses("v1", 401, 403, 404, 409, 429),
 )
 def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResponse:
+    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
     doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
     _audit(tx, "VIEW", receipt_id)
     return _ok(doc)
@@ -162,9 +176,10 @@ def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResp
     "/v1/receipts/{receipt_id}/download",
     operation_id="downloadReceipt",
     summary="The receipt document as a file, for `powermeter receipts verify FILE`",
-    responses={200: {"content": {"application/json": {}}}, **error_responses("v1", 401, 403, 404, 429)},
+    responses={200: {"content": {"application/json": {}}}, **error_responses("v1", 401, 403, 404, 409, 429)},
 )
 def download_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> Response:
+    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
     doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
     _audit(tx, "DOWNLOAD", receipt_id)
     return Response(

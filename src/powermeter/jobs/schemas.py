@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
+from powermeter.infra.validation import NO_CONTROL_PATTERN
 from powermeter.methodology.occurrence import normalise_instant
 
 MAX_BATCH_JOBS = 10_000
@@ -20,17 +21,24 @@ _MEASURED = (
     "with the model's figure and a plausibility flag (measured within ×0.1–×10 of the model)."
 )
 
+# JSON numbers only: strict mode refuses ``true``/``false`` and numeric strings (lax mode takes ``true``
+# as 1), still accepts an integer for a float field, and runs in pydantic-core (no Python call per job).
+Num = Annotated[float, Strict()]
+
 
 class JobIn(BaseModel):
     """One compute job. Seed fields first; the rest are optional overrides of the defaults."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    job_id: str = Field(min_length=1, max_length=128, examples=["ml-training-001"])
-    duration_minutes: float = Field(gt=0, le=MAX_DURATION_MINUTES, examples=[120])
-    cpu_cores: float = Field(0.0, ge=0, le=MAX_CORES, description="CPU cores allocated", examples=[8])
-    memory_gb: float = Field(0.0, ge=0, le=MAX_MEMORY_GB, description="Memory allocated, GB", examples=[32])
-    gpu_cores: float = Field(0.0, ge=0, le=MAX_GPUS, description="Number of GPUs", examples=[2])
+    job_id: str = Field(
+        min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN, examples=["ml-training-001"],
+        description="Your id of the job, unique per account; no control characters (NUL, ANSI escapes)",
+    )
+    duration_minutes: Num = Field(gt=0, le=MAX_DURATION_MINUTES, examples=[120])
+    cpu_cores: Num = Field(0.0, ge=0, le=MAX_CORES, description="CPU cores allocated", examples=[8])
+    memory_gb: Num = Field(0.0, ge=0, le=MAX_MEMORY_GB, description="Memory allocated, GB", examples=[32])
+    gpu_cores: Num = Field(0.0, ge=0, le=MAX_GPUS, description="Number of GPUs", examples=[2])
     geo_iso: str = Field(
         min_length=1,
         max_length=64,
@@ -40,9 +48,9 @@ class JobIn(BaseModel):
     )
     cpu_model: str | None = Field(None, max_length=128, description="CPU model (W/core = TDP / cores)")
     gpu_model: str | None = Field(None, max_length=128, description="GPU model, e.g. H100, A100, L4, MI300X")
-    cpu_utilization: float | None = Field(None, ge=0, le=1, description="Average CPU usage factor (default 1)")
-    gpu_utilization: float | None = Field(None, ge=0, le=1, description="Average GPU usage factor (default 1)")
-    pue: float | None = Field(None, ge=1, le=3, description="Data-centre PUE (default: provider's, else 1.56)")
+    cpu_utilization: Num | None = Field(None, ge=0, le=1, description="Average CPU usage factor (default 1)")
+    gpu_utilization: Num | None = Field(None, ge=0, le=1, description="Average GPU usage factor (default 1)")
+    pue: Num | None = Field(None, ge=1, le=3, description="Data-centre PUE (default: provider's, else 1.56)")
     provider: str | None = Field(None, max_length=32, description="Cloud provider: aws, gcp, azure, ovhcloud…")
     region: str | None = Field(None, max_length=64, description="Cloud region; its grid figure is used")
     ownership: Literal["owned", "leased", "colocation", "cloud"] | None = Field(
@@ -50,8 +58,10 @@ class JobIn(BaseModel):
         description="Who owns/operates the hardware: owned, leased or colocation → the account's Scope 2; "
         "cloud → Scope 3 Category 1. Without it (and without provider) the job is reported as unclassified.",
     )
-    site: str | None = Field(None, min_length=1, max_length=64, description="The account's site/entity tag "
-                             "(market-based Scope 2 instruments are set per site)")
+    site: str | None = Field(
+        None, min_length=1, max_length=64, pattern=NO_CONTROL_PATTERN,
+        description="The account's site/entity tag (market-based Scope 2 instruments are set per site)",
+    )
     started_at: str | None = Field(
         None,
         max_length=40,
@@ -60,15 +70,15 @@ class JobIn(BaseModel):
         "than 5 minutes in the future.",
         examples=["2025-12-31T23:30:00Z"],
     )
-    application: str | None = Field(None, min_length=1, max_length=128,
+    application: str | None = Field(None, min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN,
                                     description="Application tag (SCI per application)")
-    measured_cpu_kwh: float | None = Field(
+    measured_cpu_kwh: Num | None = Field(
         None, ge=0, le=MAX_MEASURED_KWH, description="CPU package energy from RAPL (powercap energy_uj)." + _MEASURED
     )
-    measured_memory_kwh: float | None = Field(
+    measured_memory_kwh: Num | None = Field(
         None, ge=0, le=MAX_MEASURED_KWH, description="DRAM energy from the RAPL dram domain." + _MEASURED
     )
-    measured_gpu_kwh: float | None = Field(
+    measured_gpu_kwh: Num | None = Field(
         None, ge=0, le=MAX_MEASURED_KWH, description="GPU energy from NVML." + _MEASURED
     )
 
@@ -168,8 +178,22 @@ class ReceiptSummary(BaseModel):
     timestamp: str
 
 
+class IntegrityProblem(BaseModel):
+    error_code: str = Field(examples=["RECEIPT_INTEGRITY_FAILED"])
+    reason: str
+
+
+class ListedReceipt(ReceiptSummary):
+    integrity: Literal["failed"] | None = Field(
+        None,
+        description="Present only on a receipt that no longer matches its signed Merkle tree (altered after "
+        "signing; GET /v1/receipts/{id} answers 409 RECEIPT_INTEGRITY_FAILED); intact receipts omit it",
+    )
+    integrity_error: IntegrityProblem | None = Field(None, description="Present with integrity: the reason")
+
+
 class ReceiptListData(BaseModel):
-    receipts: list[ReceiptSummary]
+    receipts: list[ListedReceipt]
     total: int
     has_more: bool
 

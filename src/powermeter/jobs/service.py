@@ -45,6 +45,7 @@ from powermeter.infra.errors import Conflict, NotFound, ValidationFailed, valida
 from powermeter.infra.hooks import STARTUP_HOOKS
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
+from powermeter.jobs import integrity
 from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
 from powermeter.jobs.receipts import ProfileDoc
@@ -722,7 +723,7 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
     hashes = [blob[k : k + 32] for k in range(0, len(blob), 32)]
     root, paths = audit_paths(hashes)
     if leaf_hash(leaf) != hashes[row.leaf_index] or root.hex() != row.root_sha256:
-        raise RuntimeError(f"stored receipt {receipt_id} no longer matches its signed tree")
+        raise integrity.integrity_error(receipt_id, "the stored receipt no longer matches its signed Merkle leaf")
     return {
         "type": rc.DOCUMENT_TYPE,
         "receipt_id": row.receipt_id,
@@ -748,20 +749,24 @@ def receipt_document(conn: Connection, account_id: str, receipt_id: str) -> dict
 
 
 def list_receipts(
-    conn: Connection, account_id: str, *, job_id: str | None, limit: int, offset: int
+    conn: Connection, account_id: str, *, job_id: str | None, limit: int, offset: int, signer: Signer | None = None
 ) -> dict[str, Any]:
+    """A page of receipts; with ``signer``, each is checked against its signed tree, and one that no
+    longer matches is flagged (``integrity: "failed"`` and ``integrity_error`` with the reason)."""
     rows, total = repo.list_receipts(conn, account_id, job_id=job_id, limit=limit, offset=offset)
+    failed = integrity.check_receipts(conn, integrity.checker_for(conn, signer), rows) if signer else {}
+
+    def item(r: Any) -> dict[str, Any]:
+        out = {"receipt_id": r.receipt_id, "job_id": r.job_id, "kwh": r.kwh, "co2_grams": r.co2_grams,
+               "timestamp": r.issued_at}
+        f = failed.get(r.receipt_id)
+        if f is not None:  # intact receipts keep the seed's five fields
+            out["integrity"] = "failed"
+            out["integrity_error"] = {"error_code": integrity.INTEGRITY_CODE, "reason": f.reason}
+        return out
+
     return {
-        "receipts": [
-            {
-                "receipt_id": r.receipt_id,
-                "job_id": r.job_id,
-                "kwh": r.kwh,
-                "co2_grams": r.co2_grams,
-                "timestamp": r.issued_at,
-            }
-            for r in rows
-        ],
+        "receipts": [item(r) for r in rows],
         "total": total,
         "has_more": offset + len(rows) < total,
     }

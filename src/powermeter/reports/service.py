@@ -125,6 +125,11 @@ def _parse_bound(value: str, name: str, *, end: bool) -> datetime:
             moment = datetime.combine(d, time(0), tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment  # a date end is inclusive
         moment = datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed(
+            [{"field": name, "message": f"{value!r} is out of range: dates from 0001-01-02 to 9999-12-30"}]
+        ) from None
     except ValueError:
         raise ValidationFailed(
             [{"field": name, "message": f"{value!r} is not an ISO 8601 date (2026-01-31) or date-time"}]

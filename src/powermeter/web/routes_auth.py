@@ -19,7 +19,10 @@ from powermeter.web.render import render
 
 router = APIRouter()
 
-LOGIN_LIMIT_PER_EMAIL = "5/minute"
+# Log-in limits slow a password guesser without locking the owner out: the tight limit is per email AND
+# client address (a guesser elsewhere cannot use up the owner's attempts), under a per-address cap
+# across all emails (one address cannot spray many accounts).
+LOGIN_LIMIT_PER_EMAIL_AND_IP = "5/minute"
 LOGIN_LIMIT_PER_IP = "20/minute"
 SIGNUP_LIMIT_PER_IP = "10/hour"
 MAX_PASSWORD_LEN = 1024
@@ -100,9 +103,10 @@ def login(
     email_key = email.strip().lower()
     ctx: dict[str, object] = {"page_title": "Log in", "next": safe_next(next), "email": email.strip()}
     limiter = page.state.limiter
+    ip = client_ip(request)
     for spec, kind, ident in (
-        (LOGIN_LIMIT_PER_IP, "web-login-ip", client_ip(request)),
-        (LOGIN_LIMIT_PER_EMAIL, "web-login-email", email_key or "-"),
+        (LOGIN_LIMIT_PER_IP, "web-login-ip", ip),
+        (LOGIN_LIMIT_PER_EMAIL_AND_IP, "web-login-email-ip", f"{email_key or '-'}|{ip}"),
     ):
         res = limiter.hit(spec, kind, ident)
         if not res.allowed:

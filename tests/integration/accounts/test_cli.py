@@ -59,7 +59,7 @@ def test_keys_create_prints_only_the_key_and_it_works_at_once(server: tuple[str,
                                                               env: dict[str, str]) -> None:
     base, _ = server
     res = _run(["keys", "create", "--email", "ci@example.com", "--name", "CI runner",
-                "--scope", "receipts:read"], env)
+                "--scope", "receipts:read", "--create-account"], env)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == 1, res.stdout

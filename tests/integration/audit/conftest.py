@@ -28,7 +28,7 @@ class Account:
 
 @pytest.fixture
 def account(make_key: MakeKey, state: AppState) -> Account:
-    key = make_key(email=EMAIL, scopes=["audit:read", "receipts:read"])
+    key = make_key(email=EMAIL, scopes=["audit:read", "receipts:read", "keys:manage"])
     with state.db.begin() as conn:
         row = account_repo.get_account_by_email(conn, EMAIL)
     assert row is not None

@@ -7,6 +7,7 @@ migrations and SQL run on PostgreSQL (psycopg 3).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,8 +38,8 @@ SQLITE_MIN_FREE_BYTES = 256 * 1024
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            secure_sqlite_file(Path(path))
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -75,6 +76,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                             pool_timeout=kwargs.pop("pool_timeout", POOL_TIMEOUT_S),
                             connect_args=connect_args, **kwargs)
+
+
+def secure_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it private to the service's user (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+
+
+def secure_sqlite_file(db: Path) -> None:
+    """The database file readable and writable by the service's user only (0600); SQLite gives its WAL
+    and shared-memory files the database file's permissions. A directory created here is 0700."""
+    if not db.parent.exists():
+        secure_dir(db.parent)
+    if not db.exists():
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if f.exists() and f.stat().st_mode & 0o777 != 0o600:
+            f.chmod(0o600)
 
 
 class Database:
