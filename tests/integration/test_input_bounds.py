@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import START
+
 INFERENCE = {"provider": "Google", "model": "gemini-3-pro", "prompt_tokens": 10, "completion_tokens": 10}
 
 
@@ -50,11 +52,13 @@ def test_v1_out_of_range_integers_and_dates_are_400(client: TestClient, auth: di
 
 
 def test_end_before_start_is_refused(client: TestClient, auth: dict[str, str]) -> None:
-    r = client.post("/v1/inference", headers=auth, json={**INFERENCE, "startTimeMs": 2000, "endTimeMs": 1000})
+    t0 = int(START.timestamp() * 1000) - 60_000  # a minute before the tests' clock (records are booked then)
+    r = client.post("/v1/inference", headers=auth, json={**INFERENCE, "startTimeMs": t0 + 2000, "endTimeMs": t0 + 1000})
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "endTimeMs"
     assert "before startTimeMs" in r.json()["detail"]
-    ok = client.post("/v1/inference", headers=auth, json={**INFERENCE, "startTimeMs": 1000, "endTimeMs": 2000})
+    fine = {**INFERENCE, "startTimeMs": t0 + 1000, "endTimeMs": t0 + 2000}
+    ok = client.post("/v1/inference", headers=auth, json=fine)
     assert ok.status_code == 200, ok.text
 
 

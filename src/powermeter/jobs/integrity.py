@@ -169,8 +169,9 @@ class Checker:
                     opts = orjson.loads(options) if options else None
                     inputs = rc.inputs_bytes(det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i],
                                              det["gpu_cores"][i], geo, opts)
+                    sources = det["energy_sources"][i] if "energy_sources" in det else None  # measured jobs
                     results = rc.results_bytes(kwh, co2, det["cpu_kwh"][i], det["gpu_kwh"][i],
-                                               det["memory_kwh"][i], prof[1])
+                                               det["memory_kwh"][i], prof[1], sources)
                     b = rc.LeafBuilder(acct, issued, [prof[0]])
                     tail = b._suffix(0, inputs, jid, rid, results)
                 hs = state.copy()
@@ -273,46 +274,6 @@ def _pages(conn: Connection, q: Any, key: Any, size: int) -> Iterator[Any]:
         if len(page) < size:
             return
         last = page[-1].seq
-
-
-def check_period(conn: Connection, signer: Any, account_id: str, start: Any, end: Any) -> list[Failure]:
-    """The account's receipts of trees created in [start, end) that fail the check (for reports)."""
-    from contextlib import nullcontext
-
-    trees = (receipt_trees.c.account_id == account_id, receipt_trees.c.created_at >= start,
-             receipt_trees.c.created_at < end)
-    in_trees = sa.select(receipt_trees.c.seq).where(*trees).scalar_subquery()
-    rows = (receipts.c.account_id == account_id, receipts.c.tree_seq.in_(in_trees))
-    res = check_all(lambda: nullcontext(conn), signer.public_key, signer.key_id, receipt_where=rows,
-                    tree_where=trees, stream=False)
-    return res.failures
-
-
-MAX_EXCLUDED = 10_000  # more altered receipts than this in a report's period: the report is refused
-EXCLUDED_NOTE = (
-    "{n} compute-job receipt(s) failed their integrity check (the stored row no longer matches what was "
-    "signed) and are excluded from every figure and from the coverage list; see excluded_receipts."
-)
-
-
-def exclude_from(period: Any, failures: Sequence[Failure]) -> Any:
-    """``period`` (a reports ``Period``) without the failed receipts; refuses (409) past MAX_EXCLUDED."""
-    import dataclasses
-
-    if not failures:
-        return period
-    if len(failures) > MAX_EXCLUDED:
-        raise ReceiptIntegrityFailed(
-            f"{len(failures):,} receipts of this period failed their integrity check (more than {MAX_EXCLUDED:,}); "
-            "the report is refused. Ask the operator to run 'powermeter receipts check'.",
-            extra={"failed_receipts": len(failures)},
-        )
-    return dataclasses.replace(period, excluded=tuple(f.seq for f in failures if f.seq is not None))
-
-
-def excluded_listing(failures: Sequence[Failure]) -> list[dict[str, Any]]:
-    return [{"receipt_id": f.receipt_id, "job_id": f.job_id, "tree_id": f.tree_id, "reason": f.reason,
-             "error_code": INTEGRITY_CODE} for f in failures]
 
 
 Progress = Callable[[int, int], None]

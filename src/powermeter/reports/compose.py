@@ -27,7 +27,7 @@ from powermeter.methodology.compute_job import (
 )
 from powermeter.methodology.occurrence import format_instant
 from powermeter.reports.boundary import Boundary, Instrument
-from powermeter.reports.ledger import OK, Record
+from powermeter.reports.ledger import ALTERED, OK, Record
 
 NO_KEY_GROUP = "(key not recorded)"
 NO_SITE = "(site not given)"
@@ -149,6 +149,8 @@ def compose(
     out = Composed()
     for rec in records:
         if not rec.in_period(start, end) or not rec.data or rec.occurred_at is None:
+            continue
+        if rec.status == ALTERED:  # no longer what was signed: never counted (listed as excluded, and a problem)
             continue
         if rec.kind == "job":
             _add_job(out, rec, group_by, boundary, locations, mixes, job_methodology)

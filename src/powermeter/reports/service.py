@@ -111,6 +111,13 @@ COMPLETENESS = (
 # --- period --------------------------------------------------------------------------------------------
 
 
+EXCLUDED_NOTE = (
+    "{n} record(s) failed their integrity check (the stored row no longer matches what was signed): they "
+    "are excluded from every figure, listed in excluded_receipts and under completeness.problems, and the "
+    "report does not verify until they are restored."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     start: datetime
@@ -245,6 +252,12 @@ def build_document(
             e["market"]["factor_id"] = market_id.get(m.key)
             if e["market"]["factor_id"] is None:
                 e["market"]["factor_inline"] = {"label": m.label, "value": m.intensity_g_per_kwh, "source": m.source}
+    excluded = [
+        {"kind": r.kind, "receipt_id" if r.kind == "job" else "record_id": r.id, "tree_id": r.tree_id,
+         "reason": r.detail, "error_code": "RECEIPT_INTEGRITY_FAILED"}
+        for r in led.records
+        if r.status == ledger.ALTERED and r.in_period(period.start, period.end)
+    ]
     total = int(fig.totals["records"])
     if progress is not None:
         progress(total, total)
@@ -307,8 +320,9 @@ def build_document(
             {"name": name, "version": version, "used_by": sorted(users)}
             for (name, version), users in sorted(comp.datasets.items())
         ],
-        "data_limits": list(REPORT_LIMITS),
+        "data_limits": list(REPORT_LIMITS) + ([EXCLUDED_NOTE.format(n=len(excluded))] if excluded else []),
         "entries": comp.entries,
+        "excluded_receipts": excluded,
         "late_arrivals": {
             "note": "records booked in a closed year that arrived after it was closed: listed, not added "
             "to the lines or totals",

@@ -119,7 +119,7 @@ def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: d
     _report(client, auth, "kept")
     before = client.get("/v1/reports/emissions?start=2026-01-01&end=2026-12-31", headers=auth).json()["data"]
     assert before["totals"]["records"] == 2
-    assert "excluded_receipts" not in before
+    assert before["excluded_receipts"] == []
     _sql(state, "UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r", r=rid)
     r = client.get("/v1/reports/emissions?start=2026-01-01&end=2026-12-31", headers=auth)
     assert r.status_code == 200
@@ -128,12 +128,17 @@ def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: d
     assert [e["receipt_id"] for e in doc["excluded_receipts"]] == [rid]
     assert doc["excluded_receipts"][0]["error_code"] == "RECEIPT_INTEGRITY_FAILED"
     assert any("failed their integrity check" in n for n in doc["data_limits"])
-    assert not any(rid in e for e in doc["coverage"]["entries"])
+    assert [e["id"] for e in doc["entries"]] != []
+    assert rid not in [e["id"] for e in doc["entries"]]
+    assert any(p["record"] == rid for p in doc["completeness"]["problems"])
     path = tmp_path / "report.json"
     path.write_text(json.dumps(r.json()))
     res = subprocess.run([sys.executable, "-m", "powermeter", "reports", "verify", str(path)],
                          capture_output=True, text=True, timeout=120, check=False)
-    assert res.returncode == 0, res.stdout + res.stderr  # the report itself is intact and says what it left out
+    # excluded and said so, and the report does not verify as complete while the record is altered
+    # (issue 20: a report proves it covers every signed leaf of its period)
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert rid in res.stdout + res.stderr
 
 
 def test_the_parallel_check_finds_the_same_failures(client: TestClient, auth: dict[str, str],
