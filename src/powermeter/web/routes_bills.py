@@ -44,12 +44,14 @@ def _charts(bill: dict[str, Any] | None, compare: dict[str, Any] | None) -> dict
             "type": "bar",
             "labels": [m["month"] for m in bill["months"]],
             "series": [[m["total"] for m in bill["months"]]],
+            "names": [f"Bill ({bill['currency']})"],
         }
     if compare:
         charts["compare"] = {
             "type": "bar",
             "labels": [t["tariffId"] for t in compare["tariffs"]],
             "series": [[t["total"] for t in compare["tariffs"]]],
+            "names": ["Total for these readings"],
         }
     return charts
 

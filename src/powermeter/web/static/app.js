@@ -43,7 +43,7 @@
         axisX: { labelInterpolationFnc: function (v, i) { return i % every === 0 ? v : null; } }
       };
       var data = { labels: labels, series: spec.series.map(function (d, i) {
-        return { name: spec.names[i], className: (spec.classes || [])[i], data: d }; }) };
+        return { name: (spec.names || [])[i], className: (spec.classes || [])[i], data: d }; }) };
       if (spec.type === "bar") { new Chartist.BarChart(el, data, opts); }
       else { opts.showArea = true; opts.low = 0; new Chartist.LineChart(el, data, opts); }
       el.setAttribute("data-drawn", "1");
