@@ -3,9 +3,9 @@ and replay of a retried request without doing the work twice.
 
 Order of checks on a request with a body (POST, PUT, PATCH):
 
-1. **Size.** A ``Content-Length`` over the limit (``POWERMETER_MAX_BODY_BYTES``, 1 MiB; ``/v1/batch``:
-   ``POWERMETER_MAX_BATCH_BODY_BYTES``, 16 MiB, which holds 10,000 jobs with every field at its maximum
-   length) is refused with 413 before a byte of the body is read; a body sent without a length is
+1. **Size.** A ``Content-Length`` over the limit (``POWERMETER_MAX_BODY_BYTES``, 1 MiB; ``/v1/batch``,
+   ``/calc/api/bill`` and ``/calc/api/compare``: ``POWERMETER_MAX_BATCH_BODY_BYTES``, 16 MiB, which holds
+   10,000 jobs with every field at its maximum length, or a year of 15-minute meter readings) is refused with 413 before a byte of the body is read; a body sent without a length is
    counted as it arrives and refused with 413 once over.
 2. **Authentication first.** On a route that needs an API key, a request carrying an
    ``Idempotency-Key`` or a body over 64 KiB (or of unknown length) is authenticated from its headers
@@ -94,9 +94,14 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+#: Routes whose bodies are bulk data (a 10,000-job batch; a year of 15-minute meter readings, or a Green
+#: Button file of them): they get the larger limit; the route itself may refuse less.
+BULK_PATHS = frozenset({"/v1/batch", "/calc/api/bill", "/calc/api/compare"})
+
+
 def body_limit(st: AppState, path: str) -> int:
     s = st.settings
-    return s.max_batch_body_bytes if path == "/v1/batch" else s.max_body_bytes
+    return s.max_batch_body_bytes if path in BULK_PATHS else s.max_body_bytes
 
 
 def _needs_auth(app: Any, scope: Scope) -> bool:
