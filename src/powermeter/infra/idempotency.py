@@ -5,7 +5,8 @@ Order of checks on a request with a body (POST, PUT, PATCH):
 
 1. **Size.** A ``Content-Length`` over the limit (``POWERMETER_MAX_BODY_BYTES``, 1 MiB; ``/v1/batch``,
    ``/calc/api/bill`` and ``/calc/api/compare``: ``POWERMETER_MAX_BATCH_BODY_BYTES``, 16 MiB, which holds
-   10,000 jobs with every field at its maximum length, or a year of 15-minute meter readings) is refused with 413 before a byte of the body is read; a body sent without a length is
+   10,000 jobs with every field at its maximum length, or a year of 15-minute meter readings) is refused
+   with 413 before a byte of the body is read; a body sent without a length is
    counted as it arrives and refused with 413 once over.
 2. **Authentication first.** On a route that needs an API key, a request carrying an
    ``Idempotency-Key`` or a body over 64 KiB (or of unknown length) is authenticated from its headers
