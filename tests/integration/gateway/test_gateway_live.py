@@ -287,6 +287,10 @@ def test_gateway_errors_are_clear_and_an_abandoned_stream_is_cut_and_not_recorde
     with httpx.stream("POST", gateway + "/openai/v1/chat/completions", headers={
         "X-Powermeter-Tag": tag, "x-fake-hold-last": "1"}, json={"model": "gpt-4o", "stream": True}) as s:
         next(s.iter_raw())  # the caller reads the beginning, then goes away
+    # Let the gateway's event loop see the caller's disconnect before the upstream sends its last chunk:
+    # otherwise, on a loaded machine, the whole answer can reach the gateway first and be recorded as a
+    # finished call (the gateway notices a departed caller only between upstream chunks).
+    time.sleep(1.0)
     fake.release.set()
     deadline = time.time() + 20
     while status(gateway)["unmetered"] < 1:

@@ -24,11 +24,12 @@ def test_grandchildren_are_sampled(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             sampler.sample()
-            if len(sampler._cpu) == 3 and sampler.cpu_seconds() >= 1.0:
+            if len(sampler._cpu) == 3 and sampler.cpu_seconds() >= 0.95:
                 break
             time.sleep(0.2)
         assert len(sampler._cpu) == 3  # sh and its two python children
-        assert sampler.cpu_seconds() >= 1.0  # both spun 0.5 s of CPU
+        # both spun 0.5 s of CPU (by their own clock); /proc counts whole 10 ms ticks, so allow one each
+        assert sampler.cpu_seconds() >= 0.95
         assert sampler.peak_rss > 10_000_000  # two interpreters' resident memory at least
     finally:
         for p in TreeSampler(proc.pid)._tree()[1:]:
