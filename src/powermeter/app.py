@@ -23,6 +23,7 @@ from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
 from powermeter.infra.ratelimit import RateLimiter
 from powermeter.infra.responses import FastJSONResponse
+from powermeter.infra.routes import api_routes
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
 from powermeter.settings import Settings
@@ -191,19 +192,6 @@ def _auth_scopes(dependant: Any) -> list[str] | None:
     return None
 
 
-def _api_routes(routes: Any, prefix: str = "") -> Any:
-    """Every APIRoute, including those of included routers (FastAPI ≥ 0.16x keeps those nested)."""
-    from fastapi.routing import APIRoute
-
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix + route.path_format, route
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            ctx = getattr(route, "include_context", None)
-            yield from _api_routes(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""))
-
-
 def _install_openapi(app: FastAPI) -> None:
     """Declare the API-key schemes on authenticated operations and drop FastAPI's automatic 422
     (validation errors are 400s in each family's shape, declared by the routes)."""
@@ -220,7 +208,7 @@ def _install_openapi(app: FastAPI) -> None:
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         })
         scopes_of: dict[tuple[str, str], list[str]] = {}
-        for path, route in _api_routes(app.routes):
+        for path, route in api_routes(app.routes):
             scopes = _auth_scopes(route.dependant)
             if scopes is not None:
                 for method in route.methods or ():

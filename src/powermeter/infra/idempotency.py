@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from powermeter.accounts.tables import idempotency_keys
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.errors import family_of
+from powermeter.infra.routes import api_routes
 from powermeter.infra.state import AppState
 
 RETENTION = timedelta(hours=24)  # as Stripe keeps idempotency keys (docs.stripe.com/api/idempotent_requests)
@@ -108,23 +109,10 @@ def body_limit(st: AppState, path: str) -> int:
 def _needs_auth(app: Any, scope: Scope) -> bool:
     """Whether the route this request goes to authenticates by API key (``Auth(...)``)."""
     path, method = scope["path"], scope["method"]
-    for full_path, route in _api_routes(getattr(app, "routes", ())):
+    for full_path, route in api_routes(getattr(app, "routes", ())):
         if method in (route.methods or ()) and _path_regex(full_path).match(path):
             return _has_auth(route.dependant)
     return False
-
-
-def _api_routes(routes: Any, prefix: str = "") -> Any:
-    """Every APIRoute with its full path, including those of included routers."""
-    from fastapi.routing import APIRoute
-
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix + route.path_format, route
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            ctx = getattr(route, "include_context", None)
-            yield from _api_routes(inner.routes, prefix + str(getattr(ctx, "prefix", "") or ""))
 
 
 @functools.lru_cache(maxsize=1024)
