@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from powermeter.cost.meter_files import MAX_READINGS, MeterData, MeterFileError, parse_meter_file
-from powermeter.cost.service import compile_inline
+from powermeter.cost.service import compile_inline, holidays_in
 from powermeter.data.rates import RatesDataset
 from powermeter.infra.errors import ApiError, BadRequest, NotFound
 from powermeter.methodology import tariff as t
@@ -251,19 +251,6 @@ def json_readings(raw: Any) -> list[Reading]:
     return out
 
 
-def holidays_between(calendar: str | None, start: date, end: date) -> frozenset[date]:
-    if not calendar:
-        return frozenset()
-    import holidays as hol
-
-    country, _, subdiv = calendar.partition("-")
-    try:
-        cal = hol.country_holidays(country, subdiv=subdiv or None, years=range(start.year, end.year + 1))
-    except (NotImplementedError, KeyError):
-        return frozenset()
-    return frozenset(d for d in cal if start <= d <= end)
-
-
 @dataclass
 class Parsed:
     readings: list[Reading]
@@ -307,7 +294,7 @@ def run_bill(choice: ChosenRate, parsed: Parsed, tz: ZoneInfo) -> Bill:
             rs,
             tz,
             interval_minutes=parsed.interval_minutes,
-            holidays=holidays_between(choice.holidays_calendar, lo, hi),
+            holidays=holidays_in(choice.holidays_calendar, lo, hi),
             ref_format=parsed.ref_format,
         )
     except ArithmeticError:  # decimal Overflow/InvalidOperation from absurd rate magnitudes

@@ -216,7 +216,8 @@ def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool 
     return None
 
 
-def _holidays(calendar: str | None, start: date, end: date) -> frozenset[date]:
+def holidays_in(calendar: str | None, start: date, end: date) -> frozenset[date]:
+    """The holidays of ``calendar`` (``US``, ``DE-BY``…) between two dates, inclusive; none if unknown."""
     if not calendar:
         return frozenset()
     import holidays as hol  # imported lazily: only period requests with a holiday calendar need it
@@ -326,7 +327,7 @@ def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: 
             start,
             end,
             tz,
-            holidays=_holidays(choice.holidays_calendar, start, end),
+            holidays=holidays_in(choice.holidays_calendar, start, end),
             include_fixed=include_fixed,
         )
     except TariffInputError as exc:
