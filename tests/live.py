@@ -37,32 +37,36 @@ def server_env(tmp_path: Path, database_url: str, secret: str = DEFAULT_SECRET) 
 
 
 @contextlib.contextmanager
-def live_server(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
-    """Start ``powermeter serve`` (its output goes to ``log``), wait for /healthz, yield the base URL
-    (no trailing slash), stop it at the end."""
+def live_server(
+    env: dict[str, str], log: Path, port: int | None = None, workers: int = 1, start_timeout: float = 120.0
+) -> Iterator[str]:
+    """Start ``powermeter serve [--workers N]`` (its output goes to ``log``), wait for /healthz, yield the
+    base URL (no trailing slash), stop it at the end. The start-up wait is generous: on a loaded 2-core
+    CI machine a server (two workers more so) can take tens of seconds to start."""
     port = port or free_port()
     with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
-                                env=env, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--workers", str(workers),
+                                 "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
+        deadline = time.monotonic() + start_timeout
         while True:
             try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if time.time() > deadline or proc.poll() is not None:
+            if time.monotonic() > deadline or proc.poll() is not None:
                 raise AssertionError("server did not start: " + log.read_text())
             time.sleep(0.2)
         yield base
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
 
 
 def create_key(env: dict[str, str], email: str = "dev@example.com", name: str = "test") -> str:

@@ -14,9 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-from tests.live import POWERMETER, free_port
+from tests.live import free_port, live_server
 
 # --- Redis -----------------------------------------------------------------------------------------
 
@@ -220,27 +218,5 @@ def remount(where: Path, mode: str) -> None:
 @contextlib.contextmanager
 def serve(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[str]:
     """``powermeter serve --workers N`` on a free loopback port; the base URL once /healthz answers."""
-    port = free_port()
-    with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--workers", str(workers),
-                                 "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # generous: two workers start slowly on a loaded machine
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("server did not start: " + log.read_text())
-            time.sleep(0.2)
+    with live_server(env, log, workers=workers) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
