@@ -34,7 +34,6 @@ import contextlib
 import json
 import logging
 import re
-import ssl
 import time
 import uuid
 import zlib
@@ -60,7 +59,7 @@ from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
 from powermeter.inference.service import footprint, get_engine
 from powermeter.infra.errors import ApiError
 from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
-from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse, _Connection
+from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -76,34 +75,6 @@ _TAG_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DROP_REQUEST = HOP_BY_HOP | {b"host", b"content-length", TAG_HEADER}
 _DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
-
-
-class _UvloopConnection(_Connection):
-    """The routing proxy's keep-alive connection, accepting uvloop's transports too (they are not
-    ``asyncio.Transport`` subclasses, which the original asserts)."""
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-
-class UpstreamClient(LeanClient):
-    """The routing proxy's lean HTTP/1.1 client (httptools parser, keep-alive pool), on any event loop."""
-
-    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
-        scheme, host, port = key
-        loop = asyncio.get_running_loop()
-        if scheme == "https" and self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _UvloopConnection(key), host, port, ssl=self._ssl if scheme == "https" else None
-                ),
-                self.connect_timeout_s,
-            )
-        except (OSError, TimeoutError) as exc:
-            raise UpstreamError(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
-        return conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +139,7 @@ class Gateway:
         self.recorder = recorder
         self.clock = clock
         self.upstreams = {u.name.encode(): u for u in config.upstreams}
-        self.client = UpstreamClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
+        self.client = LeanClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
         self._status_path = config.status_path.encode()
         self.calls = 0
         self.recorded = 0

@@ -23,7 +23,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httptools
 import httpx
@@ -98,8 +98,9 @@ class _Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream transports only
-        self.transport = transport
+        # a stream transport (create_connection); uvloop's are not asyncio.Transport subclasses, so no
+        # isinstance check: they have the same read/write/pause methods
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
