@@ -37,28 +37,26 @@ def server_env(tmp_path: Path, database_url: str, secret: str = DEFAULT_SECRET) 
 
 
 @contextlib.contextmanager
-def live_server(
-    env: dict[str, str], log: Path, port: int | None = None, workers: int = 1, start_timeout: float = 120.0
+def live_process(
+    args: list[str], env: dict[str, str], log: Path, base: str, ready_path: str, start_timeout: float = 120.0,
+    mode: str = "w",
 ) -> Iterator[str]:
-    """Start ``powermeter serve [--workers N]`` (its output goes to ``log``), wait for /healthz, yield the
-    base URL (no trailing slash), stop it at the end. The start-up wait is generous: on a loaded 2-core
-    CI machine a server (two workers more so) can take tens of seconds to start."""
-    port = port or free_port()
-    with log.open("w") as fh:
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--workers", str(workers),
-                                 "--log-level", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    """Run ``args`` (output to ``log``), wait until ``base + ready_path`` answers 200, yield ``base``, stop
+    the process at the end. The start-up wait is generous: on a loaded 2-core CI machine a server (two
+    workers more so) can take tens of seconds to start."""
+    with log.open(mode) as fh:
+        proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                if httpx.get(base + ready_path, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("server did not start: " + log.read_text())
-            time.sleep(0.2)
+                raise AssertionError(f"{' '.join(args[:4])} did not start: " + log.read_text())
+            time.sleep(0.1)
         yield base
     finally:
         proc.terminate()
@@ -67,6 +65,18 @@ def live_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def live_server(
+    env: dict[str, str], log: Path, port: int | None = None, workers: int = 1, start_timeout: float = 120.0
+) -> Iterator[str]:
+    """Start ``powermeter serve [--workers N]`` (its output goes to ``log``), wait for /healthz, yield the
+    base URL (no trailing slash), stop it at the end."""
+    port = port or free_port()
+    args = [*POWERMETER, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    with live_process(args, env, log, f"http://127.0.0.1:{port}", "/healthz", start_timeout) as base:
+        yield base
 
 
 def create_key(env: dict[str, str], email: str = "dev@example.com", name: str = "test") -> str:

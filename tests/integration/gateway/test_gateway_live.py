@@ -5,7 +5,6 @@ when POWERMETER_TEST_POSTGRES_URL is set). No mocks."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.gateway.fake_llm import CHAT_BODY, FakeLLM, run_fake
-from tests.live import POWERMETER, create_key, free_port, live_server, server_env
+from tests.live import POWERMETER, create_key, free_port, live_process, live_server, server_env
 
 STATUS = "/.well-known/powermeter-gateway"
 
@@ -34,25 +33,8 @@ def run_gateway(
         "--upstream", f"dead=http://127.0.0.1:{free_port()}",  # nothing listens there
         "--url", server, "--key", key, "--spool-dir", str(spool), "--flush-seconds", "0.1", *extra,
     ]
-    with log.open("a") as fh:
-        proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + STATUS, timeout=1).status_code == 200:
-                    break
-            if time.time() > deadline or proc.poll() is not None:
-                raise AssertionError("gateway did not start: " + log.read_text())
-            time.sleep(0.1)
+    with live_process(args, env, log, f"http://127.0.0.1:{port}", STATUS, mode="a") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def status(gw: str) -> dict[str, Any]:
