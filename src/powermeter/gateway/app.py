@@ -58,15 +58,10 @@ from powermeter.gateway.usage import (
 from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
 from powermeter.inference.service import footprint, get_engine
 from powermeter.infra.errors import ApiError
-from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
-from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse
+from powermeter.proxy.asgi import HOP_BY_HOP, Receive, Scope, Send, body_stream
+from powermeter.proxy.upstream import LeanClient, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
 
 TAG_HEADER = b"x-powermeter-tag"
 SMALL_BODY = 1 << 20  # unmetered request bodies up to this size are read whole before forwarding
@@ -256,7 +251,7 @@ class Gateway:
         else:
             if content_length is not None and not chunked:
                 headers.append((b"content-length", str(content_length).encode()))
-            stream = _body_stream(receive)
+            stream = body_stream(receive)
 
         start = self.clock()
         try:

@@ -65,7 +65,7 @@ def gateway(
     """LLM API gateway: forwards calls to the providers and records each call's footprint with exact tokens."""
     from powermeter.gateway.app import Gateway, GatewayConfig, parse_upstream
     from powermeter.gateway.recorder import Recorder, Spool
-    from powermeter.routing.proxy import build_server, parse_listen
+    from powermeter.proxy.asgi import build_server, parse_listen
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     url = url or os.environ.get("POWERMETER_URL")
@@ -90,7 +90,7 @@ def gateway(
         + f"; records → {url} (spool {spool.directory})",
         err=True,
     )
-    server: Any = build_server(app, host, port, log_level=log_level)  # type: ignore[arg-type]
+    server: Any = build_server(app, host, port, log_level=log_level)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()  # uvicorn sets up its event loop (uvloop when installed)
 
