@@ -127,6 +127,8 @@ class _Request:
             if length is not None:
                 parts += [b"content-length: ", str(length).encode(), b"\r\n"]
                 self.length_left = 0 if no_body else length
+            elif not no_body and self.scope["http_version"] == "1.0":
+                self.keep_alive = False  # HTTP/1.0 has no chunked coding: the body ends when the connection does
             elif not no_body:
                 self.chunked = True
                 parts.append(b"transfer-encoding: chunked\r\n")

@@ -114,6 +114,12 @@ def test_pipelined_requests_are_answered_in_order_and_expect_continue(server: in
             data += s.recv(1000)
 
 
+def test_http_1_0_gets_a_close_delimited_stream(server: int) -> None:
+    got = raw(server, b"GET /stream HTTP/1.0\r\n\r\n", b"three", expect_close=True)
+    assert b"transfer-encoding" not in got.lower()
+    assert got.endswith(b"\r\n\r\none two three")
+
+
 def test_a_caller_that_leaves_is_seen_as_http_disconnect(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server), timeout=5) as s:
         s.sendall(b"GET /wait-for-disconnect HTTP/1.1\r\nhost: x\r\n\r\n")
