@@ -86,7 +86,8 @@ class _CoalescingTransport:
         buf = self._buf
         if buf:
             self._buf = []
-            self._t.write(buf[0] if len(buf) == 1 else b"".join(buf))
+            if not self._t.is_closing():  # the caller left meanwhile: nothing to deliver
+                self._t.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
