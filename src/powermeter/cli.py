@@ -273,7 +273,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), as
 def _register_capability_commands() -> None:
     import importlib
 
-    for cap in ("jobs", "audit", "cost", "routing", "reports", "inference", "web", "gateway", "tracking", "imports"):
+    for cap in ("jobs", "audit", "cost", "proxy", "reports", "inference", "web", "gateway", "tracking", "imports"):
         try:
             mod = importlib.import_module(f"powermeter.{cap}.commands")
         except ModuleNotFoundError as e:
