@@ -147,3 +147,36 @@ def api_key(make_key: MakeKey) -> str:
 @pytest.fixture
 def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+# The fast loop (`pytest -m "not slow"`, README "Development"): tests that start servers or command-line
+# processes, drive a browser, inject faults or search with many generated examples are `slow`. Marked
+# here by where they live, so a new test in one of these files is slow without anyone remembering to say so.
+_SLOW_PATHS = (
+    "tests/e2e/",
+    "tests/integration/faults/",
+    "tests/integration/gateway/test_gateway_live.py",
+    "tests/integration/tracking/",
+    "tests/integration/proxy/",
+    "tests/integration/jobs/test_seed_examples_live.py",
+    "tests/integration/accounts/test_cli.py",
+    "tests/integration/accounts/test_cli_hardening.py",
+    "tests/integration/accounts/test_concurrency.py",
+    "tests/integration/accounts/test_forwarded_headers.py",
+    "tests/integration/audit/test_audit_cli.py",
+    "tests/integration/cost/test_bill_cli.py",
+    "tests/integration/web/test_login_lockout.py",
+    "tests/contract/test_schemathesis_live.py",
+)
+_SLOW_TESTS = (
+    "test_receipts_check_cli_names_the_altered_receipt_and_exits_1",
+    "test_saved_receipt_verifies_with_the_cli_and_fails_when_altered",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        if rel.startswith(_SLOW_PATHS) or item.name.split("[")[0] in _SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
