@@ -311,3 +311,28 @@ def summary_days(
         .order_by(k)
     )
     return conn.execute(q).all()
+
+
+# --- reads for the reports' completeness proof (powermeter.reports.ledger / legacy) ----------------------
+
+
+def record_ids_between(conn: Connection, account_id: str, start: datetime, end: datetime) -> list[str]:
+    """Ids of the account's records booked in [start, end)."""
+    q = sa.select(t.c.id).where(t.c.account_id == account_id, t.c.log_date >= start, t.c.log_date < end)
+    return [str(r[0]) for r in conn.execute(q)]
+
+
+def record_ids(conn: Connection, account_id: str) -> list[str]:
+    """Ids of every record of the account."""
+    return [str(r[0]) for r in conn.execute(sa.select(t.c.id).where(t.c.account_id == account_id))]
+
+
+def records_with_details(conn: Connection, account_id: str, ids: Sequence[str]) -> list[Row[Any]]:
+    """The account's records ``ids`` (every column) with their ``details`` (``None`` when the details row
+    is missing)."""
+    q = (
+        sa.select(t, det.c.details)
+        .select_from(t.outerjoin(det, det.c.id == t.c.id))
+        .where(t.c.id.in_(list(ids)), t.c.account_id == account_id)
+    )
+    return list(conn.execute(q).all())

@@ -18,15 +18,13 @@ import binascii
 import hashlib
 import math
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from powermeter.audit import service as audit
 from powermeter.data.energy_mix import SOURCE as ENERGY_MIX_SOURCE
@@ -41,8 +39,12 @@ from powermeter.methodology.compute_job import METHOD_ID as JOB_METHOD_ID
 from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHODOLOGY_VERSION
 from powermeter.methodology.merkle import tree_head_bytes
 from powermeter.reports import boundary, compose, ledger, render, restate
+from powermeter.reports import repository as repo
 from powermeter.reports.canonical import fast_canonical_json
 from powermeter.reports.compose import inference_record_sha256
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 FORMATS = ("json", "csv", "html", "esrs")
 GROUP_BY = rp.GROUP_BY
@@ -160,17 +162,7 @@ def parse_period(start: str | None, end: str | None, now: datetime) -> Period:
 # --- building ------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def snapshot(db: Database, conn: Connection) -> Iterator[Connection]:
-    """A connection whose reads all see one snapshot of the database (see the module docstring)."""
-    if conn.dialect.name != "postgresql":
-        yield conn
-        return
-    with db.engine.connect() as raw:
-        rconn = raw.execution_options(isolation_level="REPEATABLE READ")
-        with rconn.begin():
-            rconn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            yield rconn
+snapshot = repo.snapshot  # a read snapshot of the caller's database (see the module docstring)
 
 
 def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]:
