@@ -77,9 +77,19 @@ REPORT_LIMITS = (
     "(0, not estimated).",
     "Compute-job receipts carry no uncertainty range: their min and max equal the estimate. AI inference "
     "ranges are the EcoLogits low/high runs.",
-    "Location factors are on the basis their dataset gives (emission_factors[].basis): Our World in Data / "
-    "Ember figures are lifecycle, eGRID figures combustion; the upstream (Scope 3 Category 3) part of "
-    "lifecycle factors is not split out.",
+    "Location factors are on the basis their source gives (emission_factors[].basis): Our World in Data / "
+    "Ember and Electricity Maps figures are lifecycle, EPA eGRID and AIB figures combustion. Scope 2 "
+    "location-based is the generation (combustion) part (lines[].co2e_usage_generation_kg): where a lifecycle "
+    "factor has a combustion counterpart in the data (combustion_factors; today the United States, eGRID "
+    "vs OWID) the remainder is Scope 3 Category 3 (co2e_usage_upstream_kg); where it has none, the figure "
+    "stays lifecycle and the line says so (location_factor_basis, basis_flags). Recorded factors are the "
+    "ones of the dataset version in force at ingest; the gap to the activity year is flagged "
+    "(location_factor_max_vintage_gap_years).",
+    "Market-based Scope 2 in the US: no Green-e residual mix is shipped (the figures could not be sourced "
+    "offline; data/residual_mixes/unavailable.csv says why), so US sites without an entered instrument use "
+    "the eGRID grid average (combustion) where the data has one, labelled 'no_residual_mix'.",
+    "Lines are split by the set of dataset versions their records were made with (lines[].dataset_versions, "
+    "dataset_version_sets): records made under different reference data are never summed into one line.",
     "Water is estimated for AI inference records only; compute-job receipts carry no water figure "
     "(shown as n/a, not zero).",
     f"Compute-job receipts do not record the API key that created them; grouped by key, they appear "
@@ -228,7 +238,10 @@ def build_document(
     bnd = boundary.load(conn, account_id)
     comp = compose.compose(led.records, period.start, period.end, group_by, bnd, _inference_site, JOB_METHODOLOGY)
     fig = rp.build_figures(comp.rows, group_by, comp.labels)
-    line_of = {(ln["group"], ln["ghg"]["code"]): i for i, ln in enumerate(fig.lines)}
+    line_of = {(ln["group"], ln["ghg"]["code"], tuple(sorted(ln["dataset_versions"].items()))): i
+               for i, ln in enumerate(fig.lines)}
+    combustion_id = {(c["location"], c["value"], c["year"], c["source"], c["dataset_version"],
+                      c["paired_lifecycle_value"]): c["id"] for c in fig.combustion_factors}
     factor_id = {(f["location"], f["value"], f["source"], f["dataset_version"]): f["id"] for f in fig.emission_factors}
     market_id = {(m["hierarchy_level"], m["label"], m["value"], m["source"], m["dataset_version"]): m["id"]
                  for m in fig.market_factors}
@@ -240,6 +253,13 @@ def build_document(
         e["factor_id"] = factor_id.get(f.key) if f is not None else None
         if f is not None and e["factor_id"] is None:  # a late arrival's factor: listed inline
             e["factor_inline"] = {"location": f.location, "value": f.intensity_g_per_kwh, "source": f.source}
+        up = e.get("upstream")
+        if up is not None:
+            c = up.pop("_comb")
+            up["combustion_factor_id"] = combustion_id.get(c.key)
+            if up["combustion_factor_id"] is None:  # a late arrival's factor: listed inline
+                up["combustion_factor_inline"] = {"location": c.location, "value": c.intensity_g_per_kwh,
+                                                  "source": c.source}
         if m is not None and "market" in e:
             e["market"]["factor_id"] = market_id.get(m.key)
             if e["market"]["factor_id"] is None:
@@ -308,6 +328,9 @@ def build_document(
         "esrs_e1": esrs,
         "emission_factors": fig.emission_factors,
         "market_factors": fig.market_factors,
+        "combustion_factors": fig.combustion_factors,
+        "dataset_version_sets": fig.dataset_version_sets,
+        "assumptions": list(comp.assumptions.values()),
         "datasets": [
             {"name": name, "version": version, "used_by": sorted(users)}
             for (name, version), users in sorted(comp.datasets.items())
