@@ -198,6 +198,7 @@ class EmissionFactorRef:
     intensity_g_per_kwh: float | None
     source: str | None
     dataset_version: str | None
+    year: int | None = field(default=None, compare=False)  # the factor's data year, when known
 
     @property
     def key(self) -> tuple[str, float | None, str | None, str | None]:
@@ -559,6 +560,7 @@ def build_figures(
             "source": f.source,
             "dataset_version": f.dataset_version,
             "basis": factor_basis_of(f.source),
+            "year": f.year,
             "records": factor_records.get(factor_ids[f.key], 0),
         }
         for f in factors
@@ -1006,8 +1008,8 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
             acc["kwh"].append(kwh)
             acc["co2"].append(co2)
             acc["emb"].append(emb)
-            acc["min"].append(float(e["co2e_min_g"]))
-            acc["max"].append(float(e["co2e_max_g"]))
+            acc["min"].append(float(e.get("co2e_min_g", co2)))  # absent: no range (min = max = the estimate)
+            acc["max"].append(float(e.get("co2e_max_g", co2)))
             if isinstance(m, Mapping):
                 acc["mkt"].append(float(m["co2e_g"]))
         except (KeyError, TypeError, ValueError):

@@ -23,6 +23,14 @@ class _Slow(Exception):
 def _prep(v: Any) -> Any:
     t = type(v)
     if t is float:
+        # orjson writes a double exactly as ECMAScript does when it is non-integral and its magnitude is
+        # in [1e-4, 1e16) (plain notation, shortest round-trip digits); integral doubles in the safe
+        # range print as the integer (-0.0 as 0, as ECMAScript does); anything else the reference way
+        a = -v if v < 0 else v
+        if 1e-4 <= a < 1e16:
+            return int(v) if v.is_integer() else v
+        if v == 0.0:
+            return 0
         return orjson.Fragment(json_number(v))
     if t is dict:
         out = {}

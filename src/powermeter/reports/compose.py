@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -26,7 +26,6 @@ from powermeter.methodology.compute_job import (
     DEFAULT_PUE,
     UTILIZATION_SOURCE_DEFAULT,
 )
-from powermeter.methodology.occurrence import format_instant
 from powermeter.reports.boundary import Boundary, Instrument
 from powermeter.reports.ledger import ALTERED, OK, Record
 
@@ -179,14 +178,6 @@ class _Ctx:
     job_methodology: str
     memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
-    def cached(self, key: tuple[object, ...], make: Callable[[], Any]) -> Any:
-        v = self.memo.get(key, _MISSING)
-        if v is _MISSING:
-            v = self.memo[key] = make()
-        return v
-
-
-_MISSING = object()
 
 
 def compose(
@@ -233,6 +224,16 @@ def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateR
     out.coverage.append(coverage)
 
 
+def fast_instant(moment: datetime) -> str:
+    """:func:`powermeter.methodology.occurrence.format_instant` through ``isoformat`` (C, no strftime):
+    the same text for an aware datetime (microseconds only when non-zero)."""
+    m = moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
+    return m.isoformat()[:-6] + "Z"
+
+
+_ZERO = timedelta(0)
+
+
 def _base(rec: Record) -> dict[str, Any]:
     return {
         "kind": rec.kind,
@@ -240,7 +241,7 @@ def _base(rec: Record) -> dict[str, Any]:
         "tree_id": rec.tree_id,
         "leaf_index": rec.leaf_index,
         "record_sha256": rec.record_sha256,
-        "occurred_at": format_instant(rec.occurred_at) if rec.occurred_at else None,
+        "occurred_at": fast_instant(rec.occurred_at) if rec.occurred_at else None,
         "received_at": rec.received_at,
     }
 
@@ -271,12 +272,16 @@ def _job_group(ctx: _Ctx, out: Composed, month: str, location: str, inputs: Mapp
     return NO_KEY_GROUP
 
 
-def _job_static(ctx: _Ctx, location: str, ci: Mapping[str, Any], year: int) -> tuple[object, ...]:
+def _job_static(
+    ctx: _Ctx, location: str, ci: Mapping[str, Any], year: int
+) -> tuple[rp.EmissionFactorRef, str, rp.CombustionFactorRef | None, int | None, int | None]:
     """Per (location, factor, activity year): the factor ref, its basis, the paired combustion factor
     and the vintage gap of the location factor."""
-    factor = rp.EmissionFactorRef(location, ci.get("value"), ci.get("source"), ci.get("dataset_version"))
-    basis = basis_of(ci.get("source"))
     loc = ctx.locations.resolve(location)
+    factor = rp.EmissionFactorRef(location, ci.get("value"), ci.get("source"), ci.get("dataset_version"),
+                                  loc.year if loc is not None and ci.get("value") == loc.intensity_g_per_kwh
+                                  else None)
+    basis = basis_of(ci.get("source"))
     comb_ref: rp.CombustionFactorRef | None = None
     if basis == "lifecycle" and loc is not None and ci.get("value") == loc.intensity_g_per_kwh:
         c = ctx.combustion.lookup(loc.code, year)
@@ -287,94 +292,107 @@ def _job_static(ctx: _Ctx, location: str, ci: Mapping[str, Any], year: int) -> t
     return factor, basis, comb_ref, loc.year if loc is not None else None, gap
 
 
+@dataclass(frozen=True, slots=True)
+class _JobProfile:
+    """Everything of a job entry that depends only on its factor profile, tags and activity year."""
+
+    category: str
+    factor: rp.EmissionFactorRef
+    basis: str
+    combustion: rp.CombustionFactorRef | None
+    gap: int | None
+    versions: tuple[tuple[str, str], ...]
+    with_defaults: bool
+    assumptions_id: str
+    market: rp.MarketFactorRef | None
+    market_gap: int | None
+
+
+def _job_profile(out: Composed, ctx: _Ctx, d: Mapping[str, Any], inputs: Mapping[str, Any], year: int,
+                 cpu: bool, gpu: bool) -> _JobProfile:  # fmt: skip
+    factors: Mapping[str, Any] = d["factors"]
+    location = str(d["location"])
+    category, why = rp.classify_job(inputs.get("ownership"), inputs.get("provider"),
+                                    _flag(inputs.get("own_hardware")))
+    ci = factors.get("carbon_intensity") or {}
+    factor, basis, comb, _loc_year, gap = _job_static(ctx, location, ci, year)
+    versions = _versions(d.get("dataset_versions"))
+    for name, v in versions:
+        out.datasets.setdefault((name, v), set()).add("compute-job receipts")
+    defaults = _job_defaults(factors, {"cpu_cores": 1 if cpu else 0, "gpu_cores": 1 if gpu else 0})
+    pue = (factors.get("pue") or {}).get("value")
+    aid = out.assumption_id(why, defaults, list(d.get("warnings") or ()), {"pue": pue})
+    mref: rp.MarketFactorRef | None = None
+    mgap: int | None = None
+    if category == rp.SCOPE2.code:
+        site = inputs.get("site")
+        mref, mgap = market_factor(location, site if isinstance(site, str) else None, year, ctx.boundary, ctx.mixes,
+                                   ctx.locations, ctx.combustion)
+        out.datasets.setdefault(("residual_mixes", ctx.mixes.version), set()).add("market-based Scope 2")
+    if comb is not None and category in (rp.SCOPE2.code, rp.UNCLASSIFIED.code):
+        out.datasets.setdefault(("combustion_factors", ctx.combustion.version), set()).add(
+            "Scope 2 generation / Scope 3 Category 3 split")
+    else:
+        comb = None
+    return _JobProfile(category, factor, basis, comb, gap, versions, bool(defaults), aid, mref, mgap)
+
+
 def _add_job(out: Composed, rec: Record, ctx: _Ctx) -> None:
     d = rec.data
     inputs: dict[str, Any] = d["inputs"]
-    factors: dict[str, Any] = d["factors"]
     occurred = rec.occurred_at
     if occurred is None:  # pragma: no cover - compose() keeps only dated records
         return
     year = occurred.year
     month = f"{year:04d}-{occurred.month:02d}"
     location = str(d["location"])
-    provider = inputs.get("provider")
-    site = inputs.get("site")
-    app = inputs.get("application")
-    own = inputs.get("ownership")
-    category, why = ctx.cached(("cls", own, provider, inputs.get("own_hardware")),
-                               lambda: rp.classify_job(own, provider, _flag(inputs.get("own_hardware"))))
-    group = _job_group(ctx, out, month, location, inputs)
-    ci = factors.get("carbon_intensity") or {}
-    factor, basis, comb, loc_year, gap = ctx.cached(
-        ("static", location, ci.get("value"), ci.get("source"), ci.get("dataset_version"), year),
-        lambda: _job_static(ctx, location, ci, year))
-    dv = d.get("dataset_versions") or {}
-    versions = ctx.cached(("dv", id(dv)), lambda: _versions(dv))
-    for name, v in versions:
-        out.datasets.setdefault((name, v), set()).add("compute-job receipts")
-    kwh, co2 = float(d["energy_kwh"]), float(d["co2e_g"])
     cpu, gpu = float(inputs.get("cpu_cores") or 0) > 0, float(inputs.get("gpu_cores") or 0) > 0
-    defaults = ctx.cached(("defaults", id(factors), cpu, gpu), lambda: _job_defaults(factors, inputs))
-    warnings = d.get("warnings") or []
-    pue = (factors.get("pue") or {}).get("value")
-    aid = ctx.cached(("assume", why, id(factors), cpu, gpu, id(warnings)),
-                     lambda: out.assumption_id(why, defaults, list(warnings), {"pue": pue}))
-    quality: dict[str, Any] = {
-        "estimated": True,
-        "assumptions_id": aid,
-        "location_factor_basis": basis,
-        "location_factor_year": loc_year,
-        "location_factor_vintage_gap_years": gap,
-    }
-    market: dict[str, Any] | None = None
-    mref: rp.MarketFactorRef | None = None
-    scope2_like = category in (rp.SCOPE2.code, rp.UNCLASSIFIED.code)
-    if category == rp.SCOPE2.code:
-        s = site if isinstance(site, str) else None
-        mref, mgap = ctx.cached(("market", location, s, year),
-                                lambda: market_factor(location, s, year, ctx.boundary, ctx.mixes, ctx.locations,
-                                                      ctx.combustion))
-        market = {"co2e_g": kwh * mref.intensity_g_per_kwh, "hierarchy_level": mref.level}
-        if mgap is not None:
-            quality["residual_mix_vintage_gap_years"] = mgap
-        out.datasets.setdefault(("residual_mixes", ctx.mixes.version), set()).add("market-based Scope 2")
-    generation: float | None = None
-    upstream = 0.0
+    own, provider, site = inputs.get("ownership"), inputs.get("provider"), inputs.get("site")
+    key = (id(d["factors"]), id(d.get("dataset_versions")), id(d.get("warnings")), location, year, cpu, gpu, own,
+           provider, inputs.get("own_hardware"), site)  # fmt: skip
+    p: _JobProfile | None = ctx.memo.get(key)
+    if p is None:
+        p = ctx.memo[key] = _job_profile(out, ctx, d, inputs, year, cpu, gpu)
+    group = month if ctx.group_by == "month" else _job_group(ctx, out, month, location, inputs)
+    kwh, co2 = float(d["energy_kwh"]), float(d["co2e_g"])
+    quality: dict[str, Any] = {"estimated": True, "assumptions_id": p.assumptions_id}
     entry = {
         **_base(rec),
-        "category": category,
+        "category": p.category,
         "ownership": own,
         "provider": provider,
         "site": site,
-        "application": app,
+        "application": inputs.get("application"),
         "location": location,
         "energy_kwh": kwh,
         "co2e_g": co2,
         "co2e_usage_g": co2,
         "co2e_embodied_g": 0.0,
-        "co2e_min_g": co2,
-        "co2e_max_g": co2,
         "quality": quality,
     }
-    if scope2_like and comb is not None:
-        generation = kwh * comb.intensity_g_per_kwh
+    market_g: float | None = None
+    if p.market is not None:
+        market_g = kwh * p.market.intensity_g_per_kwh
+        entry["market"] = {"co2e_g": market_g, "hierarchy_level": p.market.level}
+        if p.market_gap is not None:
+            quality["residual_mix_vintage_gap_years"] = p.market_gap
+    generation: float | None = None
+    upstream = 0.0
+    if p.combustion is not None:
+        generation = kwh * p.combustion.intensity_g_per_kwh
         upstream = co2 - generation
-        entry["upstream"] = {"generation_co2e_g": generation, "upstream_co2e_g": upstream, "_comb": comb}
-        out.datasets.setdefault(("combustion_factors", ctx.combustion.version), set()).add(
-            "Scope 2 generation / Scope 3 Category 3 split")
+        entry["upstream"] = {"generation_co2e_g": generation, "upstream_co2e_g": upstream, "_comb": p.combustion}
     out.inputs[rec.id] = inputs
-    if market is not None:
-        entry["market"] = market
     row = rp.AggregateRow(
-        rp.KIND_JOB, month, group, category == rp.SCOPE2.code, factor, ctx.job_methodology, 1, kwh, co2,
-        category=category, market_co2e_g=market["co2e_g"] if market else None, market_factor=mref,
-        records_with_defaults=1 if defaults else 0, estimated_records=1, basis=basis,
-        generation_co2e_g=generation, upstream_co2e_g=upstream, combustion_factor=comb if generation is not None
-        else None, dataset_versions=versions, vintage_gap_years=gap,
+        rp.KIND_JOB, month, group, p.category == rp.SCOPE2.code, p.factor, ctx.job_methodology, 1, kwh, co2,
+        category=p.category, market_co2e_g=market_g, market_factor=p.market,
+        records_with_defaults=1 if p.with_defaults else 0, estimated_records=1, basis=p.basis,
+        generation_co2e_g=generation, upstream_co2e_g=upstream, combustion_factor=p.combustion,
+        dataset_versions=p.versions, vintage_gap_years=p.gap,
     )  # fmt: skip
-    entry["_factor"] = factor
-    entry["_market"] = mref
-    _place(out, rec, entry, row, (group, category, versions), ctx.boundary, f"job:{rec.id}:{rec.record_sha256}")
+    entry["_factor"] = p.factor
+    entry["_market"] = p.market
+    _place(out, rec, entry, row, (group, p.category, p.versions), ctx.boundary, f"job:{rec.id}:{rec.record_sha256}")
 
 
 def _flag(v: Any) -> str | None:

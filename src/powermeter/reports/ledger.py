@@ -170,6 +170,8 @@ def _rebuild_tree(
     builder = rc.LeafBuilder(account_id, t.issued_at, [d or docs_placeholder() for d in docs])
     det = orjson.loads(t.details)
     issued = parse_instant(t.issued_at)
+    issued_text = format_instant(issued)
+    options_memo: dict[str, Any] = {}
     by_index: dict[int, Any] = {}
     built: list[Record] = []
     for row in rows:
@@ -181,7 +183,7 @@ def _rebuild_tree(
             built.append(rec)
             continue
         by_index[i] = row
-        rec = _rebuild_receipt(row, i, det, profiles, builder, issued)
+        rec = _rebuild_receipt(row, i, det, profiles, builder, issued, issued_text, options_memo)
         rec.tree_id, rec.leaf_sha256 = t.tree_id, signed_leaf
         if rec.status == OK and rec.record_sha256 != signed_leaf:
             rec.status, rec.detail = ALTERED, "the receipt rebuilt from its row does not hash to its signed leaf"
@@ -243,13 +245,17 @@ class _Profile:
 
 def _rebuild_receipt(
     row: Any, i: int, det: dict[str, Any], profiles: list[_Profile | None], builder: rc.LeafBuilder,
-    issued: datetime,
+    issued: datetime, issued_text: str, options_memo: dict[str, Any],
 ) -> Record:  # fmt: skip
     j = int(row.profile_index)
     prof = profiles[j] if 0 <= j < len(profiles) else None
     if prof is None:
         return Record("job", row.receipt_id, None, i, None, None, ALTERED, detail="its factor profile is missing")
-    options = orjson.loads(row.options) if row.options else None
+    options = None
+    if row.options:
+        options = options_memo.get(row.options)
+        if options is None:  # parsed once per distinct text (read-only afterwards)
+            options = options_memo[row.options] = orjson.loads(row.options)
     try:
         duration = float(det["duration_minutes"][i])
         inputs = rc.inputs_bytes(duration, det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i],
@@ -279,7 +285,7 @@ def _rebuild_receipt(
         "inputs": {"duration_minutes": duration, "cpu_cores": det["cpu_cores"][i], "memory_gb": det["memory_gb"][i],
                    "gpu_cores": det["gpu_cores"][i], "geo_iso": row.geo_iso, **opts},
     }  # fmt: skip
-    return Record("job", row.receipt_id, None, i, None, h, OK, occurred, format_instant(issued), data)
+    return Record("job", row.receipt_id, None, i, None, h, OK, occurred, issued_text, data)
 
 
 # --- AI inference records -------------------------------------------------------------------------------
