@@ -434,25 +434,22 @@ def _merge(rows: Iterable[AggregateRow]) -> list[AggregateRow]:
              r.co2e_min_g is None, r.co2e_max_g is None, r.market_co2e_g is None)  # fmt: skip
         groups.setdefault(k, []).append(r)
     out = []
+    fsum = math.fsum
     for rs in groups.values():
         r0 = rs[0]
         if len(rs) == 1:
             out.append(r0)
             continue
-
-        def total(name: str, rs: list[AggregateRow] = rs) -> float:
-            return math.fsum(getattr(r, name) for r in rs)
-
+        cols = list(zip(*[(r.records, r.energy_kwh, r.co2e_g, r.water_ml, r.water_records, r.co2e_embodied_g,
+                           r.records_with_defaults, r.estimated_records, r.measured_records, r.upstream_co2e_g)
+                          for r in rs], strict=True))  # fmt: skip
+        opt = {name: None if getattr(r0, name) is None else fsum([getattr(r, name) for r in rs])
+               for name in ("co2e_min_g", "co2e_max_g", "market_co2e_g", "generation_co2e_g")}
         out.append(AggregateRow(
             r0.kind, r0.month, r0.group, r0.own_hardware, r0.factor, r0.methodology_version,
-            sum(r.records for r in rs), total("energy_kwh"), total("co2e_g"), total("water_ml"),
-            sum(r.water_records for r in rs), r0.category, total("co2e_embodied_g"),
-            None if r0.co2e_min_g is None else total("co2e_min_g"),
-            None if r0.co2e_max_g is None else total("co2e_max_g"),
-            None if r0.market_co2e_g is None else total("market_co2e_g"), r0.market_factor,
-            sum(r.records_with_defaults for r in rs), sum(r.estimated_records for r in rs),
-            sum(r.measured_records for r in rs), r0.basis,
-            None if r0.generation_co2e_g is None else total("generation_co2e_g"), total("upstream_co2e_g"),
+            sum(cols[0]), fsum(cols[1]), fsum(cols[2]), fsum(cols[3]), sum(cols[4]), r0.category, fsum(cols[5]),
+            opt["co2e_min_g"], opt["co2e_max_g"], opt["market_co2e_g"], r0.market_factor,
+            sum(cols[6]), sum(cols[7]), sum(cols[8]), r0.basis, opt["generation_co2e_g"], fsum(cols[9]),
             r0.combustion_factor, r0.dataset_versions, r0.vintage_gap_years,
         ))  # fmt: skip
     return out

@@ -20,6 +20,9 @@ class _Slow(Exception):
     pass
 
 
+_PASS = frozenset({str, bool, type(None)})
+
+
 def _prep(v: Any) -> Any:
     t = type(v)
     if t is float:
@@ -33,14 +36,15 @@ def _prep(v: Any) -> Any:
             return 0
         return orjson.Fragment(json_number(v))
     if t is dict:
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str or not k.isascii():
-                raise _Slow
-            out[k] = _prep(x)
-        return out
+        try:  # every key a str (join raises otherwise) and ASCII (UTF-8 order = UTF-16 order)
+            ascii_keys = "".join(v).isascii()
+        except TypeError:
+            raise _Slow from None
+        if not ascii_keys:
+            raise _Slow
+        return {k: (x if type(x) in _PASS else _prep(x)) for k, x in v.items()}
     if t is list or t is tuple:
-        return [_prep(x) for x in v]
+        return [x if type(x) in _PASS else _prep(x) for x in v]
     if t is int:
         if -_MAX_SAFE <= v <= _MAX_SAFE:
             return v

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import gc
 import hashlib
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import orjson
 
@@ -200,6 +203,35 @@ def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactor
     return location, factor, version, meth
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a report is built: the build allocates a few
+    objects per record and keeps them all alive, so every collection would walk them again for nothing
+    (about a fifth of the build time). Nothing of a build is cyclic garbage; collection resumes after."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _with_collector_paused(f: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(f)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _collector_paused():
+            return f(*args, **kwargs)
+
+    return run
+
+
+@_with_collector_paused
 def build_document(
     conn: Connection,
     signer: Signer,
