@@ -110,7 +110,10 @@ SUMMARY = (
 ARITHMETIC = (
     "entries[].co2e_g = energy_kwh × the listed factor's value (compute jobs, exactly; AI inference: "
     "co2e_usage_g = energy_kwh × factor to 1e-6 g, co2e_usage_g + co2e_embodied_g = co2e_g); "
-    "entries[].market.co2e_g = energy_kwh × the market factor's value; each line = the sum of the entries "
+    "entries[].market.co2e_g = energy_kwh × the market factor's value; entries[].upstream.generation_co2e_g = "
+    "energy_kwh × the combustion factor's value and upstream_co2e_g = co2e_usage_g − generation_co2e_g (lines' "
+    "co2e_usage_generation_kg sums the generation part, else the usage; co2e_usage_upstream_kg the upstream "
+    "part); each line = the sum of the entries "
     "whose 'line' is its index; totals = the sum of the lines. `powermeter reports verify` re-performs all of it."
 )
 

@@ -12,6 +12,9 @@ The job is the one of test_compliance (0.07488 kWh). Factors used (data files of
 
 from __future__ import annotations
 
+import csv
+import io
+
 from fastapi.testclient import TestClient
 
 from powermeter.methodology import reporting as rp
@@ -104,3 +107,15 @@ def test_records_made_under_different_dataset_versions_are_never_summed_into_one
     assert (by_version["sha256:2222"]["records"], by_version["sha256:2222"]["co2e_kg"]) == (2, 0.05)
     assert [v["records"] for v in fig.dataset_version_sets] == [1, 2]
     assert fig.totals["records"] == 3
+
+
+def test_the_csv_carries_the_split_the_basis_and_the_dataset_versions(client: TestClient, key: str) -> None:
+    job(client, key, ownership="owned", geo_iso="US")
+    r = client.get("/v1/reports/emissions", params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv"},
+                   headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    (line,) = [row for row in csv.DictReader(io.StringIO(r.text, newline="")) if row["row_type"] == "line"]
+    assert close(float(line["co2e_usage_generation_kg"]), KWH * US_COMBUSTION / 1000)
+    assert close(float(line["co2e_usage_upstream_kg"]), KWH * (US_LIFECYCLE - US_COMBUSTION) / 1000)
+    assert line["location_factor_basis"] == "lifecycle_split 1"
+    assert "locations sha256:" in line["dataset_versions"]
