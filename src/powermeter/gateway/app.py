@@ -56,7 +56,7 @@ from powermeter.gateway.usage import (
     wants_usage_injection,
 )
 from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
-from powermeter.inference.service import footprint, get_engine
+from powermeter.inference.service import Engine, build_engine, footprint
 from powermeter.infra.errors import ApiError
 from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
 from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse
@@ -144,11 +144,12 @@ class Gateway:
         self.calls = 0
         self.recorded = 0
         self.unmetered = 0  # metered routes whose answer carried no usage
+        self.engine: Engine | None = None  # loaded by start()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        get_engine()  # the model catalog and site data, for X-Energy-Wh
+        self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
         if self.recorder is not None:
             await self.recorder.start()
 
@@ -392,9 +393,9 @@ class Gateway:
         rec = self._record(up, model, usage, request_body, start, None, end, tag)
         if length is None:
             headers.append((b"content-length", str(len(data)).encode()))
-        if rec is not None:
+        if rec is not None and self.engine is not None:
             with contextlib.suppress(ApiError, ValueError, ValidationError):
-                energy_wh, co2_g = footprint(InferenceBatchItem.model_construct(**rec))
+                energy_wh, co2_g = footprint(self.engine, InferenceBatchItem.model_construct(**rec))
                 headers.append((b"x-energy-wh", repr(energy_wh).encode()))
                 headers.append((b"x-co2-grams", repr(co2_g).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})

@@ -33,7 +33,6 @@ from powermeter.jobs import repository as jobs_repo
 from powermeter.methodology.ledger import inference_leaf_hash
 from powermeter.methodology.merkle import merkle_root
 from powermeter.methodology.occurrence import format_instant, parse_instant
-from powermeter.reports import repository as repo
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -405,7 +404,7 @@ _SIG_COLUMNS = frozenset({"application", "received_at", "leaf_sha256", "signatur
 
 def inference_rows(conn: Connection, account_id: str, ids: Sequence[str]) -> list[InferenceRow]:
     """Inference rows of ``ids`` with their details and signature columns."""
-    sigs = repo.inference_signatures_of(conn, ids)
+    sigs = inference_repo.signatures_of(conn, ids)
     return [InferenceRow(str(r.id), r, sigs.get(str(r.id))) for r in inference_repo.records_with_details(
         conn, account_id, ids)]
 

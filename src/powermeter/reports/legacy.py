@@ -19,7 +19,6 @@ from powermeter.inference.service import sign_record
 from powermeter.infra.security import Signer
 from powermeter.jobs import repository as jobs_repo
 from powermeter.methodology.occurrence import format_instant, parse_instant
-from powermeter.reports import repository as repo
 from powermeter.reports.ledger import inference_fields, inference_rows
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def anchor_legacy(conn: Connection, signer: Signer, account_id: str, now: dateti
                  "anchored_after_ingest": True},
         )  # fmt: skip
         n_trees += 1
-    signed = repo.signed_inference_ids(conn, account_id)
+    signed = inference_repo.signed_ids(conn, account_id)
     unsigned = sorted(i for i in inference_repo.record_ids(conn, account_id) if i not in signed)
     n_inf = 0
     for k in range(0, len(unsigned), 500):

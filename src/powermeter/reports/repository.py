@@ -1,12 +1,12 @@
 """Every SQL statement of the reports capability: the account's reporting boundary (settings, sites'
-instruments, closed periods), the signatures of AI inference records, and the read snapshot a report
-is built in. Rows of other capabilities are read through their own repositories
-(``powermeter.jobs.repository``, ``powermeter.inference.repository``, ``powermeter.audit.anchors``).
-"""
+instruments, closed periods) and the read snapshot a report is built in. Rows of other capabilities
+(receipts, inference records and their signatures, audit anchors) are read through their own
+repositories (``powermeter.jobs.repository``, ``powermeter.inference.repository``,
+``powermeter.audit.anchors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from powermeter.infra.db import Database
-from powermeter.reports.tables import inference_signatures, report_period_closes, report_settings, report_sites
+from powermeter.reports.tables import report_period_closes, report_settings, report_sites
 
 
 @contextmanager
@@ -81,20 +81,3 @@ def period_closed_at(conn: Connection, account_id: str, year: int) -> Any:
 
 def insert_period_close(conn: Connection, account_id: str, year: int, now: datetime) -> None:
     conn.execute(report_period_closes.insert().values(account_id=account_id, year=year, closed_at=now))
-
-
-# --- inference signatures -------------------------------------------------------------------------------
-
-
-def inference_signatures_of(conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
-    """record id → its signature row (application, received_at, leaf_sha256, key_id, signature)."""
-    s = inference_signatures
-    q = sa.select(s.c.id, s.c.application, s.c.received_at, s.c.leaf_sha256, s.c.key_id, s.c.signature).where(
-        s.c.id.in_(list(ids))
-    )
-    return {str(r.id): r for r in conn.execute(q)}
-
-
-def signed_inference_ids(conn: Connection, account_id: str) -> set[str]:
-    s = inference_signatures
-    return {str(r[0]) for r in conn.execute(sa.select(s.c.id).where(s.c.account_id == account_id))}
