@@ -292,3 +292,45 @@ def tree_seq_bounds(conn: Connection) -> tuple[int, int]:
     """The smallest and largest tree seq ((0, 0) when there is none)."""
     row = conn.execute(sa.select(sa.func.min(receipt_trees.c.seq), sa.func.max(receipt_trees.c.seq))).first()
     return (int(row[0]), int(row[1])) if row is not None and row[0] is not None else (0, 0)
+
+
+# --- reads for the reports' completeness proof (powermeter.reports.ledger / legacy) ----------------------
+
+
+def tree_seqs(conn: Connection, account_id: str) -> dict[str, int]:
+    """tree_id → seq of every receipt tree of the account."""
+    q = sa.select(receipt_trees.c.seq, receipt_trees.c.tree_id).where(receipt_trees.c.account_id == account_id)
+    return {str(r[1]): int(r[0]) for r in conn.execute(q)}
+
+
+def tree_row(conn: Connection, seq: int) -> Any:
+    """The receipt tree row ``seq`` (every column), or ``None``."""
+    return conn.execute(sa.select(receipt_trees).where(receipt_trees.c.seq == seq)).first()
+
+
+def trees_of_account(conn: Connection, account_id: str) -> list[Any]:
+    """Every receipt tree row of the account (every column)."""
+    return list(conn.execute(sa.select(receipt_trees).where(receipt_trees.c.account_id == account_id)).all())
+
+
+def tree_receipt_rows(conn: Connection, seq: int) -> list[Any]:
+    """The receipt rows of tree ``seq`` (every column), by leaf index."""
+    q = sa.select(receipts).where(receipts.c.tree_seq == seq).order_by(receipts.c.leaf_index)
+    return list(conn.execute(q).all())
+
+
+def profile_bodies(conn: Connection, profile_ids: Sequence[str]) -> dict[str, str]:
+    """profile id → stored body of the given factor profiles (missing ones left out)."""
+    q = sa.select(receipt_profiles.c.id, receipt_profiles.c.body).where(receipt_profiles.c.id.in_(list(profile_ids)))
+    return {str(r[0]): str(r[1]) for r in conn.execute(q)}
+
+
+def orphan_receipt_ids(conn: Connection, account_id: str) -> list[str]:
+    """Receipt rows of the account whose tree does not exist or is another account's."""
+    q = (
+        sa.select(receipts.c.receipt_id)
+        .select_from(receipts.outerjoin(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq))
+        .where(receipts.c.account_id == account_id,
+               sa.or_(receipt_trees.c.seq.is_(None), receipt_trees.c.account_id != account_id))
+    )  # fmt: skip
+    return [str(r[0]) for r in conn.execute(q)]

@@ -20,19 +20,31 @@ class _Slow(Exception):
     pass
 
 
+_PASS = frozenset({str, bool, type(None)})
+
+
 def _prep(v: Any) -> Any:
     t = type(v)
     if t is float:
+        # orjson writes a double exactly as ECMAScript does when it is non-integral and its magnitude is
+        # in [1e-4, 1e16) (plain notation, shortest round-trip digits); integral doubles in the safe
+        # range print as the integer (-0.0 as 0, as ECMAScript does); anything else the reference way
+        a = -v if v < 0 else v
+        if 1e-4 <= a < 1e16:
+            return int(v) if v.is_integer() else v
+        if v == 0.0:
+            return 0
         return orjson.Fragment(json_number(v))
     if t is dict:
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str or not k.isascii():
-                raise _Slow
-            out[k] = _prep(x)
-        return out
+        try:  # every key a str (join raises otherwise) and ASCII (UTF-8 order = UTF-16 order)
+            ascii_keys = "".join(v).isascii()
+        except TypeError:
+            raise _Slow from None
+        if not ascii_keys:
+            raise _Slow
+        return {k: (x if type(x) in _PASS else _prep(x)) for k, x in v.items()}
     if t is list or t is tuple:
-        return [_prep(x) for x in v]
+        return [x if type(x) in _PASS else _prep(x) for x in v]
     if t is int:
         if -_MAX_SAFE <= v <= _MAX_SAFE:
             return v

@@ -1,10 +1,6 @@
 """Tables of the reports capability: the account's reporting boundary, its sites' market-based
-instruments, closed reporting periods, and the signatures of AI inference records.
-
-``inference_signatures`` belongs to the completeness proof (``reports.ledger``): each inference
-record is signed when it is created, as a one-leaf tree (RFC 6962 leaf = the record's canonical
-JSON), and the signed head is appended to the account's audit chain. The row lives here rather than
-in ``inference_records`` so the inference hot path keeps its narrow row and its raw INSERT.
+instruments and closed reporting periods. (The signatures of AI inference records, which the
+completeness proof reads, live with the records in ``inference.tables``.)
 """
 
 from __future__ import annotations
@@ -41,6 +37,3 @@ report_period_closes = sa.Table(
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("closed_at", TS, nullable=False),
 )
-
-# Defined with the records it signs (the inference capability writes it); read here for the proof.
-from powermeter.inference.tables import inference_signatures as inference_signatures  # noqa: E402
