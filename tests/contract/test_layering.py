@@ -24,7 +24,7 @@ def _imports(path: Path) -> list[str]:
 
 def test_methodology_imports_only_the_standard_library_and_itself() -> None:
     bad = []
-    for path in sorted((SRC / "methodology").glob("*.py")):
+    for path in sorted((SRC / "methodology").rglob("*.py")):
         for name in _imports(path):
             top = name.split(".")[0]
             if top in STDLIB or name.startswith("powermeter.methodology") or name.startswith("__future__"):
