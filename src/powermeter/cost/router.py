@@ -47,7 +47,7 @@ def _rates(request: Request) -> Any:
     summary="Daily/monthly/annual cost for a device",
     description="Rate input: `rateConfig` (inline) or `regionCode` (dataset lookup, optional `tariffId`). "
     "Money is rounded to 4 decimals; annual = daily × 365 and monthly = annual ÷ 12.",
-    openapi_extra=s.body(s.COST_REQUEST, s.COST_EXAMPLES),
+    openapi_extra=s.body(s.CostRequest, s.COST_EXAMPLES),
     responses={
         **s.ok(s.COST_RESPONSE, s.COST_RESPONSE_EXAMPLE, "Cost of the device"),
         **error_responses("calc", 400, 404, 429),
@@ -65,7 +65,7 @@ async def calc_cost(request: Request) -> FastJSONResponse:
     summary="Cheapest continuous run window for a shiftable device on a TOU rate",
     description="Same body as /api/cost; `device.shiftable` must be true. Costs are per day; the window may wrap "
     "midnight ([22, 25] = 22:00–01:00).",
-    openapi_extra=s.body(s.SHIFT_REQUEST, example=s.SHIFT_EXAMPLE),
+    openapi_extra=s.body(s.ShiftRequest, example=s.SHIFT_EXAMPLE),
     responses={
         **s.ok(s.SHIFT_RESPONSE, s.SHIFT_RESPONSE_EXAMPLE, "Savings, or no_tou_data"),
         **error_responses("calc", 400, 404, 429),
@@ -81,7 +81,7 @@ async def calc_shift_savings(request: Request) -> FastJSONResponse:
     "/battery-cost",
     operation_id="calcBatteryCost",
     summary="Charging cost for consumer electronics or an EV",
-    openapi_extra=s.body(s.BATTERY_REQUEST, s.BATTERY_EXAMPLES),
+    openapi_extra=s.body(s.BatteryRequest, s.BATTERY_EXAMPLES),
     responses={
         **s.ok({"type": "object"}, {"mode": "ev", "monthly_cost": 42.6136, "annual_cost": 511.3636}, "Charging cost"),
         **error_responses("calc", 400, 404, 429),
@@ -97,7 +97,7 @@ async def calc_battery_cost(request: Request) -> FastJSONResponse:
     "/arbitrage",
     operation_id="calcArbitrage",
     summary="Savings from charging a battery cheap and discharging when power is expensive",
-    openapi_extra=s.body(s.ARBITRAGE_REQUEST, example=s.ARBITRAGE_EXAMPLE),
+    openapi_extra=s.body(s.ArbitrageRequest, example=s.ARBITRAGE_EXAMPLE),
     responses={
         **s.ok(
             {"type": "object"}, {"per_cycle_savings": 3.6, "annual_savings": 1314.0}, "Per-cycle and annual savings"
@@ -165,10 +165,9 @@ async def calc_rates_region(regionCode: str, request: Request) -> FastJSONRespon
 )
 async def calc_openapi(request: Request) -> FastJSONResponse:
     await _limit(request)
-    st = app_state(request)
-    spec = st.extras.get("cost.openapi")
-    if spec is None:
-        spec = st.extras["cost.openapi"] = family_openapi(request.app.openapi())
+    spec: dict[str, Any] | None = getattr(request.app.state, "calc_openapi", None)
+    if spec is None:  # built once per app, from the app's own (cached) OpenAPI
+        spec = request.app.state.calc_openapi = family_openapi(request.app.openapi())
     return _json(request, spec)
 
 
@@ -177,7 +176,7 @@ def family_openapi(full: dict[str, Any]) -> dict[str, Any]:
     paths = {p[len("/calc") :]: copy.deepcopy(v) for p, v in full.get("paths", {}).items() if p.startswith("/calc/")}
     for item in paths.values():
         for op in item.values():
-            # bodies are validated by the engine (400s); FastAPI's generic 422 never happens here
+            # bodies are validated by the request models in the service (400s); FastAPI's generic 422 never happens
             op.get("responses", {}).pop("422", None)
     schemas = full.get("components", {}).get("schemas", {})
     needed: dict[str, Any] = {}

@@ -1,9 +1,10 @@
 """The public electricity-cost calculator (seed 003): request → tariff engine → seed-shaped response.
 
-The HTTP layer stays thin: bodies are decoded once (orjson), validated by the engine's own parsers
-(which name the offending field), rates come from the dataset compiled at start-up (inline
-``rateConfig`` objects are compiled once and cached by their canonical JSON), and money is rounded
-only here, at the edge.
+The HTTP layer stays thin: bodies are decoded once (orjson) and validated by the request models of
+``cost/schemas.py`` (the same models produce the OpenAPI, so a documented bound is the enforced one), then
+by the engine's own parsers for what one field cannot say (overlapping windows…); both name the offending
+field. Rates come from the dataset compiled at start-up (inline ``rateConfig`` objects are validated and
+compiled once and cached by their canonical JSON), and money is rounded only here, at the edge.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import Connection
 
-from powermeter.cost import repository
+from powermeter.cost import repository, schemas
 from powermeter.data.rates import RatesDataset, load_rates
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.state import AppState
@@ -108,6 +110,43 @@ def bad(exc: TariffInputError) -> BadRequest:
     return BadRequest(f"{exc.field}: {exc.message}", extra={"field": exc.field})
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], body: Mapping[str, Any]) -> M:
+    """``body`` validated by its request model; the first problem is a 400 naming the field (and, for a number
+    out of range, the documented range)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        field, why = schemas.refusal(model, exc.errors(include_url=False)[0])
+        raise BadRequest(f"{field}: {why}", extra={"field": field}) from None
+
+
+def device_of(d: schemas.Device, field: str = "device") -> t.DeviceUsage:
+    """The engine's device from a validated one: the numbers are already Decimals within their documented
+    bounds, so only the rules between them are left to check (schedules, power states adding up)."""
+    states = tuple(
+        t.PowerState(
+            s.name or f"state{i}",
+            s.watts,
+            s.hours_per_day,
+            None if s.schedule is None else t.check_schedule(s.schedule, f"{field}.power_states[{i}].schedule"),
+        )
+        for i, s in enumerate(d.power_states or ())
+    )
+    return t.device_usage(
+        watts=d.watts,
+        hours_per_day=d.hours_per_day,
+        schedule=None if d.schedule is None else t.check_schedule(d.schedule, f"{field}.schedule"),
+        kwh_per_use=d.kwh_per_use,
+        uses_per_week=d.uses_per_week,
+        power_states=states,
+        shiftable=bool(d.shiftable),
+        field=field,
+    )
+
+
 def decode_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is required (a JSON object)", extra={"field": "body"})
@@ -151,11 +190,13 @@ _compiled: OrderedDict[bytes, CompiledRate] = OrderedDict()
 _compiled_lock = threading.Lock()
 
 
-def compile_inline(cfg: Any, field: str) -> CompiledRate:
-    """Compile an inline ``rateConfig`` once; later identical configs are a dictionary hit."""
+def compile_inline(cfg: Any, field: str, key: bytes | None = None) -> CompiledRate:
+    """Compile an inline ``rateConfig`` once; later identical configs are a dictionary hit. ``key``: its
+    canonical JSON when the caller has it already (a validated :class:`schemas.RateConfig`)."""
     if not isinstance(cfg, Mapping):
         raise BadRequest(f"{field}: must be an object", extra={"field": field})
-    key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
+    if key is None:
+        key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
     hit = _compiled.get(key)
     if hit is not None:
         return hit
@@ -170,15 +211,22 @@ def compile_inline(cfg: Any, field: str) -> CompiledRate:
     return rate
 
 
-def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool = True) -> RateChoice | None:
-    """``rateConfig`` (inline) or ``regionCode`` (dataset lookup; optional ``tariffId``)."""
+def choose_rate(
+    body: Mapping[str, Any],
+    rates: RatesDataset,
+    *,
+    required: bool = True,
+    inline: schemas.RateConfig | None = None,
+) -> RateChoice | None:
+    """``rateConfig`` (inline) or ``regionCode`` (dataset lookup; optional ``tariffId``); ``inline``: the
+    validated ``rateConfig`` of the request, if any."""
     cfg_name, cfg = _pick(body, "rateConfig", "rate_config")
     reg_name, region = _pick(body, "regionCode", "region_code")
     _, tariff_id = _pick(body, "tariffId", "tariff_id")
     if cfg is not None and region is not None:
         raise BadRequest(f"{cfg_name}: give {cfg_name} or {reg_name}, not both", extra={"field": cfg_name})
     if cfg is not None:
-        rate = compile_inline(cfg, cfg_name)
+        rate = compile_inline(cfg, cfg_name, inline.cache_key if inline is not None else None)
         tz = None
         if rate.spec.timezone:
             try:
@@ -230,29 +278,18 @@ def holidays_in(calendar: str | None, start: date, end: date) -> frozenset[date]
     return frozenset(d for d in cal if start <= d <= end)
 
 
-def _bool(body: Mapping[str, Any], *names: str) -> bool:
-    name, v = _pick(body, *names)
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise BadRequest(f"{name}: must be true or false", extra={"field": name})
-    return v
-
-
 # ---------------------------------------------------------------------------------------------
 # POST /calc/api/cost
 
 
 def cost(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    choice = choose_rate(body, rates)
+    req = validated(schemas.CostRequest, body)
+    choice = choose_rate(body, rates, inline=req.rate_config)
     assert choice is not None  # noqa: S101 (required=True raises instead)
-    raw_device = body.get("device")
-    if raw_device is None:
-        raise BadRequest("device: is required", extra={"field": "device"})
-    include_fixed = _bool(body, "include_fixed_charges", "includeFixedCharges")
-    breakdown = _bool(body, "breakdown")
+    include_fixed = bool(req.include_fixed_charges)
+    breakdown = bool(req.breakdown)
     try:
-        device = t.parse_device(raw_device)
+        device = device_of(req.device)
         result = t.device_cost(choice.rate, device, include_fixed=include_fixed, with_tiers=breakdown)
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -269,8 +306,8 @@ def cost(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
         out["tou_note"] = result.tou_note
     if breakdown:
         out["breakdown"] = _breakdown(result, choice)
-    if body.get("period") is not None:
-        out["period"] = _period(body["period"], device, choice, include_fixed)
+    if req.period is not None:
+        out["period"] = _period(req.period, device, choice, include_fixed)
     return out
 
 
@@ -290,27 +327,16 @@ def _breakdown(result: t.CostResult, choice: RateChoice) -> dict[str, Any]:
     }
 
 
-def _date(v: Any, field: str) -> date:
-    if not isinstance(v, str):
-        raise BadRequest(f"{field}: must be a date YYYY-MM-DD", extra={"field": field})
-    try:
-        return date.fromisoformat(v)
-    except ValueError:
-        raise BadRequest(f"{field}: must be a date YYYY-MM-DD, got {v!r}", extra={"field": field}) from None
-
-
-def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: bool) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise BadRequest("period: must be an object {start, end, timezone?}", extra={"field": "period"})
-    start = _date(raw.get("start"), "period.start")
-    end = _date(raw.get("end", raw.get("start")), "period.end")
+def _period(req: schemas.Period, device: t.DeviceUsage, choice: RateChoice, include_fixed: bool) -> dict[str, Any]:
+    start = req.start
+    end = req.end or start
     tz = choice.tz
-    if raw.get("timezone") is not None:
+    if req.timezone is not None:
         try:
-            tz = ZoneInfo(str(raw["timezone"]))
+            tz = ZoneInfo(req.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise BadRequest(
-                f"period.timezone: unknown IANA time zone {raw['timezone']!r}", extra={"field": "period.timezone"}
+                f"period.timezone: unknown IANA time zone {req.timezone!r}", extra={"field": "period.timezone"}
             ) from None
     if tz is None:
         raise BadRequest(
@@ -353,13 +379,11 @@ def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: 
 
 
 def shift(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    choice = choose_rate(body, rates)
+    req = validated(schemas.ShiftRequest, body)
+    choice = choose_rate(body, rates, inline=req.rate_config)
     assert choice is not None  # noqa: S101
-    raw_device = body.get("device")
-    if raw_device is None:
-        raise BadRequest("device: is required", extra={"field": "device"})
     try:
-        device = t.parse_device(raw_device)
+        device = device_of(req.device)
         res = t.shift_savings(choice.rate, device)
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -427,9 +451,7 @@ def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
 
 
 def battery(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    mode = body.get("mode", "ev")
-    if mode not in ("ev", "electronics"):
-        raise BadRequest("mode: must be 'ev' or 'electronics'", extra={"field": "mode"})
+    mode = validated(schemas.BatteryRequest, body).mode
     price, currency = _price(body, rates)
     try:
         if mode == "ev":
@@ -483,10 +505,7 @@ def battery(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
 
 
 def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
-    cycles_raw = _num(body, "cycles_per_year", default=Decimal(t.DEFAULT_CYCLES_PER_YEAR))
-    assert cycles_raw is not None  # noqa: S101
-    if cycles_raw != cycles_raw.to_integral_value():
-        raise BadRequest("cycles_per_year: must be a whole number", extra={"field": "cycles_per_year"})
+    req = validated(schemas.ArbitrageRequest, body)
     try:
         a = t.arbitrage(
             _req(body, "battery_wh"),
@@ -496,7 +515,7 @@ def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
                 _num(body, "round_trip_efficiency", "efficiency"), t.DEFAULT_ROUND_TRIP_EFFICIENCY
             ),
             depth_of_discharge=_fraction_or_percent(_num(body, "depth_of_discharge"), Decimal(1)),
-            cycles_per_year=int(cycles_raw),
+            cycles_per_year=req.cycles_per_year,
             degradation_cost_per_kwh=_num(body, "degradation_cost_per_kwh", default=Decimal(0)) or Decimal(0),
         )
     except TariffInputError as exc:

@@ -85,6 +85,8 @@ from powermeter.methodology.tariff.numbers import (
     round_money,
 )
 from powermeter.methodology.tariff.parse import (
+    check_schedule,
+    device_usage,
     parse_device,
     parse_rate_config,
     parse_schedule,
@@ -158,9 +160,11 @@ __all__ = [
     "arbitrage",
     "bounds_of",
     "cheapest_start",
+    "check_schedule",
     "compile_rate",
     "dec",
     "device_cost",
+    "device_usage",
     "electronics_charging_cost",
     "energy_only_day_cost",
     "ev_charging_cost",

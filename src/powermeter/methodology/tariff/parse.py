@@ -148,30 +148,38 @@ def parse_schedule(raw: object, field: str) -> tuple[tuple[Decimal, Decimal], ..
         wf = f"{field}[{i}]"
         if not isinstance(w, Sequence) or isinstance(w, str | bytes) or len(w) != 2:
             raise TariffInputError(wf, "must be a [start_hour, end_hour] pair")
-        s = dec(w[0], f"{wf}[0]")
-        e = dec(w[1], f"{wf}[1]")
+        out.append((dec(w[0], f"{wf}[0]"), dec(w[1], f"{wf}[1]")))
+    return check_schedule(out, field)
+
+
+def check_schedule(windows: Sequence[tuple[Decimal, Decimal]], field: str) -> tuple[tuple[Decimal, Decimal], ...]:
+    """The rules between a schedule's hours (numbers already parsed): each window starts in [0, 24) and ends
+    after its start, at most 24 h later; windows may run past midnight but may not overlap."""
+    if not windows:
+        raise TariffInputError(field, "must be a non-empty list of [start_hour, end_hour] pairs")
+    for i, (s, e) in enumerate(windows):
         if not D0 <= s < HOURS_PER_DAY:
-            raise TariffInputError(f"{wf}[0]", f"start_hour must be in [0, 24), got {s}")
+            raise TariffInputError(f"{field}[{i}][0]", f"start_hour must be in [0, 24), got {s}")
         if not s < e <= s + HOURS_PER_DAY:
             raise TariffInputError(
-                f"{wf}[1]",
+                f"{field}[{i}][1]",
                 f"end_hour must be greater than start_hour and at most start_hour + 24 "
                 f"(got [{s}, {e}]; use [22, 30] for 22:00–06:00)",
             )
-        out.append((s, e))
-    pieces: list[tuple[Decimal, Decimal, int]] = []
-    for i, (s, e) in enumerate(out):
-        for a, b in Window(s, e, D0).pieces():
-            pieces.append((a, b, i))
-    pieces.sort()
-    for (_a0, b0, i0), (a1, _b1, i1) in itertools.pairwise(pieces):
-        if a1 < b0:
-            first, second = sorted((i0, i1))
-            raise TariffInputError(
-                field,
-                f"windows {first} and {second} overlap between {fmt_hours(a1)} and {fmt_hours(min(b0, _b1))}",
-            )
-    return tuple(out)
+    if len(windows) > 1:  # one window cannot overlap itself, even past midnight
+        pieces: list[tuple[Decimal, Decimal, int]] = []
+        for i, (s, e) in enumerate(windows):
+            for a, b in Window(s, e, D0).pieces():
+                pieces.append((a, b, i))
+        pieces.sort()
+        for (_a0, b0, i0), (a1, _b1, i1) in itertools.pairwise(pieces):
+            if a1 < b0:
+                first, second = sorted((i0, i1))
+                raise TariffInputError(
+                    field,
+                    f"windows {first} and {second} overlap between {fmt_hours(a1)} and {fmt_hours(min(b0, _b1))}",
+                )
+    return tuple((s, e) for s, e in windows)
 
 
 def parse_device(raw: Mapping[str, object], field: str = "device") -> DeviceUsage:
@@ -179,16 +187,9 @@ def parse_device(raw: Mapping[str, object], field: str = "device") -> DeviceUsag
     if not isinstance(raw, Mapping):
         raise TariffInputError(field, "must be an object")
 
-    def opt(key: str, lo: Decimal | None = D0, hi: Decimal | None = None) -> Decimal | None:
+    def opt(key: str) -> Decimal | None:
         v = raw.get(key)
-        if v is None:
-            return None
-        d = dec(v, f"{field}.{key}")
-        if lo is not None and d < lo:
-            raise TariffInputError(f"{field}.{key}", f"must be ≥ {lo}, got {d}")
-        if hi is not None and d > hi:
-            raise TariffInputError(f"{field}.{key}", f"must be ≤ {hi}, got {d}")
-        return d
+        return None if v is None else dec(v, f"{field}.{key}")
 
     schedule = None
     if raw.get("schedule") is not None:
@@ -198,7 +199,6 @@ def parse_device(raw: Mapping[str, object], field: str = "device") -> DeviceUsag
     if states_raw is not None:
         if not isinstance(states_raw, Sequence) or isinstance(states_raw, str | bytes) or not states_raw:
             raise TariffInputError(f"{field}.power_states", "must be a non-empty list of {watts, hours_per_day}")
-        total_h = D0
         for i, s in enumerate(states_raw):
             sf = f"{field}.power_states[{i}]"
             if not isinstance(s, Mapping):
@@ -208,25 +208,62 @@ def parse_device(raw: Mapping[str, object], field: str = "device") -> DeviceUsag
                     raise TariffInputError(f"{sf}.{key}", "is required")
             w = dec(s["watts"], f"{sf}.watts")
             h = dec(s["hours_per_day"], f"{sf}.hours_per_day")
-            if w < 0:
-                raise TariffInputError(f"{sf}.watts", "must be ≥ 0")
-            if not D0 <= h <= HOURS_PER_DAY:
-                raise TariffInputError(f"{sf}.hours_per_day", "must be in [0, 24]")
             sched = None
             if s.get("schedule") is not None:
                 sched = parse_schedule(s["schedule"], f"{sf}.schedule")
-            total_h += h
             states.append(PowerState(str(s.get("name") or f"state{i}"), w, h, sched))
-        if total_h > HOURS_PER_DAY:
-            raise TariffInputError(
-                f"{field}.power_states", f"hours_per_day of all states add up to {total_h} h, more than 24"
-            )
-    return DeviceUsage(
+    return device_usage(
         watts=opt("watts"),
-        hours_per_day=opt("hours_per_day", D0, HOURS_PER_DAY),
+        hours_per_day=opt("hours_per_day"),
         schedule=schedule,
         kwh_per_use=opt("kwh_per_use"),
         uses_per_week=opt("uses_per_week"),
         power_states=tuple(states),
         shiftable=bool(raw.get("shiftable", False)),
+        field=field,
+    )
+
+
+def device_usage(
+    *,
+    watts: Decimal | None = None,
+    hours_per_day: Decimal | None = None,
+    schedule: tuple[tuple[Decimal, Decimal], ...] | None = None,
+    kwh_per_use: Decimal | None = None,
+    uses_per_week: Decimal | None = None,
+    power_states: tuple[PowerState, ...] = (),
+    shiftable: bool = False,
+    field: str = "device",
+) -> DeviceUsage:
+    """A :class:`DeviceUsage` from parsed numbers (schedules already checked by :func:`check_schedule`), after
+    the device's own rules: no negative power or energy, 0–24 hours a day, power states adding up to ≤ 24 h."""
+    total_h = D0
+    for i, s in enumerate(power_states):
+        if s.watts < 0:
+            raise TariffInputError(f"{field}.power_states[{i}].watts", "must be ≥ 0")
+        if not D0 <= s.hours_per_day <= HOURS_PER_DAY:
+            raise TariffInputError(f"{field}.power_states[{i}].hours_per_day", "must be in [0, 24]")
+        total_h += s.hours_per_day
+    if total_h > HOURS_PER_DAY:
+        raise TariffInputError(
+            f"{field}.power_states", f"hours_per_day of all states add up to {total_h} h, more than 24"
+        )
+    for key, value, hi in (
+        ("watts", watts, None),
+        ("hours_per_day", hours_per_day, HOURS_PER_DAY),
+        ("kwh_per_use", kwh_per_use, None),
+        ("uses_per_week", uses_per_week, None),
+    ):
+        if value is not None and value < D0:
+            raise TariffInputError(f"{field}.{key}", f"must be ≥ {D0}, got {value}")
+        if value is not None and hi is not None and value > hi:
+            raise TariffInputError(f"{field}.{key}", f"must be ≤ {hi}, got {value}")
+    return DeviceUsage(
+        watts=watts,
+        hours_per_day=hours_per_day,
+        schedule=schedule,
+        kwh_per_use=kwh_per_use,
+        uses_per_week=uses_per_week,
+        power_states=power_states,
+        shiftable=shiftable,
     )
