@@ -469,7 +469,8 @@ def ok(schema: dict[str, Any], example: Any, description: str) -> dict[int | str
 
 @functools.cache
 def request_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON Schema (validation mode) with its ``$defs`` inlined, for an operation's request body."""
+    """``model``'s JSON Schema (validation mode) with its ``$defs`` inlined, for an operation's request body
+    (self-contained, so the calculator's own OpenAPI and the app's carry it alike)."""
     js = model.model_json_schema(mode="validation")
     defs: dict[str, Any] = js.pop("$defs", {})
 
@@ -479,7 +480,8 @@ def request_schema(model: type[BaseModel]) -> dict[str, Any]:
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 rest = {k: resolve(v) for k, v in node.items() if k != "$ref"}
                 return {**resolve(defs[ref.rsplit("/", 1)[-1]]), **rest}
-            return {k: resolve(v) for k, v in node.items()}
+            # "default": null says nothing for an optional member (and FastAPI's OpenAPI drops it)
+            return {k: resolve(v) for k, v in node.items() if not (k == "default" and v is None)}
         if isinstance(node, list):
             return [resolve(v) for v in node]
         return node

@@ -404,46 +404,31 @@ def shift(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
 # POST /calc/api/battery-cost and /calc/api/arbitrage
 
 
-def _num(
-    body: Mapping[str, Any], *names: str, required: bool = False, default: Decimal | None = None
-) -> Decimal | None:
-    name, v = _pick(body, *names)
-    if v is None:
-        if required:
-            raise BadRequest(f"{name}: is required", extra={"field": name})
-        return default
-    try:
-        return t.dec(v, name)
-    except TariffInputError as exc:
-        raise bad(exc) from None
-
-
-def _req(body: Mapping[str, Any], *names: str) -> Decimal:
-    v = _num(body, *names, required=True)
-    assert v is not None  # noqa: S101
-    return v
-
-
 def _fraction_or_percent(v: Decimal | None, default: Decimal) -> Decimal:
     if v is None:
         return default
     return v / 100 if Decimal(1) < v <= Decimal(100) else v
 
 
-def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
-    direct = _num(body, "rate_per_kwh", "ratePerKwh")
-    if direct is not None:
-        if direct < 0:
-            raise BadRequest("rate_per_kwh: must be ≥ 0", extra={"field": "rate_per_kwh"})
-        cur = body.get("currency", "USD")
-        return direct, str(cur).upper() if isinstance(cur, str) else "USD"
-    choice = choose_rate(body, rates, required=False)
+def _required(value: Decimal | None, name: str) -> Decimal:
+    if value is None:
+        raise BadRequest(f"{name}: is required", extra={"field": name})
+    return value
+
+
+def _currency(code: str | None) -> str:
+    return code.upper() if code else "USD"
+
+
+def _price(req: schemas.BatteryRequest, body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
+    if req.rate_per_kwh is not None:
+        return req.rate_per_kwh, _currency(req.currency)
+    choice = choose_rate(body, rates, required=False, inline=req.rate_config)
     if choice is None:
         raise BadRequest("rate_per_kwh: give rate_per_kwh, regionCode or rateConfig", extra={"field": "rate_per_kwh"})
-    sched_raw = body.get("schedule")
-    if sched_raw is not None and choice.rate.has_tou:
+    if req.schedule is not None and choice.rate.has_tou:
         try:
-            sched = t.parse_schedule(sched_raw, "schedule")
+            sched = t.check_schedule(req.schedule, "schedule")
         except TariffInputError as exc:
             raise bad(exc) from None
         return t.mean_price_over(choice.rate, sched), choice.rate.currency
@@ -451,37 +436,34 @@ def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
 
 
 def battery(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    mode = validated(schemas.BatteryRequest, body).mode
-    price, currency = _price(body, rates)
+    req = validated(schemas.BatteryRequest, body)
+    mode = req.mode
+    price, currency = _price(req, body, rates)
     try:
         if mode == "ev":
-            eff = _num(body, "charging_efficiency", "chargingEfficiency")
             r = t.ev_charging_cost(
-                _req(body, "battery_kwh"),
-                _req(body, "miles_per_month"),
-                _req(body, "efficiency_mi_per_kwh"),
+                _required(req.battery_kwh, "battery_kwh"),
+                _required(req.miles_per_month, "miles_per_month"),
+                _required(req.efficiency_mi_per_kwh, "efficiency_mi_per_kwh"),
                 price,
-                _fraction_or_percent(eff, t.DEFAULT_EV_CHARGING_EFFICIENCY),
+                _fraction_or_percent(req.charging_efficiency, t.DEFAULT_EV_CHARGING_EFFICIENCY),
             )
         else:
-            wh = _num(body, "battery_wh")
+            wh = req.battery_wh
             if wh is None:
-                mah = _num(body, "battery_mah")
-                volts = _num(body, "voltage", default=Decimal("3.7"))
-                if mah is None or volts is None:
+                if req.battery_mah is None:
                     raise BadRequest(
                         "battery_wh: is required (or battery_mah + voltage)", extra={"field": "battery_wh"}
                     )
-                wh = mah * volts / 1000
-            per_day = _num(body, "charges_per_day")
+                wh = req.battery_mah * (req.voltage if req.voltage is not None else Decimal("3.7")) / 1000
+            per_day = req.charges_per_day
             if per_day is None:
-                per_week = _num(body, "charges_per_week")
-                if per_week is None:
+                if req.charges_per_week is None:
                     raise BadRequest(
                         "charges_per_day: is required (or charges_per_week)", extra={"field": "charges_per_day"}
                     )
-                per_day = per_week / 7
-            eff = _num(body, "charger_efficiency", "charging_efficiency")
+                per_day = req.charges_per_week / 7
+            eff = req.charger_efficiency if req.charger_efficiency is not None else req.charging_efficiency
             r = t.electronics_charging_cost(wh, per_day, price, _fraction_or_percent(eff, t.DEFAULT_ADAPTER_EFFICIENCY))
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -508,19 +490,16 @@ def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
     req = validated(schemas.ArbitrageRequest, body)
     try:
         a = t.arbitrage(
-            _req(body, "battery_wh"),
-            _req(body, "charge_rate"),
-            _req(body, "discharge_rate"),
-            round_trip_efficiency=_fraction_or_percent(
-                _num(body, "round_trip_efficiency", "efficiency"), t.DEFAULT_ROUND_TRIP_EFFICIENCY
-            ),
-            depth_of_discharge=_fraction_or_percent(_num(body, "depth_of_discharge"), Decimal(1)),
+            req.battery_wh,
+            req.charge_rate,
+            req.discharge_rate,
+            round_trip_efficiency=_fraction_or_percent(req.round_trip_efficiency, t.DEFAULT_ROUND_TRIP_EFFICIENCY),
+            depth_of_discharge=_fraction_or_percent(req.depth_of_discharge, Decimal(1)),
             cycles_per_year=req.cycles_per_year,
-            degradation_cost_per_kwh=_num(body, "degradation_cost_per_kwh", default=Decimal(0)) or Decimal(0),
+            degradation_cost_per_kwh=req.degradation_cost_per_kwh or Decimal(0),
         )
     except TariffInputError as exc:
         raise bad(exc) from None
-    cur = body.get("currency", "USD")
     return {
         "per_cycle_savings": money(a.savings_per_cycle),
         "annual_savings": money(a.annual_savings),
@@ -532,7 +511,7 @@ def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
         "degradation_cost_per_cycle": money(a.degradation_cost_per_cycle),
         "breakeven_discharge_rate": money(a.breakeven_discharge_rate),
         "profitable": a.profitable,
-        "currency": str(cur).upper() if isinstance(cur, str) else "USD",
+        "currency": _currency(req.currency),
     }
 
 
