@@ -174,7 +174,10 @@ class RateConfig(_Model):
 
     @property
     def cache_key(self) -> bytes | None:
-        return self._key
+        # read from the private store directly: BaseModel.__getattr__ would cost ~2 µs on the hot path
+        private = self.__pydantic_private__
+        key = private.get("_key") if private else None
+        return key if isinstance(key, bytes) else None
 
 
 assert set(RateConfig.model_fields) >= RATE_CONFIG_LABELS  # noqa: S101 (import-time consistency with the engine)

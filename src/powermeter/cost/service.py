@@ -126,15 +126,17 @@ def validated(model: type[M], body: Mapping[str, Any]) -> M:
 def device_of(d: schemas.Device, field: str = "device") -> t.DeviceUsage:
     """The engine's device from a validated one: the numbers are already Decimals within their documented
     bounds, so only the rules between them are left to check (schedules, power states adding up)."""
-    states = tuple(
-        t.PowerState(
-            s.name or f"state{i}",
-            s.watts,
-            s.hours_per_day,
-            None if s.schedule is None else t.check_schedule(s.schedule, f"{field}.power_states[{i}].schedule"),
+    states: tuple[t.PowerState, ...] = ()
+    if d.power_states:
+        states = tuple(
+            t.PowerState(
+                s.name or f"state{i}",
+                s.watts,
+                s.hours_per_day,
+                None if s.schedule is None else t.check_schedule(s.schedule, f"{field}.power_states[{i}].schedule"),
+            )
+            for i, s in enumerate(d.power_states)
         )
-        for i, s in enumerate(d.power_states or ())
-    )
     return t.device_usage(
         watts=d.watts,
         hours_per_day=d.hours_per_day,
@@ -187,6 +189,7 @@ class RateChoice:
 
 
 _compiled: OrderedDict[bytes, CompiledRate] = OrderedDict()
+_inline_choices: OrderedDict[bytes, RateChoice] = OrderedDict()  # validated inline rates, by canonical JSON
 _compiled_lock = threading.Lock()
 
 
@@ -219,14 +222,19 @@ def choose_rate(
     inline: schemas.RateConfig | None = None,
 ) -> RateChoice | None:
     """``rateConfig`` (inline) or ``regionCode`` (dataset lookup; optional ``tariffId``); ``inline``: the
-    validated ``rateConfig`` of the request, if any."""
+    validated ``rateConfig`` of the request, if any (a rate seen before is then one dictionary hit)."""
+    key = inline.cache_key if inline is not None else None
+    if key is not None and body.get("regionCode") is None and body.get("region_code") is None:
+        hit = _inline_choices.get(key)
+        if hit is not None:
+            return hit
     cfg_name, cfg = _pick(body, "rateConfig", "rate_config")
     reg_name, region = _pick(body, "regionCode", "region_code")
     _, tariff_id = _pick(body, "tariffId", "tariff_id")
     if cfg is not None and region is not None:
         raise BadRequest(f"{cfg_name}: give {cfg_name} or {reg_name}, not both", extra={"field": cfg_name})
     if cfg is not None:
-        rate = compile_inline(cfg, cfg_name, inline.cache_key if inline is not None else None)
+        rate = compile_inline(cfg, cfg_name, key)
         tz = None
         if rate.spec.timezone:
             try:
@@ -237,7 +245,13 @@ def choose_rate(
                     extra={"field": f"{cfg_name}.timezone"},
                 ) from None
         cal = cfg.get("holidays_calendar") if isinstance(cfg, Mapping) else None
-        return RateChoice(rate, tz, None, None, str(cal) if cal else None, None)
+        choice = RateChoice(rate, tz, None, None, str(cal) if cal else None, None)
+        if key is not None:
+            with _compiled_lock:
+                _inline_choices[key] = choice
+                while len(_inline_choices) > _CACHE_MAX:
+                    _inline_choices.popitem(last=False)
+        return choice
     if region is not None:
         if not isinstance(region, str):
             raise BadRequest(f"{reg_name}: must be a string such as 'US-CA'", extra={"field": reg_name})

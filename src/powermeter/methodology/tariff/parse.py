@@ -248,16 +248,12 @@ def device_usage(
         raise TariffInputError(
             f"{field}.power_states", f"hours_per_day of all states add up to {total_h} h, more than 24"
         )
-    for key, value, hi in (
-        ("watts", watts, None),
-        ("hours_per_day", hours_per_day, HOURS_PER_DAY),
-        ("kwh_per_use", kwh_per_use, None),
-        ("uses_per_week", uses_per_week, None),
-    ):
-        if value is not None and value < D0:
-            raise TariffInputError(f"{field}.{key}", f"must be ≥ {D0}, got {value}")
-        if value is not None and hi is not None and value > hi:
-            raise TariffInputError(f"{field}.{key}", f"must be ≤ {hi}, got {value}")
+    _at_least_0(watts, field, "watts")
+    _at_least_0(hours_per_day, field, "hours_per_day")
+    if hours_per_day is not None and hours_per_day > HOURS_PER_DAY:
+        raise TariffInputError(f"{field}.hours_per_day", f"must be ≤ {HOURS_PER_DAY}, got {hours_per_day}")
+    _at_least_0(kwh_per_use, field, "kwh_per_use")
+    _at_least_0(uses_per_week, field, "uses_per_week")
     return DeviceUsage(
         watts=watts,
         hours_per_day=hours_per_day,
@@ -267,3 +263,8 @@ def device_usage(
         power_states=power_states,
         shiftable=shiftable,
     )
+
+
+def _at_least_0(value: Decimal | None, field: str, key: str) -> None:
+    if value is not None and value < D0:
+        raise TariffInputError(f"{field}.{key}", f"must be ≥ {D0}, got {value}")
