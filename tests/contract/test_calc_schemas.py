@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from powermeter.cost import schemas
+from powermeter.methodology.tariff import RATE_CONFIG_KEYS, RATE_CONFIG_LABELS
 
 Path = tuple[str | int, ...]
 
@@ -175,3 +176,7 @@ def test_every_documented_bound_is_the_enforced_bound(
                 assert not (r.json()["field"] == field and "must be between" in r.json()["error"]), r.json()
             checked += 1
     assert checked >= len(numbers)
+
+
+def test_the_rate_model_knows_exactly_the_engines_rate_fields() -> None:
+    assert set(schemas.RateConfig.model_fields) == RATE_CONFIG_KEYS | RATE_CONFIG_LABELS

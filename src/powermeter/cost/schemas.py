@@ -1,8 +1,9 @@
 """The public calculator's contract (seed 003): Pydantic request models and OpenAPI examples.
 
 The request models *are* the validation: the service validates every body with them before the tariff
-engine runs, and FastAPI derives the OpenAPI request schemas from the same models, so a documented bound
-is the enforced bound (``tests/contract/test_calc_schemas.py`` checks both). Numeric bounds come from the
+engine runs, and each route's OpenAPI request body is the JSON Schema of the same model
+(:func:`request_schema`), so a documented bound is the enforced bound (``tests/contract/test_calc_schemas.py``
+checks both). Numeric bounds come from the
 engine's physical input bounds (:data:`~powermeter.methodology.tariff.INPUT_BOUNDS`), tightened where the
 engine refuses more (no negative watts, efficiencies as a fraction or a percent…). The engine still checks
 what one field cannot express (overlapping windows, ``end_hour`` after ``start_hour``, tiers covering the
@@ -36,7 +37,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from powermeter.methodology.tariff import DEFAULT_CYCLES_PER_YEAR, INPUT_BOUNDS, RATE_CONFIG_LABELS
+from powermeter.methodology.tariff import DEFAULT_CYCLES_PER_YEAR, INPUT_BOUNDS
 
 # ---------------------------------------------------------------------------------------------
 # numbers: a Decimal within bounds, documented as a JSON number with those bounds
@@ -179,8 +180,6 @@ class RateConfig(_Model):
         key = private.get("_key") if private else None
         return key if isinstance(key, bytes) else None
 
-
-assert set(RateConfig.model_fields) >= RATE_CONFIG_LABELS  # noqa: S101 (import-time consistency with the engine)
 
 _RATE_CACHE_MAX = 512
 _valid_rates: OrderedDict[bytes, RateConfig] = OrderedDict()
