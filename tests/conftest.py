@@ -15,14 +15,22 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from powermeter.accounts import repository as account_repo
 from powermeter.accounts import service as account_service
 from powermeter.app import create_app
+from powermeter.composition import register_tables
 from powermeter.infra.clock import FrozenClock
-from powermeter.infra.db import import_all_tables, make_engine, migrate
+from powermeter.infra.db import make_engine, migrate
 from powermeter.infra.state import AppState
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
+
+# Property tests assert behaviour, never speed: no per-example deadline (a loaded CI machine would
+# fail them at random). Timing belongs in benchmarks/.
+hypothesis_settings.register_profile("powermeter", deadline=None)
+hypothesis_settings.load_profile("powermeter")
 
 PG_URL = os.environ.get("POWERMETER_TEST_POSTGRES_URL") or None
 REDIS_URL = os.environ.get("POWERMETER_TEST_REDIS_URL") or None
@@ -42,7 +50,7 @@ def pg_schema_url(base: str, schema: str) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating every time)."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    import_all_tables()
+    register_tables()
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     engine.dispose()  # the last connection closing checkpoints the WAL into the file
@@ -121,12 +129,12 @@ def make_key(state: AppState, clock: FrozenClock) -> MakeKey:
         with state.db.begin() as conn:
             row = account_repo.get_account_by_email(conn, email)
             if row is None:
-                acct = account_service.create_account(conn, state.settings, email, clock.now(), plan=plan)
+                acct = accounts_for(state.settings).create_account(conn, email, clock.now(), plan=plan)
             else:
                 acct = row.id
                 if plan:
                     account_service.set_plan(conn, state.settings, acct, plan)
-            return account_service.create_key(conn, state.secret, acct, name, clock.now(), scopes).key
+            return accounts_for(state.settings).create_key(conn, acct, name, clock.now(), scopes).key
 
     return _make
 

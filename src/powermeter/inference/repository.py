@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 from powermeter.inference.tables import inference_daily as d
 from powermeter.inference.tables import inference_details as det
 from powermeter.inference.tables import inference_records as t
+from powermeter.inference.tables import inference_signatures
 
 HISTORY_COLUMNS = (
     t.c.id,
@@ -311,3 +312,8 @@ def summary_days(
         .order_by(k)
     )
     return conn.execute(q).all()
+
+
+def insert_signature(conn: Connection, **row: Any) -> None:
+    """The signature of one record (``inference_signatures``), written in the record's transaction."""
+    conn.execute(inference_signatures.insert().values(**row))
