@@ -11,7 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from powermeter.methodology.merkle import canonical_json
+from powermeter.methodology.canonical import canonical_text
 from powermeter.methodology.occurrence import format_instant
 from powermeter.reports.tables import report_period_closes, report_settings, report_sites
 
@@ -74,7 +74,7 @@ def save_site(conn: Connection, account_id: str, inst: Instrument, now: datetime
     t = report_sites
     body = {k: v for k, v in inst.as_dict().items() if k != "site"}
     conn.execute(t.delete().where(t.c.account_id == account_id, t.c.site == inst.site))
-    conn.execute(t.insert().values(account_id=account_id, site=inst.site, body=canonical_json(body).decode(),
+    conn.execute(t.insert().values(account_id=account_id, site=inst.site, body=canonical_text(body),
                                    updated_at=now))
 
 
