@@ -21,6 +21,8 @@ from powermeter.methodology.canonical import (
     json_number,
     json_string,
     number_fragments,
+    plain_double,
+    presorted_bytes,
     reference_bytes,
     string_bytes,
 )
@@ -90,6 +92,16 @@ def test_number_fragments_are_the_numbers_json_form_or_none(values: list[float])
 def test_number_fragments_take_the_one_call_path_for_plain_positive_numbers(values: list[float]) -> None:
     # the receipts' hot loop relies on this range going fast (kWh, gCO2e, cores, minutes)
     assert number_fragments(values) == [rfc8785.dumps(x) for x in values]
+
+
+@given(floats)
+@settings(max_examples=2000, deadline=None)
+def test_plain_doubles_are_written_by_orjson_exactly_as_rfc8785(x: float) -> None:
+    import orjson
+
+    if plain_double(x):
+        assert orjson.dumps(x) == rfc8785.dumps(x)
+        assert presorted_bytes({"a": x, "b": "\u2028\x1f"}) == rfc8785.dumps({"b": "\u2028\x1f", "a": x})
 
 
 @given(strings)

@@ -197,9 +197,10 @@ def test_a_file_without_signature_or_coverage_is_refused() -> None:
 
 
 @given(
-    st.text(max_size=20), st.text(max_size=12), st.text(max_size=12),
-    st.floats(allow_nan=False, allow_infinity=False), st.floats(min_value=0, max_value=1e12),
-    st.floats(min_value=0, max_value=1e30),
+    st.text(max_size=20) | st.just("inf_\ud800"), st.text(max_size=12), st.text(max_size=12),
+    st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.917244, 12.5, 1e-5, 0.0, 1e16]),
+    st.floats(min_value=0, max_value=1e12) | st.sampled_from([0.00843, 2.0, 1e-4]),
+    st.floats(min_value=0, max_value=1e30) | st.sampled_from([1.23456, 9999999999999998.0]),
 )
 @settings(max_examples=200, deadline=None)
 def test_inference_record_hash_is_the_sha256_of_its_canonical_json(

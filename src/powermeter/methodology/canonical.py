@@ -53,6 +53,8 @@ __all__ = [
     "json_number",
     "json_string",
     "number_fragments",
+    "plain_double",
+    "presorted_bytes",
     "reference_bytes",
     "string_bytes",
     "string_literal",
@@ -174,6 +176,23 @@ def number_fragments(values: Sequence[float]) -> list[bytes] | None:
     if b"e" in raw or b"-" in raw or b"n" in raw:
         return None
     return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+
+
+def plain_double(x: float) -> bool:
+    """Whether orjson writes the double ``x`` exactly as RFC 8785 does: a non-integral magnitude in
+    [1e-4, 1e16) (plain notation in both, the same shortest round-trip digits)."""
+    return 1e-4 <= (x if x >= 0.0 else -x) < 1e16 and not x.is_integer()
+
+
+def presorted_bytes(obj: Mapping[str, str | float]) -> bytes:
+    """:func:`canonical_bytes` of a flat object whose keys the caller wrote in ASCII and in sorted order,
+    with string values and doubles for which :func:`plain_double` holds (a report hashes one such record
+    per covered inference: this is three times faster). The caller's tests check it against
+    :func:`reference_bytes`; a string with a lone surrogate takes the full encoder."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return canonical_bytes(obj)
 
 
 # --- the reference encoder ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from powermeter.methodology.canonical import canonical_bytes
+from powermeter.methodology.canonical import canonical_bytes, plain_double, presorted_bytes
 from powermeter.methodology.merkle import merkle_root
 from powermeter.methodology.units import G_PER_KG, ML_PER_L
 
@@ -615,9 +615,14 @@ def inference_record_sha256(
 ) -> str:
     """SHA-256 (hex) of an inference record as the history API shows it: the canonical JSON (RFC 8785)
     of ``{"co2Grams", "energyWh", "id", "logDate", "modelId", "provider", "waterMl"}``, with
-    ``logDate`` as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    record = {"co2Grams": co2_grams, "energyWh": energy_wh, "id": record_id, "logDate": log_date,
-              "modelId": model_id, "provider": provider, "waterMl": water_ml}  # fmt: skip
+    ``logDate`` as ``YYYY-MM-DDTHH:MM:SSZ``. A report hashes every record it covers: when every number
+    is a :func:`plain_double`, the object (keys written in canonical order) goes to :func:`presorted_bytes`."""
+    record: dict[str, str | float] = {
+        "co2Grams": co2_grams, "energyWh": energy_wh, "id": record_id, "logDate": log_date, "modelId": model_id,
+        "provider": provider, "waterMl": water_ml,
+    }  # fmt: skip
+    if plain_double(co2_grams) and plain_double(energy_wh) and plain_double(water_ml):
+        return hashlib.sha256(presorted_bytes(record)).hexdigest()
     return hashlib.sha256(canonical_bytes(record)).hexdigest()
 
 
