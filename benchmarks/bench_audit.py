@@ -66,21 +66,21 @@ def bench_pure_verify(n: int) -> None:
 
 
 def _database(url: str) -> Any:
-    from powermeter.infra.db import Database, import_all_tables, migrate
+    from powermeter.composition import register_tables
+    from powermeter.infra.db import Database, migrate
 
-    import_all_tables()
+    register_tables()
     db = Database(url)
     migrate(db.engine)
     return db
 
 
 def _account(db: Any, email: str) -> str:
-    from powermeter.accounts import service as accounts
-    from powermeter.audit import service as _audit  # noqa: F401  (registers the key-event listener)
+    from powermeter.composition import account_service
     from powermeter.settings import Settings
 
     with db.begin() as conn:
-        return accounts.create_account(conn, Settings(secret_key="x" * 40), email, T0)
+        return account_service(Settings(secret_key="x" * 40), "x" * 40).create_account(conn, email, T0)
 
 
 def bench_append(db: Any, label: str, appends: int) -> None:

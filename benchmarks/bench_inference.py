@@ -52,10 +52,10 @@ def bench_estimate() -> None:
     from ecologits.impacts.llm import compute_llm_impacts
     from ecologits.utils.range_value import RangeValue
 
-    from powermeter.inference.service import get_engine
+    from powermeter.inference.service import build_engine
     from powermeter.methodology.ai_inference import estimate_inference
 
-    eng = get_engine()
+    eng = build_engine()
     res = eng.catalog.resolve("openai/gpt-4o")
     assert res is not None
     site = eng.sites.resolve("OpenAI", None)
@@ -140,16 +140,16 @@ DAYS = 365
 def build_history_db(env: dict[str, str], records: int) -> tuple[str, str]:
     """Create an account with 5 keys and ``records`` records over a year; returns (raw key, key name)."""
     os.environ.update(env)
-    from powermeter.accounts import service as account_service
+    from powermeter.composition import account_service
     from powermeter.inference import repository
     from powermeter.infra.bootstrap import open_database
 
     settings, db = open_database()
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with db.begin() as conn:
-        acct = account_service.create_account(conn, settings, "history@example.com", now)
-        secret = settings.resolved_secret()
-        keys = [account_service.create_key(conn, secret, acct, f"key-{i}", now) for i in range(N_KEYS)]
+        accounts = account_service(settings, settings.resolved_secret())
+        acct = accounts.create_account(conn, "history@example.com", now)
+        keys = [accounts.create_key(conn, acct, f"key-{i}", now) for i in range(N_KEYS)]
     start = now - timedelta(days=DAYS)
     step = timedelta(seconds=DAYS * 86400 / records)
     models = [("OpenAI", "gpt-4o", "openai/gpt-4o"), ("Anthropic", "claude-sonnet-4.5", "anthropic/claude-sonnet-4.5"),

@@ -48,7 +48,7 @@ def server_pid(port: int) -> int:
 def proxy(upstream: str, cpu: int) -> Iterator[tuple[str, int]]:
     port = free_port()
     pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
-    cmd = [*pin, sys.executable, "-m", "powermeter.routing.commands", "proxy", "--listen", f"127.0.0.1:{port}",
+    cmd = [*pin, sys.executable, "-m", "powermeter.proxy.commands", "proxy", "--listen", f"127.0.0.1:{port}",
            "--upstream", f"CAISO={upstream}", "--log-level", "warning"]  # fmt: skip
     tmp = tempfile.mkdtemp(prefix="pm-bench-proxy-")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "POWERMETER_DATA_DIR": tmp}

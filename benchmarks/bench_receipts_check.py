@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10_000, help="jobs per signed tree (a /v1/batch request)")
     args = ap.parse_args()
 
-    from powermeter.accounts import service as accounts
-    from powermeter.infra.db import Database, import_all_tables, migrate
+    from powermeter.composition import account_service, register_tables
+    from powermeter.infra.db import Database, migrate
     from powermeter.infra.security import Signer
     from powermeter.jobs import integrity
     from powermeter.jobs.schemas import JobIn
@@ -46,15 +46,16 @@ def main() -> None:
     secret = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - a benchmark's throwaway key
     settings = Settings(env="test", data_dir=tmp, secret_key=secret,
                         plans_json='{"dev": {"daily_calls": null, "daily_kwh": null}}')
-    import_all_tables()
+    register_tables()
     db = Database(f"sqlite:///{tmp / 'pm.db'}")
     migrate(db.engine)
     signer = Signer(settings.resolved_secret())
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     svc = ComputeJobs()
     with db.begin() as conn:
-        acct = accounts.create_account(conn, settings, "bench@example.com", now)
-        accounts.create_key(conn, settings.resolved_secret(), acct, "k", now)
+        accounts = account_service(settings, settings.resolved_secret())
+        acct = accounts.create_account(conn, "bench@example.com", now)
+        accounts.create_key(conn, acct, "k", now)
     principal = accounts.Principal(acct, "bench@example.com", settings.plan("dev"), "key_x", "k", "pm_…", frozenset())
     t0 = time.perf_counter()
     written = 0

@@ -54,7 +54,7 @@ def _app(settings: Any, clock: Any) -> Any:
 def build(settings: Any, n_jobs: int, n_inference: int) -> str:
     from fastapi.testclient import TestClient
 
-    from powermeter.accounts import service as accounts
+    from powermeter.composition import account_service
     from powermeter.inference import repository as inference_repo
     from powermeter.inference.tables import inference_records
     from powermeter.infra.clock import FrozenClock
@@ -63,8 +63,9 @@ def build(settings: Any, n_jobs: int, n_inference: int) -> str:
     app = _app(settings, clock)
     st = app.state.pm
     with st.db.begin() as conn:
-        acct = accounts.create_account(conn, settings, EMAIL, clock.now(), plan="scale")
-        key = accounts.create_key(conn, st.secret, acct, "bench", clock.now(), None).key
+        accounts = account_service(settings, st.secret)
+        acct = accounts.create_account(conn, EMAIL, clock.now(), plan="scale")
+        key = accounts.create_key(conn, acct, "bench", clock.now(), None).key
     h = {"Authorization": f"Bearer {key}"}
     rnd = random.Random(8)
     t0 = time.perf_counter()

@@ -15,14 +15,22 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from powermeter.accounts import repository as account_repo
 from powermeter.accounts import service as account_service
 from powermeter.app import create_app
+from powermeter.composition import register_tables
 from powermeter.infra.clock import FrozenClock
-from powermeter.infra.db import import_all_tables, make_engine, migrate
+from powermeter.infra.db import make_engine, migrate
 from powermeter.infra.state import AppState
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
+
+# Property tests assert behaviour, never speed: no per-example deadline (a loaded CI machine would
+# fail them at random). Timing belongs in benchmarks/.
+hypothesis_settings.register_profile("powermeter", deadline=None)
+hypothesis_settings.load_profile("powermeter")
 
 PG_URL = os.environ.get("POWERMETER_TEST_POSTGRES_URL") or None
 REDIS_URL = os.environ.get("POWERMETER_TEST_REDIS_URL") or None
@@ -42,7 +50,7 @@ def pg_schema_url(base: str, schema: str) -> str:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (faster than migrating every time)."""
     path = tmp_path_factory.mktemp("template") / "template.db"
-    import_all_tables()
+    register_tables()
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     engine.dispose()  # the last connection closing checkpoints the WAL into the file
@@ -121,12 +129,12 @@ def make_key(state: AppState, clock: FrozenClock) -> MakeKey:
         with state.db.begin() as conn:
             row = account_repo.get_account_by_email(conn, email)
             if row is None:
-                acct = account_service.create_account(conn, state.settings, email, clock.now(), plan=plan)
+                acct = accounts_for(state.settings).create_account(conn, email, clock.now(), plan=plan)
             else:
                 acct = row.id
                 if plan:
                     account_service.set_plan(conn, state.settings, acct, plan)
-            return account_service.create_key(conn, state.secret, acct, name, clock.now(), scopes).key
+            return accounts_for(state.settings).create_key(conn, acct, name, clock.now(), scopes).key
 
     return _make
 
@@ -139,3 +147,36 @@ def api_key(make_key: MakeKey) -> str:
 @pytest.fixture
 def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
+
+
+# The fast loop (`pytest -m "not slow"`, README "Development"): tests that start servers or command-line
+# processes, drive a browser, inject faults or search with many generated examples are `slow`. Marked
+# here by where they live, so a new test in one of these files is slow without anyone remembering to say so.
+_SLOW_PATHS = (
+    "tests/e2e/",
+    "tests/integration/faults/",
+    "tests/integration/gateway/test_gateway_live.py",
+    "tests/integration/tracking/",
+    "tests/integration/proxy/",
+    "tests/integration/jobs/test_seed_examples_live.py",
+    "tests/integration/accounts/test_cli.py",
+    "tests/integration/accounts/test_cli_hardening.py",
+    "tests/integration/accounts/test_concurrency.py",
+    "tests/integration/accounts/test_forwarded_headers.py",
+    "tests/integration/audit/test_audit_cli.py",
+    "tests/integration/cost/test_bill_cli.py",
+    "tests/integration/web/test_login_lockout.py",
+    "tests/contract/test_schemathesis_live.py",
+)
+_SLOW_TESTS = (
+    "test_receipts_check_cli_names_the_altered_receipt_and_exits_1",
+    "test_saved_receipt_verifies_with_the_cli_and_fails_when_altered",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        if rel.startswith(_SLOW_PATHS) or item.name.split("[")[0] in _SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

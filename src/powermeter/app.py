@@ -14,18 +14,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from powermeter import __version__
-from powermeter.infra.clock import Clock, SystemClock
-from powermeter.infra.db import Database, import_all_tables, migrate
+from powermeter.accounts.deps import idempotency_scope
+from powermeter.composition import Services, build_core, build_services
+from powermeter.infra.clock import Clock
 from powermeter.infra.docs import install_docs
 from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, install_handlers
-from powermeter.infra.hooks import BACKGROUND_TASKS, STARTUP_HOOKS
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
-from powermeter.infra.ratelimit import RateLimiter
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.routes import api_routes
-from powermeter.infra.security import Signer
-from powermeter.infra.state import AppState
 from powermeter.settings import Settings
 
 log = logging.getLogger("powermeter")
@@ -56,52 +53,31 @@ def _routers() -> list[Any]:
     return [routing, jobs, inference, cost, devices, account, audit, reports, bills]
 
 
-def _register_capabilities() -> None:
-    """Import capability modules that hook into accounts events or the lifespan."""
-    import importlib
-
-    for mod in ("powermeter.audit.service", "powermeter.routing.service", "powermeter.inference.service"):
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(mod)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
     run_migrations: bool = True,
 ) -> FastAPI:
+    """Build the app: the composition root (``powermeter.composition``) makes every service and wires
+    the events; this function adds the HTTP surface (routers, dashboard, middlewares) and the lifespan."""
     settings = settings or Settings()
-    settings.validate_plans()
-    secret = settings.resolved_secret()
-    import_all_tables()
-    _register_capabilities()
-    db = Database(settings.resolved_database_url)
-    if run_migrations:
-        migrate(db.engine)
-    state = AppState(
-        settings=settings,
-        db=db,
-        clock=clock or SystemClock(),
-        signer=Signer(secret),
-        secret=secret,
-        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix,
-                            fail_closed=settings.ratelimit_fail_closed),
-    )
+    state = build_core(settings, clock=clock, run_migrations=run_migrations)
+    db = state.db
     metrics = Metrics()
     metrics.collectors.append(state.limiter.metric_lines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.units.bind()
-        for hook in STARTUP_HOOKS:
-            hook(state)
+        services: Services = app.state.services  # as built below (a test may swap in a double first)
+        services.startup()
         # Datasets, modules and compiled statements live for the whole process: move them out of
         # the cyclic collector's reach so its full sweeps stay short (a 10,000-job batch allocates
         # enough to trigger one; with ~1M long-lived objects that sweep took ~100 ms).
         gc.collect()
         gc.freeze()
-        tasks: list[asyncio.Task[None]] = [asyncio.create_task(t(state)) for t in BACKGROUND_TASKS]
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(t) for t in services.background_tasks()]
         try:
             yield
         finally:
@@ -127,6 +103,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pm = state
+    app.state.services = build_services(state)  # read by each capability's deps.py
     app.state.clock = state.clock
     app.state.metrics = metrics
     install_handlers(app)
@@ -175,7 +152,7 @@ def create_app(
     _mount_web(app)
     _install_openapi(app)
 
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(IdempotencyMiddleware, key_scope=idempotency_scope(db, state.secret))
     app.add_middleware(OutageMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
     return app
@@ -242,10 +219,8 @@ def _install_openapi(app: FastAPI) -> None:
 
 
 def _mount_web(app: FastAPI) -> None:
-    try:
-        from powermeter.web import mount
-    except ImportError:
-        return
+    from powermeter.web import mount
+
     mount(app)
 
 

@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 from powermeter import __version__
 from powermeter.infra.db import Database
 from powermeter.settings import Settings
+
+if TYPE_CHECKING:
+    from powermeter.accounts.service import AccountService
 
 app = typer.Typer(
     name="powermeter",
@@ -37,6 +40,12 @@ def _db_and_settings() -> tuple[Settings, Database]:
     from powermeter.infra.bootstrap import open_database
 
     return open_database()
+
+
+def _accounts(settings: Settings) -> AccountService:
+    from powermeter.composition import account_service
+
+    return account_service(settings, settings.resolved_secret())
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -112,7 +121,6 @@ def base_url(host: str, port: int) -> str:
 def _bootstrap(settings: Settings, db: Database, url: str = "http://127.0.0.1:8000") -> None:
     """On an empty database: create a local admin login and an API key, and print them once."""
     from powermeter.accounts import repository as repo
-    from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
 
     now = SystemClock().now()
@@ -121,8 +129,9 @@ def _bootstrap(settings: Settings, db: Database, url: str = "http://127.0.0.1:80
             return
         password = secrets.token_urlsafe(12)
         email = "admin@localhost"
-        acct = service.create_account(conn, settings, email, now, password=password, is_admin=True)
-        new = service.create_key(conn, settings.resolved_secret(), acct, "first key", now)
+        accounts = _accounts(settings)
+        acct = accounts.create_account(conn, email, now, password=password, is_admin=True)
+        new = accounts.create_key(conn, acct, "first key", now)
     # Plain lines, never wrapped (soft_wrap) nor boxed: a key or command broken by a panel border
     # or the terminal width cannot be pasted.
     out.rule("powermeter: first start", style="green")
@@ -148,7 +157,6 @@ def accounts_create(
     admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
 ) -> None:
     """Create an account (optionally with a dashboard password)."""
-    from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
     from powermeter.infra.errors import ApiError
 
@@ -156,8 +164,8 @@ def accounts_create(
     settings, db = _db_and_settings()
     try:
         with db.begin() as conn:
-            acct = service.create_account(
-                conn, settings, email, SystemClock().now(), password=password, plan=plan, is_admin=admin
+            acct = _accounts(settings).create_account(
+                conn, email, SystemClock().now(), password=password, plan=plan, is_admin=admin
             )
     except ApiError as e:
         _fail(e.detail)
@@ -190,12 +198,12 @@ def keys_create(
                 _fail(f"no account with email {email}; check the spelling, or pass --create-account "
                       "(or run 'powermeter accounts create' first)")
             if row is None:
-                acct = service.create_account(conn, settings, email, now, plan=plan)
+                acct = _accounts(settings).create_account(conn, email, now, plan=plan)
             else:
                 acct = row.id
                 if plan:
                     service.set_plan(conn, settings, acct, plan)
-            new = service.create_key(conn, settings.resolved_secret(), acct, name, now, scope)
+            new = _accounts(settings).create_key(conn, acct, name, now, scope)
     except ApiError as e:
         _fail(e.detail)
     sys.stdout.write(new.key + "\n")
@@ -250,14 +258,13 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), as shown by 'keys list'.")]) -> None:
     """Revoke a key: it stops working at once."""
-    from powermeter.accounts import service
     from powermeter.infra.clock import SystemClock
     from powermeter.infra.errors import ApiError
 
-    _settings, db = _db_and_settings()
+    settings, db = _db_and_settings()
     try:
         with db.begin() as conn:
-            service.revoke_key(conn, key_id, SystemClock().now())
+            _accounts(settings).revoke_key(conn, key_id, SystemClock().now())
     except ApiError as e:
         _fail(e.detail)
     err.print(f"revoked {key_id}")
@@ -266,7 +273,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (key_…), as
 def _register_capability_commands() -> None:
     import importlib
 
-    for cap in ("jobs", "audit", "cost", "routing", "reports", "inference", "web", "gateway", "tracking", "imports"):
+    for cap in ("jobs", "audit", "cost", "proxy", "reports", "inference", "web", "gateway", "tracking", "imports"):
         try:
             mod = importlib.import_module(f"powermeter.{cap}.commands")
         except ModuleNotFoundError as e:

@@ -112,8 +112,6 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        from powermeter.infra.db import secure_dir
-
         secure_dir(self.data_dir)  # 0700 (the database files in it are 0600: infra.db)
         return f"sqlite:///{(self.data_dir / 'powermeter.db').resolve()}"
 
@@ -133,8 +131,6 @@ class Settings(BaseSettings):
             return s
         if self.secret_key:
             return self.secret_key
-        from powermeter.infra.db import secure_dir
-
         secure_dir(self.data_dir)  # 0700: it holds the secret key and, by default, the database
         path = self.data_dir / "secret_key"
         if path.exists():
@@ -149,3 +145,10 @@ class Settings(BaseSettings):
             raise RuntimeError(
                 f"POWERMETER_DEFAULT_PLAN={self.default_plan!r} is not a plan; known: {sorted(self.plans)}"
             )
+
+
+def secure_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it private to the service's user (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)

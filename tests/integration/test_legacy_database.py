@@ -16,8 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from powermeter.app import create_app
+from powermeter.composition import register_tables
 from powermeter.infra.clock import FrozenClock
-from powermeter.infra.db import import_all_tables, make_engine, migrate
+from powermeter.infra.db import make_engine, migrate
 from powermeter.jobs.receipts import verify_document
 from powermeter.settings import Settings
 from tests.conftest import SECRET
@@ -37,7 +38,7 @@ def legacy_client(tmp_path: Path) -> Iterator[TestClient]:
     con = sqlite3.connect(db_path)
     con.executescript((LEGACY / "v0_1.sql").read_text())
     con.close()
-    import_all_tables()
+    register_tables()
     engine = make_engine(f"sqlite:///{db_path}")
     migrate(engine)  # 0008 → head
     engine.dispose()

@@ -12,21 +12,25 @@ commit is never reported as a success), and rolls back if it raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request, Response
-from sqlalchemy.engine import Connection
+from starlette.requests import HTTPConnection
 
 from powermeter.accounts import service
 from powermeter.accounts.service import Principal
+from powermeter.infra.db import Database
 from powermeter.infra.errors import Forbidden, RateLimited, Unauthorized
 from powermeter.infra.security import hash_api_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
 
@@ -173,3 +177,39 @@ async def ip_rate_limit(request: Request, response: Response) -> None:
 def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:
     """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction."""
     return Depends(authenticated(*scopes, daily_quota=daily_quota), scope="function")
+
+
+def account_service(conn: HTTPConnection) -> service.AccountService:
+    """The account service the composition root built (``powermeter.composition``)."""
+    accounts: service.AccountService = conn.app.state.services.accounts
+    return accounts
+
+
+Accounts = Annotated[service.AccountService, Depends(account_service)]
+
+
+def idempotency_scope(db: Database, secret: str) -> Callable[[Mapping[str, str]], Awaitable[tuple[Any, str | None]]]:
+    """For the idempotency middleware (wired by the composition root): ``(refusal, scope)`` of a request's
+    API key, where the refusal is ``(status, code, slug, detail)`` of a missing, malformed, unknown or
+    revoked key and the scope is ``key:<id>``."""
+    from powermeter.accounts import repository as repo
+    from powermeter.infra.errors import ApiError
+
+    async def scope_of(headers: Mapping[str, str]) -> tuple[Any, str | None]:
+        try:
+            key = extract_key(headers)
+            service.check_key_format(key)
+        except ApiError as exc:
+            return (exc.status, exc.code, exc.slug, exc.detail), None
+        key_hash = hash_api_key(key, secret)
+
+        def lookup() -> Any:
+            with db.connect() as conn:
+                return repo.find_key_by_hash(conn, key_hash)
+
+        row = await anyio.to_thread.run_sync(lookup)
+        if row is None or row.revoked_at is not None:
+            return (401, "INVALID_API_KEY", "invalid_api_key", "API key is unknown or has been revoked"), None
+        return None, f"key:{row.id}"
+
+    return scope_of

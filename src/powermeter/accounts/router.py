@@ -6,30 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from powermeter.accounts import repository as repo
 from powermeter.accounts import service
-from powermeter.accounts.deps import Auth, Tx
-from powermeter.infra.clock import utc_iso
+from powermeter.accounts.deps import Accounts, Auth, Tx
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
-from powermeter.infra.security import mask_key
 
 router = APIRouter(tags=["account"])
 
 
 def _keys(tx: Tx) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r.id,
-            "name": r.name,
-            "masked_key": mask_key(r.last4),
-            "scopes": r.scopes.split(),
-            "created_at": utc_iso(r.created_at),
-            "last_used_at": utc_iso(r.last_used_at) if r.last_used_at else None,
-            "revoked_at": utc_iso(r.revoked_at) if r.revoked_at else None,
-        }
-        for r in repo.list_keys(tx.conn, tx.principal.account_id)
-    ]
+    return service.list_keys(tx.conn, tx.principal.account_id)
 
 
 @router.get("/v1/me", operation_id="whoami", responses=error_responses("v1", 401, 429),
@@ -63,8 +49,10 @@ def list_api_keys(tx: Tx = Auth("keys:manage", daily_quota=False)) -> dict[str, 
 
 @router.delete("/v1/api-keys/{key_id}", operation_id="revokeApiKey",
                responses=error_responses("v1", 401, 403, 404, 429), summary="Revoke one of the account's keys")
-def revoke_api_key(key_id: str, tx: Tx = Auth("keys:manage", daily_quota=False)) -> dict[str, Any]:
-    service.revoke_key(tx.conn, key_id, tx.now, account_id=tx.principal.account_id)
+def revoke_api_key(
+    key_id: str, accounts: Accounts, tx: Tx = Auth("keys:manage", daily_quota=False)
+) -> dict[str, Any]:
+    accounts.revoke_key(tx.conn, key_id, tx.now, account_id=tx.principal.account_id)
     return {"status": "success", "data": {"id": key_id, "revoked": True}}
 
 

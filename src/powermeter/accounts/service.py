@@ -7,9 +7,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from powermeter.accounts import repository as repo
 from powermeter.infra.clock import next_utc_midnight, utc_iso
@@ -24,6 +22,9 @@ from powermeter.infra.security import (
 )
 from powermeter.infra.validation import CONTROL_MESSAGE, has_control
 from powermeter.settings import Plan, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 ALL_SCOPES: tuple[str, ...] = (
     "report:write",
@@ -76,13 +77,20 @@ class KeyEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-# Other capabilities (the audit log) subscribe here; listeners run inside the same transaction.
-KEY_EVENT_LISTENERS: list[Callable[[Connection, KeyEvent], None]] = []
+KeyListener = Callable[["Connection", KeyEvent], None]
 
 
-def _emit(conn: Connection, event: KeyEvent) -> None:
-    for listener in KEY_EVENT_LISTENERS:
-        listener(conn, event)
+@dataclass(frozen=True, slots=True)
+class KeyEvents:
+    """The subscribers to account and key events, chosen by the composition root (``powermeter.composition``:
+    the audit log subscribes there). Each listener runs inside the caller's transaction, so an event and its
+    audit entry commit or roll back together."""
+
+    listeners: tuple[KeyListener, ...] = ()
+
+    def emit(self, conn: Connection, event: KeyEvent) -> None:
+        for listener in self.listeners:
+            listener(conn, event)
 
 
 def new_id(prefix: str) -> str:
@@ -117,6 +125,7 @@ def create_account(
     email: str,
     now: datetime,
     *,
+    events: KeyEvents,
     password: str | None = None,
     plan: str | None = None,
     is_admin: bool = False,
@@ -139,7 +148,7 @@ def create_account(
         is_admin=is_admin,
         created_at=now,
     )
-    _emit(conn, KeyEvent("ACCOUNT_CREATED", account_id, None, None, now, {"email": email}))
+    events.emit(conn, KeyEvent("ACCOUNT_CREATED", account_id, None, None, now, {"email": email}))
     return account_id
 
 
@@ -167,6 +176,8 @@ def create_key(
     now: datetime,
     scopes: Sequence[str] | None = None,
     expires_at: datetime | None = None,
+    *,
+    events: KeyEvents,
 ) -> NewKey:
     name = name.strip()
     if not name or len(name) > 200:
@@ -198,18 +209,36 @@ def create_key(
     details: dict[str, Any] = {"name": name, "scopes": scope_list}
     if expires_at is not None:
         details["expires_at"] = utc_iso(expires_at)
-    _emit(conn, KeyEvent("KEY_CREATED", account_id, key_id, masked, now, details))
+    events.emit(conn, KeyEvent("KEY_CREATED", account_id, key_id, masked, now, details))
     return NewKey(key, key_id, name, masked, scope_list, now)
 
 
-def revoke_key(conn: Connection, key_id: str, now: datetime, *, account_id: str | None = None) -> None:
+def revoke_key(
+    conn: Connection, key_id: str, now: datetime, *, events: KeyEvents, account_id: str | None = None
+) -> None:
     row = repo.get_key(conn, key_id)
     if row is None or (account_id is not None and row.account_id != account_id):
         raise NotFound(f"no API key with id {key_id}", code="KEY_NOT_FOUND")
     if row.revoked_at is not None:
         return
     repo.revoke_key(conn, key_id, now)
-    _emit(conn, KeyEvent("KEY_REVOKED", row.account_id, key_id, mask_key(row.last4), now, {"name": row.name}))
+    events.emit(conn, KeyEvent("KEY_REVOKED", row.account_id, key_id, mask_key(row.last4), now, {"name": row.name}))
+
+
+def list_keys(conn: Connection, account_id: str) -> list[dict[str, Any]]:
+    """The account's API keys, masked, as the API and the dashboard show them."""
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "masked_key": mask_key(r.last4),
+            "scopes": r.scopes.split(),
+            "created_at": utc_iso(r.created_at),
+            "last_used_at": utc_iso(r.last_used_at) if r.last_used_at else None,
+            "revoked_at": utc_iso(r.revoked_at) if r.revoked_at else None,
+        }
+        for r in repo.list_keys(conn, account_id)
+    ]
 
 
 def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datetime) -> Principal:
@@ -382,3 +411,29 @@ def resolve_account(conn: Connection, email: str) -> Any:
     if row is None:
         raise NotFound(f"no account with email {email}", code="ACCOUNT_NOT_FOUND")
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class AccountService:
+    """Accounts and API keys, with the secret that hashes keys and the subscribers to their events
+    (built once by the composition root; routers, the dashboard and the CLI call it)."""
+
+    settings: Settings
+    secret: str
+    events: KeyEvents
+
+    def create_account(
+        self, conn: Connection, email: str, now: datetime, *,
+        password: str | None = None, plan: str | None = None, is_admin: bool = False,
+    ) -> str:
+        return create_account(conn, self.settings, email, now, events=self.events, password=password,
+                              plan=plan, is_admin=is_admin)
+
+    def create_key(
+        self, conn: Connection, account_id: str, name: str, now: datetime,
+        scopes: Sequence[str] | None = None, expires_at: datetime | None = None,
+    ) -> NewKey:
+        return create_key(conn, self.secret, account_id, name, now, scopes, expires_at, events=self.events)
+
+    def revoke_key(self, conn: Connection, key_id: str, now: datetime, *, account_id: str | None = None) -> None:
+        revoke_key(conn, key_id, now, events=self.events, account_id=account_id)

@@ -1,4 +1,4 @@
-"""Tables of the foundation: accounts, API keys, usage counters, idempotency records."""
+"""Tables of accounts: accounts, API keys and usage counters (idempotency records: ``infra/db/idempotency.py``)."""
 
 from __future__ import annotations
 
@@ -43,20 +43,4 @@ usage_counters = sa.Table(
     sa.Column("metric", sa.String(40), primary_key=True),
     sa.Column("period", sa.String(10), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
-)
-
-idempotency_keys = sa.Table(
-    "idempotency_keys",
-    metadata,
-    sa.Column("scope", sa.String(64), primary_key=True),
-    sa.Column("key", sa.String(255), primary_key=True),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=True),
-    sa.Column("content_type", sa.String(200), nullable=True),
-    sa.Column("body", sa.LargeBinary, nullable=True),
-    sa.Column("created_at", TS, nullable=False, index=True),
-    # a pending claim's holder (host:pid:process token) and the time its lease runs out; the holder
-    # renews the lease while it works, so a claim whose holder died is taken over (infra/idempotency.py)
-    sa.Column("owner", sa.String(120), nullable=True),
-    sa.Column("lease_until", TS, nullable=True),
 )

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from powermeter.audit import repository as repo
 from powermeter.audit import service as audit
-from powermeter.audit.tables import audit_entries
 from powermeter.methodology.audit_chain import ActionType
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 ACTION = ActionType.TREE_SIGNED.value
 KINDS = ("receipt_tree", "inference_record")
@@ -81,12 +82,7 @@ class Anchor:
 
 def iter_anchors(conn: Connection, account_id: str) -> Iterator[Anchor]:
     """The account's ``TREE_SIGNED`` entries, in chain order."""
-    q = (
-        sa.select(audit_entries.c.seq, audit_entries.c.entry_hash, audit_entries.c.details)
-        .where(audit_entries.c.account_id == account_id, audit_entries.c.action_type == ACTION)
-        .order_by(audit_entries.c.seq)
-    )
-    for seq, entry_hash, details in conn.execute(q):
+    for seq, entry_hash, details in repo.entries_of_type(conn, account_id, ACTION):
         body = orjson.loads(details)
         if isinstance(body, dict):
             yield Anchor(int(seq), str(entry_hash), body)

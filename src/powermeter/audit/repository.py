@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -319,3 +319,14 @@ def account_ids_with_logs(conn: Connection, email: str | None = None) -> list[tu
     if email is not None:
         q = q.where(accounts.c.email == email)
     return [(r[0], r[1]) for r in conn.execute(q)]
+
+
+def entries_of_type(conn: Connection, account_id: str, action_type: str) -> Iterator[tuple[int, str, Any]]:
+    """``(seq, entry_hash, details)`` of the account's entries of one action type, in chain order."""
+    q = (
+        sa.select(audit_entries.c.seq, audit_entries.c.entry_hash, audit_entries.c.details)
+        .where(audit_entries.c.account_id == account_id, audit_entries.c.action_type == action_type)
+        .order_by(audit_entries.c.seq)
+    )
+    for seq, entry_hash, details in conn.execute(q):
+        yield int(seq), str(entry_hash), details

@@ -1,14 +1,11 @@
 """The audit log: append (inside the caller's transaction), verify, checkpoint, export.
 
-Other capabilities record receipt access by calling :func:`append` with their own connection, so
-the entry commits or rolls back with the work it describes::
+Entries are appended inside the caller's transaction, so an entry commits or rolls back with the work
+it describes. :func:`append` locks the account's chain head until the commit: call it late.
 
-    from powermeter.audit import service as audit
-    audit.append(tx.conn, account_id=p.account_id, action_type="VIEW", receipt_id=rid,
-                 actor_key_id=p.key_id, actor_masked_key=p.masked_key, details={}, now=tx.now)
-
-Call it late in the transaction: it locks the account's chain head until the commit.
-Key and account lifecycle events arrive through ``accounts.service.KEY_EVENT_LISTENERS``.
+Events reach the log through subscriptions made in the composition root (``powermeter.composition``):
+:func:`record_key_event` listens to account and key events, :func:`record_receipt_access` to receipt
+reads and downloads. Nothing here subscribes itself.
 """
 
 from __future__ import annotations
@@ -23,15 +20,16 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.engine import Connection
 
 from powermeter.accounts import service as accounts
 from powermeter.audit import repository as repo
+from powermeter.infra.clock import Clock
+from powermeter.infra.db import Database
 from powermeter.infra.security import Signer
 from powermeter.methodology.audit_chain import (
     CHECKPOINT_TYPE,
@@ -48,6 +46,9 @@ from powermeter.methodology.audit_chain import (
     parse_json,
     verify_chain,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger("powermeter.audit")
 
@@ -124,7 +125,8 @@ def _locked_head(conn: Connection, account_id: str, now: datetime) -> repo.Head:
     return head
 
 
-def _on_key_event(conn: Connection, event: accounts.KeyEvent) -> None:
+def record_key_event(conn: Connection, event: accounts.KeyEvent) -> None:
+    """Listener for account and key events (subscribed by the composition root): one audit entry each."""
     details: dict[str, Any] = dict(event.details)
     if event.key_id is not None:
         details["key_id"] = event.key_id
@@ -133,8 +135,37 @@ def _on_key_event(conn: Connection, event: accounts.KeyEvent) -> None:
     append(conn, account_id=event.account_id, action_type=event.action, details=details, now=event.at)
 
 
-if _on_key_event not in accounts.KEY_EVENT_LISTENERS:
-    accounts.KEY_EVENT_LISTENERS.append(_on_key_event)
+class ReceiptAccessEvent(Protocol):
+    """What the audit log needs of a receipt read (the compute-job capability's ``ReceiptAccess``)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def receipt_id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor_key_id(self) -> str | None: ...
+    @property
+    def actor_masked_key(self) -> str | None: ...
+    @property
+    def via(self) -> str | None: ...
+
+
+def record_receipt_access(conn: Connection, access: ReceiptAccessEvent) -> None:
+    """Listener for receipt reads and downloads (subscribed by the composition root)."""
+    append(
+        conn,
+        account_id=access.account_id,
+        action_type=access.action,
+        receipt_id=access.receipt_id,
+        actor_key_id=access.actor_key_id,
+        actor_masked_key=access.actor_masked_key,
+        details={"via": access.via} if access.via else {},
+        now=access.at,
+    )
 
 
 # --- signatures --------------------------------------------------------------------------------
@@ -243,10 +274,10 @@ def checkpoint_all(db: Any, signer: Signer, now: datetime) -> int:
     return made
 
 
-def checkpoint_at_startup(state: Any) -> None:
-    """Start-up hook: sign what moved while the server was down, before requests are served."""
+def checkpoint_at_startup(db: Database, signer: Signer, clock: Clock) -> None:
+    """Start-up step: sign what moved while the server was down, before requests are served."""
     try:
-        made = checkpoint_all(state.db, state.signer, state.clock.now())
+        made = checkpoint_all(db, signer, clock.now())
     except Exception:  # never keep the server from starting; the hourly run retries
         log.exception("audit: start-up checkpoint run failed")
         return
@@ -254,30 +285,20 @@ def checkpoint_at_startup(state: Any) -> None:
         log.info("audit: signed %d checkpoint(s) at start-up", made)
 
 
-async def checkpoint_task(state: Any) -> None:
-    """Background task: every ``checkpoint_interval_s`` (default 3600), checkpoint every moved chain."""
-    interval = max(1, int(state.settings.checkpoint_interval_s))
+async def checkpoint_task(db: Database, signer: Signer, clock: Clock, interval_s: float) -> None:
+    """Background task: every ``interval_s`` (setting ``checkpoint_interval_s``, default 3600), checkpoint
+    every moved chain."""
+    interval = max(1, int(interval_s))
     while True:
         await asyncio.sleep(interval)
         try:
-            made = await asyncio.to_thread(checkpoint_all, state.db, state.signer, state.clock.now())
+            made = await asyncio.to_thread(checkpoint_all, db, signer, clock.now())
             if made:
                 log.info("audit: signed %d checkpoint(s)", made)
         except Exception:  # keep the schedule going; the next run retries
             log.exception("audit: checkpoint run failed")
 
 
-def _register_lifespan_hooks() -> None:
-    # The app factory's documented extension points (FOUNDATION.md): importing the list is all we do.
-    from powermeter.infra import hooks as app_module
-
-    if checkpoint_at_startup not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(checkpoint_at_startup)
-    if checkpoint_task not in app_module.BACKGROUND_TASKS:
-        app_module.BACKGROUND_TASKS.append(checkpoint_task)
-
-
-_register_lifespan_hooks()
 
 
 # --- verification ------------------------------------------------------------------------------

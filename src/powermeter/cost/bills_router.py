@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from powermeter.accounts.deps import ip_rate_limit
-from powermeter.cost import bills, service
+from powermeter.cost import bills
 from powermeter.cost import schemas as s
+from powermeter.cost.deps import rates_provider
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
-from powermeter.infra.state import app_state
 
 router = APIRouter(prefix="/calc/api", tags=["cost calculator"])
 
@@ -301,5 +301,4 @@ async def calc_compare(request: Request) -> FastJSONResponse:
 
 
 def _rates(request: Request) -> Any:
-    st = app_state(request)
-    return service.rates_provider(st).get(st)
+    return rates_provider(request).get()

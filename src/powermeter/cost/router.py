@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request, Response
 from powermeter.accounts.deps import ip_rate_limit
 from powermeter.cost import schemas as s
 from powermeter.cost import service
+from powermeter.cost.deps import rates_provider
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
-from powermeter.infra.state import app_state
 
 router = APIRouter(prefix="/calc/api", tags=["cost calculator"])
 
@@ -37,8 +37,7 @@ def _json(request: Request, payload: Any, headers: dict[str, str] | None = None)
 
 
 def _rates(request: Request) -> Any:
-    st = app_state(request)
-    return service.rates_provider(st).get(st)
+    return rates_provider(request).get()
 
 
 @router.post(
@@ -165,10 +164,9 @@ async def calc_rates_region(regionCode: str, request: Request) -> FastJSONRespon
 )
 async def calc_openapi(request: Request) -> FastJSONResponse:
     await _limit(request)
-    st = app_state(request)
-    spec = st.extras.get("cost.openapi")
-    if spec is None:
-        spec = st.extras["cost.openapi"] = family_openapi(request.app.openapi())
+    spec: dict[str, Any] | None = getattr(request.app.state, "calc_openapi", None)
+    if spec is None:  # derived once from the app's (cached) OpenAPI document
+        spec = request.app.state.calc_openapi = family_openapi(request.app.openapi())
     return _json(request, spec)
 
 

@@ -15,20 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from powermeter.cost import repository
 from powermeter.data.rates import RatesDataset, load_rates
+from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, NotFound
-from powermeter.infra.state import AppState
 from powermeter.methodology import tariff as t
 from powermeter.methodology.tariff import CompiledRate, TariffInputError
 
-RATES_KEY = "cost.rates"
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 REFRESH_S = 60.0
 _CACHE_MAX = 512
 
@@ -45,8 +46,9 @@ class RatesProvider:
     routes pass their own connection and check inline (a cheap read inside their transaction).
     """
 
-    def __init__(self) -> None:
-        self._base = load_rates()
+    def __init__(self, db: Database, base: RatesDataset | None = None) -> None:
+        self._db = db
+        self._base = base or load_rates()
         self._current = self._base
         self._stamp: tuple[int, str] | None = None
         self._checked = float("-inf")
@@ -56,12 +58,12 @@ class RatesProvider:
     def _due(self) -> bool:
         return time.monotonic() - self._checked >= REFRESH_S
 
-    def get(self, state: AppState) -> RatesDataset:
+    def get(self) -> RatesDataset:
         if self._due() and not self._refreshing:
             with self._lock:
                 if self._due() and not self._refreshing:
                     self._refreshing = True
-                    threading.Thread(target=self._refresh_in_background, args=(state,), daemon=True).start()
+                    threading.Thread(target=self._refresh_in_background, daemon=True).start()
         return self._current
 
     def get_with(self, conn: Connection) -> RatesDataset:
@@ -69,14 +71,14 @@ class RatesProvider:
             self.refresh(conn)
         return self._current
 
-    def refresh_now(self, state: AppState) -> RatesDataset:
-        with state.db.connect() as conn:
+    def refresh_now(self) -> RatesDataset:
+        with self._db.connect() as conn:
             self.refresh(conn)
         return self._current
 
-    def _refresh_in_background(self, state: AppState) -> None:
+    def _refresh_in_background(self) -> None:
         try:
-            self.refresh_now(state)
+            self.refresh_now()
         except Exception:  # a missing table or a database hiccup must not break the calculator
             self._checked = time.monotonic()
         finally:
@@ -90,14 +92,6 @@ class RatesProvider:
         rows = repository.imported_tariff_data(conn)
         self._current = self._base.with_tariffs(rows) if rows else self._base
         self._stamp = stamp
-
-
-def rates_provider(state: AppState) -> RatesProvider:
-    prov = state.extras.get(RATES_KEY)
-    if prov is None:
-        prov = state.extras.setdefault(RATES_KEY, RatesProvider())
-    assert isinstance(prov, RatesProvider)  # noqa: S101 (type narrowing of a value we stored)
-    return prov
 
 
 # ---------------------------------------------------------------------------------------------

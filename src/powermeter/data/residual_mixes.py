@@ -30,9 +30,26 @@ class ResidualMix:
 
 
 @dataclass(frozen=True, slots=True)
+class Unavailable:
+    """A market with no residual-mix figure in the data, said explicitly (``unavailable.csv``)."""
+
+    country: str
+    scheme: str
+    reason: str
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResidualMixes:
     rows: tuple[ResidualMix, ...]
     version: str
+    unavailable: tuple[Unavailable, ...] = ()
+
+    def unavailable_for(self, country: str | None) -> Unavailable | None:
+        """Why ``country`` has no residual mix here, when the dataset says so."""
+        if not country:
+            return None
+        return next((u for u in self.unavailable if u.country == country.upper()), None)
 
     def lookup(self, country: str | None, year: int) -> ResidualMix | None:
         """The mix of ``country`` for the activity ``year``: that year's edition when present, else the
@@ -59,4 +76,8 @@ def load_residual_mixes() -> ResidualMixes:
                 raise ValueError(f"{path.name}:{line}: bad intensity or basis")
             rows.append(ResidualMix(r["country"].strip().upper(), r["scheme"], int(r["data_year"]), r["edition"],
                                     value, r["gas"], r["basis"], r["verification"], r["source"]))
-    return ResidualMixes(tuple(rows), content_version(path))
+    missing_path = data_path("residual_mixes", "unavailable.csv")
+    with missing_path.open(newline="", encoding="utf-8") as f:
+        missing = tuple(Unavailable(r["country"].strip().upper(), r["scheme"], r["reason"], r["fallback"])
+                        for r in csv.DictReader(f))
+    return ResidualMixes(tuple(rows), content_version(path, missing_path), missing)

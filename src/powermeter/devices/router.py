@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from powermeter.accounts.deps import Auth, Tx
-from powermeter.cost import service as cost_service
-from powermeter.data.devices import load_catalog
 from powermeter.devices import service
+from powermeter.devices.deps import DevicesDep
 from powermeter.devices.schemas import DEVICE_EXAMPLE, DeviceIn, DeviceOut, DevicePatch, ProfileIn, ProfileOut
 from powermeter.infra.errors import error_responses
-from powermeter.infra.state import app_state
 
 router = APIRouter(prefix="/api/v1", tags=["devices & profile"])
 
@@ -47,8 +45,8 @@ def list_devices(tx: Tx = Auth("devices:read")) -> list[dict[str, Any]]:
     summary="Track a device (from the catalog: watts are snapshotted)",
     responses={201: {"content": {"application/json": {"example": DEVICE_EXAMPLE}}}, **_WRITE},
 )
-def create_device(body: DeviceIn, tx: Tx = Auth("devices:write")) -> dict[str, Any]:
-    return service.create_device(tx.conn, tx.principal.account_id, body, load_catalog(), tx.now)
+def create_device(body: DeviceIn, devices: DevicesDep, tx: Tx = Auth("devices:write")) -> dict[str, Any]:
+    return service.create_device(tx.conn, tx.principal.account_id, body, devices.catalog, tx.now)
 
 
 @router.get(
@@ -67,8 +65,10 @@ def get_device(device_id: str, tx: Tx = Auth("devices:read")) -> dict[str, Any]:
     response_model=DeviceOut,
     responses={**_device_doc(DEVICE_EXAMPLE), **error_responses("calc", 400, 401, 403, 404, 429)},
 )
-def update_device(device_id: str, body: DevicePatch, tx: Tx = Auth("devices:write")) -> dict[str, Any]:
-    return service.update_device(tx.conn, tx.principal.account_id, device_id, body, load_catalog(), tx.now)
+def update_device(
+    device_id: str, body: DevicePatch, devices: DevicesDep, tx: Tx = Auth("devices:write")
+) -> dict[str, Any]:
+    return service.update_device(tx.conn, tx.principal.account_id, device_id, body, devices.catalog, tx.now)
 
 
 @router.delete(
@@ -104,8 +104,8 @@ def get_profile(tx: Tx = Auth("devices:read")) -> dict[str, Any]:
     summary="Set the region code and/or a custom rate override",
     responses=_WRITE,
 )
-def put_profile(body: ProfileIn, request: Request, tx: Tx = Auth("devices:write")) -> dict[str, Any]:
-    rates = cost_service.rates_provider(app_state(request)).get_with(tx.conn)
+def put_profile(body: ProfileIn, devices: DevicesDep, tx: Tx = Auth("devices:write")) -> dict[str, Any]:
+    rates = devices.rates.get_with(tx.conn)
     return service.put_profile(tx.conn, tx.principal.account_id, body, rates, tx.now)
 
 
@@ -116,12 +116,12 @@ def put_profile(body: ProfileIn, request: Request, tx: Tx = Auth("devices:write"
     responses=error_responses("calc", 400, 401, 403, 404, 429),
 )
 def get_costs(
-    request: Request,
+    devices: DevicesDep,
     region_code: str | None = Query(default=None, description="Override the profile's region for this call"),
     include_fixed_charges: bool = Query(default=False, description="Add the tariff's fixed daily charge to the total"),
     tx: Tx = Auth("devices:read"),
 ) -> dict[str, Any]:
-    rates = cost_service.rates_provider(app_state(request)).get_with(tx.conn)
+    rates = devices.rates.get_with(tx.conn)
     return service.costs(
         tx.conn, tx.principal.account_id, rates, region_override=region_code, include_fixed=include_fixed_charges
     )
@@ -134,8 +134,9 @@ def get_costs(
     responses=error_responses("calc", 401, 429),
 )
 def catalog_devices(
+    devices: DevicesDep,
     category: str | None = Query(default=None, description="Only this category (networking, kitchen, …)"),
     tx: Tx = Auth(),
 ) -> dict[str, Any]:
-    cat = load_catalog()
+    cat = devices.catalog
     return {"dataset_version": cat.version, "devices": cat.listing(category)}

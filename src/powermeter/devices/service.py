@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from powermeter.cost import service as cost_service
 from powermeter.data.devices import DeviceCatalog
@@ -18,6 +17,9 @@ from powermeter.infra.clock import utc_iso
 from powermeter.infra.errors import BadRequest, Conflict, NotFound
 from powermeter.methodology import tariff as t
 from powermeter.methodology.tariff import TariffInputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 MAX_DEVICES_PER_ACCOUNT = 1000
 
@@ -285,3 +287,12 @@ def costs(
         "fixed_daily_charge": m(hh.fixed_daily) if include_fixed else None,
         "conventions": "annual = daily × 365; monthly = annual ÷ 12; block tiers apply to the household total",
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Devices:
+    """What the device routes need besides the request's connection: the device catalog and the tariff
+    data (built once by the composition root)."""
+
+    catalog: DeviceCatalog
+    rates: cost_service.RatesProvider

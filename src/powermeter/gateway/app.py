@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -56,17 +57,12 @@ from powermeter.gateway.usage import (
     wants_usage_injection,
 )
 from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
-from powermeter.inference.service import footprint, get_engine
+from powermeter.inference.service import Engine, build_engine, footprint
 from powermeter.infra.errors import ApiError
-from powermeter.routing.proxy import HOP_BY_HOP, _body_stream
-from powermeter.routing.upstream import LeanClient, UpstreamError, UpstreamResponse
+from powermeter.proxy.asgi import HOP_BY_HOP, Receive, Scope, Send, body_stream
+from powermeter.proxy.upstream import LeanClient, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
 
 TAG_HEADER = b"x-powermeter-tag"
 SMALL_BODY = 1 << 20  # unmetered request bodies up to this size are read whole before forwarding
@@ -144,11 +140,15 @@ class Gateway:
         self.calls = 0
         self.recorded = 0
         self.unmetered = 0  # metered routes whose answer carried no usage
+        self.engine: Engine | None = None  # loaded by start()
+        # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
+        self._key_prefix = uuid.uuid4().hex
+        self._key_seq = itertools.count(1)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        get_engine()  # the model catalog and site data, for X-Energy-Wh
+        self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
         if self.recorder is not None:
             await self.recorder.start()
 
@@ -256,7 +256,7 @@ class Gateway:
         else:
             if content_length is not None and not chunked:
                 headers.append((b"content-length", str(content_length).encode()))
-            stream = _body_stream(receive)
+            stream = body_stream(receive)
 
         start = self.clock()
         try:
@@ -298,8 +298,9 @@ class Gateway:
         first: float | None,
         end: float,
         tag: str | None,
-    ) -> dict[str, Any] | None:
-        """The record of one call (validated as the server will), or ``None`` without usage."""
+    ) -> tuple[dict[str, Any], InferenceBatchItem] | None:
+        """The record of one call and its validated model (as the server will validate it), or ``None``
+        without usage."""
         if usage is None:
             self.unmetered += 1
             return None
@@ -317,17 +318,17 @@ class Gateway:
             "source": "gateway",
             "is_estimated": False,
             "tag": tag,
-            "idempotency_key": "gw-" + uuid.uuid4().hex,
+            "idempotency_key": f"gw-{self._key_prefix}-{next(self._key_seq):x}",
         }
         if self.config.detected_region:
             rec["detected_region"] = self.config.detected_region
         try:
-            InferenceBatchItem.model_validate(rec)
+            item = InferenceBatchItem.model_validate(rec)
         except ValidationError as exc:  # pragma: no cover - every field is bounded above
             log.warning("gateway record invalid, not recorded: %s", exc)
             self.unmetered += 1
             return None
-        return {k: v for k, v in rec.items() if v is not None}  # validated: footprint() may construct it
+        return {k: v for k, v in rec.items() if v is not None}, item
 
     async def _relay_stream(
         self,
@@ -360,7 +361,8 @@ class Gateway:
             gone.cancel()
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
-        return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
+        made = self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
+        return made[0] if made is not None else None
 
     async def _relay_whole(
         self,
@@ -389,17 +391,17 @@ class Gateway:
         end = self.clock()
         data = b"".join(parts)
         model, usage = from_body(_decode_all(encoding, data))
-        rec = self._record(up, model, usage, request_body, start, None, end, tag)
+        made = self._record(up, model, usage, request_body, start, None, end, tag)
         if length is None:
             headers.append((b"content-length", str(len(data)).encode()))
-        if rec is not None:
+        if made is not None and self.engine is not None:
             with contextlib.suppress(ApiError, ValueError, ValidationError):
-                energy_wh, co2_g = footprint(InferenceBatchItem.model_construct(**rec))
+                energy_wh, co2_g = footprint(self.engine, made[1])
                 headers.append((b"x-energy-wh", repr(energy_wh).encode()))
                 headers.append((b"x-co2-grams", repr(co2_g).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
-        return rec
+        return made[0] if made is not None else None
 
     async def _relay_large(
         self,
@@ -450,7 +452,8 @@ class Gateway:
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
         model, usage = _scan_large(bytes(head), bytes(tail))
-        return self._record(up, model, usage, request_body, start, None, end, tag)
+        made = self._record(up, model, usage, request_body, start, None, end, tag)
+        return made[0] if made is not None else None
 
 
 # ---------------------------------------------------------------------- helpers

@@ -60,12 +60,16 @@ def gateway(
     read_timeout: Annotated[
         float, typer.Option(min=1, max=86400, help="Seconds to wait for an upstream's response headers.")
     ] = 600.0,
+    http_server: Annotated[
+        str, typer.Option(help="HTTP server: lean (the gateway's own HTTP/1.1 server, fastest) or uvicorn.")
+    ] = "lean",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """LLM API gateway: forwards calls to the providers and records each call's footprint with exact tokens."""
     from powermeter.gateway.app import Gateway, GatewayConfig, parse_upstream
     from powermeter.gateway.recorder import Recorder, Spool
-    from powermeter.routing.proxy import build_server, parse_listen
+    from powermeter.proxy.asgi import build_server, parse_listen
+    from powermeter.proxy.server import LeanServer
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     url = url or os.environ.get("POWERMETER_URL")
@@ -73,6 +77,9 @@ def gateway(
     if not url or not key:
         typer.echo("error: the gateway records calls on a powermeter server: give --url and --key "
                    "(or POWERMETER_URL and POWERMETER_API_KEY); create a key with scope inference:write", err=True)
+        raise typer.Exit(2)
+    if http_server not in ("lean", "uvicorn"):
+        typer.echo(f"error: --http-server must be lean or uvicorn, got {http_server!r}", err=True)
         raise typer.Exit(2)
     try:
         upstreams = tuple(parse_upstream(u) for u in upstream)
@@ -90,9 +97,13 @@ def gateway(
         + f"; records → {url} (spool {spool.directory})",
         err=True,
     )
-    server: Any = build_server(app, host, port, log_level=log_level)  # type: ignore[arg-type]
+    server: Any
+    if http_server == "lean":
+        server = LeanServer(app, host, port)
+    else:
+        server = build_server(app, host, port, log_level=log_level)
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()  # uvicorn sets up its event loop (uvloop when installed)
+        server.run()  # on uvloop when installed
 
 
 def register(app: typer.Typer) -> None:

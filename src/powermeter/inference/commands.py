@@ -16,11 +16,11 @@ def resolve(
     provider: Annotated[str | None, typer.Option(help="Provider, for ids without a vendor")] = None,
 ) -> None:
     """How a model id resolves (exact, alias, family, pattern, provider fallback) and its architecture."""
-    from powermeter.inference.service import model_resolution
+    from powermeter.inference.service import build_engine, model_resolution
     from powermeter.infra.errors import ApiError
 
     try:
-        out = model_resolution(model_id, provider)
+        out = model_resolution(build_engine(), model_id, provider)
     except ApiError as e:
         typer.echo(e.detail, err=True)
         raise typer.Exit(1) from None
@@ -30,9 +30,9 @@ def resolve(
 @inference_app.command("models")
 def models(as_json: Annotated[bool, typer.Option("--json", help="Full catalog as JSON")] = False) -> None:
     """List the catalog: id, architecture, confidence."""
-    from powermeter.inference.service import models_listing
+    from powermeter.inference.service import build_engine, models_listing
 
-    listing = models_listing()
+    listing = models_listing(build_engine())
     if as_json:
         typer.echo(json.dumps(listing, indent=2))
         return
@@ -54,11 +54,11 @@ def estimate(
     region: Annotated[str | None, typer.Option(help="Detected data-centre region")] = None,
 ) -> None:
     """Estimate one request without storing it (the numbers POST /v1/inference would return)."""
-    from powermeter.inference.service import get_engine, resolve_model
+    from powermeter.inference.service import build_engine, resolve_model
     from powermeter.infra.errors import ApiError
     from powermeter.methodology.ai_inference import estimate_inference, tree_days, tree_message
 
-    engine = get_engine()
+    engine = build_engine()
     try:
         res = resolve_model(engine, model, provider)
     except ApiError as e:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 from powermeter.inference.tables import inference_daily as d
 from powermeter.inference.tables import inference_details as det
 from powermeter.inference.tables import inference_records as t
+from powermeter.inference.tables import inference_signatures
 
 HISTORY_COLUMNS = (
     t.c.id,
@@ -311,3 +312,48 @@ def summary_days(
         .order_by(k)
     )
     return conn.execute(q).all()
+
+
+def insert_signature(conn: Connection, **row: Any) -> None:
+    """The signature of one record (``inference_signatures``), written in the record's transaction."""
+    conn.execute(inference_signatures.insert().values(**row))
+
+
+# --- reads for the reports' completeness proof (powermeter.reports.ledger / legacy) ----------------------
+
+
+def record_ids_between(conn: Connection, account_id: str, start: datetime, end: datetime) -> list[str]:
+    """Ids of the account's records booked in [start, end)."""
+    q = sa.select(t.c.id).where(t.c.account_id == account_id, t.c.log_date >= start, t.c.log_date < end)
+    return [str(r[0]) for r in conn.execute(q)]
+
+
+def record_ids(conn: Connection, account_id: str) -> list[str]:
+    """Ids of every record of the account."""
+    return [str(r[0]) for r in conn.execute(sa.select(t.c.id).where(t.c.account_id == account_id))]
+
+
+def records_with_details(conn: Connection, account_id: str, ids: Sequence[str]) -> list[Row[Any]]:
+    """The account's records ``ids`` (every column) with their ``details`` (``None`` when the details row
+    is missing)."""
+    q = (
+        sa.select(t, det.c.details)
+        .select_from(t.outerjoin(det, det.c.id == t.c.id))
+        .where(t.c.id.in_(list(ids)), t.c.account_id == account_id)
+    )
+    return list(conn.execute(q).all())
+
+
+def signatures_of(conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
+    """record id → its signature row (application, received_at, leaf_sha256, key_id, signature)."""
+    s = inference_signatures
+    q = sa.select(s.c.id, s.c.application, s.c.received_at, s.c.leaf_sha256, s.c.key_id, s.c.signature).where(
+        s.c.id.in_(list(ids))
+    )
+    return {str(r.id): r for r in conn.execute(q)}
+
+
+def signed_ids(conn: Connection, account_id: str) -> set[str]:
+    """Ids of the account's signed records."""
+    s = inference_signatures
+    return {str(r[0]) for r in conn.execute(sa.select(s.c.id).where(s.c.account_id == account_id))}

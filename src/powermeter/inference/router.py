@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.exc import IntegrityError
 
 from powermeter.accounts.deps import Auth, Tx, ip_rate_limit
 from powermeter.inference import schemas, service
+from powermeter.inference.deps import Inference
+from powermeter.infra.db.faults import UNIQUE_VIOLATIONS
 from powermeter.infra.errors import BadRequest, Conflict, error_responses
 from powermeter.infra.responses import FastJSONResponse
 
@@ -34,8 +34,10 @@ MAX_LIMIT = 100_000
         "with the API key that sent it. Method and sources: docs/methodology.md, section AI inference."
     ),
 )
-async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
-    return FastJSONResponse(await tx.run(service.record, tx.conn, tx.principal, tx.now, body, tx.state.signer))
+async def record_inference(
+    body: schemas.InferenceIn, engine: Inference, tx: Tx = Auth("inference:write")
+) -> FastJSONResponse:
+    return FastJSONResponse(await tx.run(service.record, engine, tx.conn, tx.principal, tx.now, body, tx.state.signer))
 
 
 @router.post(
@@ -54,10 +56,12 @@ async def record_inference(body: schemas.InferenceIn, tx: Tx = Auth("inference:w
         "when a concurrent batch stored one of the same keys meanwhile (retry: those become duplicates)."
     ),
 )
-async def record_inference_batch(body: schemas.InferenceBatchIn, tx: Tx = Auth("inference:write")) -> FastJSONResponse:
+async def record_inference_batch(
+    body: schemas.InferenceBatchIn, engine: Inference, tx: Tx = Auth("inference:write")
+) -> FastJSONResponse:
     try:
-        out = await tx.run(service.record_batch, tx.conn, tx.principal, tx.now, body.records, tx.state.signer)
-    except (IntegrityError, sqlite3.IntegrityError):
+        out = await tx.run(service.record_batch, engine, tx.conn, tx.principal, tx.now, body.records, tx.state.signer)
+    except UNIQUE_VIOLATIONS:
         raise Conflict(
             "a concurrent request stored some of these idempotency keys; retry the batch (they will be reported "
             "as duplicate)",
@@ -148,8 +152,8 @@ def inference_summary(
     dependencies=[Depends(ip_rate_limit)],
     summary="The model catalog: every model id with its architecture, source and confidence (public)",
 )
-def list_models() -> dict[str, Any]:
-    return {"status": "success", "data": service.models_listing()}
+def list_models(engine: Inference) -> dict[str, Any]:
+    return {"status": "success", "data": service.models_listing(engine)}
 
 
 @router.get(
@@ -162,6 +166,7 @@ def list_models() -> dict[str, Any]:
 )
 def resolve_model(
     model_id: str,
+    engine: Inference,
     provider: str | None = Query(None, max_length=100, description="Provider, for ids given without a vendor"),
 ) -> dict[str, Any]:
-    return {"status": "success", "data": service.model_resolution(model_id, provider)}
+    return {"status": "success", "data": service.model_resolution(engine, model_id, provider)}

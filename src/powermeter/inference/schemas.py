@@ -240,7 +240,10 @@ class SummaryOut(BaseModel):
 
 class ModelsOut(BaseModel):
     status: Literal["success"] = "success"
-    data: dict[str, Any] = Field(description="version, count, models, classes, vendorFallbacks")
+    data: dict[str, Any] = Field(
+        description="version, count, models, classes, vendorFallbacks, and constants: every constant of the "
+        "estimate with its value, unit and public source"
+    )
 
 
 class ModelResolutionOut(BaseModel):

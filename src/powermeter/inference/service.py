@@ -1,7 +1,8 @@
 """AI inference footprint: resolve the model and the site, estimate, store, and read back.
 
 The datasets (model catalog, provider defaults, locations, EcoLogits' electricity mixes) are loaded
-once per process (:func:`get_engine`) and warmed at start-up; a request then costs one dictionary
+into an :class:`Engine` by the composition root before the first request (:func:`build_engine`), and
+passed to every function that estimates; a request then costs one dictionary
 lookup for the model, one for the site, a closed-form estimate of a few microseconds and one INSERT.
 """
 
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from powermeter.accounts.service import Principal
 from powermeter.audit.anchors import anchor_tree
@@ -34,7 +33,7 @@ from powermeter.inference.schemas import InferenceBatchItem, InferenceIn
 from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.security import Signer
-from powermeter.infra.state import AppState
+from powermeter.methodology.ai_inference import FACTORS as AI_FACTORS
 from powermeter.methodology.ai_inference import (
     METHODOLOGY_VERSION,
     REFERENCE_QUERY_OUTPUT_TOKENS,
@@ -53,7 +52,9 @@ from powermeter.methodology.ledger import inference_leaf_hash
 from powermeter.methodology.merkle import tree_head_bytes
 from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant
 from powermeter.methodology.units import Estimate
-from powermeter.reports.tables import inference_signatures
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 GROUP_BY = ("model", "provider", "day", "key")  # the per-day rollup has these
 RECORD_GROUP_BY = ("tag", "source")  # these are grouped from the records
@@ -68,47 +69,23 @@ class Engine:
     versions: dict[str, str]
 
 
-_engine: Engine | None = None
-_engine_lock = threading.Lock()
-
-
-def get_engine() -> Engine:
-    """The process-wide datasets, loaded on first use."""
-    global _engine
-    if _engine is None:
-        with _engine_lock:
-            if _engine is None:
-                catalog = load_catalog()
-                providers = load_providers()
-                locations = load_locations()
-                mixes = load_ecologits_mixes()
-                _engine = Engine(
-                    catalog=catalog,
-                    sites=SiteResolver(providers, locations, mixes),
-                    versions={
-                        "methodology": METHODOLOGY_VERSION,
-                        "modelCatalog": catalog.version,
-                        "providers": providers.version,
-                        "locations": locations.version,
-                        "ecologitsElectricityMixes": mixes.version,
-                    },
-                )
-    return _engine
-
-
-def warm_up(_state: AppState) -> None:
-    """Start-up hook: load the datasets before the first request."""
-    get_engine()
-
-
-def _register_startup_hook() -> None:
-    from powermeter.infra import hooks as app_module
-
-    if warm_up not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(warm_up)
-
-
-_register_startup_hook()
+def build_engine() -> Engine:
+    """Load the datasets an estimate needs (the composition root does this once per process)."""
+    catalog = load_catalog()
+    providers = load_providers()
+    locations = load_locations()
+    mixes = load_ecologits_mixes()
+    return Engine(
+        catalog=catalog,
+        sites=SiteResolver(providers, locations, mixes),
+        versions={
+            "methodology": METHODOLOGY_VERSION,
+            "modelCatalog": catalog.version,
+            "providers": providers.version,
+            "locations": locations.version,
+            "ecologitsElectricityMixes": mixes.version,
+        },
+    )
 
 
 # -- POST /v1/inference ----------------------------------------------------------------------------
@@ -199,13 +176,14 @@ def estimate(engine: Engine, body: InferenceIn) -> tuple[Resolution, ResolvedSit
     return res, site, est
 
 
-def footprint(body: InferenceIn) -> tuple[float, float]:
+def footprint(engine: Engine, body: InferenceIn) -> tuple[float, float]:
     """(energy_wh, co2_grams) exactly as ``POST /v1/inference`` returns them for ``body``."""
-    _res, _site, est = estimate(get_engine(), body)
+    _res, _site, est = estimate(engine, body)
     return _r(est.energy_wh.value), _r(est.co2_g.value)
 
 
 def record(
+    engine: Engine,
     conn: Connection,
     principal: Principal,
     now: datetime,
@@ -217,7 +195,6 @@ def record(
 
     With ``signer`` (the API always passes it) the record is signed as a one-leaf tree and the head
     is anchored in the account's audit chain (see ``powermeter.methodology.ledger``)."""
-    engine = get_engine()
     booked = booked_at(body, now)
     res, site, est = estimate(engine, body)
     days = tree_days(est.co2_g.value)
@@ -315,6 +292,7 @@ def record(
 
 
 def record_batch(
+    engine: Engine,
     conn: Connection, principal: Principal, now: datetime, items: list[InferenceBatchItem], signer: Signer | None
 ) -> dict[str, Any]:
     """``POST /v1/inference/batch``: each record exactly as ``POST /v1/inference`` would store it, at
@@ -337,7 +315,7 @@ def record_batch(
             entry |= {"status": "duplicate", **stored}
         else:
             try:
-                res = record(conn, principal, now, item, signer, idempotency_key=key)
+                res = record(engine, conn, principal, now, item, signer, idempotency_key=key)
             except BadRequest as exc:
                 entry |= {"status": "rejected", "error_code": exc.code, "detail": exc.detail}
             else:
@@ -360,10 +338,8 @@ def sign_record(conn: Connection, account_id: str, signer: Signer, now: datetime
     root = inference_leaf_hash(fields)
     issued_at = fields["received_at"]
     signature = signer.sign_b64(tree_head_bytes(root=root, tree_size=1, issued_at=issued_at, key_id=signer.key_id))
-    conn.execute(inference_signatures.insert().values(
-        id=fields["id"], account_id=account_id, application=fields["application"], received_at=issued_at,
-        leaf_sha256=root.hex(), key_id=signer.key_id, signature=signature,
-    ))
+    repo.insert_signature(conn, id=fields["id"], account_id=account_id, application=fields["application"],
+                          received_at=issued_at, leaf_sha256=root.hex(), key_id=signer.key_id, signature=signature)
     anchor_tree(
         conn, account_id=account_id, now=now, kind="inference_record", tree_id=fields["id"], root_hex=root.hex(),
         tree_size=1, issued_at=issued_at, key_id=signer.key_id, signature=signature,
@@ -605,8 +581,7 @@ def summarize(
 # -- catalog ---------------------------------------------------------------------------------------
 
 
-def models_listing() -> dict[str, Any]:
-    engine = get_engine()
+def models_listing(engine: Engine) -> dict[str, Any]:
     cat = engine.catalog
     return {
         "version": cat.version,
@@ -615,11 +590,13 @@ def models_listing() -> dict[str, Any]:
         "models": [e.as_dict() for e in cat.all()],
         "classes": {name: c.as_dict() for name, c in cat.classes.items()},
         "vendorFallbacks": cat.vendor_fallbacks,
+        "constants": [
+            {"name": f.name, "value": f.value, "unit": f.unit, "source": f.source} for f in AI_FACTORS
+        ],
     }
 
 
-def model_resolution(model_id: str, provider: str | None) -> dict[str, Any]:
-    engine = get_engine()
+def model_resolution(engine: Engine, model_id: str, provider: str | None) -> dict[str, Any]:
     p = engine.sites.providers.find(provider)
     res = engine.catalog.resolve(model_id, vendor_hint=p.vendor if p is not None else None)
     if res is None:

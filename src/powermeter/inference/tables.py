@@ -80,3 +80,19 @@ inference_details = sa.Table(
     sa.Column("id", sa.String(36), sa.ForeignKey("inference_records.id"), primary_key=True),
     sa.Column("details", sa.Text, nullable=False),
 )
+
+# The signature of each record (a one-leaf tree), written when the record is created; the row lives
+# apart from inference_records so the hot path keeps its narrow row. Read by the completeness proof of
+# the emissions reports (reports.ledger).
+inference_signatures = sa.Table(
+    "inference_signatures",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # inference_records.id (no FK: deletions must be detectable)
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("application", sa.String(128), nullable=True),
+    sa.Column("received_at", sa.String(40), nullable=False),  # the signed issued_at string
+    sa.Column("leaf_sha256", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(80), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),
+    sa.Index("ix_inference_signatures_account_id", "account_id"),
+)

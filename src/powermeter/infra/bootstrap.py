@@ -1,24 +1,16 @@
-"""Open the configured database for command-line tools (settings from the environment,
-every table registered, migrations applied)."""
+"""Open the configured database for command-line tools (settings from the environment, migrations
+applied). Tools that create accounts or keys build their service with
+``powermeter.composition.account_service`` so the audit log hears of it."""
 
 from __future__ import annotations
 
-from powermeter.infra.db import Database, import_all_tables, migrate
+from powermeter.infra.db import Database, migrate
 from powermeter.settings import Settings
 
 
 def open_database(settings: Settings | None = None) -> tuple[Settings, Database]:
-    import importlib
-
     settings = settings or Settings()
     settings.validate_plans()
-    import_all_tables()
-    for mod in ("powermeter.audit.service",):
-        try:
-            importlib.import_module(mod)  # registers account/key event listeners
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
     db = Database(settings.resolved_database_url)
     migrate(db.engine)
     return settings, db

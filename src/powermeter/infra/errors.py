@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -15,12 +14,11 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from powermeter.infra.clock import SystemClock, utc_iso
-from powermeter.infra.db.faults import Fault, TransactionAborted, classify
+from powermeter.infra.db.faults import DATABASE_ERRORS, Fault, TransactionAborted, classify
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.validation import CONTROL_MESSAGE, NO_CONTROL_PATTERN
 
@@ -121,7 +119,7 @@ class RateLimitUnavailable(ServiceUnavailable):
 
 
 # exception types that may stand for a database outage (the rest are bugs: 500)
-OUTAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, TransactionAborted, sqlite3.Error)
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, TransactionAborted)
 
 
 def family_of(path: str) -> Family:

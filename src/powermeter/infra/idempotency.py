@@ -36,19 +36,18 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
 import orjson
-import sqlalchemy as sa
 from fastapi import HTTPException
-from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from powermeter.accounts.tables import idempotency_keys
 from powermeter.infra.clock import utc_iso
+from powermeter.infra.db import idempotency as store
 from powermeter.infra.errors import family_of
 from powermeter.infra.routes import api_routes
 from powermeter.infra.state import AppState
@@ -126,9 +125,17 @@ def _has_auth(dependant: Any) -> bool:
     return any(getattr(d.call, "pm_auth_scopes", None) is not None or _has_auth(d) for d in dependant.dependencies)
 
 
+Refusal = tuple[int, str, str, str]  # status, code, slug, detail
+KeyScope = Callable[[Headers], Awaitable[tuple[Refusal | None, str | None]]]
+"""``(refusal, scope)`` of a request's API key: the 401 of a missing, malformed, unknown or revoked key,
+or the idempotency scope of the authenticated key. The accounts capability provides it; the
+composition root passes it in (infra knows nothing of accounts)."""
+
+
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, key_scope: KeyScope) -> None:
         self.app = app
+        self.key_scope = key_scope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -157,7 +164,7 @@ class IdempotencyMiddleware:
         big = length is None or length > PREAUTH_BYTES
         ident: str | None = None
         if (keyed or big) and _needs_auth(scope["app"], scope):
-            refusal, ident = await _authenticate(st, headers)
+            refusal, ident = await self.key_scope(headers)
             if refusal is not None:
                 status, code, slug, detail = refusal
                 await _error(send, st, path, status, code, slug, detail,
@@ -195,32 +202,6 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-async def _authenticate(st: AppState, headers: Headers) -> tuple[tuple[int, str, str, str] | None, str | None]:
-    """``(refusal, scope)``: the refusal (401) of a missing, malformed, unknown or revoked key, or the
-    idempotency scope of the authenticated key (its id)."""
-    from powermeter.accounts import repository as repo
-    from powermeter.accounts import service
-    from powermeter.accounts.deps import extract_key
-    from powermeter.infra.errors import ApiError
-    from powermeter.infra.security import hash_api_key
-
-    try:
-        key = extract_key(headers)
-        service.check_key_format(key)
-    except ApiError as exc:
-        return (exc.status, exc.code, exc.slug, exc.detail), None
-    key_hash = hash_api_key(key, st.secret)
-
-    def lookup() -> Any:
-        with st.db.connect() as conn:
-            return repo.find_key_by_hash(conn, key_hash)
-
-    row = await anyio.to_thread.run_sync(lookup)
-    if row is None or row.revoked_at is not None:
-        return (401, "INVALID_API_KEY", "invalid_api_key", "API key is unknown or has been revoked"), None
-    return None, f"key:{row.id}"
-
-
 async def _read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     more = True
@@ -249,38 +230,10 @@ async def _keyed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: A
     ).hexdigest()
     lease = timedelta(seconds=st.settings.idempotency_lease_s)
     me = owner_id()
-    cond = (idempotency_keys.c.scope == ident) & (idempotency_keys.c.key == key)
 
     def claim() -> tuple[str, Any]:
-        now = st.clock.now()
-        with st.db.begin() as conn:
-            row = conn.execute(sa.select(idempotency_keys).where(cond)).first()
-            if row is not None:
-                created = _aware(row.created_at, now)
-                if now - created > RETENTION:
-                    conn.execute(idempotency_keys.delete().where(cond))
-                elif row.status_code is not None or row.request_hash != fingerprint:
-                    return "existing", row
-                else:
-                    until = _aware(row.lease_until, now) if row.lease_until is not None else created + lease
-                    if until > now and not _holder_is_dead(row.owner):
-                        return "busy", until
-                    # the holder died (or stopped renewing): take the claim over, if nobody else did
-                    res = conn.execute(
-                        idempotency_keys.update()
-                        .where(cond, idempotency_keys.c.status_code.is_(None),
-                               _same_owner(row.owner))
-                        .values(owner=me, lease_until=now + lease, created_at=now)
-                    )
-                    return ("claimed", None) if res.rowcount == 1 else ("busy", now + lease)
-            try:
-                with conn.begin_nested():
-                    conn.execute(idempotency_keys.insert().values(
-                        scope=ident, key=key, request_hash=fingerprint, created_at=now, owner=me,
-                        lease_until=now + lease))
-            except IntegrityError:
-                return "busy", now + lease
-            return "claimed", None
+        return store.claim(st.db, ident, key, fingerprint, st.clock.now(), lease=lease, me=me,
+                           retention=RETENTION, holder_is_dead=_holder_is_dead)
 
     outcome, row = await anyio.to_thread.run_sync(claim)
     if outcome == "existing":
@@ -301,18 +254,10 @@ async def _keyed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: A
                      "a request with this Idempotency-Key is still being processed; retry shortly",
                      headers={"Retry-After": str(wait)})
         return
-    await _run_claimed(app, scope, receive, send, st, cond, body, lease, me)
+    await _run_claimed(app, scope, receive, send, st, (ident, key), body, lease, me)
 
 
-def _same_owner(owner: str | None) -> Any:
-    return idempotency_keys.c.owner.is_(None) if owner is None else idempotency_keys.c.owner == owner
-
-
-def _aware(dt: datetime, now: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=now.tzinfo)
-
-
-async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: AppState, cond: Any,
+async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: AppState, claim: tuple[str, str],
                        body: bytes, lease: timedelta, me: str) -> None:
     sent_body = False
 
@@ -339,9 +284,7 @@ async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
         await send(message)
 
     def renew() -> None:
-        with st.db.begin() as conn:
-            conn.execute(idempotency_keys.update().where(cond, idempotency_keys.c.owner == me)
-                         .values(lease_until=st.clock.now() + lease))
+        store.renew(st.db, *claim, me, st.clock.now() + lease)
 
     async def heartbeat() -> None:
         while True:
@@ -364,13 +307,8 @@ async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
         keep = 200 <= status < 300 or status in REPLAYED_STATUSES
 
         def finish() -> None:
-            with st.db.begin() as conn:
-                mine = cond & (idempotency_keys.c.owner == me)
-                if keep:
-                    conn.execute(idempotency_keys.update().where(mine).values(
-                        status_code=status, content_type=content_type, body=b"".join(out), lease_until=None))
-                else:
-                    conn.execute(idempotency_keys.delete().where(mine))
+            store.finish(st.db, *claim, me, keep=keep, status=status, content_type=content_type,
+                         body=b"".join(out))
 
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(finish)
@@ -390,7 +328,5 @@ async def _error(send: Send, st: AppState, path: str, status: int, code: str, sl
 
 
 def purge_expired(st: AppState, now: datetime) -> int:
-    with st.db.begin() as conn:
-        res = conn.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < now - RETENTION))
-        return int(res.rowcount)
+    return store.purge(st.db, now - RETENTION)
 

@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy.engine import Connection
 
 from powermeter.infra.errors import ApiError
 from powermeter.jobs import receipts as rc
-from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
+from powermeter.jobs import repository as repo
 from powermeter.methodology.canonical import number_fragments, string_bytes
 from powermeter.methodology.merkle import merkle_root, tree_head_bytes
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 INTEGRITY_CODE = "RECEIPT_INTEGRITY_FAILED"
 
@@ -60,18 +61,6 @@ class CheckResult:
         return not self.failures
 
 
-_TREE_COLS = (
-    receipt_trees.c.seq, receipt_trees.c.tree_id, receipt_trees.c.account_id, receipt_trees.c.tree_size,
-    receipt_trees.c.root_sha256, receipt_trees.c.issued_at, receipt_trees.c.key_id, receipt_trees.c.signature,
-    receipt_trees.c.leaf_hashes, receipt_trees.c.profile_ids, receipt_trees.c.details,
-)
-_RECEIPT_COLS = (
-    receipts.c.seq, receipts.c.receipt_id, receipts.c.account_id, receipts.c.job_id, receipts.c.tree_seq,
-    receipts.c.leaf_index, receipts.c.profile_index, receipts.c.kwh, receipts.c.co2_grams, receipts.c.geo_iso,
-    receipts.c.options,
-)
-
-
 class Checker:
     """Checks trees and their receipts against one public key; caches profiles and verified heads."""
 
@@ -83,9 +72,7 @@ class Checker:
 
     def _profile(self, profile_id: str) -> tuple[rc.ProfileDoc, float] | None:
         if profile_id not in self._profiles:
-            body = self.conn.execute(
-                sa.select(receipt_profiles.c.body).where(receipt_profiles.c.id == profile_id)
-            ).scalar_one_or_none()
+            body = repo.profile_body(self.conn, profile_id)
             entry = None
             if body is not None:
                 doc = rc.profile_doc_from_body(body)
@@ -216,10 +203,7 @@ def check_receipts(conn: Connection, checker: Checker, rows: Sequence[Any]) -> d
     """Failures among ``rows`` (receipt rows with at least ``receipt_id`` and ``tree_seq``), by receipt id."""
     if not rows:
         return {}
-    seqs = [r.seq for r in rows]
-    full = list(conn.execute(sa.select(*_RECEIPT_COLS).where(receipts.c.seq.in_(seqs))).all())
-    trees = {t.seq: t for t in conn.execute(
-        sa.select(*_TREE_COLS).where(receipt_trees.c.seq.in_(sorted({r.tree_seq for r in full})))).all()}
+    full, trees = repo.receipts_with_trees(conn, [r.seq for r in rows])
     by_tree: dict[int, list[Any]] = {}
     for r in full:
         by_tree.setdefault(r.tree_seq, []).append(r)
@@ -237,8 +221,7 @@ def check_receipts(conn: Connection, checker: Checker, rows: Sequence[Any]) -> d
 
 def check_one(conn: Connection, signer: Any, receipt_id: str, account_id: str) -> None:
     """Raise 409 ``RECEIPT_INTEGRITY_FAILED`` when the account's receipt no longer matches what was signed."""
-    row = conn.execute(sa.select(receipts.c.seq, receipts.c.tree_seq).where(
-        receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)).first()
+    row = repo.receipt_position(conn, account_id, receipt_id)
     if row is None:
         return
     failures = check_receipts(conn, checker_for(conn, signer), [row])
@@ -254,61 +237,37 @@ def integrity_error(receipt_id: str, reason: str) -> ReceiptIntegrityFailed:
     )
 
 
-def _driver_rows(cursor: Any, size: int = 10_000) -> Iterator[tuple[Any, ...]]:
-    while True:
-        part = cursor.fetchmany(size)
-        if not part:
-            return
-        yield from part
-
-
-def _pages(conn: Connection, q: Any, key: Any, size: int) -> Iterator[Any]:
-    """Rows of ``q`` (ordered by ``key``) read in keyset pages: no cursor stays open between pages, so
-    the connection can serve other statements meanwhile (a request's own connection)."""
-    last: int | None = None
-    while True:
-        page = conn.execute(q.where(key > last).limit(size) if last is not None else q.limit(size)).all()
-        yield from page
-        if len(page) < size:
-            return
-        last = page[-1].seq
-
-
 Progress = Callable[[int, int], None]
 
 
 def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_id: str,
-              progress: Progress | None = None, *, receipt_where: Sequence[Any] = (),
-              tree_where: Sequence[Any] = (), stream: bool = True) -> CheckResult:
-    """Every stored receipt and tree (or those matching the conditions), streamed: receipts in
-    insertion order, trees alongside them.
+              progress: Progress | None = None, *, trees: tuple[int | None, int | None] = (None, None),
+              stream: bool = True) -> CheckResult:
+    """Every stored receipt and tree (or the trees with ``lo <= seq < hi`` of ``trees`` and their
+    receipts), streamed: receipts in insertion order, trees alongside them.
 
     Also reports rows missing from a tree (deleted receipts) and receipts pointing at no tree."""
     result = CheckResult()
     with db_connect() as rconn, db_connect() as tconn, db_connect() as pconn:
         checker = Checker(public_key, key_id, pconn)
-        total = int(rconn.execute(sa.select(sa.func.count()).select_from(receipts).where(*receipt_where))
-                    .scalar_one()) if progress is not None else 0
-        tree_q = sa.select(*_TREE_COLS).where(*tree_where).order_by(receipt_trees.c.seq)
-        tree_rows = (tconn.execution_options(stream_results=True, yield_per=256).execute(tree_q) if stream
-                     else _pages(tconn, tree_q, receipt_trees.c.seq, 256))
-        tree_iter = iter(tree_rows)
-        trees: dict[int, Any] = {}
+        total = repo.count_receipts_of_trees(rconn, *trees) if progress is not None else 0
+        tree_iter = iter(repo.integrity_trees(tconn, *trees, stream=stream))
+        trees_seen: dict[int, Any] = {}
         pending: dict[int, list[Any]] = {}
         exhausted = False
 
         def tree_of(seq: int) -> Any:
             nonlocal exhausted
-            while seq not in trees and not exhausted:
+            while seq not in trees_seen and not exhausted:
                 t = next(tree_iter, None)
                 if t is None:
                     exhausted = True
                     break
-                trees[t.seq] = t
-            return trees.get(seq)
+                trees_seen[t.seq] = t
+            return trees_seen.get(seq)
 
         def finish(seq: int) -> None:
-            tree = trees.pop(seq)
+            tree = trees_seen.pop(seq)
             rows = pending.pop(seq, [])
             result.trees += 1
             result.failures.extend(checker.check_tree(tree, rows))
@@ -320,15 +279,7 @@ def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_i
                     f"{len(missing)} receipt row(s) of this signed tree are missing (leaf indexes "
                     f"{', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})"))
 
-        receipt_q = sa.select(*_RECEIPT_COLS).where(*receipt_where).order_by(receipts.c.seq)
-        rows_in: Iterable[Any]
-        if not stream:
-            rows_in = _pages(rconn, receipt_q, receipts.c.seq, 10_000)
-        elif rconn.dialect.name == "sqlite":  # plain tuples from the driver: ~1 µs a row less than Row objects
-            sql = str(receipt_q.compile(rconn, compile_kwargs={"literal_binds": True}))
-            rows_in = _driver_rows(rconn.connection.driver_connection.execute(sql))
-        else:
-            rows_in = rconn.execution_options(stream_results=True, yield_per=10_000).execute(receipt_q)
+        rows_in: Iterable[Any] = repo.integrity_receipts(rconn, *trees, stream=stream)
         done = 0
         sizes: dict[int, int] = {}
         for r in rows_in:
@@ -350,10 +301,10 @@ def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_i
                 finish(ts)
             if progress is not None and done % 100_000 == 0:
                 progress(done, total)
-        for seq in list(trees):  # trees never completed: rows missing (or no rows at all)
+        for seq in list(trees_seen):  # trees never completed: rows missing (or no rows at all)
             finish(seq)
         for t in tree_iter:
-            trees[t.seq] = t
+            trees_seen[t.seq] = t
             finish(t.seq)
         result.receipts = done
     return result
@@ -367,15 +318,7 @@ def _check_part(url: str, secret: str, lo: int | None, hi: int | None) -> CheckR
     signer = Signer(secret)
     db = Database(url)
     try:
-        rw: list[Any] = []
-        tw: list[Any] = []
-        if lo is not None:
-            rw.append(receipts.c.tree_seq >= lo)
-            tw.append(receipt_trees.c.seq >= lo)
-        if hi is not None:
-            rw.append(receipts.c.tree_seq < hi)
-            tw.append(receipt_trees.c.seq < hi)
-        return check_all(db.connect, signer.public_key, signer.key_id, receipt_where=rw, tree_where=tw)
+        return check_all(db.connect, signer.public_key, signer.key_id, trees=(lo, hi))
     finally:
         db.dispose()
 
@@ -389,10 +332,9 @@ def check_parallel(url: str, secret: str, workers: int) -> CheckResult:
     db = Database(url)
     try:
         with db.connect() as conn:
-            seqs = conn.execute(sa.select(sa.func.min(receipt_trees.c.seq), sa.func.max(receipt_trees.c.seq))).first()
+            first, last = repo.tree_seq_bounds(conn)
     finally:
         db.dispose()
-    first, last = (seqs[0], seqs[1]) if seqs is not None and seqs[0] is not None else (0, 0)
     step = max(1, (last - first + workers) // workers)
     cuts: list[int | None] = [None] + [first + step * k for k in range(1, workers)] + [None]
     result = CheckResult()

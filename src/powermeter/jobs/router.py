@@ -10,15 +10,14 @@ from fastapi.responses import Response
 
 from powermeter.accounts import service as accounts
 from powermeter.accounts.deps import Auth, Tx
-from powermeter.audit import service as audit
 from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
 from powermeter.infra.validation import MAX_OFFSET
-from powermeter.jobs import integrity
 from powermeter.jobs import schemas as s
 from powermeter.jobs import service as svc
-from powermeter.jobs.service import get_service
+from powermeter.jobs.deps import Jobs, Receipts
+from powermeter.jobs.service import ReceiptAccess
 
 router = APIRouter(tags=["compute jobs"])
 
@@ -46,8 +45,7 @@ def _ok(data: Any) -> FastJSONResponse:
     "`409 JOB_ID_CONFLICT` naming the job and the fields that differ.",
     responses={**error_responses("v1", 400, 401, 403, 409, 429), 200: {"links": _receipt_links("/data/receipt_id")}},
 )
-async def report(body: s.JobIn, tx: Tx = Auth("report:write")) -> FastJSONResponse:
-    jobs = get_service(tx.state.extras)
+async def report(body: s.JobIn, jobs: Jobs, tx: Tx = Auth("report:write")) -> FastJSONResponse:
 
     def work() -> dict[str, Any]:
         rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, [body], field_prefix="")
@@ -105,8 +103,7 @@ _BATCH_BODY = {
                200: {"links": _receipt_links("/data/jobs/0/receipt_id")}},
     openapi_extra=_BATCH_BODY,
 )
-async def batch(raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
-    jobs = get_service(tx.state.extras)
+async def batch(jobs: Jobs, raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
 
     def work() -> dict[str, Any]:
         with svc.gc_paused():
@@ -144,18 +141,9 @@ def receipts_public_key(request: Request) -> FastJSONResponse:
     return _ok(svc.public_key(app_state(request).signer))
 
 
-def _audit(tx: Tx, action: str, receipt_id: str) -> None:
+def _access(tx: Tx, action: str, receipt_id: str) -> ReceiptAccess:
     p = tx.principal
-    audit.append(
-        tx.conn,
-        account_id=p.account_id,
-        action_type=action,
-        receipt_id=receipt_id,
-        actor_key_id=p.key_id,
-        actor_masked_key=p.masked_key,
-        details={},
-        now=tx.now,
-    )
+    return ReceiptAccess(action, p.account_id, receipt_id, tx.now, p.key_id, p.masked_key)
 
 
 @router.get(
@@ -165,11 +153,8 @@ def _audit(tx: Tx, action: str, receipt_id: str) -> None:
     response_model=s.ReceiptOut,
     responses=error_responses("v1", 401, 403, 404, 409, 429),
 )
-def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResponse:
-    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
-    doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
-    _audit(tx, "VIEW", receipt_id)
-    return _ok(doc)
+def get_receipt(receipt_id: str, views: Receipts, tx: Tx = Auth("receipts:read")) -> FastJSONResponse:
+    return _ok(views.open(tx.conn, _access(tx, "VIEW", receipt_id)))
 
 
 @router.get(
@@ -178,10 +163,8 @@ def get_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> FastJSONResp
     summary="The receipt document as a file, for `powermeter receipts verify FILE`",
     responses={200: {"content": {"application/json": {}}}, **error_responses("v1", 401, 403, 404, 409, 429)},
 )
-def download_receipt(receipt_id: str, tx: Tx = Auth("receipts:read")) -> Response:
-    integrity.check_one(tx.conn, tx.state.signer, receipt_id, tx.principal.account_id)
-    doc = svc.receipt_document(tx.conn, tx.principal.account_id, receipt_id)
-    _audit(tx, "DOWNLOAD", receipt_id)
+def download_receipt(receipt_id: str, views: Receipts, tx: Tx = Auth("receipts:read")) -> Response:
+    doc = views.open(tx.conn, _access(tx, "DOWNLOAD", receipt_id))
     return Response(
         orjson.dumps(doc, option=orjson.OPT_INDENT_2),
         media_type="application/json",
@@ -218,11 +201,10 @@ def api_key_stats(tx: Tx = Auth("receipts:read")) -> FastJSONResponse:
     responses=error_responses("v1", 400),
 )
 def list_locations(
-    request: Request,
+    jobs: Jobs,
     kind: str | None = Query(None, pattern="^(country|subdivision|aggregate|grid|cloud)$"),
     provider: str | None = Query(None, max_length=32, description="Cloud provider (aws, gcp, azure)"),
 ) -> Response:
-    jobs = get_service(app_state(request).extras)
     if kind is None and provider is None:
         return Response(jobs.locations_body(), media_type="application/json")
     locs = [

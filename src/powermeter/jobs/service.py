@@ -21,19 +21,16 @@ import gc
 import math
 import re
 import secrets
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from powermeter.accounts import service as accounts
 from powermeter.accounts.service import Principal
@@ -41,10 +38,9 @@ from powermeter.audit.anchors import anchor_tree
 from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
+from powermeter.infra.db.faults import UNIQUE_VIOLATIONS
 from powermeter.infra.errors import Conflict, NotFound, ValidationFailed, validation_errors
-from powermeter.infra.hooks import STARTUP_HOOKS
 from powermeter.infra.security import Signer
-from powermeter.infra.state import AppState
 from powermeter.jobs import integrity
 from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
@@ -62,6 +58,9 @@ from powermeter.methodology.compute_job import (
 from powermeter.methodology.measured import apply_measurements, implausibility_warnings, modelled_sources
 from powermeter.methodology.merkle import audit_paths, leaf_hash, merkle_root, tree_head_bytes
 from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 LOCATIONS_HINT = "see GET /v1/locations for the accepted codes"
 _INDEX = re.compile(r"^jobs\[(\d+)\]")
@@ -234,7 +233,7 @@ class ComputeJobs:
             r[3] = tree_seq
         try:
             repo.insert_receipts(conn, rows)
-        except (IntegrityError, sqlite3.IntegrityError):
+        except UNIQUE_VIOLATIONS:
             ids = [j.job_id for j in jobs]
             dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
             if not dupes:
@@ -779,27 +778,38 @@ def public_key(signer: Signer) -> dict[str, Any]:
     }
 
 
-_service_lock = threading.Lock()
+@dataclass(frozen=True, slots=True)
+class ReceiptAccess:
+    """A receipt was read (``VIEW``) or downloaded (``DOWNLOAD``): the event the audit log records."""
+
+    action: str
+    account_id: str
+    receipt_id: str
+    at: datetime
+    actor_key_id: str | None = None
+    actor_masked_key: str | None = None
+    via: str | None = None  # "dashboard" when read there
 
 
-def get_service(extras: dict[str, Any]) -> ComputeJobs:
-    svc = extras.get("jobs")
-    if svc is None:
-        with _service_lock:
-            svc = extras.get("jobs")
-            if svc is None:
-                svc = extras["jobs"] = ComputeJobs()
-    if not isinstance(svc, ComputeJobs):  # pragma: no cover
-        raise TypeError("extras['jobs'] is not the compute-job service")
-    return svc
+ReceiptListener = Callable[["Connection", ReceiptAccess], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptViews:
+    """Reading a receipt is an audited act: one service for the API and the dashboard alike. The
+    listeners (the audit log, subscribed by the composition root) run inside the reader's transaction."""
 
+    signer: Signer
+    listeners: tuple[ReceiptListener, ...] = ()
 
-def _warm_up(state: AppState) -> None:
-    """Load the datasets and build the service before the first request (≈ 70 ms otherwise paid by it)."""
-    get_service(state.extras)
-
-
-if _warm_up not in STARTUP_HOOKS:
-    STARTUP_HOOKS.append(_warm_up)
+    def open(
+        self, conn: Connection, access: ReceiptAccess, *, check_integrity: bool = True
+    ) -> dict[str, Any]:
+        """The receipt document (see :func:`receipt_document`); with ``check_integrity`` the stored row
+        is first checked against its signed tree (409 ``RECEIPT_TAMPERED`` when it does not match)."""
+        if check_integrity:
+            integrity.check_one(conn, self.signer, access.receipt_id, access.account_id)
+        doc = receipt_document(conn, access.account_id, access.receipt_id)
+        for listener in self.listeners:
+            listener(conn, access)
+        return doc

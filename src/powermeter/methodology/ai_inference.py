@@ -128,8 +128,9 @@ FACTORS: tuple[Factor, ...] = (
         PREFILL_TOKEN_RATIO,
         "output-token equivalents",
         "powermeter assumption, central value of 0.03-0.3: InferenceMAX DeepSeek-R1 8k/1k vs 1k/8k fit "
-        "(≈0.11), first-principles prefill FLOP cost (0.15-0.2), Epoch AI upper bound (0.4); "
-        "see /work/shared/research/ai_anchors.md §3",
+        "(≈0.11, SemiAnalysis InferenceMAX), first-principles prefill FLOP cost (0.15-0.2: 2·N FLOPs per token, "
+        "compute-bound, vs memory-bound decoding), Epoch AI upper bound (0.4, 'How much energy does ChatGPT "
+        "use?', Feb 2025)",
     ),
     Factor(
         "cached_token_ratio",

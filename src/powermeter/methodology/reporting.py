@@ -198,6 +198,7 @@ class EmissionFactorRef:
     intensity_g_per_kwh: float | None
     source: str | None
     dataset_version: str | None
+    year: int | None = field(default=None, compare=False)  # the factor's data year, when known
 
     @property
     def key(self) -> tuple[str, float | None, str | None, str | None]:
@@ -228,6 +229,36 @@ class AggregateRow:
     records_with_defaults: int = 0
     estimated_records: int = 0
     measured_records: int = 0
+    #: the location factor's basis (combustion / lifecycle / unknown)
+    basis: str = "unknown"
+    #: lifecycle factor split with a combustion counterpart: generation (Scope 2) part and upstream
+    #: (Scope 3 Category 3) part of the usage emissions; ``None``: not split
+    generation_co2e_g: float | None = None
+    upstream_co2e_g: float = 0.0
+    combustion_factor: CombustionFactorRef | None = None
+    #: the dataset versions the records were made with, sorted (name, version) pairs
+    dataset_versions: tuple[tuple[str, str], ...] = ()
+    #: activity year − the location factor's year (None: unknown)
+    vintage_gap_years: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CombustionFactorRef:
+    """A generation (combustion) grid factor paired with a lifecycle one of the same place, so the
+    lifecycle figure splits into Scope 2 (combustion) and Scope 3 Category 3 (the remainder)."""
+
+    location: str
+    intensity_g_per_kwh: float
+    year: int
+    source: str
+    dataset_version: str
+    lifecycle_g_per_kwh: float
+    verification: str
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        return (self.location, self.intensity_g_per_kwh, self.year, self.source, self.dataset_version,
+                self.lifecycle_g_per_kwh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +299,27 @@ class _Acc:
     with_defaults: int = 0
     estimated: int = 0
     measured: int = 0
+    generation_g: list[float] = field(default_factory=list)
+    upstream_g: list[float] = field(default_factory=list)
+    basis: dict[str, int] = field(default_factory=dict)
+    combustion_ids: set[str] = field(default_factory=set)
+    max_gap: int | None = None
 
-    def add(self, row: AggregateRow, factor_id: str | None, market_id: str | None = None) -> None:
+    def add(self, row: AggregateRow, factor_id: str | None, market_id: str | None = None,
+            combustion_id: str | None = None) -> None:  # fmt: skip
+        usage = row.co2e_g - row.co2e_embodied_g
+        if row.generation_co2e_g is None:
+            self.generation_g.append(usage)
+            b = row.basis if row.basis in ("combustion", "unknown") else "lifecycle_only"
+        else:
+            self.generation_g.append(row.generation_co2e_g)
+            self.upstream_g.append(row.upstream_co2e_g)
+            b = "lifecycle_split"
+        self.basis[b] = self.basis.get(b, 0) + row.records
+        if combustion_id is not None:
+            self.combustion_ids.add(combustion_id)
+        if row.vintage_gap_years is not None and (self.max_gap is None or row.vintage_gap_years > self.max_gap):
+            self.max_gap = row.vintage_gap_years
         self.embodied_g.append(row.co2e_embodied_g)
         self.min_g.append(row.co2e_g if row.co2e_min_g is None else row.co2e_min_g)
         self.max_g.append(row.co2e_g if row.co2e_max_g is None else row.co2e_max_g)
@@ -310,6 +360,11 @@ class _Acc:
             "market_based_co2e_kg": math.fsum(self.market_g) / G_PER_KG if self.market_records else None,
             "water_l": math.fsum(self.water_ml) / ML_PER_L if self.water_records else None,
             "water_records": self.water_records,
+            "co2e_usage_generation_kg": math.fsum(self.generation_g) / G_PER_KG,
+            "co2e_usage_upstream_kg": math.fsum(self.upstream_g) / G_PER_KG,
+            "location_factor_basis": {k: self.basis.get(k, 0) for k in BASIS_CLASSES},
+            "basis_flags": _basis_flags(self.basis),
+            "location_factor_max_vintage_gap_years": self.max_gap,
             "data_quality": {
                 "records_with_defaults": self.with_defaults,
                 "share_with_defaults": self.with_defaults / self.records if self.records else None,
@@ -317,6 +372,27 @@ class _Acc:
                 "measured_records": self.measured,
             },
         }
+
+
+#: How a record's location factor relates to the GHG Protocol Scope 2 basis (generation, combustion):
+#: ``combustion`` (used as is), ``lifecycle_split`` (split into a combustion part and an upstream
+#: remainder with a paired combustion factor), ``lifecycle_only`` (no combustion factor for that place:
+#: the figure includes upstream emissions and is flagged), ``unknown`` (the source does not say).
+BASIS_CLASSES = ("combustion", "lifecycle_split", "lifecycle_only", "unknown")
+
+
+def _basis_flags(counts: Mapping[str, int]) -> list[str]:
+    out = []
+    if counts.get("lifecycle_only"):
+        out.append(f"{counts['lifecycle_only']} record(s) on a lifecycle factor with no combustion counterpart in "
+                   "the data: their location-based figure includes upstream (Scope 3 Category 3) emissions, "
+                   "not split out")
+    if counts.get("unknown"):
+        out.append(f"{counts['unknown']} record(s) on a factor whose source does not state its basis")
+    if counts.get("combustion"):
+        out.append(f"{counts['combustion']} record(s) on a combustion factor with no lifecycle counterpart: "
+                   "their upstream (Scope 3 Category 3) emissions are not estimated")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +406,8 @@ class ReportFigures:
     emission_factors: list[dict[str, Any]]
     methodology_versions: list[str]
     market_factors: list[dict[str, Any]] = field(default_factory=list)
+    combustion_factors: list[dict[str, Any]] = field(default_factory=list)
+    dataset_version_sets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def factor_basis_of(source: str | None) -> str:
@@ -346,16 +424,47 @@ def _factor_sort_key(f: EmissionFactorRef) -> tuple[str, float, str, str]:
     return (f.location, f.intensity_g_per_kwh or 0.0, f.source or "", f.dataset_version or "")
 
 
+def _merge(rows: Iterable[AggregateRow]) -> list[AggregateRow]:
+    """Rows that differ only in their figures, merged into one partial sum (``math.fsum`` per figure):
+    one row per distinct (month, group, category, factors, methodology, dataset versions, …)."""
+    groups: dict[tuple[object, ...], list[AggregateRow]] = {}
+    for r in rows:
+        k = (r.kind, r.month, r.group, r.own_hardware, r.factor, r.methodology_version, r.category, r.market_factor,
+             r.basis, r.combustion_factor, r.dataset_versions, r.vintage_gap_years, r.generation_co2e_g is None,
+             r.co2e_min_g is None, r.co2e_max_g is None, r.market_co2e_g is None)  # fmt: skip
+        groups.setdefault(k, []).append(r)
+    out = []
+    fsum = math.fsum
+    for rs in groups.values():
+        r0 = rs[0]
+        if len(rs) == 1:
+            out.append(r0)
+            continue
+        cols = list(zip(*[(r.records, r.energy_kwh, r.co2e_g, r.water_ml, r.water_records, r.co2e_embodied_g,
+                           r.records_with_defaults, r.estimated_records, r.measured_records, r.upstream_co2e_g)
+                          for r in rs], strict=True))  # fmt: skip
+        opt = {name: None if getattr(r0, name) is None else fsum([getattr(r, name) for r in rs])
+               for name in ("co2e_min_g", "co2e_max_g", "market_co2e_g", "generation_co2e_g")}
+        out.append(AggregateRow(
+            r0.kind, r0.month, r0.group, r0.own_hardware, r0.factor, r0.methodology_version,
+            sum(cols[0]), fsum(cols[1]), fsum(cols[2]), fsum(cols[3]), sum(cols[4]), r0.category, fsum(cols[5]),
+            opt["co2e_min_g"], opt["co2e_max_g"], opt["market_co2e_g"], r0.market_factor,
+            sum(cols[6]), sum(cols[7]), sum(cols[8]), r0.basis, opt["generation_co2e_g"], fsum(cols[9]),
+            r0.combustion_factor, r0.dataset_versions, r0.vintage_gap_years,
+        ))  # fmt: skip
+    return out
+
+
 def build_figures(
     rows: Iterable[AggregateRow],
     group_by: str,
     group_labels: Mapping[str, str] | None = None,
 ) -> ReportFigures:
-    """Fold database partial sums into lines (group × GHG category), totals, per-category totals,
-    a month × group series and the list of emission factors used."""
+    """Fold partial sums into lines (group × GHG category × set of dataset versions), totals,
+    per-category totals, a month × group series and the lists of factors used."""
     if group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}")
-    rows = list(rows)
+    rows = _merge(rows)
     labels = group_labels or {}
     factors = sorted({r.factor for r in rows if r.factor is not None}, key=_factor_sort_key)
     factor_ids = {f.key: f"EF{i + 1}" for i, f in enumerate(factors)}
@@ -364,8 +473,15 @@ def build_figures(
                      key=lambda m: tuple(map(str, m.key)))
     market_ids = {m.key: f"MF{i + 1}" for i, m in enumerate(markets)}
     market_records: dict[str, int] = {}
+    combustions = sorted({r.combustion_factor for r in rows if r.combustion_factor is not None},
+                         key=lambda c: tuple(map(str, c.key)))
+    combustion_ids = {c.key: f"CF{i + 1}" for i, c in enumerate(combustions)}
+    combustion_records: dict[str, int] = {}
+    version_sets = sorted({r.dataset_versions for r in rows})
+    version_ids = {v: f"DV{i + 1}" for i, v in enumerate(version_sets)}
+    version_records: dict[str, int] = {}
 
-    lines: dict[tuple[str, str], _Acc] = {}
+    lines: dict[tuple[str, str, str], _Acc] = {}
     categories: dict[str, _Acc] = {}
     series: dict[tuple[str, str], _Acc] = {}
     total = _Acc()
@@ -379,13 +495,18 @@ def build_figures(
         mid = market_ids[r.market_factor.key] if r.market_factor is not None else None
         if mid is not None:
             market_records[mid] = market_records.get(mid, 0) + r.records
+        cid = combustion_ids[r.combustion_factor.key] if r.combustion_factor is not None else None
+        if cid is not None:
+            combustion_records[cid] = combustion_records.get(cid, 0) + r.records
+        vid = version_ids[r.dataset_versions]
+        version_records[vid] = version_records.get(vid, 0) + r.records
         for acc in (
-            lines.setdefault((r.group, cat), _Acc()),
+            lines.setdefault((r.group, cat, vid), _Acc()),
             categories.setdefault(cat, _Acc()),
             series.setdefault((r.month, r.group), _Acc()),
             total,
         ):
-            acc.add(r, fid, mid)
+            acc.add(r, fid, mid, cid)
 
     def group_order(group: str, acc: _Acc) -> tuple[object, ...]:
         if group_by == "month":
@@ -393,22 +514,28 @@ def build_figures(
         return (-math.fsum(acc.co2e_g), group)
 
     group_totals: dict[str, _Acc] = {}
-    for (group, _cat), acc in lines.items():
+    for (group, _cat, _vid), acc in lines.items():
         g = group_totals.setdefault(group, _Acc())
         g.co2e_g.extend(acc.co2e_g)
     order = {g: i for i, g in enumerate(sorted(group_totals, key=lambda g: group_order(g, group_totals[g])))}
     cat_order = {c.code: i for i, c in enumerate(CATEGORIES)}
+    versions_of = {vid: dict(v) for v, vid in version_ids.items()}
 
     out_lines = []
-    for (group, cat), acc in sorted(lines.items(), key=lambda kv: (order[kv[0][0]], cat_order[kv[0][1]])):
+    for (group, cat, vid), acc in sorted(
+        lines.items(), key=lambda kv: (order[kv[0][0]], cat_order[kv[0][1]], int(kv[0][2][2:]))
+    ):
         out_lines.append(
             {
                 "group": group,
                 "group_label": labels.get(group, group),
                 "ghg": _BY_CODE[cat].as_dict(),
+                "dataset_versions_id": vid,
+                "dataset_versions": versions_of[vid],
                 **acc.figures(),
                 "emission_factor_ids": sorted(acc.factor_ids, key=lambda s: int(s[2:])),
                 "market_factor_ids": sorted(acc.market_ids, key=lambda s: int(s[2:])),
+                "combustion_factor_ids": sorted(acc.combustion_ids, key=lambda s: int(s[2:])),
                 "methodology_versions": sorted(acc.methodologies),
             }
         )
@@ -430,6 +557,7 @@ def build_figures(
             "source": f.source,
             "dataset_version": f.dataset_version,
             "basis": factor_basis_of(f.source),
+            "year": f.year,
             "records": factor_records.get(factor_ids[f.key], 0),
         }
         for f in factors
@@ -451,6 +579,27 @@ def build_figures(
         }
         for m in markets
     ]
+    out_combustion = [
+        {
+            "id": combustion_ids[c.key],
+            "kind": "grid_generation_combustion_factor",
+            "location": c.location,
+            "value": c.intensity_g_per_kwh,
+            "unit": "gCO2e/kWh",
+            "basis": "combustion",
+            "year": c.year,
+            "source": c.source,
+            "dataset_version": c.dataset_version,
+            "paired_lifecycle_value": c.lifecycle_g_per_kwh,
+            "verification": c.verification,
+            "records": combustion_records.get(combustion_ids[c.key], 0),
+        }
+        for c in combustions
+    ]
+    out_versions = [
+        {"id": version_ids[v], "versions": dict(v), "records": version_records.get(version_ids[v], 0)}
+        for v in version_sets
+    ]
     return ReportFigures(
         lines=out_lines,
         totals=total.figures(),
@@ -459,6 +608,8 @@ def build_figures(
         emission_factors=out_factors,
         methodology_versions=sorted(total.methodologies),
         market_factors=out_markets,
+        combustion_factors=out_combustion,
+        dataset_version_sets=out_versions,
     )
 
 
@@ -473,12 +624,16 @@ ESRS_LIMITS = (
     "Scope 2 market-based: per site, the contractual instruments the account entered (supplier-specific "
     "rate, certificates, PPA) apply to their covered share; the rest uses the AIB European residual mix of "
     "the location's country (direct CO2 only; figures transcribed from a secondary source, see the factor's "
-    "'verification'); where no residual mix is shipped (e.g. the US: no Green-e rates in the data) the "
-    "location-based grid factor is used and labelled 'grid_average'.",
-    "Scope 3: only Category 1 (purchased cloud compute and AI inference) with average-data estimates "
-    "(supplier-specific: no). Category 3 (upstream of purchased electricity) is not split out: where a "
-    "location factor is lifecycle-based (factor 'basis'), its upstream part stays inside the Scope 2 "
-    "location-based figure.",
+    "'verification'); the US has no Green-e residual mix in the data (not sourced offline: labelled "
+    "'no_residual_mix', using the eGRID combustion grid average where available); elsewhere without a "
+    "residual mix the location-based grid factor is used and labelled 'grid_average'.",
+    "Scope 3: Category 1 (purchased cloud compute and AI inference) with average-data estimates "
+    "(supplier-specific: no), and Category 3 (upstream of purchased electricity) only where a Scope 2 "
+    "record's lifecycle location factor has a combustion counterpart in the data (today the United "
+    "States: OWID lifecycle − eGRID combustion, two publishers, so the remainder also absorbs their "
+    "methodological differences). Elsewhere a lifecycle factor's upstream part stays inside the Scope 2 "
+    "location-based figure, flagged per line (location_factor_basis, basis_flags); T&D losses are not "
+    "estimated.",
     "E1-5 energy: only the electricity of Scope 2 jobs is own-operations energy. Its fossil / nuclear / "
     "renewable split applies the country's generation shares (location-based), not a supplier's mix; "
     "electricity at locations without country shares is reported as 'unknown'.",
@@ -502,7 +657,7 @@ ESRS_DATAPOINTS = (
     ("E1-6", "gross market-based Scope 2 GHG emissions", "partial",
      "contribution of compute jobs; instruments as entered by the account, else residual mix"),
     ("E1-6", "gross Scope 3 GHG emissions (significant categories)", "partial",
-     "contribution to Category 1 only"),
+     "contribution to Category 1, and to Category 3 where a lifecycle factor has a combustion pair"),
     ("E1-6", "total GHG emissions (location- and market-based)", "partial",
      "sum of the contributions above; no Scope 1"),
     ("E1-6", "biogenic CO2 emissions reported separately", "not covered",
@@ -525,7 +680,9 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
     s3 = cats.get(SCOPE3_CAT1.code)
     un = cats.get(UNCLASSIFIED.code)
     s2_kwh = s2["energy_kwh"] if s2 else 0.0
-    s2_t = _tonnes(s2["co2e_kg"]) if s2 else 0.0
+    s2_t = _tonnes(s2["co2e_usage_generation_kg"]) if s2 else 0.0  # generation part (jobs carry no embodied)
+    s3c3_t = _tonnes(s2["co2e_usage_upstream_kg"]) if s2 else 0.0
+    s2_basis = s2["location_factor_basis"] if s2 else {}
     s2_market = s2.get("market_based_co2e_kg") if s2 else None
     s2_m_t = _tonnes(s2_market) if s2_market is not None else (0.0 if not s2 or not s2["records"] else None)
     s3_kwh = s3["energy_kwh"] if s3 else 0.0
@@ -556,10 +713,17 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
             "gross_scope_1_tco2e": None,
             "gross_scope_1_reason": "not covered: no fuel or process data",
             "contribution_to_gross_scope_2_location_based_tco2e": s2_t,
+            "scope_2_location_based_basis": {
+                "records_by_factor_basis": s2_basis,
+                "note": "generation (combustion) factors where the data has them; records counted as "
+                "lifecycle_only are on a lifecycle factor with no combustion counterpart and include upstream "
+                "emissions (flagged, not split)",
+            },
             "contribution_to_gross_scope_2_market_based_tco2e": s2_m_t,
-            "contribution_to_gross_scope_3_tco2e": s3_t,
-            "gross_scope_3_note": "Category 1 only (purchased cloud compute and AI inference); the undertaking's "
-            "other Scope 3 categories are not in this data",
+            "contribution_to_gross_scope_3_tco2e": s3_t + s3c3_t,
+            "gross_scope_3_note": "Category 1 (purchased cloud compute and AI inference) and the part of Category 3 "
+            "(upstream of purchased electricity) split from lifecycle factors of Scope 2 records; the "
+            "undertaking's other Scope 3 categories are not in this data",
             "scope_3_categories": [
                 {
                     "category": 1,
@@ -567,14 +731,25 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
                     "tco2e": s3_t,
                     "records": s3_records,
                     "method": SCOPE3_CAT1.method,
-                }
+                },
+                {
+                    "category": 3,
+                    "name": "Fuel- and energy-related activities (upstream of purchased electricity)",
+                    "tco2e": s3c3_t,
+                    "records": s2_basis.get("lifecycle_split", 0) if s2_basis else 0,
+                    "method": "lifecycle − combustion grid factor of the same place, for Scope 2 records whose "
+                    "location factor is lifecycle and has a combustion counterpart; partial: transmission and "
+                    "distribution losses and records without a pair are not estimated",
+                },
             ],
             "share_of_scope_3_from_primary_data": (s3_measured / s3_records) if s3_records else None,
             "biogenic_co2_tco2e": None,
             "biogenic_co2_reason": "no emission factor in the data separates biogenic CO2",
-            "contribution_to_total_ghg_emissions_location_based_tco2e": s2_t + s3_t,
-            "contribution_to_total_ghg_emissions_market_based_tco2e": None if s2_m_t is None else s2_m_t + s3_t,
-            "total_note": "Scope 2 + Scope 3 Category 1 contributions; Scope 1 and unclassified records not included",
+            "contribution_to_total_ghg_emissions_location_based_tco2e": s2_t + s3_t + s3c3_t,
+            "contribution_to_total_ghg_emissions_market_based_tco2e": None if s2_m_t is None
+            else s2_m_t + s3_t + s3c3_t,
+            "total_note": "Scope 2 + Scope 3 Category 1 and 3 contributions; Scope 1 and unclassified records not "
+            "included",
             "unclassified_tco2e": _tonnes(un["co2e_kg"]) if un else 0.0,
             "unclassified_records": un["records"] if un else 0,
             "unclassified_note": "compute jobs sent with neither ownership nor provider: in no scope until "
@@ -595,6 +770,7 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
             "scope_2_location_based_tco2e": _display(s2_t),
             "scope_2_market_based_tco2e": _display(s2_m_t),
             "scope_3_category_1_tco2e": _display(s3_t),
+            "scope_3_category_3_tco2e": _display(s3c3_t),
             "unclassified_tco2e": _display(_tonnes(un["co2e_kg"]) if un else 0.0),
             "own_operations_energy_mwh": _display(s2_kwh / KWH_PER_MWH),
         },
@@ -772,6 +948,9 @@ def _names(items: Sequence[str], limit: int = 5) -> str:
     return ", ".join(items[:limit]) + more
 
 
+_SUMS = ("kwh", "co2", "emb", "min", "max", "mkt", "gen", "ups")
+
+
 def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
     """Re-perform every entry (factor × activity) and every line (sum of its entries) and the totals
     (sum of the lines) from the figures in the file alone."""
@@ -781,6 +960,7 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
         return [Check("arithmetic", False, "no entries or lines to re-perform")]
     factors = {f.get("id"): f for f in document.get("emission_factors") or () if isinstance(f, Mapping)}
     markets = {f.get("id"): f for f in document.get("market_factors") or () if isinstance(f, Mapping)}
+    combustion = {f.get("id"): f for f in document.get("combustion_factors") or () if isinstance(f, Mapping)}
     bad_entries: list[str] = []
     sums: dict[int, dict[str, list[float]]] = {}
     for e in entries:
@@ -803,14 +983,23 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
             if ok and isinstance(m, Mapping):
                 mf = markets.get(m.get("factor_id"))
                 ok = mf is not None and _near(float(m["co2e_g"]), kwh * float(mf["value"]))
+            up = e.get("upstream")
+            if isinstance(up, Mapping):
+                cf = combustion.get(up.get("combustion_factor_id"))
+                gen, ups = float(up["generation_co2e_g"]), float(up["upstream_co2e_g"])
+                ok = ok and cf is not None and _near(gen, kwh * float(cf["value"])) and _near(gen + ups, co2 - emb)
+            else:
+                gen, ups = co2 - emb, 0.0
             if not ok:
                 bad_entries.append(name)
-            acc = sums.setdefault(int(e["line"]), {k: [] for k in ("kwh", "co2", "emb", "min", "max", "mkt")})
+            acc = sums.setdefault(int(e["line"]), {k: [] for k in _SUMS})
+            acc["gen"].append(gen)
+            acc["ups"].append(ups)
             acc["kwh"].append(kwh)
             acc["co2"].append(co2)
             acc["emb"].append(emb)
-            acc["min"].append(float(e["co2e_min_g"]))
-            acc["max"].append(float(e["co2e_max_g"]))
+            acc["min"].append(float(e.get("co2e_min_g", co2)))  # absent: no range (min = max = the estimate)
+            acc["max"].append(float(e.get("co2e_max_g", co2)))
             if isinstance(m, Mapping):
                 acc["mkt"].append(float(m["co2e_g"]))
         except (KeyError, TypeError, ValueError):
@@ -820,7 +1009,7 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                     else f"{len(entries)} entries: CO2e = energy × listed factor")]
     bad_lines: list[str] = []
     for i, ln in enumerate(lines):
-        acc = sums.get(i, {k: [] for k in ("kwh", "co2", "emb", "min", "max", "mkt")})
+        acc = sums.get(i, {k: [] for k in _SUMS})
         label = f"line {i} ({ln.get('group')}, {ln.get('ghg', {}).get('code')})"
         try:
             ok = (
@@ -830,6 +1019,8 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                 and _near(math.fsum(acc["emb"]) / G_PER_KG, ln["co2e_embodied_kg"], 1e-9)
                 and _near(math.fsum(acc["min"]) / G_PER_KG, ln["co2e_min_kg"], 1e-9)
                 and _near(math.fsum(acc["max"]) / G_PER_KG, ln["co2e_max_kg"], 1e-9)
+                and _near(math.fsum(acc["gen"]) / G_PER_KG, ln["co2e_usage_generation_kg"], 1e-9)
+                and _near(math.fsum(acc["ups"]) / G_PER_KG, ln["co2e_usage_upstream_kg"], 1e-9)
                 and ((ln["market_based_co2e_kg"] is None and not acc["mkt"])
                      or (ln["market_based_co2e_kg"] is not None
                          and _near(math.fsum(acc["mkt"]) / G_PER_KG, ln["market_based_co2e_kg"], 1e-9)))

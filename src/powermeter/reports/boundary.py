@@ -1,19 +1,20 @@
 """The account's reporting boundary: consolidation approach and entity, its sites' market-based
-instruments, and closed reporting periods. Every SQL statement on those tables lives here."""
+instruments, and closed reporting periods (the SQL is in :mod:`powermeter.reports.repository`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from powermeter.methodology.canonical import canonical_text
 from powermeter.methodology.occurrence import format_instant
-from powermeter.reports.tables import report_period_closes, report_settings, report_sites
+from powermeter.reports import repository as repo
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 DEFAULT_APPROACH = "operational_control"
 INSTRUMENT_TYPES = ("supplier_rate", "energy_attribute_certificates", "ppa")
@@ -51,45 +52,38 @@ def _dt(v: Any) -> datetime:
 
 def load(conn: Connection, account_id: str) -> Boundary:
     b = Boundary()
-    row = conn.execute(sa.select(report_settings).where(report_settings.c.account_id == account_id)).first()
-    if row is not None:
-        b.consolidation_approach, b.entity, b.approach_set = row.consolidation_approach, row.entity, True
-    for r in conn.execute(sa.select(report_sites).where(report_sites.c.account_id == account_id)):
-        d = orjson.loads(r.body)
-        b.sites[r.site] = Instrument(r.site, d["type"], float(d["rate_g_per_kwh"]), float(d["covered_share"]),
-                                     int(d["year"]), str(d["source"]), d.get("note"))
-    for r in conn.execute(sa.select(report_period_closes).where(report_period_closes.c.account_id == account_id)):
-        b.closes[int(r.year)] = _dt(r.closed_at)
+    rows = repo.boundary_rows(conn, account_id)
+    if rows.settings is not None:
+        b.consolidation_approach, b.entity, b.approach_set = (
+            rows.settings.consolidation_approach, rows.settings.entity, True)
+    for site, body in rows.sites:
+        d = orjson.loads(body)
+        b.sites[site] = Instrument(site, d["type"], float(d["rate_g_per_kwh"]), float(d["covered_share"]),
+                                   int(d["year"]), str(d["source"]), d.get("note"))
+    for year, closed_at in rows.closes:
+        b.closes[year] = _dt(closed_at)
     return b
 
 
 def save_settings(conn: Connection, account_id: str, approach: str, entity: str | None, now: datetime) -> None:
-    t = report_settings
-    conn.execute(t.delete().where(t.c.account_id == account_id))
-    conn.execute(t.insert().values(account_id=account_id, consolidation_approach=approach, entity=entity,
-                                   updated_at=now))
+    repo.replace_settings(conn, account_id, approach, entity, now)
 
 
 def save_site(conn: Connection, account_id: str, inst: Instrument, now: datetime) -> None:
-    t = report_sites
     body = {k: v for k, v in inst.as_dict().items() if k != "site"}
-    conn.execute(t.delete().where(t.c.account_id == account_id, t.c.site == inst.site))
-    conn.execute(t.insert().values(account_id=account_id, site=inst.site, body=canonical_text(body),
-                                   updated_at=now))
+    repo.replace_site(conn, account_id, inst.site, canonical_text(body), now)
 
 
 def delete_site(conn: Connection, account_id: str, site: str) -> bool:
-    t = report_sites
-    return bool(conn.execute(t.delete().where(t.c.account_id == account_id, t.c.site == site)).rowcount)
+    return repo.delete_site(conn, account_id, site)
 
 
 def close_period(conn: Connection, account_id: str, year: int, now: datetime) -> tuple[datetime, bool]:
     """Close ``year`` (idempotent): (the closing time, whether this call closed it)."""
-    t = report_period_closes
-    row = conn.execute(sa.select(t.c.closed_at).where(t.c.account_id == account_id, t.c.year == year)).first()
-    if row is not None:
-        return _dt(row[0]), False
-    conn.execute(t.insert().values(account_id=account_id, year=year, closed_at=now))
+    closed = repo.period_closed_at(conn, account_id, year)
+    if closed is not None:
+        return _dt(closed), False
+    repo.insert_period_close(conn, account_id, year, now)
     return now, True
 
 

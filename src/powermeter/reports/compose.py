@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from powermeter.data.grid_basis import CombustionFactors, basis_of, load_combustion_factors
 from powermeter.data.locations import LocationIndex, load_locations
 from powermeter.data.residual_mixes import ResidualMixes, load_residual_mixes
 from powermeter.methodology import reporting as rp
@@ -24,7 +25,6 @@ from powermeter.methodology.compute_job import (
     DEFAULT_PUE,
     UTILIZATION_SOURCE_DEFAULT,
 )
-from powermeter.methodology.occurrence import format_instant
 from powermeter.reports.boundary import Boundary, Instrument
 from powermeter.reports.ledger import ALTERED, OK, Record
 
@@ -37,12 +37,26 @@ NO_APP = "(application not given)"
 class Composed:
     entries: list[dict[str, Any]] = field(default_factory=list)
     rows: list[rp.AggregateRow] = field(default_factory=list)
-    keys: list[tuple[str, str]] = field(default_factory=list)  # (group, category) of each entry
+    keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)  # (group, category,
+    # dataset versions) of each entry: its line
     late: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     datasets: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     coverage: list[str] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job receipt id → its signed inputs
+    assumptions: dict[tuple[object, ...], dict[str, Any]] = field(default_factory=dict)  # shared by entries
+
+    def assumption_id(self, classification: str, defaults: list[str], warnings: list[str],
+                      extra: Mapping[str, Any] | None = None) -> str:  # fmt: skip
+        """The id of a set of assumptions (classification, defaulted inputs, warnings, constants), listed
+        once in the report's ``assumptions`` and named by every entry that shares it."""
+        key = (classification, tuple(defaults), tuple(warnings), tuple(sorted((extra or {}).items())))
+        a = self.assumptions.get(key)
+        if a is None:
+            a = {"id": f"A{len(self.assumptions) + 1}", "classification": classification, "defaults": defaults,
+                 "warnings": warnings, **(extra or {})}
+            self.assumptions[key] = a
+        return str(a["id"])
 
 
 def _location_label(locations: LocationIndex, code: str) -> str:
@@ -52,11 +66,14 @@ def _location_label(locations: LocationIndex, code: str) -> str:
 
 def market_factor(
     location_code: str, site: str | None, year: int, boundary: Boundary, mixes: ResidualMixes,
-    locations: LocationIndex,
+    locations: LocationIndex, combustion: CombustionFactors | None = None,
 ) -> tuple[rp.MarketFactorRef, int | None]:  # fmt: skip
     """The market-based factor of a Scope 2 record (GHG Protocol Scope 2 Guidance hierarchy):
     the site's instrument for its covered share, the rest at the country's residual mix, else at the
-    grid average (labelled). Returns the factor and the residual mix's vintage gap in years."""
+    grid average (labelled ``grid_average``, or ``no_residual_mix`` where the dataset says why a market
+    has none, e.g. Green-e for the US: then on the combustion basis where the data has a factor).
+    Returns the factor and the residual mix's vintage gap in years."""
+    combustion = combustion or load_combustion_factors()
     loc = locations.resolve(location_code)
     country = loc.country if loc is not None and loc.country else (location_code if len(location_code) == 2 else None)
     mix = mixes.lookup(country, year)
@@ -71,9 +88,19 @@ def market_factor(
     else:
         value = loc.intensity_g_per_kwh if loc is not None else 0.0
         src = loc.source if loc is not None else "unknown location"
+        year_of: int | None = loc.year if loc is not None else None
+        missing = mixes.unavailable_for(country)
+        comb = combustion.lookup(loc.code, year) if loc is not None and missing is not None else None
+        why = "no residual mix in the data"
+        if missing is not None:
+            why = f"no {missing.scheme} residual mix: {missing.reason}"
+        if comb is not None:  # a generation-basis grid average, as a residual mix would be
+            value, src, year_of = comb.intensity_g_per_kwh, comb.source, comb.year
         fallback = rp.MarketFactorRef(
-            "grid_average", f"grid average {location_code} (no residual mix in the data)", value, src,
-            None, rp.factor_basis_of(src), "as the locations dataset", loc.year if loc is not None else None,
+            "grid_average" if missing is None else "no_residual_mix",
+            f"grid average {location_code} ({why})", value, src, combustion.version if comb else None,
+            "combustion" if comb else rp.factor_basis_of(src),
+            comb.verification if comb else "as the locations dataset", year_of,
         )  # fmt: skip
     inst: Instrument | None = boundary.sites.get(site) if site else None
     if inst is None:
@@ -118,13 +145,27 @@ def _job_defaults(factors: Mapping[str, Any], inputs: Mapping[str, Any]) -> list
     return out
 
 
+@dataclass(slots=True)
+class _Ctx:
+    """Reference data and memo tables of one compose run (records share few distinct values)."""
+
+    group_by: str
+    boundary: Boundary
+    locations: LocationIndex
+    mixes: ResidualMixes
+    combustion: CombustionFactors
+    job_methodology: str
+    memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+
+
+
 def compose(
     records: list[Record], start: datetime, end: datetime, group_by: str, boundary: Boundary,
     inference_site: Callable[[str, str], tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]],
     job_methodology: str,
 ) -> Composed:  # fmt: skip
-    locations = load_locations()
-    mixes = load_residual_mixes()
+    ctx = _Ctx(group_by, boundary, load_locations(), load_residual_mixes(), load_combustion_factors(),
+               job_methodology)
     out = Composed()
     for rec in records:
         if not rec.in_period(start, end) or not rec.data or rec.occurred_at is None:
@@ -132,9 +173,9 @@ def compose(
         if rec.status == ALTERED:  # no longer what was signed: never counted (listed as excluded, and a problem)
             continue
         if rec.kind == "job":
-            _add_job(out, rec, group_by, boundary, locations, mixes, job_methodology)
+            _add_job(out, rec, ctx)
         else:
-            _add_inference(out, rec, group_by, boundary, locations, inference_site)
+            _add_inference(out, rec, ctx, inference_site)
     return out
 
 
@@ -149,8 +190,8 @@ def _late(rec: Record, boundary: Boundary) -> bool:
     return parse_instant(rec.received_at) > closed
 
 
-def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateRow, key: tuple[str, str],
-           boundary: Boundary, coverage: str) -> None:  # fmt: skip
+def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateRow,
+           key: tuple[str, str, tuple[tuple[str, str], ...]], boundary: Boundary, coverage: str) -> None:  # fmt: skip
     entry["status"] = rec.status if rec.status != OK else "ok"
     if _late(rec, boundary):
         entry["late"] = True
@@ -162,6 +203,16 @@ def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateR
     out.coverage.append(coverage)
 
 
+def fast_instant(moment: datetime) -> str:
+    """:func:`powermeter.methodology.occurrence.format_instant` through ``isoformat`` (C, no strftime):
+    the same text for an aware datetime (microseconds only when non-zero)."""
+    m = moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
+    return m.isoformat()[:-6] + "Z"
+
+
+_ZERO = timedelta(0)
+
+
 def _base(rec: Record) -> dict[str, Any]:
     return {
         "kind": rec.kind,
@@ -169,93 +220,158 @@ def _base(rec: Record) -> dict[str, Any]:
         "tree_id": rec.tree_id,
         "leaf_index": rec.leaf_index,
         "record_sha256": rec.record_sha256,
-        "occurred_at": format_instant(rec.occurred_at) if rec.occurred_at else None,
+        "occurred_at": fast_instant(rec.occurred_at) if rec.occurred_at else None,
         "received_at": rec.received_at,
     }
 
 
-def _add_job(out: Composed, rec: Record, group_by: str, boundary: Boundary, locations: LocationIndex,
-             mixes: ResidualMixes, job_methodology: str) -> None:  # fmt: skip
+def _versions(d: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (d or {}).items()))
+
+
+def _job_group(ctx: _Ctx, out: Composed, month: str, location: str, inputs: Mapping[str, Any]) -> str:
+    g = ctx.group_by
+    if g == "month":
+        return month
+    if g == "location":
+        out.labels.setdefault(location, _location_label(ctx.locations, location))
+        return location
+    if g == "provider":
+        provider = inputs.get("provider")
+        return str(provider).strip().lower() if provider else "(provider not given)"
+    if g == "model":
+        m = inputs.get("gpu_model") or inputs.get("cpu_model")
+        return f"compute job: {m}" if m else "compute job: hardware not given"
+    if g == "site":
+        site = inputs.get("site")
+        return str(site) if site else NO_SITE
+    if g == "application":
+        app = inputs.get("application")
+        return str(app) if app else NO_APP
+    return NO_KEY_GROUP
+
+
+def _job_static(
+    ctx: _Ctx, location: str, ci: Mapping[str, Any], year: int
+) -> tuple[rp.EmissionFactorRef, str, rp.CombustionFactorRef | None, int | None, int | None]:
+    """Per (location, factor, activity year): the factor ref, its basis, the paired combustion factor
+    and the vintage gap of the location factor."""
+    loc = ctx.locations.resolve(location)
+    factor = rp.EmissionFactorRef(location, ci.get("value"), ci.get("source"), ci.get("dataset_version"),
+                                  loc.year if loc is not None and ci.get("value") == loc.intensity_g_per_kwh
+                                  else None)
+    basis = basis_of(ci.get("source"))
+    comb_ref: rp.CombustionFactorRef | None = None
+    if basis == "lifecycle" and loc is not None and ci.get("value") == loc.intensity_g_per_kwh:
+        c = ctx.combustion.lookup(loc.code, year)
+        if c is not None:
+            comb_ref = rp.CombustionFactorRef(loc.code, c.intensity_g_per_kwh, c.year, c.source,
+                                              ctx.combustion.version, loc.intensity_g_per_kwh, c.verification)
+    gap = (year - loc.year) if loc is not None else None
+    return factor, basis, comb_ref, loc.year if loc is not None else None, gap
+
+
+@dataclass(frozen=True, slots=True)
+class _JobProfile:
+    """Everything of a job entry that depends only on its factor profile, tags and activity year."""
+
+    category: str
+    factor: rp.EmissionFactorRef
+    basis: str
+    combustion: rp.CombustionFactorRef | None
+    gap: int | None
+    versions: tuple[tuple[str, str], ...]
+    with_defaults: bool
+    assumptions_id: str
+    market: rp.MarketFactorRef | None
+    market_gap: int | None
+
+
+def _job_profile(out: Composed, ctx: _Ctx, d: Mapping[str, Any], inputs: Mapping[str, Any], year: int,
+                 cpu: bool, gpu: bool) -> _JobProfile:  # fmt: skip
+    factors: Mapping[str, Any] = d["factors"]
+    location = str(d["location"])
+    category, why = rp.classify_job(inputs.get("ownership"), inputs.get("provider"),
+                                    _flag(inputs.get("own_hardware")))
+    ci = factors.get("carbon_intensity") or {}
+    factor, basis, comb, _loc_year, gap = _job_static(ctx, location, ci, year)
+    versions = _versions(d.get("dataset_versions"))
+    for name, v in versions:
+        out.datasets.setdefault((name, v), set()).add("compute-job receipts")
+    defaults = _job_defaults(factors, {"cpu_cores": 1 if cpu else 0, "gpu_cores": 1 if gpu else 0})
+    pue = (factors.get("pue") or {}).get("value")
+    aid = out.assumption_id(why, defaults, list(d.get("warnings") or ()), {"pue": pue})
+    mref: rp.MarketFactorRef | None = None
+    mgap: int | None = None
+    if category == rp.SCOPE2.code:
+        site = inputs.get("site")
+        mref, mgap = market_factor(location, site if isinstance(site, str) else None, year, ctx.boundary, ctx.mixes,
+                                   ctx.locations, ctx.combustion)
+        out.datasets.setdefault(("residual_mixes", ctx.mixes.version), set()).add("market-based Scope 2")
+    if comb is not None and category in (rp.SCOPE2.code, rp.UNCLASSIFIED.code):
+        out.datasets.setdefault(("combustion_factors", ctx.combustion.version), set()).add(
+            "Scope 2 generation / Scope 3 Category 3 split")
+    else:
+        comb = None
+    return _JobProfile(category, factor, basis, comb, gap, versions, bool(defaults), aid, mref, mgap)
+
+
+def _add_job(out: Composed, rec: Record, ctx: _Ctx) -> None:
     d = rec.data
     inputs: dict[str, Any] = d["inputs"]
-    factors: dict[str, Any] = d["factors"]
-    if rec.occurred_at is None:  # pragma: no cover - compose() keeps only dated records
+    occurred = rec.occurred_at
+    if occurred is None:  # pragma: no cover - compose() keeps only dated records
         return
-    month = rec.occurred_at.strftime("%Y-%m")
+    year = occurred.year
+    month = f"{year:04d}-{occurred.month:02d}"
     location = str(d["location"])
-    provider = inputs.get("provider")
-    site = inputs.get("site")
-    app = inputs.get("application")
-    category, why = rp.classify_job(inputs.get("ownership"), provider, _flag(inputs.get("own_hardware")))
-    if group_by == "month":
-        group = month
-    elif group_by == "location":
-        group = location
-        out.labels.setdefault(group, _location_label(locations, location))
-    elif group_by == "provider":
-        group = str(provider).strip().lower() if provider else "(provider not given)"
-    elif group_by == "model":
-        m = inputs.get("gpu_model") or inputs.get("cpu_model")
-        group = f"compute job: {m}" if m else "compute job: hardware not given"
-    elif group_by == "site":
-        group = str(site) if site else NO_SITE
-    elif group_by == "application":
-        group = str(app) if app else NO_APP
-    else:
-        group = NO_KEY_GROUP
-    ci = factors.get("carbon_intensity") or {}
-    factor = rp.EmissionFactorRef(location, ci.get("value"), ci.get("source"), ci.get("dataset_version"))
-    for name, v in (d.get("dataset_versions") or {}).items():
-        out.datasets.setdefault((str(name), str(v)), set()).add("compute-job receipts")
+    cpu, gpu = float(inputs.get("cpu_cores") or 0) > 0, float(inputs.get("gpu_cores") or 0) > 0
+    own, provider, site = inputs.get("ownership"), inputs.get("provider"), inputs.get("site")
+    key = (id(d["factors"]), id(d.get("dataset_versions")), id(d.get("warnings")), location, year, cpu, gpu, own,
+           provider, inputs.get("own_hardware"), site)  # fmt: skip
+    p: _JobProfile | None = ctx.memo.get(key)
+    if p is None:
+        p = ctx.memo[key] = _job_profile(out, ctx, d, inputs, year, cpu, gpu)
+    group = month if ctx.group_by == "month" else _job_group(ctx, out, month, location, inputs)
     kwh, co2 = float(d["energy_kwh"]), float(d["co2e_g"])
-    defaults = _job_defaults(factors, inputs)
-    loc = locations.resolve(location)
-    year = rec.occurred_at.year
-    quality: dict[str, Any] = {
-        "estimated": True,
-        "defaults": defaults,
-        "warnings": list(d.get("warnings") or ()),
-        "location_factor_year": loc.year if loc is not None else None,
-        "location_factor_vintage_gap_years": (year - loc.year) if loc is not None else None,
-    }
-    market: dict[str, Any] | None = None
-    mref: rp.MarketFactorRef | None = None
-    if category == rp.SCOPE2.code:
-        mref, gap = market_factor(location, site if isinstance(site, str) else None, year, boundary, mixes, locations)
-        market = {"co2e_g": kwh * mref.intensity_g_per_kwh, "hierarchy_level": mref.level}
-        if gap is not None:
-            quality["residual_mix_vintage_gap_years"] = gap
-        out.datasets.setdefault(("residual_mixes", mixes.version), set()).add("market-based Scope 2")
+    quality: dict[str, Any] = {"estimated": True, "assumptions_id": p.assumptions_id}
     entry = {
         **_base(rec),
-        "category": category,
-        "classification": why,
-        "ownership": inputs.get("ownership"),
+        "category": p.category,
+        "ownership": own,
         "provider": provider,
         "site": site,
-        "application": app,
+        "application": inputs.get("application"),
         "location": location,
         "energy_kwh": kwh,
         "co2e_g": co2,
         "co2e_usage_g": co2,
         "co2e_embodied_g": 0.0,
-        "co2e_min_g": co2,
-        "co2e_max_g": co2,
-        "factor": {"carbon_intensity_g_per_kwh": ci.get("value"), "pue": (factors.get("pue") or {}).get("value")},
         "quality": quality,
-        "dataset_versions": dict(d.get("dataset_versions") or {}),
     }
+    market_g: float | None = None
+    if p.market is not None:
+        market_g = kwh * p.market.intensity_g_per_kwh
+        entry["market"] = {"co2e_g": market_g, "hierarchy_level": p.market.level}
+        if p.market_gap is not None:
+            quality["residual_mix_vintage_gap_years"] = p.market_gap
+    generation: float | None = None
+    upstream = 0.0
+    if p.combustion is not None:
+        generation = kwh * p.combustion.intensity_g_per_kwh
+        upstream = co2 - generation
+        entry["upstream"] = {"generation_co2e_g": generation, "upstream_co2e_g": upstream, "_comb": p.combustion}
     out.inputs[rec.id] = inputs
-    if market is not None and mref is not None:
-        entry["market"] = market
     row = rp.AggregateRow(
-        rp.KIND_JOB, month, group, category == rp.SCOPE2.code, factor, job_methodology, 1, kwh, co2,
-        category=category, market_co2e_g=market["co2e_g"] if market else None, market_factor=mref,
-        records_with_defaults=1 if defaults else 0, estimated_records=1,
+        rp.KIND_JOB, month, group, p.category == rp.SCOPE2.code, p.factor, ctx.job_methodology, 1, kwh, co2,
+        category=p.category, market_co2e_g=market_g, market_factor=p.market,
+        records_with_defaults=1 if p.with_defaults else 0, estimated_records=1, basis=p.basis,
+        generation_co2e_g=generation, upstream_co2e_g=upstream, combustion_factor=p.combustion,
+        dataset_versions=p.versions, vintage_gap_years=p.gap,
     )  # fmt: skip
-    entry["_factor"] = factor
-    entry["_market"] = mref
-    _place(out, rec, entry, row, (group, category), boundary, f"job:{rec.id}:{rec.record_sha256}")
+    entry["_factor"] = p.factor
+    entry["_market"] = p.market
+    _place(out, rec, entry, row, (group, p.category, p.versions), ctx.boundary, f"job:{rec.id}:{rec.record_sha256}")
 
 
 def _flag(v: Any) -> str | None:
@@ -265,9 +381,10 @@ def _flag(v: Any) -> str | None:
 
 
 def _add_inference(
-    out: Composed, rec: Record, group_by: str, boundary: Boundary, locations: LocationIndex,
+    out: Composed, rec: Record, ctx: _Ctx,
     inference_site: Callable[[str, str], tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]],
 ) -> None:  # fmt: skip
+    group_by, boundary, locations = ctx.group_by, ctx.boundary, ctx.locations
     d = rec.data
     details = d["details"]
     if rec.occurred_at is None:  # pragma: no cover - compose() keeps only dated records
@@ -313,7 +430,6 @@ def _add_inference(
     entry = {
         **_base(rec),
         "category": rp.SCOPE3_CAT1.code,
-        "classification": "AI inference service (purchased)",
         "provider": d["provider"],
         "model_id": d["model_id"],
         "application": app,
@@ -325,17 +441,19 @@ def _add_inference(
         "co2e_min_g": float(lo) if lo is not None else co2,
         "co2e_max_g": float(hi) if hi is not None else co2,
         "water_ml": float(d["water_ml"]),
-        "quality": {"estimated": True, "defaults": defaults, "warnings": list(details.get("warnings") or ())},
-        "dataset_versions": dict(meth),
+        "quality": {"estimated": True, "assumptions_id": out.assumption_id(
+            "AI inference service (purchased)", defaults, list(details.get("warnings") or ()))},
     }
+    versions = _versions(meth)
     row = rp.AggregateRow(
         rp.KIND_INFERENCE, month, group, False, factor, version, 1, energy_kwh, co2, float(d["water_ml"]), 1,
         category=rp.SCOPE3_CAT1.code, co2e_embodied_g=emb, co2e_min_g=entry["co2e_min_g"],
         co2e_max_g=entry["co2e_max_g"], records_with_defaults=1 if defaults else 0, estimated_records=1,
+        basis=basis_of(factor.source if factor is not None else None), dataset_versions=versions,
     )  # fmt: skip
     entry["_factor"] = factor
     entry["_market"] = None
     stamp = rec.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     cov = rp.inference_record_sha256(rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2,
                                   float(d["water_ml"]))
-    _place(out, rec, entry, row, (group, rp.SCOPE3_CAT1.code), boundary, f"inference:{rec.id}:{cov}")
+    _place(out, rec, entry, row, (group, rp.SCOPE3_CAT1.code, versions), boundary, f"inference:{rec.id}:{cov}")

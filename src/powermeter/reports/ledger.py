@@ -22,20 +22,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from powermeter.audit.anchors import Anchor, iter_anchors
-from powermeter.inference.tables import inference_details, inference_records
+from powermeter.inference import repository as inference_repo
 from powermeter.jobs import receipts as rc
-from powermeter.jobs.tables import receipt_profiles, receipt_trees, receipts
+from powermeter.jobs import repository as jobs_repo
 from powermeter.methodology.ledger import inference_leaf_hash
 from powermeter.methodology.merkle import merkle_root
 from powermeter.methodology.occurrence import format_instant, parse_instant
-from powermeter.reports.tables import inference_signatures
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 OK, ALTERED, MISSING, EXTRA, UNANCHORED = "ok", "altered", "missing", "extra", "unanchored"
 
@@ -111,12 +111,7 @@ def _collect_jobs(
     conn: Connection, account_id: str, start: datetime, end: datetime, anchors: dict[str, Anchor],
     trees: list[Tree], records: list[Record], problems: list[dict[str, str]],
 ) -> None:  # fmt: skip
-    stored = {
-        str(r[1]): int(r[0])
-        for r in conn.execute(
-            sa.select(receipt_trees.c.seq, receipt_trees.c.tree_id).where(receipt_trees.c.account_id == account_id)
-        )
-    }
+    stored = jobs_repo.tree_seqs(conn, account_id)
     wanted = [a for a in anchors.values() if _overlaps(a, start, end)]
     for a in wanted:
         seq = stored.get(a.tree_id)
@@ -139,13 +134,7 @@ def _collect_jobs(
             continue
         _rebuild_tree(conn, account_id, seq, None, trees, records, problems, start=start, end=end)
     # receipt rows whose tree is not the account's (or does not exist)
-    orphan_q = (
-        sa.select(receipts.c.receipt_id)
-        .select_from(receipts.outerjoin(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq))
-        .where(receipts.c.account_id == account_id,
-               sa.or_(receipt_trees.c.seq.is_(None), receipt_trees.c.account_id != account_id))
-    )  # fmt: skip
-    for (rid,) in conn.execute(orphan_q):
+    for rid in jobs_repo.orphan_receipt_ids(conn, account_id):
         records.append(Record("job", str(rid), None, None, None, None, EXTRA, detail="not part of any signed tree"))
         problems.append({"record": str(rid), "problem": EXTRA,
                          "detail": "receipt row belongs to no signed tree of the account"})
@@ -155,7 +144,7 @@ def _rebuild_tree(
     conn: Connection, account_id: str, seq: int, anchor: Anchor | None, trees: list[Tree], records: list[Record],
     problems: list[dict[str, str]], *, start: datetime | None = None, end: datetime | None = None,
 ) -> None:  # fmt: skip
-    t = conn.execute(sa.select(receipt_trees).where(receipt_trees.c.seq == seq)).first()
+    t = jobs_repo.tree_row(conn, seq)
     if t is None:  # pragma: no cover - read in the same snapshot
         return
     blob = bytes(t.leaf_hashes)
@@ -172,18 +161,16 @@ def _rebuild_tree(
     if merkle_root(hashes).hex() != head["root_sha256"] or len(hashes) != head["tree_size"]:
         problems.append({"record": t.tree_id, "problem": ALTERED,
                          "detail": f"receipt tree {t.tree_id}'s leaf hashes do not give its signed root"})
-    rows = conn.execute(sa.select(receipts).where(receipts.c.tree_seq == seq).order_by(receipts.c.leaf_index)).all()
+    rows = jobs_repo.tree_receipt_rows(conn, seq)
     profile_ids = [str(x) for x in orjson.loads(t.profile_ids)]
-    bodies = {
-        str(r[0]): str(r[1])
-        for r in conn.execute(
-            sa.select(receipt_profiles.c.id, receipt_profiles.c.body).where(receipt_profiles.c.id.in_(profile_ids))
-        )
-    }
+    bodies = jobs_repo.profile_bodies(conn, profile_ids)
     docs = [rc.profile_doc_from_body(bodies[p]) if p in bodies else None for p in profile_ids]
+    profiles = [_Profile.of(bodies[p]) if p in bodies else None for p in profile_ids]
     builder = rc.LeafBuilder(account_id, t.issued_at, [d or docs_placeholder() for d in docs])
     det = orjson.loads(t.details)
     issued = parse_instant(t.issued_at)
+    issued_text = format_instant(issued)
+    options_memo: dict[str, Any] = {}
     by_index: dict[int, Any] = {}
     built: list[Record] = []
     for row in rows:
@@ -195,7 +182,7 @@ def _rebuild_tree(
             built.append(rec)
             continue
         by_index[i] = row
-        rec = _rebuild_receipt(row, i, det, docs, builder, bodies, profile_ids, issued)
+        rec = _rebuild_receipt(row, i, det, profiles, builder, issued, issued_text, options_memo)
         rec.tree_id, rec.leaf_sha256 = t.tree_id, signed_leaf
         if rec.status == OK and rec.record_sha256 != signed_leaf:
             rec.status, rec.detail = ALTERED, "the receipt rebuilt from its row does not hash to its signed leaf"
@@ -234,21 +221,47 @@ def _id_prefix(anchor: Anchor | None, ids: Sequence[str]) -> tuple[str, int] | N
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """A factor profile parsed once per tree (shared by the receipts that use it)."""
+
+    location: str
+    factors: dict[str, Any]
+    dataset_versions: dict[str, Any]
+    warnings: list[Any]
+    pue: float | None
+
+    @classmethod
+    def of(cls, body: str) -> _Profile:
+        d = orjson.loads(body)
+        factors = {f["name"]: f for f in d["factors"]}
+        try:
+            pue: float | None = float(factors["pue"]["value"])
+        except (KeyError, TypeError, ValueError):
+            pue = None
+        return cls(d["location"], factors, d["dataset_versions"], d["warnings"], pue)
+
+
 def _rebuild_receipt(
-    row: Any, i: int, det: dict[str, Any], docs: list[rc.ProfileDoc | None], builder: rc.LeafBuilder,
-    bodies: dict[str, str], profile_ids: list[str], issued: datetime,
+    row: Any, i: int, det: dict[str, Any], profiles: list[_Profile | None], builder: rc.LeafBuilder,
+    issued: datetime, issued_text: str, options_memo: dict[str, Any],
 ) -> Record:  # fmt: skip
     j = int(row.profile_index)
-    if not (0 <= j < len(docs)) or docs[j] is None:
+    prof = profiles[j] if 0 <= j < len(profiles) else None
+    if prof is None:
         return Record("job", row.receipt_id, None, i, None, None, ALTERED, detail="its factor profile is missing")
-    body = orjson.loads(bodies[profile_ids[j]])
-    factors = {f["name"]: f for f in body["factors"]}
-    options = orjson.loads(row.options) if row.options else None
+    options = None
+    if row.options:
+        options = options_memo.get(row.options)
+        if options is None:  # parsed once per distinct text (read-only afterwards)
+            options = options_memo[row.options] = orjson.loads(row.options)
     try:
         duration = float(det["duration_minutes"][i])
         inputs = rc.inputs_bytes(duration, det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i],
                                  row.geo_iso, options)
-        pue = float(factors["pue"]["value"])
+        pue = prof.pue
+        if pue is None:
+            raise KeyError("pue")
         results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i],
                                    det["memory_kwh"][i], pue)
     except (KeyError, IndexError, TypeError, ValueError):
@@ -264,14 +277,14 @@ def _rebuild_receipt(
         "job_id": row.job_id,
         "energy_kwh": float(row.kwh),
         "co2e_g": float(row.co2_grams),
-        "location": body["location"],
-        "factors": factors,
-        "dataset_versions": body["dataset_versions"],
-        "warnings": body["warnings"],
+        "location": prof.location,
+        "factors": prof.factors,
+        "dataset_versions": prof.dataset_versions,
+        "warnings": prof.warnings,
         "inputs": {"duration_minutes": duration, "cpu_cores": det["cpu_cores"][i], "memory_gb": det["memory_gb"][i],
                    "gpu_cores": det["gpu_cores"][i], "geo_iso": row.geo_iso, **opts},
     }  # fmt: skip
-    return Record("job", row.receipt_id, None, i, None, h, OK, occurred, format_instant(issued), data)
+    return Record("job", row.receipt_id, None, i, None, h, OK, occurred, issued_text, data)
 
 
 # --- AI inference records -------------------------------------------------------------------------------
@@ -283,21 +296,11 @@ def _collect_inference(
 ) -> None:  # fmt: skip
     wanted = {rid: a for rid, a in anchors.items() if _overlaps(a, start, end)}
     # records booked in the period that were never signed/anchored
-    in_period = [
-        str(r[0])
-        for r in conn.execute(
-            sa.select(inference_records.c.id).where(
-                inference_records.c.account_id == account_id, inference_records.c.log_date >= start,
-                inference_records.c.log_date < end,
-            )
-        )
-    ]  # fmt: skip
+    in_period = inference_repo.record_ids_between(conn, account_id, start, end)
     ids = sorted(set(wanted) | set(in_period))
     rows: dict[str, Any] = {}
     for k in range(0, len(ids), 500):
-        chunk = ids[k : k + 500]
-        q = inference_query(account_id, chunk)
-        rows.update({str(r.id): r for r in conn.execute(q)})
+        rows.update({r.id: r for r in inference_rows(conn, account_id, ids[k : k + 500])})
     for rid in ids:
         a = wanted.get(rid)
         row = rows.get(rid)
@@ -382,18 +385,28 @@ def _rebuild_inference(row: Any, account_id: str) -> Record:
     return Record("inference", str(row.id), None, None, None, h, OK, occurred, str(row.received_at), data)
 
 
-def inference_query(account_id: str, ids: Sequence[str]) -> Any:
+@dataclass(frozen=True, slots=True)
+class InferenceRow:
+    """An inference record's row with its details and signature columns."""
+
+    id: str
+    row: Any  # inference_records columns + details
+    sig: Any  # inference_signatures columns, or None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _SIG_COLUMNS:
+            return None if self.sig is None else getattr(self.sig, name)
+        return getattr(self.row, name)
+
+
+_SIG_COLUMNS = frozenset({"application", "received_at", "leaf_sha256", "signature"})
+
+
+def inference_rows(conn: Connection, account_id: str, ids: Sequence[str]) -> list[InferenceRow]:
     """Inference rows of ``ids`` with their details and signature columns."""
-    return (
-        sa.select(inference_records, inference_details.c.details, inference_signatures.c.application,
-                  inference_signatures.c.received_at, inference_signatures.c.leaf_sha256,
-                  inference_signatures.c.key_id.label("sig_key_id"), inference_signatures.c.signature)
-        .select_from(
-            inference_records.outerjoin(inference_details, inference_details.c.id == inference_records.c.id)
-            .outerjoin(inference_signatures, inference_signatures.c.id == inference_records.c.id)
-        )
-        .where(inference_records.c.id.in_(list(ids)), inference_records.c.account_id == account_id)
-    )  # fmt: skip
+    sigs = inference_repo.signatures_of(conn, ids)
+    return [InferenceRow(str(r.id), r, sigs.get(str(r.id))) for r in inference_repo.records_with_details(
+        conn, account_id, ids)]
 
 
 def in_period(records: Iterable[Record], start: datetime, end: datetime) -> list[Record]:

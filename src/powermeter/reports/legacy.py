@@ -9,32 +9,32 @@ time, which the audit entries' timestamps show; it cannot prove what happened to
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from powermeter.audit.anchors import anchor_tree, iter_anchors
+from powermeter.inference import repository as inference_repo
 from powermeter.inference.service import sign_record
-from powermeter.inference.tables import inference_records
 from powermeter.infra.security import Signer
-from powermeter.jobs.tables import receipt_trees, receipts
+from powermeter.jobs import repository as jobs_repo
 from powermeter.methodology.occurrence import format_instant, parse_instant
-from powermeter.reports.ledger import inference_fields, inference_query
-from powermeter.reports.tables import inference_signatures
+from powermeter.reports.ledger import inference_fields, inference_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 def anchor_legacy(conn: Connection, signer: Signer, account_id: str, now: datetime) -> tuple[int, int]:
     """(receipt trees anchored, inference records signed and anchored)."""
     anchored = {a.tree_id for a in iter_anchors(conn, account_id)}
     n_trees = 0
-    for t in conn.execute(sa.select(receipt_trees).where(receipt_trees.c.account_id == account_id)).all():
+    for t in jobs_repo.trees_of_account(conn, account_id):
         if t.tree_id in anchored:
             continue
         det = orjson.loads(t.details)
         issued = parse_instant(t.issued_at)
-        rows = conn.execute(sa.select(receipts.c.receipt_id, receipts.c.leaf_index, receipts.c.options)
-                            .where(receipts.c.tree_seq == t.seq)).all()  # fmt: skip
+        rows = jobs_repo.tree_receipt_rows(conn, t.seq)
         moments = []
         for r in rows:
             opts = orjson.loads(r.options) if r.options else {}
@@ -53,18 +53,11 @@ def anchor_legacy(conn: Connection, signer: Signer, account_id: str, now: dateti
                  "anchored_after_ingest": True},
         )  # fmt: skip
         n_trees += 1
-    unsigned = [
-        str(r[0])
-        for r in conn.execute(
-            sa.select(inference_records.c.id)
-            .select_from(inference_records.outerjoin(inference_signatures,
-                                                     inference_signatures.c.id == inference_records.c.id))
-            .where(inference_records.c.account_id == account_id, inference_signatures.c.id.is_(None))
-        )
-    ]  # fmt: skip
+    signed = inference_repo.signed_ids(conn, account_id)
+    unsigned = sorted(i for i in inference_repo.record_ids(conn, account_id) if i not in signed)
     n_inf = 0
     for k in range(0, len(unsigned), 500):
-        for row in conn.execute(inference_query(account_id, unsigned[k : k + 500])).all():
+        for row in inference_rows(conn, account_id, unsigned[k : k + 500]):
             fields = inference_fields(row, account_id, format_instant(row.log_date))
             if fields is None:
                 continue  # no details: stays a problem in every report

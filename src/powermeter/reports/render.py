@@ -56,6 +56,10 @@ CSV_COLUMNS = (
     "records_with_defaults",
     "market_factors",
     "signed_report_content_sha256",
+    "co2e_usage_generation_kg",
+    "co2e_usage_upstream_kg",
+    "location_factor_basis",
+    "dataset_versions",
 )
 
 
@@ -115,9 +119,14 @@ def csv_rows(doc: Mapping[str, Any]) -> Iterable[list[str]]:
         q = item.get("data_quality") or {}
         cell = " | ".join(f"{m} {markets[m]['label']} {fixed(markets[m]['value'])} {markets[m]['unit']} "
                           f"({markets[m]['verification']})" for m in market_ids if m in markets)
+        basis = item.get("location_factor_basis") or {}
+        versions = item.get("dataset_versions") or {}
         return [fixed(item.get("co2e_usage_kg")), fixed(item.get("co2e_embodied_kg")), fixed(item.get("co2e_min_kg")),
                 fixed(item.get("co2e_max_kg")), fixed(item.get("market_based_co2e_kg")),
-                fixed(q.get("records_with_defaults")), cell, digest]
+                fixed(q.get("records_with_defaults")), cell, digest, fixed(item.get("co2e_usage_generation_kg")),
+                fixed(item.get("co2e_usage_upstream_kg")),
+                " | ".join(f"{k} {v}" for k, v in basis.items() if v),
+                " | ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
 
     def ghg(item: Mapping[str, Any]) -> list[str]:
         g = item["ghg"]

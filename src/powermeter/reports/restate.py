@@ -56,7 +56,7 @@ def restate(entries: Sequence[Mapping[str, Any]], lines: Sequence[Mapping[str, A
                 latest = float(e["energy_kwh"]) * loc.intensity_g_per_kwh + float(e["co2e_embodied_g"])
         latest_by_line.setdefault(line, []).append(latest)
         recorded_by_line.setdefault(line, []).append(recorded)
-        for name, version in (e.get("dataset_versions") or {}).items():
+        for name, version in (lines[line].get("dataset_versions") or {}).items():
             by_version.setdefault((str(name), str(version)), []).append(recorded)
     out_lines = []
     for i, ln in enumerate(lines):

@@ -1,10 +1,6 @@
 """Tables of the reports capability: the account's reporting boundary, its sites' market-based
-instruments, closed reporting periods, and the signatures of AI inference records.
-
-``inference_signatures`` belongs to the completeness proof (``reports.ledger``): each inference
-record is signed when it is created, as a one-leaf tree (RFC 6962 leaf = the record's canonical
-JSON), and the signed head is appended to the account's audit chain. The row lives here rather than
-in ``inference_records`` so the inference hot path keeps its narrow row and its raw INSERT.
+instruments and closed reporting periods. (The signatures of AI inference records, which the
+completeness proof reads, live with the records in ``inference.tables``.)
 """
 
 from __future__ import annotations
@@ -40,17 +36,4 @@ report_period_closes = sa.Table(
     sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True),
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("closed_at", TS, nullable=False),
-)
-
-inference_signatures = sa.Table(
-    "inference_signatures",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),  # inference_records.id (no FK: deletions must be detectable)
-    sa.Column("account_id", sa.String(40), nullable=False),
-    sa.Column("application", sa.String(128), nullable=True),
-    sa.Column("received_at", sa.String(40), nullable=False),  # the signed issued_at string
-    sa.Column("leaf_sha256", sa.String(64), nullable=False),
-    sa.Column("key_id", sa.String(80), nullable=False),
-    sa.Column("signature", sa.String(200), nullable=False),
-    sa.Index("ix_inference_signatures_account_id", "account_id"),
 )

@@ -13,7 +13,7 @@ from powermeter.infra.errors import error_responses
 from powermeter.infra.responses import FastJSONResponse
 from powermeter.infra.state import app_state
 from powermeter.routing import schemas
-from powermeter.routing.service import get_service
+from powermeter.routing.deps import Routing
 
 router = APIRouter()
 CASDK_TAG = "carbon aware sdk"
@@ -41,8 +41,8 @@ def _utc(dt: datetime | None) -> datetime | None:
         "Counts against the plan's monthly route quota (dev 50,000; core 500,000; scale 2,000,000)."
     ),
 )
-async def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routing")) -> FastJSONResponse:
-    result = get_service(tx.state).route(tx.conn, tx.principal, body, tx.now)
+async def route(body: schemas.RouteIn, response: Response, svc: Routing, tx: Tx = Auth("routing")) -> FastJSONResponse:
+    result = svc.route(tx.conn, tx.principal, body, tx.now)
     # Returned as a response (not validated again against RouteOut): the body is built to its shape.
     out = FastJSONResponse(result.body, headers=result.headers)
     for k, v in response.headers.items():  # e.g. RateLimit-* set by the auth dependency
@@ -60,12 +60,13 @@ async def route(body: schemas.RouteIn, response: Response, tx: Tx = Auth("routin
     summary="Regions the router knows, with their annual intensity and whether your plan includes them",
 )
 def grid_regions(
+    svc: Routing,
     kind: Literal["country", "subdivision", "aggregate", "grid", "cloud"] | None = Query(
         None, description="Only regions of this kind"
     ),
     tx: Tx = Auth("routing"),
 ) -> dict[str, Any]:
-    return {"status": "success", "data": get_service(tx.state).regions(tx.principal.plan, kind)}
+    return {"status": "success", "data": svc.regions(tx.principal.plan, kind)}
 
 
 @router.get(
@@ -77,13 +78,14 @@ def grid_regions(
     summary="What the router sees for one region: current intensity, and optionally history and forecast",
 )
 async def grid_intensity(
+    svc: Routing,
     region: str = Query(..., min_length=1, max_length=64, examples=["CAISO"]),
     start: datetime | None = Query(None, description="History from (ISO 8601; default 24 h before now)"),
     end: datetime | None = Query(None, description="History until (ISO 8601; default now)"),
     horizon_hours: float | None = Query(None, gt=0, le=72, description="Forecast this many hours ahead"),
     tx: Tx = Auth("routing"),
 ) -> dict[str, Any]:
-    data = await get_service(tx.state).intensity(region, tx.now, _utc(start), _utc(end), horizon_hours)
+    data = await svc.intensity(region, tx.now, _utc(start), _utc(end), horizon_hours)
     return {"status": "success", "data": data}
 
 
@@ -107,12 +109,13 @@ def _casdk_response(rows: list[dict[str, Any]]) -> Any:
 )
 async def emissions_by_location(
     request: Request,
+    svc: Routing,
     location: str = Query(..., min_length=1),
     time: datetime | None = Query(None),
     to_time: datetime | None = Query(None, alias="toTime"),
 ) -> Any:
     st = app_state(request)
-    rows = await get_service(st).casdk_emissions([location], st.clock.now(), _utc(time), _utc(to_time))
+    rows = await svc.casdk_emissions([location], st.clock.now(), _utc(time), _utc(to_time))
     return _casdk_response(rows)
 
 
@@ -126,12 +129,13 @@ async def emissions_by_location(
 )
 async def emissions_by_locations(
     request: Request,
+    svc: Routing,
     location: list[str] = _LOCATION,
     time: datetime | None = Query(None),
     to_time: datetime | None = Query(None, alias="toTime"),
 ) -> Any:
     st = app_state(request)
-    rows = await get_service(st).casdk_emissions(location, st.clock.now(), _utc(time), _utc(to_time))
+    rows = await svc.casdk_emissions(location, st.clock.now(), _utc(time), _utc(to_time))
     return _casdk_response(rows)
 
 
@@ -146,12 +150,12 @@ async def emissions_by_locations(
 )
 async def best_emissions_by_locations(
     request: Request,
+    svc: Routing,
     location: list[str] = _LOCATION,
     time: datetime | None = Query(None),
     to_time: datetime | None = Query(None, alias="toTime"),
 ) -> Any:
     st = app_state(request)
-    svc = get_service(st)
     rows = await svc.casdk_emissions(location, st.clock.now(), _utc(time), _utc(to_time))
     return _casdk_response(svc.best(rows))
 
@@ -170,13 +174,14 @@ async def best_emissions_by_locations(
 )
 async def current_forecast(
     request: Request,
+    svc: Routing,
     location: list[str] = _LOCATION,
     data_start_at: datetime | None = Query(None, alias="dataStartAt"),
     data_end_at: datetime | None = Query(None, alias="dataEndAt"),
     window_size: int | None = Query(None, alias="windowSize", ge=0, le=7 * 24 * 60),
 ) -> list[dict[str, Any]]:
     st = app_state(request)
-    return await get_service(st).casdk_forecasts(
+    return await svc.casdk_forecasts(
         location, st.clock.now(), _utc(data_start_at), _utc(data_end_at), window_size
     )
 
@@ -191,14 +196,14 @@ async def current_forecast(
 )
 async def average_carbon_intensity(
     request: Request,
+    svc: Routing,
     location: str = Query(..., min_length=1),
     start_time: datetime = Query(..., alias="startTime"),
     end_time: datetime = Query(..., alias="endTime"),
 ) -> dict[str, Any]:
-    st = app_state(request)
     start = start_time.replace(tzinfo=UTC) if start_time.tzinfo is None else start_time.astimezone(UTC)
     end = end_time.replace(tzinfo=UTC) if end_time.tzinfo is None else end_time.astimezone(UTC)
-    return await get_service(st).casdk_average(location, start, end)
+    return await svc.casdk_average(location, start, end)
 
 
 @router.get(
@@ -210,5 +215,5 @@ async def average_carbon_intensity(
     dependencies=_casdk_limit,
     description="Named locations with coordinates (grid regions' representative sites and cloud regions).",
 )
-def locations(request: Request) -> dict[str, Any]:
-    return get_service(app_state(request)).casdk_locations()
+def locations(svc: Routing) -> dict[str, Any]:
+    return svc.casdk_locations()

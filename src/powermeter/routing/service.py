@@ -1,7 +1,7 @@
 """Routing service: ``POST /route``, the grid endpoints and the Carbon Aware SDK subset.
 
-One :class:`RoutingService` per app (``state.extras["routing"]``), built from the settings at
-start-up: the grid provider (``POWERMETER_GRID_PROVIDER``), the locations dataset and the grid
+One :class:`RoutingService` per app, built from the settings by the composition root
+(``powermeter.composition``): the grid provider (``POWERMETER_GRID_PROVIDER``), the locations dataset and the grid
 reference data. ``/route`` never waits on the network: it reads :meth:`current_nowait`, which for
 live providers is the cached value refreshed by the background task :func:`keep_warm`.
 """
@@ -17,17 +17,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from powermeter.accounts import repository as account_repo
 from powermeter.accounts.service import Principal, month_period
 from powermeter.data.grid import GridData, load_grid_data
 from powermeter.data.locations import Location, LocationIndex, load_locations
-from powermeter.infra.clock import utc_iso
+from powermeter.infra.clock import Clock, utc_iso
+from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, Forbidden, RateLimited, Unprocessable
-from powermeter.infra.state import AppState
 from powermeter.methodology.grid import rolling_window_means
 from powermeter.methodology.routing import DEFAULT_MARGIN, Candidate, Policy, decide, payload_gb, request_footprint
 from powermeter.routing import repository
@@ -43,11 +41,13 @@ from powermeter.routing.providers import (
 from powermeter.routing.schemas import RouteIn
 from powermeter.settings import Plan
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
 log = logging.getLogger(__name__)
 
 GRID_REGIONS = ("CAISO", "BPA", "ERCOT", "PJM", "MISO", "NYISO", "ISONE", "SPP")
 """The US ISO/RTO grid regions: CAISO (seed 002's first region) and the 'beta regions'."""
-EXTRAS_KEY = "routing"
 ROUTE_METRIC = "route_calls"
 PLAN_REGION_TEXT = {
     "caiso": "California ISO (CAISO and cloud regions on the CAISO grid)",
@@ -508,36 +508,26 @@ def _context_key(src: str, codes: Sequence[str], max_latency_ms: float | None, c
 # ---------------------------------------------------------------------- app wiring
 
 
-def get_service(state: AppState) -> RoutingService:
-    svc = state.extras.get(EXTRAS_KEY)
-    if not isinstance(svc, RoutingService):
-        svc = RoutingService.from_settings(state.settings)
-        state.extras[EXTRAS_KEY] = svc
-    return svc
-
-
-def startup(state: AppState) -> None:
-    """Build the service once the app starts (runs on the event loop)."""
-    svc = get_service(state)
+def startup(svc: RoutingService) -> None:
+    """Start-up step (on the event loop): bind a live provider's cache to the loop."""
     if isinstance(svc.provider, CachedProvider):
         with contextlib.suppress(RuntimeError):
             svc.provider.bind_loop(asyncio.get_running_loop())
 
 
-async def flush_route_calls(state: AppState) -> None:
+async def flush_route_calls(svc: RoutingService, db: Database) -> None:
     """Background task: write the pending ``/route`` call counts every ``flush_interval_s`` in a unit of
     work of the app's database (so they join its group commit), and once more at shutdown."""
     import anyio
 
-    svc = get_service(state)
     try:
         while True:
             await asyncio.sleep(svc.calls.flush_interval_s)
             if not svc.calls.has_pending():
                 continue
             try:
-                async with state.db.units.unit() as conn:
-                    if state.db.is_sqlite:
+                async with db.units.unit() as conn:
+                    if db.is_sqlite:
                         svc.calls.flush_into(conn)
                     else:
                         await anyio.to_thread.run_sync(svc.calls.flush_into, conn)
@@ -545,13 +535,12 @@ async def flush_route_calls(state: AppState) -> None:
                 log.exception("routing: flushing route call counts failed; will retry")
     finally:
         with contextlib.suppress(Exception):
-            svc.calls.flush(state.db)
+            svc.calls.flush(db)
 
 
-async def keep_warm(state: AppState, interval_s: float | None = None) -> None:
+async def keep_warm(svc: RoutingService, clock: Clock, interval_s: float | None = None) -> None:
     """Background task: refresh the live provider's current values of the grid regions before they
     go stale, so ``/route`` answers from a warm cache."""
-    svc = get_service(state)
     provider = svc.provider
     try:
         if not isinstance(provider, CachedProvider):
@@ -560,21 +549,8 @@ async def keep_warm(state: AppState, interval_s: float | None = None) -> None:
         every = interval_s or max(5.0, provider.ttl_s / 2)
         while True:
             with contextlib.suppress(Exception):
-                await provider.refresh(GRID_REGIONS, state.clock.now())
+                await provider.refresh(GRID_REGIONS, clock.now())
             await asyncio.sleep(every)
     finally:
         if isinstance(provider, CachedProvider):
             await close_provider(provider)
-
-
-def _register() -> None:
-    from powermeter.infra import hooks as app_module
-
-    if startup not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(startup)
-    for task in (keep_warm, flush_route_calls):
-        if task not in app_module.BACKGROUND_TASKS:
-            app_module.BACKGROUND_TASKS.append(task)
-
-
-_register()

@@ -178,23 +178,14 @@ def search_receipts(page: Page, q: str, page_no: int, *, location: str = "", sta
 
 
 def receipt_view(page: Page, receipt_id: str) -> dict[str, Any]:
-    """The receipt document, verified server-side; writes the audit ``VIEW`` entry."""
-    from powermeter.audit import service as audit
+    """The receipt document, verified here and shown with the result; the read is audited (``VIEW``)."""
     from powermeter.jobs import receipts as rc
-    from powermeter.jobs import service as jobs
+    from powermeter.jobs.deps import receipt_views
+    from powermeter.jobs.service import ReceiptAccess
 
-    doc = jobs.receipt_document(page.conn, page.account_id, receipt_id)
+    access = ReceiptAccess("VIEW", page.account_id, receipt_id, page.now, via="dashboard")
+    doc = receipt_views(page.request).open(page.conn, access, check_integrity=False)
     check = rc.verify_document(doc, page.state.signer.public_key_pem())
-    audit.append(
-        page.conn,
-        account_id=page.account_id,
-        action_type="VIEW",
-        receipt_id=receipt_id,
-        actor_key_id=None,
-        actor_masked_key=None,
-        details={"via": "dashboard"},
-        now=page.now,
-    )
     return {"doc": doc, "receipt": doc["receipt"], "verification": check}
 
 
@@ -202,12 +193,11 @@ def receipt_file(page: Page, receipt_id: str) -> bytes:
     """The receipt document as ``GET /v1/receipts/{id}/download`` gives it; writes the audit ``DOWNLOAD`` entry."""
     import orjson
 
-    from powermeter.audit import service as audit
-    from powermeter.jobs import service as jobs
+    from powermeter.jobs.deps import receipt_views
+    from powermeter.jobs.service import ReceiptAccess
 
-    doc = jobs.receipt_document(page.conn, page.account_id, receipt_id)
-    audit.append(page.conn, account_id=page.account_id, action_type="DOWNLOAD", receipt_id=receipt_id,
-                 actor_key_id=None, actor_masked_key=None, details={"via": "dashboard"}, now=page.now)
+    access = ReceiptAccess("DOWNLOAD", page.account_id, receipt_id, page.now, via="dashboard")
+    doc = receipt_views(page.request).open(page.conn, access, check_integrity=False)
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
 

@@ -6,18 +6,20 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 from fastapi import Depends, Form, Header, Request
-from sqlalchemy.engine import Connection
 
 from powermeter.accounts.service import ALL_SCOPES, Principal
 from powermeter.infra.security import mask_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.web import sessions
 from powermeter.web.sessions import WebSession
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
 

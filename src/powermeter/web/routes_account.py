@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from powermeter.accounts import repository as accounts_repo
 from powermeter.accounts import service as accounts_service
+from powermeter.accounts.deps import account_service
 from powermeter.accounts.service import ALL_SCOPES, MAX_ACTIVE_KEYS, SCOPE_HELP, NewKey
 from powermeter.infra.errors import ApiError
 from powermeter.infra.security import mask_key
@@ -136,8 +137,8 @@ def create_key(
         err = "Choose at least one scope (or a preset above the list)."
     else:
         try:
-            new: NewKey = accounts_service.create_key(
-                page.conn, page.state.secret, page.account_id, name, page.now, chosen,
+            new: NewKey = account_service(page.request).create_key(
+                page.conn, page.account_id, name, page.now, chosen,
                 expires_at=page.now + timedelta(days=days) if days else None,
             )
         except ApiError as e:
@@ -154,7 +155,7 @@ def create_key(
 @router.post("/settings/keys/{key_id}/revoke")
 def revoke_key(key_id: str, page: Page = SignedInForm()) -> Response:
     try:
-        accounts_service.revoke_key(page.conn, key_id, page.now, account_id=page.account_id)
+        account_service(page.request).revoke_key(page.conn, key_id, page.now, account_id=page.account_id)
     except ApiError:
         return RedirectResponse("/dashboard/settings?flash=key-not-found", status_code=303)
     return RedirectResponse("/dashboard/settings?flash=revoked", status_code=303)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from powermeter.accounts import repository as accounts_repo
-from powermeter.accounts import service as accounts_service
+from powermeter.accounts.deps import account_service
 from powermeter.infra.errors import ApiError
 from powermeter.infra.security import hash_password, verify_password
 from powermeter.infra.state import app_state
@@ -153,9 +153,7 @@ def signup(
     if ctx["error"]:
         return _anon_page(request, "signup.html", ctx, status_code=400)
     try:
-        account_id = accounts_service.create_account(
-            page.conn, page.state.settings, email, page.now, password=password
-        )
+        account_id = account_service(request).create_account(page.conn, email, page.now, password=password)
     except ApiError as e:
         ctx["error"] = (
             "An account with this email already exists. Log in instead." if e.status == 409 else e.detail

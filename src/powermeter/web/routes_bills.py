@@ -15,9 +15,9 @@ router = APIRouter()
 
 
 def _tariffs(page: Page) -> list[dict[str, str]]:
-    from powermeter.cost import service
+    from powermeter.cost.deps import rates_provider
 
-    rates = service.rates_provider(page.state).get(page.state)
+    rates = rates_provider(page.request).get()
     return [
         {"id": t.id, "label": f"{t.name} ({t.region})", "region": t.region}
         for t in sorted(rates.tariffs.values(), key=lambda t: (t.region, t.id))
@@ -69,7 +69,8 @@ async def bills_upload(
     timezone: Annotated[str, Form(max_length=64)] = "",
     page: Page = SignedInForm(),
 ) -> Response:
-    from powermeter.cost import bills, service
+    from powermeter.cost import bills
+    from powermeter.cost.deps import rates_provider
 
     form = {"tariff": tariff, "region": region, "timezone": timezone}
     data = await file.read(bills.MAX_BODY_BYTES + 1)
@@ -81,7 +82,7 @@ async def bills_upload(
     elif not data.strip():
         error = "Choose a Green Button file (CSV or XML) to upload."
     else:
-        rates = service.rates_provider(page.state).get(page.state)
+        rates = rates_provider(page.request).get()
         ct = "application/xml" if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<" else "text/csv"
         params: dict[str, Any] = {}
         if timezone.strip():

@@ -38,9 +38,9 @@ class FormError(Exception):
 
 
 def _rates(page: Page) -> Any:
-    from powermeter.cost import service as cost_service
+    from powermeter.cost.deps import rates_provider
 
-    return cost_service.rates_provider(page.state).get_with(page.conn)
+    return rates_provider(page.request).get_with(page.conn)
 
 
 def _tariff_key(cfg: Mapping[str, Any]) -> bytes:

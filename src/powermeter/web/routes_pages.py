@@ -117,8 +117,8 @@ def audit_page(
 
 @router.get("/calculator")
 def calculator_page(page: Page = SignedIn()) -> Response:
-    from powermeter.cost import service as cost_service
+    from powermeter.cost.deps import rates_provider
 
-    rates = cost_service.rates_provider(page.state).get_with(page.conn)
+    rates = rates_provider(page.request).get_with(page.conn)
     regions = sorted(rates.regions.values(), key=lambda r: r.name)
     return render(page.request, "calculator.html", {"page_title": "Calculator", "regions": regions})

@@ -17,13 +17,16 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from powermeter.settings import Plan, Settings
 from powermeter.web import repository as repo
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 SESSION_COOKIE = "pm_session"
 PRELOGIN_COOKIE = "pm_prelogin"

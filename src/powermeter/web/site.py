@@ -84,6 +84,7 @@ def build(parent: FastAPI) -> FastAPI:
 
     sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="powermeter dashboard")
     sub.state.pm = parent.state.pm
+    sub.state.services = parent.state.services  # the same services as the API (powermeter.composition)
     sub.state.clock = parent.state.clock
     sub.state.metrics = getattr(parent.state, "metrics", None)
     sub.include_router(router)

@@ -18,6 +18,7 @@ from powermeter.accounts.tables import api_keys
 from powermeter.infra.errors import Conflict
 from powermeter.infra.security import KEY_PREFIX, checksum, generate_api_key, key_is_well_formed
 from powermeter.infra.state import AppState
+from tests.accounts import accounts_for
 from tests.conftest import PG_URL, MakeKey
 
 KEY_RE = re.compile(r"^pm_live_[0-9A-Za-z]{43}$")
@@ -145,9 +146,9 @@ def test_a_key_without_scope_option_has_every_scope(client: TestClient, api_key:
 
 def test_unknown_scope_is_refused_by_name(state: AppState, clock: Any) -> None:
     with state.db.begin() as conn:
-        acct = service.create_account(conn, state.settings, "s@example.com", clock.now())
+        acct = accounts_for(state.settings).create_account(conn, "s@example.com", clock.now())
         with pytest.raises(Exception, match="unknown scope 'reports:write'"):
-            service.create_key(conn, state.secret, acct, "k", clock.now(), ["reports:write"])
+            accounts_for(state.settings).create_key(conn, acct, "k", clock.now(), ["reports:write"])
 
 
 def test_revoked_key_stops_working_at_once(client: TestClient, make_key: MakeKey) -> None:
@@ -168,13 +169,13 @@ def test_revoked_key_stops_working_at_once(client: TestClient, make_key: MakeKey
 
 def test_an_account_has_at_most_ten_active_keys(state: AppState, clock: Any) -> None:
     with state.db.begin() as conn:
-        acct = service.create_account(conn, state.settings, "ten@example.com", clock.now())
-        made = [service.create_key(conn, state.secret, acct, f"k{i}", clock.now()) for i in range(10)]
+        acct = accounts_for(state.settings).create_account(conn, "ten@example.com", clock.now())
+        made = [accounts_for(state.settings).create_key(conn, acct, f"k{i}", clock.now()) for i in range(10)]
     with state.db.begin() as conn, pytest.raises(Conflict, match="10 active keys"):
-        service.create_key(conn, state.secret, acct, "eleventh", clock.now())
+        accounts_for(state.settings).create_key(conn, acct, "eleventh", clock.now())
     with state.db.begin() as conn:
-        service.revoke_key(conn, made[0].key_id, clock.now())
-        service.create_key(conn, state.secret, acct, "replacement", clock.now())
+        accounts_for(state.settings).revoke_key(conn, made[0].key_id, clock.now())
+        accounts_for(state.settings).create_key(conn, acct, "replacement", clock.now())
 
 
 def test_last_used_is_recorded(client: TestClient, api_key: str, clock: Any) -> None:

@@ -13,6 +13,7 @@ from powermeter.infra.bootstrap import open_database
 from powermeter.infra.clock import SystemClock
 from powermeter.infra.errors import BadRequest
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 from tests.live import POWERMETER, server_env
 
 EVIL = "web\x1b[2J\x1b]0;pwned\x07key"
@@ -56,8 +57,8 @@ def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str]
     settings, db = open_database(Settings())
     now = SystemClock().now()
     with db.begin() as conn:
-        acct = service.create_account(conn, settings, "old@example.com", now)
-        key = service.create_key(conn, settings.resolved_secret(), acct, "placeholder", now)
+        acct = accounts_for(settings).create_account(conn, "old@example.com", now)
+        key = accounts_for(settings).create_key(conn, acct, "placeholder", now)
         # a name stored before names were checked (or written to the database directly)
         conn.exec_driver_sql("UPDATE api_keys SET name = ? WHERE id = ?" if conn.dialect.name == "sqlite"
                              else "UPDATE api_keys SET name = %s WHERE id = %s", (EVIL + "[bold]x", key.key_id))
@@ -72,4 +73,5 @@ def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str]
 
 def test_service_refuses_control_characters_in_key_names() -> None:
     with pytest.raises(BadRequest, match="control characters"):
-        service.create_key(None, "s", "acct", "bad\x00name", SystemClock().now())  # type: ignore[arg-type]
+        service.create_key(None, "s", "acct", "bad\x00name", SystemClock().now(),  # type: ignore[arg-type]
+                           events=service.KeyEvents())

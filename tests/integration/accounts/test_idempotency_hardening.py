@@ -23,13 +23,13 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from powermeter.accounts import service
-from powermeter.accounts.tables import idempotency_keys
 from powermeter.app import create_app
 from powermeter.infra.clock import FrozenClock
+from powermeter.infra.db.idempotency import idempotency_keys
 from powermeter.infra.state import AppState
 from powermeter.jobs.schemas import MAX_BATCH_JOBS
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 from tests.conftest import PG_URL, MakeKey
 from tests.integration.accounts.test_limits_and_errors import _settings_with_plan, _work_routes
 from tests.live import POWERMETER, create_key, free_port, server_env
@@ -61,8 +61,8 @@ def test_a_429_is_not_replayed_after_the_limit_resets(settings: Settings, clock:
     with TestClient(app) as c:
         st: AppState = app.state.pm
         with st.db.begin() as conn:
-            acct = service.create_account(conn, s, "q@example.com", clock.now())
-            key = service.create_key(conn, st.secret, acct, "k", clock.now()).key
+            acct = accounts_for(s).create_account(conn, "q@example.com", clock.now())
+            key = accounts_for(s).create_key(conn, acct, "k", clock.now()).key
         h = {"X-API-Key": key}
         assert c.post("/v1/test/work", json={"kwh": 0, "label": "a"}, headers=h).status_code == 200
         keyed = {**h, "Idempotency-Key": "after-limit"}
@@ -98,7 +98,7 @@ def test_a_revoked_key_gets_no_replay(app: FastAPI, client: TestClient, state: A
     with state.db.begin() as conn:
         row = conn.execute(sa.text("SELECT id FROM api_keys")).first()
         assert row is not None
-        service.revoke_key(conn, row[0], clock.now())
+        accounts_for(state.settings).revoke_key(conn, row[0], clock.now())
     r = client.post("/v1/test/work", json={"kwh": 0, "label": "a"}, headers=h)
     assert r.status_code == 401
     assert "Idempotent-Replayed" not in r.headers

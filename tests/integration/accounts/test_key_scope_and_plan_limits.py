@@ -13,6 +13,7 @@ from powermeter.infra.clock import FrozenClock
 from powermeter.infra.db import make_engine, migrate
 from powermeter.infra.state import AppState
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 from tests.conftest import MakeKey
 
 
@@ -69,10 +70,10 @@ def test_the_per_minute_limit_is_the_accounts_plan(settings: Settings, clock: Fr
     with TestClient(app) as c:
         st: AppState = app.state.pm
         with st.db.begin() as conn:
-            dev = service.create_account(conn, s, "dev@example.com", clock.now())
-            core = service.create_account(conn, s, "core@example.com", clock.now(), plan="core")
-            k_dev = service.create_key(conn, st.secret, dev, "k", clock.now()).key
-            k_core = service.create_key(conn, st.secret, core, "k", clock.now()).key
+            dev = accounts_for(s).create_account(conn, "dev@example.com", clock.now())
+            core = accounts_for(s).create_account(conn, "core@example.com", clock.now(), plan="core")
+            k_dev = accounts_for(s).create_key(conn, dev, "k", clock.now()).key
+            k_core = accounts_for(s).create_key(conn, core, "k", clock.now()).key
         for i in range(11):
             r = c.get("/api/v1/me/tokens", headers={"X-API-Key": k_core})
             assert r.status_code == 200, (i, r.text)

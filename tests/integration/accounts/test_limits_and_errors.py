@@ -17,6 +17,7 @@ from powermeter.accounts.deps import Auth, Tx
 from powermeter.app import create_app
 from powermeter.infra.clock import FrozenClock
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 from tests.conftest import REDIS_URL, MakeKey, needs_redis
 
 
@@ -53,8 +54,8 @@ def test_daily_call_quota_resets_at_midnight_utc(settings: Settings, clock: Froz
     clock.set(datetime(2026, 11, 22, 23, 59, 0, tzinfo=UTC))
     app = create_app(s, clock=clock)
     with TestClient(app) as c, app.state.pm.db.begin() as conn:
-        acct = service.create_account(conn, s, "q@example.com", clock.now())
-        key = service.create_key(conn, s.resolved_secret(), acct, "k", clock.now()).key
+        acct = accounts_for(s).create_account(conn, "q@example.com", clock.now())
+        key = accounts_for(s).create_key(conn, acct, "k", clock.now()).key
     h = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as c:
         for _ in range(3):

@@ -13,7 +13,8 @@ from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
 from powermeter.app import create_app
-from powermeter.infra.db import import_all_tables, make_engine, migrate
+from powermeter.composition import register_tables
+from powermeter.infra.db import make_engine, migrate
 from powermeter.settings import Settings
 from tests.conftest import PG_URL, pg_schema_url
 
@@ -40,7 +41,7 @@ def test_migrations_from_empty_match_the_table_definitions(tmp_path: Path) -> No
         engine = make_engine(url)
         migrate(engine)
         migrate(engine)  # idempotent
-        metadata = import_all_tables()
+        metadata = register_tables()
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
             tables = set(sa.inspect(conn).get_table_names())

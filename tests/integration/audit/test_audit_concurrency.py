@@ -7,10 +7,10 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from powermeter.accounts import service as accounts
 from powermeter.audit import service
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.state import AppState
+from tests.accounts import accounts_for
 from tests.conftest import PG_URL, needs_postgres
 
 WRITERS = 8
@@ -55,7 +55,7 @@ def _check(state: AppState, account_id: str, expected: int) -> None:
 
 def _fresh_account(state: AppState, clock: FrozenClock, email: str) -> str:
     with state.db.begin() as conn:
-        return accounts.create_account(conn, state.settings, email, clock.now())  # logs ACCOUNT_CREATED (seq 1)
+        return accounts_for(state.settings).create_account(conn, email, clock.now())  # logs ACCOUNT_CREATED (seq 1)
 
 
 @needs_postgres

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from powermeter.cost import service
 from powermeter.cost.commands import rates_app
 from powermeter.infra.state import AppState
 from powermeter.settings import Settings
@@ -335,7 +334,7 @@ def test_imported_urdb_tariff_is_served(
     assert result.exit_code == 0, result.output
     assert "refused" in result.output
     assert "kWh/kW" in result.output
-    service.rates_provider(state).refresh_now(state)
+    client.app.state.services.rates.refresh_now()
     detail = client.get("/calc/api/rates/US-CA").json()
     ids = {t["id"] for t in detail["tariffs"]}
     assert "urdb-66ccb7bfa7d4ef64fc07ad6b" in ids

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from powermeter.accounts import service as account_service
 from powermeter.app import create_app
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 from tests.conftest import SECRET
 from tests.integration.faults.services import remount, small_fs_skip_reason, small_tmpfs
 
@@ -50,8 +50,8 @@ def _app(tmp_path: Path, db_file: Path) -> Any:
     app = create_app(settings)
     st = app.state.pm
     with st.db.begin() as conn:
-        acct = account_service.create_account(conn, st.settings, "disk@example.com", st.clock.now())
-        key = account_service.create_key(conn, st.secret, acct, "disk", st.clock.now(), None).key
+        acct = accounts_for(st.settings).create_account(conn, "disk@example.com", st.clock.now())
+        key = accounts_for(st.settings).create_key(conn, acct, "disk", st.clock.now(), None).key
     return app, {"Authorization": f"Bearer {key}"}, {"X-API-Key": key}
 
 

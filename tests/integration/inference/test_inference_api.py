@@ -416,6 +416,19 @@ def test_models_lists_the_catalog(client: TestClient) -> None:
     assert gpt4o["source"]
 
 
+def test_models_lists_every_constant_with_a_public_source(client: TestClient) -> None:
+    from powermeter.methodology import ai_inference as ai
+
+    constants = {c["name"]: c for c in client.get("/v1/inference/models").json()["data"]["constants"]}
+    assert constants["prefill_token_ratio"]["value"] == ai.PREFILL_TOKEN_RATIO
+    assert constants["tree_absorption"]["value"] == ai.TREE_G_CO2_PER_DAY
+    assert constants["gpu_energy_alpha"]["unit"] == "Wh/token/GPU/B-param"
+    for c in constants.values():  # sources are public references, never a file on somebody's machine
+        assert c["source"], c
+        assert "/work/" not in c["source"], c
+        assert "/home/" not in c["source"], c
+
+
 def test_model_resolution_shows_how_an_id_resolves(client: TestClient) -> None:
     r = client.get("/v1/inference/models/groq/llama-3.3-70b-versatile")
     assert r.status_code == 200

@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from powermeter.infra.state import AppState
@@ -180,13 +181,13 @@ class _JobWithSite(JobIn):
     site: str | None = None
 
 
-def test_a_field_added_to_the_schema_is_stored_and_compared(state: AppState, api_key: str,
+def test_a_field_added_to_the_schema_is_stored_and_compared(app: FastAPI, state: AppState, api_key: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from powermeter.accounts import service as accounts
     from powermeter.infra.security import hash_api_key
 
     monkeypatch.setattr(svc, "_SCHEMA_HAS_EXTRA_FIELDS", True)
-    jobs = svc.get_service(state.extras)
+    jobs = app.state.services.jobs
     now = state.clock.now()
 
     def record(*js: _JobWithSite) -> svc.Recorded:
@@ -207,7 +208,7 @@ def test_a_field_added_to_the_schema_is_stored_and_compared(state: AppState, api
 
 
 @needs_postgres
-def test_concurrent_first_reports_of_one_job_get_one_receipt(state: AppState, api_key: str) -> None:
+def test_concurrent_first_reports_of_one_job_get_one_receipt(app: FastAPI, state: AppState, api_key: str) -> None:
     """Two transactions report the same new job at once: the unique index makes the second wait for
     the first, which commits; the second is then answered as a re-report (same receipt)."""
     import threading
@@ -215,7 +216,7 @@ def test_concurrent_first_reports_of_one_job_get_one_receipt(state: AppState, ap
     from powermeter.accounts import service as accounts
     from powermeter.infra.security import hash_api_key
 
-    jobs = svc.get_service(state.extras)
+    jobs = app.state.services.jobs
     now = state.clock.now()
     job = JobIn.model_validate(SEED_REPORT)
     key_hash = hash_api_key(api_key, state.secret)

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from powermeter.app import create_app
 from powermeter.infra.clock import FrozenClock
 from powermeter.settings import Settings
+from tests.accounts import accounts_for
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
 UPSTREAM_APP = Path(__file__).with_name("upstream_app.py")
@@ -65,14 +66,12 @@ def csv_client(
 
 
 def key_for(client: TestClient, clock: FrozenClock, plan: str = "core", scopes: list[str] | None = None) -> str:
-    from powermeter.accounts import service as account_service
 
     st = client.app.state.pm  # type: ignore[attr-defined]
     with st.db.begin() as conn:
-        acct = account_service.create_account(
-            conn, st.settings, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
+        acct = accounts_for(st.settings).create_account(conn, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
         )
-        return account_service.create_key(conn, st.secret, acct, "k", clock.now(), scopes).key
+        return accounts_for(st.settings).create_key(conn, acct, "k", clock.now(), scopes).key
 
 
 # ---------------------------------------------------------------------- real upstream servers

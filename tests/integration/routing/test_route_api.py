@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from powermeter.app import create_app
 from powermeter.data.locations import load_locations
 from powermeter.infra.clock import FrozenClock
 from powermeter.routing.providers import CachedProvider, ElectricityMapsSource, StaticProvider
-from powermeter.routing.service import EXTRAS_KEY, RoutingService, get_service
+from powermeter.routing.service import RoutingService
 from powermeter.settings import Settings
 from tests.conftest import MakeKey
 from tests.integration.routing.conftest import DAY, bearer, key_for
@@ -243,7 +244,7 @@ def test_monthly_route_quota(settings: Settings, clock: FrozenClock) -> None:
         # Rejected calls are not counted; a new month starts afresh.
         clock.set(datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC))
         assert c.post("/route", headers=h, json=body).status_code == 200
-        get_service(app.state.pm).calls.flush(app.state.pm.db)
+        app.state.services.routing.calls.flush(app.state.pm.db)
         with app.state.pm.db.begin() as conn:
             assert account_repo.get_usage(conn, acct, "route_calls", "2026-11") == 3
             assert account_repo.get_usage(conn, acct, "route_calls", "2026-12") == 1
@@ -266,7 +267,8 @@ def test_live_provider_answers_from_cache_and_says_when_it_fell_back(app: FastAP
 
     source = ElectricityMapsSource("tok", transport=httpx.MockTransport(handler), locations=LOC)
     provider = CachedProvider(source, StaticProvider(LOC))
-    app.state.pm.extras[EXTRAS_KEY] = RoutingService(provider, locations=LOC)  # before start-up binds its loop
+    app.state.services = dataclasses.replace(  # before start-up binds its loop
+        app.state.services, routing=RoutingService(provider, locations=LOC))
     h = bearer(make_key(plan="dev"))
     with TestClient(app) as client:
         # The grid regions are kept warm by the background task from start-up on.

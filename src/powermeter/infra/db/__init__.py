@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from powermeter.infra.db.faults import PG_CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, Fault, classify
+from powermeter.settings import secure_dir
 
 metadata = sa.MetaData(
     naming_convention={
@@ -76,13 +77,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                             pool_timeout=kwargs.pop("pool_timeout", POOL_TIMEOUT_S),
                             connect_args=connect_args, **kwargs)
-
-
-def secure_dir(path: Path) -> None:
-    """Create ``path`` (and parents) and make it private to the service's user (0700)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o777 != 0o700:
-        path.chmod(0o700)
 
 
 def secure_sqlite_file(db: Path) -> None:
@@ -187,16 +181,3 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(720001)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-
-
-def import_all_tables() -> sa.MetaData:
-    """Import every capability's table definitions so ``metadata`` is complete."""
-    import importlib
-
-    for cap in ("accounts", "jobs", "audit", "inference", "cost", "devices", "routing", "reports", "web"):
-        try:
-            importlib.import_module(f"powermeter.{cap}.tables")
-        except ModuleNotFoundError as e:
-            if e.name != f"powermeter.{cap}.tables":
-                raise
-    return metadata

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import exc as sa_exc
 
 # Bounds on how long a request may wait for the database (documented in docs/operations.md).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, sqlite3.Error)
+"""Anything the database layer can raise (for handlers outside it)."""
+UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (sa_exc.IntegrityError, sqlite3.IntegrityError)
+"""A unique or primary-key constraint refused a row (a concurrent writer stored it first)."""
+
 PG_CONNECT_TIMEOUT_S = 3  # libpq connect_timeout: a host that does not answer fails after this
 POOL_TIMEOUT_S = 10  # waiting for a free pooled connection
 UNIT_WAIT_TIMEOUT_S = 15.0  # waiting for this process's turn to open a unit of work

@@ -177,6 +177,11 @@ class _Connection(asyncio.Protocol):
         return self.complete and not self.closed and self.error is None and not self.head_request and self.keep_alive
 
 
+def _time_out(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class _LeanResponse:
     def __init__(self, pool: LeanClient, conn: _Connection) -> None:
         self._pool = pool
@@ -355,10 +360,18 @@ class LeanClient:
                     await conn.write(chunk)
             if length is None:
                 await conn.write(b"0\r\n\r\n")
-        try:
-            await asyncio.wait_for(asyncio.shield(conn.headers_done), self.read_timeout_s)
-        except TimeoutError as exc:
-            raise UpstreamError(f"upstream sent no response within {self.read_timeout_s:g} s") from exc
+        done = conn.headers_done
+        if not done.done():
+            # a timer on the future itself: cheaper per request than wait_for(shield(...))
+            timer = asyncio.get_running_loop().call_later(self.read_timeout_s, _time_out, done)
+            try:
+                await done
+            except TimeoutError as exc:
+                raise UpstreamError(f"upstream sent no response within {self.read_timeout_s:g} s") from exc
+            finally:
+                timer.cancel()
+        elif done.exception() is not None:
+            raise cast(BaseException, done.exception())
         return _LeanResponse(self, conn)
 
     async def aclose(self) -> None:

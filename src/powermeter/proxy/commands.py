@@ -1,7 +1,7 @@
-"""CLI commands of the routing capability: ``powermeter proxy``.
+"""CLI command of the carbon-aware proxy: ``powermeter proxy``.
 
 Registered on the main CLI by :func:`register`; also runs standalone:
-``python -m powermeter.routing.commands proxy --listen 127.0.0.1:9000 --upstream CAISO=http://…``.
+``python -m powermeter.proxy.commands proxy --listen 127.0.0.1:9000 --upstream CAISO=http://…``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def proxy(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Reverse proxy that sends every request to the cleanest healthy upstream."""
+    from powermeter.proxy.app import CarbonProxy, ProxyConfig, parse_upstream
+    from powermeter.proxy.asgi import parse_listen, serve
     from powermeter.routing.providers import ProviderConfig, build_provider
-    from powermeter.routing.proxy import CarbonProxy, ProxyConfig, parse_listen, parse_upstream, serve
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -112,13 +113,13 @@ def register(app: typer.Typer) -> None:
     app.command("proxy")(proxy)
 
 
-app = typer.Typer(help="Carbon-aware routing commands.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="Carbon-aware proxy commands.", no_args_is_help=True, add_completion=False)
 register(app)
 
 
 @app.callback()
 def _root() -> None:
-    """Carbon-aware routing commands."""
+    """Carbon-aware proxy commands."""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from powermeter.routing.upstream import LeanClient, UpstreamError
+from powermeter.proxy.upstream import LeanClient, UpstreamError
 
 
 async def serve(handler: object) -> tuple[asyncio.AbstractServer, httpx.URL]:

@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from powermeter.methodology.routing import Policy
+from powermeter.proxy.app import CarbonProxy, ProxyConfig, parse_upstream
+from powermeter.proxy.asgi import build_server, parse_listen
 from powermeter.routing.providers import CsvProvider, IntensityProvider
-from powermeter.routing.proxy import CarbonProxy, ProxyConfig, build_server, parse_listen, parse_upstream
 from tests.integration.routing.conftest import REGIONS, Upstreams, free_port, wait_port
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -267,7 +268,7 @@ def test_cli_command_runs_standalone(upstreams: Upstreams, tmp_path: Path) -> No
     env = {**os.environ, "POWERMETER_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "powermeter.routing.commands", "proxy",
+            sys.executable, "-m", "powermeter.proxy.commands", "proxy",
             "--listen", f"127.0.0.1:{port}",
             "--upstream", f"CAISO={upstreams.url('CAISO')}",
             "--upstream", f"BPA={upstreams.url('BPA')}",

@@ -9,7 +9,7 @@ upstream of a configured pool, with ``httpx.AsyncClient``:
   order of upstreams, it never fetches grid data;
 - request and response bodies are streamed both ways (small idempotent bodies are buffered so they
   can be replayed); upstream requests go through a lean keep-alive HTTP/1.1 client
-  (:mod:`powermeter.routing.upstream`) or ``httpx.AsyncClient`` (``client="httpx"``);
+  (:mod:`powermeter.proxy.upstream`) or ``httpx.AsyncClient`` (``client="httpx"``);
 - responses carry ``X-Carbon-Region``, ``X-Carbon-Intensity`` (g CO2e/kWh), ``X-Carbon-Signal`` and
   ``X-Carbon-Provider`` for the upstream that answered;
 - idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) that fail to connect, fail before a
@@ -34,32 +34,14 @@ import orjson
 
 from powermeter.data.grid import GridData, load_grid_data
 from powermeter.methodology.routing import Candidate, Policy, decide
+from powermeter.proxy.asgi import HOP_BY_HOP, Receive, Scope, Send, body_stream, read_body
+from powermeter.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse, make_client
 from powermeter.routing.providers import IntensityPoint, IntensityProvider, StaticProvider
-from powermeter.routing.upstream import UpstreamClient, UpstreamError, UpstreamResponse, make_client
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
-
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
-# RFC 9110 §7.6.1 hop-by-hop fields, plus Host (set from the upstream URL).
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
 
 
 def _now() -> datetime:
@@ -393,9 +375,9 @@ class CarbonProxy:
         if not chunked and not content_length:  # HTTP/1.1: no length, not chunked = no body
             body = b""
         elif idempotent and (content_length is not None and content_length <= self.config.retry_body_limit):
-            body = await _read_body(receive)
+            body = await read_body(receive)
         else:
-            stream = _body_stream(receive)
+            stream = body_stream(receive)
             retryable = False
 
         order = self._order
@@ -490,30 +472,6 @@ class CarbonProxy:
         return True
 
 
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            break
-        parts.append(msg.get("body", b""))
-        if not msg.get("more_body", False):
-            break
-    return b"".join(parts)
-
-
-async def _body_stream(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return
-        chunk = msg.get("body", b"")
-        if chunk:
-            yield chunk
-        if not msg.get("more_body", False):
-            return
-
-
 async def _send_bad_gateway(send: Send, reason: str) -> None:
     body = orjson.dumps({"error": "bad_gateway", "detail": f"no upstream answered: {reason}"})
     await send(
@@ -533,33 +491,3 @@ def parse_upstream(spec: str) -> tuple[str, str]:
         raise ValueError(f"upstream must look like REGION=http://host:port, got {spec!r}")
     Upstream(region.strip(), url.strip())  # validates the URL
     return region.strip(), url.strip()
-
-
-def parse_listen(spec: str) -> tuple[str, int]:
-    host, sep, port = spec.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen must look like HOST:PORT, got {spec!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def build_server(proxy: CarbonProxy, host: str, port: int, *, log_level: str = "warning") -> Any:
-    """A ``uvicorn.Server`` for ``proxy`` (the upstream's Server and Date headers pass through)."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        proxy,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        lifespan="on",
-        timeout_keep_alive=30,
-    )
-    return uvicorn.Server(config)
-
-
-async def serve(proxy: CarbonProxy, host: str, port: int, *, log_level: str = "warning") -> None:
-    """Run ``proxy`` with uvicorn until interrupted."""
-    await build_server(proxy, host, port, log_level=log_level).serve()

@@ -1,0 +1,18 @@
+"""How routes receive the routing service the composition root built (``powermeter.composition``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from powermeter.routing.service import RoutingService
+
+
+def routing_service(conn: HTTPConnection) -> RoutingService:
+    svc: RoutingService = conn.app.state.services.routing
+    return svc
+
+
+Routing = Annotated[RoutingService, Depends(routing_service)]
