@@ -22,7 +22,7 @@ from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, 
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
 from powermeter.infra.responses import FastJSONResponse
-from powermeter.infra.routes import api_routes
+from powermeter.infra.routes import api_routes, install_route_table
 from powermeter.settings import Settings
 
 log = logging.getLogger("powermeter")
@@ -151,6 +151,7 @@ def create_app(
             app.router.routes.extend(r.routes)
     _mount_web(app)
     _install_openapi(app)
+    install_route_table(app.router)  # static paths found by a dictionary, not a linear scan
 
     app.add_middleware(IdempotencyMiddleware, key_scope=idempotency_scope(db, state.secret))
     app.add_middleware(OutageMiddleware)

@@ -185,7 +185,12 @@ def account_service(conn: HTTPConnection) -> service.AccountService:
     return accounts
 
 
-Accounts = Annotated[service.AccountService, Depends(account_service)]
+async def _account_service(conn: HTTPConnection) -> service.AccountService:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return account_service(conn)
+
+
+Accounts = Annotated[service.AccountService, Depends(_account_service)]
 
 
 def idempotency_scope(db: Database, secret: str) -> Callable[[Mapping[str, str]], Awaitable[tuple[Any, str | None]]]:

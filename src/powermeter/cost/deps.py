@@ -16,4 +16,9 @@ def rates_provider(conn: HTTPConnection) -> RatesProvider:
     return rates
 
 
-Rates = Annotated[RatesProvider, Depends(rates_provider)]
+async def _rates_provider(conn: HTTPConnection) -> RatesProvider:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return rates_provider(conn)
+
+
+Rates = Annotated[RatesProvider, Depends(_rates_provider)]

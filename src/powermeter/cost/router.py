@@ -46,7 +46,7 @@ def _rates(request: Request) -> Any:
     summary="Daily/monthly/annual cost for a device",
     description="Rate input: `rateConfig` (inline) or `regionCode` (dataset lookup, optional `tariffId`). "
     "Money is rounded to 4 decimals; annual = daily × 365 and monthly = annual ÷ 12.",
-    openapi_extra=s.body(s.COST_REQUEST, s.COST_EXAMPLES),
+    openapi_extra=s.body(s.CostRequest, s.COST_EXAMPLES),
     responses={
         **s.ok(s.COST_RESPONSE, s.COST_RESPONSE_EXAMPLE, "Cost of the device"),
         **error_responses("calc", 400, 404, 429),
@@ -64,7 +64,7 @@ async def calc_cost(request: Request) -> FastJSONResponse:
     summary="Cheapest continuous run window for a shiftable device on a TOU rate",
     description="Same body as /api/cost; `device.shiftable` must be true. Costs are per day; the window may wrap "
     "midnight ([22, 25] = 22:00–01:00).",
-    openapi_extra=s.body(s.SHIFT_REQUEST, example=s.SHIFT_EXAMPLE),
+    openapi_extra=s.body(s.ShiftRequest, example=s.SHIFT_EXAMPLE),
     responses={
         **s.ok(s.SHIFT_RESPONSE, s.SHIFT_RESPONSE_EXAMPLE, "Savings, or no_tou_data"),
         **error_responses("calc", 400, 404, 429),
@@ -80,7 +80,7 @@ async def calc_shift_savings(request: Request) -> FastJSONResponse:
     "/battery-cost",
     operation_id="calcBatteryCost",
     summary="Charging cost for consumer electronics or an EV",
-    openapi_extra=s.body(s.BATTERY_REQUEST, s.BATTERY_EXAMPLES),
+    openapi_extra=s.body(s.BatteryRequest, s.BATTERY_EXAMPLES),
     responses={
         **s.ok({"type": "object"}, {"mode": "ev", "monthly_cost": 42.6136, "annual_cost": 511.3636}, "Charging cost"),
         **error_responses("calc", 400, 404, 429),
@@ -96,7 +96,7 @@ async def calc_battery_cost(request: Request) -> FastJSONResponse:
     "/arbitrage",
     operation_id="calcArbitrage",
     summary="Savings from charging a battery cheap and discharging when power is expensive",
-    openapi_extra=s.body(s.ARBITRAGE_REQUEST, example=s.ARBITRAGE_EXAMPLE),
+    openapi_extra=s.body(s.ArbitrageRequest, example=s.ARBITRAGE_EXAMPLE),
     responses={
         **s.ok(
             {"type": "object"}, {"per_cycle_savings": 3.6, "annual_savings": 1314.0}, "Per-cycle and annual savings"
@@ -175,7 +175,7 @@ def family_openapi(full: dict[str, Any]) -> dict[str, Any]:
     paths = {p[len("/calc") :]: copy.deepcopy(v) for p, v in full.get("paths", {}).items() if p.startswith("/calc/")}
     for item in paths.values():
         for op in item.values():
-            # bodies are validated by the engine (400s); FastAPI's generic 422 never happens here
+            # bodies are validated by the request models in the service (400s); FastAPI's generic 422 never happens
             op.get("responses", {}).pop("422", None)
     schemas = full.get("components", {}).get("schemas", {})
     needed: dict[str, Any] = {}

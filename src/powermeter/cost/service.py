@@ -1,9 +1,10 @@
 """The public electricity-cost calculator (seed 003): request → tariff engine → seed-shaped response.
 
-The HTTP layer stays thin: bodies are decoded once (orjson), validated by the engine's own parsers
-(which name the offending field), rates come from the dataset compiled at start-up (inline
-``rateConfig`` objects are compiled once and cached by their canonical JSON), and money is rounded
-only here, at the edge.
+The HTTP layer stays thin: bodies are decoded once (orjson) and validated by the request models of
+``cost/schemas.py`` (the same models produce the OpenAPI, so a documented bound is the enforced one), then
+by the engine's own parsers for what one field cannot say (overlapping windows…); both name the offending
+field. Rates come from the dataset compiled at start-up (inline ``rateConfig`` objects are validated and
+compiled once and cached by their canonical JSON), and money is rounded only here, at the edge.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from pydantic import BaseModel, ValidationError
 
-from powermeter.cost import repository
+from powermeter.cost import repository, schemas
 from powermeter.data.rates import RatesDataset, load_rates
 from powermeter.infra.db import Database
 from powermeter.infra.errors import BadRequest, NotFound
@@ -102,6 +104,45 @@ def bad(exc: TariffInputError) -> BadRequest:
     return BadRequest(f"{exc.field}: {exc.message}", extra={"field": exc.field})
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], body: Mapping[str, Any]) -> M:
+    """``body`` validated by its request model; the first problem is a 400 naming the field (and, for a number
+    out of range, the documented range)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        field, why = schemas.refusal(model, exc.errors(include_url=False)[0])
+        raise BadRequest(f"{field}: {why}", extra={"field": field}) from None
+
+
+def device_of(d: schemas.Device, field: str = "device") -> t.DeviceUsage:
+    """The engine's device from a validated one: the numbers are already Decimals within their documented
+    bounds, so only the rules between them are left to check (schedules, power states adding up)."""
+    states: tuple[t.PowerState, ...] = ()
+    if d.power_states:
+        states = tuple(
+            t.PowerState(
+                s.name or f"state{i}",
+                s.watts,
+                s.hours_per_day,
+                None if s.schedule is None else t.check_schedule(s.schedule, f"{field}.power_states[{i}].schedule"),
+            )
+            for i, s in enumerate(d.power_states)
+        )
+    return t.device_usage(
+        watts=d.watts,
+        hours_per_day=d.hours_per_day,
+        schedule=None if d.schedule is None else t.check_schedule(d.schedule, f"{field}.schedule"),
+        kwh_per_use=d.kwh_per_use,
+        uses_per_week=d.uses_per_week,
+        power_states=states,
+        shiftable=bool(d.shiftable),
+        field=field,
+    )
+
+
 def decode_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is required (a JSON object)", extra={"field": "body"})
@@ -142,14 +183,17 @@ class RateChoice:
 
 
 _compiled: OrderedDict[bytes, CompiledRate] = OrderedDict()
+_inline_choices: OrderedDict[bytes, RateChoice] = OrderedDict()  # validated inline rates, by canonical JSON
 _compiled_lock = threading.Lock()
 
 
-def compile_inline(cfg: Any, field: str) -> CompiledRate:
-    """Compile an inline ``rateConfig`` once; later identical configs are a dictionary hit."""
+def compile_inline(cfg: Any, field: str, key: bytes | None = None) -> CompiledRate:
+    """Compile an inline ``rateConfig`` once; later identical configs are a dictionary hit. ``key``: its
+    canonical JSON when the caller has it already (a validated :class:`schemas.RateConfig`)."""
     if not isinstance(cfg, Mapping):
         raise BadRequest(f"{field}: must be an object", extra={"field": field})
-    key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
+    if key is None:
+        key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
     hit = _compiled.get(key)
     if hit is not None:
         return hit
@@ -164,15 +208,27 @@ def compile_inline(cfg: Any, field: str) -> CompiledRate:
     return rate
 
 
-def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool = True) -> RateChoice | None:
-    """``rateConfig`` (inline) or ``regionCode`` (dataset lookup; optional ``tariffId``)."""
+def choose_rate(
+    body: Mapping[str, Any],
+    rates: RatesDataset,
+    *,
+    required: bool = True,
+    inline: schemas.RateConfig | None = None,
+) -> RateChoice | None:
+    """``rateConfig`` (inline) or ``regionCode`` (dataset lookup; optional ``tariffId``); ``inline``: the
+    validated ``rateConfig`` of the request, if any (a rate seen before is then one dictionary hit)."""
+    key = inline.cache_key if inline is not None else None
+    if key is not None and body.get("regionCode") is None and body.get("region_code") is None:
+        hit = _inline_choices.get(key)
+        if hit is not None:
+            return hit
     cfg_name, cfg = _pick(body, "rateConfig", "rate_config")
     reg_name, region = _pick(body, "regionCode", "region_code")
     _, tariff_id = _pick(body, "tariffId", "tariff_id")
     if cfg is not None and region is not None:
         raise BadRequest(f"{cfg_name}: give {cfg_name} or {reg_name}, not both", extra={"field": cfg_name})
     if cfg is not None:
-        rate = compile_inline(cfg, cfg_name)
+        rate = compile_inline(cfg, cfg_name, key)
         tz = None
         if rate.spec.timezone:
             try:
@@ -183,7 +239,13 @@ def choose_rate(body: Mapping[str, Any], rates: RatesDataset, *, required: bool 
                     extra={"field": f"{cfg_name}.timezone"},
                 ) from None
         cal = cfg.get("holidays_calendar") if isinstance(cfg, Mapping) else None
-        return RateChoice(rate, tz, None, None, str(cal) if cal else None, None)
+        choice = RateChoice(rate, tz, None, None, str(cal) if cal else None, None)
+        if key is not None:
+            with _compiled_lock:
+                _inline_choices[key] = choice
+                while len(_inline_choices) > _CACHE_MAX:
+                    _inline_choices.popitem(last=False)
+        return choice
     if region is not None:
         if not isinstance(region, str):
             raise BadRequest(f"{reg_name}: must be a string such as 'US-CA'", extra={"field": reg_name})
@@ -224,29 +286,18 @@ def holidays_in(calendar: str | None, start: date, end: date) -> frozenset[date]
     return frozenset(d for d in cal if start <= d <= end)
 
 
-def _bool(body: Mapping[str, Any], *names: str) -> bool:
-    name, v = _pick(body, *names)
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise BadRequest(f"{name}: must be true or false", extra={"field": name})
-    return v
-
-
 # ---------------------------------------------------------------------------------------------
 # POST /calc/api/cost
 
 
 def cost(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    choice = choose_rate(body, rates)
+    req = validated(schemas.CostRequest, body)
+    choice = choose_rate(body, rates, inline=req.rate_config)
     assert choice is not None  # noqa: S101 (required=True raises instead)
-    raw_device = body.get("device")
-    if raw_device is None:
-        raise BadRequest("device: is required", extra={"field": "device"})
-    include_fixed = _bool(body, "include_fixed_charges", "includeFixedCharges")
-    breakdown = _bool(body, "breakdown")
+    include_fixed = bool(req.include_fixed_charges)
+    breakdown = bool(req.breakdown)
     try:
-        device = t.parse_device(raw_device)
+        device = device_of(req.device)
         result = t.device_cost(choice.rate, device, include_fixed=include_fixed, with_tiers=breakdown)
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -263,8 +314,8 @@ def cost(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
         out["tou_note"] = result.tou_note
     if breakdown:
         out["breakdown"] = _breakdown(result, choice)
-    if body.get("period") is not None:
-        out["period"] = _period(body["period"], device, choice, include_fixed)
+    if req.period is not None:
+        out["period"] = _period(req.period, device, choice, include_fixed)
     return out
 
 
@@ -284,27 +335,16 @@ def _breakdown(result: t.CostResult, choice: RateChoice) -> dict[str, Any]:
     }
 
 
-def _date(v: Any, field: str) -> date:
-    if not isinstance(v, str):
-        raise BadRequest(f"{field}: must be a date YYYY-MM-DD", extra={"field": field})
-    try:
-        return date.fromisoformat(v)
-    except ValueError:
-        raise BadRequest(f"{field}: must be a date YYYY-MM-DD, got {v!r}", extra={"field": field}) from None
-
-
-def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: bool) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise BadRequest("period: must be an object {start, end, timezone?}", extra={"field": "period"})
-    start = _date(raw.get("start"), "period.start")
-    end = _date(raw.get("end", raw.get("start")), "period.end")
+def _period(req: schemas.Period, device: t.DeviceUsage, choice: RateChoice, include_fixed: bool) -> dict[str, Any]:
+    start = req.start
+    end = req.end or start
     tz = choice.tz
-    if raw.get("timezone") is not None:
+    if req.timezone is not None:
         try:
-            tz = ZoneInfo(str(raw["timezone"]))
+            tz = ZoneInfo(req.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise BadRequest(
-                f"period.timezone: unknown IANA time zone {raw['timezone']!r}", extra={"field": "period.timezone"}
+                f"period.timezone: unknown IANA time zone {req.timezone!r}", extra={"field": "period.timezone"}
             ) from None
     if tz is None:
         raise BadRequest(
@@ -347,13 +387,11 @@ def _period(raw: Any, device: t.DeviceUsage, choice: RateChoice, include_fixed: 
 
 
 def shift(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    choice = choose_rate(body, rates)
+    req = validated(schemas.ShiftRequest, body)
+    choice = choose_rate(body, rates, inline=req.rate_config)
     assert choice is not None  # noqa: S101
-    raw_device = body.get("device")
-    if raw_device is None:
-        raise BadRequest("device: is required", extra={"field": "device"})
     try:
-        device = t.parse_device(raw_device)
+        device = device_of(req.device)
         res = t.shift_savings(choice.rate, device)
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -374,46 +412,31 @@ def shift(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
 # POST /calc/api/battery-cost and /calc/api/arbitrage
 
 
-def _num(
-    body: Mapping[str, Any], *names: str, required: bool = False, default: Decimal | None = None
-) -> Decimal | None:
-    name, v = _pick(body, *names)
-    if v is None:
-        if required:
-            raise BadRequest(f"{name}: is required", extra={"field": name})
-        return default
-    try:
-        return t.dec(v, name)
-    except TariffInputError as exc:
-        raise bad(exc) from None
-
-
-def _req(body: Mapping[str, Any], *names: str) -> Decimal:
-    v = _num(body, *names, required=True)
-    assert v is not None  # noqa: S101
-    return v
-
-
 def _fraction_or_percent(v: Decimal | None, default: Decimal) -> Decimal:
     if v is None:
         return default
     return v / 100 if Decimal(1) < v <= Decimal(100) else v
 
 
-def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
-    direct = _num(body, "rate_per_kwh", "ratePerKwh")
-    if direct is not None:
-        if direct < 0:
-            raise BadRequest("rate_per_kwh: must be ≥ 0", extra={"field": "rate_per_kwh"})
-        cur = body.get("currency", "USD")
-        return direct, str(cur).upper() if isinstance(cur, str) else "USD"
-    choice = choose_rate(body, rates, required=False)
+def _required(value: Decimal | None, name: str) -> Decimal:
+    if value is None:
+        raise BadRequest(f"{name}: is required", extra={"field": name})
+    return value
+
+
+def _currency(code: str | None) -> str:
+    return code.upper() if code else "USD"
+
+
+def _price(req: schemas.BatteryRequest, body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
+    if req.rate_per_kwh is not None:
+        return req.rate_per_kwh, _currency(req.currency)
+    choice = choose_rate(body, rates, required=False, inline=req.rate_config)
     if choice is None:
         raise BadRequest("rate_per_kwh: give rate_per_kwh, regionCode or rateConfig", extra={"field": "rate_per_kwh"})
-    sched_raw = body.get("schedule")
-    if sched_raw is not None and choice.rate.has_tou:
+    if req.schedule is not None and choice.rate.has_tou:
         try:
-            sched = t.parse_schedule(sched_raw, "schedule")
+            sched = t.check_schedule(req.schedule, "schedule")
         except TariffInputError as exc:
             raise bad(exc) from None
         return t.mean_price_over(choice.rate, sched), choice.rate.currency
@@ -421,39 +444,34 @@ def _price(body: Mapping[str, Any], rates: RatesDataset) -> tuple[Decimal, str]:
 
 
 def battery(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
-    mode = body.get("mode", "ev")
-    if mode not in ("ev", "electronics"):
-        raise BadRequest("mode: must be 'ev' or 'electronics'", extra={"field": "mode"})
-    price, currency = _price(body, rates)
+    req = validated(schemas.BatteryRequest, body)
+    mode = req.mode
+    price, currency = _price(req, body, rates)
     try:
         if mode == "ev":
-            eff = _num(body, "charging_efficiency", "chargingEfficiency")
             r = t.ev_charging_cost(
-                _req(body, "battery_kwh"),
-                _req(body, "miles_per_month"),
-                _req(body, "efficiency_mi_per_kwh"),
+                _required(req.battery_kwh, "battery_kwh"),
+                _required(req.miles_per_month, "miles_per_month"),
+                _required(req.efficiency_mi_per_kwh, "efficiency_mi_per_kwh"),
                 price,
-                _fraction_or_percent(eff, t.DEFAULT_EV_CHARGING_EFFICIENCY),
+                _fraction_or_percent(req.charging_efficiency, t.DEFAULT_EV_CHARGING_EFFICIENCY),
             )
         else:
-            wh = _num(body, "battery_wh")
+            wh = req.battery_wh
             if wh is None:
-                mah = _num(body, "battery_mah")
-                volts = _num(body, "voltage", default=Decimal("3.7"))
-                if mah is None or volts is None:
+                if req.battery_mah is None:
                     raise BadRequest(
                         "battery_wh: is required (or battery_mah + voltage)", extra={"field": "battery_wh"}
                     )
-                wh = mah * volts / 1000
-            per_day = _num(body, "charges_per_day")
+                wh = req.battery_mah * (req.voltage if req.voltage is not None else Decimal("3.7")) / 1000
+            per_day = req.charges_per_day
             if per_day is None:
-                per_week = _num(body, "charges_per_week")
-                if per_week is None:
+                if req.charges_per_week is None:
                     raise BadRequest(
                         "charges_per_day: is required (or charges_per_week)", extra={"field": "charges_per_day"}
                     )
-                per_day = per_week / 7
-            eff = _num(body, "charger_efficiency", "charging_efficiency")
+                per_day = req.charges_per_week / 7
+            eff = req.charger_efficiency if req.charger_efficiency is not None else req.charging_efficiency
             r = t.electronics_charging_cost(wh, per_day, price, _fraction_or_percent(eff, t.DEFAULT_ADAPTER_EFFICIENCY))
     except TariffInputError as exc:
         raise bad(exc) from None
@@ -477,25 +495,19 @@ def battery(body: Mapping[str, Any], rates: RatesDataset) -> dict[str, Any]:
 
 
 def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
-    cycles_raw = _num(body, "cycles_per_year", default=Decimal(t.DEFAULT_CYCLES_PER_YEAR))
-    assert cycles_raw is not None  # noqa: S101
-    if cycles_raw != cycles_raw.to_integral_value():
-        raise BadRequest("cycles_per_year: must be a whole number", extra={"field": "cycles_per_year"})
+    req = validated(schemas.ArbitrageRequest, body)
     try:
         a = t.arbitrage(
-            _req(body, "battery_wh"),
-            _req(body, "charge_rate"),
-            _req(body, "discharge_rate"),
-            round_trip_efficiency=_fraction_or_percent(
-                _num(body, "round_trip_efficiency", "efficiency"), t.DEFAULT_ROUND_TRIP_EFFICIENCY
-            ),
-            depth_of_discharge=_fraction_or_percent(_num(body, "depth_of_discharge"), Decimal(1)),
-            cycles_per_year=int(cycles_raw),
-            degradation_cost_per_kwh=_num(body, "degradation_cost_per_kwh", default=Decimal(0)) or Decimal(0),
+            req.battery_wh,
+            req.charge_rate,
+            req.discharge_rate,
+            round_trip_efficiency=_fraction_or_percent(req.round_trip_efficiency, t.DEFAULT_ROUND_TRIP_EFFICIENCY),
+            depth_of_discharge=_fraction_or_percent(req.depth_of_discharge, Decimal(1)),
+            cycles_per_year=req.cycles_per_year,
+            degradation_cost_per_kwh=req.degradation_cost_per_kwh or Decimal(0),
         )
     except TariffInputError as exc:
         raise bad(exc) from None
-    cur = body.get("currency", "USD")
     return {
         "per_cycle_savings": money(a.savings_per_cycle),
         "annual_savings": money(a.annual_savings),
@@ -507,7 +519,7 @@ def arbitrage(body: Mapping[str, Any]) -> dict[str, Any]:
         "degradation_cost_per_cycle": money(a.degradation_cost_per_cycle),
         "breakeven_discharge_rate": money(a.breakeven_discharge_rate),
         "profitable": a.profitable,
-        "currency": str(cur).upper() if isinstance(cur, str) else "USD",
+        "currency": _currency(req.currency),
     }
 
 

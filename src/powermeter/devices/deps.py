@@ -15,4 +15,9 @@ def devices_service(conn: HTTPConnection) -> Devices:
     return devices
 
 
-DevicesDep = Annotated[Devices, Depends(devices_service)]
+async def _devices_service(conn: HTTPConnection) -> Devices:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return devices_service(conn)
+
+
+DevicesDep = Annotated[Devices, Depends(_devices_service)]

@@ -16,4 +16,9 @@ def inference_engine(conn: HTTPConnection) -> Engine:
     return engine
 
 
-Inference = Annotated[Engine, Depends(inference_engine)]
+async def _inference_engine(conn: HTTPConnection) -> Engine:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return inference_engine(conn)
+
+
+Inference = Annotated[Engine, Depends(_inference_engine)]

@@ -1,9 +1,10 @@
-"""What the app factory builds once and every request shares (``app.state.pm``)."""
+"""The shared core every request sees (``app.state.pm``): settings, database, clock, signer, rate limiter.
+Built by the composition root (``powermeter.composition.build_core``); the capabilities' services live in
+``powermeter.composition.Services`` (``app.state.services``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
@@ -14,7 +15,7 @@ from powermeter.infra.security import Signer
 from powermeter.settings import Settings
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AppState:
     settings: Settings
     db: Database
@@ -22,7 +23,6 @@ class AppState:
     signer: Signer
     secret: str
     limiter: RateLimiter
-    extras: dict[str, Any] = field(default_factory=dict)  # capability-owned singletons (providers…)
 
 
 def app_state(conn: HTTPConnection) -> AppState:

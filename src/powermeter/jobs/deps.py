@@ -21,5 +21,17 @@ def receipt_views(conn: HTTPConnection) -> ReceiptViews:
     return views
 
 
-Jobs = Annotated[ComputeJobs, Depends(compute_jobs)]
-Receipts = Annotated[ReceiptViews, Depends(receipt_views)]
+async def _compute_jobs(conn: HTTPConnection) -> ComputeJobs:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return compute_jobs(conn)
+
+
+Jobs = Annotated[ComputeJobs, Depends(_compute_jobs)]
+
+
+async def _receipt_views(conn: HTTPConnection) -> ReceiptViews:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return receipt_views(conn)
+
+
+Receipts = Annotated[ReceiptViews, Depends(_receipt_views)]

@@ -1019,8 +1019,11 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                 and _near(math.fsum(acc["emb"]) / G_PER_KG, ln["co2e_embodied_kg"], 1e-9)
                 and _near(math.fsum(acc["min"]) / G_PER_KG, ln["co2e_min_kg"], 1e-9)
                 and _near(math.fsum(acc["max"]) / G_PER_KG, ln["co2e_max_kg"], 1e-9)
-                and _near(math.fsum(acc["gen"]) / G_PER_KG, ln["co2e_usage_generation_kg"], 1e-9)
-                and _near(math.fsum(acc["ups"]) / G_PER_KG, ln["co2e_usage_upstream_kg"], 1e-9)
+                # reports signed before the generation/upstream split have neither field (nothing to check)
+                and ("co2e_usage_generation_kg" not in ln
+                     or _near(math.fsum(acc["gen"]) / G_PER_KG, ln["co2e_usage_generation_kg"], 1e-9))
+                and ("co2e_usage_upstream_kg" not in ln
+                     or _near(math.fsum(acc["ups"]) / G_PER_KG, ln["co2e_usage_upstream_kg"], 1e-9))
                 and ((ln["market_based_co2e_kg"] is None and not acc["mkt"])
                      or (ln["market_based_co2e_kg"] is not None
                          and _near(math.fsum(acc["mkt"]) / G_PER_KG, ln["market_based_co2e_kg"], 1e-9)))

@@ -15,4 +15,9 @@ def routing_service(conn: HTTPConnection) -> RoutingService:
     return svc
 
 
-Routing = Annotated[RoutingService, Depends(routing_service)]
+async def _routing_service(conn: HTTPConnection) -> RoutingService:
+    # async: FastAPI calls it inline (a plain ``def`` provider costs a thread-pool hop per request)
+    return routing_service(conn)
+
+
+Routing = Annotated[RoutingService, Depends(_routing_service)]
