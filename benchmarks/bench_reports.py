@@ -149,7 +149,6 @@ def run(settings: Any, key: str, repeat: int) -> None:
         from powermeter.accounts import repository as accounts_repo
         from powermeter.methodology import reporting as rp
         from powermeter.reports import boundary, compose, ledger
-        from powermeter.reports.canonical import fast_canonical_json
 
         acct = accounts_repo.get_account_by_email(conn, EMAIL).id
         with service.snapshot(st.db, conn) as rconn:
@@ -168,7 +167,7 @@ def run(settings: Any, key: str, repeat: int) -> None:
                                          group_by="month", view="report", now=clock.now())
             t_doc = time.perf_counter() - t0
             t0 = time.perf_counter()
-            rp.content_digest(doc, fast_canonical_json)
+            rp.content_digest(doc)
             t_digest = time.perf_counter() - t0
     print(f"phases over {len(comp.entries):,} entries ({len(led.records):,} records, {len(led.trees):,} trees, "
           f"{len(led.problems):,} problems): ledger (read + rebuild + re-hash) {t_ledger:.2f} s; compose "

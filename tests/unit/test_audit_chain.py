@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import struct
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
@@ -36,65 +36,8 @@ Row = tuple[Any, ...]
 
 # ---------------------------------------------------------------- RFC 8785 canonical JSON
 
-# RFC 8785 Appendix B: IEEE-754 bit patterns and their canonical number text.
-RFC8785_NUMBERS = {
-    "0000000000000000": "0",
-    "8000000000000000": "0",
-    "0000000000000001": "5e-324",
-    "8000000000000001": "-5e-324",
-    "7fefffffffffffff": "1.7976931348623157e+308",
-    "ffefffffffffffff": "-1.7976931348623157e+308",
-    "4340000000000000": "9007199254740992",
-    "c340000000000000": "-9007199254740992",
-    "4430000000000000": "295147905179352830000",
-    "44b52d02c7e14af5": "9.999999999999997e+22",
-    "44b52d02c7e14af6": "1e+23",
-    "44b52d02c7e14af7": "1.0000000000000001e+23",
-    "444b1ae4d6e2ef4e": "999999999999999700000",
-    "444b1ae4d6e2ef4f": "999999999999999900000",
-    "444b1ae4d6e2ef50": "1e+21",
-    "3eb0c6f7a0b5ed8c": "9.999999999999997e-7",
-    "3eb0c6f7a0b5ed8d": "0.000001",
-    "41b3de4355555553": "333333333.3333332",
-    "41b3de4355555554": "333333333.33333325",
-    "41b3de4355555555": "333333333.3333333",
-    "41b3de4355555556": "333333333.3333334",
-    "41b3de4355555557": "333333333.33333343",
-    "becbf647612f3696": "-0.0000033333333333333333",
-    "43143ff3c1cb0959": "1424953923781206.2",
-}
-
-
-@pytest.mark.parametrize(("bits", "text"), RFC8785_NUMBERS.items())
-def test_numbers_serialise_as_rfc8785_appendix_b(bits: str, text: str) -> None:
-    (value,) = struct.unpack(">d", bytes.fromhex(bits))
-    assert canonical_json(value) == text
-
-
-def test_rfc8785_section_3_2_2_example() -> None:
-    value = {
-        "numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001],
-        "string": "\u20ac$\u000f\u000aA'\u0042\u0022\u005c\\\"/",
-        "literals": [None, True, False],
-    }
-    assert canonical_json(value) == (
-        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
-        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
-    )
-
-
-def test_keys_sort_by_utf16_code_units_rfc8785_section_3_2_3() -> None:
-    value = {
-        "\u20ac": "Euro Sign",
-        "\r": "Carriage Return",
-        "\ufb33": "Hebrew Letter Dalet With Dagesh",
-        "1": "One",
-        "\U0001f600": "Emoji: Grinning Face",
-        "\u0080": "Control",
-        "\u00f6": "Latin Small Letter O With Diaeresis",
-    }
-    keys = list(json.loads(canonical_json(value)))
-    assert keys == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+# The encoder itself is tested byte for byte against the rfc8785 package in test_canonical.py; the chain
+# uses it in its strict form (lone surrogates refused, so any JCS library re-derives the hashes).
 
 
 @pytest.mark.parametrize(
@@ -106,34 +49,8 @@ def test_values_without_one_canonical_form_are_refused(bad: Any) -> None:
         canonical_json(bad)
 
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12,
-)
-
-
-@given(json_values)
-def test_canonical_json_round_trips_and_is_a_fixed_point(value: Any) -> None:
-    text = canonical_json(value)
-    parsed = parse_json(text)
-    assert canonical_json(parsed) == text
-    assert json.loads(text, parse_int=float, parse_float=float) == json.loads(
-        json.dumps(value), parse_int=float, parse_float=float
-    )
-
-
 def test_parsed_json_canonicalises_big_integers_as_doubles() -> None:
     assert canonical_json(parse_json("[67145854434663456, 1, 1.50]")) == "[67145854434663460,1,1.5]"
-
-
-@given(st.floats(allow_nan=False, allow_infinity=False))
-def test_every_finite_double_round_trips_exactly(x: float) -> None:
-    assert float(canonical_json(x)) == x
 
 
 # ---------------------------------------------------------------- entries
@@ -188,6 +105,7 @@ def test_hashed_bytes_are_the_rfc8785_form_of_the_entry_object(
     exported = entry.as_json()
     del exported["entry_hash"]
     canonical = canonical_json(exported).encode()
+    assert canonical == rfc8785.dumps(exported)  # the reference implementation's bytes
     assert hashlib.sha256(canonical).hexdigest() == entry.entry_hash
     # For these value types (no floats at top level), JCS is sorted, compact, non-ASCII-escaping JSON.
     if not any(isinstance(v, float) for v in details.values()):

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from powermeter.infra.errors import ApiError
 from powermeter.jobs import receipts as rc
 from powermeter.jobs import repository as repo
+from powermeter.methodology.canonical import number_fragments, string_bytes
 from powermeter.methodology.merkle import merkle_root, tree_head_bytes
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ class Checker:
         # rest of the leaf, so each receipt costs one bytes formatting, one hash update and one compare
         leaf_parts: dict[tuple[str, int], tuple[Any, bytes]] = {}
         seen: set[int] = set()
-        string_of = rc.string_bytes
-        issued_b = (b',"issued_at":' + rc.string_bytes(issued)).replace(b"%", b"%%")
+        string_of = string_bytes
+        issued_b = (b',"issued_at":' + string_bytes(issued)).replace(b"%", b"%%")
         geos: dict[str, bytes] = {}
         for n, r in enumerate(rows):
             _seq, rid, acct, jid, _tree, i, j, kwh, co2, geo, options = r
@@ -189,12 +190,9 @@ def _numbers(rows: Sequence[Any], det: dict[str, Any], profiles: Sequence[tuple[
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     try:
-        raw = orjson.dumps(flat)
-    except TypeError:
+        return number_fragments(flat)
+    except TypeError:  # a stored value that is not a number
         return None
-    if b"e" in raw or b"-" in raw or b"n" in raw:
-        return None
-    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
 
 
 def checker_for(conn: Connection, signer: Any) -> Checker:

@@ -3,8 +3,9 @@
 A receipt is the JSON object below, serialised with RFC 8785 (keys sorted, numbers in ECMAScript
 form). Its bytes are a leaf of the request's Merkle tree (RFC 6962 hashing); the tree head is signed
 with Ed25519. Leaves are assembled from pre-serialised fragments (the factor profile is shared by
-every job with the same constants), which gives exactly ``canonical_json(receipt)`` at a fraction of
-the cost; ``tests/integration/jobs`` checks the two agree.
+every job with the same constants), each made by :mod:`powermeter.methodology.canonical`, which gives
+exactly ``canonical_bytes(receipt)`` at a fraction of the cost; ``tests/integration/jobs`` checks the two
+agree.
 
 Receipt object (keys in canonical order)::
 
@@ -24,26 +25,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from powermeter.infra.security import verify_signature
+from powermeter.methodology.canonical import canonical_bytes, number_fragments, string_bytes
 from powermeter.methodology.compute_job import METHOD_ID, METHODOLOGY_VERSION
-from powermeter.methodology.merkle import (
-    TREE_HEAD_TYPE,
-    canonical_json,
-    leaf_hash,
-    tree_head_bytes,
-    verify_inclusion,
-)
+from powermeter.methodology.merkle import TREE_HEAD_TYPE, leaf_hash, tree_head_bytes, verify_inclusion
 from powermeter.methodology.units import Factor
 
 RECEIPT_TYPE = "powermeter.receipt/1"
 DOCUMENT_TYPE = "powermeter.receipt-document/1"
 SIGNATURE_ALGORITHM = "Ed25519"
 METHODOLOGY = {"id": METHOD_ID, "version": METHODOLOGY_VERSION}
-METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_json(METHODOLOGY)
+METHODOLOGY_FRAGMENT = b',"methodology":' + canonical_bytes(METHODOLOGY)
 
 #: Optional inputs of a job (overrides); the base inputs are always present.
 OPTION_FIELDS: tuple[str, ...] = (
@@ -51,37 +46,6 @@ OPTION_FIELDS: tuple[str, ...] = (
     "ownership", "site", "started_at", "application",
     "measured_cpu_kwh", "measured_memory_kwh", "measured_gpu_kwh",
 )  # fmt: skip
-_SORT = orjson.OPT_SORT_KEYS
-_MAX_SAFE = float(2**53)
-
-
-class _NeedsSlowPath(Exception):
-    pass
-
-
-def _num(v: float) -> float | int:
-    """A value orjson writes exactly as ECMAScript does (else :class:`_NeedsSlowPath`).
-
-    orjson prints integral floats as ``12.0`` (ECMAScript: ``12``) and uses exponent notation outside
-    [1e-4, 1e16) (ECMAScript: outside [1e-6, 1e21)); integral values become ints, the rest go slow.
-    """
-    f = float(v)
-    if f.is_integer():
-        if -_MAX_SAFE < f < _MAX_SAFE:
-            return int(f)
-        raise _NeedsSlowPath
-    a = -f if f < 0 else f
-    if 1e-4 <= a < 1e16:
-        return f
-    raise _NeedsSlowPath
-
-
-def _canonical(obj: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(obj, option=_SORT)
-    except TypeError:  # a lone surrogate in a string: orjson refuses, the generic encoder escapes it
-        return canonical_json(obj)
-
 
 _BASE_FIELDS = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"})
 
@@ -101,7 +65,7 @@ def inputs_bytes(
 ) -> bytes:  # fmt: skip
     """Canonical JSON of a job's inputs (the same bytes from a request or from a stored row)."""
     if options is None:
-        parts = _plain_numbers((float(cpu_cores), float(duration_minutes), float(gpu_cores), float(memory_gb)))
+        parts = number_fragments((float(cpu_cores), float(duration_minutes), float(gpu_cores), float(memory_gb)))
         if parts is not None:
             return _INPUTS % (parts[0], parts[1], string_bytes(geo_iso), parts[2], parts[3])
     raw: dict[str, Any] = {
@@ -110,31 +74,13 @@ def inputs_bytes(
     }  # fmt: skip
     if options:
         raw.update(options)
-    try:
-        fast = {k: (_num(v) if isinstance(v, float | int) and not isinstance(v, bool) else v) for k, v in raw.items()}
-    except _NeedsSlowPath:
-        return canonical_json(raw)
-    return _canonical(fast)
+    return canonical_bytes(raw)
 
 
 _RESULTS = (
     b'{"breakdown":{"cpu_kwh":%b,"gpu_kwh":%b,"memory_kwh":%b,"overhead_kwh":%b,"pue":%b},"co2_grams":%b,"kwh":%b}'
 )
 _INPUTS = b'{"cpu_cores":%b,"duration_minutes":%b,"geo_iso":%b,"gpu_cores":%b,"memory_gb":%b}'
-
-
-def _plain_numbers(values: tuple[float, ...]) -> list[bytes] | None:
-    """The numbers in ECMAScript form, from one orjson call, or ``None`` when one needs the slow path.
-
-    orjson writes a double in plain notation exactly as ECMAScript does, except that it keeps ``.0`` on
-    integral values (removed here: in a list of numbers ``.0,`` can only end an integral value) and
-    switches to exponent notation earlier (``e``: slow path). Negative values (``-0``) and non-finite
-    ones (``null``) take the slow path too.
-    """
-    raw = orjson.dumps(values)
-    if b"e" in raw or b"-" in raw or b"n" in raw:
-        return None
-    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
 
 
 def results_bytes(
@@ -145,7 +91,7 @@ def results_bytes(
     only when the job carried a measurement (absent: every component modelled)."""
     overhead = kwh - (cpu_kwh + gpu_kwh + memory_kwh)
     if energy_sources is None:
-        parts = _plain_numbers((cpu_kwh, gpu_kwh, memory_kwh, overhead, pue, co2_g, kwh))
+        parts = number_fragments((cpu_kwh, gpu_kwh, memory_kwh, overhead, pue, co2_g, kwh))
         if parts is not None:
             return _RESULTS % tuple(parts)
     out: dict[str, Any] = {
@@ -157,14 +103,7 @@ def results_bytes(
     }  # fmt: skip
     if energy_sources is not None:
         out["energy_sources"] = dict(energy_sources)
-    return canonical_json(out)
-
-
-def string_bytes(s: str) -> bytes:
-    try:
-        return orjson.dumps(s)
-    except TypeError:
-        return canonical_json(s)
+    return canonical_bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +126,7 @@ def make_profile_doc(
         "location": location_code,
         "warnings": list(warnings),
     }
-    return profile_doc_from_body(canonical_json(body).decode())
+    return profile_doc_from_body(canonical_bytes(body).decode())
 
 
 def profile_doc_from_body(body: str) -> ProfileDoc:
@@ -195,10 +134,10 @@ def profile_doc_from_body(body: str) -> ProfileDoc:
     return ProfileDoc(
         id=hashlib.sha256(body.encode()).hexdigest(),
         body=body,
-        head=b',"dataset_versions":' + canonical_json(obj["dataset_versions"])
-        + b',"factors":' + canonical_json(obj["factors"]),
-        location=b',"location":' + canonical_json(obj["location"]),
-        tail=b',"type":' + canonical_json(RECEIPT_TYPE) + b',"warnings":' + canonical_json(obj["warnings"]) + b"}",
+        head=b',"dataset_versions":' + canonical_bytes(obj["dataset_versions"])
+        + b',"factors":' + canonical_bytes(obj["factors"]),
+        location=b',"location":' + canonical_bytes(obj["location"]),
+        tail=b',"type":' + canonical_bytes(RECEIPT_TYPE) + b',"warnings":' + canonical_bytes(obj["warnings"]) + b"}",
     )
 
 
@@ -313,7 +252,7 @@ def verify_document(doc: Mapping[str, Any], public_key_pem: str | bytes) -> Veri
             return Verification(False, f"unsupported receipt type {receipt.get('type')!r}", rid)
         if head.get("type") != TREE_HEAD_TYPE or head.get("algorithm") != SIGNATURE_ALGORITHM:
             return Verification(False, "unsupported tree head type or signature algorithm", rid)
-        leaf = canonical_json(receipt)
+        leaf = canonical_bytes(receipt)
         path = [_hex32(h) for h in proof["audit_path"]]
         root = _hex32(head["root_sha256"])
         size, index = head["tree_size"], proof["leaf_index"]

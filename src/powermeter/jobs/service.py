@@ -48,6 +48,7 @@ from powermeter.jobs.receipts import ProfileDoc
 from powermeter.jobs.repository import StoredReceipt
 from powermeter.jobs.schemas import BatchIn, JobIn
 from powermeter.jobs.tables import receipt_trees
+from powermeter.methodology.canonical import number_fragments, string_bytes
 from powermeter.methodology.compute_job import (
     BatchEstimate,
     ComputeJobEstimator,
@@ -456,7 +457,7 @@ def _batch_numbers(jobs: Sequence[JobIn], batch: BatchEstimate, pues: list[float
     """Every job's 11 receipt numbers in ECMAScript form from ONE orjson call (instead of two per job):
     inputs (cpu_cores, duration_minutes, gpu_cores, memory_gb) then results (cpu, gpu, memory,
     overhead kWh, PUE, gCO2e, kWh), in the order the canonical templates take them. ``None`` when any
-    number needs the slow path (see ``receipts._plain_numbers``); the per-job encoders then run."""
+    number needs :func:`~powermeter.methodology.canonical.json_number`; the per-job encoders then run."""
     flat: list[float] = []
     add = flat.extend
     kwh_l, co2_l, cpu_l, gpu_l, mem_l, pidx = (
@@ -468,10 +469,7 @@ def _batch_numbers(jobs: Sequence[JobIn], batch: BatchEstimate, pues: list[float
             float(job.cpu_cores), float(job.duration_minutes), float(job.gpu_cores), float(job.memory_gb),
             ck, gk, mk, e - (ck + gk + mk), pues[pidx[i]], co2_l[i], e,
         ))  # fmt: skip
-    raw = orjson.dumps(flat)
-    if b"e" in raw or b"-" in raw or b"n" in raw:
-        return None
-    return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+    return number_fragments(flat)
 
 
 def _encode(
@@ -492,7 +490,7 @@ def _encode(
     pues = [p.pue_value for p in batch.profiles]
     states, locations, tails, issued = builder.states, builder.locations, builder.tails, builder.issued
     inputs_of, results_of, options_of, string_of, dumps, join = (
-        rc.inputs_bytes, rc.results_bytes, rc.job_options, rc.string_bytes, orjson.dumps, b"".join,
+        rc.inputs_bytes, rc.results_bytes, rc.job_options, string_bytes, orjson.dumps, b"".join,
     )  # fmt: skip
     numbers = _batch_numbers(jobs, batch, pues)
     inputs_t, results_t = rc._INPUTS, rc._RESULTS

@@ -39,20 +39,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from powermeter.methodology.merkle import json_number  # ECMAScript Number::toString (RFC 8785 §3.2.2.3)
+from powermeter.methodology.canonical import MAX_SAFE_INTEGER, canonical_bytes, canonical_text, string_literal
 
 ENTRY_FORMAT_VERSION: Final = 1
 CHECKPOINT_TYPE: Final = "powermeter.audit.checkpoint"
 GENESIS_HASH: Final = "0" * 64
 """``prev_hash`` of an account's first entry and ``head_hash`` of an empty chain."""
 
-# JSON string escaping of the C-accelerated stdlib encoder: escapes '"', '\\' and U+0000-U+001F
-# (\b \t \n \f \r short forms, others as lower-case \u00xx) and nothing else; that is exactly
-# RFC 8785 §3.2.2.2 (ECMAScript JSON.stringify) for well-formed strings.
-_enc: Callable[[str], str] = json.encoder.encode_basestring
-
-MAX_SAFE_INTEGER: Final = 2**53 - 1
-"""Largest integer an IEEE-754 double holds exactly; RFC 8785 numbers are doubles."""
+# RFC 8785 string literals for the entry templates below (exact for well-formed strings; a lone
+# surrogate makes the final UTF-8 encoding fail, so such an entry is refused, as canonical_json does).
+_enc: Callable[[str], str] = string_literal
 
 ROW_FIELDS: Final = (
     "seq",
@@ -85,55 +81,9 @@ class ActionType(StrEnum):
 
 
 # --------------------------------------------------------------------------------------------
-# RFC 8785 canonical JSON
+# RFC 8785 canonical JSON (the project's one encoder, refusing strings that are not well-formed
+# Unicode, so that any JCS library re-derives an entry's hash)
 # --------------------------------------------------------------------------------------------
-
-
-def _utf16_key(item: tuple[str, Any]) -> bytes:
-    return item[0].encode("utf-16-be")
-
-
-def _encode(value: Any, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, str):
-        out.append(_enc(value))
-    elif isinstance(value, int):
-        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            out.append(str(int(value)))
-        elif value == float(value):  # exactly a double: serialise as that double
-            out.append(json_number(float(value)))
-        else:
-            raise ValueError(f"integer {value} is not exactly a JSON (IEEE-754) number; use a string")
-    elif isinstance(value, float):
-        out.append(json_number(value))
-    elif isinstance(value, Mapping):
-        items = list(value.items())
-        for k, _ in items:
-            if not isinstance(k, str):
-                raise TypeError(f"JSON object keys must be strings, not {type(k).__name__}")
-        items.sort(key=_utf16_key)  # RFC 8785 §3.2.3: by UTF-16 code units
-        out.append("{")
-        for i, (k, v) in enumerate(items):
-            if i:
-                out.append(",")
-            out.append(_enc(k))
-            out.append(":")
-            _encode(v, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, v in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(v, out)
-        out.append("]")
-    else:
-        raise TypeError(f"{type(value).__name__} is not JSON-serialisable canonically (use str for Decimal)")
 
 
 def canonical_json(value: Any) -> str:
@@ -143,18 +93,11 @@ def canonical_json(value: Any) -> str:
     well-formed Unicode (lone surrogates); ``TypeError`` for anything else (e.g. ``Decimal``,
     which should be given as a string to keep its exact digits).
     """
-    out: list[str] = []
-    _encode(value, out)
-    text = "".join(out)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("string is not well-formed Unicode (lone surrogate)") from exc
-    return text
+    return canonical_text(value, lone_surrogates="reject")
 
 
 def canonical_json_bytes(value: Any) -> bytes:
-    return canonical_json(value).encode("utf-8")
+    return canonical_bytes(value, lone_surrogates="reject")
 
 
 def _json_int(text: str) -> int | float:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from powermeter.methodology.merkle import canonical_json, leaf_hash
+from powermeter.methodology.canonical import canonical_bytes
+from powermeter.methodology.merkle import leaf_hash
 
 INFERENCE_RECORD_TYPE = "powermeter.inference-record/1"
 
@@ -27,7 +28,7 @@ def inference_leaf(fields: Mapping[str, Any]) -> bytes:
     missing = [k for k in LEAF_FIELDS if k not in fields]
     if missing:
         raise ValueError(f"inference leaf needs {', '.join(missing)}")
-    return canonical_json({**{k: fields[k] for k in LEAF_FIELDS}, "type": INFERENCE_RECORD_TYPE})
+    return canonical_bytes({**{k: fields[k] for k in LEAF_FIELDS}, "type": INFERENCE_RECORD_TYPE})
 
 
 def inference_leaf_hash(fields: Mapping[str, Any]) -> bytes:

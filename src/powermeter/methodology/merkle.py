@@ -1,19 +1,9 @@
-"""Canonical JSON (RFC 8785) and Merkle trees with inclusion proofs (RFC 6962 / RFC 9162 hashing).
+"""Merkle trees with inclusion proofs (RFC 6962 / RFC 9162 hashing).
 
-Pure and stdlib-only. A receipt is serialised with :func:`canonical_json`; the bytes are a leaf of a
-per-request Merkle tree; the tree head (root, size, time, key id) is serialised canonically too and
-signed (Ed25519) by the caller. Anyone holding one receipt, its audit path and the signed tree head
-can check it offline.
-
-Canonical JSON, as RFC 8785 (JCS) requires for the value types we emit (dict with str keys, str,
-int, float, bool, None, list/tuple):
-
-* object members sorted by the UTF-16 code units of their names, no whitespace;
-* strings escaped as ECMAScript ``JSON.stringify`` does: ``\\"``, ``\\\\``, ``\\b \\f \\n \\r \\t``,
-  other controls and lone surrogates as ``\\u00xx`` (lower-case hex); everything else as UTF-8;
-* numbers as ECMAScript ``Number.prototype.toString`` (shortest round-trip digits; exponent form
-  below 1e-6 and from 1e21); ``-0`` is ``0``; NaN and infinities are rejected; integers must be
-  exactly representable as IEEE-754 doubles (|n| ≤ 2**53).
+Pure. A receipt is serialised with :func:`powermeter.methodology.canonical.canonical_bytes` (RFC 8785);
+the bytes are a leaf of a per-request Merkle tree; the tree head (root, size, time, key id) is serialised
+canonically too and signed (Ed25519) by the caller. Anyone holding one receipt, its audit path and the
+signed tree head can check it offline.
 
 Merkle hashing (RFC 6962 §2.1): ``leaf = SHA-256(0x00 || data)``, ``node = SHA-256(0x01 || l || r)``,
 the tree over ``n`` leaves splits at the largest power of two ``k < n``. Audit paths list siblings
@@ -23,20 +13,16 @@ from the leaf up; verification follows RFC 9162 §2.1.3.2.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from json.encoder import encode_basestring
+
+from powermeter.methodology.canonical import canonical_bytes
 
 __all__ = [
     "TREE_HEAD_TYPE",
     "InclusionProof",
     "MerkleTree",
     "audit_paths",
-    "canonical_json",
-    "json_number",
-    "json_string",
     "leaf_hash",
     "merkle_root",
     "node_hash",
@@ -45,111 +31,6 @@ __all__ = [
 ]
 
 TREE_HEAD_TYPE = "powermeter.receipt-tree-head/1"
-MAX_SAFE_INT = 2**53
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _string(s: str) -> str:
-    # The stdlib encoder escapes exactly as ECMAScript JSON.stringify for every code point except
-    # lone surrogates (which JSON.stringify writes as \udxxx); those take the slow path.
-    if _SURROGATE.search(s) is None:
-        return encode_basestring(s)
-    parts = [f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else encode_basestring(ch)[1:-1] for ch in s]
-    return '"' + "".join(parts) + '"'
-
-
-def json_number(x: float) -> str:
-    """ECMAScript Number::toString(x) for a finite double (RFC 8785 §3.2.2.3)."""
-    r = repr(x)
-    if "e" not in r and "n" not in r:  # fast path: plain notation agrees with ECMAScript
-        if x == 0.0:
-            return "0"  # also -0
-        return r[:-2] if r.endswith(".0") else r
-    return _number(x)
-
-
-def json_string(s: str) -> str:
-    """A JSON string literal, escaped as RFC 8785 requires."""
-    return _string(s)
-
-
-def _number(x: float) -> str:
-    """ECMAScript Number::toString(x) for a finite double."""
-    if x != x or x in (float("inf"), float("-inf")):
-        raise ValueError("NaN and infinite numbers have no JSON form")
-    if x == 0.0:
-        return "0"  # also -0
-    sign = "-" if x < 0 else ""
-    # repr() gives the shortest digit string that round-trips (as ECMAScript requires).
-    t = Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, t.digits)).rstrip("0")
-    exponent = int(t.exponent) + (len(t.digits) - len(digits))  # value = digits × 10^exponent
-    k = len(digits)
-    n = exponent + k  # value = 0.digits × 10^n
-    if k <= n <= 21:
-        body = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        body = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        body = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
-        body = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return sign + body
-
-
-def _utf16_key(s: str) -> bytes:
-    return s.encode("utf-16-be", "surrogatepass")
-
-
-def _encode(value: object, out: list[str]) -> None:
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, str):
-        out.append(_string(value))
-    elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise ValueError(f"integer {value} is not exactly representable in JSON (|n| > 2**53)")
-        out.append(str(value))
-    elif isinstance(value, float):
-        out.append(json_number(value))
-    elif isinstance(value, Mapping):
-        items = []
-        for k in value:
-            if not isinstance(k, str):
-                raise TypeError(f"object keys must be strings, not {type(k).__name__}")
-            items.append(k)
-        items.sort(key=_utf16_key)
-        out.append("{")
-        for i, k in enumerate(items):
-            if i:
-                out.append(",")
-            out.append(_string(k))
-            out.append(":")
-            _encode(value[k], out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"{type(value).__name__} has no canonical JSON form")
-
-
-def canonical_json(value: object) -> bytes:
-    """RFC 8785 canonical JSON of ``value``, UTF-8 encoded."""
-    out: list[str] = []
-    _encode(value, out)
-    return "".join(out).encode("utf-8", "surrogatepass")
 
 
 # --- Merkle trees -------------------------------------------------------------------------------
@@ -272,7 +153,7 @@ class MerkleTree:
 
 def tree_head_bytes(*, root: bytes, tree_size: int, issued_at: str, key_id: str) -> bytes:
     """The exact bytes that are signed for a tree: canonical JSON of the tree head."""
-    return canonical_json(
+    return canonical_bytes(
         {
             "type": TREE_HEAD_TYPE,
             "root_sha256": root.hex(),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from powermeter.methodology.merkle import canonical_json
+from powermeter.methodology.canonical import canonical_text
 from powermeter.methodology.occurrence import format_instant
 from powermeter.reports import repository as repo
 
@@ -71,7 +71,7 @@ def save_settings(conn: Connection, account_id: str, approach: str, entity: str 
 
 def save_site(conn: Connection, account_id: str, inst: Instrument, now: datetime) -> None:
     body = {k: v for k, v in inst.as_dict().items() if k != "site"}
-    repo.replace_site(conn, account_id, inst.site, canonical_json(body).decode(), now)
+    repo.replace_site(conn, account_id, inst.site, canonical_text(body), now)
 
 
 def delete_site(conn: Connection, account_id: str, site: str) -> bool:

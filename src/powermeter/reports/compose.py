@@ -8,7 +8,6 @@ closed are *late arrivals*: listed with their figures, never added to the lines.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,26 +57,6 @@ class Composed:
                  "warnings": warnings, **(extra or {})}
             self.assumptions[key] = a
         return str(a["id"])
-
-
-def inference_record_sha256(
-    record_id: str, log_date: str, provider: str, model_id: str, energy_wh: float, co2_grams: float,
-    water_ml: float,
-) -> str:
-    """:func:`powermeter.methodology.reporting.inference_record_sha256`, three times faster: when
-    every number is a non-integral double in [1e-4, 1e16), orjson writes it exactly as ECMAScript
-    (RFC 8785) does, and the keys are passed in canonical order; otherwise the reference path."""
-    e, c, w = energy_wh, co2_grams, water_ml
-    if (1e-4 <= e < 1e16 and 1e-4 <= c < 1e16 and 1e-4 <= w < 1e16
-            and not (e.is_integer() or c.is_integer() or w.is_integer())):
-        try:
-            return hashlib.sha256(orjson.dumps({
-                "co2Grams": c, "energyWh": e, "id": record_id, "logDate": log_date, "modelId": model_id,
-                "provider": provider, "waterMl": w,
-            })).hexdigest()
-        except TypeError:  # a lone surrogate: orjson refuses it, RFC 8785 escapes it
-            pass
-    return rp.inference_record_sha256(record_id, log_date, provider, model_id, energy_wh, co2_grams, water_ml)
 
 
 def _location_label(locations: LocationIndex, code: str) -> str:
@@ -475,6 +454,6 @@ def _add_inference(
     entry["_factor"] = factor
     entry["_market"] = None
     stamp = rec.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    cov = inference_record_sha256(rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2,
+    cov = rp.inference_record_sha256(rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2,
                                   float(d["water_ml"]))
     _place(out, rec, entry, row, (group, rp.SCOPE3_CAT1.code, versions), boundary, f"inference:{rec.id}:{cov}")

@@ -43,8 +43,6 @@ from powermeter.methodology.compute_job import METHODOLOGY_VERSION as JOB_METHOD
 from powermeter.methodology.merkle import tree_head_bytes
 from powermeter.reports import boundary, compose, ledger, render, restate
 from powermeter.reports import repository as repo
-from powermeter.reports.canonical import fast_canonical_json
-from powermeter.reports.compose import inference_record_sha256
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -54,7 +52,7 @@ GROUP_BY = rp.GROUP_BY
 MAX_SPAN_DAYS = 3660  # ten years
 JOB_METHODOLOGY = f"{JOB_METHODOLOGY_VERSION} ({JOB_METHOD_ID})"
 NO_KEY_GROUP = compose.NO_KEY_GROUP
-__all__ = ["NO_KEY_GROUP", "build_document", "inference_record_sha256", "verify_document"]
+__all__ = ["NO_KEY_GROUP", "build_document", "verify_document"]
 
 Progress = Callable[[int, int], None]
 
@@ -424,7 +422,7 @@ def build_document(
         return doc
     head = rp.report_head(
         report_id=doc["report_id"], report_type=report_type, generated_at=doc["generated_at"],
-        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc, fast_canonical_json),
+        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc),
         key_id=signer.key_id,
     )
     doc["signature"] = {
@@ -542,7 +540,7 @@ def verify_document(doc: Any, trusted_public_key_pem: str | None = None) -> Veri
         doc = doc["data"]
     if not isinstance(doc, Mapping):
         return Verification(False, [rp.Check("structure", False, "not a report document")], None, None)
-    checks, head = rp.check_document(doc, fast_canonical_json)
+    checks, head = rp.check_document(doc)
     rid = doc.get("report_id") if isinstance(doc.get("report_id"), str) else None
     cov = doc.get("coverage")
     n = len(cov["entries"]) if isinstance(cov, Mapping) and isinstance(cov.get("entries"), list) else None

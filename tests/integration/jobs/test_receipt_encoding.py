@@ -1,5 +1,6 @@
-"""The fast receipt encoder (orjson fragments + a shared SHA-256 prefix) gives exactly the RFC 8785
-bytes of the receipt object, for any inputs, including the values that need the slow path."""
+"""The fast receipt encoder (fragments of the canonical encoder + a shared SHA-256 prefix) gives exactly the
+RFC 8785 bytes of the receipt object (the ``rfc8785`` package's), for any inputs, including the values that
+need the slow path."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from powermeter.jobs import receipts as rc
-from powermeter.methodology.merkle import canonical_json
+from powermeter.methodology.canonical import reference_bytes
 from powermeter.methodology.units import Factor
 
 FACTORS = [
@@ -63,7 +65,9 @@ def test_fast_leaf_equals_canonical_json(
         },
         "type": rc.RECEIPT_TYPE,
     }
-    assert leaf == canonical_json(receipt)
+    assert leaf == reference_bytes(receipt)
+    if not any("\ud800" in t for t in (geo, job_id, *[str(v) for v in (options or {}).values()])):
+        assert leaf == rfc8785.dumps(receipt)  # well-formed Unicode: the reference implementation's bytes
     assert builder.leaf_hash(0, inputs, job_id, "rcpt_0001", results) == hashlib.sha256(b"\x00" + leaf).digest()
 
 

@@ -54,9 +54,9 @@ def test_rewriting_the_leaf_hashes_and_root_is_caught_by_the_signature(client: T
     doc = client.get(f"/v1/receipts/{rid}", headers=auth).json()["data"]
     receipt = doc["receipt"]
     receipt["results"]["kwh"] = 1e-7
-    from powermeter.methodology.merkle import canonical_json
+    from powermeter.methodology.canonical import canonical_bytes
 
-    new_leaf = leaf_hash(canonical_json(receipt))
+    new_leaf = leaf_hash(canonical_bytes(receipt))
     with state.db.begin() as conn:
         conn.execute(sa.text("UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r"), {"r": rid})
         conn.execute(sa.text("UPDATE receipt_trees SET leaf_hashes = :h, root_sha256 = :root"),

@@ -321,7 +321,7 @@ def test_a_covered_inference_hash_matches_the_record_in_the_history(
 ) -> None:
     import hashlib
 
-    from powermeter.methodology.merkle import canonical_json
+    import rfc8785
 
     doc = report(client, scale_key)
     hist = client.get("/v1/inference/history", params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
@@ -330,19 +330,21 @@ def test_a_covered_inference_hash_matches_the_record_in_the_history(
     entries = {e.split(":")[1]: e.split(":")[2] for e in doc["coverage"]["entries"] if e.startswith("inference:")}
     for row in hist:
         fields = {k: row[k] for k in ("co2Grams", "energyWh", "id", "logDate", "modelId", "provider", "waterMl")}
-        assert entries[row["id"]] == hashlib.sha256(canonical_json(fields)).hexdigest()
+        assert entries[row["id"]] == hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
 
 
 def test_a_covered_job_hash_is_the_receipt_s_own_merkle_leaf(
     client: TestClient, scale_key: str, mixed: dict[str, Any]
 ) -> None:
-    from powermeter.methodology.merkle import canonical_json, leaf_hash
+    import rfc8785
+
+    from powermeter.methodology.merkle import leaf_hash
 
     doc = report(client, scale_key)
     entries = {e.split(":")[1]: e.split(":")[2] for e in doc["coverage"]["entries"] if e.startswith("job:")}
     rid = mixed["jobs"][0]["receipt_id"]
     saved = client.get(f"/v1/receipts/{rid}", headers=bearer(scale_key)).json()["data"]
-    assert entries[rid] == leaf_hash(canonical_json(saved["receipt"])).hex()
+    assert entries[rid] == leaf_hash(rfc8785.dumps(saved["receipt"])).hex()
 
 
 # --- formats -------------------------------------------------------------------------------------------
