@@ -60,8 +60,10 @@ def bench_pure_verify(n: int) -> None:
         best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
         assert report.ok
         assert report.entries_checked == n
-    print(f"pure verify: {n:,} entries in {best:.2f} s wall, {cpu:.2f} s CPU ({best / n * 1e6:.2f} µs/entry, "
-          f"best of 3); building them took {build_s:.1f} s ({build_s / n * 1e6:.1f} µs/entry)")
+    print(
+        f"pure verify: {n:,} entries in {best:.2f} s wall, {cpu:.2f} s CPU ({best / n * 1e6:.2f} µs/entry, "
+        f"best of 3); building them took {build_s:.1f} s ({build_s / n * 1e6:.1f} µs/entry)"
+    )
     print(f"  → 1,000,000 entries ≈ {best / n * 1e6:.2f} s (target ≤ 5 s)")
 
 
@@ -108,9 +110,16 @@ def bench_append(db: Any, label: str, appends: int) -> None:
     def append_tx() -> None:
         with db.begin() as conn:
             write(conn)
-            service.append(conn, account_id=account_id, action_type="VIEW", receipt_id="rcpt_0123456789abcdef",
-                           actor_key_id="key_0123456789abcdef", actor_masked_key="pm_live_...wxyz",
-                           details={"via": "api"}, now=now)
+            service.append(
+                conn,
+                account_id=account_id,
+                action_type="VIEW",
+                receipt_id="rcpt_0123456789abcdef",
+                actor_key_id="key_0123456789abcdef",
+                actor_masked_key="pm_live_...wxyz",
+                details={"via": "api"},
+                now=now,
+            )
 
     for fn in (empty_tx, append_tx):  # warm the statement caches
         for _ in range(50):
@@ -131,14 +140,23 @@ def bench_append(db: Any, label: str, appends: int) -> None:
     with db.begin() as conn:
         c0 = time.process_time()
         for _ in range(appends):
-            service.append(conn, account_id=account_id, action_type="VIEW", receipt_id="rcpt_0123456789abcdef",
-                           actor_key_id="key_0123456789abcdef", actor_masked_key="pm_live_...wxyz",
-                           details={"via": "api"}, now=now)
+            service.append(
+                conn,
+                account_id=account_id,
+                action_type="VIEW",
+                receipt_id="rcpt_0123456789abcdef",
+                actor_key_id="key_0123456789abcdef",
+                actor_masked_key="pm_live_...wxyz",
+                details={"via": "api"},
+                now=now,
+            )
         alone = (time.process_time() - c0) / appends
-    print(f"append on {label}: +{added_cpu * 1e3:.3f} ms CPU per request transaction, "
-          f"{alone * 1e3:.3f} ms CPU for the append call alone (target ≤ 0.2 ms); request transaction "
-          f"{med['append'][0] * 1e3:.3f} ms CPU / {med['append'][1] * 1e3:.2f} ms wall with the append, "
-          f"{med['empty'][0] * 1e3:.3f} ms CPU / {med['empty'][1] * 1e3:.2f} ms wall without")
+    print(
+        f"append on {label}: +{added_cpu * 1e3:.3f} ms CPU per request transaction, "
+        f"{alone * 1e3:.3f} ms CPU for the append call alone (target ≤ 0.2 ms); request transaction "
+        f"{med['append'][0] * 1e3:.3f} ms CPU / {med['append'][1] * 1e3:.2f} ms wall with the append, "
+        f"{med['empty'][0] * 1e3:.3f} ms CPU / {med['empty'][1] * 1e3:.2f} ms wall without"
+    )
 
 
 def bench_db_verify(db: Any, label: str, n: int) -> None:
@@ -160,20 +178,44 @@ def bench_db_verify(db: Any, label: str, n: int) -> None:
     batch: list[dict[str, Any]] = []
     with db.begin() as conn:
         for r in rows:
-            e = ce(account_id=account_id, seq=r[0] + seq0, entry_id=r[1], action_type=r[2], receipt_id=r[3],
-                   actor_key_id=r[4], actor_masked_key=r[5], details={"via": "api"}, timestamp=r[7], prev_hash=prev)
+            e = ce(
+                account_id=account_id,
+                seq=r[0] + seq0,
+                entry_id=r[1],
+                action_type=r[2],
+                receipt_id=r[3],
+                actor_key_id=r[4],
+                actor_masked_key=r[5],
+                details={"via": "api"},
+                timestamp=r[7],
+                prev_hash=prev,
+            )
             prev = e.entry_hash
-            batch.append({"account_id": account_id, "seq": e.seq, "id": e.id, "action_type": e.action_type,
-                          "receipt_id": e.receipt_id, "actor_key_id": e.actor_key_id,
-                          "actor_masked_key": e.actor_masked_key, "details": e.details_json,
-                          "timestamp": e.timestamp, "prev_hash": e.prev_hash, "entry_hash": e.entry_hash})
+            batch.append(
+                {
+                    "account_id": account_id,
+                    "seq": e.seq,
+                    "id": e.id,
+                    "action_type": e.action_type,
+                    "receipt_id": e.receipt_id,
+                    "actor_key_id": e.actor_key_id,
+                    "actor_masked_key": e.actor_masked_key,
+                    "details": e.details_json,
+                    "timestamp": e.timestamp,
+                    "prev_hash": e.prev_hash,
+                    "entry_hash": e.entry_hash,
+                }
+            )
             if len(batch) == 10_000:
                 conn.execute(audit_entries.insert(), batch)
                 batch = []
         if batch:
             conn.execute(audit_entries.insert(), batch)
-        conn.execute(audit_chain_heads.update().where(audit_chain_heads.c.account_id == account_id)
-                     .values(seq=n + seq0, head_hash=prev))
+        conn.execute(
+            audit_chain_heads.update()
+            .where(audit_chain_heads.c.account_id == account_id)
+            .values(seq=n + seq0, head_hash=prev)
+        )
     keys = [service.PublicKey.of(Signer("x" * 40))]
     best = cpu = float("inf")
     for _ in range(3):
@@ -183,8 +225,10 @@ def bench_db_verify(db: Any, label: str, n: int) -> None:
         best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
         assert report.ok, report.first_break
     total = n + seq0
-    print(f"verify from {label}: {total:,} entries in {best:.2f} s wall, {cpu:.2f} s CPU here "
-          f"({best / total * 1e6:.2f} µs/entry, best of 3) → 1,000,000 ≈ {best / total * 1e6:.1f} s")
+    print(
+        f"verify from {label}: {total:,} entries in {best:.2f} s wall, {cpu:.2f} s CPU here "
+        f"({best / total * 1e6:.2f} µs/entry, best of 3) → 1,000,000 ≈ {best / total * 1e6:.1f} s"
+    )
 
 
 def main() -> None:

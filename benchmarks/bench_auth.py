@@ -26,8 +26,7 @@ def main() -> None:
         bare = bare_baseline(args.duration)
         with server("powermeter.app:app_from_env", env=env, factory=True) as base:
             ours = wrk(base + "/v1/me", headers={"Authorization": f"Bearer {key}"}, duration_s=args.duration)
-            counted = wrk(base + "/v1/api-keys", headers={"Authorization": f"Bearer {key}"},
-                          duration_s=args.duration)
+            counted = wrk(base + "/v1/api-keys", headers={"Authorization": f"Bearer {key}"}, duration_s=args.duration)
         report("GET /v1/me (auth, no quota)", ours, bare)
         report("GET /v1/api-keys (auth + list)", counted, bare)
 

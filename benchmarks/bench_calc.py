@@ -64,8 +64,13 @@ def main() -> None:
         results = {}
         with server("powermeter.app:app_from_env", env=env, factory=True) as base:
             for name, body in (("flat", FLAT), ("tou", TOU), ("region", REGION)):
-                results[name] = wrk(base + "/calc/api/cost", method="POST", body=json.dumps(body).encode(),
-                                    headers={"Content-Type": "application/json"}, duration_s=args.duration)
+                results[name] = wrk(
+                    base + "/calc/api/cost",
+                    method="POST",
+                    body=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"},
+                    duration_s=args.duration,
+                )
         for name, res in results.items():
             report(f"POST /calc/api/cost ({name})", res, bare, goal_ratio=0.5)
 

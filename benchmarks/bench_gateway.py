@@ -46,8 +46,9 @@ STREAM_BODY = b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","cont
 
 @contextlib.contextmanager
 def process(cmd: list[str], probe: str, env: dict[str, str]) -> Iterator[int]:  # yields the pid
-    proc = subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}, cwd=ROOT,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}, cwd=ROOT, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -192,15 +193,43 @@ def main() -> None:
 
     print(f"load average before: {os.getloadavg()}")
     fport, gport = free_port(), free_port()
-    fake_cmd = [sys.executable, "-m", "uvicorn", "benchmarks.fake_llm_app:app", "--host", "127.0.0.1",
-                "--port", str(fport), "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    fake_cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.fake_llm_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(fport),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--lifespan",
+        "off",
+    ]
     spool = tempfile.mkdtemp(prefix="pm-bench-gateway-")
-    gw_cmd = [sys.executable, "-m", "powermeter.gateway.commands", "gateway",
-              "--listen", f"127.0.0.1:{gport}", "--upstream", f"openai=http://127.0.0.1:{fport}",
-              "--url", f"http://127.0.0.1:{fport}", "--key", "bench", "--spool-dir", spool]
+    gw_cmd = [
+        sys.executable,
+        "-m",
+        "powermeter.gateway.commands",
+        "gateway",
+        "--listen",
+        f"127.0.0.1:{gport}",
+        "--upstream",
+        f"openai=http://127.0.0.1:{fport}",
+        "--url",
+        f"http://127.0.0.1:{fport}",
+        "--key",
+        "bench",
+        "--spool-dir",
+        spool,
+    ]
     try:
-        with process(fake_cmd, f"http://127.0.0.1:{fport}/", {}) as fpid, \
-                process(gw_cmd, f"http://127.0.0.1:{gport}/.well-known/powermeter-gateway", {}) as gpid:
+        with (
+            process(fake_cmd, f"http://127.0.0.1:{fport}/", {}) as fpid,
+            process(gw_cmd, f"http://127.0.0.1:{gport}/.well-known/powermeter-gateway", {}) as gpid,
+        ):
             dl, gl = asyncio.run(latency(fport, gport, args.requests))
             print(f"\nlatency, {len(dl)} sequential non-streamed calls each (ms):")
             for name, xs in (("direct", dl), ("gateway", gl)):
@@ -221,11 +250,15 @@ def main() -> None:
             print(f"\nthroughput, {c} connections, {s:g} s each (req/s): direct {d1:.0f} / {d2:.0f}, gateway {g:.0f}")
             print(f"  ratio {g / direct:.1%} of direct (goal ≥ 50 %)")
             n = g * s
-            print(f"  CPU per call during the gateway run: gateway {g_cpu / n * 1e6:.0f} µs, upstream "
-                  f"{f_cpu / n * 1e6:.0f} µs → on a core of its own the gateway passes "
-                  f"{f_cpu / g_cpu:.1%} of what the upstream serves on one (load-independent ratio)")
-            print(f"  the same forwarding without metering (POST /openai/v1/unmetered): {u:.0f} req/s, "
-                  f"gateway CPU {u_cpu / (u * s) * 1e6:.0f} µs per call")
+            print(
+                f"  CPU per call during the gateway run: gateway {g_cpu / n * 1e6:.0f} µs, upstream "
+                f"{f_cpu / n * 1e6:.0f} µs → on a core of its own the gateway passes "
+                f"{f_cpu / g_cpu:.1%} of what the upstream serves on one (load-independent ratio)"
+            )
+            print(
+                f"  the same forwarding without metering (POST /openai/v1/unmetered): {u:.0f} req/s, "
+                f"gateway CPU {u_cpu / (u * s) * 1e6:.0f} µs per call"
+            )
 
             samples = asyncio.run(memory(gport, gpid, args.streams, 8))
             print(f"\nmemory over {args.streams} streamed calls (gateway RSS, MiB):")

@@ -30,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from benchmarks.httpbench import make_key, powermeter_env, server, wrk
 
 INFERENCE = {"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300}
-ROUTE = {"source_region": "us-west1", "payload_size": 128,
-         "candidates": ["CAISO", "BPA", "ERCOT", "PJM", "MISO", "NYISO", "ISONE", "SPP", "aws:us-west-2",
-                        "gcp:us-central1"]}
+ROUTE = {
+    "source_region": "us-west1",
+    "payload_size": 128,
+    "candidates": ["CAISO", "BPA", "ERCOT", "PJM", "MISO", "NYISO", "ISONE", "SPP", "aws:us-west-2", "gcp:us-central1"],
+}
 CALC = {"device": {"watts": 100, "hours_per_day": 8}, "rateConfig": {"flat_rate": 0.15}}
 
 GOALS = {"POST /v1/inference": 0.35, "POST /route": 0.50, "POST /calc/api/cost": 0.50, "GET /v1/me": 0.60}
@@ -51,27 +53,70 @@ def main() -> None:
     d, c = args.duration, args.connections
     print(f"load average before: {load()}  (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory() as tmp:
-        plans = {"dev": {"daily_calls": 1_000_000_000, "daily_kwh": None, "per_minute": 10_000_000,
-                         "route_monthly_calls": None, "route_regions": "global"}}
+        plans = {
+            "dev": {
+                "daily_calls": 1_000_000_000,
+                "daily_kwh": None,
+                "per_minute": 10_000_000,
+                "route_monthly_calls": None,
+                "route_regions": "global",
+            }
+        }
         env = powermeter_env(Path(tmp), POWERMETER_PLANS_JSON=json.dumps(plans), POWERMETER_DEFAULT_PLAN="dev")
         key = make_key(env)
         auth = {"Authorization": f"Bearer {key}"}
         ct = {"Content-Type": "application/json"}
         runs: dict[str, list[float]] = {}
-        with server("benchmarks.bare_app:app") as bare, \
-                server("powermeter.app:app_from_env", env=env, factory=True) as pm:
+        with (
+            server("benchmarks.bare_app:app") as bare,
+            server("powermeter.app:app_from_env", env=env, factory=True) as pm,
+        ):
             cases = [
                 ("bare async GET /ping", lambda: wrk(bare + "/ping", duration_s=d, connections=c)),
-                ("bare async POST /echo", lambda: wrk(bare + "/echo", method="POST", body=json.dumps(ROUTE).encode(),
-                                                      headers=ct, duration_s=d, connections=c)),
-                ("POST /v1/inference", lambda: wrk(pm + "/v1/inference", method="POST",
-                                                   body=json.dumps(INFERENCE).encode(), headers={**auth, **ct},
-                                                   duration_s=d, connections=c)),
-                ("POST /route", lambda: wrk(pm + "/route", method="POST", body=json.dumps(ROUTE).encode(),
-                                            headers={**auth, **ct}, duration_s=d, connections=c)),
-                ("POST /calc/api/cost", lambda: wrk(pm + "/calc/api/cost", method="POST",
-                                                    body=json.dumps(CALC).encode(), headers=ct, duration_s=d,
-                                                    connections=c)),
+                (
+                    "bare async POST /echo",
+                    lambda: wrk(
+                        bare + "/echo",
+                        method="POST",
+                        body=json.dumps(ROUTE).encode(),
+                        headers=ct,
+                        duration_s=d,
+                        connections=c,
+                    ),
+                ),
+                (
+                    "POST /v1/inference",
+                    lambda: wrk(
+                        pm + "/v1/inference",
+                        method="POST",
+                        body=json.dumps(INFERENCE).encode(),
+                        headers={**auth, **ct},
+                        duration_s=d,
+                        connections=c,
+                    ),
+                ),
+                (
+                    "POST /route",
+                    lambda: wrk(
+                        pm + "/route",
+                        method="POST",
+                        body=json.dumps(ROUTE).encode(),
+                        headers={**auth, **ct},
+                        duration_s=d,
+                        connections=c,
+                    ),
+                ),
+                (
+                    "POST /calc/api/cost",
+                    lambda: wrk(
+                        pm + "/calc/api/cost",
+                        method="POST",
+                        body=json.dumps(CALC).encode(),
+                        headers=ct,
+                        duration_s=d,
+                        connections=c,
+                    ),
+                ),
                 ("GET /v1/me", lambda: wrk(pm + "/v1/me", headers=auth, duration_s=d, connections=c)),
             ]
             for r in range(args.rounds):
@@ -80,8 +125,10 @@ def main() -> None:
                     if res["non2xx"]:
                         raise SystemExit(f"{name}: {res['non2xx']:.0f} non-2xx answers")
                     runs.setdefault(name, []).append(res["rps"])
-                print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in runs.items())
-                      + f"  (load {load()})", flush=True)
+                print(
+                    f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in runs.items()) + f"  (load {load()})",
+                    flush=True,
+                )
     med = {n: statistics.median(v) for n, v in runs.items()}
     print(f"\nload average after: {load()}")
     print(f"{'route':<24} {'req/s (min–max)':>18} {'median':>8} {'÷ bare':>7} {'range':>13}  goal")

@@ -32,8 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.live import create_key, live_server, server_env
 
 HEADER = "JobID|JobName|Partition|Elapsed|AllocCPUS|TotalCPU|ReqMem|MaxRSS|AllocTRES|NNodes|NodeList|State|Start|End"
-STATES = ["COMPLETED"] * 80 + ["FAILED"] * 8 + ["TIMEOUT"] * 4 + ["CANCELLED by 1001"] * 4 + ["OUT_OF_MEMORY"] * 2 + [
-    "RUNNING", "PENDING"]
+STATES = (
+    ["COMPLETED"] * 80
+    + ["FAILED"] * 8
+    + ["TIMEOUT"] * 4
+    + ["CANCELLED by 1001"] * 4
+    + ["OUT_OF_MEMORY"] * 2
+    + ["RUNNING", "PENDING"]
+)
 
 
 def _dur(seconds: float, rng: random.Random) -> str:
@@ -66,14 +72,18 @@ def write_sacct(path: Path, rows: int, steps: int, seed: int = 1) -> int:
             state = rng.choice(STATES)
             part = "gpu" if gpus else "cpu"
             node = f"{part}-n{rng.randrange(200):03d}"
-            fh.write(f"{jid}|job|{part}|{_dur(elapsed, rng)}|{cpus}|{_dur(total, rng)}|{mem}||{tres}|1|{node}|{state}|"
-                     "2026-11-02T10:00:00|2026-11-02T12:00:00\n")
+            fh.write(
+                f"{jid}|job|{part}|{_dur(elapsed, rng)}|{cpus}|{_dur(total, rng)}|{mem}||{tres}|1|{node}|{state}|"
+                "2026-11-02T10:00:00|2026-11-02T12:00:00\n"
+            )
             n += 1
             for step in ("batch", "extern", "0", "1")[:steps]:
                 if n >= rows:
                     break
-                fh.write(f"{jid}.{step}|{step}||{_dur(elapsed, rng)}|{cpus}|{_dur(total / steps, rng)}||1G|{tres}|1|"
-                         f"{node}|{state}|2026-11-02T10:00:00|2026-11-02T12:00:00\n")
+                fh.write(
+                    f"{jid}.{step}|{step}||{_dur(elapsed, rng)}|{cpus}|{_dur(total / steps, rng)}||1G|{tres}|1|"
+                    f"{node}|{state}|2026-11-02T10:00:00|2026-11-02T12:00:00\n"
+                )
                 n += 1
     return jobs
 
@@ -127,14 +137,22 @@ def main() -> None:
             again_s, again_cpu, again_srv, again_msg = timed(cmd, client_env)
     print(f"{args.rows} rows, {jobs} Slurm jobs ({args.steps_per_job} step rows per job)")
     print(f"baseline, parse only (--dry-run): {base_s:6.2f} s wall, importer CPU {base_cpu:5.2f} s   {base_msg}")
-    print(f"import:                           {imp_s:6.2f} s wall, importer CPU {imp_cpu:5.2f} s, "
-          f"server CPU {imp_srv:5.2f} s   {imp_msg}")
-    print(f"re-import (nothing new):          {again_s:6.2f} s wall, importer CPU {again_cpu:5.2f} s, "
-          f"server CPU {again_srv:5.2f} s   {again_msg}")
-    print(f"import CPU, importer + server: {imp_cpu + imp_srv:.2f} s (what the import costs whatever the load; "
-          "the wall time adds I/O and any wait for a CPU)")
-    print(f"sending and storing: {imp_s - base_s:.2f} s; import / baseline = {imp_s / base_s:.1f}×; "
-          f"goal ≤ 20 s: {'met' if imp_s <= 20 else 'NOT met'}")
+    print(
+        f"import:                           {imp_s:6.2f} s wall, importer CPU {imp_cpu:5.2f} s, "
+        f"server CPU {imp_srv:5.2f} s   {imp_msg}"
+    )
+    print(
+        f"re-import (nothing new):          {again_s:6.2f} s wall, importer CPU {again_cpu:5.2f} s, "
+        f"server CPU {again_srv:5.2f} s   {again_msg}"
+    )
+    print(
+        f"import CPU, importer + server: {imp_cpu + imp_srv:.2f} s (what the import costs whatever the load; "
+        "the wall time adds I/O and any wait for a CPU)"
+    )
+    print(
+        f"sending and storing: {imp_s - base_s:.2f} s; import / baseline = {imp_s / base_s:.1f}×; "
+        f"goal ≤ 20 s: {'met' if imp_s <= 20 else 'NOT met'}"
+    )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -99,41 +99,91 @@ def bench_post(duration: int, connections: int, database_url: str | None) -> Non
         env = powermeter_env(Path(tmp), **extra)
         key = make_key(env, email=f"bench-{uuid.uuid4().hex[:8]}@example.com")
         with server("benchmarks.bare_app:app") as base:
-            bare = wrk(base + "/echo", method="POST", body=body, headers={"Content-Type": "application/json"},
-                       duration_s=duration, connections=connections)
+            bare = wrk(
+                base + "/echo",
+                method="POST",
+                body=body,
+                headers={"Content-Type": "application/json"},
+                duration_s=duration,
+                connections=connections,
+            )
         with server("powermeter.app:app_from_env", env=env, factory=True) as base:
-            ours = wrk(base + "/v1/inference", method="POST", body=body,
-                       headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                       duration_s=duration, connections=connections)
+            ours = wrk(
+                base + "/v1/inference",
+                method="POST",
+                body=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                duration_s=duration,
+                connections=connections,
+            )
             # the foundation's own floor: an authenticated route that also counts the daily quota
-            floor = wrk(base + "/v1/api-keys", headers={"Authorization": f"Bearer {key}"},
-                        duration_s=duration, connections=connections)
+            floor = wrk(
+                base + "/v1/api-keys",
+                headers={"Authorization": f"Bearer {key}"},
+                duration_s=duration,
+                connections=connections,
+            )
         db = "PostgreSQL" if database_url and database_url.startswith("postgres") else "SQLite"
-        report(f"POST /v1/inference ({db}, wrk -c{connections}: auth + quota + estimate + INSERT)", ours, bare,
-               goal_ratio=0.35)
-        print(f"foundation floor GET /v1/api-keys (auth + daily quota, same server): {floor['rps']:.0f} req/s, "
-              f"p50 {floor['p50_ms']:.2f} ms; POST /v1/inference reaches {ours['rps'] / max(floor['rps'], 1):.0%} "
-              "of it")
+        report(
+            f"POST /v1/inference ({db}, wrk -c{connections}: auth + quota + estimate + INSERT)",
+            ours,
+            bare,
+            goal_ratio=0.35,
+        )
+        print(
+            f"foundation floor GET /v1/api-keys (auth + daily quota, same server): {floor['rps']:.0f} req/s, "
+            f"p50 {floor['p50_ms']:.2f} ms; POST /v1/inference reaches {ours['rps'] / max(floor['rps'], 1):.0%} "
+            "of it"
+        )
 
 
 N_KEYS = 5
 # a typical stored details document (~900 bytes), so the table sizes are realistic
-DETAILS = json.dumps({
-    "inputs": {"startTimeMs": 1710000000000, "firstTokenTimeMs": 1710000010000, "source": "dom_estimated",
-               "is_estimated": True, "estimation_method": "dom_gpt_tokenizer_v1"},
-    "model": {"id": "openai/gpt-4o", "match": "exact", "confidence": "low", "variant": None},
-    "site": {"gridIntensityGPerKwh": 369.47, "gridIntensityYear": 2023, "location": "US", "pue": 1.2,
-             "wueSiteLPerKwh": 0.569, "wueOffsiteLPerKwh": 3.1321, "wueOffsiteZone": "USA"},
-    "ranges": {"energy_wh": {"min": 0.51, "max": 0.83}, "co2_grams": {"min": 0.2, "max": 0.33},
-               "water_ml": {"min": 1.8, "max": 3.0}},
-    "breakdown": {"prefill_wh": 0.07, "decode_wh": 0.55, "server_wh": 0.05, "co2_usage_grams": 0.25,
-                  "co2_embodied_grams": 0.05, "latency_s": 4.8, "gpus_min": 16, "gpus_max": 16},
-    "tokens": {"output_counted": 312, "prompt_uncached": 788, "prompt_cached": 0},
-    "versions": {"methodology": "ai-inference/1", "modelCatalog": "sha256:d7b67841e0e4",
-                 "providers": "sha256:fd04a82d2415", "locations": "sha256:df0907f5f482",
-                 "ecologitsElectricityMixes": "sha256:993c9b4bc8ae"},
-    "warnings": ["model-arch-not-released", "model-arch-multimodal"],
-})
+DETAILS = json.dumps(
+    {
+        "inputs": {
+            "startTimeMs": 1710000000000,
+            "firstTokenTimeMs": 1710000010000,
+            "source": "dom_estimated",
+            "is_estimated": True,
+            "estimation_method": "dom_gpt_tokenizer_v1",
+        },
+        "model": {"id": "openai/gpt-4o", "match": "exact", "confidence": "low", "variant": None},
+        "site": {
+            "gridIntensityGPerKwh": 369.47,
+            "gridIntensityYear": 2023,
+            "location": "US",
+            "pue": 1.2,
+            "wueSiteLPerKwh": 0.569,
+            "wueOffsiteLPerKwh": 3.1321,
+            "wueOffsiteZone": "USA",
+        },
+        "ranges": {
+            "energy_wh": {"min": 0.51, "max": 0.83},
+            "co2_grams": {"min": 0.2, "max": 0.33},
+            "water_ml": {"min": 1.8, "max": 3.0},
+        },
+        "breakdown": {
+            "prefill_wh": 0.07,
+            "decode_wh": 0.55,
+            "server_wh": 0.05,
+            "co2_usage_grams": 0.25,
+            "co2_embodied_grams": 0.05,
+            "latency_s": 4.8,
+            "gpus_min": 16,
+            "gpus_max": 16,
+        },
+        "tokens": {"output_counted": 312, "prompt_uncached": 788, "prompt_cached": 0},
+        "versions": {
+            "methodology": "ai-inference/1",
+            "modelCatalog": "sha256:d7b67841e0e4",
+            "providers": "sha256:fd04a82d2415",
+            "locations": "sha256:df0907f5f482",
+            "ecologitsElectricityMixes": "sha256:993c9b4bc8ae",
+        },
+        "warnings": ["model-arch-not-released", "model-arch-multimodal"],
+    }
+)
 DAYS = 365
 
 
@@ -152,8 +202,11 @@ def build_history_db(env: dict[str, str], records: int) -> tuple[str, str]:
         keys = [accounts.create_key(conn, acct, f"key-{i}", now) for i in range(N_KEYS)]
     start = now - timedelta(days=DAYS)
     step = timedelta(seconds=DAYS * 86400 / records)
-    models = [("OpenAI", "gpt-4o", "openai/gpt-4o"), ("Anthropic", "claude-sonnet-4.5", "anthropic/claude-sonnet-4.5"),
-              ("Google", "gemini-2.5-flash", "google/gemini-2.5-flash")]
+    models = [
+        ("OpenAI", "gpt-4o", "openai/gpt-4o"),
+        ("Anthropic", "claude-sonnet-4.5", "anthropic/claude-sonnet-4.5"),
+        ("Google", "gemini-2.5-flash", "google/gemini-2.5-flash"),
+    ]
     t0 = time.perf_counter()
     batch = 20_000
     for lo in range(0, records, batch):
@@ -161,13 +214,30 @@ def build_history_db(env: dict[str, str], records: int) -> tuple[str, str]:
         for i in range(lo, min(lo + batch, records)):
             k = keys[i % N_KEYS]
             prov, model, model_id = models[i % 3]
-            rows.append({
-                "id": str(uuid.UUID(int=i + 1)), "account_id": acct, "key_id": k.key_id, "key_name": k.name,
-                "masked_key": k.masked_key, "log_date": start + step * i, "provider": prov, "model": model,
-                "model_id": model_id, "input_tokens": 500 + i % 1000, "output_tokens": 300, "reasoning_tokens": 0,
-                "cached_tokens": 0, "energy_wh": 0.5, "co2_grams": 0.2, "water_ml": 2.0, "tree_days": 0.0034,
-                "calculation_method": "PROVIDER_DEFAULT", "final_region": "US", "final_provider": "Microsoft Azure",
-            })
+            rows.append(
+                {
+                    "id": str(uuid.UUID(int=i + 1)),
+                    "account_id": acct,
+                    "key_id": k.key_id,
+                    "key_name": k.name,
+                    "masked_key": k.masked_key,
+                    "log_date": start + step * i,
+                    "provider": prov,
+                    "model": model,
+                    "model_id": model_id,
+                    "input_tokens": 500 + i % 1000,
+                    "output_tokens": 300,
+                    "reasoning_tokens": 0,
+                    "cached_tokens": 0,
+                    "energy_wh": 0.5,
+                    "co2_grams": 0.2,
+                    "water_ml": 2.0,
+                    "tree_days": 0.0034,
+                    "calculation_method": "PROVIDER_DEFAULT",
+                    "final_region": "US",
+                    "final_provider": "Microsoft Azure",
+                }
+            )
         with db.begin() as conn:
             repository.insert_records(conn, rows, [DETAILS] * len(rows))
     if db.is_sqlite:
@@ -203,16 +273,20 @@ def bench_history(records: int, db_path: str | None) -> None:
         key, key_name = build_history_db(env, records)
         marker.write_text(json.dumps([key, key_name]))
     headers = {"Authorization": f"Bearer {key}"}
-    with server("powermeter.app:app_from_env", env=env, factory=True) as base, \
-            httpx.Client(base_url=base, timeout=60) as client:
+    with (
+        server("powermeter.app:app_from_env", env=env, factory=True) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
         url = "/v1/inference/history"
         page_params = {"startDate": "2025-06-01", "endDate": "2025-06-30", "keyName": key_name, "limit": 100}
         _timed_get(client, url, page_params, headers, 5)
         ms = _timed_get(client, url, page_params, headers, 50)
         body = client.get(url, params=page_params, headers=headers).json()
-        print(f"100-record page, one key, one month ({body['pagination']['totalElements']:,} matching of "
-              f"{records:,}): median {statistics.median(ms):.1f} ms, p95 {sorted(ms)[int(len(ms) * 0.95)]:.1f} ms "
-              "(goal ≤ 30 ms)")
+        print(
+            f"100-record page, one key, one month ({body['pagination']['totalElements']:,} matching of "
+            f"{records:,}): median {statistics.median(ms):.1f} ms, p95 {sorted(ms)[int(len(ms) * 0.95)]:.1f} ms "
+            "(goal ≤ 30 ms)"
+        )
         date_only = {"startDate": "2025-06-01", "endDate": "2025-06-30", "limit": 100}
         ms2 = _timed_get(client, url, date_only, headers, 30)
         print(f"100-record page, all keys, one month: median {statistics.median(ms2):.1f} ms")
@@ -236,9 +310,11 @@ def bench_history(records: int, db_path: str | None) -> None:
                     n += len(chunk)
             times.append((time.perf_counter() - t0, first_byte or 0.0, n))
         best = min(times)
-        print(f"100,000-record page, streamed: {best[0]:.2f} s total (median of 3: "
-              f"{statistics.median(t[0] for t in times):.2f} s), first byte after {best[1] * 1000:.0f} ms, "
-              f"{best[2] / 1e6:.1f} MB (goal ≤ 2 s)")
+        print(
+            f"100,000-record page, streamed: {best[0]:.2f} s total (median of 3: "
+            f"{statistics.median(t[0] for t in times):.2f} s), first byte after {best[1] * 1000:.0f} ms, "
+            f"{best[2] / 1e6:.1f} MB (goal ≤ 2 s)"
+        )
 
 
 def main() -> None:

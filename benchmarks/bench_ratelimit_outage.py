@@ -52,8 +52,10 @@ def main() -> None:
     print(f"load average: {os.getloadavg()}")
     port = _port()
     work = tempfile.mkdtemp()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", work], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", work],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         limiter = RateLimiter(f"redis://127.0.0.1:{port}/0", key_prefix="bench")
         deadline = time.monotonic() + 10

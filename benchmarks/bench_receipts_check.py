@@ -44,8 +44,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="pm-check-"))
     secret = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - a benchmark's throwaway key
-    settings = Settings(env="test", data_dir=tmp, secret_key=secret,
-                        plans_json='{"dev": {"daily_calls": null, "daily_kwh": null}}')
+    settings = Settings(
+        env="test", data_dir=tmp, secret_key=secret, plans_json='{"dev": {"daily_calls": null, "daily_kwh": null}}'
+    )
     register_tables()
     db = Database(f"sqlite:///{tmp / 'pm.db'}")
     migrate(db.engine)
@@ -61,20 +62,36 @@ def main() -> None:
     written = 0
     while written < args.receipts:
         n = min(args.batch, args.receipts - written)
-        jobs = [JobIn(job_id=f"j{written + i}", duration_minutes=30 + i % 240, cpu_cores=1 + i % 32,
-                      memory_gb=4 * (i % 16), gpu_cores=(1 + i % 4) if i % 3 == 0 else 0,
-                      geo_iso=GEOS[i % len(GEOS)]) for i in range(n)]
+        jobs = [
+            JobIn(
+                job_id=f"j{written + i}",
+                duration_minutes=30 + i % 240,
+                cpu_cores=1 + i % 32,
+                memory_gb=4 * (i % 16),
+                gpu_cores=(1 + i % 4) if i % 3 == 0 else 0,
+                geo_iso=GEOS[i % len(GEOS)],
+            )
+            for i in range(n)
+        ]
         with db.begin() as conn:
             svc.record(conn, principal, signer, now, jobs, field_prefix="")
         written += n
-    print(f"wrote {written:,} receipts in {written // args.batch + (written % args.batch > 0):,} trees "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {written:,} receipts in {written // args.batch + (written % args.batch > 0):,} trees "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
 
     t0 = time.perf_counter()
     with db.connect() as conn:
-        rows = sum(1 for _ in conn.execution_options(stream_results=True, yield_per=10_000).execute(
-            sa.text("SELECT seq, receipt_id, account_id, job_id, tree_seq, leaf_index, profile_index, kwh, "
-                    "co2_grams, geo_iso, options FROM receipts ORDER BY seq")))
+        rows = sum(
+            1
+            for _ in conn.execution_options(stream_results=True, yield_per=10_000).execute(
+                sa.text(
+                    "SELECT seq, receipt_id, account_id, job_id, tree_seq, leaf_index, profile_index, kwh, "
+                    "co2_grams, geo_iso, options FROM receipts ORDER BY seq"
+                )
+            )
+        )
         trees = sum(1 for _ in conn.execute(sa.text("SELECT * FROM receipt_trees ORDER BY seq")))
     baseline = time.perf_counter() - t0
     print(f"baseline: read {rows:,} receipt rows and {trees:,} tree rows in {baseline:.2f} s")
@@ -84,9 +101,11 @@ def main() -> None:
     check, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert res.ok, res
     assert res.receipts == written, res
-    print(f"check:    {res.receipts:,} receipts, {res.trees:,} trees verified in {check:.2f} s wall, {cpu:.2f} s CPU "
-          f"({check / baseline:.1f}× the baseline read; {cpu / written * 1e6:.1f} µs CPU a receipt → "
-          f"{cpu / written * 1e6:.1f} s CPU for 1M; goal ≤ 10 s for 1M)")
+    print(
+        f"check:    {res.receipts:,} receipts, {res.trees:,} trees verified in {check:.2f} s wall, {cpu:.2f} s CPU "
+        f"({check / baseline:.1f}× the baseline read; {cpu / written * 1e6:.1f} µs CPU a receipt → "
+        f"{cpu / written * 1e6:.1f} s CPU for 1M; goal ≤ 10 s for 1M)"
+    )
 
     for workers in (2, 4):
         t0 = time.perf_counter()

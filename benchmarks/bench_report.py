@@ -72,8 +72,11 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32, help="as the bare baseline (httpbench: 32)")
     ap.add_argument("--postgres", metavar="URL", help="run the server on PostgreSQL (a fresh schema) instead of SQLite")
-    ap.add_argument("--sqlite-normal", action="store_true",
-                    help="what-if: SQLite synchronous=NORMAL, not the foundation FULL (no fsync per commit)")
+    ap.add_argument(
+        "--sqlite-normal",
+        action="store_true",
+        help="what-if: SQLite synchronous=NORMAL, not the foundation FULL (no fsync per commit)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, _database(args.postgres) as db_url:
         env = powermeter_env(Path(tmp), **({"POWERMETER_DATABASE_URL": db_url} if db_url else {}))
@@ -83,8 +86,9 @@ def main() -> None:
         with server(target, env=env, factory=True) as base:
             ours = wrk_report(base, key, args.duration, args.connections)
         label = "PostgreSQL" if db_url else "SQLite (synchronous=NORMAL)" if args.sqlite_normal else "SQLite"
-        report(f"POST /v1/report on {label} (auth, quota, kWh counter, receipt + signed tree)", ours, bare,
-               goal_ratio=0.35)
+        report(
+            f"POST /v1/report on {label} (auth, quota, kWh counter, receipt + signed tree)", ours, bare, goal_ratio=0.35
+        )
 
 
 def app_sqlite_normal() -> Any:

@@ -41,8 +41,14 @@ LOCATIONS = ("US", "FR", "DE", "IN", "aws:us-west-1", "gcp:europe-west1", "EU", 
 def _settings(db_url: str, data_dir: Path) -> Any:
     from powermeter.settings import Settings
 
-    return Settings(env="test", data_dir=data_dir, database_url=db_url, secret_key=SECRET, log_requests=False,
-                    plans_json='{"scale": {"daily_calls": 100000000, "daily_kwh": 1e12}}')
+    return Settings(
+        env="test",
+        data_dir=data_dir,
+        database_url=db_url,
+        secret_key=SECRET,
+        log_requests=False,
+        plans_json='{"scale": {"daily_calls": 100000000, "daily_kwh": 1e12}}',
+    )
 
 
 def _app(settings: Any, clock: Any) -> Any:
@@ -79,9 +85,14 @@ def build(settings: Any, n_jobs: int, n_inference: int) -> str:
             clock.set(YEAR_START + timedelta(days=360 * b / batches, hours=rnd.randint(0, 23)))
             jobs = []
             for i in range(size):
-                job: dict[str, Any] = {"job_id": f"b{b}-{i}", "duration_minutes": rnd.randint(1, 600),
-                                       "cpu_cores": rnd.choice((2, 4, 8, 16)), "memory_gb": rnd.choice((8, 16, 64)),
-                                       "gpu_cores": rnd.choice((0, 0, 1, 2)), "geo_iso": rnd.choice(LOCATIONS)}
+                job: dict[str, Any] = {
+                    "job_id": f"b{b}-{i}",
+                    "duration_minutes": rnd.randint(1, 600),
+                    "cpu_cores": rnd.choice((2, 4, 8, 16)),
+                    "memory_gb": rnd.choice((8, 16, 64)),
+                    "gpu_cores": rnd.choice((0, 0, 1, 2)),
+                    "geo_iso": rnd.choice(LOCATIONS),
+                }
                 if i % 4 == 0:
                     job["provider"] = "on-prem"
                 jobs.append(job)
@@ -91,12 +102,17 @@ def build(settings: Any, n_jobs: int, n_inference: int) -> str:
         print(f"built {done:,} receipts in {batches} batches in {time.perf_counter() - t0:.1f} s")
         clock.set(YEAR_START)
         for provider, model in (("OpenAI", "gpt-4o"), ("Google", "gemini-3-pro"), ("Anthropic", "claude-sonnet-4")):
-            client.post("/v1/inference", json={"provider": provider, "model": model, "prompt_tokens": 800,
-                                               "completion_tokens": 300}, headers=h).raise_for_status()
+            client.post(
+                "/v1/inference",
+                json={"provider": provider, "model": model, "prompt_tokens": 800, "completion_tokens": 300},
+                headers=h,
+            ).raise_for_status()
     t0 = time.perf_counter()
     with st.db.begin() as conn:
-        templates = [dict(r._mapping) for r in conn.execute(inference_records.select().where(
-            inference_records.c.account_id == acct))]
+        templates = [
+            dict(r._mapping)
+            for r in conn.execute(inference_records.select().where(inference_records.c.account_id == acct))
+        ]
         template_details = [inference_repo.get_details(conn, t["id"]) or "{}" for t in templates]
     step = timedelta(seconds=360 * 86400 / max(n_inference, 1))
     for lo in range(3, n_inference, 20_000):
@@ -140,9 +156,11 @@ def run(settings: Any, key: str, repeat: int) -> None:
                 times.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
             load = os.getloadavg()[0]
-            print(f"GET /v1/reports/emissions format={fmt}: {r.headers['x-report-records']} records, "
-                  f"{size / 1e6:.1f} MB, best {min(times):.2f} s, median {statistics.median(times):.2f} s "
-                  f"(goal ≤ 5 s); this process's CPU best {min(cpus):.2f} s; load average {load:.1f}")
+            print(
+                f"GET /v1/reports/emissions format={fmt}: {r.headers['x-report-records']} records, "
+                f"{size / 1e6:.1f} MB, best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+                f"(goal ≤ 5 s); this process's CPU best {min(cpus):.2f} s; load average {load:.1f}"
+            )
     # phases, in one transaction like the request
     period = service.parse_period("2026-01-01", "2026-12-31", clock.now())
     with st.db.begin() as conn:
@@ -156,23 +174,40 @@ def run(settings: Any, key: str, repeat: int) -> None:
             led = ledger.collect(rconn, acct, period.start, period.end)
             t_ledger = time.perf_counter() - t0
             t0 = time.perf_counter()
-            comp = compose.compose(led.records, period.start, period.end, "month", boundary.load(rconn, acct),
-                                   service._inference_site, service.JOB_METHODOLOGY)
+            comp = compose.compose(
+                led.records,
+                period.start,
+                period.end,
+                "month",
+                boundary.load(rconn, acct),
+                service._inference_site,
+                service.JOB_METHODOLOGY,
+            )
             t_compose = time.perf_counter() - t0
             t0 = time.perf_counter()
             rp.build_figures(comp.rows, "month", comp.labels)
             t_fig = time.perf_counter() - t0
             t0 = time.perf_counter()
-            doc = service.build_document(rconn, st.signer, account_id=acct, email=EMAIL, period=period,
-                                         group_by="month", view="report", now=clock.now())
+            doc = service.build_document(
+                rconn,
+                st.signer,
+                account_id=acct,
+                email=EMAIL,
+                period=period,
+                group_by="month",
+                view="report",
+                now=clock.now(),
+            )
             t_doc = time.perf_counter() - t0
             t0 = time.perf_counter()
             rp.content_digest(doc)
             t_digest = time.perf_counter() - t0
-    print(f"phases over {len(comp.entries):,} entries ({len(led.records):,} records, {len(led.trees):,} trees, "
-          f"{len(led.problems):,} problems): ledger (read + rebuild + re-hash) {t_ledger:.2f} s; compose "
-          f"{t_compose:.2f} s; figures {t_fig:.2f} s; whole document {t_doc:.2f} s, of which content digest "
-          f"{t_digest:.2f} s")
+    print(
+        f"phases over {len(comp.entries):,} entries ({len(led.records):,} records, {len(led.trees):,} trees, "
+        f"{len(led.problems):,} problems): ledger (read + rebuild + re-hash) {t_ledger:.2f} s; compose "
+        f"{t_compose:.2f} s; figures {t_fig:.2f} s; whole document {t_doc:.2f} s, of which content digest "
+        f"{t_digest:.2f} s"
+    )
     st.db.dispose()
 
 

@@ -27,7 +27,9 @@ def tracked_cpu(duration: float, interval: float, spool: str) -> tuple[float, fl
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "powermeter", "track", "--interval", str(interval), "--", "sleep", str(duration)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _pid, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -64,13 +66,17 @@ def main() -> None:
     share = extra / args.duration
     print(f"baseline  (sleep 0):   cpu {base_cpu:.3f} s, wall {base_wall:.2f} s (start-up + report)")
     print(f"tracked   (sleep {args.duration:g}): cpu {cpu:.3f} s, wall {wall:.2f} s")
-    print(f"sampling cost: {extra:.3f} s CPU over {args.duration:g} s = {share * 100:.3f} % of one core "
-          f"({extra / max(args.duration / args.interval, 1) * 1000:.2f} ms per sample); goal ≤ 1 %: "
-          f"{'met' if share <= 0.01 else 'NOT met'}")
+    print(
+        f"sampling cost: {extra:.3f} s CPU over {args.duration:g} s = {share * 100:.3f} % of one core "
+        f"({extra / max(args.duration / args.interval, 1) * 1000:.2f} ms per sample); goal ≤ 1 %: "
+        f"{'met' if share <= 0.01 else 'NOT met'}"
+    )
     per_tick = tick_cost_ms()
-    print(f"in process: {per_tick:.3f} ms CPU per sample = {per_tick / args.interval / 10:.3f} % of one core at "
-          f"a {args.interval:g} s interval (the direct measure; the subprocess difference above carries the "
-          "start-up's noise)")
+    print(
+        f"in process: {per_tick:.3f} ms CPU per sample = {per_tick / args.interval / 10:.3f} % of one core at "
+        f"a {args.interval:g} s interval (the direct measure; the subprocess difference above carries the "
+        "start-up's noise)"
+    )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -11,18 +11,26 @@ from typing import Any
 
 import orjson
 
-CHAT = orjson.dumps({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 1710000000, "model": "gpt-4o",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 500, "completion_tokens": 300, "total_tokens": 800},
-})
+CHAT = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1710000000,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 500, "completion_tokens": 300, "total_tokens": 800},
+    }
+)
 _BASE = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1710000000, "model": "gpt-4o"}
 CHUNKS = [
     b"data: " + orjson.dumps({**_BASE, "choices": [{"index": 0, "delta": {"content": w}}], "usage": None}) + b"\n\n"
     for w in ("", "Hel", "lo", " there", "!")
 ] + [
-    b"data: " + orjson.dumps({**_BASE, "choices": [], "usage": {"prompt_tokens": 120, "completion_tokens": 45,
-                                                                 "total_tokens": 165}}) + b"\n\n",
+    b"data: "
+    + orjson.dumps(
+        {**_BASE, "choices": [], "usage": {"prompt_tokens": 120, "completion_tokens": 45, "total_tokens": 165}}
+    )
+    + b"\n\n",
     b"data: [DONE]\n\n",
 ]
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -41,8 +49,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path.endswith("/inference/batch"):
         n = len(orjson.loads(body)["records"])
         out = orjson.dumps({"status": "success", "created": n, "duplicates": 0, "rejected": 0, "data": []})
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*JSON_HEADERS, (b"content-length", str(len(out)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(out)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": out})
     elif path.endswith("/chat/completions") and b'"stream":true' in body:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
@@ -50,6 +63,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": c, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     else:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*JSON_HEADERS, (b"content-length", str(len(CHAT)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(CHAT)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": CHAT})

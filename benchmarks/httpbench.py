@@ -38,8 +38,22 @@ def _taskset(cpu: int) -> list[str]:
 def server(target: str, env: dict[str, str] | None = None, factory: bool = False) -> Iterator[str]:
     """Run ``uvicorn target`` on one worker (pinned to CPU 0); yields the base URL."""
     port = free_port()
-    cmd = [*_taskset(0), sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        *_taskset(0),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     if factory:
         cmd.append("--factory")
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
@@ -64,8 +78,16 @@ def server(target: str, env: dict[str, str] | None = None, factory: bool = False
             proc.kill()
 
 
-def wrk(url: str, *, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
-        duration_s: int = 8, connections: int = 32, warmup_s: int = 2) -> dict[str, float]:
+def wrk(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    duration_s: int = 8,
+    connections: int = 32,
+    warmup_s: int = 2,
+) -> dict[str, float]:
     """Run wrk; returns requests/s and latency percentiles (ms). Non-2xx responses are an error."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -104,8 +126,13 @@ def bare_baseline(duration_s: int = 8, post_body: bytes | None = None) -> dict[s
     with server("benchmarks.bare_app:app") as base:
         if post_body is None:
             return wrk(base + "/ping", duration_s=duration_s)
-        return wrk(base + "/echo", method="POST", body=post_body,
-                   headers={"Content-Type": "application/json"}, duration_s=duration_s)
+        return wrk(
+            base + "/echo",
+            method="POST",
+            body=post_body,
+            headers={"Content-Type": "application/json"},
+            duration_s=duration_s,
+        )
 
 
 def powermeter_env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -113,24 +140,32 @@ def powermeter_env(tmp: Path, **extra: str) -> dict[str, str]:
         "POWERMETER_DATA_DIR": str(tmp),
         "POWERMETER_SECRET_KEY": "bench-secret-0123456789abcdef0123456789abcdef",
         "POWERMETER_LOG_REQUESTS": "false",
-        "POWERMETER_PLANS_JSON": json.dumps({"dev": {"daily_calls": None, "daily_kwh": None,
-                                                     "per_minute": 10_000_000, "route_monthly_calls": None}}),
+        "POWERMETER_PLANS_JSON": json.dumps(
+            {"dev": {"daily_calls": None, "daily_kwh": None, "per_minute": 10_000_000, "route_monthly_calls": None}}
+        ),
     }
     env.update(extra)
     return env
 
 
 def make_key(env: dict[str, str], email: str = "bench@example.com") -> str:
-    res = subprocess.run([sys.executable, "-m", "powermeter", "keys", "create", "--email", email, "--name", "bench",
-                          "--create-account"],
-                         env={**os.environ, **env}, capture_output=True, text=True, check=True, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, "-m", "powermeter", "keys", "create", "--email", email, "--name", "bench", "--create-account"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return res.stdout.strip()
 
 
 def report(name: str, ours: dict[str, float], bare: dict[str, float], goal_ratio: float | None = None) -> None:
     ratio = ours["rps"] / bare["rps"]
     goal = f" (goal ≥ {goal_ratio:.0%})" if goal_ratio else ""
-    print(f"{name}: {ours['rps']:.0f} req/s, p50 {ours['p50_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms, "
-          f"non-2xx {ours['non2xx']:.0f}")
+    print(
+        f"{name}: {ours['rps']:.0f} req/s, p50 {ours['p50_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms, "
+        f"non-2xx {ours['non2xx']:.0f}"
+    )
     print(f"bare FastAPI: {bare['rps']:.0f} req/s, p50 {bare['p50_ms']:.2f} ms")
     print(f"ratio: {ratio:.1%}{goal}")

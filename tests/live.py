@@ -28,17 +28,24 @@ DEFAULT_SECRET = "live-test-secret-0123456789abcdef0123456"
 def server_env(tmp_path: Path, database_url: str, secret: str = DEFAULT_SECRET) -> dict[str, str]:
     """The test process's environment without any POWERMETER_* setting, plus a data dir, database and secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    env.update({
-        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
-        "POWERMETER_DATABASE_URL": database_url,
-        "POWERMETER_SECRET_KEY": secret,
-    })
+    env.update(
+        {
+            "POWERMETER_DATA_DIR": str(tmp_path / "data"),
+            "POWERMETER_DATABASE_URL": database_url,
+            "POWERMETER_SECRET_KEY": secret,
+        }
+    )
     return env
 
 
 @contextlib.contextmanager
 def live_process(
-    args: list[str], env: dict[str, str], log: Path, base: str, ready_path: str, start_timeout: float = 120.0,
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    base: str,
+    ready_path: str,
+    start_timeout: float = 120.0,
     mode: str = "w",
 ) -> Iterator[str]:
     """Run ``args`` (output to ``log``), wait until ``base + ready_path`` answers 200, yield ``base``, stop
@@ -80,6 +87,12 @@ def live_server(
 
 
 def create_key(env: dict[str, str], email: str = "dev@example.com", name: str = "test") -> str:
-    res = subprocess.run([*POWERMETER, "keys", "create", "--email", email, "--name", name, "--create-account"],
-                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    res = subprocess.run(
+        [*POWERMETER, "keys", "create", "--email", email, "--name", name, "--create-account"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return res.stdout.strip()

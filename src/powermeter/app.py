@@ -109,9 +109,12 @@ def create_app(
     install_handlers(app)
     install_docs(app)
 
-    @app.get("/healthz", tags=["operations"], operation_id="healthz",
-             responses={503: {"description": "A dependency is down; the body names it and why "
-                                             "(docs/operations.md)"}})
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        operation_id="healthz",
+        responses={503: {"description": "A dependency is down; the body names it and why (docs/operations.md)"}},
+    )
     def healthz() -> FastJSONResponse:
         checks: dict[str, str] = {"database": db.health()}
         ok = checks["database"] == "ok"
@@ -178,13 +181,14 @@ def _install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                             routes=app.routes)
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         comps = schema.setdefault("components", {})
-        comps.setdefault("securitySchemes", {}).update({
-            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pm_live_…"},
-            "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        })
+        comps.setdefault("securitySchemes", {}).update(
+            {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer pm_live_…"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+        )
         scopes_of: dict[tuple[str, str], list[str]] = {}
         for path, route in api_routes(app.routes):
             scopes = _auth_scopes(route.dependant)

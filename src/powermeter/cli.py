@@ -27,8 +27,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys (shown once at creation, stored only as a keyed hash).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Manage API keys (shown once at creation, stored only as a keyed hash).", no_args_is_help=True
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 
@@ -68,14 +69,17 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL + Redis to scale out).")] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    forwarded_allow_ips: Annotated[str | None, typer.Option(
-        "--forwarded-allow-ips",
-        help="Comma-separated IPs/networks of reverse proxies whose X-Forwarded-For/-Proto are trusted "
-        "(e.g. 127.0.0.1 behind a local nginx). Default: none trusted, the peer address is the client.")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated IPs/networks of reverse proxies whose X-Forwarded-For/-Proto are trusted "
+            "(e.g. 127.0.0.1 behind a local nginx). Default: none trusted, the peer address is the client.",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrations are applied at start-up)."""
     import uvicorn
-
 
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -83,8 +87,10 @@ def serve(
     url = base_url(host, port)
     _bootstrap(settings, db, url)
     db.dispose()
-    err.print(f"powermeter {__version__} on [bold]{url}[/bold]  (docs: {url}/docs, dashboard: {url}/dashboard)",
-              soft_wrap=True)
+    err.print(
+        f"powermeter {__version__} on [bold]{url}[/bold]  (docs: {url}/docs, dashboard: {url}/dashboard)",
+        soft_wrap=True,
+    )
     err.print(f"database: {_redact(settings.resolved_database_url)}  redis: {_redact(settings.redis_url or '-')}")
     uvicorn.run(
         "powermeter.app:app_from_env",
@@ -140,7 +146,10 @@ def _bootstrap(settings: Settings, db: Database, url: str = "http://127.0.0.1:80
     out.print("Try it:", highlight=False)
     out.print(
         f"curl -H 'Authorization: Bearer {new.key}' {url}/v1/api-keys/stats",
-        markup=False, highlight=False, soft_wrap=True, crop=False,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+        crop=False,
     )
     out.rule(style="green")
 
@@ -176,11 +185,15 @@ def accounts_create(
 def keys_create(
     email: Annotated[str, typer.Option(help="Account email (see --create-account).")],
     name: Annotated[str, typer.Option(help="A name for the key, e.g. 'CI runner'.")],
-    scope: Annotated[list[str] | None, typer.Option(
-        "--scope", help="Scope to grant (repeatable). Default: all scopes, keys:manage included.")] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Scope to grant (repeatable). Default: all scopes, keys:manage included."),
+    ] = None,
     plan: Annotated[str | None, typer.Option(help="Plan for a new account (dev, core, scale).")] = None,
-    create_account: Annotated[bool, typer.Option(
-        "--create-account", help="Create the account when no account has this email (else: an error).")] = False,
+    create_account: Annotated[
+        bool,
+        typer.Option("--create-account", help="Create the account when no account has this email (else: an error)."),
+    ] = False,
 ) -> None:
     """Create an API key and print it alone on stdout (it is shown only this once)."""
     from powermeter.accounts import repository as repo
@@ -195,8 +208,10 @@ def keys_create(
         with db.begin() as conn:
             row = repo.get_account_by_email(conn, service.normalise_email(email))
             if row is None and not create_account:
-                _fail(f"no account with email {email}; check the spelling, or pass --create-account "
-                      "(or run 'powermeter accounts create' first)")
+                _fail(
+                    f"no account with email {email}; check the spelling, or pass --create-account "
+                    "(or run 'powermeter accounts create' first)"
+                )
             if row is None:
                 acct = _accounts(settings).create_account(conn, email, now, plan=plan)
             else:
@@ -233,12 +248,20 @@ def keys_list(
         _fail(e.detail)
     if as_json:
         for r in rows:
-            sys.stdout.write(json.dumps({
-                "id": r.id, "name": r.name, "masked_key": mask_key(r.last4), "scopes": r.scopes.split(),
-                "created_at": r.created_at.isoformat(),
-                "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
-                "revoked": r.revoked_at is not None,
-            }) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "masked_key": mask_key(r.last4),
+                        "scopes": r.scopes.split(),
+                        "created_at": r.created_at.isoformat(),
+                        "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+                        "revoked": r.revoked_at is not None,
+                    }
+                )
+                + "\n"
+            )
         return
     from rich.text import Text
 
@@ -247,7 +270,10 @@ def keys_list(
     table = Table("id", "name", "key", "scopes", "created", "last used", "status")
     for r in rows:
         table.add_row(  # stored text is shown as text: control characters escaped, no Rich markup
-            Text(escape_control(r.id)), Text(escape_control(r.name)), mask_key(r.last4), Text(r.scopes),
+            Text(escape_control(r.id)),
+            Text(escape_control(r.name)),
+            mask_key(r.last4),
+            Text(r.scopes),
             r.created_at.strftime("%Y-%m-%d %H:%M"),
             r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never",
             "revoked" if r.revoked_at else "active",

@@ -56,9 +56,7 @@ def register_tables() -> sa.MetaData:
     return metadata
 
 
-def build_core(
-    settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True
-) -> AppState:
+def build_core(settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True) -> AppState:
     """The shared resources: settings (validated), database (migrated), clock, signer and rate limiter.
     Nothing connects yet except the migration run."""
     settings.validate_plans()
@@ -73,8 +71,9 @@ def build_core(
         clock=clock or SystemClock(),
         signer=Signer(secret),
         secret=secret,
-        limiter=RateLimiter(settings.redis_url, key_prefix=settings.ratelimit_prefix,
-                            fail_closed=settings.ratelimit_fail_closed),
+        limiter=RateLimiter(
+            settings.redis_url, key_prefix=settings.ratelimit_prefix, fail_closed=settings.ratelimit_fail_closed
+        ),
     )
 
 

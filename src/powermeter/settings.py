@@ -63,11 +63,14 @@ class Settings(BaseSettings):
         default=1 << 20, ge=1024, description="Largest request body accepted (413 above it), except /v1/batch"
     )
     max_batch_body_bytes: int = Field(
-        default=16 << 20, ge=1024,
+        default=16 << 20,
+        ge=1024,
         description="Largest /v1/batch body: 10,000 jobs with every field at its maximum length fit in 16 MiB",
     )
     idempotency_lease_s: float = Field(
-        default=30.0, gt=0, le=3600,
+        default=30.0,
+        gt=0,
+        le=3600,
         description="An Idempotency-Key claim whose holder stopped renewing it for this long is taken over",
     )
     signup_enabled: bool = True

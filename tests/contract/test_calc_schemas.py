@@ -21,12 +21,21 @@ from powermeter.methodology.tariff import RATE_CONFIG_KEYS, RATE_CONFIG_LABELS
 Path = tuple[str | int, ...]
 
 CASES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
-    ("/api/cost", schemas.CostRequest,
-     {"device": {"watts": 100, "hours_per_day": 8}, "rateConfig": {"flat_rate": 0.15}}),
-    ("/api/shift-savings", schemas.ShiftRequest,
-     {"device": {"watts": 1500, "hours_per_day": 3, "shiftable": True}, "rateConfig": {"flat_rate": 0.15}}),
-    ("/api/battery-cost", schemas.BatteryRequest,
-     {"mode": "ev", "battery_kwh": 75, "miles_per_month": 1000, "efficiency_mi_per_kwh": 4, "rate_per_kwh": 0.15}),
+    (
+        "/api/cost",
+        schemas.CostRequest,
+        {"device": {"watts": 100, "hours_per_day": 8}, "rateConfig": {"flat_rate": 0.15}},
+    ),
+    (
+        "/api/shift-savings",
+        schemas.ShiftRequest,
+        {"device": {"watts": 1500, "hours_per_day": 3, "shiftable": True}, "rateConfig": {"flat_rate": 0.15}},
+    ),
+    (
+        "/api/battery-cost",
+        schemas.BatteryRequest,
+        {"mode": "ev", "battery_kwh": 75, "miles_per_month": 1000, "efficiency_mi_per_kwh": 4, "rate_per_kwh": 0.15},
+    ),
     ("/api/arbitrage", schemas.ArbitrageRequest, {"battery_wh": 13500, "charge_rate": 0.12, "discharge_rate": 0.40}),
 ]
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")

@@ -24,7 +24,12 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
     return subprocess.run(
         [LINT, str(root / "pyproject.toml"), "--no-cache"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -36,31 +41,38 @@ def test_the_tree_keeps_every_contract() -> None:
 
 LEAKS = {
     "infra imports a capability's tables (the old package cycle)": (
-        "src/powermeter/infra/idempotency.py", "from powermeter.accounts.tables import accounts  # noqa\n",
+        "src/powermeter/infra/idempotency.py",
+        "from powermeter.accounts.tables import accounts  # noqa\n",
         "infra knows no capability",
     ),
     "a router calls a repository": (
-        "src/powermeter/accounts/router.py", "from powermeter.accounts import repository as _repo  # noqa\n",
+        "src/powermeter/accounts/router.py",
+        "from powermeter.accounts import repository as _repo  # noqa\n",
         "API routers call services",
     ),
     "SQL in a service": (
-        "src/powermeter/reports/service.py", "import sqlalchemy as _sa  # noqa\n",
+        "src/powermeter/reports/service.py",
+        "import sqlalchemy as _sa  # noqa\n",
         "SQL lives in repository.py",
     ),
     "a router appends to the audit log itself (the receipt view written twice)": (
-        "src/powermeter/jobs/router.py", "from powermeter.audit import service as _audit  # noqa\n",
+        "src/powermeter/jobs/router.py",
+        "from powermeter.audit import service as _audit  # noqa\n",
         "the audit log hears of other capabilities",
     ),
     "the devices router reaches into cost": (
-        "src/powermeter/devices/router.py", "from powermeter.cost import service as _cost  # noqa\n",
+        "src/powermeter/devices/router.py",
+        "from powermeter.cost import service as _cost  # noqa\n",
         "reaches other capabilities only",
     ),
     "a capability imports the composition root": (
-        "src/powermeter/jobs/service.py", "import powermeter.composition as _root  # noqa\n",
+        "src/powermeter/jobs/service.py",
+        "import powermeter.composition as _root  # noqa\n",
         "capabilities import neither",
     ),
     "methodology reads the database": (
-        "src/powermeter/methodology/units.py", "import powermeter.infra.db as _db  # noqa\n",
+        "src/powermeter/methodology/units.py",
+        "import powermeter.infra.db as _db  # noqa\n",
         "methodology is pure",
     ),
 }

@@ -43,8 +43,11 @@ def test_validation_errors_are_documented_as_the_400_we_return(client: TestClien
 def test_authenticated_operations_declare_both_key_headers(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer",
-                                     "description": "Authorization: Bearer pm_live_…"}
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Authorization: Bearer pm_live_…",
+    }
     assert schemes["apiKeyHeader"]["name"] == "X-API-Key"
     me = spec["paths"]["/api/v1/me/devices"]["get"]
     assert {"bearerAuth": []} in me["security"]

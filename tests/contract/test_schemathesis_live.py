@@ -58,8 +58,14 @@ def _run_operation(op: Any, base: str, auth: dict[str, str], checks: list[Any], 
     """Run ``op``'s generated cases; the first failure's text, or ``None``."""
     from hypothesis import HealthCheck, Phase, given, settings
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=op.as_strategy())
     def run(case: Any) -> None:
         calls.append(op.path)
@@ -70,4 +76,3 @@ def _run_operation(op: Any, base: str, auth: dict[str, str], checks: list[Any], 
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-

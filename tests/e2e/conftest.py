@@ -42,7 +42,6 @@ except ImportError:  # pragma: no cover - playwright is a test dependency
     sync_playwright = None
 
 
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = None
     if sync_playwright is None:
@@ -101,9 +100,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp / "server.log"
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "powermeter", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp,
+            [
+                sys.executable,
+                "-m",
+                "powermeter",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -144,8 +156,13 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 900},
-                              locale="en-GB", timezone_id="UTC", color_scheme="light")
+    ctx = browser.new_context(
+        base_url=server.base_url,
+        viewport={"width": 1280, "height": 900},
+        locale="en-GB",
+        timezone_id="UTC",
+        color_scheme="light",
+    )
     ctx.set_default_timeout(15_000)
     try:
         yield ctx

@@ -61,20 +61,24 @@ def create_key(page: Page, name: str, scopes: list[str] | None = None) -> str:
 
 def script_bytes(page: Page) -> int:
     """JavaScript bytes the page loaded (decoded sizes of every script resource)."""
-    return int(page.evaluate(
-        "() => performance.getEntriesByType('resource')"
-        ".filter(e => e.initiatorType === 'script' || e.name.endsWith('.js') || e.name.includes('.js?'))"
-        ".reduce((n, e) => n + (e.decodedBodySize || 0), 0)"
-    ))
+    return int(
+        page.evaluate(
+            "() => performance.getEntriesByType('resource')"
+            ".filter(e => e.initiatorType === 'script' || e.name.endsWith('.js') || e.name.includes('.js?'))"
+            ".reduce((n, e) => n + (e.decodedBodySize || 0), 0)"
+        )
+    )
 
 
 def unlabelled_controls(page: Page) -> list[str]:
-    return list(page.evaluate(
-        """() => Array.from(document.querySelectorAll('input, select, textarea'))
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll('input, select, textarea'))
              .filter(el => el.type !== 'hidden' && !(el.labels && el.labels.length) &&
                            !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
              .map(el => el.outerHTML)"""
-    ))
+        )
+    )
 
 
 def test_sign_up_create_a_key_use_it_see_it_counted_and_revoke_it(page: Page, server: Server, shots: Path) -> None:
@@ -97,15 +101,25 @@ def test_sign_up_create_a_key_use_it_see_it_counted_and_revoke_it(page: Page, se
     screenshot(page, shots, "settings-new-key")
 
     # the key works against the API: report a job, which issues a signed receipt
-    job = {"job_id": "e2e-train-001", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2,
-           "geo_iso": "US"}
+    job = {
+        "job_id": "e2e-train-001",
+        "duration_minutes": 120,
+        "cpu_cores": 8,
+        "memory_gb": 32,
+        "gpu_cores": 2,
+        "geo_iso": "US",
+    }
     reported = httpx.post(server.url("/v1/report"), json=job, headers={"Authorization": f"Bearer {key}"})
     assert reported.status_code in (200, 201), reported.text
     for model, tokens in (("gpt-4o", 1200), ("gemini-3-pro", 800)):  # and AI inference, for the usage page
         inference = httpx.post(
             server.url("/v1/inference"),
-            json={"provider": "OpenAI" if model.startswith("gpt") else "Google", "model": model,
-                  "prompt_tokens": tokens, "completion_tokens": tokens // 2},
+            json={
+                "provider": "OpenAI" if model.startswith("gpt") else "Google",
+                "model": model,
+                "prompt_tokens": tokens,
+                "completion_tokens": tokens // 2,
+            },
             headers={"Authorization": f"Bearer {key}"},
         )
         assert inference.status_code in (200, 201), inference.text
@@ -209,8 +223,14 @@ def test_every_page_renders_labelled_within_the_js_budget(page: Page, server: Se
     sign_up(page, f"pages-{uuid.uuid4().hex[:8]}@example.com")
     key = create_key(page, "pages key")
     for i, geo in enumerate(("US", "DE", "FR")):
-        job = {"job_id": f"pages-{i}", "duration_minutes": 90, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 1,
-               "geo_iso": geo}
+        job = {
+            "job_id": f"pages-{i}",
+            "duration_minutes": 90,
+            "cpu_cores": 8,
+            "memory_gb": 32,
+            "gpu_cores": 1,
+            "geo_iso": geo,
+        }
         r = httpx.post(server.url("/v1/report"), json=job, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code in (200, 201), r.text
     for name, path in PAGES:
@@ -228,8 +248,16 @@ def test_every_page_renders_labelled_within_the_js_budget(page: Page, server: Se
 def test_pages_fit_a_phone_screen(page: Page, server: Server, shots: Path) -> None:
     sign_up(page, f"phone-{uuid.uuid4().hex[:8]}@example.com")
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/dashboard/", "/dashboard/settings", "/dashboard/usage", "/dashboard/receipts", "/dashboard/audit",
-                 "/dashboard/devices", "/dashboard/calculator", "/dashboard/reports"):
+    for path in (
+        "/dashboard/",
+        "/dashboard/settings",
+        "/dashboard/usage",
+        "/dashboard/receipts",
+        "/dashboard/audit",
+        "/dashboard/devices",
+        "/dashboard/calculator",
+        "/dashboard/reports",
+    ):
         page.goto(path)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"

@@ -20,13 +20,21 @@ if TYPE_CHECKING:
 
 def _report_jobs(server: Server, key: str, n: int = 3) -> None:
     for i in range(n):
-        job = {"job_id": f"flow-job-{i}", "duration_minutes": 60 + 30 * i, "cpu_cores": 8, "memory_gb": 32,
-               "gpu_cores": 1, "geo_iso": ("US", "DE", "FR")[i % 3]}
+        job = {
+            "job_id": f"flow-job-{i}",
+            "duration_minutes": 60 + 30 * i,
+            "cpu_cores": 8,
+            "memory_gb": 32,
+            "gpu_cores": 1,
+            "geo_iso": ("US", "DE", "FR")[i % 3],
+        }
         r = httpx.post(server.url("/v1/report"), json=job, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code in (200, 201), r.text
-    r = httpx.post(server.url("/v1/inference"), json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 900,
-                                                      "completion_tokens": 400},
-                   headers={"Authorization": f"Bearer {key}"})
+    r = httpx.post(
+        server.url("/v1/inference"),
+        json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 900, "completion_tokens": 400},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code in (200, 201), r.text
 
 
@@ -112,7 +120,11 @@ def test_household_user_sets_a_region_and_adds_edits_and_deletes_a_device(
     expect(device).to_have_count(1)
     (d,) = api_devices()
     assert (d["name"], d["watts"], d["hours_per_day"], d["catalog_device_slug"]) == (
-        "Synology DS923+ NAS (4-bay)", 35.5, 24, "synology-ds923")
+        "Synology DS923+ NAS (4-bay)",
+        35.5,
+        24,
+        "synology-ds923",
+    )
     yearly = device.get_by_test_id("device-annual")
     expect(yearly).to_have_text(re.compile(r"^[0-9][0-9,]*\.[0-9]{2} USD$"))
     first_cost = float(yearly.inner_text().split()[0].replace(",", ""))
@@ -152,24 +164,35 @@ def test_reports_page_downloads_last_quarter_in_four_formats(page: Page, server:
     expect(page.get_by_test_id("report-period")).to_have_text(label)
     expect(page.get_by_role("heading", name="Methodology and limits")).to_be_visible()
     names = {}
-    for button, fmt in (("Download signed JSON", "json"), ("Download CSV", "csv"),
-                        ("Download signed HTML", "html"), ("Download ESRS (JSON)", "esrs")):
+    for button, fmt in (
+        ("Download signed JSON", "json"),
+        ("Download CSV", "csv"),
+        ("Download signed HTML", "html"),
+        ("Download ESRS (JSON)", "esrs"),
+    ):
         with page.expect_download() as info:
             page.get_by_role("link", name=button).click()
         names[fmt] = info.value.suggested_filename
         assert info.value.failure() is None
     stem = f"emissions-report-{last_start.isoformat()}-to-{last_end.isoformat()}-by-month"
-    assert names == {"json": stem + ".json", "csv": stem + ".csv", "html": stem + ".html",
-                     "esrs": stem + ".esrs.json"}
+    assert names == {"json": stem + ".json", "csv": stem + ".csv", "html": stem + ".html", "esrs": stem + ".esrs.json"}
     page.get_by_role("link", name="Year to date").click()
     expect(page.get_by_test_id("report-kwh")).not_to_have_text("0")
     screenshot(page, shots, "reports")
 
 
-PHONE_PAGES = ("/dashboard/", "/dashboard/usage", "/dashboard/usage?granularity=week",
-               "/dashboard/usage?granularity=month",
-               "/dashboard/receipts", "/dashboard/audit", "/dashboard/devices", "/dashboard/calculator",
-               "/dashboard/reports", "/dashboard/settings")
+PHONE_PAGES = (
+    "/dashboard/",
+    "/dashboard/usage",
+    "/dashboard/usage?granularity=week",
+    "/dashboard/usage?granularity=month",
+    "/dashboard/receipts",
+    "/dashboard/audit",
+    "/dashboard/devices",
+    "/dashboard/calculator",
+    "/dashboard/reports",
+    "/dashboard/settings",
+)
 
 # The text boxes of every chart's axis labels, grouped per chart and axis (rendered glyph extents,
 # measured with a Range over each label's text, not the label element's layout box).
@@ -190,9 +213,13 @@ LABEL_BOXES_JS = """() => Array.from(document.querySelectorAll('.chart svg')).ma
 def _overlaps(boxes: list[dict[str, Any]]) -> list[tuple[str, str]]:
     bad = []
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            if a["left"] < b["right"] - 0.5 and b["left"] < a["right"] - 0.5 and \
-               a["top"] < b["bottom"] - 0.5 and b["top"] < a["bottom"] - 0.5:
+        for b in boxes[i + 1 :]:
+            if (
+                a["left"] < b["right"] - 0.5
+                and b["left"] < a["right"] - 0.5
+                and a["top"] < b["bottom"] - 0.5
+                and b["top"] < a["bottom"] - 0.5
+            ):
                 bad.append((a["text"], b["text"]))
     return bad
 

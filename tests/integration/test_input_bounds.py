@@ -12,18 +12,45 @@ from tests.conftest import START
 INFERENCE = {"provider": "Google", "model": "gemini-3-pro", "prompt_tokens": 10, "completion_tokens": 10}
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/calc/api/arbitrage", {"charge_rate": 1e300, "discharge_rate": 0.1, "battery_wh": 1e300}, "battery_wh"),
-    ("/calc/api/arbitrage", {"charge_rate": 1e137, "discharge_rate": 0.1, "battery_wh": 100}, "charge_rate"),
-    ("/calc/api/battery-cost", {"mode": "ev", "battery_kwh": 1e300, "miles_per_month": 1000,
-                                "efficiency_mi_per_kwh": 4, "rate_per_kwh": 0.15}, "battery_kwh"),
-    ("/calc/api/battery-cost", {"mode": "ev", "battery_kwh": 75, "miles_per_month": 1e7,
-                                "efficiency_mi_per_kwh": 1e-300, "rate_per_kwh": 0.15}, "efficiency_mi_per_kwh"),
-    ("/calc/api/cost", {"device": {"watts": 1e300, "hours_per_day": 8}, "rateConfig": {"flat_rate": 0.15}},
-     "device.watts"),
-    ("/calc/api/cost", {"device": {"watts": 100, "hours_per_day": 8}, "rateConfig": {"flat_rate": "1e999999"}},
-     "rateConfig.flat_rate"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/calc/api/arbitrage", {"charge_rate": 1e300, "discharge_rate": 0.1, "battery_wh": 1e300}, "battery_wh"),
+        ("/calc/api/arbitrage", {"charge_rate": 1e137, "discharge_rate": 0.1, "battery_wh": 100}, "charge_rate"),
+        (
+            "/calc/api/battery-cost",
+            {
+                "mode": "ev",
+                "battery_kwh": 1e300,
+                "miles_per_month": 1000,
+                "efficiency_mi_per_kwh": 4,
+                "rate_per_kwh": 0.15,
+            },
+            "battery_kwh",
+        ),
+        (
+            "/calc/api/battery-cost",
+            {
+                "mode": "ev",
+                "battery_kwh": 75,
+                "miles_per_month": 1e7,
+                "efficiency_mi_per_kwh": 1e-300,
+                "rate_per_kwh": 0.15,
+            },
+            "efficiency_mi_per_kwh",
+        ),
+        (
+            "/calc/api/cost",
+            {"device": {"watts": 1e300, "hours_per_day": 8}, "rateConfig": {"flat_rate": 0.15}},
+            "device.watts",
+        ),
+        (
+            "/calc/api/cost",
+            {"device": {"watts": 100, "hours_per_day": 8}, "rateConfig": {"flat_rate": "1e999999"}},
+            "rateConfig.flat_rate",
+        ),
+    ],
+)
 def test_huge_finite_numbers_on_the_calculator_are_400_naming_field_and_range(
     client: TestClient, path: str, body: dict[str, Any], field: str
 ) -> None:
@@ -33,8 +60,12 @@ def test_huge_finite_numbers_on_the_calculator_are_400_naming_field_and_range(
     assert doc["field"] == field
     assert doc["error"].startswith(field)
     assert "between" in doc["error"]
-    assert client.post("/calc/api/arbitrage", json={"battery_wh": 13500, "charge_rate": 0.12,
-                                                   "discharge_rate": 0.4}).status_code == 200  # same connection
+    assert (
+        client.post(
+            "/calc/api/arbitrage", json={"battery_wh": 13500, "charge_rate": 0.12, "discharge_rate": 0.4}
+        ).status_code
+        == 200
+    )  # same connection
 
 
 def test_v1_out_of_range_integers_and_dates_are_400(client: TestClient, auth: dict[str, str]) -> None:
@@ -62,13 +93,17 @@ def test_end_before_start_is_refused(client: TestClient, auth: dict[str, str]) -
     assert ok.status_code == 200, ok.text
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/v1/report", {"job_id": "a", "duration_minutes": True, "geo_iso": "US"}, "duration_minutes"),
-    ("/v1/report", {"job_id": "a", "duration_minutes": 5, "cpu_cores": False, "geo_iso": "US"}, "cpu_cores"),
-    ("/v1/inference", {**INFERENCE, "prompt_tokens": True}, "prompt_tokens"),
-])
-def test_json_booleans_are_not_numbers(client: TestClient, auth: dict[str, str], path: str, body: dict[str, Any],
-                                       field: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/report", {"job_id": "a", "duration_minutes": True, "geo_iso": "US"}, "duration_minutes"),
+        ("/v1/report", {"job_id": "a", "duration_minutes": 5, "cpu_cores": False, "geo_iso": "US"}, "cpu_cores"),
+        ("/v1/inference", {**INFERENCE, "prompt_tokens": True}, "prompt_tokens"),
+    ],
+)
+def test_json_booleans_are_not_numbers(
+    client: TestClient, auth: dict[str, str], path: str, body: dict[str, Any], field: str
+) -> None:
     r = client.post(path, headers=auth, json=body)
     assert r.status_code == 400, r.text
     assert r.json()["errors"][0]["field"] == field
@@ -80,8 +115,9 @@ def test_control_characters_in_job_ids_are_refused(client: TestClient, auth: dic
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "job_id"
     assert "control characters" in r.json()["detail"]
-    r = client.post("/v1/batch", headers=auth, json={"jobs": [{"job_id": job_id, "duration_minutes": 5,
-                                                               "geo_iso": "US"}]})
+    r = client.post(
+        "/v1/batch", headers=auth, json={"jobs": [{"job_id": job_id, "duration_minutes": 5, "geo_iso": "US"}]}
+    )
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "jobs[0].job_id"
 
@@ -96,13 +132,17 @@ def test_401_names_the_scheme(client: TestClient) -> None:
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/v1/inference", {**INFERENCE, "model": "gpt\x1b[31m"}, "model"),
-    ("/v1/inference", {**INFERENCE, "source": "dom\x00"}, "source"),
-    ("/api/v1/me/devices", {"name": "NAS\x1b]0;pwned\x07", "watts": 30, "hours_per_day": 24}, "name"),
-])
-def test_control_characters_in_other_names_are_refused(client: TestClient, auth: dict[str, str], path: str,
-                                                       body: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/inference", {**INFERENCE, "model": "gpt\x1b[31m"}, "model"),
+        ("/v1/inference", {**INFERENCE, "source": "dom\x00"}, "source"),
+        ("/api/v1/me/devices", {"name": "NAS\x1b]0;pwned\x07", "watts": 30, "hours_per_day": 24}, "name"),
+    ],
+)
+def test_control_characters_in_other_names_are_refused(
+    client: TestClient, auth: dict[str, str], path: str, body: dict[str, Any], field: str
+) -> None:
     r = client.post(path, headers=auth, json=body)
     assert r.status_code == 400, r.text
     assert "control characters" in r.text
@@ -113,7 +153,9 @@ def test_dashboard_refuses_a_key_name_with_escape_sequences(client: TestClient) 
     from tests.integration.web.helpers import signup
 
     csrf = signup(client)
-    r = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "web\x1b[2J\x1b]0;pwned\x07key",
-                                                      "scopes": ["routing"]})
+    r = client.post(
+        "/dashboard/settings/keys",
+        data={"csrf_token": csrf, "name": "web\x1b[2J\x1b]0;pwned\x07key", "scopes": ["routing"]},
+    )
     assert r.status_code == 400
     assert "control characters" in r.text

@@ -43,7 +43,10 @@ def legacy_client(tmp_path: Path) -> Iterator[TestClient]:
     migrate(engine)  # 0008 → head
     engine.dispose()
     settings = Settings(
-        env="test", data_dir=tmp_path / "data", database_url=f"sqlite:///{db_path}", secret_key=SECRET,
+        env="test",
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{db_path}",
+        secret_key=SECRET,
         log_requests=False,
     )
     app = create_app(settings, clock=FrozenClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))

@@ -41,8 +41,13 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     con = sqlite3.connect(db_path)
     con.executescript((LEGACY / "v0_2.sql").read_text())
     con.close()
-    settings = Settings(env="test", data_dir=tmp_path / "data", database_url=f"sqlite:///{db_path}",
-                        secret_key=SECRET, log_requests=False)
+    settings = Settings(
+        env="test",
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{db_path}",
+        secret_key=SECRET,
+        log_requests=False,
+    )
     app = create_app(settings, clock=FrozenClock(datetime(2026, 12, 3, 9, 0, tzinfo=UTC)))
     with TestClient(app) as c:
         yield c
@@ -66,8 +71,9 @@ def test_audit_chain_with_anchored_tree_heads_verifies(client: TestClient, saved
     h = {"Authorization": f"Bearer {saved['api_key']}"}
     data = client.get("/v1/audit/verify", headers=h).json()["data"]
     assert data["ok"] is True, data
-    actions = {e["action_type"] for e in client.get("/v1/audit/logs", headers=h, params={"limit": 200})
-               .json()["data"]["logs"]}
+    actions = {
+        e["action_type"] for e in client.get("/v1/audit/logs", headers=h, params={"limit": 200}).json()["data"]["logs"]
+    }
     assert {"ACCOUNT_CREATED", "KEY_CREATED", "VIEW"} <= actions
     anchors = client.get("/v1/audit/logs", headers=h, params={"action_type": "TREE_SIGNED"}).json()["data"]
     assert anchors["total"] == 4  # the report's tree, the batch's tree, two inference records

@@ -545,8 +545,11 @@ def test_checkpoints_covering_fewer_entries_than_an_earlier_one_are_refused() ->
 
 @pytest.mark.parametrize(
     ("head", "kind", "seq"),
-    [((12, "ab" * 32), BreakKind.TRUNCATED, 11), ((10, "ab" * 32), BreakKind.REWRITTEN, 10),
-     ((8, "ab" * 32), BreakKind.INSERTED, 9)],
+    [
+        ((12, "ab" * 32), BreakKind.TRUNCATED, 11),
+        ((10, "ab" * 32), BreakKind.REWRITTEN, 10),
+        ((8, "ab" * 32), BreakKind.INSERTED, 9),
+    ],
 )
 def test_the_head_record_witnesses_cuts_rewrites_and_writes_around_the_append_path(
     head: tuple[int, str], kind: BreakKind, seq: int
@@ -560,9 +563,18 @@ def test_the_head_record_witnesses_cuts_rewrites_and_writes_around_the_append_pa
 
 def test_export_lines_reparse_to_the_same_hash() -> None:
     """What `audit export` writes (canonical JSON with parsed details) hashes back to the entry hash."""
-    e = chain_entry(account_id=ACCOUNT, seq=1, entry_id="audit_1", action_type="EDIT", receipt_id="rcpt_1",
-                    actor_key_id=None, actor_masked_key=None, details={"note": "voided: wrong region", "kwh": 2.45,
-                    "n": 67145854434663456}, timestamp="2026-11-22T12:00:00.000Z", prev_hash=GENESIS_HASH)
+    e = chain_entry(
+        account_id=ACCOUNT,
+        seq=1,
+        entry_id="audit_1",
+        action_type="EDIT",
+        receipt_id="rcpt_1",
+        actor_key_id=None,
+        actor_masked_key=None,
+        details={"note": "voided: wrong region", "kwh": 2.45, "n": 67145854434663456},
+        timestamp="2026-11-22T12:00:00.000Z",
+        prev_hash=GENESIS_HASH,
+    )
     line = canonical_json({**e.as_json(), "type": "entry"})
     obj = parse_json(line)
     del obj["type"], obj["entry_hash"]

@@ -223,9 +223,7 @@ SEASONAL = {
     start=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 1)),
     kwhs=st.lists(st.integers(min_value=0, max_value=5000), min_size=2, max_size=400),
 )
-def test_hourly_bill_matches_a_per_reading_oracle_and_its_15_minute_split(
-    start: datetime, kwhs: list[int]
-) -> None:
+def test_hourly_bill_matches_a_per_reading_oracle_and_its_15_minute_split(start: datetime, kwhs: list[int]) -> None:
     br = rate(SEASONAL)
     t0 = start.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
     hol = frozenset({datetime(2026, 7, 3).date(), datetime(2025, 12, 25).date(), datetime(2026, 12, 25).date()})

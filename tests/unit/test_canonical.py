@@ -50,9 +50,11 @@ safe_ints = st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | st.sampled_from(
 scalars = st.none() | st.booleans() | safe_ints | floats | strings
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.lists(children, max_size=3).map(tuple)
-    | st.dictionaries(keys, children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(keys, children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -178,7 +180,7 @@ def test_keys_sort_by_utf16_code_units_as_rfc8785_section_3_2_3() -> None:
 
 
 def test_strings_escape_controls_only() -> None:
-    s = "a\u2028\u0007\u001f\t\b\f\n\r\x7f/\"\\é😀"
+    s = 'a\u2028\u0007\u001f\t\b\f\n\r\x7f/"\\é😀'
     assert canonical_bytes(s) == '"a\u2028\\u0007\\u001f\\t\\b\\f\\n\\r\x7f/\\"\\\\é😀"'.encode()
 
 
@@ -237,8 +239,10 @@ def test_subclasses_and_mappings_take_the_reference_path_with_the_same_bytes() -
         HIGH = 3
 
     value = {"b": MappingProxyType({"y": 1, "x": Colour.RED}), "a": OrderedDict(z=Level.HIGH, c=[True])}
-    assert canonical_bytes(value) == b'{"a":{"c":[true],"z":3},"b":{"x":"red","y":1}}' == rfc8785.dumps(
-        {"b": {"y": 1, "x": "red"}, "a": {"z": 3, "c": [True]}}
+    assert (
+        canonical_bytes(value)
+        == b'{"a":{"c":[true],"z":3},"b":{"x":"red","y":1}}'
+        == rfc8785.dumps({"b": {"y": 1, "x": "red"}, "a": {"z": 3, "c": [True]}})
     )
 
 

@@ -61,27 +61,46 @@ def test_anthropic_message_delta_restating_the_prompt_replaces_it() -> None:
     r = SSEReader()
     for c in anthropic_chunks()[:-2]:
         r.feed(c)
-    r.feed(b'event: message_delta\ndata: {"type":"message_delta","usage":{"input_tokens":5,'
-           b'"cache_read_input_tokens":7,"cache_creation_input_tokens":0,"output_tokens":9}}\n\n')
+    r.feed(
+        b'event: message_delta\ndata: {"type":"message_delta","usage":{"input_tokens":5,'
+        b'"cache_read_input_tokens":7,"cache_creation_input_tokens":0,"output_tokens":9}}\n\n'
+    )
     assert r.usage == Usage(prompt_tokens=12, completion_tokens=9, cached_tokens=7)
 
 
 def test_whole_answers() -> None:
-    body = orjson.dumps({"model": "gpt-4o", "usage": {
-        "prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 2},
-        "prompt_tokens_details": {"cached_tokens": 4}}})
+    body = orjson.dumps(
+        {
+            "model": "gpt-4o",
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 3,
+                "completion_tokens_details": {"reasoning_tokens": 2},
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+        }
+    )
     assert from_body(body) == ("gpt-4o", Usage(10, 3, 2, 4))
-    resp = orjson.dumps({"model": "o3", "usage": {"input_tokens": 9, "output_tokens": 8,
-                                                  "output_tokens_details": {"reasoning_tokens": 5}}})
+    resp = orjson.dumps(
+        {
+            "model": "o3",
+            "usage": {"input_tokens": 9, "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 5}},
+        }
+    )
     assert from_body(resp) == ("o3", Usage(9, 8, 5, 0))
     assert from_body(b"not json") == (None, None)
     assert from_body(orjson.dumps({"model": "m"})) == ("m", None)
 
 
 def test_large_answer_scan_reads_model_from_the_head_and_usage_from_the_tail() -> None:
-    body = orjson.dumps({"object": "list", "model": "text-embedding-3-large",
-                         "data": [{"embedding": [0.001] * 50_000}],
-                         "usage": {"prompt_tokens": 77, "total_tokens": 77}})
+    body = orjson.dumps(
+        {
+            "object": "list",
+            "model": "text-embedding-3-large",
+            "data": [{"embedding": [0.001] * 50_000}],
+            "usage": {"prompt_tokens": 77, "total_tokens": 77},
+        }
+    )
     assert _scan_large(body[:65536], body[-65536:]) == ("text-embedding-3-large", Usage(77, 0))
 
 
@@ -96,9 +115,17 @@ def test_include_usage_is_added_only_to_openai_streams_that_lack_it() -> None:
 
 
 def test_routes_and_upstream_specs() -> None:
-    assert [route_kind(p) for p in ("/v1/chat/completions", "/v1/completions", "/v1/responses",
-                                    "/v1/embeddings", "/v1/messages", "/v1/models")] == [
-        "chat", "completions", "responses", "embeddings", "messages", None]
+    assert [
+        route_kind(p)
+        for p in (
+            "/v1/chat/completions",
+            "/v1/completions",
+            "/v1/responses",
+            "/v1/embeddings",
+            "/v1/messages",
+            "/v1/models",
+        )
+    ] == ["chat", "completions", "responses", "embeddings", "messages", None]
     u = parse_upstream("local=http://10.0.0.5:8000/base@meta")
     assert (u.name, u.provider, u.prefix, u.origin.host) == ("local", "meta", b"/base", "10.0.0.5")
     assert parse_upstream("openai=https://api.openai.com").provider == "openai"

@@ -181,7 +181,10 @@ def test_latency_table_is_symmetric_and_orders_distances() -> None:
     assert lt.rtt_ms("CAISO", "BPA") < lt.rtt_ms("CAISO", "ERCOT") < lt.rtt_ms("CAISO", "PJM")  # type: ignore[operator]
     assert lt.rtt_ms("CAISO", "aws:us-west-1") == 1.0  # same site
     assert lt.rtt_ms("CAISO", "nowhere") is None
-    assert lt.method("CAISO", "PJM", ).startswith("modelled")  # type: ignore[union-attr]
+    assert lt.method(
+        "CAISO",
+        "PJM",
+    ).startswith("modelled")  # type: ignore[union-attr]
 
 
 def test_cloud_region_names_resolve_without_prefix() -> None:

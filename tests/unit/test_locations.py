@@ -37,8 +37,16 @@ def test_every_row_has_the_schema_and_a_plausible_figure() -> None:
     with CSV_PATH.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == [
-            "code", "name", "kind", "intensity_g_per_kwh", "year", "source", "country", "grid_region",
-            "provider", "aliases",
+            "code",
+            "name",
+            "kind",
+            "intensity_g_per_kwh",
+            "year",
+            "source",
+            "country",
+            "grid_region",
+            "provider",
+            "aliases",
         ]
         rows = list(reader)
     assert len(rows) > 350
@@ -131,9 +139,7 @@ def test_aggregates_and_grid_regions(index: LocationIndex) -> None:
         (" westeurope ", "azure:westeurope", "azure", None),
     ],
 )
-def test_cloud_regions_resolve(
-    index: LocationIndex, spelling: str, code: str, provider: str, grid: str | None
-) -> None:
+def test_cloud_regions_resolve(index: LocationIndex, spelling: str, code: str, provider: str, grid: str | None) -> None:
     loc = index.resolve(spelling)
     assert loc is not None
     assert (loc.code, loc.provider, loc.grid_region) == (code, provider, grid)
@@ -202,8 +208,12 @@ def test_canadian_provinces_are_within_15_percent_of_electricity_maps_2023(index
     ref = json.loads((Path(__file__).parents[1] / "fixtures/reference/electricity_maps_2023_canada.json").read_text())
     zones = ref["zones"]
     assert {"CA-AB", "CA-SK", "CA-NS", "CA-NB"} <= set(zones)
-    assert (zones["CA-AB"]["carbonIntensity"], zones["CA-SK"]["carbonIntensity"],
-            zones["CA-NS"]["carbonIntensity"], zones["CA-NB"]["carbonIntensity"]) == (438, 494, 403, 149)
+    assert (
+        zones["CA-AB"]["carbonIntensity"],
+        zones["CA-SK"]["carbonIntensity"],
+        zones["CA-NS"]["carbonIntensity"],
+        zones["CA-NB"]["carbonIntensity"],
+    ) == (438, 494, 403, 149)
     rows = [loc for loc in index.all() if loc.kind == "subdivision" and loc.country == "CA"]
     assert len(rows) == 13
     for loc in rows:

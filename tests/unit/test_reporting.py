@@ -89,7 +89,9 @@ def test_lines_name_their_category_factors_and_methodology() -> None:
     ]
     fig = rp.build_figures(rows, "location", {"US": "United States"})
     assert [(ln["group"], ln["ghg"]["code"]) for ln in fig.lines] == [
-        ("US", "scope2"), ("US", "scope3_cat1"), ("FR", "scope3_cat1"),
+        ("US", "scope2"),
+        ("US", "scope3_cat1"),
+        ("FR", "scope3_cat1"),
     ]
     us2 = fig.lines[0]
     assert us2["group_label"] == "United States"
@@ -107,8 +109,9 @@ def test_lines_name_their_category_factors_and_methodology() -> None:
 def test_esrs_view_reports_what_the_data_support_and_states_the_gaps() -> None:
     rows = [
         rp.AggregateRow("job", "2026-01", "x", True, FACTORS[0], "compute-job/1", 2, 1500.0, 550_500.0),
-        rp.AggregateRow("inference", "2026-01", "x", False, FACTORS[1], "ai-inference/1", 9, 250.0, 2_000_000.0,
-                        4_000_000.0, 9),
+        rp.AggregateRow(
+            "inference", "2026-01", "x", False, FACTORS[1], "ai-inference/1", 9, 250.0, 2_000_000.0, 4_000_000.0, 9
+        ),
     ]
     view = rp.esrs_e1_view(rp.build_figures(rows, "month"))
     e15, e16 = view["E1-5"], view["E1-6"]
@@ -139,9 +142,15 @@ def _document(n: int = 5) -> dict[str, Any]:
         "lines": [{"group": "2026-01", "energy_kwh": 1.25}],
         "coverage": {"merkle_root_sha256": root.hex(), "tree_size": size, "entries": entries},
     }
-    head = rp.report_head(report_id="rpt_test", report_type=rp.REPORT_TYPE, generated_at="2026-11-22T12:00:00Z",
-                          merkle_root_hex=root.hex(), tree_size=size, content_sha256=rp.content_digest(doc),
-                          key_id="ed25519:test")
+    head = rp.report_head(
+        report_id="rpt_test",
+        report_type=rp.REPORT_TYPE,
+        generated_at="2026-11-22T12:00:00Z",
+        merkle_root_hex=root.hex(),
+        tree_size=size,
+        content_sha256=rp.content_digest(doc),
+        key_id="ed25519:test",
+    )
     doc["signature"] = {"head": head, "value": "not checked here"}
     # what a verifier reads back from the file
     return dict(json.loads(json.dumps(doc)))
@@ -197,7 +206,9 @@ def test_a_file_without_signature_or_coverage_is_refused() -> None:
 
 
 @given(
-    st.text(max_size=20) | st.just("inf_\ud800"), st.text(max_size=12), st.text(max_size=12),
+    st.text(max_size=20) | st.just("inf_\ud800"),
+    st.text(max_size=12),
+    st.text(max_size=12),
     st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.917244, 12.5, 1e-5, 0.0, 1e16]),
     st.floats(min_value=0, max_value=1e12) | st.sampled_from([0.00843, 2.0, 1e-4]),
     st.floats(min_value=0, max_value=1e30) | st.sampled_from([1.23456, 9999999999999998.0]),
@@ -212,8 +223,15 @@ def test_inference_record_hash_is_the_sha256_of_its_canonical_json(
 
     from powermeter.methodology.canonical import reference_bytes
 
-    record = {"id": rid, "logDate": "2026-03-01T10:00:00Z", "provider": provider, "modelId": model,
-              "energyWh": energy, "co2Grams": co2, "waterMl": water}
+    record = {
+        "id": rid,
+        "logDate": "2026-03-01T10:00:00Z",
+        "provider": provider,
+        "modelId": model,
+        "energyWh": energy,
+        "co2Grams": co2,
+        "waterMl": water,
+    }
     expected = hashlib.sha256(reference_bytes(record)).hexdigest()
     if all(c < "\ud800" or c > "\udfff" for c in rid + provider + model):
         assert expected == hashlib.sha256(rfc8785.dumps(record)).hexdigest()

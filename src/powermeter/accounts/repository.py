@@ -39,8 +39,10 @@ def insert_key(conn: Connection, **values: Any) -> None:
 
 
 def count_active_keys(conn: Connection, account_id: str) -> int:
-    q = sa.select(sa.func.count()).select_from(api_keys).where(
-        api_keys.c.account_id == account_id, api_keys.c.revoked_at.is_(None)
+    q = (
+        sa.select(sa.func.count())
+        .select_from(api_keys)
+        .where(api_keys.c.account_id == account_id, api_keys.c.revoked_at.is_(None))
     )
     return int(conn.execute(q).scalar_one())
 
@@ -116,13 +118,24 @@ def find_key_by_hash(conn: Connection, key_hash: str) -> KeyRow | None:
         row = conn.connection.driver_connection.execute(_SQLITE_AUTH, (key_hash,)).fetchone()  # type: ignore[union-attr]
         if row is None:
             return None
-        return KeyRow(row[0], row[1], row[2], row[3], _sqlite_time(row[4]), _sqlite_time(row[5]),
-                      row[6], row[7], row[8], _sqlite_time(row[9]))
+        return KeyRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            _sqlite_time(row[4]),
+            _sqlite_time(row[5]),
+            row[6],
+            row[7],
+            row[8],
+            _sqlite_time(row[9]),
+        )
     r = conn.execute(_AUTH_Q, {"h": key_hash}).first()
     if r is None:
         return None
-    return KeyRow(r.id, r.name, r.last4, r.scopes, r.last_used_at, r.revoked_at, r.account_id, r.email, r.plan,
-                  r.expires_at)
+    return KeyRow(
+        r.id, r.name, r.last4, r.scopes, r.last_used_at, r.revoked_at, r.account_id, r.email, r.plan, r.expires_at
+    )
 
 
 def touch_key(conn: Connection, key_id: str, now: datetime) -> None:
@@ -134,9 +147,7 @@ def touch_key(conn: Connection, key_id: str, now: datetime) -> None:
 
 def revoke_key(conn: Connection, key_id: str, now: datetime) -> int:
     res = conn.execute(
-        api_keys.update()
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
+        api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
     )
     return int(res.rowcount)
 
@@ -152,9 +163,7 @@ def add_usage(conn: Connection, account_id: str, metric: str, period: str, amoun
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        p = pg_insert(usage_counters).values(
-            account_id=account_id, metric=metric, period=period, value=amount
-        )
+        p = pg_insert(usage_counters).values(account_id=account_id, metric=metric, period=period, value=amount)
         stmt = p.on_conflict_do_update(
             index_elements=["account_id", "metric", "period"],
             set_={"value": usage_counters.c.value + p.excluded.value},
@@ -162,9 +171,7 @@ def add_usage(conn: Connection, account_id: str, metric: str, period: str, amoun
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        s = sqlite_insert(usage_counters).values(
-            account_id=account_id, metric=metric, period=period, value=amount
-        )
+        s = sqlite_insert(usage_counters).values(account_id=account_id, metric=metric, period=period, value=amount)
         stmt = s.on_conflict_do_update(
             index_elements=["account_id", "metric", "period"],
             set_={"value": usage_counters.c.value + s.excluded.value},

@@ -111,9 +111,7 @@ def parse_scopes(scopes: Sequence[str] | None) -> list[str]:
     for s in scopes:
         for part in s.replace(",", " ").split():
             if part not in ALL_SCOPES:
-                raise BadRequest(
-                    f"unknown scope {part!r}; known scopes: {', '.join(ALL_SCOPES)}", code="INVALID_SCOPE"
-                )
+                raise BadRequest(f"unknown scope {part!r}; known scopes: {', '.join(ALL_SCOPES)}", code="INVALID_SCOPE")
             if part not in out:
                 out.append(part)
     return out
@@ -272,6 +270,7 @@ def check_key_format(key: str) -> None:
 
 # --- exact usage counters ------------------------------------------------------------------------
 
+
 def day_period(now: datetime) -> str:
     return now.strftime("%Y-%m-%d")
 
@@ -423,15 +422,27 @@ class AccountService:
     events: KeyEvents
 
     def create_account(
-        self, conn: Connection, email: str, now: datetime, *,
-        password: str | None = None, plan: str | None = None, is_admin: bool = False,
+        self,
+        conn: Connection,
+        email: str,
+        now: datetime,
+        *,
+        password: str | None = None,
+        plan: str | None = None,
+        is_admin: bool = False,
     ) -> str:
-        return create_account(conn, self.settings, email, now, events=self.events, password=password,
-                              plan=plan, is_admin=is_admin)
+        return create_account(
+            conn, self.settings, email, now, events=self.events, password=password, plan=plan, is_admin=is_admin
+        )
 
     def create_key(
-        self, conn: Connection, account_id: str, name: str, now: datetime,
-        scopes: Sequence[str] | None = None, expires_at: datetime | None = None,
+        self,
+        conn: Connection,
+        account_id: str,
+        name: str,
+        now: datetime,
+        scopes: Sequence[str] | None = None,
+        expires_at: datetime | None = None,
     ) -> NewKey:
         return create_key(conn, self.secret, account_id, name, now, scopes, expires_at, events=self.events)
 

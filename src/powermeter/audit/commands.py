@@ -142,8 +142,11 @@ def verify_file(
             typer.echo(f"error: {public_key}: {e}", err=True)
             raise typer.Exit(2) from None
     else:
-        typer.echo("note: checking checkpoint signatures with the public key inside the file; "
-                   "pass --public-key to use one you obtained independently", err=True)
+        typer.echo(
+            "note: checking checkpoint signatures with the public key inside the file; "
+            "pass --public-key to use one you obtained independently",
+            err=True,
+        )
     report = service.verify_export(parsed, keys)
     typer.echo(_describe(report, f"{parsed.header.get('email', '')} ({parsed.account_id})"))
     if report.ok and not report.checkpoints_checked:

@@ -196,7 +196,7 @@ def get_head(conn: Connection, account_id: str) -> Head | None:
 
 
 _ROWS_SQL = (
-    "SELECT seq, id, action_type, receipt_id, actor_key_id, actor_masked_key, details, \"timestamp\", prev_hash, "
+    'SELECT seq, id, action_type, receipt_id, actor_key_id, actor_masked_key, details, "timestamp", prev_hash, '
     "entry_hash FROM audit_entries WHERE account_id = {p} ORDER BY seq"
 )
 
@@ -292,9 +292,7 @@ def insert_checkpoint(conn: Connection, number: int, cp: Checkpoint, now: dateti
             signature=cp.signature,
         )
     )
-    conn.execute(
-        heads.update().where(heads.c.account_id == cp.account_id).values(checkpoints=number, updated_at=now)
-    )
+    conn.execute(heads.update().where(heads.c.account_id == cp.account_id).values(checkpoints=number, updated_at=now))
 
 
 def accounts_due_for_checkpoint(conn: Connection) -> list[str]:

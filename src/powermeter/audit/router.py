@@ -28,8 +28,11 @@ MAX_LIMIT = 1000
     ),
 )
 def list_audit_logs(
-    action_type: str | None = Query(None, description="VIEW, EDIT, DOWNLOAD (or KEY_CREATED, KEY_REVOKED, …; "
-                                       "TREE_SIGNED ingest anchors only when asked for by name)"),
+    action_type: str | None = Query(
+        None,
+        description="VIEW, EDIT, DOWNLOAD (or KEY_CREATED, KEY_REVOKED, …; "
+        "TREE_SIGNED ingest anchors only when asked for by name)",
+    ),
     receipt_id: str | None = Query(None, max_length=64, description="Only entries about this receipt"),
     limit: int = Query(100, ge=1, le=MAX_LIMIT, description="Number of entries (default 100)"),
     tx: Tx = Auth("audit:read"),

@@ -66,9 +66,7 @@ class CheckpointsOut(BaseModel):
 
 
 class ChainBreakOut(BaseModel):
-    kind: Literal[
-        "changed", "deleted", "inserted", "reordered", "rewritten", "truncated", "checkpoint_invalid"
-    ]
+    kind: Literal["changed", "deleted", "inserted", "reordered", "rewritten", "truncated", "checkpoint_invalid"]
     seq: int = Field(description="Seq of the bad entry (deleted/truncated: of the first missing one)")
     entry_id: str | None
     message: str

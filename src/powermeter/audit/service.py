@@ -299,8 +299,6 @@ async def checkpoint_task(db: Database, signer: Signer, clock: Clock, interval_s
             log.exception("audit: checkpoint run failed")
 
 
-
-
 # --- verification ------------------------------------------------------------------------------
 
 

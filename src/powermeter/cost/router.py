@@ -25,6 +25,7 @@ async def _limit(request: Request) -> None:
     limiter is the same, minus FastAPI's dependency-solving overhead on the hot path."""
     await ip_rate_limit(request, Response())  # headers reach the reply via request.state
 
+
 _ERRORS = error_responses("calc", 400, 429)
 
 

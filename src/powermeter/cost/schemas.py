@@ -263,9 +263,7 @@ class CostRequest(_RateInput):
     """Body of POST /api/cost: a device and a rate (``rateConfig`` inline, or ``regionCode``)."""
 
     device: Device
-    include_fixed_charges: Annotated[
-        StrictBool | None, _alias("include_fixed_charges", "includeFixedCharges")
-    ] = None
+    include_fixed_charges: Annotated[StrictBool | None, _alias("include_fixed_charges", "includeFixedCharges")] = None
     breakdown: Annotated[StrictBool | None, Field(description="add per-tier kWh/cost and provenance")] = None
     period: Period | None = None
 

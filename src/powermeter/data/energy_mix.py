@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from powermeter.data.loader import content_version, data_path
 
-SOURCE = ("Our World in Data (Ember / Energy Institute) electricity generation by source, via codecarbon 3.3.2 "
-          "global_energy_mix.json, CC BY 4.0")
+SOURCE = (
+    "Our World in Data (Ember / Energy Institute) electricity generation by source, via codecarbon 3.3.2 "
+    "global_energy_mix.json, CC BY 4.0"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +40,14 @@ def load_energy_mixes() -> EnergyMixes:
     out: dict[str, Shares] = {}
     with path.open(newline="", encoding="utf-8") as f:
         for line, r in enumerate(csv.DictReader(f), start=2):
-            s = Shares(r["country"], int(r["year"]), float(r["fossil_share"]), float(r["nuclear_share"]),
-                       float(r["renewable_share"]), float(r["other_share"]))
+            s = Shares(
+                r["country"],
+                int(r["year"]),
+                float(r["fossil_share"]),
+                float(r["nuclear_share"]),
+                float(r["renewable_share"]),
+                float(r["other_share"]),
+            )
             if abs(s.fossil + s.nuclear + s.renewable + s.other - 1.0) > 1e-5:
                 raise ValueError(f"{path.name}:{line}: shares do not add up to 1")
             out[s.country] = s

@@ -34,8 +34,15 @@ from powermeter.methodology.reporting import factor_basis_of
 COMBUSTION, LIFECYCLE, UNKNOWN = "combustion", "lifecycle", "unknown"
 COMBUSTION_CSV = ("grid", "combustion_factors.csv")
 
-__all__ = ["COMBUSTION", "LIFECYCLE", "UNKNOWN", "CombustionFactor", "CombustionFactors", "basis_of",
-           "load_combustion_factors"]
+__all__ = [
+    "COMBUSTION",
+    "LIFECYCLE",
+    "UNKNOWN",
+    "CombustionFactor",
+    "CombustionFactors",
+    "basis_of",
+    "load_combustion_factors",
+]
 
 
 def basis_of(source: str | None) -> str:
@@ -77,6 +84,14 @@ def load_combustion_factors() -> CombustionFactors:
             value = float(r["combustion_g_per_kwh"])
             if not (0.0 <= value < 2000.0) or not r["source"].strip():
                 raise ValueError(f"{path.name}:{line}: bad intensity or no source")
-            rows.append(CombustionFactor(r["lifecycle_location"].strip().upper(), int(r["year"]), value,
-                                         r["gas"], r["verification"], r["source"]))
+            rows.append(
+                CombustionFactor(
+                    r["lifecycle_location"].strip().upper(),
+                    int(r["year"]),
+                    value,
+                    r["gas"],
+                    r["verification"],
+                    r["source"],
+                )
+            )
     return CombustionFactors(tuple(rows), content_version(path))

@@ -136,9 +136,7 @@ class HardwareTables:
             gpu = self._gpu.get(key)
             if not isinstance(gpu, GpuModel):
                 return None
-            factor = Factor(
-                "gpu_power", gpu.tdp_w, "W/GPU", f"{gpu.model}: TDP ({gpu.source})", self.version
-            )
+            factor = Factor("gpu_power", gpu.tdp_w, "W/GPU", f"{gpu.model}: TDP ({gpu.source})", self.version)
             self._gpu_factor[key] = factor
         return factor
 

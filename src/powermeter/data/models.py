@@ -181,9 +181,7 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(p.strip().lower() for p in text.split("|") if p.strip())
 
 
-def _arch(
-    kind: str, total: str, active: str, tps: float | None, ttft: float | None, what: str
-) -> ModelArchitecture:
+def _arch(kind: str, total: str, active: str, tps: float | None, ttft: float | None, what: str) -> ModelArchitecture:
     t_lo, t_hi = _parse_range(total, what)
     a_lo, a_hi = (t_lo, t_hi) if not active.strip() else _parse_range(active, what)
     if kind == "dense" and (a_lo, a_hi) != (t_lo, t_hi):
@@ -345,9 +343,7 @@ class ModelCatalog:
             return Resolution(requested, pattern.id, "pattern", pattern, "medium", pattern.source, variant)
         return self._fallback(requested, base, vendor if vendor and not hosted else vendor_hint, variant)
 
-    def _hit(
-        self, requested: str, normalized: str, kind: str, entry: CatalogEntry, variant: str | None
-    ) -> Resolution:
+    def _hit(self, requested: str, normalized: str, kind: str, entry: CatalogEntry, variant: str | None) -> Resolution:
         return Resolution(requested, normalized, kind, entry, entry.confidence, entry.source, variant)
 
     def _pattern(self, key: str) -> CatalogEntry | None:
@@ -379,9 +375,7 @@ class ModelCatalog:
                 return _synthetic(key, arch, "medium", f"dense size read from the model id: '{sizes[-1]}b'")
         return None
 
-    def _fallback(
-        self, requested: str, normalized: str, vendor: str | None, variant: str | None
-    ) -> Resolution | None:
+    def _fallback(self, requested: str, normalized: str, vendor: str | None, variant: str | None) -> Resolution | None:
         if not vendor or vendor not in self._meta.vendor_fallbacks:
             return None
         target, why = self._meta.vendor_fallbacks[vendor]
@@ -400,7 +394,12 @@ def _parse_meta(path: Path) -> tuple[dict[str, Any], dict[str, CatalogEntry]]:
     for name, c in raw["classes"].items():
         arch = _arch(c["kind"], c["total_b"], c["active_b"], None, None, f"class {name}")
         classes[name] = CatalogEntry(
-            f"class/{name}", arch, prepare_model(arch), "low", c["source"], ("model-arch-not-released",),
+            f"class/{name}",
+            arch,
+            prepare_model(arch),
+            "low",
+            c["source"],
+            ("model-arch-not-released",),
             size_class=name,
         )
     return raw, classes
@@ -446,8 +445,13 @@ def parse_catalog(csv_path: Path, meta_path: Path) -> tuple[list[CatalogEntry], 
         if same_as is not None:
             base = build(same_as, (*stack, mid)).architecture
             arch = ModelArchitecture(
-                base.kind, base.total_min_b, base.total_max_b, base.active_min_b, base.active_max_b,
-                tps if tps is not None else base.tps, ttft if ttft is not None else base.ttft_s,
+                base.kind,
+                base.total_min_b,
+                base.total_max_b,
+                base.active_min_b,
+                base.active_max_b,
+                tps if tps is not None else base.tps,
+                ttft if ttft is not None else base.ttft_s,
             )
         elif size_class is not None:
             if size_class not in classes:

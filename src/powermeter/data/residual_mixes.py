@@ -74,10 +74,23 @@ def load_residual_mixes() -> ResidualMixes:
             value = float(r["intensity_g_per_kwh"])
             if not (0.0 <= value < 2000.0) or r["basis"] not in (COMBUSTION, LIFECYCLE):
                 raise ValueError(f"{path.name}:{line}: bad intensity or basis")
-            rows.append(ResidualMix(r["country"].strip().upper(), r["scheme"], int(r["data_year"]), r["edition"],
-                                    value, r["gas"], r["basis"], r["verification"], r["source"]))
+            rows.append(
+                ResidualMix(
+                    r["country"].strip().upper(),
+                    r["scheme"],
+                    int(r["data_year"]),
+                    r["edition"],
+                    value,
+                    r["gas"],
+                    r["basis"],
+                    r["verification"],
+                    r["source"],
+                )
+            )
     missing_path = data_path("residual_mixes", "unavailable.csv")
     with missing_path.open(newline="", encoding="utf-8") as f:
-        missing = tuple(Unavailable(r["country"].strip().upper(), r["scheme"], r["reason"], r["fallback"])
-                        for r in csv.DictReader(f))
+        missing = tuple(
+            Unavailable(r["country"].strip().upper(), r["scheme"], r["reason"], r["fallback"])
+            for r in csv.DictReader(f)
+        )
     return ResidualMixes(tuple(rows), content_version(path, missing_path), missing)

@@ -33,8 +33,13 @@ class DeviceIn(BaseModel):
         },
     )
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_CONTROL_PATTERN,
-                             description="User-assigned label (no control characters)")
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NO_CONTROL_PATTERN,
+        description="User-assigned label (no control characters)",
+    )
     catalog_device_slug: str | None = Field(default=None, max_length=100, description="Catalog entry slug")
     watts: float | None = Field(default=None, ge=0, le=1_000_000, description="Watts (snapshot of the catalog)")
     hours_per_day: float | None = Field(default=None, ge=0, le=24, description="Average daily runtime")

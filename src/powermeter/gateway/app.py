@@ -196,9 +196,13 @@ class Gateway:
         up = self.upstreams.get(name)
         if up is None:
             known = ", ".join(u.name for u in self.config.upstreams)
-            await _error(send, 404, "unknown_upstream",
-                         f"no upstream named {name.decode('latin-1')!r}: the path must start with one of "
-                         f"/{known} (e.g. base_url=http://GATEWAY/{self.config.upstreams[0].name}/v1)")
+            await _error(
+                send,
+                404,
+                "unknown_upstream",
+                f"no upstream named {name.decode('latin-1')!r}: the path must start with one of "
+                f"/{known} (e.g. base_url=http://GATEWAY/{self.config.upstreams[0].name}/v1)",
+            )
             return
         self.calls += 1
         path = b"/" + rest
@@ -225,8 +229,12 @@ class Gateway:
             else:
                 headers.append((k, v))
         if tag is not None and not _TAG_RE.match(tag):
-            await _error(send, 400, "invalid_powermeter_tag",
-                         f"X-Powermeter-Tag must be 1 to {MAX_TAG} printable ASCII characters")
+            await _error(
+                send,
+                400,
+                "invalid_powermeter_tag",
+                f"X-Powermeter-Tag must be 1 to {MAX_TAG} printable ASCII characters",
+            )
             return
         query: bytes = scope.get("query_string", b"")
         target = up.prefix + path + (b"?" + query if query else b"")
@@ -235,14 +243,22 @@ class Gateway:
         stream: AsyncIterator[bytes] | None = None
         if kind is not None:
             if content_length is not None and content_length > self.config.max_request_bytes:
-                await _error(send, 413, "request_too_large",
-                             f"request body of {content_length} bytes exceeds the gateway's limit of "
-                             f"{self.config.max_request_bytes} bytes")
+                await _error(
+                    send,
+                    413,
+                    "request_too_large",
+                    f"request body of {content_length} bytes exceeds the gateway's limit of "
+                    f"{self.config.max_request_bytes} bytes",
+                )
                 return
             body = await _read_body(receive, self.config.max_request_bytes)
             if body is None:
-                await _error(send, 413, "request_too_large",
-                             f"request body exceeds the gateway's limit of {self.config.max_request_bytes} bytes")
+                await _error(
+                    send,
+                    413,
+                    "request_too_large",
+                    f"request body exceeds the gateway's limit of {self.config.max_request_bytes} bytes",
+                )
                 return
             injected = wants_usage_injection(kind, body)
             if injected is not None:
@@ -263,8 +279,12 @@ class Gateway:
             resp = await self.client.request(up.origin, method, target, headers, body, stream)
         except UpstreamError as exc:
             timeout = isinstance(exc.__cause__, TimeoutError)
-            await _error(send, 504 if timeout else 502, "upstream_timeout" if timeout else "upstream_unreachable",
-                         f"upstream {up.name!r}: {exc}")
+            await _error(
+                send,
+                504 if timeout else 502,
+                "upstream_timeout" if timeout else "upstream_unreachable",
+                f"upstream {up.name!r}: {exc}",
+            )
             return
         try:
             if kind is None or not 200 <= resp.status < 300:
@@ -532,17 +552,23 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 async def _json(send: Send, status: int, obj: Any) -> None:
     body = orjson.dumps(obj)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _error(send: Send, status: int, code: str, message: str) -> None:
     """The gateway's own errors, in a shape both OpenAI and Anthropic SDKs read (``error.message``)."""
-    await _json(send, status, {
-        "type": "error",
-        "error": {"type": "powermeter_gateway_error", "code": code, "message": message},
-    })
+    await _json(
+        send,
+        status,
+        {
+            "type": "error",
+            "error": {"type": "powermeter_gateway_error", "code": code, "message": message},
+        },
+    )

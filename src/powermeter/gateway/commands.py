@@ -43,8 +43,10 @@ def gateway(
     ] = None,
     spool_dir: Annotated[
         Path | None,
-        typer.Option(help="Where records wait until the server has them. Default: "
-                     "$POWERMETER_DATA_DIR/gateway-spool-PORT or ~/.cache/powermeter/gateway-spool-PORT."),
+        typer.Option(
+            help="Where records wait until the server has them. Default: "
+            "$POWERMETER_DATA_DIR/gateway-spool-PORT or ~/.cache/powermeter/gateway-spool-PORT."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Records per batch sent (1 to 1000).")] = 500,
     flush_seconds: Annotated[
@@ -75,8 +77,11 @@ def gateway(
     url = url or os.environ.get("POWERMETER_URL")
     key = key or os.environ.get("POWERMETER_API_KEY")
     if not url or not key:
-        typer.echo("error: the gateway records calls on a powermeter server: give --url and --key "
-                   "(or POWERMETER_URL and POWERMETER_API_KEY); create a key with scope inference:write", err=True)
+        typer.echo(
+            "error: the gateway records calls on a powermeter server: give --url and --key "
+            "(or POWERMETER_URL and POWERMETER_API_KEY); create a key with scope inference:write",
+            err=True,
+        )
         raise typer.Exit(2)
     if http_server not in ("lean", "uvicorn"):
         typer.echo(f"error: --http-server must be lean or uvicorn, got {http_server!r}", err=True)

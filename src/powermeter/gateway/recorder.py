@@ -69,8 +69,7 @@ class Spool:
         except OSError:
             os.close(fd)
             raise SpoolLocked(
-                f"spool directory {self.directory} is in use by another gateway; give each gateway its own "
-                "--spool-dir"
+                f"spool directory {self.directory} is in use by another gateway; give each gateway its own --spool-dir"
             ) from None
         self._lock_fd = fd
         self.sealed = sorted(self.directory.glob("*.jsonl"))
@@ -298,9 +297,7 @@ class Recorder:
             self.rejected += rejected
             for entry in body.get("data", []):
                 if entry.get("status") == "rejected":
-                    log.warning(
-                        "powermeter rejected a record (%s): %s", entry.get("error_code"), entry.get("detail")
-                    )
+                    log.warning("powermeter rejected a record (%s): %s", entry.get("error_code"), entry.get("detail"))
         self.last_error = ""
         return True
 

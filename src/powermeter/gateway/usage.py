@@ -206,11 +206,13 @@ def _merge(old: Usage | None, new: Usage, raw: Any) -> Usage:
         return new
     if "prompt_tokens" in raw:
         return new
-    restated = any(
-        k in raw for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-    ) and _int(raw.get("input_tokens")) + _int(raw.get("cache_read_input_tokens")) + _int(
-        raw.get("cache_creation_input_tokens")
-    ) > 0
+    restated = (
+        any(k in raw for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+        and _int(raw.get("input_tokens"))
+        + _int(raw.get("cache_read_input_tokens"))
+        + _int(raw.get("cache_creation_input_tokens"))
+        > 0
+    )
     if restated:
         return new
     return Usage(

@@ -11,13 +11,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-import_app = typer.Typer(help="Import finished jobs from a scheduler and report them (POST /v1/batch).",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import finished jobs from a scheduler and report them (POST /v1/batch).", no_args_is_help=True
+)
 
-Url = Annotated[str | None, typer.Option("--url", help="Server URL (default $POWERMETER_URL, else http://127.0.0.1:8000).")]
+Url = Annotated[
+    str | None, typer.Option("--url", help="Server URL (default $POWERMETER_URL, else http://127.0.0.1:8000).")
+]
 Key = Annotated[str | None, typer.Option("--key", help="API key (default $POWERMETER_API_KEY).")]
-GeoIso = Annotated[str | None, typer.Option(
-    "--geo-iso", help="Where the jobs ran (default $POWERMETER_GEO_ISO, else WORLD); see GET /v1/locations.")]
+GeoIso = Annotated[
+    str | None,
+    typer.Option(
+        "--geo-iso", help="Where the jobs ran (default $POWERMETER_GEO_ISO, else WORLD); see GET /v1/locations."
+    ),
+]
 Chunk = Annotated[int, typer.Option(min=1, max=10_000, help="Jobs per /v1/batch request.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Parse and summarise; send nothing.")]
 
@@ -56,14 +63,25 @@ def _send(jobs: list[dict[str, Any]], labels: list[str], url: str | None, key: s
     try:
         with Progress(*columns, transient=False, disable=not tty) as bar:
             task = bar.add_task("import", total=len(jobs))
-            res = send_jobs(jobs, settings.base_url, settings.key, chunk_size=chunk, labels=labels,
-                            progress=(lambda n: bar.advance(task, n)) if tty else lines)
+            res = send_jobs(
+                jobs,
+                settings.base_url,
+                settings.key,
+                chunk_size=chunk,
+                labels=labels,
+                progress=(lambda n: bar.advance(task, n)) if tty else lines,
+            )
     except ImportStopped as exc:
-        print(f"error: import stopped: {exc} (jobs sent so far are stored; re-running the import is safe)",
-              file=sys.stderr)
+        print(
+            f"error: import stopped: {exc} (jobs sent so far are stored; re-running the import is safe)",
+            file=sys.stderr,
+        )
         return 1
-    print(f"stored {res.stored} new job(s), {res.kwh:.6g} kWh, {res.co2_grams:.6g} g CO2e; "
-          f"{res.already} already stored; {len(res.rejected)} refused", file=sys.stderr)
+    print(
+        f"stored {res.stored} new job(s), {res.kwh:.6g} kWh, {res.co2_grams:.6g} g CO2e; "
+        f"{res.already} already stored; {len(res.rejected)} refused",
+        file=sys.stderr,
+    )
     for line in res.rejected[:20]:
         print(f"  refused: {line}", file=sys.stderr)
     if len(res.rejected) > 20:
@@ -84,18 +102,27 @@ def import_slurm(
     prefix: Annotated[str, typer.Option(help="Job id prefix: job 123 becomes <prefix>123.")] = "slurm-",
     geo_iso: GeoIso = None,
     pue: Annotated[float | None, typer.Option(min=1.0, max=3.0, help="The cluster's PUE.")] = None,
-    cpu_model: Annotated[list[str] | None, typer.Option(
-        "--cpu-model", help="PARTITION_OR_NODE_PREFIX=MODEL (repeatable), e.g. --cpu-model 'cpu=Xeon Gold 6248'.")
+    cpu_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cpu-model", help="PARTITION_OR_NODE_PREFIX=MODEL (repeatable), e.g. --cpu-model 'cpu=Xeon Gold 6248'."
+        ),
     ] = None,
-    gpu_model: Annotated[list[str] | None, typer.Option(
-        "--gpu-model", help="PARTITION_OR_NODE_PREFIX=MODEL (repeatable), e.g. --gpu-model gpu=A100.")] = None,
+    gpu_model: Annotated[
+        list[str] | None,
+        typer.Option("--gpu-model", help="PARTITION_OR_NODE_PREFIX=MODEL (repeatable), e.g. --gpu-model gpu=A100."),
+    ] = None,
     url: Url = None,
     key: Key = None,
     chunk: Chunk = 10_000,
     dry_run: DryRun = False,
-    timezone: Annotated[str | None, typer.Option(
-        "--timezone", help="IANA zone sacct printed Start in (the cluster's local time), e.g. Europe/Berlin; "
-        "default: this machine's zone. Start is sent as started_at so reports book each job when it ran.")
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA zone sacct printed Start in (the cluster's local time), e.g. Europe/Berlin; "
+            "default: this machine's zone. Start is sent as started_at so reports book each job when it ran.",
+        ),
     ] = None,
 ) -> None:
     """Report the finished jobs of a `sacct -P` export (steps folded into their job).
@@ -124,11 +151,16 @@ def import_slurm(
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-    jobs = [to_report(j, prefix=prefix, geo_iso=geo, pue=pue, cpu_models=cpu_map, gpu_models=gpu_map, timezone=zone)
-            for j in parsed.jobs]
-    print(f"{parsed.rows} row(s), {len(jobs)} finished job(s) to report; skipped: "
-          f"{parsed.skipped_not_finished} running/pending, {parsed.skipped_never_ran} never ran (Elapsed 0), "
-          f"{parsed.skipped_unknown_state} unknown state, {len(parsed.bad_rows)} unreadable row(s)", file=sys.stderr)
+    jobs = [
+        to_report(j, prefix=prefix, geo_iso=geo, pue=pue, cpu_models=cpu_map, gpu_models=gpu_map, timezone=zone)
+        for j in parsed.jobs
+    ]
+    print(
+        f"{parsed.rows} row(s), {len(jobs)} finished job(s) to report; skipped: "
+        f"{parsed.skipped_not_finished} running/pending, {parsed.skipped_never_ran} never ran (Elapsed 0), "
+        f"{parsed.skipped_unknown_state} unknown state, {len(parsed.bad_rows)} unreadable row(s)",
+        file=sys.stderr,
+    )
     _bad_rows(parsed.bad_rows)
     if dry_run or not jobs:
         return

@@ -110,8 +110,11 @@ def _send_chunk(
                     float(j["co2_grams"]) for j in again
                 )
             return
-        if resp is None or resp.status_code >= 500 or resp.status_code == 429 or (
-            resp.status_code == 409 and _error_detail(resp)[0] == "IDEMPOTENCY_IN_PROGRESS"
+        if (
+            resp is None
+            or resp.status_code >= 500
+            or resp.status_code == 429
+            or (resp.status_code == 409 and _error_detail(resp)[0] == "IDEMPOTENCY_IN_PROGRESS")
         ):
             failures += 1
             wait = float(resp.headers.get("retry-after", 0) or 0) if resp is not None else 0.0

@@ -38,8 +38,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Full catalog as
         return
     for m in listing["models"]:
         a = m["architecture"]
-        typer.echo(f"{m['id']:60s} {a['type']:5s} total {a['totalParamsB']!s:28s} active "
-                   f"{a['activeParamsB']!s:28s} {m['confidence']}")
+        typer.echo(
+            f"{m['id']:60s} {a['type']:5s} total {a['totalParamsB']!s:28s} active "
+            f"{a['activeParamsB']!s:28s} {m['confidence']}"
+        )
     typer.echo(f"{listing['count']} models, catalog {listing['version']}")
 
 
@@ -76,17 +78,22 @@ def estimate(
         reasoning_in_completion=p.reasoning_in_completion if p is not None else True,
     )
     days = tree_days(est.co2_g.value)
-    typer.echo(json.dumps({
-        "model": res.entry.id,
-        "match": res.match,
-        "energy_wh": est.energy_wh.value,
-        "energy_wh_range": [est.energy_wh.min, est.energy_wh.max],
-        "co2_grams": est.co2_g.value,
-        "water_ml": est.water_ml.value,
-        "tree_days": days,
-        "audit": site.audit_dict(),
-        "message": tree_message(days),
-    }, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "model": res.entry.id,
+                "match": res.match,
+                "energy_wh": est.energy_wh.value,
+                "energy_wh_range": [est.energy_wh.min, est.energy_wh.max],
+                "co2_grams": est.co2_g.value,
+                "water_ml": est.water_ml.value,
+                "tree_days": days,
+                "audit": site.audit_dict(),
+                "message": tree_message(days),
+            },
+            indent=2,
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

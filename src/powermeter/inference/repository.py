@@ -305,12 +305,7 @@ def summary_days(
         clauses.append(d.c.day >= start)
     if end_exclusive is not None:
         clauses.append(d.c.day < end_exclusive)
-    q = (
-        sa.select(k, *(sa.func.sum(d.c[c]) for c in _ROLLUP_SUMS))
-        .where(*clauses)
-        .group_by(k)
-        .order_by(k)
-    )
+    q = sa.select(k, *(sa.func.sum(d.c[c]) for c in _ROLLUP_SUMS)).where(*clauses).group_by(k).order_by(k)
     return conn.execute(q).all()
 
 

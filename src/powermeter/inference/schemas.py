@@ -38,8 +38,12 @@ class InferenceIn(BaseModel):
         },
     )
 
-    provider: str = Field(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN,
-                          description='Cloud or model provider ("Google", "OpenAI")')
+    provider: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NO_CONTROL_PATTERN,
+        description='Cloud or model provider ("Google", "OpenAI")',
+    )
     prompt_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Tokens sent in the prompt (cached ones included)")
     completion_tokens: Int = Field(ge=0, le=MAX_TOKENS, description="Generated output tokens")
     model: str | None = Field(
@@ -65,22 +69,29 @@ class InferenceIn(BaseModel):
     )
     cached_tokens: Int = Field(0, ge=0, le=MAX_TOKENS, description="Prompt tokens read from the prompt cache")
     startTimeMs: Int | None = Field(
-        None, ge=0, le=MAX_EPOCH_MS, description="Request start, epoch milliseconds; the record is booked (history, "
+        None,
+        ge=0,
+        le=MAX_EPOCH_MS,
+        description="Request start, epoch milliseconds; the record is booked (history, "
         "reports) at this time when given (not before 2000-01-01, at most 5 minutes ahead of the server), else when "
-        "received"
+        "received",
     )
     firstTokenTimeMs: Int | None = Field(
         None, ge=0, le=MAX_EPOCH_MS, description="First token received, epoch milliseconds (up to year 9999)"
     )
     endTimeMs: Int | None = Field(
-        None, ge=0, le=MAX_EPOCH_MS,
+        None,
+        ge=0,
+        le=MAX_EPOCH_MS,
         description="Extension: last token received, epoch milliseconds (caps the latency); not before startTimeMs",
     )
-    source: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
-                               description="Where the counts come from (stored)")
+    source: str | None = Field(
+        None, max_length=100, pattern=NO_CONTROL_PATTERN, description="Where the counts come from (stored)"
+    )
     is_estimated: bool | None = Field(None, description="Whether the token counts are estimates (stored)")
-    estimation_method: str | None = Field(None, max_length=100, pattern=NO_CONTROL_PATTERN,
-                                          description="How they were estimated (stored)")
+    estimation_method: str | None = Field(
+        None, max_length=100, pattern=NO_CONTROL_PATTERN, description="How they were estimated (stored)"
+    )
     tag: str | None = Field(
         None,
         max_length=200,
@@ -89,7 +100,10 @@ class InferenceIn(BaseModel):
         "history and the summary; `powermeter gateway` fills it from the X-Powermeter-Tag header",
     )
     application: str | None = Field(
-        None, min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN,
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=NO_CONTROL_PATTERN,
         description="Extension: application tag (reports, SCI per application)",
     )
 
@@ -144,7 +158,6 @@ class InferenceBatchOut(BaseModel):
     data: list[BatchItemOut]
 
 
-
 class Audit(BaseModel):
     calculationMethod: Literal["EXACT_REGION", "PROVIDER_DEFAULT", "GLOBAL_AVERAGE"]
     finalRegion: str = Field(examples=["us-west-1"])
@@ -164,9 +177,7 @@ class InferenceOut(BaseModel):
     water_ml: float = Field(description="On-site + off-site water consumption, mL", examples=[0.85])
     tree_days: float = Field(description="Days a mature tree needs to absorb co2_grams", examples=[0.005])
     audit: Audit
-    message: str = Field(
-        examples=["This request cost the equivalent of 0.0050 days of a tree's carbon absorption."]
-    )
+    message: str = Field(examples=["This request cost the equivalent of 0.0050 days of a tree's carbon absorption."])
     id: str = Field(description="Id of the stored record")
     ranges: dict[str, Range] = Field(
         description="[min, max] of energy_wh, co2_grams, water_ml (closed models have parameter ranges)"

@@ -110,9 +110,7 @@ def resolve_model(engine: Engine, model: str | None, provider_name: str | None) 
                 "model; send a catalog id (GET /v1/inference/models) or a known provider",
                 code="UNKNOWN_MODEL",
             )
-        raise BadRequest(
-            f"model is required: provider {provider_name!r} has no fallback model", code="MODEL_REQUIRED"
-        )
+        raise BadRequest(f"model is required: provider {provider_name!r} has no fallback model", code="MODEL_REQUIRED")
     return res
 
 
@@ -269,31 +267,41 @@ def record(
         orjson.dumps(details).decode(),
     )
     if signer is not None:
-        sign_record(conn, principal.account_id, signer, now, {
-            "account_id": principal.account_id,
-            "application": body.application,
-            "calculation_method": site.calculation_method,
-            "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
-            "co2_grams": out["co2_grams"],
-            "co2_max_grams": out["ranges"]["co2_grams"]["max"],
-            "co2_min_grams": out["ranges"]["co2_grams"]["min"],
-            "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
-            "energy_wh": out["energy_wh"],
-            "final_region": site.final_region[:100],
-            "id": record_id,
-            "is_estimated": body.is_estimated,
-            "model_id": res.entry.id,
-            "occurred_at": format_instant(booked),
-            "provider": body.provider,
-            "received_at": format_instant(now),
-            "water_ml": out["water_ml"],
-        })
+        sign_record(
+            conn,
+            principal.account_id,
+            signer,
+            now,
+            {
+                "account_id": principal.account_id,
+                "application": body.application,
+                "calculation_method": site.calculation_method,
+                "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
+                "co2_grams": out["co2_grams"],
+                "co2_max_grams": out["ranges"]["co2_grams"]["max"],
+                "co2_min_grams": out["ranges"]["co2_grams"]["min"],
+                "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
+                "energy_wh": out["energy_wh"],
+                "final_region": site.final_region[:100],
+                "id": record_id,
+                "is_estimated": body.is_estimated,
+                "model_id": res.entry.id,
+                "occurred_at": format_instant(booked),
+                "provider": body.provider,
+                "received_at": format_instant(now),
+                "water_ml": out["water_ml"],
+            },
+        )
     return out
 
 
 def record_batch(
     engine: Engine,
-    conn: Connection, principal: Principal, now: datetime, items: list[InferenceBatchItem], signer: Signer | None
+    conn: Connection,
+    principal: Principal,
+    now: datetime,
+    items: list[InferenceBatchItem],
+    signer: Signer | None,
 ) -> dict[str, Any]:
     """``POST /v1/inference/batch``: each record exactly as ``POST /v1/inference`` would store it, at
     most once per idempotency key (a key already stored, or repeated in the batch, is a ``duplicate``
@@ -338,12 +346,29 @@ def sign_record(conn: Connection, account_id: str, signer: Signer, now: datetime
     root = inference_leaf_hash(fields)
     issued_at = fields["received_at"]
     signature = signer.sign_b64(tree_head_bytes(root=root, tree_size=1, issued_at=issued_at, key_id=signer.key_id))
-    repo.insert_signature(conn, id=fields["id"], account_id=account_id, application=fields["application"],
-                          received_at=issued_at, leaf_sha256=root.hex(), key_id=signer.key_id, signature=signature)
+    repo.insert_signature(
+        conn,
+        id=fields["id"],
+        account_id=account_id,
+        application=fields["application"],
+        received_at=issued_at,
+        leaf_sha256=root.hex(),
+        key_id=signer.key_id,
+        signature=signature,
+    )
     anchor_tree(
-        conn, account_id=account_id, now=now, kind="inference_record", tree_id=fields["id"], root_hex=root.hex(),
-        tree_size=1, issued_at=issued_at, key_id=signer.key_id, signature=signature,
-        occurred=(fields["occurred_at"], fields["occurred_at"]), ids={"record_id": fields["id"]},
+        conn,
+        account_id=account_id,
+        now=now,
+        kind="inference_record",
+        tree_id=fields["id"],
+        root_hex=root.hex(),
+        tree_size=1,
+        issued_at=issued_at,
+        key_id=signer.key_id,
+        signature=signature,
+        occurred=(fields["occurred_at"], fields["occurred_at"]),
+        ids={"record_id": fields["id"]},
     )
 
 
@@ -503,9 +528,7 @@ def count(conn: Connection, q: HistoryQuery) -> int:
 
 def history_page(conn: Connection, q: HistoryQuery, total: int) -> dict[str, Any]:
     rows = (
-        repo.history_page(
-            conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset, q.source, q.tag
-        )
+        repo.history_page(conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset, q.source, q.tag)
         if q.offset < total
         else []
     )
@@ -519,8 +542,15 @@ def stream_history(db: Database, q: HistoryQuery, total: int) -> Iterator[bytes]
     if q.offset < total:
         with db.connect() as conn:
             for batch in repo.iter_history(
-                conn, q.account_id, q.start, q.end_exclusive, q.key_name, q.limit, q.offset,
-                source=q.source, tag=q.tag,
+                conn,
+                q.account_id,
+                q.start,
+                q.end_exclusive,
+                q.key_name,
+                q.limit,
+                q.offset,
+                source=q.source,
+                tag=q.tag,
             ):
                 chunk = orjson.dumps([history_row(r) for r in batch])[1:-1]
                 if not chunk:
@@ -590,9 +620,7 @@ def models_listing(engine: Engine) -> dict[str, Any]:
         "models": [e.as_dict() for e in cat.all()],
         "classes": {name: c.as_dict() for name, c in cat.classes.items()},
         "vendorFallbacks": cat.vendor_fallbacks,
-        "constants": [
-            {"name": f.name, "value": f.value, "unit": f.unit, "source": f.source} for f in AI_FACTORS
-        ],
+        "constants": [{"name": f.name, "value": f.value, "unit": f.unit, "source": f.source} for f in AI_FACTORS],
     }
 
 

@@ -92,8 +92,9 @@ class Unprocessable(ApiError):
 class RateLimited(ApiError):
     status, code, slug = 429, "RATE_LIMIT_EXCEEDED", "rate_limited"
 
-    def __init__(self, detail: str, *, retry_after: int, headers: Mapping[str, str] | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, retry_after: int, headers: Mapping[str, str] | None = None, code: str | None = None
+    ) -> None:
         h = {"Retry-After": str(retry_after)}
         h.update(headers or {})
         super().__init__(detail, code=code, headers=h, extra={"retry_after": retry_after})
@@ -105,10 +106,23 @@ class ServiceUnavailable(ApiError):
 
     status, code, slug = 503, "SERVICE_UNAVAILABLE", "service_unavailable"
 
-    def __init__(self, detail: str, *, retry_after: int, code: str | None = None, slug: str | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(detail, code=code, slug=slug, status=status,
-                         headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: int,
+        code: str | None = None,
+        slug: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(
+            detail,
+            code=code,
+            slug=slug,
+            status=status,
+            headers={"Retry-After": str(retry_after)},
+            extra={"retry_after": retry_after},
+        )
         self.retry_after = retry_after
 
 
@@ -173,7 +187,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         loc = e.get("loc", ())
         msg = str(e.get("msg", "invalid value"))
         if e.get("type") == "value_error" and msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if e.get("type") == "missing":
             msg = "field required"
         elif e.get("type") == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == NO_CONTROL_PATTERN:
@@ -225,8 +239,12 @@ def install_handlers(app: FastAPI) -> None:
         if outage is not None:
             return render(request, outage)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, ApiError("internal error; the incident was logged", status=500,
-                                        code="INTERNAL_ERROR", slug="internal_error"))
+        return render(
+            request,
+            ApiError(
+                "internal error; the incident was logged", status=500, code="INTERNAL_ERROR", slug="internal_error"
+            ),
+        )
 
 
 _last_logged: dict[str, float] = {}
@@ -254,14 +272,20 @@ def database_fault(request: Request, exc: BaseException, fault: Fault) -> Servic
         first_line = str(getattr(root, "orig", None) or root).strip().splitlines()[:1]
         log.warning(
             "database %s: %s %s answered %d %s (%s: %s)%s",
-            fault.cause, request.method, request.url.path, fault.status, fault.code,
-            type(root).__name__, first_line[0] if first_line else "",
+            fault.cause,
+            request.method,
+            request.url.path,
+            fault.status,
+            fault.code,
+            type(root).__name__,
+            first_line[0] if first_line else "",
             f"; {skipped} more since the last line" if skipped else "",
         )
     else:
         _suppressed[fault.cause] = _suppressed.get(fault.cause, 0) + 1
-    return ServiceUnavailable(fault.detail, retry_after=fault.retry_after, code=fault.code, slug=fault.slug,
-                              status=fault.status)
+    return ServiceUnavailable(
+        fault.detail, retry_after=fault.retry_after, code=fault.code, slug=fault.slug, status=fault.status
+    )
 
 
 class V1Error(BaseModel):
@@ -304,12 +328,16 @@ def declare_outage_responses(path: str, op: dict[str, Any], *, uses_database: bo
     statuses = [503, 507] if uses_database else ([503] if fam == "calc" else [])
     responses = op.setdefault("responses", {})
     for status in statuses:
-        responses.setdefault(str(status), {
-            "description": _DESCRIPTIONS[status] + " (docs/operations.md)",
-            "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
-                                        "schema": {"type": "integer"}}},
-            "content": {"application/json": {"schema": ref}},
-        })
+        responses.setdefault(
+            str(status),
+            {
+                "description": _DESCRIPTIONS[status] + " (docs/operations.md)",
+                "headers": {
+                    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+                },
+                "content": {"application/json": {"schema": ref}},
+            },
+        )
 
 
 class OutageMiddleware:

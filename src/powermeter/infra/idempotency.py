@@ -154,8 +154,16 @@ class IdempotencyMiddleware:
                 await _error(send, st, path, 400, "BAD_REQUEST", "bad_request", "Content-Length is not a number")
                 return
             if length > limit:
-                await _error(send, st, path, 413, "PAYLOAD_TOO_LARGE", "payload_too_large",
-                             BodyTooLarge(limit).detail, {"limit_bytes": limit})
+                await _error(
+                    send,
+                    st,
+                    path,
+                    413,
+                    "PAYLOAD_TOO_LARGE",
+                    "payload_too_large",
+                    BodyTooLarge(limit).detail,
+                    {"limit_bytes": limit},
+                )
                 return
         elif "transfer-encoding" not in headers:
             length = 0  # no length and not chunked: no body
@@ -167,8 +175,16 @@ class IdempotencyMiddleware:
             refusal, ident = await self.key_scope(headers)
             if refusal is not None:
                 status, code, slug, detail = refusal
-                await _error(send, st, path, status, code, slug, detail,
-                             headers={"WWW-Authenticate": 'Bearer realm="powermeter"'})
+                await _error(
+                    send,
+                    st,
+                    path,
+                    status,
+                    code,
+                    slug,
+                    detail,
+                    headers={"WWW-Authenticate": 'Bearer realm="powermeter"'},
+                )
                 return
         counted = _counting(receive, limit)
         if not keyed:
@@ -177,8 +193,15 @@ class IdempotencyMiddleware:
         assert raw_key is not None  # noqa: S101 (keyed)
         key = raw_key.strip()
         if not key or len(key) > MAX_KEY_LEN:
-            await _error(send, st, path, 400, "BAD_REQUEST", "invalid_idempotency_key",
-                         f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters")
+            await _error(
+                send,
+                st,
+                path,
+                400,
+                "BAD_REQUEST",
+                "invalid_idempotency_key",
+                f"Idempotency-Key must be 1 to {MAX_KEY_LEN} characters",
+            )
             return
         if ident is None:
             client = scope.get("client")
@@ -214,13 +237,15 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _keyed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: AppState, path: str,
-                 ident: str, key: str) -> None:
+async def _keyed(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: AppState, path: str, ident: str, key: str
+) -> None:
     try:
         body = await _read_body(receive)
     except BodyTooLarge as exc:
-        await _error(send, st, path, 413, "PAYLOAD_TOO_LARGE", "payload_too_large", exc.detail,
-                     {"limit_bytes": exc.limit})
+        await _error(
+            send, st, path, 413, "PAYLOAD_TOO_LARGE", "payload_too_large", exc.detail, {"limit_bytes": exc.limit}
+        )
         return
     if body is None:
         return
@@ -232,33 +257,70 @@ async def _keyed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: A
     me = owner_id()
 
     def claim() -> tuple[str, Any]:
-        return store.claim(st.db, ident, key, fingerprint, st.clock.now(), lease=lease, me=me,
-                           retention=RETENTION, holder_is_dead=_holder_is_dead)
+        return store.claim(
+            st.db,
+            ident,
+            key,
+            fingerprint,
+            st.clock.now(),
+            lease=lease,
+            me=me,
+            retention=RETENTION,
+            holder_is_dead=_holder_is_dead,
+        )
 
     outcome, row = await anyio.to_thread.run_sync(claim)
     if outcome == "existing":
         if row.request_hash != fingerprint:
-            await _error(send, st, path, 422, "IDEMPOTENCY_KEY_REUSED", "idempotency_key_reused",
-                         "this Idempotency-Key was already used with a different request body; "
-                         "use a new key for a new request")
+            await _error(
+                send,
+                st,
+                path,
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body; use a new key for a new request",
+            )
             return
-        await send({"type": "http.response.start", "status": row.status_code, "headers": [
-            (b"content-type", (row.content_type or "application/json").encode()),
-            (b"idempotent-replayed", b"true"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": row.status_code,
+                "headers": [
+                    (b"content-type", (row.content_type or "application/json").encode()),
+                    (b"idempotent-replayed", b"true"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": row.body or b""})
         return
     if outcome == "busy":
         wait = max(1, int((row - st.clock.now()).total_seconds() + 0.999))
-        await _error(send, st, path, 409, "IDEMPOTENCY_IN_PROGRESS", "idempotency_in_progress",
-                     "a request with this Idempotency-Key is still being processed; retry shortly",
-                     headers={"Retry-After": str(wait)})
+        await _error(
+            send,
+            st,
+            path,
+            409,
+            "IDEMPOTENCY_IN_PROGRESS",
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+            headers={"Retry-After": str(wait)},
+        )
         return
     await _run_claimed(app, scope, receive, send, st, (ident, key), body, lease, me)
 
 
-async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send, st: AppState, claim: tuple[str, str],
-                       body: bytes, lease: timedelta, me: str) -> None:
+async def _run_claimed(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    st: AppState,
+    claim: tuple[str, str],
+    body: bytes,
+    lease: timedelta,
+    me: str,
+) -> None:
     sent_body = False
 
     async def replay_receive() -> Message:
@@ -307,15 +369,23 @@ async def _run_claimed(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
         keep = 200 <= status < 300 or status in REPLAYED_STATUSES
 
         def finish() -> None:
-            store.finish(st.db, *claim, me, keep=keep, status=status, content_type=content_type,
-                         body=b"".join(out))
+            store.finish(st.db, *claim, me, keep=keep, status=status, content_type=content_type, body=b"".join(out))
 
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(finish)
 
 
-async def _error(send: Send, st: AppState, path: str, status: int, code: str, slug: str, detail: str,
-                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+async def _error(
+    send: Send,
+    st: AppState,
+    path: str,
+    status: int,
+    code: str,
+    slug: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     if family_of(path) == "calc":
         body: dict[str, Any] = {"error": slug, "message": detail}
     else:
@@ -329,4 +399,3 @@ async def _error(send: Send, st: AppState, path: str, status: int, code: str, sl
 
 def purge_expired(st: AppState, now: datetime) -> int:
     return store.purge(st.db, now - RETENTION)
-

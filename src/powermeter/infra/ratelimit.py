@@ -78,8 +78,9 @@ def _redis_storage(url: str, key_prefix: str) -> RedisStorage:
 class RateLimiter:
     """Moving-window limits. ``hit(spec, *identifiers)`` counts one request and says if it is allowed."""
 
-    def __init__(self, redis_url: str | None = None, key_prefix: str = "powermeter",
-                 *, fail_closed: bool = False) -> None:
+    def __init__(
+        self, redis_url: str | None = None, key_prefix: str = "powermeter", *, fail_closed: bool = False
+    ) -> None:
         self.storage: Storage
         self.shared = bool(redis_url)
         self.fail_closed = fail_closed
@@ -150,7 +151,8 @@ class RateLimiter:
             log.warning(
                 "ratelimit: Redis unreachable (%s: %s); per-minute limits now %s until it answers again "
                 "(retrying with back-off up to %.0f s)",
-                type(cause).__name__, cause,
+                type(cause).__name__,
+                cause,
                 "fail closed (503)" if self.fail_closed else "fail open (counted per process)",
                 BACKOFF_MAX_S,
             )
@@ -161,8 +163,9 @@ class RateLimiter:
             self._backoff = 0.0
             self._retry_at = 0.0
         if since is not None:
-            log.warning("ratelimit: Redis reachable again after %.1f s; shared limits restored",
-                        time.monotonic() - since)
+            log.warning(
+                "ratelimit: Redis reachable again after %.1f s; shared limits restored", time.monotonic() - since
+            )
 
     def ping(self) -> None:
         """Raise ``ConnectionError`` if the storage does not answer (a real try, back-off or not)."""

@@ -45,8 +45,9 @@ class RouteTable:
         from fastapi.routing import APIRoute
 
         self._count = len(self.router.routes)
-        self._static = frozenset(r.path for r in self.router.routes
-                                 if isinstance(r, APIRoute) and not r.param_convertors)
+        self._static = frozenset(
+            r.path for r in self.router.routes if isinstance(r, APIRoute) and not r.param_convertors
+        )
         self._found = {}
 
     def _resolve(self, method: str, path: str) -> Any:

@@ -63,6 +63,7 @@ def mask_key(last4: str) -> str:
 
 # --- passwords (dashboard) -------------------------------------------------------------------
 
+
 def hash_password(password: str) -> str:
     from argon2 import PasswordHasher
 
@@ -80,6 +81,7 @@ def verify_password(stored: str, password: str) -> bool:
 
 
 # --- signing -----------------------------------------------------------------------------------
+
 
 class Signer:
     """The server's Ed25519 key, derived from the secret key with HKDF so every worker and

@@ -30,8 +30,11 @@ def verify(
     file: Annotated[Path, typer.Argument(help="A receipt saved as JSON (GET /v1/receipts/{id} or .../download).")],
     public_key: Annotated[
         Path | None,
-        typer.Option("--public-key", help="PEM file of the signing key (GET /v1/receipts/public-key). "
-                     "Default: this server's key, from POWERMETER_SECRET_KEY."),
+        typer.Option(
+            "--public-key",
+            help="PEM file of the signing key (GET /v1/receipts/public-key). "
+            "Default: this server's key, from POWERMETER_SECRET_KEY.",
+        ),
     ] = None,
 ) -> None:
     """Check a receipt offline: its RFC 8785 bytes, the Merkle audit path to the root, and the Ed25519
@@ -91,9 +94,14 @@ def show_public_key() -> None:
 @receipts_app.command("check")
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per altered receipt.")] = False,
-    workers: Annotated[int, typer.Option(
-        help="Processes to check with (each reads the whole receipts table: helps on a busy multi-core host).",
-        min=1, max=64)] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes to check with (each reads the whole receipts table: helps on a busy multi-core host).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Verify every stored receipt against its signed Merkle tree; name the altered ones (exit 1).
 
@@ -123,13 +131,26 @@ def check(
     db.dispose()
     for f in result.failures:
         if as_json:
-            typer.echo(json.dumps({"receipt_id": f.receipt_id, "job_id": f.job_id, "account_id": f.account_id,
-                                   "tree_id": f.tree_id, "reason": f.reason}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "receipt_id": f.receipt_id,
+                        "job_id": f.job_id,
+                        "account_id": f.account_id,
+                        "tree_id": f.tree_id,
+                        "reason": f.reason,
+                    }
+                )
+            )
         else:
-            typer.echo(f"ALTERED {escape_control(f.receipt_id)}  job {escape_control(f.job_id)}  "
-                       f"account {f.account_id}  tree {f.tree_id}: {f.reason}")
-    summary = (f"{result.receipts:,} receipts in {result.trees:,} signed trees checked in {elapsed:.1f} s: "
-               f"{len(result.failures):,} altered")
+            typer.echo(
+                f"ALTERED {escape_control(f.receipt_id)}  job {escape_control(f.job_id)}  "
+                f"account {f.account_id}  tree {f.tree_id}: {f.reason}"
+            )
+    summary = (
+        f"{result.receipts:,} receipts in {result.trees:,} signed trees checked in {elapsed:.1f} s: "
+        f"{len(result.failures):,} altered"
+    )
     typer.echo(summary, err=True)
     if result.failures:
         raise typer.Exit(1)

@@ -104,6 +104,7 @@ class Checker:
     def check_tree(self, tree: Any, rows: Sequence[Any]) -> list[Failure]:
         """Failures of ``rows`` (receipts of ``tree`` with the columns of ``_RECEIPT_COLS``, any order)
         and of the tree itself. Rows are read by position (a named attribute costs ~1 µs a row)."""
+
         def fail(r: Any, reason: str) -> Failure:
             return Failure(r[1], r[3], r[2], tree.tree_id, reason, r[0])
 
@@ -140,9 +141,16 @@ class Checker:
             parts = leaf_parts.get((acct, j))
             if parts is None:
                 b = rc.LeafBuilder(acct, issued, [prof[0]])
-                template = (b',"inputs":' + rc._INPUTS + issued_b + b',"job_id":%b'
-                            + b.locations[0].replace(b"%", b"%%") + b'%b,"results":' + rc._RESULTS
-                            + b.tails[0].replace(b"%", b"%%"))
+                template = (
+                    b',"inputs":'
+                    + rc._INPUTS
+                    + issued_b
+                    + b',"job_id":%b'
+                    + b.locations[0].replace(b"%", b"%%")
+                    + b'%b,"results":'
+                    + rc._RESULTS
+                    + b.tails[0].replace(b"%", b"%%")
+                )
                 parts = leaf_parts[(acct, j)] = (b.states[0], template)
             state, template = parts
             try:
@@ -151,15 +159,30 @@ class Checker:
                     g = geos.get(geo)
                     if g is None:
                         g = geos[geo] = string_of(geo)
-                    tail = template % (numbers[k], numbers[k + 1], g, numbers[k + 2], numbers[k + 3], string_of(jid),
-                                       string_of(rid), *numbers[k + 4 : k + 11])
+                    tail = template % (
+                        numbers[k],
+                        numbers[k + 1],
+                        g,
+                        numbers[k + 2],
+                        numbers[k + 3],
+                        string_of(jid),
+                        string_of(rid),
+                        *numbers[k + 4 : k + 11],
+                    )
                 else:
                     opts = orjson.loads(options) if options else None
-                    inputs = rc.inputs_bytes(det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i],
-                                             det["gpu_cores"][i], geo, opts)
+                    inputs = rc.inputs_bytes(
+                        det["duration_minutes"][i],
+                        det["cpu_cores"][i],
+                        det["memory_gb"][i],
+                        det["gpu_cores"][i],
+                        geo,
+                        opts,
+                    )
                     sources = det["energy_sources"][i] if "energy_sources" in det else None  # measured jobs
-                    results = rc.results_bytes(kwh, co2, det["cpu_kwh"][i], det["gpu_kwh"][i],
-                                               det["memory_kwh"][i], prof[1], sources)
+                    results = rc.results_bytes(
+                        kwh, co2, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], prof[1], sources
+                    )
                     b = rc.LeafBuilder(acct, issued, [prof[0]])
                     tail = b._suffix(0, inputs, jid, rid, results)
                 hs = state.copy()
@@ -173,8 +196,9 @@ class Checker:
         return out
 
 
-def _numbers(rows: Sequence[Any], det: dict[str, Any], profiles: Sequence[tuple[rc.ProfileDoc, float] | None]
-             ) -> list[bytes] | None:
+def _numbers(
+    rows: Sequence[Any], det: dict[str, Any], profiles: Sequence[tuple[rc.ProfileDoc, float] | None]
+) -> list[bytes] | None:
     """Every receipt's 11 leaf numbers in ECMAScript form from one orjson call (see
     ``service._batch_numbers``); ``None`` when one needs the per-receipt path."""
     flat: list[float] = []
@@ -240,9 +264,15 @@ def integrity_error(receipt_id: str, reason: str) -> ReceiptIntegrityFailed:
 Progress = Callable[[int, int], None]
 
 
-def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_id: str,
-              progress: Progress | None = None, *, trees: tuple[int | None, int | None] = (None, None),
-              stream: bool = True) -> CheckResult:
+def check_all(
+    db_connect: Callable[[], Any],
+    public_key: Ed25519PublicKey,
+    key_id: str,
+    progress: Progress | None = None,
+    *,
+    trees: tuple[int | None, int | None] = (None, None),
+    stream: bool = True,
+) -> CheckResult:
     """Every stored receipt and tree (or the trees with ``lo <= seq < hi`` of ``trees`` and their
     receipts), streamed: receipts in insertion order, trees alongside them.
 
@@ -274,10 +304,16 @@ def check_all(db_connect: Callable[[], Any], public_key: Ed25519PublicKey, key_i
             if len(rows) < tree.tree_size:
                 have = {r[5] for r in rows}
                 missing = [i for i in range(tree.tree_size) if i not in have]
-                result.failures.append(Failure(
-                    "?", "?", tree.account_id, tree.tree_id,
-                    f"{len(missing)} receipt row(s) of this signed tree are missing (leaf indexes "
-                    f"{', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})"))
+                result.failures.append(
+                    Failure(
+                        "?",
+                        "?",
+                        tree.account_id,
+                        tree.tree_id,
+                        f"{len(missing)} receipt row(s) of this signed tree are missing (leaf indexes "
+                        f"{', '.join(map(str, missing[:10]))}{'…' if len(missing) > 10 else ''})",
+                    )
+                )
 
         rows_in: Iterable[Any] = repo.integrity_receipts(rconn, *trees, stream=stream)
         done = 0

@@ -134,8 +134,10 @@ def profile_doc_from_body(body: str) -> ProfileDoc:
     return ProfileDoc(
         id=hashlib.sha256(body.encode()).hexdigest(),
         body=body,
-        head=b',"dataset_versions":' + canonical_bytes(obj["dataset_versions"])
-        + b',"factors":' + canonical_bytes(obj["factors"]),
+        head=b',"dataset_versions":'
+        + canonical_bytes(obj["dataset_versions"])
+        + b',"factors":'
+        + canonical_bytes(obj["factors"]),
         location=b',"location":' + canonical_bytes(obj["location"]),
         tail=b',"type":' + canonical_bytes(RECEIPT_TYPE) + b',"warnings":' + canonical_bytes(obj["warnings"]) + b"}",
     )

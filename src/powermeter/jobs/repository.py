@@ -69,9 +69,7 @@ def ensure_profiles(conn: Connection, profiles: Iterable[ProfileDoc]) -> None:
     wanted = {p.id: p for p in profiles if (url, p.id) not in _seen_profiles}
     if not wanted:
         return
-    have = set(
-        conn.execute(sa.select(receipt_profiles.c.id).where(receipt_profiles.c.id.in_(list(wanted)))).scalars()
-    )
+    have = set(conn.execute(sa.select(receipt_profiles.c.id).where(receipt_profiles.c.id.in_(list(wanted)))).scalars())
     if len(_seen_profiles) > 100_000:
         _seen_profiles.clear()
     _seen_profiles.update((url, pid) for pid in have)
@@ -126,8 +124,15 @@ def list_receipts(
         where.append(receipts.c.job_id == job_id)
     total = conn.execute(sa.select(sa.func.count()).select_from(receipts).where(*where)).scalar_one()
     q = (
-        sa.select(receipts.c.receipt_id, receipts.c.job_id, receipts.c.kwh, receipts.c.co2_grams,
-                  receipt_trees.c.issued_at, receipts.c.seq, receipts.c.tree_seq)
+        sa.select(
+            receipts.c.receipt_id,
+            receipts.c.job_id,
+            receipts.c.kwh,
+            receipts.c.co2_grams,
+            receipt_trees.c.issued_at,
+            receipts.c.seq,
+            receipts.c.tree_seq,
+        )
         .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
         .where(*where)
         .order_by(receipts.c.seq.desc())
@@ -211,13 +216,29 @@ def stored_receipts(conn: Connection, account_id: str, job_ids: Sequence[str]) -
 # --- integrity checks (jobs/integrity.py): the stored rows as they were signed --------------------
 
 _TREE_COLS = (
-    receipt_trees.c.seq, receipt_trees.c.tree_id, receipt_trees.c.account_id, receipt_trees.c.tree_size,
-    receipt_trees.c.root_sha256, receipt_trees.c.issued_at, receipt_trees.c.key_id, receipt_trees.c.signature,
-    receipt_trees.c.leaf_hashes, receipt_trees.c.profile_ids, receipt_trees.c.details,
+    receipt_trees.c.seq,
+    receipt_trees.c.tree_id,
+    receipt_trees.c.account_id,
+    receipt_trees.c.tree_size,
+    receipt_trees.c.root_sha256,
+    receipt_trees.c.issued_at,
+    receipt_trees.c.key_id,
+    receipt_trees.c.signature,
+    receipt_trees.c.leaf_hashes,
+    receipt_trees.c.profile_ids,
+    receipt_trees.c.details,
 )
 _RECEIPT_COLS = (
-    receipts.c.seq, receipts.c.receipt_id, receipts.c.account_id, receipts.c.job_id, receipts.c.tree_seq,
-    receipts.c.leaf_index, receipts.c.profile_index, receipts.c.kwh, receipts.c.co2_grams, receipts.c.geo_iso,
+    receipts.c.seq,
+    receipts.c.receipt_id,
+    receipts.c.account_id,
+    receipts.c.job_id,
+    receipts.c.tree_seq,
+    receipts.c.leaf_index,
+    receipts.c.profile_index,
+    receipts.c.kwh,
+    receipts.c.co2_grams,
+    receipts.c.geo_iso,
     receipts.c.options,
 )
 
@@ -225,20 +246,28 @@ _RECEIPT_COLS = (
 def receipts_with_trees(conn: Connection, seqs: Sequence[int]) -> tuple[list[Any], dict[int, Any]]:
     """The receipts of ``seqs`` (all columns a check needs) and their trees, by tree seq."""
     full = list(conn.execute(sa.select(*_RECEIPT_COLS).where(receipts.c.seq.in_(list(seqs)))).all())
-    trees = {t.seq: t for t in conn.execute(
-        sa.select(*_TREE_COLS).where(receipt_trees.c.seq.in_(sorted({r.tree_seq for r in full})))).all()}
+    trees = {
+        t.seq: t
+        for t in conn.execute(
+            sa.select(*_TREE_COLS).where(receipt_trees.c.seq.in_(sorted({r.tree_seq for r in full})))
+        ).all()
+    }
     return full, trees
 
 
 def receipt_position(conn: Connection, account_id: str, receipt_id: str) -> Any:
     """``(seq, tree_seq)`` of the account's receipt, or None."""
-    return conn.execute(sa.select(receipts.c.seq, receipts.c.tree_seq).where(
-        receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id)).first()
+    return conn.execute(
+        sa.select(receipts.c.seq, receipts.c.tree_seq).where(
+            receipts.c.account_id == account_id, receipts.c.receipt_id == receipt_id
+        )
+    ).first()
 
 
 def _tree_range(col: Any, lo: int | None, hi: int | None) -> list[Any]:
-    return [c for c in ((col >= lo) if lo is not None else None, (col < hi) if hi is not None else None)
-            if c is not None]
+    return [
+        c for c in ((col >= lo) if lo is not None else None, (col < hi) if hi is not None else None) if c is not None
+    ]
 
 
 def count_receipts_of_trees(conn: Connection, lo: int | None, hi: int | None) -> int:

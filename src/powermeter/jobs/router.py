@@ -26,8 +26,10 @@ def _receipt_links(pointer: str) -> dict[str, Any]:
     """OpenAPI links from a new receipt to reading it (clients and stateful API testers follow them)."""
     return {
         "GetReceipt": {"operationId": "getReceipt", "parameters": {"receipt_id": f"$response.body#{pointer}"}},
-        "DownloadReceipt": {"operationId": "downloadReceipt",
-                            "parameters": {"receipt_id": f"$response.body#{pointer}"}},
+        "DownloadReceipt": {
+            "operationId": "downloadReceipt",
+            "parameters": {"receipt_id": f"$response.body#{pointer}"},
+        },
     }
 
 
@@ -99,8 +101,10 @@ _BATCH_BODY = {
     "stored or counted again); with different inputs the whole batch is a `409 JOB_ID_CONFLICT` listing every "
     "conflicting job and field. One Merkle tree covers the new receipts; its head is signed once.",
     response_model=s.BatchOut,
-    responses={**error_responses("v1", 400, 401, 403, 409, 429),
-               200: {"links": _receipt_links("/data/jobs/0/receipt_id")}},
+    responses={
+        **error_responses("v1", 400, 401, 403, 409, 429),
+        200: {"links": _receipt_links("/data/jobs/0/receipt_id")},
+    },
     openapi_extra=_BATCH_BODY,
 )
 async def batch(jobs: Jobs, raw: bytes = Depends(_raw_body), tx: Tx = Auth("report:write")) -> FastJSONResponse:
@@ -127,8 +131,11 @@ def list_receipts(
     job_id: str | None = Query(None, max_length=128, description="Only the receipt of this job"),
     tx: Tx = Auth("receipts:read"),
 ) -> FastJSONResponse:
-    return _ok(svc.list_receipts(tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset,
-                                 signer=tx.state.signer))
+    return _ok(
+        svc.list_receipts(
+            tx.conn, tx.principal.account_id, job_id=job_id, limit=limit, offset=offset, signer=tx.state.signer
+        )
+    )
 
 
 @router.get(

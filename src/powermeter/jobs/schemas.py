@@ -32,7 +32,10 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     job_id: str = Field(
-        min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN, examples=["ml-training-001"],
+        min_length=1,
+        max_length=128,
+        pattern=NO_CONTROL_PATTERN,
+        examples=["ml-training-001"],
         description="Your id of the job, unique per account; no control characters (NUL, ANSI escapes)",
     )
     duration_minutes: Num = Field(gt=0, le=MAX_DURATION_MINUTES, examples=[120])
@@ -59,7 +62,10 @@ class JobIn(BaseModel):
         "cloud → Scope 3 Category 1. Without it (and without provider) the job is reported as unclassified.",
     )
     site: str | None = Field(
-        None, min_length=1, max_length=64, pattern=NO_CONTROL_PATTERN,
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=NO_CONTROL_PATTERN,
         description="The account's site/entity tag (market-based Scope 2 instruments are set per site)",
     )
     started_at: str | None = Field(
@@ -70,8 +76,13 @@ class JobIn(BaseModel):
         "than 5 minutes in the future.",
         examples=["2025-12-31T23:30:00Z"],
     )
-    application: str | None = Field(None, min_length=1, max_length=128, pattern=NO_CONTROL_PATTERN,
-                                    description="Application tag (SCI per application)")
+    application: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=NO_CONTROL_PATTERN,
+        description="Application tag (SCI per application)",
+    )
     measured_cpu_kwh: Num | None = Field(
         None, ge=0, le=MAX_MEASURED_KWH, description="CPU package energy from RAPL (powercap energy_uj)." + _MEASURED
     )

@@ -246,9 +246,18 @@ class ComputeJobs:
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
         )
         anchor_tree(
-            conn, account_id=account_id, now=now, kind="receipt_tree", tree_id=tree_id, root_hex=root.hex(),
-            tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature=signature,
-            occurred=occurred, ids={"receipt_id_prefix": prefix, "receipt_id_width": width},
+            conn,
+            account_id=account_id,
+            now=now,
+            kind="receipt_tree",
+            tree_id=tree_id,
+            root_hex=root.hex(),
+            tree_size=n,
+            issued_at=issued_at,
+            key_id=signer.key_id,
+            signature=signature,
+            occurred=occurred,
+            ids={"receipt_id_prefix": prefix, "receipt_id_width": width},
         )
         return Recorded(
             batch, receipt_ids, issued_at, tree_id, tree_head, batch.energy_kwh, batch.co2_g, None, measurements
@@ -670,8 +679,14 @@ def _occurrence_range(jobs: Sequence[JobIn], now: datetime, field_prefix: str) -
         if job.started_at is not None:
             moment = parse_instant(job.started_at)
             if not check_bounds(moment, now):
-                errors.append({"field": f"{field_prefix.format(i=i)}started_at",
-                               "message": f"started_at must be {BOUNDS_TEXT}", "index": i, "value": job.started_at})
+                errors.append(
+                    {
+                        "field": f"{field_prefix.format(i=i)}started_at",
+                        "message": f"started_at must be {BOUNDS_TEXT}",
+                        "index": i,
+                        "value": job.started_at,
+                    }
+                )
                 continue
         else:
             moment = now - timedelta(minutes=job.duration_minutes)
@@ -754,8 +769,13 @@ def list_receipts(
     failed = integrity.check_receipts(conn, integrity.checker_for(conn, signer), rows) if signer else {}
 
     def item(r: Any) -> dict[str, Any]:
-        out = {"receipt_id": r.receipt_id, "job_id": r.job_id, "kwh": r.kwh, "co2_grams": r.co2_grams,
-               "timestamp": r.issued_at}
+        out = {
+            "receipt_id": r.receipt_id,
+            "job_id": r.job_id,
+            "kwh": r.kwh,
+            "co2_grams": r.co2_grams,
+            "timestamp": r.issued_at,
+        }
         f = failed.get(r.receipt_id)
         if f is not None:  # intact receipts keep the seed's five fields
             out["integrity"] = "failed"
@@ -802,9 +822,7 @@ class ReceiptViews:
     signer: Signer
     listeners: tuple[ReceiptListener, ...] = ()
 
-    def open(
-        self, conn: Connection, access: ReceiptAccess, *, check_integrity: bool = True
-    ) -> dict[str, Any]:
+    def open(self, conn: Connection, access: ReceiptAccess, *, check_integrity: bool = True) -> dict[str, Any]:
         """The receipt document (see :func:`receipt_document`); with ``check_integrity`` the stored row
         is first checked against its signed tree (409 ``RECEIPT_TAMPERED`` when it does not match)."""
         if check_integrity:

@@ -145,7 +145,6 @@ class JobSpec:
     region: str | None = None
 
 
-
 @dataclass(frozen=True, slots=True)
 class JobProfile:
     """Every constant a job of this (hardware, utilisation, PUE, location) uses, folded for speed."""
@@ -168,9 +167,7 @@ class JobProfile:
 
     def __post_init__(self) -> None:
         per_minute = 1.0 / (MINUTES_PER_HOUR * W_PER_KW)
-        object.__setattr__(
-            self, "k_cpu", self.cpu_power_per_core.value * self.cpu_utilization.value * per_minute
-        )
+        object.__setattr__(self, "k_cpu", self.cpu_power_per_core.value * self.cpu_utilization.value * per_minute)
         object.__setattr__(self, "k_gpu", self.gpu_power.value * self.gpu_utilization.value * per_minute)
         object.__setattr__(self, "k_mem", self.memory_power_per_gb.value * per_minute)
         object.__setattr__(self, "pue_value", self.pue.value)
@@ -188,9 +185,7 @@ class JobProfile:
             self.carbon_intensity,
         )
 
-    def estimate(
-        self, duration_minutes: float, cpu_cores: float, memory_gb: float, gpu_cores: float
-    ) -> JobEstimate:
+    def estimate(self, duration_minutes: float, cpu_cores: float, memory_gb: float, gpu_cores: float) -> JobEstimate:
         cpu = duration_minutes * cpu_cores * self.k_cpu
         gpu = duration_minutes * gpu_cores * self.k_gpu
         mem = duration_minutes * memory_gb * self.k_mem
@@ -351,9 +346,7 @@ class ComputeJobEstimator:
 
     def estimate(self, spec: JobLike) -> JobEstimate:
         _check_quantities(spec.duration_minutes, spec.cpu_cores, spec.memory_gb, spec.gpu_cores)
-        return self.profile(spec).estimate(
-            spec.duration_minutes, spec.cpu_cores, spec.memory_gb, spec.gpu_cores
-        )
+        return self.profile(spec).estimate(spec.duration_minutes, spec.cpu_cores, spec.memory_gb, spec.gpu_cores)
 
     def estimate_batch(self, jobs: Sequence[JobLike]) -> BatchEstimate:
         """All jobs of a batch, in order. ``jobs`` may be :class:`JobSpec` or any object with the same
@@ -435,8 +428,6 @@ def energy_kwh(
     """The bare formula, for documentation and cross-checks: kWh of one job."""
     _check_quantities(duration_minutes, cpu_cores, memory_gb, gpu_cores)
     power_w = (
-        cpu_cores * cpu_w_per_core * cpu_utilization
-        + gpu_cores * gpu_w * gpu_utilization
-        + memory_gb * memory_w_per_gb
+        cpu_cores * cpu_w_per_core * cpu_utilization + gpu_cores * gpu_w * gpu_utilization + memory_gb * memory_w_per_gb
     )
     return duration_minutes / MINUTES_PER_HOUR * power_w * pue / W_PER_KW

@@ -92,9 +92,7 @@ def audit_paths(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]
     return build(0, n), paths
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 §2.1.3.2: does ``path`` prove that ``leaf`` (a leaf hash) is entry ``index`` of
     the tree of ``tree_size`` leaves whose root is ``root``?"""
     if not (0 <= index < tree_size):

@@ -257,8 +257,14 @@ class CombustionFactorRef:
 
     @property
     def key(self) -> tuple[object, ...]:
-        return (self.location, self.intensity_g_per_kwh, self.year, self.source, self.dataset_version,
-                self.lifecycle_g_per_kwh)
+        return (
+            self.location,
+            self.intensity_g_per_kwh,
+            self.year,
+            self.source,
+            self.dataset_version,
+            self.lifecycle_g_per_kwh,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,14 +390,18 @@ BASIS_CLASSES = ("combustion", "lifecycle_split", "lifecycle_only", "unknown")
 def _basis_flags(counts: Mapping[str, int]) -> list[str]:
     out = []
     if counts.get("lifecycle_only"):
-        out.append(f"{counts['lifecycle_only']} record(s) on a lifecycle factor with no combustion counterpart in "
-                   "the data: their location-based figure includes upstream (Scope 3 Category 3) emissions, "
-                   "not split out")
+        out.append(
+            f"{counts['lifecycle_only']} record(s) on a lifecycle factor with no combustion counterpart in "
+            "the data: their location-based figure includes upstream (Scope 3 Category 3) emissions, "
+            "not split out"
+        )
     if counts.get("unknown"):
         out.append(f"{counts['unknown']} record(s) on a factor whose source does not state its basis")
     if counts.get("combustion"):
-        out.append(f"{counts['combustion']} record(s) on a combustion factor with no lifecycle counterpart: "
-                   "their upstream (Scope 3 Category 3) emissions are not estimated")
+        out.append(
+            f"{counts['combustion']} record(s) on a combustion factor with no lifecycle counterpart: "
+            "their upstream (Scope 3 Category 3) emissions are not estimated"
+        )
     return out
 
 
@@ -443,8 +453,10 @@ def _merge(rows: Iterable[AggregateRow]) -> list[AggregateRow]:
         cols = list(zip(*[(r.records, r.energy_kwh, r.co2e_g, r.water_ml, r.water_records, r.co2e_embodied_g,
                            r.records_with_defaults, r.estimated_records, r.measured_records, r.upstream_co2e_g)
                           for r in rs], strict=True))  # fmt: skip
-        opt = {name: None if getattr(r0, name) is None else fsum([getattr(r, name) for r in rs])
-               for name in ("co2e_min_g", "co2e_max_g", "market_co2e_g", "generation_co2e_g")}
+        opt = {
+            name: None if getattr(r0, name) is None else fsum([getattr(r, name) for r in rs])
+            for name in ("co2e_min_g", "co2e_max_g", "market_co2e_g", "generation_co2e_g")
+        }
         out.append(AggregateRow(
             r0.kind, r0.month, r0.group, r0.own_hardware, r0.factor, r0.methodology_version,
             sum(cols[0]), fsum(cols[1]), fsum(cols[2]), fsum(cols[3]), sum(cols[4]), r0.category, fsum(cols[5]),
@@ -469,12 +481,14 @@ def build_figures(
     factors = sorted({r.factor for r in rows if r.factor is not None}, key=_factor_sort_key)
     factor_ids = {f.key: f"EF{i + 1}" for i, f in enumerate(factors)}
     factor_records: dict[str, int] = {}
-    markets = sorted({r.market_factor for r in rows if r.market_factor is not None},
-                     key=lambda m: tuple(map(str, m.key)))
+    markets = sorted(
+        {r.market_factor for r in rows if r.market_factor is not None}, key=lambda m: tuple(map(str, m.key))
+    )
     market_ids = {m.key: f"MF{i + 1}" for i, m in enumerate(markets)}
     market_records: dict[str, int] = {}
-    combustions = sorted({r.combustion_factor for r in rows if r.combustion_factor is not None},
-                         key=lambda c: tuple(map(str, c.key)))
+    combustions = sorted(
+        {r.combustion_factor for r in rows if r.combustion_factor is not None}, key=lambda c: tuple(map(str, c.key))
+    )
     combustion_ids = {c.key: f"CF{i + 1}" for i, c in enumerate(combustions)}
     combustion_records: dict[str, int] = {}
     version_sets = sorted({r.dataset_versions for r in rows})
@@ -647,21 +661,40 @@ ESRS_LIMITS = (
 
 #: ESRS E1 datapoints and how far this report covers them.
 ESRS_DATAPOINTS = (
-    ("E1-5", "total energy consumption from own operations", "partial",
-     "electricity of Scope 2 compute jobs only"),
-    ("E1-5", "fossil / nuclear / renewable split of energy consumption", "partial",
-     "location-based: country generation shares applied to Scope 2 electricity"),
+    ("E1-5", "total energy consumption from own operations", "partial", "electricity of Scope 2 compute jobs only"),
+    (
+        "E1-5",
+        "fossil / nuclear / renewable split of energy consumption",
+        "partial",
+        "location-based: country generation shares applied to Scope 2 electricity",
+    ),
     ("E1-5", "energy intensity per net revenue", "not covered", "no revenue data"),
     ("E1-6", "gross Scope 1 GHG emissions", "not covered", "no fuel or process data"),
     ("E1-6", "gross location-based Scope 2 GHG emissions", "partial", "contribution of compute jobs"),
-    ("E1-6", "gross market-based Scope 2 GHG emissions", "partial",
-     "contribution of compute jobs; instruments as entered by the account, else residual mix"),
-    ("E1-6", "gross Scope 3 GHG emissions (significant categories)", "partial",
-     "contribution to Category 1, and to Category 3 where a lifecycle factor has a combustion pair"),
-    ("E1-6", "total GHG emissions (location- and market-based)", "partial",
-     "sum of the contributions above; no Scope 1"),
-    ("E1-6", "biogenic CO2 emissions reported separately", "not covered",
-     "no factor in the data separates biogenic CO2"),
+    (
+        "E1-6",
+        "gross market-based Scope 2 GHG emissions",
+        "partial",
+        "contribution of compute jobs; instruments as entered by the account, else residual mix",
+    ),
+    (
+        "E1-6",
+        "gross Scope 3 GHG emissions (significant categories)",
+        "partial",
+        "contribution to Category 1, and to Category 3 where a lifecycle factor has a combustion pair",
+    ),
+    (
+        "E1-6",
+        "total GHG emissions (location- and market-based)",
+        "partial",
+        "sum of the contributions above; no Scope 1",
+    ),
+    (
+        "E1-6",
+        "biogenic CO2 emissions reported separately",
+        "not covered",
+        "no factor in the data separates biogenic CO2",
+    ),
     ("E1-6", "share of Scope 3 calculated from primary data", "present", "measured records / all records"),
     ("E1-6", "GHG intensity per net revenue", "not covered", "no revenue data"),
 )
@@ -696,8 +729,7 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
         "E1-5": {
             "title": "Energy consumption and mix",
             "contribution_to_total_energy_consumption_own_operations_mwh": s2_kwh / KWH_PER_MWH,
-            "covers": "electricity of Scope 2 compute jobs "
-            f"({s2['records'] if s2 else 0} receipts)",
+            "covers": f"electricity of Scope 2 compute jobs ({s2['records'] if s2 else 0} receipts)",
             "fossil_nuclear_renewable_breakdown": energy_mix,
             "fossil_nuclear_renewable_breakdown_basis": "location-based: each Scope 2 record's kWh × the "
             "generation shares of its location's country (Our World in Data / Ember, same rows as the grid "
@@ -746,14 +778,14 @@ def esrs_e1_view(figures: ReportFigures, energy_mix: Mapping[str, Any] | None = 
             "biogenic_co2_tco2e": None,
             "biogenic_co2_reason": "no emission factor in the data separates biogenic CO2",
             "contribution_to_total_ghg_emissions_location_based_tco2e": s2_t + s3_t + s3c3_t,
-            "contribution_to_total_ghg_emissions_market_based_tco2e": None if s2_m_t is None
+            "contribution_to_total_ghg_emissions_market_based_tco2e": None
+            if s2_m_t is None
             else s2_m_t + s3_t + s3c3_t,
             "total_note": "Scope 2 + Scope 3 Category 1 and 3 contributions; Scope 1 and unclassified records not "
             "included",
             "unclassified_tco2e": _tonnes(un["co2e_kg"]) if un else 0.0,
             "unclassified_records": un["records"] if un else 0,
-            "unclassified_note": "compute jobs sent with neither ownership nor provider: in no scope until "
-            "classified",
+            "unclassified_note": "compute jobs sent with neither ownership nor provider: in no scope until classified",
         },
         "E3-4_context": {
             "purchased_ai_inference_water_m3": None if s3_water is None else s3_water / ML_PER_L,
@@ -840,8 +872,14 @@ def content_digest(document: Mapping[str, Any]) -> str:
 
 
 def report_head(
-    *, report_id: str, report_type: str, generated_at: str, merkle_root_hex: str, tree_size: int,
-    content_sha256: str, key_id: str,
+    *,
+    report_id: str,
+    report_type: str,
+    generated_at: str,
+    merkle_root_hex: str,
+    tree_size: int,
+    content_sha256: str,
+    key_id: str,
 ) -> dict[str, Any]:
     return {
         "type": HEAD_TYPE,
@@ -920,7 +958,8 @@ def check_document(document: Mapping[str, Any]) -> tuple[list[Check], dict[str, 
         Check(
             "content digest",
             digest == head.get("content_sha256"),
-            "figures, lines and metadata unchanged" if digest == head.get("content_sha256")
+            "figures, lines and metadata unchanged"
+            if digest == head.get("content_sha256")
             else f"recomputed {digest}, signed {head.get('content_sha256')}",
         )
     )
@@ -978,7 +1017,8 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                     ok = _near(co2, kwh * float(f["value"]), 1e-9) and emb == 0.0 and _near(usage, co2)
                 else:  # inference figures are stored rounded to 1e-6 g
                     ok = math.isclose(usage, kwh * float(f["value"]), rel_tol=1e-6, abs_tol=2e-6) and math.isclose(
-                        usage + emb, co2, rel_tol=1e-9, abs_tol=3e-6)
+                        usage + emb, co2, rel_tol=1e-9, abs_tol=3e-6
+                    )
             m = e.get("market")
             if ok and isinstance(m, Mapping):
                 mf = markets.get(m.get("factor_id"))
@@ -1004,9 +1044,15 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                 acc["mkt"].append(float(m["co2e_g"]))
         except (KeyError, TypeError, ValueError):
             bad_entries.append(name)
-    checks = [Check("entry arithmetic", not bad_entries,
-                    f"entries that do not re-perform: {_names(bad_entries)}" if bad_entries
-                    else f"{len(entries)} entries: CO2e = energy × listed factor")]
+    checks = [
+        Check(
+            "entry arithmetic",
+            not bad_entries,
+            f"entries that do not re-perform: {_names(bad_entries)}"
+            if bad_entries
+            else f"{len(entries)} entries: CO2e = energy × listed factor",
+        )
+    ]
     bad_lines: list[str] = []
     for i, ln in enumerate(lines):
         acc = sums.get(i, {k: [] for k in _SUMS})
@@ -1020,13 +1066,21 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
                 and _near(math.fsum(acc["min"]) / G_PER_KG, ln["co2e_min_kg"], 1e-9)
                 and _near(math.fsum(acc["max"]) / G_PER_KG, ln["co2e_max_kg"], 1e-9)
                 # reports signed before the generation/upstream split have neither field (nothing to check)
-                and ("co2e_usage_generation_kg" not in ln
-                     or _near(math.fsum(acc["gen"]) / G_PER_KG, ln["co2e_usage_generation_kg"], 1e-9))
-                and ("co2e_usage_upstream_kg" not in ln
-                     or _near(math.fsum(acc["ups"]) / G_PER_KG, ln["co2e_usage_upstream_kg"], 1e-9))
-                and ((ln["market_based_co2e_kg"] is None and not acc["mkt"])
-                     or (ln["market_based_co2e_kg"] is not None
-                         and _near(math.fsum(acc["mkt"]) / G_PER_KG, ln["market_based_co2e_kg"], 1e-9)))
+                and (
+                    "co2e_usage_generation_kg" not in ln
+                    or _near(math.fsum(acc["gen"]) / G_PER_KG, ln["co2e_usage_generation_kg"], 1e-9)
+                )
+                and (
+                    "co2e_usage_upstream_kg" not in ln
+                    or _near(math.fsum(acc["ups"]) / G_PER_KG, ln["co2e_usage_upstream_kg"], 1e-9)
+                )
+                and (
+                    (ln["market_based_co2e_kg"] is None and not acc["mkt"])
+                    or (
+                        ln["market_based_co2e_kg"] is not None
+                        and _near(math.fsum(acc["mkt"]) / G_PER_KG, ln["market_based_co2e_kg"], 1e-9)
+                    )
+                )
             )
         except (KeyError, TypeError):
             ok = False
@@ -1034,17 +1088,27 @@ def check_arithmetic(document: Mapping[str, Any]) -> list[Check]:
             bad_lines.append(label)
     extra = sorted(set(sums) - set(range(len(lines))))
     bad_lines += [f"entries point at line {i}, which does not exist" for i in extra]
-    checks.append(Check("line arithmetic", not bad_lines,
-                        f"lines that are not the sum of their entries: {_names(bad_lines)}" if bad_lines
-                        else f"{len(lines)} lines: each the sum of its entries"))
+    checks.append(
+        Check(
+            "line arithmetic",
+            not bad_lines,
+            f"lines that are not the sum of their entries: {_names(bad_lines)}"
+            if bad_lines
+            else f"{len(lines)} lines: each the sum of its entries",
+        )
+    )
     totals = document.get("totals") or {}
     try:
         tot_ok = _near(math.fsum(ln["co2e_kg"] for ln in lines), totals["co2e_kg"], 1e-9) and _near(
-            math.fsum(ln["energy_kwh"] for ln in lines), totals["energy_kwh"], 1e-9)
+            math.fsum(ln["energy_kwh"] for ln in lines), totals["energy_kwh"], 1e-9
+        )
     except (KeyError, TypeError):
         tot_ok = False
-    checks.append(Check("totals", tot_ok, "totals are the sum of the lines" if tot_ok
-                        else "totals differ from the sum of the lines"))
+    checks.append(
+        Check(
+            "totals", tot_ok, "totals are the sum of the lines" if tot_ok else "totals differ from the sum of the lines"
+        )
+    )
     return checks
 
 
@@ -1090,17 +1154,35 @@ def check_completeness(document: Mapping[str, Any]) -> list[Check]:
     stray = [f"{r[0].get('kind')}:{r[0].get('id')}" for k, r in by_leaf.items() if k not in seen]
     problems = [p for p in comp.get("problems") or () if isinstance(p, Mapping)]
     checks = [
-        Check("signed trees", not bad_trees, f"trees whose leaves do not give the signed root: {_names(bad_trees)}"
-              if bad_trees else f"{len(trees)} anchored tree heads; leaf hashes give each signed root"),
-        Check("every leaf accounted for", not bad_records,
-              f"records missing or altered: {_names(bad_records)}" if bad_records
-              else "each leaf is one listed record with the leaf's hash"),
-        Check("no extra records", not (stray or unplaced),
-              f"records outside every signed tree: {_names(stray + unplaced)}" if stray or unplaced
-              else "every listed record belongs to a signed tree"),
-        Check("problems found when built", not problems,
-              "; ".join(f"{p.get('problem')} {p.get('record')}: {p.get('detail')}" for p in problems[:5])
-              + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "") if problems else "none"),
+        Check(
+            "signed trees",
+            not bad_trees,
+            f"trees whose leaves do not give the signed root: {_names(bad_trees)}"
+            if bad_trees
+            else f"{len(trees)} anchored tree heads; leaf hashes give each signed root",
+        ),
+        Check(
+            "every leaf accounted for",
+            not bad_records,
+            f"records missing or altered: {_names(bad_records)}"
+            if bad_records
+            else "each leaf is one listed record with the leaf's hash",
+        ),
+        Check(
+            "no extra records",
+            not (stray or unplaced),
+            f"records outside every signed tree: {_names(stray + unplaced)}"
+            if stray or unplaced
+            else "every listed record belongs to a signed tree",
+        ),
+        Check(
+            "problems found when built",
+            not problems,
+            "; ".join(f"{p.get('problem')} {p.get('record')}: {p.get('detail')}" for p in problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            if problems
+            else "none",
+        ),
     ]
     return checks
 

@@ -133,15 +133,12 @@ def decide(candidates: Sequence[Candidate], policy: Policy, current: str | None 
                 c.intensity_g_per_kwh,
                 c.rtt_ms,
                 # Unknown latency scores as the worst (reference) latency.
-                w * c.intensity_g_per_kwh * inv_ci
-                + lat_w * ((rtt_ref if c.rtt_ms is None else c.rtt_ms) * inv_rtt),
+                w * c.intensity_g_per_kwh * inv_ci + lat_w * ((rtt_ref if c.rtt_ms is None else c.rtt_ms) * inv_rtt),
             )
             for c in feasible
         ]
     else:
-        ranked = [
-            Ranked(c.region, c.intensity_g_per_kwh, c.rtt_ms, c.intensity_g_per_kwh * inv_ci) for c in feasible
-        ]
+        ranked = [Ranked(c.region, c.intensity_g_per_kwh, c.rtt_ms, c.intensity_g_per_kwh * inv_ci) for c in feasible]
     ranked.sort(key=_sort_key)
     best = ranked[0]
     kept = False

@@ -39,10 +39,22 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 _MAX_REQUEST_BUFFER = 1 << 16  # pause reading from a caller above 64 KiB of unread request body
 _REASONS = {
-    200: b"OK", 201: b"Created", 204: b"No Content", 304: b"Not Modified", 400: b"Bad Request",
-    401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
-    408: b"Request Timeout", 413: b"Payload Too Large", 429: b"Too Many Requests",
-    500: b"Internal Server Error", 502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout",
+    200: b"OK",
+    201: b"Created",
+    204: b"No Content",
+    304: b"Not Modified",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Payload Too Large",
+    429: b"Too Many Requests",
+    500: b"Internal Server Error",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
 }
 
 
@@ -50,8 +62,19 @@ class _Request:
     """One request/response exchange on a connection: the ASGI ``receive`` and ``send``."""
 
     __slots__ = (
-        "body_done", "chunked", "chunks", "conn", "expect_continue", "final_sent", "head",
-        "keep_alive", "length_left", "response_done", "scope", "started", "waiter",
+        "body_done",
+        "chunked",
+        "chunks",
+        "conn",
+        "expect_continue",
+        "final_sent",
+        "head",
+        "keep_alive",
+        "length_left",
+        "response_done",
+        "scope",
+        "started",
+        "waiter",
     )
 
     def __init__(self, conn: _Connection, scope: Scope, keep_alive: bool, expect_continue: bool) -> None:
@@ -258,9 +281,9 @@ class _Connection(asyncio.Protocol):
             "scheme": "http",
             "method": self.parser.get_method().decode("ascii"),
             "root_path": "",
-            "path": unquote(raw_path.decode("ascii", "surrogateescape")) if b"%" in raw_path else raw_path.decode(
-                "latin-1"
-            ),
+            "path": unquote(raw_path.decode("ascii", "surrogateescape"))
+            if b"%" in raw_path
+            else raw_path.decode("latin-1"),
             "raw_path": raw_path,
             "query_string": parsed.query or b"",
             "headers": self.headers,
@@ -307,8 +330,13 @@ class _Connection(asyncio.Protocol):
             if not req.started and not self.closed:
                 req.keep_alive = False
                 with contextlib.suppress(Exception):
-                    await req.send({"type": "http.response.start", "status": 500,
-                                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"21")]})
+                    await req.send(
+                        {
+                            "type": "http.response.start",
+                            "status": 500,
+                            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"21")],
+                        }
+                    )
                     await req.send({"type": "http.response.body", "body": b"Internal Server Error"})
             else:
                 self.abort()
@@ -352,9 +380,10 @@ class _Connection(asyncio.Protocol):
 
     def _reject(self, status: int, reason: bytes) -> None:
         if self.current is None and not self.closed:
-            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-                                 b"connection: close\r\n\r\n%s" % (status, _REASONS.get(status, b""), len(reason),
-                                                                   reason))
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (status, _REASONS.get(status, b""), len(reason), reason)
+            )
         self.abort()
 
     def idle_for(self, now: float) -> float:
@@ -364,8 +393,9 @@ class _Connection(asyncio.Protocol):
 class LeanServer:
     """Serve ``app`` on ``host:port`` until :meth:`stop` (or SIGINT/SIGTERM under :meth:`run`)."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int, *, keep_alive_s: float = 30.0,
-                 shutdown_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, keep_alive_s: float = 30.0, shutdown_timeout_s: float = 30.0
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port

@@ -31,8 +31,15 @@ class Instrument:
     note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "type": self.type, "rate_g_per_kwh": self.rate_g_per_kwh,
-                "covered_share": self.covered_share, "year": self.year, "source": self.source, "note": self.note}
+        return {
+            "site": self.site,
+            "type": self.type,
+            "rate_g_per_kwh": self.rate_g_per_kwh,
+            "covered_share": self.covered_share,
+            "year": self.year,
+            "source": self.source,
+            "note": self.note,
+        }
 
 
 @dataclass(slots=True)
@@ -55,11 +62,21 @@ def load(conn: Connection, account_id: str) -> Boundary:
     rows = repo.boundary_rows(conn, account_id)
     if rows.settings is not None:
         b.consolidation_approach, b.entity, b.approach_set = (
-            rows.settings.consolidation_approach, rows.settings.entity, True)
+            rows.settings.consolidation_approach,
+            rows.settings.entity,
+            True,
+        )
     for site, body in rows.sites:
         d = orjson.loads(body)
-        b.sites[site] = Instrument(site, d["type"], float(d["rate_g_per_kwh"]), float(d["covered_share"]),
-                                   int(d["year"]), str(d["source"]), d.get("note"))
+        b.sites[site] = Instrument(
+            site,
+            d["type"],
+            float(d["rate_g_per_kwh"]),
+            float(d["covered_share"]),
+            int(d["year"]),
+            str(d["source"]),
+            d.get("note"),
+        )
     for year, closed_at in rows.closes:
         b.closes[year] = _dt(closed_at)
     return b

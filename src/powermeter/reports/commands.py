@@ -8,9 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-reports_app = typer.Typer(
-    help="Emissions reports (GHG Protocol / ESRS E1): export and verify.", no_args_is_help=True
-)
+reports_app = typer.Typer(help="Emissions reports (GHG Protocol / ESRS E1): export and verify.", no_args_is_help=True)
 
 #: Accounts with at least this many records get a progress bar while their records are listed.
 PROGRESS_THRESHOLD = 20_000
@@ -31,8 +29,12 @@ class _Bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("listing and hashing records"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
+                TextColumn("listing and hashing records"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task("records", total=total)
@@ -46,13 +48,15 @@ class _Bar:
 @reports_app.command("emissions")
 def emissions(
     email: Annotated[str, typer.Option(help="Account to report on.")],
-    start: Annotated[str | None, typer.Option(help="ISO date (inclusive) or date-time, UTC; default 1 January.")]
-    = None,
-    end: Annotated[str | None, typer.Option(help="ISO date (inclusive) or date-time (exclusive); default today.")]
-    = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="month, location, provider, model, key, site or "
-                                          "application.")]
-    = "month",
+    start: Annotated[
+        str | None, typer.Option(help="ISO date (inclusive) or date-time, UTC; default 1 January.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="ISO date (inclusive) or date-time (exclusive); default today.")
+    ] = None,
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="month, location, provider, model, key, site or application.")
+    ] = "month",
     fmt: Annotated[str, typer.Option("--format", help="json, csv, html or esrs.")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
 ) -> None:
@@ -84,8 +88,16 @@ def emissions(
             period = service.parse_period(start, end, now)
             with service.snapshot(db, conn) as rconn:
                 doc = service.build_document(
-                    rconn, signer, account_id=row.id, email=row.email, period=period, group_by=group_by,
-                    view="esrs" if fmt == "esrs" else "report", now=now, db=db, progress=bar,
+                    rconn,
+                    signer,
+                    account_id=row.id,
+                    email=row.email,
+                    period=period,
+                    group_by=group_by,
+                    view="esrs" if fmt == "esrs" else "report",
+                    now=now,
+                    db=db,
+                    progress=bar,
                 )
             bar.stop()
             body, _media, _name = service.render_document(doc, fmt)

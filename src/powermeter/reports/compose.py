@@ -53,8 +53,13 @@ class Composed:
         key = (classification, tuple(defaults), tuple(warnings), tuple(sorted((extra or {}).items())))
         a = self.assumptions.get(key)
         if a is None:
-            a = {"id": f"A{len(self.assumptions) + 1}", "classification": classification, "defaults": defaults,
-                 "warnings": warnings, **(extra or {})}
+            a = {
+                "id": f"A{len(self.assumptions) + 1}",
+                "classification": classification,
+                "defaults": defaults,
+                "warnings": warnings,
+                **(extra or {}),
+            }
             self.assumptions[key] = a
         return str(a["id"])
 
@@ -158,14 +163,12 @@ class _Ctx:
     memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
 
-
 def compose(
     records: list[Record], start: datetime, end: datetime, group_by: str, boundary: Boundary,
     inference_site: Callable[[str, str], tuple[str, rp.EmissionFactorRef | None, str, dict[str, str]]],
     job_methodology: str,
 ) -> Composed:  # fmt: skip
-    ctx = _Ctx(group_by, boundary, load_locations(), load_residual_mixes(), load_combustion_factors(),
-               job_methodology)
+    ctx = _Ctx(group_by, boundary, load_locations(), load_residual_mixes(), load_combustion_factors(), job_methodology)
     out = Composed()
     for rec in records:
         if not rec.in_period(start, end) or not rec.data or rec.occurred_at is None:
@@ -257,16 +260,27 @@ def _job_static(
     """Per (location, factor, activity year): the factor ref, its basis, the paired combustion factor
     and the vintage gap of the location factor."""
     loc = ctx.locations.resolve(location)
-    factor = rp.EmissionFactorRef(location, ci.get("value"), ci.get("source"), ci.get("dataset_version"),
-                                  loc.year if loc is not None and ci.get("value") == loc.intensity_g_per_kwh
-                                  else None)
+    factor = rp.EmissionFactorRef(
+        location,
+        ci.get("value"),
+        ci.get("source"),
+        ci.get("dataset_version"),
+        loc.year if loc is not None and ci.get("value") == loc.intensity_g_per_kwh else None,
+    )
     basis = basis_of(ci.get("source"))
     comb_ref: rp.CombustionFactorRef | None = None
     if basis == "lifecycle" and loc is not None and ci.get("value") == loc.intensity_g_per_kwh:
         c = ctx.combustion.lookup(loc.code, year)
         if c is not None:
-            comb_ref = rp.CombustionFactorRef(loc.code, c.intensity_g_per_kwh, c.year, c.source,
-                                              ctx.combustion.version, loc.intensity_g_per_kwh, c.verification)
+            comb_ref = rp.CombustionFactorRef(
+                loc.code,
+                c.intensity_g_per_kwh,
+                c.year,
+                c.source,
+                ctx.combustion.version,
+                loc.intensity_g_per_kwh,
+                c.verification,
+            )
     gap = (year - loc.year) if loc is not None else None
     return factor, basis, comb_ref, loc.year if loc is not None else None, gap
 
@@ -291,8 +305,7 @@ def _job_profile(out: Composed, ctx: _Ctx, d: Mapping[str, Any], inputs: Mapping
                  cpu: bool, gpu: bool) -> _JobProfile:  # fmt: skip
     factors: Mapping[str, Any] = d["factors"]
     location = str(d["location"])
-    category, why = rp.classify_job(inputs.get("ownership"), inputs.get("provider"),
-                                    _flag(inputs.get("own_hardware")))
+    category, why = rp.classify_job(inputs.get("ownership"), inputs.get("provider"), _flag(inputs.get("own_hardware")))
     ci = factors.get("carbon_intensity") or {}
     factor, basis, comb, _loc_year, gap = _job_static(ctx, location, ci, year)
     versions = _versions(d.get("dataset_versions"))
@@ -305,12 +318,20 @@ def _job_profile(out: Composed, ctx: _Ctx, d: Mapping[str, Any], inputs: Mapping
     mgap: int | None = None
     if category == rp.SCOPE2.code:
         site = inputs.get("site")
-        mref, mgap = market_factor(location, site if isinstance(site, str) else None, year, ctx.boundary, ctx.mixes,
-                                   ctx.locations, ctx.combustion)
+        mref, mgap = market_factor(
+            location,
+            site if isinstance(site, str) else None,
+            year,
+            ctx.boundary,
+            ctx.mixes,
+            ctx.locations,
+            ctx.combustion,
+        )
         out.datasets.setdefault(("residual_mixes", ctx.mixes.version), set()).add("market-based Scope 2")
     if comb is not None and category in (rp.SCOPE2.code, rp.UNCLASSIFIED.code):
         out.datasets.setdefault(("combustion_factors", ctx.combustion.version), set()).add(
-            "Scope 2 generation / Scope 3 Category 3 split")
+            "Scope 2 generation / Scope 3 Category 3 split"
+        )
     else:
         comb = None
     return _JobProfile(category, factor, basis, comb, gap, versions, bool(defaults), aid, mref, mgap)
@@ -441,8 +462,12 @@ def _add_inference(
         "co2e_min_g": float(lo) if lo is not None else co2,
         "co2e_max_g": float(hi) if hi is not None else co2,
         "water_ml": float(d["water_ml"]),
-        "quality": {"estimated": True, "assumptions_id": out.assumption_id(
-            "AI inference service (purchased)", defaults, list(details.get("warnings") or ()))},
+        "quality": {
+            "estimated": True,
+            "assumptions_id": out.assumption_id(
+                "AI inference service (purchased)", defaults, list(details.get("warnings") or ())
+            ),
+        },
     }
     versions = _versions(meth)
     row = rp.AggregateRow(
@@ -454,6 +479,7 @@ def _add_inference(
     entry["_factor"] = factor
     entry["_market"] = None
     stamp = rec.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    cov = rp.inference_record_sha256(rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2,
-                                  float(d["water_ml"]))
+    cov = rp.inference_record_sha256(
+        rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2, float(d["water_ml"])
+    )
     _place(out, rec, entry, row, (group, rp.SCOPE3_CAT1.code, versions), boundary, f"inference:{rec.id}:{cov}")

@@ -122,10 +122,16 @@ def _collect_jobs(
             prefix, width = str(d.get("receipt_id_prefix", "")), int(d.get("receipt_id_width", 4))
             for i in range(int(d.get("tree_size", 0))):
                 rid = f"{prefix}{i:0{width}x}" if prefix else f"{a.tree_id}#{i}"
-                records.append(Record("job", rid, a.tree_id, i, None, None, MISSING,
-                                      detail="the receipt's tree row is gone"))
-                problems.append({"record": rid, "problem": MISSING,
-                                 "detail": f"receipt tree {a.tree_id} (anchored in audit entry {a.seq}) is missing"})
+                records.append(
+                    Record("job", rid, a.tree_id, i, None, None, MISSING, detail="the receipt's tree row is gone")
+                )
+                problems.append(
+                    {
+                        "record": rid,
+                        "problem": MISSING,
+                        "detail": f"receipt tree {a.tree_id} (anchored in audit entry {a.seq}) is missing",
+                    }
+                )
             continue
         _rebuild_tree(conn, account_id, seq, a, trees, records, problems)
     # trees stored but never anchored: their receipts are extra records
@@ -136,8 +142,9 @@ def _collect_jobs(
     # receipt rows whose tree is not the account's (or does not exist)
     for rid in jobs_repo.orphan_receipt_ids(conn, account_id):
         records.append(Record("job", str(rid), None, None, None, None, EXTRA, detail="not part of any signed tree"))
-        problems.append({"record": str(rid), "problem": EXTRA,
-                         "detail": "receipt row belongs to no signed tree of the account"})
+        problems.append(
+            {"record": str(rid), "problem": EXTRA, "detail": "receipt row belongs to no signed tree of the account"}
+        )
 
 
 def _rebuild_tree(
@@ -154,13 +161,23 @@ def _rebuild_tree(
     if anchor is not None:
         signed = {k: anchor.details.get(k) for k in head}
         if signed != head:
-            problems.append({"record": t.tree_id, "problem": ALTERED,
-                             "detail": f"receipt tree {t.tree_id}'s stored head differs from the head anchored "
-                             f"in audit entry {anchor.seq}"})
+            problems.append(
+                {
+                    "record": t.tree_id,
+                    "problem": ALTERED,
+                    "detail": f"receipt tree {t.tree_id}'s stored head differs from the head anchored "
+                    f"in audit entry {anchor.seq}",
+                }
+            )
         head = signed
     if merkle_root(hashes).hex() != head["root_sha256"] or len(hashes) != head["tree_size"]:
-        problems.append({"record": t.tree_id, "problem": ALTERED,
-                         "detail": f"receipt tree {t.tree_id}'s leaf hashes do not give its signed root"})
+        problems.append(
+            {
+                "record": t.tree_id,
+                "problem": ALTERED,
+                "detail": f"receipt tree {t.tree_id}'s leaf hashes do not give its signed root",
+            }
+        )
     rows = jobs_repo.tree_receipt_rows(conn, seq)
     profile_ids = [str(x) for x in orjson.loads(t.profile_ids)]
     bodies = jobs_repo.profile_bodies(conn, profile_ids)
@@ -177,8 +194,16 @@ def _rebuild_tree(
         i = int(row.leaf_index)
         signed_leaf = hashes[i].hex() if 0 <= i < len(hashes) else None
         if i in by_index or signed_leaf is None or row.account_id != account_id:
-            rec = Record("job", row.receipt_id, t.tree_id, i, signed_leaf, None, EXTRA,
-                         detail="a second row for the same leaf, or a leaf index outside the tree")
+            rec = Record(
+                "job",
+                row.receipt_id,
+                t.tree_id,
+                i,
+                signed_leaf,
+                None,
+                EXTRA,
+                detail="a second row for the same leaf, or a leaf index outside the tree",
+            )
             built.append(rec)
             continue
         by_index[i] = row
@@ -193,15 +218,21 @@ def _rebuild_tree(
             rid = f"{prefix[0]}{i:0{prefix[1]}x}" if prefix else f"{t.tree_id}#{i}"
             built.append(Record("job", rid, t.tree_id, i, h.hex(), None, MISSING, detail="receipt row deleted"))
     if anchor is None:
-        if start is not None and end is not None and not any(
-            r.in_period(start, end) or r.status != OK for r in built
-        ):
+        if start is not None and end is not None and not any(r.in_period(start, end) or r.status != OK for r in built):
             return  # an unanchored tree with nothing in the period: not this report's concern
         for r in built:
             if r.status == OK:
                 r.status, r.detail = UNANCHORED, "its tree was never anchored in the audit chain"
-    trees.append(Tree("receipt_tree", t.tree_id, anchor.seq if anchor else None,
-                      anchor.entry_hash if anchor else None, head, [h.hex() for h in hashes]))
+    trees.append(
+        Tree(
+            "receipt_tree",
+            t.tree_id,
+            anchor.seq if anchor else None,
+            anchor.entry_hash if anchor else None,
+            head,
+            [h.hex() for h in hashes],
+        )
+    )
     for r in built:
         records.append(r)
         if r.status != OK:
@@ -257,13 +288,15 @@ def _rebuild_receipt(
             options = options_memo[row.options] = orjson.loads(row.options)
     try:
         duration = float(det["duration_minutes"][i])
-        inputs = rc.inputs_bytes(duration, det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i],
-                                 row.geo_iso, options)
+        inputs = rc.inputs_bytes(
+            duration, det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i], row.geo_iso, options
+        )
         pue = prof.pue
         if pue is None:
             raise KeyError("pue")
-        results = rc.results_bytes(row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i],
-                                   det["memory_kwh"][i], pue)
+        results = rc.results_bytes(
+            row.kwh, row.co2_grams, det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue
+        )
     except (KeyError, IndexError, TypeError, ValueError):
         return Record("job", row.receipt_id, None, i, None, None, ALTERED, detail="its stored inputs are unreadable")
     h = builder.leaf_hash(j, inputs, row.job_id, row.receipt_id, results).hex()
@@ -310,12 +343,27 @@ def _collect_inference(
             else:
                 rec = _rebuild_inference(row, account_id) if row is not None else None
                 status = EXTRA
-                r = Record("inference", rid, None, None, None, rec.record_sha256 if rec else None, status,
-                           rec.occurred_at if rec else None, rec.received_at if rec else None,
-                           rec.data if rec else {}, "not signed and anchored at ingest")
+                r = Record(
+                    "inference",
+                    rid,
+                    None,
+                    None,
+                    None,
+                    rec.record_sha256 if rec else None,
+                    status,
+                    rec.occurred_at if rec else None,
+                    rec.received_at if rec else None,
+                    rec.data if rec else {},
+                    "not signed and anchored at ingest",
+                )
                 records.append(r)
-                problems.append({"record": rid, "problem": EXTRA,
-                                 "detail": f"inference record {rid} was never signed/anchored in the audit chain"})
+                problems.append(
+                    {
+                        "record": rid,
+                        "problem": EXTRA,
+                        "detail": f"inference record {rid} was never signed/anchored in the audit chain",
+                    }
+                )
                 continue
         d = a.details
         head = {k: d.get(k) for k in ("root_sha256", "tree_size", "issued_at", "key_id", "signature")}
@@ -372,16 +420,40 @@ def _rebuild_inference(row: Any, account_id: str) -> Record:
     occurred = _dt(row.log_date)
     fields = inference_fields(row, account_id, str(row.received_at)) if row.received_at is not None else None
     if fields is None:
-        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
-                      detail="its details or signature row is missing")
+        return Record(
+            "inference",
+            str(row.id),
+            None,
+            None,
+            None,
+            None,
+            ALTERED,
+            occurred,
+            detail="its details or signature row is missing",
+        )
     details = fields.pop("_details")
     try:
         h = inference_leaf_hash(fields).hex()
     except (ValueError, TypeError):
-        return Record("inference", str(row.id), None, None, None, None, ALTERED, occurred,
-                      detail="its stored fields are unreadable")
-    data = {**fields, "details": details, "final_provider": row.final_provider, "key_id": row.key_id,
-            "key_label": f"{row.key_name} ({row.masked_key})", "log_date_stored": format_instant(occurred)}
+        return Record(
+            "inference",
+            str(row.id),
+            None,
+            None,
+            None,
+            None,
+            ALTERED,
+            occurred,
+            detail="its stored fields are unreadable",
+        )
+    data = {
+        **fields,
+        "details": details,
+        "final_provider": row.final_provider,
+        "key_id": row.key_id,
+        "key_label": f"{row.key_name} ({row.masked_key})",
+        "log_date_stored": format_instant(occurred),
+    }
     return Record("inference", str(row.id), None, None, None, h, OK, occurred, str(row.received_at), data)
 
 
@@ -405,8 +477,10 @@ _SIG_COLUMNS = frozenset({"application", "received_at", "leaf_sha256", "signatur
 def inference_rows(conn: Connection, account_id: str, ids: Sequence[str]) -> list[InferenceRow]:
     """Inference rows of ``ids`` with their details and signature columns."""
     sigs = inference_repo.signatures_of(conn, ids)
-    return [InferenceRow(str(r.id), r, sigs.get(str(r.id))) for r in inference_repo.records_with_details(
-        conn, account_id, ids)]
+    return [
+        InferenceRow(str(r.id), r, sigs.get(str(r.id)))
+        for r in inference_repo.records_with_details(conn, account_id, ids)
+    ]
 
 
 def in_period(records: Iterable[Record], start: datetime, end: datetime) -> list[Record]:

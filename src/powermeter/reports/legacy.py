@@ -39,8 +39,11 @@ def anchor_legacy(conn: Connection, signer: Signer, account_id: str, now: dateti
         for r in rows:
             opts = orjson.loads(r.options) if r.options else {}
             started = opts.get("started_at") if isinstance(opts, dict) else None
-            moments.append(parse_instant(started) if isinstance(started, str)
-                           else issued - timedelta(minutes=float(det["duration_minutes"][r.leaf_index])))
+            moments.append(
+                parse_instant(started)
+                if isinstance(started, str)
+                else issued - timedelta(minutes=float(det["duration_minutes"][r.leaf_index]))
+            )
         if not moments:
             moments = [issued]
         ids = sorted(r.receipt_id for r in rows)

@@ -117,30 +117,62 @@ def csv_rows(doc: Mapping[str, Any]) -> Iterable[list[str]]:
 
     def extra(item: Mapping[str, Any], market_ids: Sequence[str] = ()) -> list[str]:
         q = item.get("data_quality") or {}
-        cell = " | ".join(f"{m} {markets[m]['label']} {fixed(markets[m]['value'])} {markets[m]['unit']} "
-                          f"({markets[m]['verification']})" for m in market_ids if m in markets)
+        cell = " | ".join(
+            f"{m} {markets[m]['label']} {fixed(markets[m]['value'])} {markets[m]['unit']} "
+            f"({markets[m]['verification']})"
+            for m in market_ids
+            if m in markets
+        )
         basis = item.get("location_factor_basis") or {}
         versions = item.get("dataset_versions") or {}
-        return [fixed(item.get("co2e_usage_kg")), fixed(item.get("co2e_embodied_kg")), fixed(item.get("co2e_min_kg")),
-                fixed(item.get("co2e_max_kg")), fixed(item.get("market_based_co2e_kg")),
-                fixed(q.get("records_with_defaults")), cell, digest, fixed(item.get("co2e_usage_generation_kg")),
-                fixed(item.get("co2e_usage_upstream_kg")),
-                " | ".join(f"{k} {v}" for k, v in basis.items() if v),
-                " | ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+        return [
+            fixed(item.get("co2e_usage_kg")),
+            fixed(item.get("co2e_embodied_kg")),
+            fixed(item.get("co2e_min_kg")),
+            fixed(item.get("co2e_max_kg")),
+            fixed(item.get("market_based_co2e_kg")),
+            fixed(q.get("records_with_defaults")),
+            cell,
+            digest,
+            fixed(item.get("co2e_usage_generation_kg")),
+            fixed(item.get("co2e_usage_upstream_kg")),
+            " | ".join(f"{k} {v}" for k, v in basis.items() if v),
+            " | ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        ]
 
     def ghg(item: Mapping[str, Any]) -> list[str]:
         g = item["ghg"]
         return [str(g["scope"]), "" if g["category"] is None else str(g["category"]), g["name"], g["method"]]
 
     for line in doc["lines"]:
-        yield ["line", *common, line["group"], line["group_label"], *ghg(line), *figures(line),
-               _factor_cell(line["emission_factor_ids"], factors), " | ".join(line["methodology_versions"]),
-               *extra(line, line.get("market_factor_ids") or ())]
+        yield [
+            "line",
+            *common,
+            line["group"],
+            line["group_label"],
+            *ghg(line),
+            *figures(line),
+            _factor_cell(line["emission_factor_ids"], factors),
+            " | ".join(line["methodology_versions"]),
+            *extra(line, line.get("market_factor_ids") or ()),
+        ]
     for cat in doc["by_ghg_category"]:
         yield ["category_total", *common, "", "", *ghg(cat), *figures(cat), "", "", *extra(cat)]
     totals = doc["totals"]
-    yield ["total", *common, "", "", "", "", "", "", *figures(totals), "",
-           " | ".join(doc["methodology"]["record_methodology_versions"]), *extra(totals)]
+    yield [
+        "total",
+        *common,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        *figures(totals),
+        "",
+        " | ".join(doc["methodology"]["record_methodology_versions"]),
+        *extra(totals),
+    ]
 
 
 def render_csv(doc: Mapping[str, Any]) -> bytes:
@@ -152,8 +184,7 @@ def render_csv(doc: Mapping[str, Any]) -> bytes:
 
 # --- HTML ----------------------------------------------------------------------------------------
 
-PALETTE = ("#1b6ca8", "#e07a1f", "#2e9e5b", "#c23b3b", "#7b5ea7", "#8c6d46", "#d462a6", "#6f7a85",
-           "#a8a834", "#26a6b8")
+PALETTE = ("#1b6ca8", "#e07a1f", "#2e9e5b", "#c23b3b", "#7b5ea7", "#8c6d46", "#d462a6", "#6f7a85", "#a8a834", "#26a6b8")
 OTHER_COLOR = "#b8bec4"
 MAX_SERIES = len(PALETTE)
 
@@ -182,8 +213,9 @@ def _short(x: float) -> str:
 
 
 def group_colors(groups: Sequence[str]) -> dict[str, str]:
-    return {g: PALETTE[i] if i < MAX_SERIES - 1 or len(groups) <= MAX_SERIES else OTHER_COLOR
-            for i, g in enumerate(groups)}
+    return {
+        g: PALETTE[i] if i < MAX_SERIES - 1 or len(groups) <= MAX_SERIES else OTHER_COLOR for i, g in enumerate(groups)
+    }
 
 
 def stacked_bars_svg(
@@ -203,8 +235,11 @@ def stacked_bars_svg(
     n = max(len(months), 1)
     slot = plot_w / n
     bar = max(min(slot * 0.7, 48), 1.0)
-    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{escape(title)}" '
-           f'xmlns="http://www.w3.org/2000/svg">', f'<title>{escape(title)}</title>']
+    out = [
+        f'<svg class="chart" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
     for i in range(5):
         yv = ymax * i / 4
         y = top + plot_h - plot_h * i / 4
@@ -220,11 +255,15 @@ def stacked_bars_svg(
                 continue
             bh = plot_h * v / ymax
             y -= bh
-            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{bh:.1f}" fill="{colors[g]}">'
-                       f'<title>{escape(m)} · {escape(labels.get(g, g))}: {fixed(v)} {escape(unit)}</title></rect>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{bh:.1f}" fill="{colors[g]}">'
+                f"<title>{escape(m)} · {escape(labels.get(g, g))}: {fixed(v)} {escape(unit)}</title></rect>"
+            )
         if n <= 24 or i % max(1, n // 12) == 0:
-            out.append(f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-                       f'font-size="11">{escape(m)}</text>')
+            out.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+                f'font-size="11">{escape(m)}</text>'
+            )
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every label escaped above
 
@@ -235,15 +274,20 @@ def hbars_svg(items: Sequence[tuple[str, float]], colors: Mapping[str, str], uni
     h = row * max(len(items), 1) + 30
     vmax = _nice_max(max((v for _, v in items), default=0.0))
     plot_w = w - left - 90
-    out = [f'<svg class="chart" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{escape(title)}" '
-           f'xmlns="http://www.w3.org/2000/svg">', f'<title>{escape(title)}</title>']
+    out = [
+        f'<svg class="chart" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="{escape(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
     for i, (label, v) in enumerate(items):
         y = 10 + i * row
         bw = plot_w * v / vmax if vmax else 0
         text = label if len(label) <= 32 else label[:31] + "…"
         out.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12">{escape(text)}</text>')
-        out.append(f'<rect x="{left}" y="{y + 3}" width="{max(bw, 0.5):.1f}" height="{row - 6}" '
-                   f'fill="{colors.get(label, PALETTE[0])}"/>')
+        out.append(
+            f'<rect x="{left}" y="{y + 3}" width="{max(bw, 0.5):.1f}" height="{row - 6}" '
+            f'fill="{colors.get(label, PALETTE[0])}"/>'
+        )
         out.append(f'<text x="{left + bw + 6:.1f}" y="{y + 14}" font-size="11">{_short(v)} {escape(unit)}</text>')
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every label escaped above
@@ -288,10 +332,12 @@ def _series_charts(doc: Mapping[str, Any]) -> dict[str, Markup]:
         "energy": stacked_bars_svg(months, shown, energy, labels, "kWh", "Energy by month"),
         "co2": stacked_bars_svg(months, shown, co2, labels, "kg CO2e", "Location-based emissions by month"),
         "by_group": hbars_svg(top, label_colors, "kg CO2e", f"Emissions by {doc['group_by']}"),
-        "legend": Markup("".join(  # noqa: S704 - labels escaped
-            f'<span class="key"><i style="background:{c}"></i>{escape(labels.get(g, g))}</span>'
-            for g, c in colors.items()
-        )),
+        "legend": Markup(  # noqa: S704 - labels escaped
+            "".join(
+                f'<span class="key"><i style="background:{c}"></i>{escape(labels.get(g, g))}</span>'
+                for g, c in colors.items()
+            )
+        ),
     }
 
 

@@ -48,8 +48,10 @@ class BoundaryRows:
 
 def boundary_rows(conn: Connection, account_id: str) -> BoundaryRows:
     s = conn.execute(sa.select(report_settings).where(report_settings.c.account_id == account_id)).first()
-    sites = [(str(r.site), str(r.body))
-             for r in conn.execute(sa.select(report_sites).where(report_sites.c.account_id == account_id))]
+    sites = [
+        (str(r.site), str(r.body))
+        for r in conn.execute(sa.select(report_sites).where(report_sites.c.account_id == account_id))
+    ]
     t = report_period_closes
     closes = [(int(r.year), r.closed_at) for r in conn.execute(sa.select(t).where(t.c.account_id == account_id))]
     return BoundaryRows(s, sites, closes)
@@ -58,8 +60,9 @@ def boundary_rows(conn: Connection, account_id: str) -> BoundaryRows:
 def replace_settings(conn: Connection, account_id: str, approach: str, entity: str | None, now: datetime) -> None:
     t = report_settings
     conn.execute(t.delete().where(t.c.account_id == account_id))
-    conn.execute(t.insert().values(account_id=account_id, consolidation_approach=approach, entity=entity,
-                                   updated_at=now))
+    conn.execute(
+        t.insert().values(account_id=account_id, consolidation_approach=approach, entity=entity, updated_at=now)
+    )
 
 
 def replace_site(conn: Connection, account_id: str, site: str, body: str, now: datetime) -> None:

@@ -17,8 +17,20 @@ from powermeter.data.hardware import load_hardware
 from powermeter.data.locations import load_locations, location_lookup
 from powermeter.methodology.compute_job import ComputeJobEstimator, JobSpec, UnknownLocationError
 
-_SPEC_FIELDS = ("duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso", "cpu_model", "gpu_model",
-                "cpu_utilization", "gpu_utilization", "pue", "provider", "region")
+_SPEC_FIELDS = (
+    "duration_minutes",
+    "cpu_cores",
+    "memory_gb",
+    "gpu_cores",
+    "geo_iso",
+    "cpu_model",
+    "gpu_model",
+    "cpu_utilization",
+    "gpu_utilization",
+    "pue",
+    "provider",
+    "region",
+)
 
 NOTE = (
     "as_recorded: the figures stored on each record; latest: compute jobs re-estimated from their signed inputs "
@@ -62,8 +74,16 @@ def restate(entries: Sequence[Mapping[str, Any]], lines: Sequence[Mapping[str, A
     for i, ln in enumerate(lines):
         rec = math.fsum(recorded_by_line.get(i, [])) / 1000.0
         lat = math.fsum(latest_by_line.get(i, [])) / 1000.0
-        out_lines.append({"line": i, "group": ln["group"], "ghg": ln["ghg"]["code"], "as_recorded_co2e_kg": rec,
-                          "latest_co2e_kg": lat, "difference_kg": lat - rec})
+        out_lines.append(
+            {
+                "line": i,
+                "group": ln["group"],
+                "ghg": ln["ghg"]["code"],
+                "as_recorded_co2e_kg": rec,
+                "latest_co2e_kg": lat,
+                "difference_kg": lat - rec,
+            }
+        )
     total_rec = math.fsum(x["as_recorded_co2e_kg"] for x in out_lines)
     total_lat = math.fsum(x["latest_co2e_kg"] for x in out_lines)
     return {
@@ -71,11 +91,19 @@ def restate(entries: Sequence[Mapping[str, Any]], lines: Sequence[Mapping[str, A
         "note": NOTE,
         "current_dataset_versions": {"hardware": hardware.version, "locations": locations.version},
         "lines": out_lines,
-        "totals": {"as_recorded_co2e_kg": total_rec, "latest_co2e_kg": total_lat,
-                   "difference_kg": total_lat - total_rec},
+        "totals": {
+            "as_recorded_co2e_kg": total_rec,
+            "latest_co2e_kg": total_lat,
+            "difference_kg": total_lat - total_rec,
+        },
         "by_dataset_version": [
-            {"dataset": name, "version": version, "records": len(v), "as_recorded_co2e_kg": math.fsum(v) / 1000.0,
-             "current": version == {"hardware": hardware.version, "locations": locations.version}.get(name)}
+            {
+                "dataset": name,
+                "version": version,
+                "records": len(v),
+                "as_recorded_co2e_kg": math.fsum(v) / 1000.0,
+                "current": version == {"hardware": hardware.version, "locations": locations.version}.get(name),
+            }
             for (name, version), v in sorted(by_version.items())
         ],
         "not_restated": unrestated,

@@ -191,8 +191,11 @@ def _inference_site(details: str, fallback: str) -> tuple[str, rp.EmissionFactor
     source = f.get("gridIntensitySource")
     locations = load_locations()
     loc = locations.resolve(location)
-    if loc is not None and loc.year == year and loc.intensity_g_per_kwh == value and (
-        source is None or source == loc.source
+    if (
+        loc is not None
+        and loc.year == year
+        and loc.intensity_g_per_kwh == value
+        and (source is None or source == loc.source)
     ):
         source = f"{loc.code} ({loc.name}), {loc.year}: {loc.source}"  # the compute-job receipts' wording
     elif source is not None:
@@ -266,18 +269,29 @@ def build_document(
     chain = audit.verify_account(conn, account_id, [audit.PublicKey.of(signer)])
     if not chain.ok:  # a removed or edited anchor would hide its records: the chain must hold
         brk = chain.first_break
-        led.problems.append({"record": f"audit chain of {account_id}", "problem": ledger.ALTERED,
-                             "detail": f"the audit chain holding the anchors breaks: {brk.as_json() if brk else '?'}"})
+        led.problems.append(
+            {
+                "record": f"audit chain of {account_id}",
+                "problem": ledger.ALTERED,
+                "detail": f"the audit chain holding the anchors breaks: {brk.as_json() if brk else '?'}",
+            }
+        )
     bnd = boundary.load(conn, account_id)
     comp = compose.compose(led.records, period.start, period.end, group_by, bnd, _inference_site, JOB_METHODOLOGY)
     fig = rp.build_figures(comp.rows, group_by, comp.labels)
-    line_of = {(ln["group"], ln["ghg"]["code"], tuple(sorted(ln["dataset_versions"].items()))): i
-               for i, ln in enumerate(fig.lines)}
-    combustion_id = {(c["location"], c["value"], c["year"], c["source"], c["dataset_version"],
-                      c["paired_lifecycle_value"]): c["id"] for c in fig.combustion_factors}
+    line_of = {
+        (ln["group"], ln["ghg"]["code"], tuple(sorted(ln["dataset_versions"].items()))): i
+        for i, ln in enumerate(fig.lines)
+    }
+    combustion_id = {
+        (c["location"], c["value"], c["year"], c["source"], c["dataset_version"], c["paired_lifecycle_value"]): c["id"]
+        for c in fig.combustion_factors
+    }
     factor_id = {(f["location"], f["value"], f["source"], f["dataset_version"]): f["id"] for f in fig.emission_factors}
-    market_id = {(m["hierarchy_level"], m["label"], m["value"], m["source"], m["dataset_version"]): m["id"]
-                 for m in fig.market_factors}
+    market_id = {
+        (m["hierarchy_level"], m["label"], m["value"], m["source"], m["dataset_version"]): m["id"]
+        for m in fig.market_factors
+    }
     for e, key in zip(comp.entries, comp.keys, strict=True):
         e["line"] = line_of[key]
     for e in [*comp.entries, *comp.late]:
@@ -291,15 +305,23 @@ def build_document(
             c = up.pop("_comb")
             up["combustion_factor_id"] = combustion_id.get(c.key)
             if up["combustion_factor_id"] is None:  # a late arrival's factor: listed inline
-                up["combustion_factor_inline"] = {"location": c.location, "value": c.intensity_g_per_kwh,
-                                                  "source": c.source}
+                up["combustion_factor_inline"] = {
+                    "location": c.location,
+                    "value": c.intensity_g_per_kwh,
+                    "source": c.source,
+                }
         if m is not None and "market" in e:
             e["market"]["factor_id"] = market_id.get(m.key)
             if e["market"]["factor_id"] is None:
                 e["market"]["factor_inline"] = {"label": m.label, "value": m.intensity_g_per_kwh, "source": m.source}
     excluded = [
-        {"kind": r.kind, "receipt_id" if r.kind == "job" else "record_id": r.id, "tree_id": r.tree_id,
-         "reason": r.detail, "error_code": "RECEIPT_INTEGRITY_FAILED"}
+        {
+            "kind": r.kind,
+            "receipt_id" if r.kind == "job" else "record_id": r.id,
+            "tree_id": r.tree_id,
+            "reason": r.detail,
+            "error_code": "RECEIPT_INTEGRITY_FAILED",
+        }
         for r in led.records
         if r.status == ledger.ALTERED and r.in_period(period.start, period.end)
     ]
@@ -328,11 +350,16 @@ def build_document(
         "report_id": report_id or "rpt_" + secrets.token_hex(12),
         "generated_at": utc_iso(now),
         "account": {"id": account_id, "email": email},
-        "period": {"start": utc_iso(period.start), "end": utc_iso(period.end), "end_exclusive": True,
-                   "timezone": "UTC"},
+        "period": {
+            "start": utc_iso(period.start),
+            "end": utc_iso(period.end),
+            "end_exclusive": True,
+            "timezone": "UTC",
+        },
         "boundary": {
             "consolidation_approach": bnd.consolidation_approach,
-            "consolidation_approach_source": "set by the account" if bnd.approach_set
+            "consolidation_approach_source": "set by the account"
+            if bnd.approach_set
             else "default (not set by the account: PUT /v1/reports/settings)",
             "entity": bnd.entity,
             "sites": sorted({str(e["site"]) for e in comp.entries if e.get("site")}),
@@ -343,8 +370,12 @@ def build_document(
             "closed_periods": boundary.closes_json(bnd),
         },
         "group_by": group_by,
-        "units": {"energy": "kWh", "emissions": "kg CO2e", "water": "L",
-                  "entries": "g CO2e (energy in kWh, water in mL)"},
+        "units": {
+            "energy": "kWh",
+            "emissions": "kg CO2e",
+            "water": "L",
+            "entries": "g CO2e (energy in kWh, water in mL)",
+        },
         "methodology": {
             "report_version": rp.REPORT_METHODOLOGY_VERSION,
             "record_methodology_versions": fig.methodology_versions,
@@ -381,16 +412,26 @@ def build_document(
         "completeness": {
             "method": COMPLETENESS,
             "trees": [
-                {"kind": t.kind, "tree_id": t.tree_id, "audit_seq": t.audit_seq,
-                 "audit_entry_sha256": t.audit_entry_sha256, "head": t.head, "leaf_hashes": t.leaf_hashes}
+                {
+                    "kind": t.kind,
+                    "tree_id": t.tree_id,
+                    "audit_seq": t.audit_seq,
+                    "audit_entry_sha256": t.audit_entry_sha256,
+                    "head": t.head,
+                    "leaf_hashes": t.leaf_hashes,
+                }
                 for t in led.trees
             ],
             "late_arrivals": comp.late,
             "other_leaves": other,
             "problems": led.problems,
-            "audit_chain": {"ok": chain.ok, "head_seq": chain.head_seq, "head_hash": chain.head_hash,
-                            "verified_through_seq": chain.verified_through_seq,
-                            "checkpointed_through_seq": chain.anchored_through_seq},
+            "audit_chain": {
+                "ok": chain.ok,
+                "head_seq": chain.head_seq,
+                "head_hash": chain.head_hash,
+                "verified_through_seq": chain.verified_through_seq,
+                "checkpointed_through_seq": chain.anchored_through_seq,
+            },
         },
         "coverage": {
             "leaf_format": rp.LEAF_FORMAT,
@@ -415,14 +456,21 @@ def build_document(
     if view == "esrs":
         for k in ("lines", "series", "group_by", "entries"):
             doc.pop(k)
-        doc["completeness"] = {"method": COMPLETENESS, "problems": led.problems,
-                               "note": "the ESRS view carries no entries; verify the full report"}
+        doc["completeness"] = {
+            "method": COMPLETENESS,
+            "problems": led.problems,
+            "note": "the ESRS view carries no entries; verify the full report",
+        }
     if root is None:  # an unsigned preview (dashboard): no coverage list, no signature
         doc["coverage"] = {"merkle_root_sha256": None, "tree_size": tree_size, "entries": None}
         return doc
     head = rp.report_head(
-        report_id=doc["report_id"], report_type=report_type, generated_at=doc["generated_at"],
-        merkle_root_hex=root, tree_size=tree_size, content_sha256=rp.content_digest(doc),
+        report_id=doc["report_id"],
+        report_type=report_type,
+        generated_at=doc["generated_at"],
+        merkle_root_hex=root,
+        tree_size=tree_size,
+        content_sha256=rp.content_digest(doc),
         key_id=signer.key_id,
     )
     doc["signature"] = {
@@ -499,8 +547,10 @@ def record_download(
 def render_document(doc: Mapping[str, Any], fmt: str) -> tuple[bytes, str, str]:
     """(body, media type, file name) of a report in ``fmt``."""
     period = doc["period"]
-    name = (f"emissions-report-{render.iso_boundary(period['start'])}-{render.iso_boundary(period['end'])}"
-            f".{EXTENSIONS[fmt]}").replace(":", "")
+    name = (
+        f"emissions-report-{render.iso_boundary(period['start'])}-{render.iso_boundary(period['end'])}"
+        f".{EXTENSIONS[fmt]}"
+    ).replace(":", "")
     if fmt == "csv":
         return render.render_csv(doc), MEDIA_TYPES[fmt], name
     if fmt == "html":
@@ -527,9 +577,7 @@ def load_report_file(path: Path) -> Any:
         return render.extract_embedded(text)
     if stripped.startswith(("{", "[")):
         return orjson.loads(stripped)
-    raise ValueError(
-        "not a JSON or HTML report; CSV exports carry no signature: verify the JSON, ESRS or HTML form"
-    )
+    raise ValueError("not a JSON or HTML report; CSV exports carry no signature: verify the JSON, ESRS or HTML form")
 
 
 def verify_document(doc: Any, trusted_public_key_pem: str | None = None) -> Verification:
@@ -555,10 +603,16 @@ def verify_document(doc: Any, trusted_public_key_pem: str | None = None) -> Veri
         key_id = _key_id_of(pem)
         signature = base64.b64decode(str(sig.get("value", "")), validate=True)
         good = key_id == head.get("key_id") and verify_signature(pem, rp.signed_bytes(head), signature)
-        origin = ("the trusted key" if trusted_public_key_pem
-                  else "the key embedded in the file (pin the server's key with --public-key)")
-        detail = f"Ed25519 signature by {head.get('key_id')} verifies with {origin}" if good else (
-            f"signature does not verify with key {key_id} (head names {head.get('key_id')})")
+        origin = (
+            "the trusted key"
+            if trusted_public_key_pem
+            else "the key embedded in the file (pin the server's key with --public-key)"
+        )
+        detail = (
+            f"Ed25519 signature by {head.get('key_id')} verifies with {origin}"
+            if good
+            else (f"signature does not verify with key {key_id} (head names {head.get('key_id')})")
+        )
     except (ValueError, TypeError, binascii.Error) as exc:
         good, detail = False, f"unusable signature or key: {exc}"
     checks.append(rp.Check("signature", good, detail))
@@ -585,15 +639,22 @@ def _tree_signatures(doc: Mapping[str, Any], pem: str) -> rp.Check:
         try:
             if not isinstance(head, Mapping) or head.get("key_id") != key_id:
                 raise ValueError("no head, or signed with another key")
-            message = tree_head_bytes(root=bytes.fromhex(str(head["root_sha256"])), tree_size=int(head["tree_size"]),
-                                      issued_at=str(head["issued_at"]), key_id=str(head["key_id"]))
+            message = tree_head_bytes(
+                root=bytes.fromhex(str(head["root_sha256"])),
+                tree_size=int(head["tree_size"]),
+                issued_at=str(head["issued_at"]),
+                key_id=str(head["key_id"]),
+            )
             ok = verify_signature(pem, message, base64.b64decode(str(head["signature"]), validate=True))
         except (AssertionError, KeyError, TypeError, ValueError, binascii.Error):
             ok = False
         if not ok:
             bad.append(str(t.get("tree_id")) if isinstance(t, Mapping) else "?")
-    detail = (f"tree heads that do not verify with key {key_id}: {', '.join(bad[:5])}" if bad
-              else f"{len(trees)} tree heads signed by {key_id}")
+    detail = (
+        f"tree heads that do not verify with key {key_id}: {', '.join(bad[:5])}"
+        if bad
+        else f"{len(trees)} tree heads signed by {key_id}"
+    )
     return rp.Check("tree head signatures", not bad, detail)
 
 
@@ -626,16 +687,28 @@ def sci(
         message = f"must be a number of functional units > 0 and ≤ {MAX_FUNCTIONAL_UNITS:g}"
         raise ValidationFailed([{"field": "functionalUnits", "message": message}])
     led = ledger.collect(conn, account_id, period.start, period.end)
-    comp = compose.compose(led.records, period.start, period.end, "application", boundary.load(conn, account_id),
-                           _inference_site, JOB_METHODOLOGY)
+    comp = compose.compose(
+        led.records,
+        period.start,
+        period.end,
+        "application",
+        boundary.load(conn, account_id),
+        _inference_site,
+        JOB_METHODOLOGY,
+    )
     mine = [e for e in comp.entries if e.get("application") == application]
     operational = math.fsum(float(e["co2e_usage_g"]) for e in mine)
     job_m: list[float] = []
     for e in mine:
         if e["kind"] == "job":
             inp = comp.inputs.get(str(e["id"])) or {}
-            job_m.append(rp.sci_job_embodied_g(float(inp.get("duration_minutes") or 0.0),
-                                               float(inp.get("cpu_cores") or 0.0), float(inp.get("gpu_cores") or 0.0)))
+            job_m.append(
+                rp.sci_job_embodied_g(
+                    float(inp.get("duration_minutes") or 0.0),
+                    float(inp.get("cpu_cores") or 0.0),
+                    float(inp.get("gpu_cores") or 0.0),
+                )
+            )
     embodied = math.fsum([*(float(e["co2e_embodied_g"]) for e in mine if e["kind"] != "job"), *job_m])
     energy = math.fsum(float(e["energy_kwh"]) for e in mine)
     jobs = sum(1 for e in mine if e["kind"] == "job")

@@ -181,9 +181,7 @@ async def current_forecast(
     window_size: int | None = Query(None, alias="windowSize", ge=0, le=7 * 24 * 60),
 ) -> list[dict[str, Any]]:
     st = app_state(request)
-    return await svc.casdk_forecasts(
-        location, st.clock.now(), _utc(data_start_at), _utc(data_end_at), window_size
-    )
+    return await svc.casdk_forecasts(location, st.clock.now(), _utc(data_start_at), _utc(data_end_at), window_size)
 
 
 @router.get(

@@ -36,10 +36,14 @@ track_app = typer.Typer(
     "status is the command's; reporting never makes it fail.",
 )
 
-Url = Annotated[str | None, typer.Option("--url", help="Server URL (default $POWERMETER_URL, else http://127.0.0.1:8000).")]
+Url = Annotated[
+    str | None, typer.Option("--url", help="Server URL (default $POWERMETER_URL, else http://127.0.0.1:8000).")
+]
 Key = Annotated[str | None, typer.Option("--key", help="API key (default $POWERMETER_API_KEY).")]
-SpoolOpt = Annotated[str | None, typer.Option(
-    "--spool", help="Spool directory (default $POWERMETER_SPOOL_DIR, else the user state dir).")]
+SpoolOpt = Annotated[
+    str | None,
+    typer.Option("--spool", help="Spool directory (default $POWERMETER_SPOOL_DIR, else the user state dir)."),
+]
 
 
 @track_app.callback()
@@ -47,21 +51,30 @@ def track(
     ctx: typer.Context,
     job_id: Annotated[str | None, typer.Option("--job-id", help="Job id (default: generated and printed).")] = None,
     interval: Annotated[float, typer.Option(min=0.05, max=3600, help="Seconds between samples.")] = DEFAULT_INTERVAL_S,
-    cpu_cores: Annotated[float | None, typer.Option(
-        min=0.001, help="Cores allocated (default: the CPUs this process may run on).")] = None,
-    memory_gb: Annotated[float | None, typer.Option(
-        min=0, help="Memory allocated, GB (default: the measured peak RSS of the process tree).")] = None,
-    geo_iso: Annotated[str | None, typer.Option(
-        "--geo-iso", help="Location (default $POWERMETER_GEO_ISO, else WORLD); see GET /v1/locations.")] = None,
+    cpu_cores: Annotated[
+        float | None, typer.Option(min=0.001, help="Cores allocated (default: the CPUs this process may run on).")
+    ] = None,
+    memory_gb: Annotated[
+        float | None,
+        typer.Option(min=0, help="Memory allocated, GB (default: the measured peak RSS of the process tree)."),
+    ] = None,
+    geo_iso: Annotated[
+        str | None,
+        typer.Option("--geo-iso", help="Location (default $POWERMETER_GEO_ISO, else WORLD); see GET /v1/locations."),
+    ] = None,
     cpu_model: Annotated[str | None, typer.Option(help="CPU model, for the modelled figure.")] = None,
     gpu_model: Annotated[str | None, typer.Option(help="GPU model, for the modelled figure.")] = None,
     pue: Annotated[float | None, typer.Option(min=1.0, max=3.0, help="Data-centre PUE.")] = None,
     url: Url = None,
     key: Key = None,
     spool: SpoolOpt = None,
-    powercap_dir: Annotated[str | None, typer.Option(
-        "--powercap-dir", help="Powercap sysfs root (default $POWERMETER_POWERCAP_DIR, else /sys/class/powercap).",
-    )] = None,
+    powercap_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--powercap-dir",
+            help="Powercap sysfs root (default $POWERMETER_POWERCAP_DIR, else /sys/class/powercap).",
+        ),
+    ] = None,
     gpu: Annotated[bool, typer.Option("--gpu/--no-gpu", help="Read NVIDIA GPUs through NVML when present.")] = True,
     timeout: Annotated[float, typer.Option(min=0.1, help="HTTP timeout, seconds.")] = 10.0,
 ) -> None:
@@ -79,8 +92,9 @@ def track(
     code, measured = run_command(cmd, interval=interval, cpu_cores=cpu_cores, powercap_dir=powercap_dir, use_gpu=gpu)
     if measured is not None:
         try:
-            settings = ReportSettings(url, key, spool, geo_iso, timeout,
-                                      {"cpu_model": cpu_model, "gpu_model": gpu_model, "pue": pue})
+            settings = ReportSettings(
+                url, key, spool, geo_iso, timeout, {"cpu_model": cpu_model, "gpu_model": gpu_model, "pue": pue}
+            )
             for note in measured.notes:
                 print(f"powermeter: {note}", file=sys.stderr)
             body = measured.body(jid, settings.geo, memory_gb=memory_gb, extra=settings.extra)
@@ -91,8 +105,12 @@ def track(
 
 
 @track_app.command("flush")
-def flush_cmd(url: Url = None, key: Key = None, spool: SpoolOpt = None,
-              timeout: Annotated[float, typer.Option(min=0.1, help="HTTP timeout, seconds.")] = 30.0) -> None:
+def flush_cmd(
+    url: Url = None,
+    key: Key = None,
+    spool: SpoolOpt = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="HTTP timeout, seconds.")] = 30.0,
+) -> None:
     """Send the spooled reports (each with its Idempotency-Key: flushing twice never counts a job twice)."""
     from powermeter.tracking.runner import ReportSettings
     from powermeter.tracking.spool import Spool, flush
@@ -100,8 +118,11 @@ def flush_cmd(url: Url = None, key: Key = None, spool: SpoolOpt = None,
     settings = ReportSettings(url, key, spool, timeout=timeout)
     sp = Spool(settings.spool_dir)
     res = flush(sp, settings.base_url, settings.key, timeout=timeout)
-    print(f"powermeter: flushed {sp.dir}: {res.sent} sent, {res.stored} already stored, "
-          f"{res.rejected} rejected (moved to {sp.dir / 'rejected'}), {res.left} left", file=sys.stderr)
+    print(
+        f"powermeter: flushed {sp.dir}: {res.sent} sent, {res.stored} already stored, "
+        f"{res.rejected} rejected (moved to {sp.dir / 'rejected'}), {res.left} left",
+        file=sys.stderr,
+    )
     if res.last_error:
         print(f"powermeter: last error: {res.last_error}", file=sys.stderr)
     if res.left or res.rejected:

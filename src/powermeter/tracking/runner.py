@@ -74,8 +74,10 @@ def describe(job_id: str, delivery: Delivery) -> str:
     out = delivery.outcome
     if out.status == "sent" and out.data:
         d = out.data
-        parts = [f"powermeter: job {job_id}: receipt {d.get('receipt_id')}, {d.get('kwh', 0):.6g} kWh, "
-                 f"{d.get('co2_grams', 0):.6g} g CO2e"]
+        parts = [
+            f"powermeter: job {job_id}: receipt {d.get('receipt_id')}, {d.get('kwh', 0):.6g} kWh, "
+            f"{d.get('co2_grams', 0):.6g} g CO2e"
+        ]
         sources = d.get("energy_sources") or {}
         measured = [f"{c} {s.get('source')}" for c, s in sources.items() if s.get("method") == "measured"]
         parts.append(f" (measured: {', '.join(measured)})" if measured else " (modelled)")
@@ -85,8 +87,10 @@ def describe(job_id: str, delivery: Delivery) -> str:
     if out.status == "sent":
         return f"powermeter: job {job_id}: reported ({out.http_status})"
     if delivery.spooled is not None:
-        return (f"powermeter: job {job_id}: server unavailable ({out.detail}); report spooled to "
-                f"{delivery.spooled}; send it later with: powermeter track flush")
+        return (
+            f"powermeter: job {job_id}: server unavailable ({out.detail}); report spooled to "
+            f"{delivery.spooled}; send it later with: powermeter track flush"
+        )
     if out.status == "stored":
         return f"powermeter: job {job_id}: already has a receipt ({out.detail})"
     return f"powermeter: job {job_id}: report refused, not stored: {out.detail}"

@@ -84,9 +84,7 @@ def is_already_stored(status: int, code: str, message: str, errors: list[dict[st
     return all(str(e.get("field", "")).endswith("job_id") and "already" in str(e.get("message", "")) for e in errors)
 
 
-def post(
-    client: httpx.Client, path: str, body: dict[str, Any], idempotency_key: str, api_key: str | None
-) -> Outcome:
+def post(client: httpx.Client, path: str, body: dict[str, Any], idempotency_key: str, api_key: str | None) -> Outcome:
     headers = {"Idempotency-Key": idempotency_key}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"

@@ -66,8 +66,15 @@ def _report(page: Page, start: datetime, end: datetime, group_by: str) -> dict[s
     from powermeter.reports import service as reports
 
     return reports.build_document(
-        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email,
-        period=reports.Period(start, end), group_by=group_by, view="report", now=page.now, db=page.state.db,
+        page.conn,
+        page.state.signer,
+        account_id=page.account_id,
+        email=page.session.email,
+        period=reports.Period(start, end),
+        group_by=group_by,
+        view="report",
+        now=page.now,
+        db=page.state.db,
         with_coverage=False,
     )
 
@@ -135,6 +142,7 @@ RECEIPT_CSV_MAX = 100_000
 
 def _day_bounds(start: str, end: str) -> tuple[datetime | None, datetime | None]:
     """``from``/``to`` ISO dates (``to`` inclusive) as [from, before) instants, UTC; bad dates ignored."""
+
     def d(text: str) -> date | None:
         try:
             return date.fromisoformat(text) if text else None
@@ -142,12 +150,24 @@ def _day_bounds(start: str, end: str) -> tuple[datetime | None, datetime | None]
             return None
 
     s, e = d(start), d(end)
-    return (datetime(s.year, s.month, s.day, tzinfo=UTC) if s else None,
-            datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1) if e else None)
+    return (
+        datetime(s.year, s.month, s.day, tzinfo=UTC) if s else None,
+        datetime(e.year, e.month, e.day, tzinfo=UTC) + timedelta(days=1) if e else None,
+    )
 
 
-def search_receipts(page: Page, q: str, page_no: int, *, location: str = "", start: str = "", end: str = "",
-                    sort: str = "issued", direction: str = "desc", limit: int | None = None) -> dict[str, Any]:
+def search_receipts(
+    page: Page,
+    q: str,
+    page_no: int,
+    *,
+    location: str = "",
+    start: str = "",
+    end: str = "",
+    sort: str = "issued",
+    direction: str = "desc",
+    limit: int | None = None,
+) -> dict[str, Any]:
     """A page of receipts: ``q`` is part of a job id or receipt id (any case), filtered by location and
     issue date, sorted by a column."""
     from powermeter.web import repository as repo
@@ -157,10 +177,28 @@ def search_receipts(page: Page, q: str, page_no: int, *, location: str = "", sta
     offset = (page_no - 1) * size
     issued_from, issued_before = _day_bounds(start, end)
     rows, total = repo.find_receipts(
-        page.conn, page.account_id, q=q, location=location.strip(), issued_from=issued_from,
-        issued_before=issued_before, sort=sort, descending=direction != "asc", limit=size, offset=offset)
-    found = [{"receipt_id": r.receipt_id, "job_id": r.job_id, "kwh": r.kwh, "co2_grams": r.co2_grams,
-              "location": r.geo_iso, "timestamp": r.issued_at} for r in rows]
+        page.conn,
+        page.account_id,
+        q=q,
+        location=location.strip(),
+        issued_from=issued_from,
+        issued_before=issued_before,
+        sort=sort,
+        descending=direction != "asc",
+        limit=size,
+        offset=offset,
+    )
+    found = [
+        {
+            "receipt_id": r.receipt_id,
+            "job_id": r.job_id,
+            "kwh": r.kwh,
+            "co2_grams": r.co2_grams,
+            "location": r.geo_iso,
+            "timestamp": r.issued_at,
+        }
+        for r in rows
+    ]
     filters = {"q": q, "location": location.strip(), "from": start, "to": end}
     return {
         "receipts": found,
@@ -211,8 +249,13 @@ def audit_log(page: Page, action_type: str | None, receipt_id: str | None, limit
     entries, total, report = audit.list_logs(
         page.conn, page.account_id, keys, action_type=action_type, receipt_id=receipt_id, limit=limit
     )
-    return {"entries": entries, "total": total, "report": report.as_json(), "ok": report.ok,
-            "actions": sorted(audit.ACTION_TYPES)}
+    return {
+        "entries": entries,
+        "total": total,
+        "report": report.as_json(),
+        "ok": report.ok,
+        "actions": sorted(audit.ACTION_TYPES),
+    }
 
 
 # --- usage -----------------------------------------------------------------------------------------------
@@ -263,27 +306,47 @@ def usage(page: Page, granularity: str, days: int, group_by: str) -> dict[str, A
     short = [short_label(b, granularity) for b in labels]
 
     def panel(series: list[float], name: str, kind: str, unit: str, chart_type: str = "bar") -> dict[str, Any]:
-        return {"type": chart_type, "labels": labels, "short": short, "series": [r6(series)], "names": [name],
-                "classes": [f"ct-series-{kind}"], "kinds": [kind], "unit": unit}
+        return {
+            "type": chart_type,
+            "labels": labels,
+            "short": short,
+            "series": [r6(series)],
+            "names": [name],
+            "classes": [f"ct-series-{kind}"],
+            "kinds": [kind],
+            "unit": unit,
+        }
 
     # AI inference is often a thousandth of compute: each gets its own panel (its own y-axis), and a
     # series keeps its colour on every chart (compute = series 1, inference = series 2, water = 3).
     charts = {
         "energy": [panel(job_kwh, "Compute jobs", "jobs", "kWh"), panel(inf_kwh, "AI inference", "inference", "kWh")],
-        "co2": [panel([x / 1000 for x in job_co2], "Compute jobs", "jobs", "kg CO₂e"),
-                panel([x / 1000 for x in inf_co2], "AI inference", "inference", "kg CO₂e")],
+        "co2": [
+            panel([x / 1000 for x in job_co2], "Compute jobs", "jobs", "kg CO₂e"),
+            panel([x / 1000 for x in inf_co2], "AI inference", "inference", "kg CO₂e"),
+        ],
         "water": [panel(inf_water, "AI inference water", "water", "L")],
     }
     totals = {
-        "job_kwh": sum(job_kwh), "job_co2_kg": sum(job_co2) / 1000, "jobs": jobs_counted,
-        "inference_kwh": sum(inf_kwh), "inference_co2_kg": sum(inf_co2) / 1000, "inference_water_l": sum(inf_water),
+        "job_kwh": sum(job_kwh),
+        "job_co2_kg": sum(job_co2) / 1000,
+        "jobs": jobs_counted,
+        "inference_kwh": sum(inf_kwh),
+        "inference_co2_kg": sum(inf_co2) / 1000,
+        "inference_water_l": sum(inf_water),
     }
     rows = breakdown(page, start_dt, end_dt, group_by)
     from powermeter.web.routes_reports import inclusive_label
 
-    return {"charts": charts, "totals": totals, "breakdown": rows, "start": start, "end": end,
-            "period_label": inclusive_label(start_dt, end_dt),
-            "capped": listing["total"] > USAGE_MAX_RECEIPTS}
+    return {
+        "charts": charts,
+        "totals": totals,
+        "breakdown": rows,
+        "start": start,
+        "end": end,
+        "period_label": inclusive_label(start_dt, end_dt),
+        "capped": listing["total"] > USAGE_MAX_RECEIPTS,
+    }
 
 
 def breakdown(page: Page, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
@@ -291,13 +354,27 @@ def breakdown(page: Page, start: datetime, end: datetime, group_by: str) -> list
     from powermeter.reports import service as reports
 
     doc = reports.build_document(
-        page.conn, page.state.signer, account_id=page.account_id, email=page.session.email,
-        period=reports.Period(start, end), group_by=group_by, view="report", now=page.now, db=page.state.db,
+        page.conn,
+        page.state.signer,
+        account_id=page.account_id,
+        email=page.session.email,
+        period=reports.Period(start, end),
+        group_by=group_by,
+        view="report",
+        now=page.now,
+        db=page.state.db,
         with_coverage=False,
     )
     groups: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"label": "", "records": 0, "jobs": 0, "inferences": 0, "energy_kwh": 0.0, "co2e_kg": 0.0,
-                 "water_l": None}
+        lambda: {
+            "label": "",
+            "records": 0,
+            "jobs": 0,
+            "inferences": 0,
+            "energy_kwh": 0.0,
+            "co2e_kg": 0.0,
+            "water_l": None,
+        }
     )
     for line in doc["lines"]:
         g = groups[line["group"]]
@@ -322,8 +399,15 @@ def grid_regions(page: Page) -> list[dict[str, Any]]:
     for code in REGIONS_SHOWN:
         loc = index.resolve(code)
         if loc is not None:
-            out.append({"code": loc.code, "name": loc.name, "intensity": loc.intensity_g_per_kwh, "year": loc.year,
-                        "source": loc.source})
+            out.append(
+                {
+                    "code": loc.code,
+                    "name": loc.name,
+                    "intensity": loc.intensity_g_per_kwh,
+                    "year": loc.year,
+                    "source": loc.source,
+                }
+            )
     return out
 
 

@@ -108,14 +108,41 @@ def fmt_rate(value: Any, currency: str = "") -> str:
 
 
 # Units named by a key's suffix, and words that are acronyms: ``cpu_kwh`` → ``CPU energy (kWh)``.
-_UNIT_SUFFIXES = (("_kwh", "energy", "kWh"), ("_wh", "energy", "Wh"), ("_grams", "", "g"), ("_g", "", "g"),
-                  ("_kg", "", "kg"), ("_gb", "", "GB"), ("_minutes", "", "min"), ("_hours", "", "h"),
-                  ("_ml", "", "mL"), ("_l", "", "L"), ("_w", "power", "W"))
-_WORDS = {"cpu": "CPU", "gpu": "GPU", "pue": "PUE (power usage effectiveness)", "co2": "CO₂e", "iso": "",
-          "kwh": "Energy", "geo": "Location", "id": "ID", "tdp": "TDP", "wue": "WUE"}
-_LABELS = {"kwh": ("Energy", "kWh"), "co2_grams": ("Emissions", "g CO₂e"), "overhead_kwh": ("Overhead energy", "kWh"),
-           "geo_iso": ("Location", ""), "gpu_cores": ("GPUs", ""), "cpu_cores": ("CPU cores", ""),
-           "memory_gb": ("Memory", "GB"), "duration_minutes": ("Duration", "min")}
+_UNIT_SUFFIXES = (
+    ("_kwh", "energy", "kWh"),
+    ("_wh", "energy", "Wh"),
+    ("_grams", "", "g"),
+    ("_g", "", "g"),
+    ("_kg", "", "kg"),
+    ("_gb", "", "GB"),
+    ("_minutes", "", "min"),
+    ("_hours", "", "h"),
+    ("_ml", "", "mL"),
+    ("_l", "", "L"),
+    ("_w", "power", "W"),
+)
+_WORDS = {
+    "cpu": "CPU",
+    "gpu": "GPU",
+    "pue": "PUE (power usage effectiveness)",
+    "co2": "CO₂e",
+    "iso": "",
+    "kwh": "Energy",
+    "geo": "Location",
+    "id": "ID",
+    "tdp": "TDP",
+    "wue": "WUE",
+}
+_LABELS = {
+    "kwh": ("Energy", "kWh"),
+    "co2_grams": ("Emissions", "g CO₂e"),
+    "overhead_kwh": ("Overhead energy", "kWh"),
+    "geo_iso": ("Location", ""),
+    "gpu_cores": ("GPUs", ""),
+    "cpu_cores": ("CPU cores", ""),
+    "memory_gb": ("Memory", "GB"),
+    "duration_minutes": ("Duration", "min"),
+}
 
 
 def human_label(key: str) -> tuple[str, str]:

@@ -97,8 +97,13 @@ def monthly_counters(conn: Connection, account_id: str, period: str) -> dict[str
     return {r.metric: int(r.value) for r in conn.execute(q)}
 
 
-RECEIPT_SORTS = {"issued": receipts.c.seq, "job": receipts.c.job_id, "kwh": receipts.c.kwh,
-                 "co2": receipts.c.co2_grams, "location": receipts.c.geo_iso}
+RECEIPT_SORTS = {
+    "issued": receipts.c.seq,
+    "job": receipts.c.job_id,
+    "kwh": receipts.c.kwh,
+    "co2": receipts.c.co2_grams,
+    "location": receipts.c.geo_iso,
+}
 
 
 def _like(text: str) -> str:
@@ -123,8 +128,12 @@ def find_receipts(
     where: list[Any] = [receipts.c.account_id == account_id]
     if q:
         pattern = _like(q.lower())
-        where.append(sa.or_(sa.func.lower(receipts.c.job_id).like(pattern, escape="\\"),
-                            sa.func.lower(receipts.c.receipt_id).like(pattern, escape="\\")))
+        where.append(
+            sa.or_(
+                sa.func.lower(receipts.c.job_id).like(pattern, escape="\\"),
+                sa.func.lower(receipts.c.receipt_id).like(pattern, escape="\\"),
+            )
+        )
     if location:
         where.append(sa.func.upper(receipts.c.geo_iso) == location.upper())
     if issued_from is not None:
@@ -136,9 +145,19 @@ def find_receipts(
     col = RECEIPT_SORTS.get(sort, receipts.c.seq)
     order = [col.desc() if descending else col.asc(), receipts.c.seq.desc()]
     query = (
-        sa.select(receipts.c.receipt_id, receipts.c.job_id, receipts.c.kwh, receipts.c.co2_grams,
-                  receipts.c.geo_iso, receipt_trees.c.issued_at)
-        .select_from(joined).where(*where).order_by(*order).limit(limit).offset(offset)
+        sa.select(
+            receipts.c.receipt_id,
+            receipts.c.job_id,
+            receipts.c.kwh,
+            receipts.c.co2_grams,
+            receipts.c.geo_iso,
+            receipt_trees.c.issued_at,
+        )
+        .select_from(joined)
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
     )
     return list(conn.execute(query).all()), int(total)
 

@@ -138,14 +138,19 @@ def create_key(
     else:
         try:
             new: NewKey = account_service(page.request).create_key(
-                page.conn, page.account_id, name, page.now, chosen,
+                page.conn,
+                page.account_id,
+                name,
+                page.now,
+                chosen,
                 expires_at=page.now + timedelta(days=days) if days else None,
             )
         except ApiError as e:
             err = e.detail
         else:
-            sealed = sessions.seal(page.state.secret, page.session.id,
-                                   {"key": new.key, "name": new.name, "masked_key": new.masked_key})
+            sealed = sessions.seal(
+                page.state.secret, page.session.id, {"key": new.key, "name": new.name, "masked_key": new.masked_key}
+            )
             repo.set_pending_key(page.conn, page.session.id, sealed)
             return RedirectResponse("/dashboard/settings?flash=key-created#keys", status_code=303)
     ctx = _settings_ctx(page, form_error=err, form_name=name, form_scopes=chosen, form_expiry=expires)

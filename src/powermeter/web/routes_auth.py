@@ -111,8 +111,9 @@ def login(
         res = limiter.hit(spec, kind, ident)
         if not res.allowed:
             ctx["error"] = f"Too many log-in attempts. Try again in {res.reset_after_s} seconds."
-            return _anon_page(request, "login.html", ctx, status_code=429,
-                              headers={"Retry-After": str(res.reset_after_s)})
+            return _anon_page(
+                request, "login.html", ctx, status_code=429, headers={"Retry-After": str(res.reset_after_s)}
+            )
     row = accounts_repo.get_account_by_email(page.conn, email_key) if email_key else None
     stored = row.password_hash if row is not None and row.password_hash else None
     ok = verify_password(stored or _dummy_hash(), password) and stored is not None
@@ -155,9 +156,7 @@ def signup(
     try:
         account_id = account_service(request).create_account(page.conn, email, page.now, password=password)
     except ApiError as e:
-        ctx["error"] = (
-            "An account with this email already exists. Log in instead." if e.status == 409 else e.detail
-        )
+        ctx["error"] = "An account with this email already exists. Log in instead." if e.status == 409 else e.detail
         return _anon_page(request, "signup.html", ctx, status_code=e.status)
     return _start(page, account_id, "/dashboard/settings?flash=welcome")
 

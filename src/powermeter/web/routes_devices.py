@@ -67,8 +67,10 @@ def region_code_of(raw: str, rates: Any) -> str | None:
     if len(by_name) == 1:
         return str(by_name[0].code)
     examples = ", ".join(c for c in ("US-CA", "DE", "GB") if rates.region(c) is not None)
-    raise FormError("region_code", f"There is no region “{text}” in the rates dataset. Pick one from the list "
-                    f"(for example {examples}).")
+    raise FormError(
+        "region_code",
+        f"There is no region “{text}” in the rates dataset. Pick one from the list (for example {examples}).",
+    )
 
 
 def parse_schedule(raw: str) -> list[list[float]] | None:
@@ -80,8 +82,11 @@ def parse_schedule(raw: str) -> list[list[float]] | None:
     for part in text.split(","):
         m = _HOURS_RANGE.match(part)
         if not m:
-            raise FormError("schedule", f"“{part.strip()}” is not a time window; write hours as start-end, "
-                            "e.g. 22-6 or 9-17, separated by commas.")
+            raise FormError(
+                "schedule",
+                f"“{part.strip()}” is not a time window; write hours as start-end, "
+                "e.g. 22-6 or 9-17, separated by commas.",
+            )
         start, end = float(m.group(1)), float(m.group(2))
         if not (0 <= start < 24 and 0 <= end <= 24):
             raise FormError("schedule", f"“{part.strip()}”: hours go from 0 to 24.")
@@ -125,8 +130,16 @@ def rate_summary(profile: Mapping[str, Any], rates: Any) -> dict[str, Any] | Non
     region_code = profile.get("region_code")
     cfg = profile.get("rate_config")
     region = rates.region(region_code) if region_code else None
-    out: dict[str, Any] = {"region": region, "tariff": None, "custom": None, "price": None, "currency": None,
-                           "year": None, "source": None, "has_tou": False}
+    out: dict[str, Any] = {
+        "region": region,
+        "tariff": None,
+        "custom": None,
+        "price": None,
+        "currency": None,
+        "year": None,
+        "source": None,
+        "has_tou": False,
+    }
     if cfg is not None:
         tariff = tariff_configs(rates).get(_tariff_key(cfg))
         if tariff is not None:
@@ -222,8 +235,9 @@ def devices_page(page: Page = SignedIn()) -> Response:
     return render(page.request, "devices.html", devices_context(page))
 
 
-def _refused(page: Page, where: str, field: str, message: str, form: dict[str, Any],
-             editing: str | None = None) -> Response:
+def _refused(
+    page: Page, where: str, field: str, message: str, form: dict[str, Any], editing: str | None = None
+) -> Response:
     ctx = devices_context(page)
     ctx["errors"] = {"where": where, "field": field, "message": message}
     ctx["form"] = form
@@ -264,14 +278,18 @@ def save_profile(
         elif pricing not in ("", "region"):
             tariff = rates.tariffs.get(pricing)
             if tariff is None or code is None or tariff.region != code:
-                raise FormError("pricing", "That tariff is not offered in the chosen region; pick the region's "
-                                "tariff or one listed under the region.")
+                raise FormError(
+                    "pricing",
+                    "That tariff is not offered in the chosen region; pick the region's "
+                    "tariff or one listed under the region.",
+                )
             if rates.region(code).default_tariff != tariff.id:
                 rate_config = _rate_config(tariff.raw)
         elif code is None:
             raise FormError("region_code", "Choose your region (or a custom rate) so costs can be worked out.")
-        devices.put_profile(page.conn, page.account_id, ProfileIn(region_code=code, rate_config=rate_config),
-                            rates, page.now)
+        devices.put_profile(
+            page.conn, page.account_id, ProfileIn(region_code=code, rate_config=rate_config), rates, page.now
+        )
     except FormError as e:
         return _refused(page, "profile", e.field, e.message, form)
     except ApiError as e:
@@ -307,8 +325,14 @@ def add_device(
     from powermeter.devices import service as devices
     from powermeter.devices.schemas import DeviceIn
 
-    form = {"name": name, "catalog_device_slug": catalog_device_slug, "watts": watts,
-            "hours_per_day": hours_per_day, "schedule": schedule, "shiftable": shiftable is not None}
+    form = {
+        "name": name,
+        "catalog_device_slug": catalog_device_slug,
+        "watts": watts,
+        "hours_per_day": hours_per_day,
+        "schedule": schedule,
+        "shiftable": shiftable is not None,
+    }
     try:
         values = _device_values(name, catalog_device_slug, watts, hours_per_day, schedule, shiftable)
         if values["hours_per_day"] is None and values["schedule"] is None:
@@ -335,8 +359,13 @@ def edit_device(
     from powermeter.devices import service as devices
     from powermeter.devices.schemas import DevicePatch
 
-    form = {"name": name, "watts": watts, "hours_per_day": hours_per_day, "schedule": schedule,
-            "shiftable": shiftable is not None}
+    form = {
+        "name": name,
+        "watts": watts,
+        "hours_per_day": hours_per_day,
+        "schedule": schedule,
+        "shiftable": shiftable is not None,
+    }
     try:
         values = _device_values(name, "", watts, hours_per_day, schedule, shiftable)
         if values["name"] is None:

@@ -76,15 +76,19 @@ def receipts_csv(
     import csv
     import io
 
-    found = caps.search_receipts(page, q, 1, location=location, start=start, end=end, sort=sort, direction=dir,
-                                 limit=caps.RECEIPT_CSV_MAX)
+    found = caps.search_receipts(
+        page, q, 1, location=location, start=start, end=end, sort=sort, direction=dir, limit=caps.RECEIPT_CSV_MAX
+    )
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["receipt_id", "job_id", "energy_kwh", "co2e_grams", "location", "issued_at"])
     for r in found["receipts"]:
         w.writerow([r["receipt_id"], r["job_id"], repr(r["kwh"]), repr(r["co2_grams"]), r["location"], r["timestamp"]])
-    return Response(buf.getvalue().encode(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="receipts-{page.now:%Y-%m-%d}.csv"'})
+    return Response(
+        buf.getvalue().encode(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="receipts-{page.now:%Y-%m-%d}.csv"'},
+    )
 
 
 @router.get("/receipts/{receipt_id}")
@@ -97,8 +101,11 @@ def receipt_page(receipt_id: str, page: Page = SignedIn()) -> Response:
 @router.get("/receipts/{receipt_id}/download")
 def receipt_download(receipt_id: str, page: Page = SignedIn()) -> Response:
     body = caps.receipt_file(page, receipt_id)
-    return Response(body, media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{receipt_id}.json"'})
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{receipt_id}.json"'},
+    )
 
 
 @router.get("/audit")

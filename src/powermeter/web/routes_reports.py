@@ -50,8 +50,10 @@ def presets(today: date) -> list[dict[str, Any]]:
         ("last-month", "Last month", last_m_end.replace(day=1), last_m_end),
         ("last-year", "Last year", date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)),
     ]
-    return [{"id": pid, "label": label, "start": s.isoformat(), "end": e.isoformat(), "current": False}
-            for pid, label, s, e in out]
+    return [
+        {"id": pid, "label": label, "start": s.isoformat(), "end": e.isoformat(), "current": False}
+        for pid, label, s, e in out
+    ]
 
 
 def _day(d: date) -> str:
@@ -61,7 +63,10 @@ def _day(d: date) -> str:
 def inclusive_label(start: datetime, end_exclusive: datetime) -> str:
     """``1 Jul – 30 Sep 2026`` for whole days; exact UTC times otherwise."""
     if (start.hour, start.minute, start.second) != (0, 0, 0) or (
-        end_exclusive.hour, end_exclusive.minute, end_exclusive.second) != (0, 0, 0):
+        end_exclusive.hour,
+        end_exclusive.minute,
+        end_exclusive.second,
+    ) != (0, 0, 0):
         return f"{start:%Y-%m-%d %H:%M} UTC – {end_exclusive:%Y-%m-%d %H:%M} UTC (end excluded)"
     s, e = start.date(), (end_exclusive - timedelta(days=1)).date()
     if s == e:
@@ -162,22 +167,43 @@ def reports_page(
     from powermeter.reports import service as reports
 
     today = page.now.astimezone(UTC).date()
-    ctx: dict[str, Any] = {"page_title": "Reports", "start": start, "end": end, "group_by": group_by,
-                           "groups": REPORT_GROUPS, "error": None, "doc": None, "presets": presets(today)}
+    ctx: dict[str, Any] = {
+        "page_title": "Reports",
+        "start": start,
+        "end": end,
+        "group_by": group_by,
+        "groups": REPORT_GROUPS,
+        "error": None,
+        "doc": None,
+        "presets": presets(today),
+    }
     try:
         period = _period(page, start, end)
         rid = report_id_for(page.state.secret, page.account_id, period.start, period.end, group_by)
         doc = reports.build_document(
-            page.conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-            group_by=group_by, view="report", now=page.now, db=page.state.db, with_coverage=False, report_id=rid,
+            page.conn,
+            page.state.signer,
+            account_id=page.account_id,
+            email=page.session.email,
+            period=period,
+            group_by=group_by,
+            view="report",
+            now=page.now,
+            db=page.state.db,
+            with_coverage=False,
+            report_id=rid,
         )
     except ApiError as e:
         ctx["error"] = e.detail
         return render(page.request, "reports.html", ctx, status_code=400)
     s_iso, e_iso = inclusive_dates(period.start, period.end)
     ctx.update(
-        doc=doc, period=period, period_label=inclusive_label(period.start, period.end),
-        ghg=ghg_labels(doc), qs_start=start or s_iso, qs_end=end or e_iso,
+        doc=doc,
+        period=period,
+        period_label=inclusive_label(period.start, period.end),
+        ghg=ghg_labels(doc),
+        qs_start=start or s_iso,
+        qs_end=end or e_iso,
         files={f: file_name(period.start, period.end, group_by, f) for f in FORMATS},
         includes_today=period.end > page.now,
     )
@@ -203,12 +229,19 @@ def report_download(
     rid = report_id_for(page.state.secret, page.account_id, period.start, period.end, group_by)
     with reports.snapshot(page.state.db, page.conn) as conn:
         doc = reports.build_document(
-            conn, page.state.signer, account_id=page.account_id, email=page.session.email, period=period,
-            group_by=group_by, view="esrs" if format == "esrs" else "report", now=page.now, db=page.state.db,
-            with_coverage=format != "csv", report_id=rid,
+            conn,
+            page.state.signer,
+            account_id=page.account_id,
+            email=page.session.email,
+            period=period,
+            group_by=group_by,
+            view="esrs" if format == "esrs" else "report",
+            now=page.now,
+            db=page.state.db,
+            with_coverage=format != "csv",
+            report_id=rid,
         )
-    reports.record_download(page.conn, doc, format, page.now, actor_key_id=None, actor_masked_key=None,
-                            via="dashboard")
+    reports.record_download(page.conn, doc, format, page.now, actor_key_id=None, actor_masked_key=None, via="dashboard")
     if format in ("json", "esrs"):
         body, media_type = orjson.dumps(doc, option=orjson.OPT_INDENT_2), "application/json"
     else:
@@ -216,5 +249,8 @@ def report_download(
         if format == "csv":
             body = round_csv(body)
     name = file_name(period.start, period.end, group_by, format)
-    return Response(body, media_type=media_type, headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "X-Report-Id": doc["report_id"]})
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Report-Id": doc["report_id"]},
+    )

@@ -125,6 +125,7 @@ def clear_session_cookie(response: Response, *, secure: bool) -> None:
 
 # --- a just-created API key, carried across the post/redirect/get -------------------------------
 
+
 def _seal_key(secret: str, session_id: str) -> bytes:
     return hashlib.sha256(b"powermeter-pending-key|" + secret.encode() + b"|" + session_id.encode()).digest()
 
@@ -160,6 +161,7 @@ def unseal(secret: str, session_id: str, sealed: str) -> dict[str, str] | None:
 
 # --- CSRF ----------------------------------------------------------------------------------------
 
+
 def tokens_match(expected: str | None, submitted: str | None) -> bool:
     if not expected or not submitted:
         return False
@@ -177,6 +179,11 @@ def prelogin_token(secret: str, nonce: str) -> str:
 
 def set_prelogin_cookie(response: Response, nonce: str, *, secure: bool) -> None:
     response.set_cookie(
-        PRELOGIN_COOKIE, nonce, max_age=PRELOGIN_MAX_AGE_S, path=COOKIE_PATH, secure=secure, httponly=True,
+        PRELOGIN_COOKIE,
+        nonce,
+        max_age=PRELOGIN_MAX_AGE_S,
+        path=COOKIE_PATH,
+        secure=secure,
+        httponly=True,
         samesite="strict",
     )

@@ -146,8 +146,12 @@ def build(parent: FastAPI) -> FastAPI:
         return render(
             request,
             "error.html",
-            {"page_title": "Not found" if exc.status_code == 404 else "Error", "status": exc.status_code,
-             "message": message, "reason": None},
+            {
+                "page_title": "Not found" if exc.status_code == 404 else "Error",
+                "status": exc.status_code,
+                "message": message,
+                "reason": None,
+            },
             status_code=exc.status_code,
         )
 
@@ -159,8 +163,12 @@ def build(parent: FastAPI) -> FastAPI:
         return render(
             request,
             "error.html",
-            {"page_title": "Invalid input", "status": 400,
-             "message": f"Some of what was sent is not valid ({fields}). Go back and correct it.", "reason": None},
+            {
+                "page_title": "Invalid input",
+                "status": 400,
+                "message": f"Some of what was sent is not valid ({fields}). Go back and correct it.",
+                "reason": None,
+            },
             status_code=400,
         )
 

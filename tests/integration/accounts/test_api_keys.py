@@ -68,8 +68,7 @@ def test_mistyped_key_is_refused_without_touching_the_database(
     assert statements == []
 
 
-def test_keys_are_stored_only_as_a_keyed_hash(client: TestClient, api_key: str, state: AppState,
-                                              settings: Any) -> None:
+def test_keys_are_stored_only_as_a_keyed_hash(client: TestClient, api_key: str, state: AppState, settings: Any) -> None:
     assert client.get("/v1/me", headers={"X-API-Key": api_key}).status_code == 200
     with state.db.begin() as conn:
         rows = conn.execute(sa.select(api_keys)).mappings().all()
@@ -123,8 +122,7 @@ def _scoped_app(app: FastAPI) -> None:
     app.include_router(r)
 
 
-def test_scopes_are_enforced_with_a_403_in_each_family(app: FastAPI, client: TestClient,
-                                                       make_key: MakeKey) -> None:
+def test_scopes_are_enforced_with_a_403_in_each_family(app: FastAPI, client: TestClient, make_key: MakeKey) -> None:
     _scoped_app(app)
     narrow = make_key(scopes=["receipts:read"])
     full = make_key(name="full")

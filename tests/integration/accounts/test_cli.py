@@ -21,8 +21,9 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*POWERMETER, *args], env=env, capture_output=True, text=True, input=stdin,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [*POWERMETER, *args], env=env, capture_output=True, text=True, input=stdin, timeout=60, check=False
+    )
 
 
 @pytest.fixture
@@ -32,8 +33,9 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield base, log
 
 
-def test_first_start_prints_an_admin_login_and_a_working_key_once(server: tuple[str, Path],
-                                                                  env: dict[str, str]) -> None:
+def test_first_start_prints_an_admin_login_and_a_working_key_once(
+    server: tuple[str, Path], env: dict[str, str]
+) -> None:
     base, log = server
     text = log.read_text()
     assert "admin@localhost" in text
@@ -47,19 +49,33 @@ def test_first_start_prints_an_admin_login_and_a_working_key_once(server: tuple[
     from powermeter.infra.db import Database
     from powermeter.settings import Settings
 
-    s = Settings(data_dir=env["POWERMETER_DATA_DIR"], database_url=env["POWERMETER_DATABASE_URL"],
-                 secret_key=env["POWERMETER_SECRET_KEY"])
+    s = Settings(
+        data_dir=env["POWERMETER_DATA_DIR"],
+        database_url=env["POWERMETER_DATABASE_URL"],
+        secret_key=env["POWERMETER_SECRET_KEY"],
+    )
     db = Database(s.resolved_database_url)
     _bootstrap(s, db)
     db.dispose()
     assert "admin@localhost" not in _run(["keys", "list", "--email", "nobody@example.com"], env).stdout
 
 
-def test_keys_create_prints_only_the_key_and_it_works_at_once(server: tuple[str, Path],
-                                                              env: dict[str, str]) -> None:
+def test_keys_create_prints_only_the_key_and_it_works_at_once(server: tuple[str, Path], env: dict[str, str]) -> None:
     base, _ = server
-    res = _run(["keys", "create", "--email", "ci@example.com", "--name", "CI runner",
-                "--scope", "receipts:read", "--create-account"], env)
+    res = _run(
+        [
+            "keys",
+            "create",
+            "--email",
+            "ci@example.com",
+            "--name",
+            "CI runner",
+            "--scope",
+            "receipts:read",
+            "--create-account",
+        ],
+        env,
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == 1, res.stdout
@@ -117,8 +133,13 @@ def test_first_start_prints_the_real_address_and_a_pasteable_curl(env: dict[str,
         argv = shlex.split(cmd)
         curl = shutil.which("curl")
         if curl:
-            res = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", *argv[1:]],
-                                 capture_output=True, text=True, timeout=30, check=False)
+            res = subprocess.run(
+                [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             assert res.stdout == "200", res
         header = argv[argv.index("-H") + 1]
         name, _, value = header.partition(": ")

@@ -49,8 +49,9 @@ def test_control_characters_are_refused_in_key_names(env: dict[str, str]) -> Non
     assert "\x1b" not in res.stderr
 
 
-def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str], database_url: str,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_list_escapes_control_characters_already_stored(
+    env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in env.items():
         if k.startswith("POWERMETER_"):
             monkeypatch.setenv(k, v)
@@ -60,8 +61,12 @@ def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str]
         acct = accounts_for(settings).create_account(conn, "old@example.com", now)
         key = accounts_for(settings).create_key(conn, acct, "placeholder", now)
         # a name stored before names were checked (or written to the database directly)
-        conn.exec_driver_sql("UPDATE api_keys SET name = ? WHERE id = ?" if conn.dialect.name == "sqlite"
-                             else "UPDATE api_keys SET name = %s WHERE id = %s", (EVIL + "[bold]x", key.key_id))
+        conn.exec_driver_sql(
+            "UPDATE api_keys SET name = ? WHERE id = ?"
+            if conn.dialect.name == "sqlite"
+            else "UPDATE api_keys SET name = %s WHERE id = %s",
+            (EVIL + "[bold]x", key.key_id),
+        )
     db.dispose()
     res = _run(["keys", "list", "--email", "old@example.com"], env)
     assert res.returncode == 0, res.stderr
@@ -73,5 +78,11 @@ def test_keys_list_escapes_control_characters_already_stored(env: dict[str, str]
 
 def test_service_refuses_control_characters_in_key_names() -> None:
     with pytest.raises(BadRequest, match="control characters"):
-        service.create_key(None, "s", "acct", "bad\x00name", SystemClock().now(),  # type: ignore[arg-type]
-                           events=service.KeyEvents())
+        service.create_key(
+            None,
+            "s",
+            "acct",
+            "bad\x00name",
+            SystemClock().now(),  # type: ignore[arg-type]
+            events=service.KeyEvents(),
+        )

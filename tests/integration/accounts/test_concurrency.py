@@ -33,10 +33,14 @@ def test_two_hundred_concurrent_writes_all_land_and_refusals_roll_back_alone(liv
     async def run() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=100)
         async with httpx.AsyncClient(base_url=base, headers=h, timeout=30, limits=limits) as c:
+
             async def one(i: int) -> httpx.Response:
                 geo = "US" if i % 4 else "XX-NOWHERE"  # every fourth job names an unknown location
-                return await c.post("/v1/report", json={"job_id": f"job-{i}", "duration_minutes": 1,
-                                                        "cpu_cores": 1, "memory_gb": 1, "geo_iso": geo})
+                return await c.post(
+                    "/v1/report",
+                    json={"job_id": f"job-{i}", "duration_minutes": 1, "cpu_cores": 1, "memory_gb": 1, "geo_iso": geo},
+                )
+
             return await asyncio.gather(*(one(i) for i in range(200)))
 
     started = time.monotonic()

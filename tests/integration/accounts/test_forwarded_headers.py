@@ -18,8 +18,12 @@ BODY = {"battery_wh": 13500, "charge_rate": 0.12, "discharge_rate": 0.4}
 
 def _serve(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning", *extra], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*POWERMETER, "serve", "--port", str(port), "--log-level", "warning", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -33,8 +37,10 @@ def _serve(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[bytes], s
 
 
 def _spoofed_codes(base: str) -> list[int]:
-    return [httpx.post(base + "/calc/api/arbitrage", json=BODY,
-                       headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(4)]
+    return [
+        httpx.post(base + "/calc/api/arbitrage", json=BODY, headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+        for i in range(4)
+    ]
 
 
 @pytest.mark.slow

@@ -43,8 +43,12 @@ def _claims(state: AppState) -> list[Any]:
 def test_the_same_key_sent_four_ways_runs_the_work_once(app: FastAPI, client: TestClient, api_key: str) -> None:
     _work_routes(app)
     body = {"kwh": 1, "label": "once"}
-    ways = [{"X-API-Key": api_key}, {"Authorization": f"Bearer {api_key}"}, {"Authorization": f"bearer {api_key}"},
-            {"Authorization": f"Bearer  {api_key}"}]
+    ways = [
+        {"X-API-Key": api_key},
+        {"Authorization": f"Bearer {api_key}"},
+        {"Authorization": f"bearer {api_key}"},
+        {"Authorization": f"Bearer  {api_key}"},
+    ]
     replies = [client.post("/v1/test/work", json=body, headers={**h, "Idempotency-Key": "k4"}) for h in ways]
     assert [r.status_code for r in replies] == [200] * 4
     assert len({r.json()["data"]["nonce"] for r in replies}) == 1  # the route ran once
@@ -90,8 +94,9 @@ def test_validation_400_is_replayed_but_403_is_not(app: FastAPI, client: TestCli
     assert again.headers["Idempotent-Replayed"] == "true"
 
 
-def test_a_revoked_key_gets_no_replay(app: FastAPI, client: TestClient, state: AppState, api_key: str,
-                                      clock: FrozenClock) -> None:
+def test_a_revoked_key_gets_no_replay(
+    app: FastAPI, client: TestClient, state: AppState, api_key: str, clock: FrozenClock
+) -> None:
     _work_routes(app)
     h = {"X-API-Key": api_key, "Idempotency-Key": "before-revoke"}
     assert client.post("/v1/test/work", json={"kwh": 0, "label": "a"}, headers=h).status_code == 200
@@ -105,26 +110,42 @@ def test_a_revoked_key_gets_no_replay(app: FastAPI, client: TestClient, state: A
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def _insert_claim(state: AppState, scope: str, key: str, body: bytes, path: str, owner: str,
-                  lease_until: datetime) -> None:
+def _insert_claim(
+    state: AppState, scope: str, key: str, body: bytes, path: str, owner: str, lease_until: datetime
+) -> None:
     import hashlib
 
     fingerprint = hashlib.sha256(b"POST " + path.encode() + b"?\n" + body).hexdigest()
     with state.db.begin() as conn:
-        conn.execute(idempotency_keys.insert().values(
-            scope=scope, key=key, request_hash=fingerprint, created_at=state.clock.now(), owner=owner,
-            lease_until=lease_until))
+        conn.execute(
+            idempotency_keys.insert().values(
+                scope=scope,
+                key=key,
+                request_hash=fingerprint,
+                created_at=state.clock.now(),
+                owner=owner,
+                lease_until=lease_until,
+            )
+        )
 
 
-def test_a_claim_whose_holder_stopped_renewing_is_taken_over(app: FastAPI, client: TestClient, state: AppState,
-                                                             api_key: str, clock: FrozenClock) -> None:
+def test_a_claim_whose_holder_stopped_renewing_is_taken_over(
+    app: FastAPI, client: TestClient, state: AppState, api_key: str, clock: FrozenClock
+) -> None:
     _work_routes(app)
     body = json.dumps({"kwh": 0, "label": "x"}).encode()
     with state.db.begin() as conn:
         key_id = conn.execute(sa.text("SELECT id FROM api_keys")).scalar_one()
     # held by a process of another machine, lease still running: the retry waits
-    _insert_claim(state, f"key:{key_id}", "held", body, "/v1/test/work", "other-host:4242:abcd",
-                  clock.now() + timedelta(seconds=20))
+    _insert_claim(
+        state,
+        f"key:{key_id}",
+        "held",
+        body,
+        "/v1/test/work",
+        "other-host:4242:abcd",
+        clock.now() + timedelta(seconds=20),
+    )
     h = {"X-API-Key": api_key, "Idempotency-Key": "held", "Content-Type": "application/json"}
     r = client.post("/v1/test/work", content=body, headers=h)
     assert r.status_code == 409
@@ -137,20 +158,28 @@ def test_a_claim_whose_holder_stopped_renewing_is_taken_over(app: FastAPI, clien
     assert r2.headers["Idempotent-Replayed"] == "true"
 
 
-def test_a_claim_of_a_dead_local_process_is_taken_over_at_once(app: FastAPI, client: TestClient,
-                                                               state: AppState, api_key: str,
-                                                               clock: FrozenClock) -> None:
+def test_a_claim_of_a_dead_local_process_is_taken_over_at_once(
+    app: FastAPI, client: TestClient, state: AppState, api_key: str, clock: FrozenClock
+) -> None:
     from powermeter.infra.idempotency import HOST
 
     _work_routes(app)
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(proc.stdout)
     body = json.dumps({"kwh": 0, "label": "y"}).encode()
     with state.db.begin() as conn:
         key_id = conn.execute(sa.text("SELECT id FROM api_keys")).scalar_one()
-    _insert_claim(state, f"key:{key_id}", "dead", body, "/v1/test/work", f"{HOST}:{dead_pid}:feed",
-                  clock.now() + timedelta(seconds=30))
+    _insert_claim(
+        state,
+        f"key:{key_id}",
+        "dead",
+        body,
+        "/v1/test/work",
+        f"{HOST}:{dead_pid}:feed",
+        clock.now() + timedelta(seconds=30),
+    )
     h = {"X-API-Key": api_key, "Idempotency-Key": "dead", "Content-Type": "application/json"}
     r = client.post("/v1/test/work", content=body, headers=h)
     assert r.status_code == 200, r.text
@@ -168,8 +197,12 @@ def test_kill_9_during_a_keyed_batch_does_not_block_the_retry(tmp_path: Path) ->
 
     def start() -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        proc = subprocess.Popen([*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*POWERMETER, "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -236,10 +269,22 @@ def _asgi(client: TestClient, app: FastAPI, method: str, path: str, headers: dic
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
-             "raw_path": path.encode(), "root_path": "", "scheme": "http", "query_string": b"",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "app": app, "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "app": app,
+        "state": {},
+    }
 
     async def call() -> None:
         await app(scope, receive, send)
@@ -251,26 +296,39 @@ def _asgi(client: TestClient, app: FastAPI, method: str, path: str, headers: dic
     return start["status"], body, asked
 
 
-def test_unauthenticated_keyed_big_body_is_refused_before_it_is_read(app: FastAPI, client: TestClient,
-                                                                     state: AppState) -> None:
-    status, body, asked = _asgi(client, app, "POST", "/v1/batch", {
-        "Idempotency-Key": "x", "Content-Length": str(10 << 20), "Content-Type": "application/json"})
+def test_unauthenticated_keyed_big_body_is_refused_before_it_is_read(
+    app: FastAPI, client: TestClient, state: AppState
+) -> None:
+    status, body, asked = _asgi(
+        client,
+        app,
+        "POST",
+        "/v1/batch",
+        {"Idempotency-Key": "x", "Content-Length": str(10 << 20), "Content-Type": "application/json"},
+    )
     assert status == 401
     assert not asked
     assert json.loads(body)["error_code"] == "INVALID_API_KEY"
-    status, _, asked = _asgi(client, app, "POST", "/v1/batch", {
-        "Authorization": "Bearer pm_live_not_a_real_key", "Content-Length": str(10 << 20)})
+    status, _, asked = _asgi(
+        client,
+        app,
+        "POST",
+        "/v1/batch",
+        {"Authorization": "Bearer pm_live_not_a_real_key", "Content-Length": str(10 << 20)},
+    )
     assert status == 401
     assert not asked
     assert _claims(state) == []
 
 
-def test_bodies_over_the_limit_are_413_before_reading(app: FastAPI, client: TestClient, state: AppState,
-                                                      api_key: str) -> None:
+def test_bodies_over_the_limit_are_413_before_reading(
+    app: FastAPI, client: TestClient, state: AppState, api_key: str
+) -> None:
     s = state.settings
     h = {"X-API-Key": api_key, "Idempotency-Key": "huge"}
-    status, body, asked = _asgi(client, app, "POST", "/v1/batch",
-                                {**h, "Content-Length": str(s.max_batch_body_bytes + 1)})
+    status, body, asked = _asgi(
+        client, app, "POST", "/v1/batch", {**h, "Content-Length": str(s.max_batch_body_bytes + 1)}
+    )
     assert status == 413
     assert not asked
     doc = json.loads(body)
@@ -280,6 +338,7 @@ def test_bodies_over_the_limit_are_413_before_reading(app: FastAPI, client: Test
     assert status == 413
     assert not asked
     assert json.loads(body)["error"] == "payload_too_large"
+
     # a body sent without a length is counted as it arrives
     def chunks() -> Any:
         for _ in range(s.max_body_bytes // 65536 + 2):
@@ -293,12 +352,20 @@ def test_bodies_over_the_limit_are_413_before_reading(app: FastAPI, client: Test
 
 def test_a_ten_thousand_job_batch_with_every_field_at_its_maximum_fits_the_limit(state: AppState) -> None:
     job = {
-        "job_id": "j" * 128, "duration_minutes": 525_960.123456789, "cpu_cores": 999_999.123456789,
-        "memory_gb": 99_999_999.12345678, "gpu_cores": 999_999.123456789, "geo_iso": "g" * 64,
-        "cpu_model": "c" * 128, "gpu_model": "g" * 128, "cpu_utilization": 0.123456789012345,
-        "gpu_utilization": 0.123456789012345, "pue": 1.23456789012345, "provider": "p" * 32, "region": "r" * 64,
+        "job_id": "j" * 128,
+        "duration_minutes": 525_960.123456789,
+        "cpu_cores": 999_999.123456789,
+        "memory_gb": 99_999_999.12345678,
+        "gpu_cores": 999_999.123456789,
+        "geo_iso": "g" * 64,
+        "cpu_model": "c" * 128,
+        "gpu_model": "g" * 128,
+        "cpu_utilization": 0.123456789012345,
+        "gpu_utilization": 0.123456789012345,
+        "pue": 1.23456789012345,
+        "provider": "p" * 32,
+        "region": "r" * 64,
     }
     body = json.dumps({"jobs": [job] * MAX_BATCH_JOBS}, indent=1)  # pretty-printed, one space per level
     assert len(body.encode()) <= state.settings.max_batch_body_bytes
     assert len(json.dumps(job).encode()) * 2 > state.settings.max_body_bytes / MAX_BATCH_JOBS  # /v1/batch needs more
-

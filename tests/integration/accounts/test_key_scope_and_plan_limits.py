@@ -17,14 +17,12 @@ from tests.accounts import accounts_for
 from tests.conftest import MakeKey
 
 
-def test_a_narrow_key_can_neither_list_nor_revoke_keys(client: TestClient, make_key: MakeKey,
-                                                       state: AppState) -> None:
+def test_a_narrow_key_can_neither_list_nor_revoke_keys(client: TestClient, make_key: MakeKey, state: AppState) -> None:
     full = make_key(name="full")
     narrow = make_key(name="narrow", scopes=["routing"])
     with state.db.begin() as conn:
         full_id = conn.execute(sa.text("SELECT id FROM api_keys WHERE name = 'full'")).scalar_one()
-    for method, path in (("GET", "/v1/api-keys"), ("DELETE", f"/v1/api-keys/{full_id}"),
-                         ("GET", "/api/v1/me/tokens")):
+    for method, path in (("GET", "/v1/api-keys"), ("DELETE", f"/v1/api-keys/{full_id}"), ("GET", "/api/v1/me/tokens")):
         r = client.request(method, path, headers={"X-API-Key": narrow})
         assert r.status_code == 403, (path, r.text)
         assert "keys:manage" in r.text
@@ -46,15 +44,22 @@ def test_the_migration_gives_existing_full_keys_keys_manage(tmp_path: object) ->
     assert isinstance(tmp_path, Path)
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     migrate(engine, "0008")
-    old_full = ("report:write receipts:read audit:read inference:write history:read devices:read "
-                "devices:write routing")
+    old_full = "report:write receipts:read audit:read inference:write history:read devices:read devices:write routing"
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO accounts (id, email, plan, is_admin, created_at) "
-                             "VALUES ('a', 'a@example.com', 'dev', 0, '2026-01-01 00:00:00')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (id, email, plan, is_admin, created_at) "
+                "VALUES ('a', 'a@example.com', 'dev', 0, '2026-01-01 00:00:00')"
+            )
+        )
         for kid, scopes in (("k1", old_full), ("k2", "routing")):
-            conn.execute(sa.text("INSERT INTO api_keys (id, account_id, name, key_hash, last4, scopes, created_at) "
-                                 "VALUES (:i, 'a', :i, :i, 'abcd', :s, '2026-01-01 00:00:00')"),
-                         {"i": kid, "s": scopes})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO api_keys (id, account_id, name, key_hash, last4, scopes, created_at) "
+                    "VALUES (:i, 'a', :i, :i, 'abcd', :s, '2026-01-01 00:00:00')"
+                ),
+                {"i": kid, "s": scopes},
+            )
     migrate(engine)
     with engine.begin() as conn:
         got = dict(conn.execute(sa.text("SELECT id, scopes FROM api_keys")).all())
@@ -64,8 +69,7 @@ def test_the_migration_gives_existing_full_keys_keys_manage(tmp_path: object) ->
 
 
 def test_the_per_minute_limit_is_the_accounts_plan(settings: Settings, clock: FrozenClock) -> None:
-    s = settings.model_copy(update={"plans_json": json.dumps({"dev": {"per_minute": 10},
-                                                              "core": {"per_minute": 100}})})
+    s = settings.model_copy(update={"plans_json": json.dumps({"dev": {"per_minute": 10}, "core": {"per_minute": 100}})})
     app = create_app(s, clock=clock)
     with TestClient(app) as c:
         st: AppState = app.state.pm

@@ -98,8 +98,9 @@ def test_daily_kwh_cap_refuses_the_whole_request(app: FastAPI, client: TestClien
     assert r.json()["data"]["total_kwh"] == pytest.approx(50.0)
 
 
-def test_validation_errors_name_the_field_in_each_family(app: FastAPI, client: TestClient,
-                                                         auth: dict[str, str]) -> None:
+def test_validation_errors_name_the_field_in_each_family(
+    app: FastAPI, client: TestClient, auth: dict[str, str]
+) -> None:
     _work_routes(app)
     r = client.post("/v1/test/work", json={"kwh": "lots"}, headers=auth)
     assert r.status_code == 400
@@ -147,8 +148,9 @@ def test_per_minute_limit_on_the_token_api(app: FastAPI, client: TestClient, api
 
 
 @needs_redis
-def test_per_minute_limit_is_shared_by_two_instances_through_redis(settings: Settings, clock: FrozenClock,
-                                                                   make_key: MakeKey) -> None:
+def test_per_minute_limit_is_shared_by_two_instances_through_redis(
+    settings: Settings, clock: FrozenClock, make_key: MakeKey
+) -> None:
     assert REDIS_URL
     key = make_key()
     h = {"X-API-Key": key}
@@ -166,8 +168,9 @@ def test_per_minute_limit_is_shared_by_two_instances_through_redis(settings: Set
         x.state.pm.db.dispose()
 
 
-def test_idempotent_retry_replays_without_doing_the_work_twice(app: FastAPI, client: TestClient,
-                                                               auth: dict[str, str]) -> None:
+def test_idempotent_retry_replays_without_doing_the_work_twice(
+    app: FastAPI, client: TestClient, auth: dict[str, str]
+) -> None:
     _work_routes(app)
     h = {**auth, "Idempotency-Key": "batch-2026-11-22-a"}
     first = client.post("/v1/test/work", json={"kwh": 10, "label": "a"}, headers=h)
@@ -192,8 +195,9 @@ def test_idempotency_keys_are_scoped_to_the_caller(app: FastAPI, client: TestCli
     assert "Idempotent-Replayed" not in r2.headers
 
 
-def test_idempotency_record_expires_after_a_day(app: FastAPI, client: TestClient, auth: dict[str, str],
-                                                clock: FrozenClock) -> None:
+def test_idempotency_record_expires_after_a_day(
+    app: FastAPI, client: TestClient, auth: dict[str, str], clock: FrozenClock
+) -> None:
     _work_routes(app)
     h = {**auth, "Idempotency-Key": "old"}
     first = client.post("/v1/test/work", json={"kwh": 0, "label": "a"}, headers=h)

@@ -59,8 +59,12 @@ def test_healthz_is_ok_with_a_working_database(client: TestClient) -> None:
 
 
 def test_healthz_is_503_naming_the_database_when_it_is_unreachable(tmp_path: Path) -> None:
-    s = Settings(env="test", data_dir=tmp_path, secret_key="x" * 40,
-                 database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1")
+    s = Settings(
+        env="test",
+        data_dir=tmp_path,
+        secret_key="x" * 40,
+        database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1",
+    )
     app = create_app(s, run_migrations=False)
     with TestClient(app) as c:
         r = c.get("/healthz")
@@ -117,8 +121,9 @@ def test_unknown_default_plan_is_refused(tmp_path: Path) -> None:
         create_app(Settings(data_dir=tmp_path, default_plan="gold", secret_key="x" * 40))
 
 
-def test_each_request_is_logged_as_one_json_line(settings: Settings, api_key: str,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_each_request_is_logged_as_one_json_line(
+    settings: Settings, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
     import json
     import logging
 

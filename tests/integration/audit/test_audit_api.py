@@ -23,8 +23,18 @@ from tests.conftest import MakeKey
 from tests.integration.audit.conftest import Account, Append, seq_of, sql
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-COLUMNS = ["id", "action_type", "receipt_id", "actor_key_id", "actor_masked_key", "details", "timestamp",
-           "prev_hash", "entry_hash", "seq"]
+COLUMNS = [
+    "id",
+    "action_type",
+    "receipt_id",
+    "actor_key_id",
+    "actor_masked_key",
+    "details",
+    "timestamp",
+    "prev_hash",
+    "entry_hash",
+    "seq",
+]
 
 
 def verify(client: TestClient, account: Account) -> dict:  # type: ignore[type-arg]
@@ -83,9 +93,7 @@ def test_key_and_account_lifecycle_is_logged(client: TestClient, account: Accoun
     assert all(x["verified"] for x in logs)
 
 
-def test_logs_need_the_audit_scope_and_a_valid_filter(
-    client: TestClient, make_key: MakeKey, account: Account
-) -> None:
+def test_logs_need_the_audit_scope_and_a_valid_filter(client: TestClient, make_key: MakeKey, account: Account) -> None:
     assert client.get("/v1/audit/logs").status_code == 401
     other = make_key(email="nosee@example.com", scopes=["report:write"])
     r = client.get("/v1/audit/logs", headers={"Authorization": f"Bearer {other}"})
@@ -97,8 +105,9 @@ def test_logs_need_the_audit_scope_and_a_valid_filter(
     assert client.get("/v1/audit/logs?limit=0", headers=account.headers).status_code == 400
 
 
-def test_accounts_see_only_their_own_log(client: TestClient, account: Account, make_key: MakeKey,
-                                         append: Append) -> None:
+def test_accounts_see_only_their_own_log(
+    client: TestClient, account: Account, make_key: MakeKey, append: Append
+) -> None:
     append(2)
     other = make_key(email="other@example.com", scopes=["audit:read"])
     logs = client.get("/v1/audit/logs", headers={"Authorization": f"Bearer {other}"}).json()["data"]["logs"]
@@ -163,13 +172,30 @@ def test_inserting_an_entry_is_detected_naming_it(
     k = made[2].seq  # the forged entry takes this seq; the rest move up one
     sql(state, "UPDATE audit_entries SET seq = -seq WHERE account_id = :a AND seq >= :k", a=account.account_id, k=k)
     sql(state, "UPDATE audit_entries SET seq = 1 - seq WHERE account_id = :a AND seq < 0", a=account.account_id)
-    forged = chain_entry(account_id=account.account_id, seq=k, entry_id="audit_forged", action_type="VIEW",
-                         receipt_id="rcpt_abc123", actor_key_id="key_test", actor_masked_key="pm_live_...wxyz",
-                         details={}, timestamp=made[1].timestamp, prev_hash=made[1].entry_hash)
-    sql(state, "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
+    forged = chain_entry(
+        account_id=account.account_id,
+        seq=k,
+        entry_id="audit_forged",
+        action_type="VIEW",
+        receipt_id="rcpt_abc123",
+        actor_key_id="key_test",
+        actor_masked_key="pm_live_...wxyz",
+        details={},
+        timestamp=made[1].timestamp,
+        prev_hash=made[1].entry_hash,
+    )
+    sql(
+        state,
+        "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
         "actor_masked_key, details, timestamp, prev_hash, entry_hash) VALUES (:a, :s, :i, 'VIEW', 'rcpt_abc123', "
         "'key_test', 'pm_live_...wxyz', '{}', :t, :p, :h)",
-        a=account.account_id, s=k, i=forged.id, t=forged.timestamp, p=forged.prev_hash, h=forged.entry_hash)
+        a=account.account_id,
+        s=k,
+        i=forged.id,
+        t=forged.timestamp,
+        p=forged.prev_hash,
+        h=forged.entry_hash,
+    )
     br = verify(client, account)["first_break"]
     assert br["kind"] == "inserted"
     assert br["entry_id"] == "audit_forged"
@@ -196,11 +222,24 @@ def test_a_rewritten_entry_with_a_recomputed_hash_is_named(
 ) -> None:
     made = append(5)
     t = made[1]
-    redo = chain_entry(account_id=account.account_id, seq=t.seq, entry_id=t.id, action_type="EDIT",
-                       receipt_id=t.receipt_id, actor_key_id=t.actor_key_id, actor_masked_key=t.actor_masked_key,
-                       details={"via": "api"}, timestamp=t.timestamp, prev_hash=t.prev_hash)
-    sql(state, "UPDATE audit_entries SET action_type = 'EDIT', entry_hash = :h WHERE id = :id",
-        h=redo.entry_hash, id=t.id)
+    redo = chain_entry(
+        account_id=account.account_id,
+        seq=t.seq,
+        entry_id=t.id,
+        action_type="EDIT",
+        receipt_id=t.receipt_id,
+        actor_key_id=t.actor_key_id,
+        actor_masked_key=t.actor_masked_key,
+        details={"via": "api"},
+        timestamp=t.timestamp,
+        prev_hash=t.prev_hash,
+    )
+    sql(
+        state,
+        "UPDATE audit_entries SET action_type = 'EDIT', entry_hash = :h WHERE id = :id",
+        h=redo.entry_hash,
+        id=t.id,
+    )
     br = verify(client, account)["first_break"]
     assert (br["kind"], br["entry_id"]) == ("rewritten", t.id)
 
@@ -250,8 +289,13 @@ def test_truncating_the_tail_after_a_checkpoint_is_detected(
     client.post("/v1/audit/checkpoints", headers=account.headers)
     # Cut the last three entries and cover the tracks in the head record too.
     sql(state, "DELETE FROM audit_entries WHERE account_id = :a AND seq > :s", a=account.account_id, s=made[2].seq)
-    sql(state, "UPDATE audit_chain_heads SET seq = :s, head_hash = :h WHERE account_id = :a",
-        s=made[2].seq, h=made[2].entry_hash, a=account.account_id)
+    sql(
+        state,
+        "UPDATE audit_chain_heads SET seq = :s, head_hash = :h WHERE account_id = :a",
+        s=made[2].seq,
+        h=made[2].entry_hash,
+        a=account.account_id,
+    )
     data = verify(client, account)
     br = data["first_break"]
     assert br["kind"] == "truncated"
@@ -280,11 +324,26 @@ def test_rewriting_the_whole_chain_is_caught_by_a_checkpoint(
     prev = rows[1][9]
     for row in rows[2:]:
         action = "EDIT" if row[0] == 3 else row[2]
-        e = chain_entry(account_id=account.account_id, seq=row[0], entry_id=row[1], action_type=action,
-                        receipt_id=row[3], actor_key_id=row[4], actor_masked_key=row[5],
-                        details=json.loads(row[6]), timestamp=row[7], prev_hash=prev)
-        sql(state, "UPDATE audit_entries SET action_type = :t, prev_hash = :p, entry_hash = :h WHERE id = :id",
-            t=action, p=e.prev_hash, h=e.entry_hash, id=row[1])
+        e = chain_entry(
+            account_id=account.account_id,
+            seq=row[0],
+            entry_id=row[1],
+            action_type=action,
+            receipt_id=row[3],
+            actor_key_id=row[4],
+            actor_masked_key=row[5],
+            details=json.loads(row[6]),
+            timestamp=row[7],
+            prev_hash=prev,
+        )
+        sql(
+            state,
+            "UPDATE audit_entries SET action_type = :t, prev_hash = :p, entry_hash = :h WHERE id = :id",
+            t=action,
+            p=e.prev_hash,
+            h=e.entry_hash,
+            id=row[1],
+        )
         prev = e.entry_hash
     sql(state, "UPDATE audit_chain_heads SET head_hash = :h WHERE account_id = :a", h=prev, a=account.account_id)
     data = verify(client, account)
@@ -295,9 +354,7 @@ def test_rewriting_the_whole_chain_is_caught_by_a_checkpoint(
     assert data["verified_through_seq"] == 0
 
 
-def test_a_forged_checkpoint_is_detected(
-    client: TestClient, account: Account, append: Append, state: AppState
-) -> None:
+def test_a_forged_checkpoint_is_detected(client: TestClient, account: Account, append: Append, state: AppState) -> None:
     append(2)
     client.post("/v1/audit/checkpoints", headers=account.headers)
     sql(state, "UPDATE audit_checkpoints SET seq = 3 WHERE account_id = :a", a=account.account_id)

@@ -25,12 +25,14 @@ POWERMETER = [sys.executable, "-m", "powermeter"]
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    e.update({
-        "POWERMETER_DATA_DIR": str(tmp_path / "data"),
-        "POWERMETER_DATABASE_URL": database_url,
-        "POWERMETER_SECRET_KEY": SECRET,  # the same key the test app signs with
-        "POWERMETER_LOG_REQUESTS": "false",
-    })
+    e.update(
+        {
+            "POWERMETER_DATA_DIR": str(tmp_path / "data"),
+            "POWERMETER_DATABASE_URL": database_url,
+            "POWERMETER_SECRET_KEY": SECRET,  # the same key the test app signs with
+            "POWERMETER_LOG_REQUESTS": "false",
+        }
+    )
     return e
 
 
@@ -93,8 +95,11 @@ def test_export_verifies_offline_and_tampering_the_file_is_caught(
     pem.write_text(header["public_keys"][0]["public_key_pem"])
     assert run(["audit", "verify-file", str(out), "--public-key", str(pem)], bare).returncode == 0
     other = tmp_path / "other.pem"
-    other.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     res = run(["audit", "verify-file", str(out), "--public-key", str(other)], bare)
     assert res.returncode == 1
     assert "checkpoint_invalid" in res.stdout
@@ -116,7 +121,7 @@ def test_export_verifies_offline_and_tampering_the_file_is_caught(
 
 # ---------------------------------------------------------------- the seed's examples, unchanged but for URL and key
 
-SEED_PYTHON = '''
+SEED_PYTHON = """
 import requests
 api_key = "pm_live_your_api_key_here"
 response = requests.get(
@@ -126,7 +131,7 @@ headers={"Authorization": f"Bearer {api_key}"}
 logs = response.json()['data']['logs']
 for log in logs:
     print(f"{log['timestamp']}: {log['action_type']} on {log['receipt_id']}")
-'''
+"""
 
 
 @pytest.fixture
@@ -145,6 +150,7 @@ def test_the_seed_examples_work_with_only_base_url_and_key_changed(
     )
     try:
         import requests  # noqa: F401
+
         runner = [sys.executable, "-c", code]
     except ImportError:
         # `requests` is not a dependency here; run the snippet with httpx standing in for it
@@ -158,13 +164,22 @@ def test_the_seed_examples_work_with_only_base_url_and_key_changed(
     assert all(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z: VIEW on rcpt_abc123$", p) for p in printed)
 
     curl = subprocess.run(
-        ["curl", "-s", "-X", "GET", f"{server}/v1/audit/logs?action_type=VIEW&limit=50",
-         "-H", f"Authorization: Bearer {account.key}"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "curl",
+            "-s",
+            "-X",
+            "GET",
+            f"{server}/v1/audit/logs?action_type=VIEW&limit=50",
+            "-H",
+            f"Authorization: Bearer {account.key}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     body = json.loads(curl.stdout)
     assert body["status"] == "success"
     assert body["data"]["total"] == 2
     assert {"id", "action_type", "receipt_id", "timestamp", "signature", "verified"} <= set(body["data"]["logs"][0])
     assert body["data"]["logs"][0]["verified"] is True
-

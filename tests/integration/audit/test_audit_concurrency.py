@@ -25,8 +25,15 @@ def _hammer(state: AppState, clock: FrozenClock, account_id: str, per_writer: in
             start.wait()
             for i in range(per_writer):
                 with state.db.begin() as conn:
-                    service.append(conn, account_id=account_id, action_type="VIEW", receipt_id=f"rcpt_w{n}_{i}",
-                                   actor_key_id=f"key_w{n}", details={"writer": n, "i": i}, now=clock.now())
+                    service.append(
+                        conn,
+                        account_id=account_id,
+                        action_type="VIEW",
+                        receipt_id=f"rcpt_w{n}_{i}",
+                        actor_key_id=f"key_w{n}",
+                        details={"writer": n, "i": i},
+                        now=clock.now(),
+                    )
         except BaseException as e:  # reported by the test
             errors.append(e)
 
@@ -42,7 +49,8 @@ def _check(state: AppState, account_id: str, expected: int) -> None:
     with state.db.begin() as conn:
         report = service.verify_account(conn, account_id, [service.PublicKey.of(state.signer)])
         per_writer = Counter(
-            r[0] for r in conn.execute(
+            r[0]
+            for r in conn.execute(
                 sa.text("SELECT actor_key_id FROM audit_entries WHERE account_id = :a AND action_type = 'VIEW'"),
                 {"a": account_id},
             )

@@ -66,8 +66,12 @@ def test_every_rate_document_is_typed(client: TestClient) -> None:
 def test_cost_responses_with_region_tariffs_are_typed(client: TestClient) -> None:
     rates = load_rates()
     for tariff in rates.tariffs.values():
-        body = {"device": {"watts": 1500, "hours_per_day": 2, "schedule": [[17, 19]]}, "regionCode": tariff.region,
-                "tariffId": tariff.id, "breakdown": True}
+        body = {
+            "device": {"watts": 1500, "hours_per_day": 2, "schedule": [[17, 19]]},
+            "regionCode": tariff.region,
+            "tariffId": tariff.id,
+            "breakdown": True,
+        }
         r = client.post("/calc/api/cost", json=body)
         assert r.status_code == 200, (tariff.id, r.text)
         assert _typed(r.json()) == [], tariff.id

@@ -40,9 +40,21 @@ class ThrowawayRedis:
     def start(self) -> None:
         assert REDIS_SERVER
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import redis
 
@@ -135,24 +147,48 @@ class ThrowawayPostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        res = subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=timeout,
-                             cwd=self.root)
+        res = subprocess.run([*self.prefix, *args], capture_output=True, text=True, timeout=timeout, cwd=self.root)
         if res.returncode != 0:
             log = self.log.read_text() if self.log.exists() else ""
             raise AssertionError(f"{args[0]} failed: {res.stdout}{res.stderr}\n{log}")
 
     def init(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8", "--locale", "C")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        )
 
     def start(self) -> None:
         # fsync=off keeps the test fast on a busy disk and does not weaken what it shows: a committed
         # transaction's WAL is written to the kernel before COMMIT returns (synchronous_commit=on), and
         # an immediate stop kills the server, not the kernel, so nothing written is lost
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=100 "
-                "-c fsync=off -c synchronous_commit=on")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts,
-                  "-w", "-t", "60", "start")
+        opts = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=100 "
+            "-c fsync=off -c synchronous_commit=on"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop_immediate(self) -> None:
         """``pg_ctl -m immediate stop``: the server quits at once, as in a crash (recovery at next start)."""
@@ -190,8 +226,9 @@ def small_fs_skip_reason(probe_dir: Path) -> str | None:
     if not shutil.which("mount") or not shutil.which("umount"):
         return "the mount and umount commands are not installed"
     probe_dir.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe_dir)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe_dir)], capture_output=True, text=True
+    )
     if res.returncode != 0:
         return f"mount is not allowed here: {res.stderr.strip()}"
     subprocess.run(["umount", str(probe_dir)], check=True)

@@ -50,8 +50,9 @@ def test_sqlite_read_only_file_and_locked_database_are_named(tmp_path: Path) -> 
 
 
 def test_a_refused_postgresql_connection_is_unavailable_and_a_full_pool_a_timeout() -> None:
-    engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none",
-                              connect_args={"connect_timeout": 1})
+    engine = sa.create_engine(
+        f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none", connect_args={"connect_timeout": 1}
+    )
     with pytest.raises(sa.exc.OperationalError) as refused:
         engine.connect()
     engine.dispose()

@@ -54,8 +54,9 @@ async def _until(cond: object, deadline: float, what: str) -> None:
 def test_postgres_crash_and_restart_under_load(pg: ThrowawayPostgres, tmp_path: Path) -> None:
     env = server_env(tmp_path, pg.url)
     env["POWERMETER_LOG_REQUESTS"] = "false"
-    env["POWERMETER_PLANS_JSON"] = json.dumps({"dev": {"daily_calls": None, "daily_kwh": None,
-                                                       "per_minute": 1_000_000}})
+    env["POWERMETER_PLANS_JSON"] = json.dumps(
+        {"dev": {"daily_calls": None, "daily_kwh": None, "per_minute": 1_000_000}}
+    )
     key = create_key(env, "load@example.com", "load")
     h = {"Authorization": f"Bearer {key}"}
     log = tmp_path / "server.log"
@@ -90,8 +91,11 @@ def test_postgres_crash_and_restart_under_load(pg: ThrowawayPostgres, tmp_path: 
                 await asyncio.to_thread(pg.stop_immediate)
                 phases["stopped"] = time.monotonic()
                 crashed_at = len(load.answers)
-                await _until(lambda: sum(1 for a in load.answers[crashed_at:] if a[1] == 503) >= 20, deadline,
-                             "503s while PostgreSQL is down")
+                await _until(
+                    lambda: sum(1 for a in load.answers[crashed_at:] if a[1] == 503) >= 20,
+                    deadline,
+                    "503s while PostgreSQL is down",
+                )
                 during["healthz"] = await c.get("/healthz")
                 during["devices"] = await c.get("/api/v1/me/devices", headers={"X-API-Key": key})
                 phases["outage seen"] = time.monotonic()
@@ -127,15 +131,19 @@ def test_postgres_crash_and_restart_under_load(pg: ThrowawayPostgres, tmp_path: 
     assert during["healthz_after"].status_code == 200
     assert "database unreachable" in log.read_text() or "database starting up" in log.read_text()
 
-    acknowledged = {str(body["data"]["receipt_id"]) for _, status, body, _ in load.answers  # type: ignore[index]
-                    if status == 200}
+    acknowledged = {
+        str(body["data"]["receipt_id"])
+        for _, status, body, _ in load.answers  # type: ignore[index]
+        if status == 200
+    }
     engine = sa.create_engine(pg.url)
     try:
         with engine.connect() as conn:
             stored = set(conn.execute(sa.select(receipts.c.receipt_id)).scalars())
             trees = conn.execute(sa.select(sa.func.count()).select_from(receipt_trees)).scalar_one()
-            calls = conn.execute(sa.select(sa.func.sum(usage_counters.c.value))
-                                 .where(usage_counters.c.metric == "calls")).scalar_one()
+            calls = conn.execute(
+                sa.select(sa.func.sum(usage_counters.c.value)).where(usage_counters.c.metric == "calls")
+            ).scalar_one()
     finally:
         engine.dispose()
     missing = acknowledged - stored
@@ -145,5 +153,7 @@ def test_postgres_crash_and_restart_under_load(pg: ThrowawayPostgres, tmp_path: 
     assert trees == len(stored)
     assert calls == len(stored)
     print({k: round(v - phases["start"], 2) for k, v in phases.items()})
-    print(f"{len(load.answers)} answers: {statuses.count(200)} × 200, {len(unavailable)} × 503; "
-          f"{len(stored)} stored, {len(stored) - len(acknowledged)} stored without a 200")
+    print(
+        f"{len(load.answers)} answers: {statuses.count(200)} × 200, {len(unavailable)} × 503; "
+        f"{len(stored)} stored, {len(stored) - len(acknowledged)} stored without a 200"
+    )

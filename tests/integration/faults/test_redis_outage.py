@@ -59,7 +59,10 @@ def _wait_until_redis_used_again(c: TestClient, key: str) -> None:
 
 @needs_redis_server
 def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_then_recovers(
-    settings: Settings, make_key: MakeKey, rds: ThrowawayRedis, caplog: pytest.LogCaptureFixture,
+    settings: Settings,
+    make_key: MakeKey,
+    rds: ThrowawayRedis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_app(_settings(settings, rds))
     key = make_key(scopes=["devices:read", "devices:write", "report:write", "receipts:read"])
@@ -68,8 +71,11 @@ def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_t
     with TestClient(app) as c:
         assert c.get("/api/v1/me/devices", headers=h).status_code == 200
         assert c.post("/calc/api/cost", json=COST).status_code == 200
-        ok = c.post("/v1/report", headers=h, json={"job_id": "before", "duration_minutes": 1, "cpu_cores": 1,
-                                                   "memory_gb": 1, "geo_iso": "US"})
+        ok = c.post(
+            "/v1/report",
+            headers=h,
+            json={"job_id": "before", "duration_minutes": 1, "cpu_cores": 1, "memory_gb": 1, "geo_iso": "US"},
+        )
         assert ok.status_code == 200
         before_id = ok.json()["data"]["receipt_id"]
         assert any(probe.scan_iter(f"{settings.ratelimit_prefix}*")), "the limits were not counted in Redis"
@@ -129,7 +135,9 @@ def test_redis_down_fails_open_with_warning_and_metric_daily_quota_stays_exact_t
 
 @needs_redis_server
 def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
-    settings: Settings, make_key: MakeKey, rds: ThrowawayRedis,
+    settings: Settings,
+    make_key: MakeKey,
+    rds: ThrowawayRedis,
 ) -> None:
     app = create_app(_settings(settings, rds, ratelimit_fail_closed=True))
     key = make_key(scopes=["devices:read", "report:write"])
@@ -148,15 +156,25 @@ def test_redis_down_fails_closed_with_503_in_each_family_shape_when_asked(
             assert int(r.headers["Retry-After"]) >= 1
             assert body["retry_after"] == int(r.headers["Retry-After"])
         # no per-minute limit on /v1/*: the daily quota (database) answers as usual
-        rep = c.post("/v1/report", headers=h, json={"job_id": "j", "duration_minutes": 1, "cpu_cores": 1,
-                                                    "memory_gb": 1, "geo_iso": "US"})
+        rep = c.post(
+            "/v1/report",
+            headers=h,
+            json={"job_id": "j", "duration_minutes": 1, "cpu_cores": 1, "memory_gb": 1, "geo_iso": "US"},
+        )
         assert rep.status_code == 200
         assert "fail closed" in c.get("/healthz").json()["checks"]["redis"]
         page = c.get("/dashboard/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
-        login = c.post("/dashboard/login", data={"csrf_token": token.group(1), "email": "x@example.com",
-                                                 "password": "wrong password", "next": "/dashboard/"})
+        login = c.post(
+            "/dashboard/login",
+            data={
+                "csrf_token": token.group(1),
+                "email": "x@example.com",
+                "password": "wrong password",
+                "next": "/dashboard/",
+            },
+        )
         assert login.status_code == 503  # the brute-force limit cannot be checked: a page saying so
         assert login.headers["content-type"].startswith("text/html")
         assert 'powermeter_ratelimit_degraded_total{limit="key"} 1' in c.get("/metrics").text
@@ -178,8 +196,15 @@ def test_dashboard_login_limit_fails_open_too(settings: Settings, rds: Throwaway
         assert page.status_code == 200
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token
-        r = c.post("/dashboard/login", data={"csrf_token": token.group(1), "email": "x@example.com",
-                                             "password": "wrong password", "next": "/dashboard/"})
+        r = c.post(
+            "/dashboard/login",
+            data={
+                "csrf_token": token.group(1),
+                "email": "x@example.com",
+                "password": "wrong password",
+                "next": "/dashboard/",
+            },
+        )
         assert r.status_code == 401  # the wrong password, not a 500
     app.state.pm.db.dispose()
 

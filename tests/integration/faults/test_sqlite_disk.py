@@ -44,9 +44,15 @@ def db_file(fs: Path, sqlite_template: Path) -> Path:
 
 
 def _app(tmp_path: Path, db_file: Path) -> Any:
-    settings = Settings(env="test", data_dir=tmp_path / "data", database_url=f"sqlite:///{db_file}",
-                        redis_url=None, secret_key=SECRET, log_requests=False,
-                        plans_json=json.dumps({"dev": {"daily_calls": None, "daily_kwh": None}}))
+    settings = Settings(
+        env="test",
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{db_file}",
+        redis_url=None,
+        secret_key=SECRET,
+        log_requests=False,
+        plans_json=json.dumps({"dev": {"daily_calls": None, "daily_kwh": None}}),
+    )
     app = create_app(settings)
     st = app.state.pm
     with st.db.begin() as conn:
@@ -96,7 +102,9 @@ def _check_stored(db_file: Path, acknowledged: set[str], v1_ok: int) -> None:
 
 
 def test_sqlite_disk_full_answers_507_keeps_the_database_intact_and_resumes(
-    tmp_path: Path, fs: Path, db_file: Path,
+    tmp_path: Path,
+    fs: Path,
+    db_file: Path,
 ) -> None:
     app, h, _ = _app(tmp_path, db_file)
     acknowledged: set[str] = set()
@@ -178,8 +186,15 @@ def test_sqlite_read_only_disk_answers_503_naming_it_and_resumes(tmp_path: Path,
             health = c.get("/healthz")
             assert health.status_code == 503
             assert health.json()["checks"]["database"].startswith("down: read-only")
-            page = c.post("/dashboard/login", data={"csrf_token": csrf.group(1), "email": "disk@example.com",
-                                                    "password": "whatever", "next": "/dashboard/"})
+            page = c.post(
+                "/dashboard/login",
+                data={
+                    "csrf_token": csrf.group(1),
+                    "email": "disk@example.com",
+                    "password": "whatever",
+                    "next": "/dashboard/",
+                },
+            )
             assert page.status_code == 503  # the dashboard says so on a page, not a 500
             assert page.headers["content-type"].startswith("text/html")
             assert "read-only" in page.text

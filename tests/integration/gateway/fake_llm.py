@@ -24,14 +24,17 @@ import uvicorn
 
 from tests.live import free_port
 
-CHAT_BODY = orjson.dumps({
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1710000000,
-    "model": "gpt-4o",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 500, "completion_tokens": 300, "total_tokens": 800},
-}, option=orjson.OPT_INDENT_2)
+CHAT_BODY = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1710000000,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 500, "completion_tokens": 300, "total_tokens": 800},
+    },
+    option=orjson.OPT_INDENT_2,
+)
 
 
 def chat_chunks(with_usage: bool) -> list[bytes]:
@@ -45,11 +48,21 @@ def chat_chunks(with_usage: bool) -> list[bytes]:
         out.append(ev({**base, "choices": [{"index": 0, "delta": {"content": word}}], **usage_null}))
     out.append(ev({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], **usage_null}))
     if with_usage:
-        out.append(ev({**base, "choices": [], "usage": {
-            "prompt_tokens": 120, "completion_tokens": 45, "total_tokens": 165,
-            "prompt_tokens_details": {"cached_tokens": 64},
-            "completion_tokens_details": {"reasoning_tokens": 10},
-        }}))
+        out.append(
+            ev(
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 120,
+                        "completion_tokens": 45,
+                        "total_tokens": 165,
+                        "prompt_tokens_details": {"cached_tokens": 64},
+                        "completion_tokens_details": {"reasoning_tokens": 10},
+                    },
+                }
+            )
+        )
     out.append(b"data: [DONE]\n\n")
     return out
 
@@ -59,21 +72,44 @@ def anthropic_chunks() -> list[bytes]:
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
     return [
-        ev("message_start", {"type": "message_start", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
-            "content": [], "stop_reason": None,
-            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 20, "cache_read_input_tokens": 2000,
-                      "output_tokens": 1}}}),
-        ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                   "content_block": {"type": "text", "text": ""}}),
+        ev(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-4-5-20250929",
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {
+                        "input_tokens": 100,
+                        "cache_creation_input_tokens": 20,
+                        "cache_read_input_tokens": 2000,
+                        "output_tokens": 1,
+                    },
+                },
+            },
+        ),
+        ev(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
         ev("ping", {"type": "ping"}),
-        ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                   "delta": {"type": "text_delta", "text": "Bonjour"}}),
-        ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                   "delta": {"type": "text_delta", "text": " !"}}),
+        ev(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Bonjour"}},
+        ),
+        ev(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " !"}},
+        ),
         ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                             "usage": {"output_tokens": 250}}),
+        ev(
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 250}},
+        ),
         ev("message_stop", {"type": "message_stop"}),
     ]
 
@@ -83,9 +119,17 @@ def responses_chunks() -> list[bytes]:
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
     resp = {"id": "resp_1", "object": "response", "model": "gpt-4o-mini", "status": "in_progress", "usage": None}
-    done = {**resp, "status": "completed", "usage": {
-        "input_tokens": 40, "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": 70, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 110}}
+    done = {
+        **resp,
+        "status": "completed",
+        "usage": {
+            "input_tokens": 40,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 70,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 110,
+        },
+    }
     return [
         ev("response.created", {"type": "response.created", "response": resp}),
         ev("response.output_text.delta", {"type": "response.output_text.delta", "delta": "Hi"}),
@@ -119,8 +163,15 @@ class FakeLLM:
             if not msg.get("more_body"):
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        self.requests.append({"method": scope["method"], "path": scope["path"],
-                              "query": scope["query_string"].decode(), "headers": headers, "body": body})
+        self.requests.append(
+            {
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope["query_string"].decode(),
+                "headers": headers,
+                "body": body,
+            }
+        )
         if headers.get("x-fake-hang"):
             await asyncio.sleep(3600)
         status = int(headers.get("x-fake-status", "200"))
@@ -142,22 +193,44 @@ class FakeLLM:
         elif path.endswith("/responses"):
             await self._stream(send, responses_chunks(), headers)
         elif path.endswith("/embeddings"):
-            await self._whole(send, 200, orjson.dumps({
-                "object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-                "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}}))
+            await self._whole(
+                send,
+                200,
+                orjson.dumps(
+                    {
+                        "object": "list",
+                        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                        "model": "text-embedding-3-small",
+                        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+                    }
+                ),
+            )
         else:
             await self._whole(send, 200, orjson.dumps({"object": "list", "data": [], "path": path}))
 
     async def _whole(self, send: Any, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", b"req_fake_1")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", b"req_fake_1"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _stream(self, send: Any, chunks: list[bytes], headers: dict[str, str]) -> None:
         self.last_stream = chunks
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
+            }
+        )
         first_delay = int(headers.get("x-fake-first-delay-ms", "0")) / 1000
         hold = bool(headers.get("x-fake-hold-last"))
         # the first event (role / message_start / response.created) goes at once, the first token after the delay
@@ -177,8 +250,9 @@ class FakeLLM:
 def run_fake() -> Iterator[FakeLLM]:
     fake = FakeLLM()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="on", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="error", lifespan="on", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -28,10 +28,25 @@ def run_gateway(
 ) -> Iterator[str]:
     port = free_port()
     args = [
-        *POWERMETER, "gateway", "--listen", f"127.0.0.1:{port}",
-        "--upstream", f"openai={upstream}", "--upstream", f"anthropic={upstream}",
-        "--upstream", f"dead=http://127.0.0.1:{free_port()}",  # nothing listens there
-        "--url", server, "--key", key, "--spool-dir", str(spool), "--flush-seconds", "0.1", *extra,
+        *POWERMETER,
+        "gateway",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--upstream",
+        f"openai={upstream}",
+        "--upstream",
+        f"anthropic={upstream}",
+        "--upstream",
+        f"dead=http://127.0.0.1:{free_port()}",  # nothing listens there
+        "--url",
+        server,
+        "--key",
+        key,
+        "--spool-dir",
+        str(spool),
+        "--flush-seconds",
+        "0.1",
+        *extra,
     ]
     with live_process(args, env, log, f"http://127.0.0.1:{port}", STATUS, mode="a") as base:
         yield base
@@ -95,12 +110,11 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def gateway(
-    env: dict[str, str], fake: FakeLLM, server: tuple[str, str], tmp_path: Path
-) -> Iterator[str]:
+def gateway(env: dict[str, str], fake: FakeLLM, server: tuple[str, str], tmp_path: Path) -> Iterator[str]:
     base, key = server
-    with run_gateway(env, fake.base, base, key, tmp_path / "spool", tmp_path / "gateway.out",
-                     "--read-timeout", "2") as gw:
+    with run_gateway(
+        env, fake.base, base, key, tmp_path / "spool", tmp_path / "gateway.out", "--read-timeout", "2"
+    ) as gw:
         yield gw
 
 
@@ -110,10 +124,16 @@ def test_chat_completion_passes_byte_for_byte_and_the_record_equals_post_inferen
     base, key = server
     tag = "chat-" + uuid.uuid4().hex[:8]
     request = orjson.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]})
-    r = httpx.post(gateway + "/openai/v1/chat/completions?api-version=1", content=request, headers={
-        "Authorization": "Bearer sk-caller-secret", "Content-Type": "application/json",
-        "X-Powermeter-Tag": tag, "Connection": "keep-alive",
-    })
+    r = httpx.post(
+        gateway + "/openai/v1/chat/completions?api-version=1",
+        content=request,
+        headers={
+            "Authorization": "Bearer sk-caller-secret",
+            "Content-Type": "application/json",
+            "X-Powermeter-Tag": tag,
+            "Connection": "keep-alive",
+        },
+    )
     assert r.status_code == 200
     assert r.content == CHAT_BODY  # byte for byte
     assert r.headers["x-request-id"] == "req_fake_1"
@@ -139,10 +159,18 @@ def test_chat_completion_passes_byte_for_byte_and_the_record_equals_post_inferen
     assert inputs["tag"] == tag
     assert inputs["startTimeMs"] <= inputs["endTimeMs"]
     assert "firstTokenTimeMs" not in inputs  # not observable on a whole answer
-    same = httpx.post(base + "/v1/inference", headers={"Authorization": f"Bearer {key}"}, json={
-        "provider": "openai", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300,
-        "startTimeMs": inputs["startTimeMs"], "endTimeMs": inputs["endTimeMs"],
-    })
+    same = httpx.post(
+        base + "/v1/inference",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "provider": "openai",
+            "model": "gpt-4o",
+            "prompt_tokens": 500,
+            "completion_tokens": 300,
+            "startTimeMs": inputs["startTimeMs"],
+            "endTimeMs": inputs["endTimeMs"],
+        },
+    )
     assert same.status_code == 200, same.text
     assert rec["energyWh"] == same.json()["energy_wh"] == header_wh
     assert rec["co2Grams"] == same.json()["co2_grams"] == header_co2
@@ -156,10 +184,18 @@ def test_openai_stream_passes_chunk_by_chunk_and_records_the_usage_chunk(
     delay_ms = 300
     request = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     received: list[bytes] = []
-    with httpx.stream("POST", gateway + "/openai/v1/chat/completions", json=request, headers={
-        "Authorization": "Bearer sk-x", "X-Powermeter-Tag": tag,
-        "x-fake-first-delay-ms": str(delay_ms), "x-fake-hold-last": "1",
-    }, timeout=30) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/openai/v1/chat/completions",
+        json=request,
+        headers={
+            "Authorization": "Bearer sk-x",
+            "X-Powermeter-Tag": tag,
+            "x-fake-first-delay-ms": str(delay_ms),
+            "x-fake-hold-last": "1",
+        },
+        timeout=30,
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         assert "x-energy-wh" not in r.headers  # unknown before a stream ends
@@ -186,10 +222,17 @@ def test_anthropic_stream_is_recorded_with_its_cache_tokens(
 ) -> None:
     base, key = server
     tag = "anthropic-" + uuid.uuid4().hex[:8]
-    with httpx.stream("POST", gateway + "/anthropic/v1/messages", json={
-        "model": "claude-sonnet-4-5", "max_tokens": 500, "stream": True,
-        "messages": [{"role": "user", "content": "Bonjour"}],
-    }, headers={"x-api-key": "sk-ant-caller", "anthropic-version": "2023-06-01", "X-Powermeter-Tag": tag}) as r:
+    with httpx.stream(
+        "POST",
+        gateway + "/anthropic/v1/messages",
+        json={
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 500,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Bonjour"}],
+        },
+        headers={"x-api-key": "sk-ant-caller", "anthropic-version": "2023-06-01", "X-Powermeter-Tag": tag},
+    ) as r:
         body = r.read()
     assert r.status_code == 200
     assert body == b"".join(fake.last_stream)
@@ -209,12 +252,14 @@ def test_responses_stream_and_embeddings_are_recorded(gateway: str, server: tupl
     base, key = server
     tag = "misc-" + uuid.uuid4().hex[:8]
     h = {"Authorization": "Bearer sk-x", "X-Powermeter-Tag": tag}
-    r = httpx.post(gateway + "/openai/v1/responses", json={"model": "gpt-4o-mini", "input": "Hi", "stream": True},
-                   headers=h)
+    r = httpx.post(
+        gateway + "/openai/v1/responses", json={"model": "gpt-4o-mini", "input": "Hi", "stream": True}, headers=h
+    )
     assert r.status_code == 200
     assert b"response.completed" in r.content
-    r = httpx.post(gateway + "/openai/v1/embeddings", json={"model": "text-embedding-3-small", "input": "Hi"},
-                   headers=h)
+    r = httpx.post(
+        gateway + "/openai/v1/embeddings", json={"model": "text-embedding-3-small", "input": "Hi"}, headers=h
+    )
     assert r.status_code == 200
     r = httpx.get(gateway + "/openai/v1/models", headers=h)  # forwarded, not metered
     assert r.status_code == 200
@@ -230,15 +275,21 @@ def test_upstream_errors_and_timeouts_pass_through_and_record_nothing(
     base, key = server
     bad = "bad-" + uuid.uuid4().hex[:8]
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
-    r = httpx.post(gateway + "/openai/v1/chat/completions", json=body,
-                   headers={"x-fake-status": "500", "X-Powermeter-Tag": bad})
+    r = httpx.post(
+        gateway + "/openai/v1/chat/completions", json=body, headers={"x-fake-status": "500", "X-Powermeter-Tag": bad}
+    )
     assert r.status_code == 500
     assert r.json() == {"error": {"message": "the fake failed", "type": "server_error", "code": None}}
-    r = httpx.post(gateway + "/openai/v1/chat/completions", json=body,
-                   headers={"x-fake-status": "429", "X-Powermeter-Tag": bad})
+    r = httpx.post(
+        gateway + "/openai/v1/chat/completions", json=body, headers={"x-fake-status": "429", "X-Powermeter-Tag": bad}
+    )
     assert r.status_code == 429
-    r = httpx.post(gateway + "/openai/v1/chat/completions", json=body,
-                   headers={"x-fake-hang": "1", "X-Powermeter-Tag": bad}, timeout=30)
+    r = httpx.post(
+        gateway + "/openai/v1/chat/completions",
+        json=body,
+        headers={"x-fake-hang": "1", "X-Powermeter-Tag": bad},
+        timeout=30,
+    )
     assert r.status_code == 504  # --read-timeout 2
     assert r.json()["error"]["code"] == "upstream_timeout"
     r = httpx.post(gateway + "/dead/v1/chat/completions", json=body, headers={"X-Powermeter-Tag": bad})
@@ -246,8 +297,10 @@ def test_upstream_errors_and_timeouts_pass_through_and_record_nothing(
     assert r.json()["error"]["code"] == "upstream_unreachable"
     # a good call after the bad ones: once it is stored, anything queued before it was sent too
     good = "good-" + uuid.uuid4().hex[:8]
-    assert httpx.post(gateway + "/openai/v1/chat/completions", json=body,
-                      headers={"X-Powermeter-Tag": good}).status_code == 200
+    assert (
+        httpx.post(gateway + "/openai/v1/chat/completions", json=body, headers={"X-Powermeter-Tag": good}).status_code
+        == 200
+    )
     st = wait_sent(gateway, 1)
     assert st["recorder"]["created"] == 1
     assert history(base, key, tag=good)["pagination"]["totalElements"] == 1
@@ -266,8 +319,12 @@ def test_gateway_errors_are_clear_and_an_abandoned_stream_is_cut_and_not_recorde
 
     base, key = server
     tag = "left-" + uuid.uuid4().hex[:8]
-    with httpx.stream("POST", gateway + "/openai/v1/chat/completions", headers={
-        "X-Powermeter-Tag": tag, "x-fake-hold-last": "1"}, json={"model": "gpt-4o", "stream": True}) as s:
+    with httpx.stream(
+        "POST",
+        gateway + "/openai/v1/chat/completions",
+        headers={"X-Powermeter-Tag": tag, "x-fake-hold-last": "1"},
+        json={"model": "gpt-4o", "stream": True},
+    ) as s:
         next(s.iter_raw())  # the caller reads the beginning, then goes away
     # Let the gateway's event loop see the caller's disconnect before the upstream sends its last chunk:
     # otherwise, on a loaded machine, the whole answer can reach the gateway first and be recorded as a

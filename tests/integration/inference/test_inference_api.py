@@ -57,8 +57,13 @@ def test_seed_example_returns_every_documented_field(client: TestClient, api_key
     for field in ("energy_wh", "co2_grams", "water_ml", "tree_days"):
         assert isinstance(body[field], float)
         assert body[field] > 0
-    assert set(body["audit"]) == {"calculationMethod", "finalRegion", "finalProvider", "treeGramsCo2PerDay",
-                                  "treeSource"}
+    assert set(body["audit"]) == {
+        "calculationMethod",
+        "finalRegion",
+        "finalProvider",
+        "treeGramsCo2PerDay",
+        "treeSource",
+    }
     assert {k: body["audit"][k] for k in ("calculationMethod", "finalRegion", "finalProvider")} == {
         "calculationMethod": "PROVIDER_DEFAULT",
         "finalRegion": "US",

@@ -16,9 +16,18 @@ T0 = int(START.timestamp() * 1000) - 3_600_000
 
 def item(key: str, **changes: Any) -> dict[str, Any]:
     return {
-        "provider": "openai", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300,
-        "startTimeMs": T0, "firstTokenTimeMs": T0 + 400, "endTimeMs": T0 + 3000,
-        "source": "gateway", "is_estimated": False, "tag": "app-a", "idempotency_key": key, **changes,
+        "provider": "openai",
+        "model": "gpt-4o",
+        "prompt_tokens": 500,
+        "completion_tokens": 300,
+        "startTimeMs": T0,
+        "firstTokenTimeMs": T0 + 400,
+        "endTimeMs": T0 + 3000,
+        "source": "gateway",
+        "is_estimated": False,
+        "tag": "app-a",
+        "idempotency_key": key,
+        **changes,
     }
 
 
@@ -46,8 +55,11 @@ def test_batch_stores_each_record_as_post_inference_would_and_once_per_key(
 
 
 def test_batch_rejects_unresolvable_records_and_stores_the_others(client: TestClient, auth: dict[str, str]) -> None:
-    r = client.post("/v1/inference/batch", headers=auth, json={"records": [
-        item("a", provider="nobody-knows", model="mystery-model-9000"), item("b")]})
+    r = client.post(
+        "/v1/inference/batch",
+        headers=auth,
+        json={"records": [item("a", provider="nobody-knows", model="mystery-model-9000"), item("b")]},
+    )
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert data[0]["status"] == "rejected"
@@ -73,11 +85,23 @@ def test_batch_validation_names_the_field_and_the_bounds(client: TestClient, aut
 
 
 def test_history_and_summary_filter_by_source_and_tag(client: TestClient, auth: dict[str, str]) -> None:
-    client.post("/v1/inference/batch", headers=auth, json={"records": [
-        item("1", tag="app-a"), item("2", tag="app-a"), item("3", tag="app-b"), item("4", tag=None)]})
-    client.post("/v1/inference", headers=auth, json={
-        "provider": "Google", "model": "gemini-3-pro", "prompt_tokens": 10, "completion_tokens": 5,
-        "source": "dom_estimated", "tag": "app-a"})
+    client.post(
+        "/v1/inference/batch",
+        headers=auth,
+        json={"records": [item("1", tag="app-a"), item("2", tag="app-a"), item("3", tag="app-b"), item("4", tag=None)]},
+    )
+    client.post(
+        "/v1/inference",
+        headers=auth,
+        json={
+            "provider": "Google",
+            "model": "gemini-3-pro",
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "source": "dom_estimated",
+            "tag": "app-a",
+        },
+    )
 
     def hist(**p: Any) -> dict[str, Any]:
         r = client.get("/v1/inference/history", params=p, headers=auth)
@@ -98,8 +122,11 @@ def test_history_and_summary_filter_by_source_and_tag(client: TestClient, auth: 
     assert groups == {"app-a": 2, "app-b": 1, "": 1}
     r = client.get("/v1/inference/summary", params={"groupBy": "source", "tag": "app-a"}, headers=auth)
     assert {g["key"]: g["requests"] for g in r.json()["data"]["groups"]} == {"gateway": 2, "dom_estimated": 1}
-    r = client.get("/v1/inference/summary", params={"groupBy": "model", "source": "gateway",
-                                                    "startDate": "2000-01-01", "endDate": "2100-01-01"}, headers=auth)
+    r = client.get(
+        "/v1/inference/summary",
+        params={"groupBy": "model", "source": "gateway", "startDate": "2000-01-01", "endDate": "2100-01-01"},
+        headers=auth,
+    )
     assert r.json()["data"]["totals"]["requests"] == 4
     r = client.get("/v1/inference/summary", params={"groupBy": "color"}, headers=auth)
     assert r.status_code == 400
@@ -112,9 +139,17 @@ def test_dashboard_usage_page_shows_gateway_traffic_by_model_and_tag(client: Tes
     auth = {"Authorization": f"Bearer {key}"}
     empty = client.get("/dashboard/usage")
     assert "No gateway traffic in this period" in empty.text
-    r = client.post("/v1/inference/batch", headers=auth, json={"records": [
-        item("1", tag="checkout-bot"), item("2", tag="checkout-bot"),
-        item("3", tag="search", provider="anthropic", model="claude-sonnet-4-5")]})
+    r = client.post(
+        "/v1/inference/batch",
+        headers=auth,
+        json={
+            "records": [
+                item("1", tag="checkout-bot"),
+                item("2", tag="checkout-bot"),
+                item("3", tag="search", provider="anthropic", model="claude-sonnet-4-5"),
+            ]
+        },
+    )
     assert r.status_code == 200, r.text
     page = client.get("/dashboard/usage").text
     by_model = page.split('data-testid="gateway-model"')[1].split("</table>")[0]

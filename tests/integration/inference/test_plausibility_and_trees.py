@@ -38,8 +38,11 @@ def test_pro_reasoning_models_stay_within_the_published_bound(client: TestClient
         p = body["plausibility"]
         assert p["within_bound"] is True
         assert p["ratio_to_published"] <= ai.PLAUSIBLE_MAX_RATIO
-        assert p["published_query_wh"] == {"google_gemini_median": 0.24, "openai_chatgpt_average": 0.34,
-                                           "epoch_gpt4o": 0.3}
+        assert p["published_query_wh"] == {
+            "google_gemini_median": 0.24,
+            "openai_chatgpt_average": 0.34,
+            "epoch_gpt4o": 0.3,
+        }
         assert p["reference_query_wh"]["min"] < p["reference_query_wh"]["value"] < p["reference_query_wh"]["max"]
         # the uncertainty range of this request is stated
         rng = body["ranges"]["energy_wh"]

@@ -14,8 +14,13 @@ from tests.conftest import MakeKey
 
 def _job(job_id: str, kwh_at_pue_1: float) -> dict[str, object]:
     # 1000 cores × 12 W = 12 kW at PUE 1: duration in minutes gives the kWh exactly
-    return {"job_id": job_id, "duration_minutes": kwh_at_pue_1 / 12 * 60, "cpu_cores": 1000, "pue": 1.0,
-            "geo_iso": "US"}
+    return {
+        "job_id": job_id,
+        "duration_minutes": kwh_at_pue_1 / 12 * 60,
+        "cpu_cores": 1000,
+        "pue": 1.0,
+        "geo_iso": "US",
+    }
 
 
 def _stats(client: TestClient, auth: dict[str, str]) -> dict[str, object]:
@@ -23,8 +28,9 @@ def _stats(client: TestClient, auth: dict[str, str]) -> dict[str, object]:
     return data
 
 
-def test_the_daily_kwh_cap_refuses_the_whole_request(client: TestClient, auth: dict[str, str],
-                                                      clock: FrozenClock) -> None:
+def test_the_daily_kwh_cap_refuses_the_whole_request(
+    client: TestClient, auth: dict[str, str], clock: FrozenClock
+) -> None:
     # dev plan: 50 kWh/day (seed 000)
     r = client.post("/v1/batch", headers=auth, json={"jobs": [_job("a", 24), _job("b", 24)]})
     assert r.status_code == 200

@@ -27,8 +27,13 @@ def test_measured_cpu_replaces_the_modelled_figure_and_the_receipt_says_so(
     assert d["breakdown"]["memory_kwh"] == pytest.approx(10 * 0.3725 / 1000)
     assert d["kwh"] == pytest.approx((0.03 + 10 * 0.3725 / 1000) * 1.5)
     src = d["energy_sources"]
-    assert src["cpu"] == {"method": "measured", "source": "rapl", "measured_kwh": 0.03,
-                          "modelled_kwh": pytest.approx(modelled_cpu), "plausible": True}
+    assert src["cpu"] == {
+        "method": "measured",
+        "source": "rapl",
+        "measured_kwh": 0.03,
+        "modelled_kwh": pytest.approx(modelled_cpu),
+        "plausible": True,
+    }
     assert src["memory"] == {"method": "modelled", "source": "green-algorithms-v3"}
     assert src["gpu"]["method"] == "modelled"
     assert d["warnings"] == []
@@ -41,14 +46,22 @@ def test_measured_cpu_replaces_the_modelled_figure_and_the_receipt_says_so(
 
 
 def test_a_far_off_measurement_is_kept_and_flagged(client: TestClient, auth: dict[str, str]) -> None:
-    r = client.post("/v1/report", headers=auth,
-                    json={**JOB, "measured_cpu_kwh": 5.0, "measured_memory_kwh": 0.001, "measured_gpu_kwh": 0.2})
+    r = client.post(
+        "/v1/report",
+        headers=auth,
+        json={**JOB, "measured_cpu_kwh": 5.0, "measured_memory_kwh": 0.001, "measured_gpu_kwh": 0.2},
+    )
     d = r.json()["data"]
     src = d["energy_sources"]
     assert src["cpu"]["plausible"] is False  # 5 kWh vs 0.048 modelled: ×104
     assert src["memory"]["plausible"] is True  # 0.001 vs 0.003725: ×0.27
-    assert src["gpu"] == {"method": "measured", "source": "nvml", "measured_kwh": 0.2, "modelled_kwh": 0.0,
-                          "plausible": False}  # a GPU measured on a job that declared none
+    assert src["gpu"] == {
+        "method": "measured",
+        "source": "nvml",
+        "measured_kwh": 0.2,
+        "modelled_kwh": 0.0,
+        "plausible": False,
+    }  # a GPU measured on a job that declared none
     assert len(d["warnings"]) == 2
     assert "measured cpu energy 5 kWh" in d["warnings"][0]
     assert d["breakdown"]["cpu_kwh"] == 5.0
@@ -78,8 +91,9 @@ def test_batch_mixes_measured_and_modelled_jobs(client: TestClient, auth: dict[s
     assert doc["receipt"]["results"]["energy_sources"]["memory"]["method"] == "measured"
 
 
-@pytest.mark.parametrize(("field", "value"), [("measured_cpu_kwh", -1), ("measured_gpu_kwh", 1e12),
-                                              ("measured_memory_kwh", "x")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("measured_cpu_kwh", -1), ("measured_gpu_kwh", 1e12), ("measured_memory_kwh", "x")]
+)
 def test_bad_measurements_are_400_naming_the_field(
     client: TestClient, auth: dict[str, str], field: str, value: object
 ) -> None:

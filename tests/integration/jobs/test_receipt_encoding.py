@@ -58,8 +58,13 @@ def test_fast_leaf_equals_canonical_json(
         "methodology": rc.METHODOLOGY,
         "receipt_id": "rcpt_0001",
         "results": {
-            "breakdown": {"cpu_kwh": cpu, "gpu_kwh": gpu, "memory_kwh": memory,
-                          "overhead_kwh": kwh - (cpu + gpu + memory), "pue": pue},
+            "breakdown": {
+                "cpu_kwh": cpu,
+                "gpu_kwh": gpu,
+                "memory_kwh": memory,
+                "overhead_kwh": kwh - (cpu + gpu + memory),
+                "pue": pue,
+            },
             "co2_grams": co2,
             "kwh": kwh,
         },
@@ -72,8 +77,15 @@ def test_fast_leaf_equals_canonical_json(
 
 
 def test_options_are_only_the_overrides_given() -> None:
-    job = SimpleNamespace(cpu_model=None, gpu_model="H100", cpu_utilization=None, gpu_utilization=0.5, pue=None,
-                          provider=None, region=None)
+    job = SimpleNamespace(
+        cpu_model=None,
+        gpu_model="H100",
+        cpu_utilization=None,
+        gpu_utilization=0.5,
+        pue=None,
+        provider=None,
+        region=None,
+    )
     assert rc.job_options(job) == {"gpu_model": "H100", "gpu_utilization": 0.5}
     none = SimpleNamespace(**dict.fromkeys(rc.OPTION_FIELDS))
     assert rc.job_options(none) is None
@@ -86,8 +98,15 @@ def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> No
     svc = ComputeJobs()
     jobs = [
         JobIn(job_id="a", duration_minutes=60, cpu_cores=8, memory_gb=32, gpu_cores=2, geo_iso="US"),
-        JobIn(job_id="b\u00e9\u2028", duration_minutes=0.001, cpu_cores=1e-9, geo_iso="aws:us-east-1",
-              gpu_model="H100", gpu_utilization=0.25, provider="aws"),
+        JobIn(
+            job_id="b\u00e9\u2028",
+            duration_minutes=0.001,
+            cpu_cores=1e-9,
+            geo_iso="aws:us-east-1",
+            gpu_model="H100",
+            gpu_utilization=0.25,
+            provider="aws",
+        ),
         JobIn(job_id="c", duration_minutes=5e6, cpu_cores=1e6, memory_gb=1e8, gpu_cores=1e6, geo_iso="EU", pue=1.0),
     ]
     batch = svc.estimate(jobs, field_prefix="")
@@ -99,8 +118,9 @@ def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> No
     for i, job in enumerate(jobs):
         row = rows[i]  # receipt_id, account_id, job_id, tree_seq, leaf_index, profile_index, kwh, co2, geo, options
         options = json.loads(row[9]) if row[9] else None
-        inputs = rc.inputs_bytes(det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i],
-                                 det["gpu_cores"][i], row[8], options)
+        inputs = rc.inputs_bytes(
+            det["duration_minutes"][i], det["cpu_cores"][i], det["memory_gb"][i], det["gpu_cores"][i], row[8], options
+        )
         pue = batch.profiles[row[5]].pue_value
         results = rc.results_bytes(row[6], row[7], det["cpu_kwh"][i], det["gpu_kwh"][i], det["memory_kwh"][i], pue)
         leaf = builder.leaf(row[5], inputs, job.job_id, ids[i], results)

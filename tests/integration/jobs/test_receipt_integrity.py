@@ -22,8 +22,9 @@ def _sql(state: AppState, text: str, **params: object) -> None:
         conn.execute(sa.text(text), params)
 
 
-def test_an_altered_row_is_a_409_and_flagged_in_lists(client: TestClient, auth: dict[str, str],
-                                                      state: AppState) -> None:
+def test_an_altered_row_is_a_409_and_flagged_in_lists(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     rid = _report(client, auth)
     other = _report(client, auth, "untouched")
     assert client.get(f"/v1/receipts/{rid}", headers=auth).status_code == 200
@@ -45,8 +46,9 @@ def test_an_altered_row_is_a_409_and_flagged_in_lists(client: TestClient, auth: 
     assert "integrity" not in listed[0]
 
 
-def test_rewriting_the_leaf_hashes_and_root_is_caught_by_the_signature(client: TestClient, auth: dict[str, str],
-                                                                       state: AppState) -> None:
+def test_rewriting_the_leaf_hashes_and_root_is_caught_by_the_signature(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     """An attacker with database access recomputes the leaf and the root; only the signature is left."""
     from powermeter.methodology.merkle import leaf_hash, merkle_root
 
@@ -59,15 +61,18 @@ def test_rewriting_the_leaf_hashes_and_root_is_caught_by_the_signature(client: T
     new_leaf = leaf_hash(canonical_bytes(receipt))
     with state.db.begin() as conn:
         conn.execute(sa.text("UPDATE receipts SET kwh = 1e-7 WHERE receipt_id = :r"), {"r": rid})
-        conn.execute(sa.text("UPDATE receipt_trees SET leaf_hashes = :h, root_sha256 = :root"),
-                     {"h": new_leaf, "root": merkle_root([new_leaf]).hex()})
+        conn.execute(
+            sa.text("UPDATE receipt_trees SET leaf_hashes = :h, root_sha256 = :root"),
+            {"h": new_leaf, "root": merkle_root([new_leaf]).hex()},
+        )
     r = client.get(f"/v1/receipts/{rid}", headers=auth)
     assert r.status_code == 409
     assert "signature" in r.json()["reason"]
 
 
-def test_check_all_names_altered_and_missing_receipts(client: TestClient, auth: dict[str, str],
-                                                      state: AppState) -> None:
+def test_check_all_names_altered_and_missing_receipts(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     jobs = [{**JOB, "job_id": f"b{i}"} for i in range(5)]
     assert client.post("/v1/batch", headers=auth, json={"jobs": jobs}).status_code == 200
     rid = _report(client, auth)
@@ -82,8 +87,9 @@ def test_check_all_names_altered_and_missing_receipts(client: TestClient, auth: 
     assert any("missing" in r and "3" in r for r in reasons.values())
 
 
-def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestClient, auth: dict[str, str],
-                                                                  state: AppState, tmp_path: object) -> None:
+def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(
+    client: TestClient, auth: dict[str, str], state: AppState, tmp_path: object
+) -> None:
     import os
     import subprocess
     import sys
@@ -93,8 +99,13 @@ def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestCl
     rid = _report(client, auth)
     _report(client, auth, "fine")
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-    env.update({"POWERMETER_DATABASE_URL": state.settings.resolved_database_url, "POWERMETER_SECRET_KEY": SECRET,
-                "POWERMETER_DATA_DIR": str(state.settings.data_dir)})
+    env.update(
+        {
+            "POWERMETER_DATABASE_URL": state.settings.resolved_database_url,
+            "POWERMETER_SECRET_KEY": SECRET,
+            "POWERMETER_DATA_DIR": str(state.settings.data_dir),
+        }
+    )
     cmd = [sys.executable, "-m", "powermeter", "receipts", "check"]
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
@@ -107,8 +118,9 @@ def test_receipts_check_cli_names_the_altered_receipt_and_exits_1(client: TestCl
     assert "1 altered" in bad.stderr
 
 
-def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: dict[str, str],
-                                                     state: AppState, tmp_path: object) -> None:
+def test_reports_exclude_altered_receipts_and_say_so(
+    client: TestClient, auth: dict[str, str], state: AppState, tmp_path: object
+) -> None:
     import json
     import subprocess
     import sys
@@ -133,16 +145,20 @@ def test_reports_exclude_altered_receipts_and_say_so(client: TestClient, auth: d
     assert any(p["record"] == rid for p in doc["completeness"]["problems"])
     path = tmp_path / "report.json"
     path.write_text(json.dumps(r.json()))
-    res = subprocess.run([sys.executable, "-m", "powermeter", "reports", "verify", str(path)],
-                         capture_output=True, text=True, timeout=120, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "powermeter", "reports", "verify", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     # excluded and said so, and the report does not verify as complete while the record is altered
     # (issue 20: a report proves it covers every signed leaf of its period)
     assert res.returncode != 0, res.stdout + res.stderr
     assert rid in res.stdout + res.stderr
 
 
-def test_the_parallel_check_finds_the_same_failures(client: TestClient, auth: dict[str, str],
-                                                    state: AppState) -> None:
+def test_the_parallel_check_finds_the_same_failures(client: TestClient, auth: dict[str, str], state: AppState) -> None:
     from tests.conftest import SECRET
 
     ids = [_report(client, auth, f"p{i}") for i in range(6)]
@@ -151,5 +167,8 @@ def test_the_parallel_check_finds_the_same_failures(client: TestClient, auth: di
     many = integrity.check_parallel(state.settings.resolved_database_url, SECRET, 3)
     assert many.receipts == one.receipts == 6
     assert many.trees == one.trees == 6
-    assert sorted(f.receipt_id for f in many.failures) == sorted(f.receipt_id for f in one.failures) == sorted(
-        [ids[1], ids[4]])
+    assert (
+        sorted(f.receipt_id for f in many.failures)
+        == sorted(f.receipt_id for f in one.failures)
+        == sorted([ids[1], ids[4]])
+    )

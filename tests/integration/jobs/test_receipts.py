@@ -110,8 +110,13 @@ def test_the_receipt_holds_what_the_issue_lists(client: TestClient, auth: dict[s
         "account_id", "dataset_versions", "factors", "inputs", "issued_at", "job_id", "location", "methodology",
         "receipt_id", "results", "type", "warnings",
     }  # fmt: skip
-    assert receipt["inputs"] == {"cpu_cores": 1, "duration_minutes": 10, "geo_iso": "DE", "gpu_cores": 0,
-                                 "memory_gb": 0}
+    assert receipt["inputs"] == {
+        "cpu_cores": 1,
+        "duration_minutes": 10,
+        "geo_iso": "DE",
+        "gpu_cores": 0,
+        "memory_gb": 0,
+    }
     assert set(receipt["dataset_versions"]) == {"hardware", "locations"}
     assert receipt["receipt_id"] == rid
 
@@ -160,28 +165,52 @@ def test_saved_receipt_verifies_with_the_cli_and_fails_when_altered(
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
     env["POWERMETER_DATA_DIR"] = str(tmp_path / "data")
 
-    ok = subprocess.run([*POWERMETER, "receipts", "verify", str(saved), "--public-key", str(key)],
-                        capture_output=True, text=True, env=env, timeout=60, check=False)
+    ok = subprocess.run(
+        [*POWERMETER, "receipts", "verify", str(saved), "--public-key", str(key)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "VALID" in ok.stdout
 
     # the CLI on the server itself finds the key from the server's secret
     server_env = {**env, "POWERMETER_SECRET_KEY": SECRET}
-    ok2 = subprocess.run([*POWERMETER, "receipts", "verify", str(saved)], capture_output=True, text=True,
-                         env=server_env, timeout=60, check=False)
+    ok2 = subprocess.run(
+        [*POWERMETER, "receipts", "verify", str(saved)],
+        capture_output=True,
+        text=True,
+        env=server_env,
+        timeout=60,
+        check=False,
+    )
     assert ok2.returncode == 0, ok2.stderr
 
     doc = json.loads(saved.read_text())
     doc["data"]["receipt"]["results"]["kwh"] *= 0.5  # the cheat a receipt must catch
     doc["data"]["kwh"] = doc["data"]["receipt"]["results"]["kwh"]
     saved.write_text(json.dumps(doc))
-    bad = subprocess.run([*POWERMETER, "receipts", "verify", str(saved), "--public-key", str(key)],
-                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    bad = subprocess.run(
+        [*POWERMETER, "receipts", "verify", str(saved), "--public-key", str(key)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 1
     assert "does not hash to the signed Merkle root" in bad.stderr
 
-    no_key = subprocess.run([*POWERMETER, "receipts", "verify", str(saved)], capture_output=True, text=True,
-                            env=env, timeout=60, check=False)
+    no_key = subprocess.run(
+        [*POWERMETER, "receipts", "verify", str(saved)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert no_key.returncode == 2
     assert "--public-key" in no_key.stderr
 

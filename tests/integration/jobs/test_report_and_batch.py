@@ -173,8 +173,9 @@ def test_ten_thousand_jobs_are_accepted_and_ten_thousand_and_one_refused(
     assert client.post("/v1/batch", headers=auth, json={"jobs": []}).status_code == 400
 
 
-def test_job_ids_are_unique_per_account(client: TestClient, auth: dict[str, str], make_key: MakeKey,
-                                        state: AppState) -> None:
+def test_job_ids_are_unique_per_account(
+    client: TestClient, auth: dict[str, str], make_key: MakeKey, state: AppState
+) -> None:
     assert client.post("/v1/report", headers=auth, json=SEED_REPORT).status_code == 200
     # inside one batch: a 400 naming every repeated index, nothing stored
     jobs = [

@@ -40,21 +40,22 @@ def _stats(client: TestClient, auth: dict[str, str]) -> dict[str, float]:
     return data
 
 
-def test_seed_examples_run_twice_give_the_same_receipt(client: TestClient, auth: dict[str, str],
-                                                       state: AppState) -> None:
+def test_seed_examples_run_twice_give_the_same_receipt(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     first = client.post("/v1/report", headers=auth, json=SEED_REPORT)
     assert first.status_code == 200, first.text
     kwh_after_first = _stats(client, auth)["daily_usage_kwh"]
     # the seed's Python example: the same body (key order differs, integers as floats)
-    second = client.post("/v1/report", headers=auth, json={**{k: SEED_REPORT[k] for k in reversed(SEED_REPORT)},
-                                                            "cpu_cores": 8.0})
+    second = client.post(
+        "/v1/report", headers=auth, json={**{k: SEED_REPORT[k] for k in reversed(SEED_REPORT)}, "cpu_cores": 8.0}
+    )
     assert second.status_code == 200, second.text
     a, b = first.json()["data"], second.json()["data"]
     assert b["receipt_id"] == a["receipt_id"]
     assert b["replayed"] is True
     assert "replayed" not in a
-    for k in ("job_id", "kwh", "co2_grams", "timestamp", "breakdown", "location", "factors", "warnings",
-              "methodology"):
+    for k in ("job_id", "kwh", "co2_grams", "timestamp", "breakdown", "location", "factors", "warnings", "methodology"):
         assert b[k] == a[k], k
     # nothing stored or counted twice
     assert _count(state, receipts) == 1
@@ -64,8 +65,9 @@ def test_seed_examples_run_twice_give_the_same_receipt(client: TestClient, auth:
     assert listed["total"] == 1
 
 
-def test_rereport_with_other_inputs_is_a_conflict_naming_the_fields(client: TestClient, auth: dict[str, str],
-                                                                    state: AppState) -> None:
+def test_rereport_with_other_inputs_is_a_conflict_naming_the_fields(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     assert client.post("/v1/report", headers=auth, json=SEED_REPORT).status_code == 200
     kwh = _stats(client, auth)["daily_usage_kwh"]
     r = client.post("/v1/report", headers=auth, json={**SEED_REPORT, "cpu_cores": 16, "geo_iso": "FR"})
@@ -85,8 +87,9 @@ def test_rereport_with_other_inputs_is_a_conflict_naming_the_fields(client: Test
     assert _stats(client, auth)["daily_usage_kwh"] == kwh
 
 
-def test_batch_replays_per_job_and_records_only_new_ones(client: TestClient, auth: dict[str, str],
-                                                         state: AppState) -> None:
+def test_batch_replays_per_job_and_records_only_new_ones(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
     jobs = [
         {"job_id": "job-001", "duration_minutes": 60, "cpu_cores": 4, "memory_gb": 16, "geo_iso": "US"},
         {"job_id": "job-002", "duration_minutes": 90, "cpu_cores": 8, "gpu_cores": 1, "geo_iso": "EU"},
@@ -120,8 +123,7 @@ def test_batch_replays_per_job_and_records_only_new_ones(client: TestClient, aut
     assert doc.status_code == 200
 
 
-def test_batch_conflicts_are_atomic_and_all_listed(client: TestClient, auth: dict[str, str],
-                                                   state: AppState) -> None:
+def test_batch_conflicts_are_atomic_and_all_listed(client: TestClient, auth: dict[str, str], state: AppState) -> None:
     jobs = [{"job_id": f"j{i}", "duration_minutes": 10, "cpu_cores": 1, "geo_iso": "US"} for i in range(4)]
     assert client.post("/v1/batch", headers=auth, json={"jobs": jobs}).status_code == 200
     kwh = _stats(client, auth)["daily_usage_kwh"]
@@ -148,20 +150,30 @@ def test_same_inputs_is_defined_over_every_schema_field() -> None:
     """Defaults given explicitly equal omitted ones, numbers compare by value, and any field of the
     request schema (including ones added later) takes part."""
     a = JobIn.model_validate({"job_id": "x", "duration_minutes": 5, "geo_iso": "US"})
-    b = JobIn.model_validate({"job_id": "x", "duration_minutes": 5.0, "geo_iso": "US", "cpu_cores": 0,
-                              "gpu_model": None})
+    b = JobIn.model_validate(
+        {"job_id": "x", "duration_minutes": 5.0, "geo_iso": "US", "cpu_cores": 0, "gpu_model": None}
+    )
     assert svc.differing_inputs(svc.canonical_inputs(a), svc.canonical_inputs(b)) == []
     fields = set(JobIn.model_fields) - {"job_id"}
-    c = JobIn.model_validate({"job_id": "x", "duration_minutes": 5, "geo_iso": "US", "region": "us-east-1",
-                              "provider": "aws"})
+    c = JobIn.model_validate(
+        {"job_id": "x", "duration_minutes": 5, "geo_iso": "US", "region": "us-east-1", "provider": "aws"}
+    )
     assert svc.differing_inputs(svc.canonical_inputs(a), svc.canonical_inputs(c)) == ["provider", "region"]
     assert set(svc.canonical_inputs(c)) <= fields
 
 
 def test_batch_total_is_the_exact_sum_of_the_listed_values(client: TestClient, auth: dict[str, str]) -> None:
     """Item 6: totals are the correctly rounded sum of the listed jobs' values (no float drift)."""
-    jobs = [{"job_id": f"f{i}", "duration_minutes": 7 + i % 13, "cpu_cores": 0.1 * (1 + i % 7), "memory_gb": 0.3,
-             "geo_iso": ["US", "SE", "FR", "EU"][i % 4]} for i in range(3000)]
+    jobs = [
+        {
+            "job_id": f"f{i}",
+            "duration_minutes": 7 + i % 13,
+            "cpu_cores": 0.1 * (1 + i % 7),
+            "memory_gb": 0.3,
+            "geo_iso": ["US", "SE", "FR", "EU"][i % 4],
+        }
+        for i in range(3000)
+    ]
     r = client.post("/v1/batch", headers=auth, json={"jobs": jobs})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
@@ -181,8 +193,9 @@ class _JobWithSite(JobIn):
     site: str | None = None
 
 
-def test_a_field_added_to_the_schema_is_stored_and_compared(app: FastAPI, state: AppState, api_key: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_field_added_to_the_schema_is_stored_and_compared(
+    app: FastAPI, state: AppState, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from powermeter.accounts import service as accounts
     from powermeter.infra.security import hash_api_key
 

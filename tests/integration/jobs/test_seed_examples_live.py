@@ -61,17 +61,26 @@ def test_every_seed_example_works_against_a_local_server(
     base_url, api_key = live
 
     # POST /v1/report (curl)
-    r = _curl("-X", "POST", f"{base_url}v1/report", "-H", f"Authorization: Bearer {api_key}",
-              "-H", "Content-Type: application/json",
-              "-d", '{\n"job_id": "ml-training-001",\n"duration_minutes": 120,\n"cpu_cores": 8,\n"memory_gb": 32,\n'
-                    '"gpu_cores": 2,\n"geo_iso": "US"\n}')
+    r = _curl(
+        "-X",
+        "POST",
+        f"{base_url}v1/report",
+        "-H",
+        f"Authorization: Bearer {api_key}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{\n"job_id": "ml-training-001",\n"duration_minutes": 120,\n"cpu_cores": 8,\n"memory_gb": 32,\n'
+        '"gpu_cores": 2,\n"geo_iso": "US"\n}',
+    )
     assert r["status"] == "success"
     assert set(r["data"]) >= {"job_id", "kwh", "co2_grams", "receipt_id"}
     first = r["data"]
 
     # POST /v1/report (Python): the seed sends the same job id again, with the same inputs, so it gets
     # the same receipt back (issue 15), not an error and not a second record.
-    scope = _run_python(f'''
+    scope = _run_python(
+        f'''
 import requests
 api_key = "{api_key}"
 base_url = "{base_url}"
@@ -91,17 +100,23 @@ data = response.json()
 print(f"Receipt ID: {{data['data']['receipt_id']}}")
 print(f"Energy: {{data['data']['kwh']}} kWh")
 print(f"CO2: {{data['data']['co2_grams']}} grams")
-''', monkeypatch)
+''',
+        monkeypatch,
+    )
     assert scope["response"].status_code == 200
     again = scope["data"]["data"]
     assert again["receipt_id"] == first["receipt_id"]
-    assert (again["kwh"], again["co2_grams"], again["timestamp"]) == (first["kwh"], first["co2_grams"],
-                                                                      first["timestamp"])
+    assert (again["kwh"], again["co2_grams"], again["timestamp"]) == (
+        first["kwh"],
+        first["co2_grams"],
+        first["timestamp"],
+    )
     out = capsys.readouterr().out
     assert re.search(r"Receipt ID: rcpt_\w+\nEnergy: [\d.]+ kWh\nCO2: [\d.]+ grams", out)
 
     # POST /v1/batch (Python)
-    _run_python(f'''
+    _run_python(
+        f'''
 import requests
 api_key = "{api_key}"
 jobs_data = [
@@ -116,7 +131,9 @@ response = requests.post(
 data = response.json()
 print(f"Total energy: {{data['data']['total_kwh']}} kWh")
 print(f"Jobs processed: {{data['data']['total_jobs']}}")
-''', monkeypatch)
+''',
+        monkeypatch,
+    )
     out = capsys.readouterr().out
     assert "Jobs processed: 2" in out
     total = re.search(r"Total energy: ([\d.]+) kWh", out)
@@ -127,7 +144,8 @@ print(f"Jobs processed: {{data['data']['total_jobs']}}")
     assert r["data"]["total"] == 3  # ml-training-001 once, job-001, job-002
     assert r["data"]["has_more"] is False
     assert set(r["data"]["receipts"][0]) == {"receipt_id", "job_id", "kwh", "co2_grams", "timestamp"}
-    _run_python(f'''
+    _run_python(
+        f'''
 import requests
 api_key = "{api_key}"
 # Get recent receipts
@@ -138,13 +156,16 @@ response = requests.get(
 data = response.json()
 for receipt in data['data']['receipts']:
     print(f"Job: {{receipt['job_id']}} - {{receipt['kwh']}} kWh")
-''', monkeypatch)
+''',
+        monkeypatch,
+    )
     out = capsys.readouterr().out
     assert out.count("Job: ") == 3
     assert "Job: job-002 - " in out
 
     # GET /v1/api-keys/stats (Python)
-    _run_python(f'''
+    _run_python(
+        f'''
 import requests
 api_key = "{api_key}"
 response = requests.get(
@@ -154,7 +175,9 @@ response = requests.get(
 stats = response.json()['data']
 print(f"API calls today: {{stats['daily_api_calls']}}/{{stats['daily_limit']}}")
 print(f"Energy tracked: {{stats['daily_usage_kwh']}} kWh")
-''', monkeypatch)
+''',
+        monkeypatch,
+    )
     out = capsys.readouterr().out
     assert "API calls today: 6/1000" in out  # 2 reports, 1 batch, 2 receipt listings, this call
     tracked = re.search(r"Energy tracked: ([\d.]+) kWh", out)

@@ -48,8 +48,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/boom":
         raise RuntimeError("boom")
     out = b"%s %s?%s %d:%s" % (scope["method"].encode(), scope["raw_path"], scope["query_string"], len(body), body)
-    await send({"type": "http.response.start", "status": 201,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(out)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(out)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": out})
 
 
@@ -101,8 +106,12 @@ def test_keep_alive_bodies_and_streams(server: int) -> None:
 
 
 def test_pipelined_requests_are_answered_in_order_and_expect_continue(server: int) -> None:
-    got = raw(server, b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-              b"GET /2?", expect_close=True)
+    got = raw(
+        server,
+        b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /2?",
+        expect_close=True,
+    )
     assert got.index(b"GET /1? 0:") < got.index(b"GET /2? 0:")
     assert got.endswith(b"GET /2? 0:")
     with socket.create_connection(("127.0.0.1", server), timeout=5) as s:

@@ -90,8 +90,12 @@ def test_location_and_market_based_scope2_for_a_de_job_on_the_residual_mix(clien
     assert close(s2["co2e_kg"], KWH * DE_LOCATION / 1000)  # location-based: 0.0285255… kg
     assert close(s2["market_based_co2e_kg"], KWH * DE_RESIDUAL / 1000)  # market-based: 0.0539061… kg
     (mf,) = doc["market_factors"]
-    assert (mf["hierarchy_level"], mf["value"], mf["year"], mf["basis"]) == ("residual_mix", DE_RESIDUAL, 2023,
-                                                                              "combustion")
+    assert (mf["hierarchy_level"], mf["value"], mf["year"], mf["basis"]) == (
+        "residual_mix",
+        DE_RESIDUAL,
+        2023,
+        "combustion",
+    )
     assert mf["verification"] == "secondary"
     assert "AIB" in mf["source"]
     (entry,) = doc["entries"]
@@ -109,8 +113,11 @@ def test_location_and_market_based_scope2_for_a_de_job_on_the_residual_mix(clien
 
 
 def test_an_entered_supplier_rate_gives_the_market_based_figure(client: TestClient, key: str) -> None:
-    r = client.put("/v1/reports/sites/berlin-dc", headers=bearer(key), json={
-        "type": "supplier_rate", "rate_g_per_kwh": 120, "year": 2026, "source": "Stadtwerke disclosure 2026"})
+    r = client.put(
+        "/v1/reports/sites/berlin-dc",
+        headers=bearer(key),
+        json={"type": "supplier_rate", "rate_g_per_kwh": 120, "year": 2026, "source": "Stadtwerke disclosure 2026"},
+    )
     assert r.status_code == 200, r.text
     job(client, key, ownership="colocation", site="berlin-dc")
     job(client, key, ownership="leased", site="munich")  # no instrument: residual mix
@@ -124,14 +131,25 @@ def test_an_entered_supplier_rate_gives_the_market_based_figure(client: TestClie
     levels = {m["hierarchy_level"] for m in doc["market_factors"]}
     assert levels == {"instrument", "residual_mix"}
     # a partial instrument: half at 0 g (certificates), half at the residual mix
-    client.put("/v1/reports/sites/berlin-dc", headers=bearer(key), json={
-        "type": "energy_attribute_certificates", "rate_g_per_kwh": 0, "covered_share": 0.5, "year": 2026,
-        "source": "GO registry id 123"})
+    client.put(
+        "/v1/reports/sites/berlin-dc",
+        headers=bearer(key),
+        json={
+            "type": "energy_attribute_certificates",
+            "rate_g_per_kwh": 0,
+            "covered_share": 0.5,
+            "year": 2026,
+            "source": "GO registry id 123",
+        },
+    )
     doc = report(client, key, 2026, groupBy="site")
     lines = {ln["group"]: ln for ln in doc["lines"]}
     assert close(lines["berlin-dc"]["market_based_co2e_kg"], KWH * 0.5 * DE_RESIDUAL / 1000)
-    bad = client.put("/v1/reports/sites/x", headers=bearer(key), json={
-        "type": "supplier_rate", "rate_g_per_kwh": -1, "year": 2026, "source": "s"})
+    bad = client.put(
+        "/v1/reports/sites/x",
+        headers=bearer(key),
+        json={"type": "supplier_rate", "rate_g_per_kwh": -1, "year": 2026, "source": "s"},
+    )
     assert bad.status_code == 400
     assert "rate_g_per_kwh" in bad.text
 
@@ -159,12 +177,18 @@ def test_a_job_started_in_2025_is_in_the_2025_report_not_2026(client: TestClient
     (entry,) = report(client, key, 2025)["entries"]
     assert entry["id"] == made["receipt_id"]
     assert entry["occurred_at"] == "2025-12-31T23:30:00Z"
-    future = client.post("/v1/report", headers=bearer(key), json={
-        "job_id": "f", "duration_minutes": 1, "geo_iso": "DE", "started_at": "2030-01-01T00:00:00Z"})
+    future = client.post(
+        "/v1/report",
+        headers=bearer(key),
+        json={"job_id": "f", "duration_minutes": 1, "geo_iso": "DE", "started_at": "2030-01-01T00:00:00Z"},
+    )
     assert future.status_code == 400
     assert "started_at" in future.text
-    naive = client.post("/v1/report", headers=bearer(key), json={
-        "job_id": "g", "duration_minutes": 1, "geo_iso": "DE", "started_at": "2025-01-01T00:00:00"})
+    naive = client.post(
+        "/v1/report",
+        headers=bearer(key),
+        json={"job_id": "g", "duration_minutes": 1, "geo_iso": "DE", "started_at": "2025-01-01T00:00:00"},
+    )
     assert naive.status_code == 400
     assert "started_at" in naive.text
 
@@ -179,10 +203,14 @@ def test_an_inference_started_in_2025_is_in_the_2025_report_not_2026(client: Tes
     assert entry["id"] == made["id"]
     assert entry["application"] == "chatbot"
     assert close(entry["co2e_usage_g"] + entry["co2e_embodied_g"], entry["co2e_g"]) or math.isclose(
-        entry["co2e_usage_g"] + entry["co2e_embodied_g"], entry["co2e_g"], abs_tol=3e-6)
+        entry["co2e_usage_g"] + entry["co2e_embodied_g"], entry["co2e_g"], abs_tol=3e-6
+    )
     assert entry["co2e_embodied_g"] > 0
-    bad = client.post("/v1/inference", headers=bearer(key), json={
-        "provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1, "completion_tokens": 1, "startTimeMs": 5})
+    bad = client.post(
+        "/v1/inference",
+        headers=bearer(key),
+        json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1, "completion_tokens": 1, "startTimeMs": 5},
+    )
     assert bad.status_code == 400
     assert "startTimeMs" in bad.text
 
@@ -233,18 +261,45 @@ def _verify_file(client: TestClient, key: str, tmp_path: Path) -> tuple[int, str
 @pytest.fixture
 def activity(client: TestClient, key: str) -> dict[str, Any]:
     jobs = [job(client, key, ownership="owned") for _ in range(2)]
-    batch = client.post("/v1/batch", headers=bearer(key), json={"jobs": [
-        {"job_id": f"b{i}-{uuid.uuid4().hex[:6]}", "duration_minutes": 30 + i, "cpu_cores": 2, "geo_iso": "FR",
-         "ownership": "cloud"} for i in range(3)]})
+    batch = client.post(
+        "/v1/batch",
+        headers=bearer(key),
+        json={
+            "jobs": [
+                {
+                    "job_id": f"b{i}-{uuid.uuid4().hex[:6]}",
+                    "duration_minutes": 30 + i,
+                    "cpu_cores": 2,
+                    "geo_iso": "FR",
+                    "ownership": "cloud",
+                }
+                for i in range(3)
+            ]
+        },
+    )
     assert batch.status_code == 200, batch.text
     infs = [inference(client, key) for _ in range(2)]
     return {"jobs": jobs, "batch": batch.json()["data"]["jobs"], "inference": infs}
 
 
-@pytest.mark.parametrize("tamper", ["delete_receipt", "edit_receipt", "delete_batch_receipt", "delete_inference",
-                                    "edit_inference", "edit_inference_details"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "delete_receipt",
+        "edit_receipt",
+        "delete_batch_receipt",
+        "delete_inference",
+        "edit_inference",
+        "edit_inference_details",
+    ],
+)
 def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
-    client: TestClient, key: str, state: AppState, activity: dict[str, Any], tmp_path: Path, cli_env: None,
+    client: TestClient,
+    key: str,
+    state: AppState,
+    activity: dict[str, Any],
+    tmp_path: Path,
+    cli_env: None,
     tamper: str,
 ) -> None:
     code, out = _verify_file(client, key, tmp_path)
@@ -268,11 +323,15 @@ def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
             conn.execute(inference_records.update().where(inference_records.c.id == name).values(co2_grams=0.0))
         else:
             name = activity["inference"][1]["id"]
-            d = orjson.loads(conn.execute(sa.select(inference_details.c.details)
-                                          .where(inference_details.c.id == name)).scalar_one())
+            d = orjson.loads(
+                conn.execute(sa.select(inference_details.c.details).where(inference_details.c.id == name)).scalar_one()
+            )
             d["breakdown"]["co2_embodied_grams"] = 0.0
-            conn.execute(inference_details.update().where(inference_details.c.id == name)
-                         .values(details=orjson.dumps(d).decode()))
+            conn.execute(
+                inference_details.update()
+                .where(inference_details.c.id == name)
+                .values(details=orjson.dumps(d).decode())
+            )
     code, out = _verify_file(client, key, tmp_path)
     assert code != 0
     assert name in out, out
@@ -329,8 +388,11 @@ def test_every_line_re_performs_from_its_entries_and_factors(client: TestClient,
 
 
 def test_boundary_settings_are_stated_in_the_report(client: TestClient, key: str) -> None:
-    r = client.put("/v1/reports/settings", headers=bearer(key),
-                   json={"consolidation_approach": "financial_control", "entity": "Acme GmbH"})
+    r = client.put(
+        "/v1/reports/settings",
+        headers=bearer(key),
+        json={"consolidation_approach": "financial_control", "entity": "Acme GmbH"},
+    )
     assert r.status_code == 200, r.text
     doc = report(client, key, 2026)
     assert doc["boundary"]["consolidation_approach"] == "financial_control"
@@ -363,9 +425,17 @@ def test_sci_per_application(client: TestClient, key: str) -> None:
     made = [inference(client, key, application="chatbot") for _ in range(3)]
     inference(client, key, application="other")
     job(client, key, ownership="owned", application="chatbot")
-    r = client.get("/v1/reports/sci", headers=bearer(key), params={
-        "application": "chatbot", "start": "2026-01-01", "end": "2026-12-31", "functionalUnits": 30,
-        "functionalUnit": "conversation"})
+    r = client.get(
+        "/v1/reports/sci",
+        headers=bearer(key),
+        params={
+            "application": "chatbot",
+            "start": "2026-01-01",
+            "end": "2026-12-31",
+            "functionalUnits": 30,
+            "functionalUnit": "conversation",
+        },
+    )
     assert r.status_code == 200, r.text
     d = r.json()["data"]
     assert d["records"] == {"total": 4, "compute_jobs": 1, "inference": 3}
@@ -403,8 +473,9 @@ def test_records_from_before_anchoring_fail_until_anchored_by_the_cli(
     with state.db.begin() as conn:  # a record as stored before signing existed: no signature, no anchor
         q = sa.select(inference_records).where(inference_records.c.id == made["id"])
         row = dict(conn.execute(q).one()._mapping)
-        details = conn.execute(sa.select(inference_details.c.details)
-                               .where(inference_details.c.id == made["id"])).scalar_one()
+        details = conn.execute(
+            sa.select(inference_details.c.details).where(inference_details.c.id == made["id"])
+        ).scalar_one()
         row.pop("seq")
         row["id"] = str(uuid.uuid4())
         inference_repo.insert_records(conn, [row], [details])
@@ -431,8 +502,11 @@ def test_removing_an_anchor_with_its_records_breaks_the_chain_and_the_report(
         tree_id = conn.execute(sa.select(receipt_trees.c.tree_id).where(receipt_trees.c.seq == tree_seq)).scalar_one()
         conn.execute(receipts.delete().where(receipts.c.tree_seq == tree_seq))
         conn.execute(receipt_trees.delete().where(receipt_trees.c.seq == tree_seq))
-        conn.execute(audit_entries.delete().where(audit_entries.c.action_type == "TREE_SIGNED",
-                                                  audit_entries.c.details.contains(tree_id)))
+        conn.execute(
+            audit_entries.delete().where(
+                audit_entries.c.action_type == "TREE_SIGNED", audit_entries.c.details.contains(tree_id)
+            )
+        )
     code, out = _verify_file(client, key, tmp_path)
     assert code != 0
     assert "audit chain" in out, out

@@ -101,15 +101,19 @@ def _stored(state: AppState, account_email: str) -> tuple[list[Any], list[Any]]:
     with state.db.begin() as conn:
         acct = conn.execute(sa.select(accounts.c.id).where(accounts.c.email == account_email)).scalar_one()
         jobs = conn.execute(
-            sa.select(receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipt_trees.c.created_at,
-                      receipts.c.job_id)
+            sa.select(
+                receipts.c.kwh, receipts.c.co2_grams, receipts.c.options, receipt_trees.c.created_at, receipts.c.job_id
+            )
             .join(receipt_trees, receipt_trees.c.seq == receipts.c.tree_seq)
             .where(receipts.c.account_id == acct)
         ).all()
         infs = conn.execute(
-            sa.select(inference_records.c.energy_wh, inference_records.c.co2_grams, inference_records.c.water_ml,
-                      inference_records.c.log_date)
-            .where(inference_records.c.account_id == acct)
+            sa.select(
+                inference_records.c.energy_wh,
+                inference_records.c.co2_grams,
+                inference_records.c.water_ml,
+                inference_records.c.log_date,
+            ).where(inference_records.c.account_id == acct)
         ).all()
     return list(jobs), list(infs)
 
@@ -122,35 +126,51 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-job_st = st.fixed_dictionaries({
-    "kind": st.just("job"),
-    "month": st.integers(1, 12),
-    "day": st.integers(1, 28),
-    "year": st.sampled_from([2026, 2026, 2026, 2025]),
-    "duration_minutes": st.integers(1, 24 * 60),
-    "cpu_cores": st.integers(0, 64),
-    "gpu_cores": st.integers(0, 4),
-    "geo_iso": st.sampled_from(["US", "FR", "DE", "IN", "aws:us-west-1", "EU"]),
-    "provider": st.sampled_from([None, "aws", "gcp", "on-prem", "self-hosted"]),
-})
-inference_st = st.fixed_dictionaries({
-    "kind": st.just("inference"),
-    "month": st.integers(1, 12),
-    "day": st.integers(1, 28),
-    "year": st.sampled_from([2026, 2026, 2026, 2027]),
-    "pm": st.sampled_from([("OpenAI", "gpt-4o"), ("Google", "gemini-3-pro"), ("Anthropic", "claude-sonnet-4"),
-                           ("OpenAI", "gpt-4o-mini")]),
-    "prompt_tokens": st.integers(0, 20_000),
-    "completion_tokens": st.integers(1, 4_000),
-})
+job_st = st.fixed_dictionaries(
+    {
+        "kind": st.just("job"),
+        "month": st.integers(1, 12),
+        "day": st.integers(1, 28),
+        "year": st.sampled_from([2026, 2026, 2026, 2025]),
+        "duration_minutes": st.integers(1, 24 * 60),
+        "cpu_cores": st.integers(0, 64),
+        "gpu_cores": st.integers(0, 4),
+        "geo_iso": st.sampled_from(["US", "FR", "DE", "IN", "aws:us-west-1", "EU"]),
+        "provider": st.sampled_from([None, "aws", "gcp", "on-prem", "self-hosted"]),
+    }
+)
+inference_st = st.fixed_dictionaries(
+    {
+        "kind": st.just("inference"),
+        "month": st.integers(1, 12),
+        "day": st.integers(1, 28),
+        "year": st.sampled_from([2026, 2026, 2026, 2027]),
+        "pm": st.sampled_from(
+            [
+                ("OpenAI", "gpt-4o"),
+                ("Google", "gemini-3-pro"),
+                ("Anthropic", "claude-sonnet-4"),
+                ("OpenAI", "gpt-4o-mini"),
+            ]
+        ),
+        "prompt_tokens": st.integers(0, 20_000),
+        "completion_tokens": st.integers(1, 4_000),
+    }
+)
 
 
-@given(records=st.lists(st.one_of(job_st, inference_st), min_size=0, max_size=14),
-       group_by=st.sampled_from(service.GROUP_BY))
+@given(
+    records=st.lists(st.one_of(job_st, inference_st), min_size=0, max_size=14),
+    group_by=st.sampled_from(service.GROUP_BY),
+)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_totals_equal_the_sums_of_the_underlying_records(
-    client: TestClient, clock: FrozenClock, make_key: MakeKey, state: AppState,
-    records: list[dict[str, Any]], group_by: str,
+    client: TestClient,
+    clock: FrozenClock,
+    make_key: MakeKey,
+    state: AppState,
+    records: list[dict[str, Any]],
+    group_by: str,
 ) -> None:
     email = f"p-{uuid.uuid4().hex[:10]}@example.com"
     key = make_key(email=email, plan="scale")
@@ -163,8 +183,14 @@ def test_totals_equal_the_sums_of_the_underlying_records(
             occurred[made["job_id"]] = clock.now() - timedelta(minutes=rec["duration_minutes"])
         else:
             provider, model = rec["pm"]
-            post_inference(client, key, provider=provider, model=model, prompt_tokens=rec["prompt_tokens"],
-                           completion_tokens=rec["completion_tokens"])
+            post_inference(
+                client,
+                key,
+                provider=provider,
+                model=model,
+                prompt_tokens=rec["prompt_tokens"],
+                completion_tokens=rec["completion_tokens"],
+            )
     at(clock, 12, 31)
     doc = report(client, key, groupBy=group_by)
 
@@ -234,8 +260,12 @@ def test_group_by_month_provider_model_and_key(client: TestClient, scale_key: st
     by_month = report(client, scale_key, groupBy="month")
     # 2026-11: the inference record (Scope 3) and the DE job sent without provider (unclassified)
     assert [(ln["group"], ln["ghg"]["code"]) for ln in by_month["lines"]] == [
-        ("2026-01", "scope2"), ("2026-01", "scope3_cat1"), ("2026-03", "scope3_cat1"), ("2026-11", "scope3_cat1"),
-        ("2026-11", "unclassified")]
+        ("2026-01", "scope2"),
+        ("2026-01", "scope3_cat1"),
+        ("2026-03", "scope3_cat1"),
+        ("2026-11", "scope3_cat1"),
+        ("2026-11", "unclassified"),
+    ]
     by_provider = {ln["group"]: ln for ln in report(client, scale_key, groupBy="provider")["lines"]}
     assert {"on-prem", "aws", "openai", "google", "anthropic", "(provider not given)"} == set(by_provider)
     assert by_provider["openai"]["group_label"] == "OpenAI"
@@ -324,8 +354,9 @@ def test_a_covered_inference_hash_matches_the_record_in_the_history(
     import rfc8785
 
     doc = report(client, scale_key)
-    hist = client.get("/v1/inference/history", params={"startDate": "2026-01-01", "endDate": "2026-12-31"},
-                      headers=bearer(scale_key)).json()["data"]
+    hist = client.get(
+        "/v1/inference/history", params={"startDate": "2026-01-01", "endDate": "2026-12-31"}, headers=bearer(scale_key)
+    ).json()["data"]
     assert len(hist) == 3
     entries = {e.split(":")[1]: e.split(":")[2] for e in doc["coverage"]["entries"] if e.startswith("inference:")}
     for row in hist:
@@ -351,8 +382,11 @@ def test_a_covered_job_hash_is_the_receipt_s_own_merkle_leaf(
 
 
 def test_csv_opens_as_a_spreadsheet_expects(client: TestClient, scale_key: str, mixed: dict[str, Any]) -> None:
-    r = client.get(URL, params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv", "groupBy": "location"},
-                   headers=bearer(scale_key))
+    r = client.get(
+        URL,
+        params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv", "groupBy": "location"},
+        headers=bearer(scale_key),
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv; charset=utf-8")
     assert r.headers["content-disposition"] == 'attachment; filename="emissions-report-2026-01-01-2027-01-01.csv"'
@@ -396,8 +430,11 @@ def test_csv_keeps_non_ascii_labels_in_utf8(client: TestClient, clock: FrozenClo
 def test_html_is_a_printable_self_contained_page_that_verifies(
     client: TestClient, scale_key: str, mixed: dict[str, Any], tmp_path: Path
 ) -> None:
-    r = client.get(URL, params={"start": "2026-01-01", "end": "2026-12-31", "format": "html", "groupBy": "provider"},
-                   headers=bearer(scale_key))
+    r = client.get(
+        URL,
+        params={"start": "2026-01-01", "end": "2026-12-31", "format": "html", "groupBy": "provider"},
+        headers=bearer(scale_key),
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     html = r.text
@@ -418,15 +455,17 @@ def test_html_is_a_printable_self_contained_page_that_verifies(
 def test_esrs_view_gives_the_supported_figures_and_states_the_limits(
     client: TestClient, scale_key: str, mixed: dict[str, Any], tmp_path: Path
 ) -> None:
-    r = client.get(URL, params={"start": "2026-01-01", "end": "2026-12-31", "format": "esrs"},
-                   headers=bearer(scale_key))
+    r = client.get(
+        URL, params={"start": "2026-01-01", "end": "2026-12-31", "format": "esrs"}, headers=bearer(scale_key)
+    )
     doc = r.json()["data"]
     assert doc["type"] == "powermeter.esrs-e1-report/1"
     e16 = doc["esrs_e1"]["E1-6"]
     on_prem = mixed["jobs"][0]
     assert _close(e16["contribution_to_gross_scope_2_location_based_tco2e"], on_prem["co2_grams"] / 1e6)
-    assert _close(doc["esrs_e1"]["E1-5"]["contribution_to_total_energy_consumption_own_operations_mwh"],
-                  on_prem["kwh"] / 1000)
+    assert _close(
+        doc["esrs_e1"]["E1-5"]["contribution_to_total_energy_consumption_own_operations_mwh"], on_prem["kwh"] / 1000
+    )
     purchased = [mixed["jobs"][1], *mixed["inference"]]  # jobs[2] was sent without provider: unclassified
     expected_s3_g = math.fsum(x["co2_grams"] for x in purchased)
     assert math.isclose(e16["contribution_to_gross_scope_3_tco2e"], expected_s3_g / 1e6, rel_tol=1e-6)
@@ -491,8 +530,12 @@ def test_bad_parameters_get_a_400_naming_the_field(
 
 def test_default_period_is_the_current_calendar_year(client: TestClient, scale_key: str) -> None:
     r = client.get(URL, headers=bearer(scale_key))
-    assert r.json()["data"]["period"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-11-23T00:00:00Z",
-                                          "end_exclusive": True, "timezone": "UTC"}
+    assert r.json()["data"]["period"] == {
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-11-23T00:00:00Z",
+        "end_exclusive": True,
+        "timezone": "UTC",
+    }
 
 
 # --- CLI -----------------------------------------------------------------------------------------------
@@ -512,14 +555,42 @@ def test_cli_exports_a_csv_and_a_verifiable_json(
     email = report(client, scale_key)["account"]["email"]
     runner = CliRunner()
     out_csv = tmp_path / "r.csv"
-    res = runner.invoke(cli_app, ["reports", "emissions", "--email", email, "--start", "2026-01-01", "--end",
-                                  "2026-12-31", "--format", "csv", "--output", str(out_csv)])
+    res = runner.invoke(
+        cli_app,
+        [
+            "reports",
+            "emissions",
+            "--email",
+            email,
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-12-31",
+            "--format",
+            "csv",
+            "--output",
+            str(out_csv),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(out_csv.open(encoding="utf-8", newline="")))
     assert int(next(r for r in rows if r["row_type"] == "total")["records"]) == 6
     out_json = tmp_path / "r.json"
-    res = runner.invoke(cli_app, ["reports", "emissions", "--email", email, "--start", "2026-01-01", "--end",
-                                  "2026-12-31", "--output", str(out_json)])
+    res = runner.invoke(
+        cli_app,
+        [
+            "reports",
+            "emissions",
+            "--email",
+            email,
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-12-31",
+            "--output",
+            str(out_json),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert runner.invoke(cli_app, ["reports", "verify", str(out_json)]).exit_code == 0
     logs = client.get("/v1/audit/logs", params={"action_type": "DOWNLOAD"}, headers=bearer(scale_key)).json()
@@ -527,8 +598,9 @@ def test_cli_exports_a_csv_and_a_verifiable_json(
     assert [e["action_type"] for e in downloads] == ["DOWNLOAD", "DOWNLOAD", "DOWNLOAD"]
     assert [e["details"]["via"] for e in downloads] == ["cli", "cli", "api"]
     assert [e["details"]["format"] for e in downloads] == ["json", "csv", "json"]
-    res = runner.invoke(cli_app, ["reports", "emissions", "--email", "nobody@example.com", "--output",
-                                  str(tmp_path / "x")])
+    res = runner.invoke(
+        cli_app, ["reports", "emissions", "--email", "nobody@example.com", "--output", str(tmp_path / "x")]
+    )
     assert res.exit_code == 2
     assert "no account" in res.output
 

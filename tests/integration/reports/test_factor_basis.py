@@ -35,12 +35,15 @@ def test_a_us_job_splits_into_scope2_generation_and_scope3_category3(client: Tes
     assert close(line["co2e_kg"], KWH * US_LIFECYCLE / 1000)  # as recorded (lifecycle)
     assert close(line["co2e_usage_generation_kg"], KWH * US_COMBUSTION / 1000)  # Scope 2 location-based
     assert close(line["co2e_usage_upstream_kg"], KWH * (US_LIFECYCLE - US_COMBUSTION) / 1000)  # Scope 3 Cat 3
-    assert line["location_factor_basis"] == {"combustion": 0, "lifecycle_split": 1, "lifecycle_only": 0,
-                                             "unknown": 0}
+    assert line["location_factor_basis"] == {"combustion": 0, "lifecycle_split": 1, "lifecycle_only": 0, "unknown": 0}
     assert line["location_factor_max_vintage_gap_years"] == 3  # activity 2026, factor year 2023
     (cf,) = doc["combustion_factors"]
-    assert (cf["value"], cf["year"], cf["basis"], cf["paired_lifecycle_value"]) == (US_COMBUSTION, 2023, "combustion",
-                                                                                   US_LIFECYCLE)
+    assert (cf["value"], cf["year"], cf["basis"], cf["paired_lifecycle_value"]) == (
+        US_COMBUSTION,
+        2023,
+        "combustion",
+        US_LIFECYCLE,
+    )
     assert "eGRID2023" in cf["source"]
     (ef,) = doc["emission_factors"]
     assert (ef["basis"], ef["year"]) == ("lifecycle", 2023)
@@ -93,8 +96,19 @@ def test_every_line_names_the_dataset_versions_of_its_records(client: TestClient
 
 def _row(versions: tuple[tuple[str, str], ...], co2: float) -> rp.AggregateRow:
     factor = rp.EmissionFactorRef("DE", 380.95, "Our World in Data", versions[0][1])
-    return rp.AggregateRow(rp.KIND_JOB, "2026-01", "2026-01", True, factor, "compute-job/1", 1, co2 / 380.95, co2,
-                           category=rp.SCOPE2.code, dataset_versions=versions)
+    return rp.AggregateRow(
+        rp.KIND_JOB,
+        "2026-01",
+        "2026-01",
+        True,
+        factor,
+        "compute-job/1",
+        1,
+        co2 / 380.95,
+        co2,
+        category=rp.SCOPE2.code,
+        dataset_versions=versions,
+    )
 
 
 def test_records_made_under_different_dataset_versions_are_never_summed_into_one_line() -> None:
@@ -111,8 +125,11 @@ def test_records_made_under_different_dataset_versions_are_never_summed_into_one
 
 def test_the_csv_carries_the_split_the_basis_and_the_dataset_versions(client: TestClient, key: str) -> None:
     job(client, key, ownership="owned", geo_iso="US")
-    r = client.get("/v1/reports/emissions", params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv"},
-                   headers={"Authorization": f"Bearer {key}"})
+    r = client.get(
+        "/v1/reports/emissions",
+        params={"start": "2026-01-01", "end": "2026-12-31", "format": "csv"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code == 200, r.text
     (line,) = [row for row in csv.DictReader(io.StringIO(r.text, newline="")) if row["row_type"] == "line"]
     assert close(float(line["co2e_usage_generation_kg"]), KWH * US_COMBUSTION / 1000)

@@ -69,7 +69,8 @@ def key_for(client: TestClient, clock: FrozenClock, plan: str = "core", scopes: 
 
     st = client.app.state.pm  # type: ignore[attr-defined]
     with st.db.begin() as conn:
-        acct = accounts_for(st.settings).create_account(conn, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
+        acct = accounts_for(st.settings).create_account(
+            conn, f"{plan}-{id(scopes)}@example.com", clock.now(), plan=plan
         )
         return accounts_for(st.settings).create_key(conn, acct, "k", clock.now(), scopes).key
 

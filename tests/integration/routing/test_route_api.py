@@ -268,7 +268,8 @@ def test_live_provider_answers_from_cache_and_says_when_it_fell_back(app: FastAP
     source = ElectricityMapsSource("tok", transport=httpx.MockTransport(handler), locations=LOC)
     provider = CachedProvider(source, StaticProvider(LOC))
     app.state.services = dataclasses.replace(  # before start-up binds its loop
-        app.state.services, routing=RoutingService(provider, locations=LOC))
+        app.state.services, routing=RoutingService(provider, locations=LOC)
+    )
     h = bearer(make_key(plan="dev"))
     with TestClient(app) as client:
         # The grid regions are kept warm by the background task from start-up on.
@@ -308,14 +309,17 @@ def test_intensities_are_integers_and_the_reported_one_is_the_one_used(csv_clien
     c = csv_client({"CAISO": lambda h: 92.4, "BPA": lambda h: 150.5, "PJM": lambda h: 399.49})
     h = bearer(key_for(c, clock))
     clock.set(DAY + timedelta(hours=12))
-    r = c.post("/route", headers=h, json={"source_region": "CAISO", "payload_size": 128,
-                                           "candidates": ["CAISO", "BPA", "PJM"]})
+    r = c.post(
+        "/route", headers=h, json={"source_region": "CAISO", "payload_size": 128, "candidates": ["CAISO", "BPA", "PJM"]}
+    )
     assert r.status_code == 200, r.text
     assert b'"co2_g_per_kwh":92,' in r.content  # a JSON integer, not 92.0 / 92.4
     body = r.json()
     assert type(body["co2_g_per_kwh"]) is int
     assert [(a["region"], a["co2_g_per_kwh"]) for a in body["alternatives"]] == [
-        ("CAISO", 92), ("BPA", 151), ("PJM", 399)
+        ("CAISO", 92),
+        ("BPA", 151),
+        ("PJM", 399),
     ]
     assert all(type(a["co2_g_per_kwh"]) is int for a in body["alternatives"])
     assert body["co2_g_per_kwh_precise"] == 92.4

@@ -27,8 +27,14 @@ class Live:
 
     def client_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POWERMETER_")}
-        env.update({"POWERMETER_URL": self.url, "POWERMETER_API_KEY": self.key,
-                    "POWERMETER_SPOOL_DIR": str(self.tmp / "spool"), "POWERMETER_POWERCAP_DIR": str(self.tmp / "none")})
+        env.update(
+            {
+                "POWERMETER_URL": self.url,
+                "POWERMETER_API_KEY": self.key,
+                "POWERMETER_SPOOL_DIR": str(self.tmp / "spool"),
+                "POWERMETER_POWERCAP_DIR": str(self.tmp / "none"),
+            }
+        )
         env.update(extra)
         return env
 

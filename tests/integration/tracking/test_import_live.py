@@ -66,9 +66,25 @@ def test_a_partly_imported_file_stores_only_the_new_jobs(live: Live, tmp_path: P
 
 
 def test_prefix_pue_models_and_stdin(live: Live) -> None:
-    res = run(["import", "slurm", "-", "--geo-iso", "FR", "--prefix", "hpc1-", "--pue", "1.2",
-               "--gpu-model", "gpu-node0=A100 80GB PCIe", "--cpu-model", "cpu=EPYC 7763"],
-              live.client_env(), input=FIXTURE.read_text())
+    res = run(
+        [
+            "import",
+            "slurm",
+            "-",
+            "--geo-iso",
+            "FR",
+            "--prefix",
+            "hpc1-",
+            "--pue",
+            "1.2",
+            "--gpu-model",
+            "gpu-node0=A100 80GB PCIe",
+            "--cpu-model",
+            "cpu=EPYC 7763",
+        ],
+        live.client_env(),
+        input=FIXTURE.read_text(),
+    )
     assert res.returncode == 0, res.stderr
     inputs = live.receipt_of("hpc1-1009")["receipt"]["inputs"]
     assert inputs["gpu_model"] == "A100 80GB PCIe"

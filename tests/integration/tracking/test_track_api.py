@@ -26,8 +26,10 @@ def _spin(seconds: float) -> None:
 
 
 def test_with_track_reports_the_block(live: Live, tmp_path: Path) -> None:
-    with PowermeterClient(live.url, live.key) as pm, track("api-busy", cpu_cores=1, client=pm, geo_iso="DE",
-                                                           interval=0.2, spool_dir=tmp_path, quiet=True) as t:
+    with (
+        PowermeterClient(live.url, live.key) as pm,
+        track("api-busy", cpu_cores=1, client=pm, geo_iso="DE", interval=0.2, spool_dir=tmp_path, quiet=True) as t,
+    ):
         c0 = time.process_time()
         t0 = time.monotonic()
         _spin(1.0)

@@ -34,8 +34,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 def test_a_busy_loop_on_one_core_reports_full_utilisation(live: Live) -> None:
-    res = run(["track", "--cpu-cores", "1", "--interval", "0.5", "--job-id", "busy-1", "--",
-               sys.executable, "-c", BUSY], live.client_env())
+    res = run(
+        ["track", "--cpu-cores", "1", "--interval", "0.5", "--job-id", "busy-1", "--", sys.executable, "-c", BUSY],
+        live.client_env(),
+    )
     assert res.returncode == 0, res.stderr
     self_ratio = json.loads(res.stdout)["self_ratio"]  # what the loop itself got from the scheduler
     doc = live.receipt_of("busy-1")
@@ -68,8 +70,7 @@ def test_exit_status_is_the_commands(live: Live) -> None:
 
 
 def test_a_refused_report_does_not_change_the_exit_status(live: Live) -> None:
-    res = run(["track", "--geo-iso", "NOWHERE", "--job-id", "bad-geo", "--", "sh", "-c", "exit 5"],
-              live.client_env())
+    res = run(["track", "--geo-iso", "NOWHERE", "--job-id", "bad-geo", "--", "sh", "-c", "exit 5"], live.client_env())
     assert res.returncode == 5
     assert "refused" in res.stderr
     assert "geo_iso" in res.stderr
@@ -97,10 +98,14 @@ def test_measured_rapl_energy_from_a_fake_powercap_tree_with_a_wrap(live: Live, 
     _fake_powercap(root)
     # the command itself moves the counters on: the package wraps (999,000,000 → 500,000), the DRAM
     # counts 3,600,000 µJ, the core and psys domains change wildly but must be ignored
-    script = (f"echo 500000 > {root}/intel-rapl:0/energy_uj; echo 3600010 > {root}/intel-rapl:0:1/energy_uj; "
-              f"echo 900000000 > {root}/intel-rapl:0:0/energy_uj; echo 900000000 > {root}/intel-rapl:1/energy_uj")
-    res = run(["track", "--job-id", "rapl-1", "--interval", "0.2", "--", "sh", "-c", script],
-              live.client_env(POWERMETER_POWERCAP_DIR=str(root)))
+    script = (
+        f"echo 500000 > {root}/intel-rapl:0/energy_uj; echo 3600010 > {root}/intel-rapl:0:1/energy_uj; "
+        f"echo 900000000 > {root}/intel-rapl:0:0/energy_uj; echo 900000000 > {root}/intel-rapl:1/energy_uj"
+    )
+    res = run(
+        ["track", "--job-id", "rapl-1", "--interval", "0.2", "--", "sh", "-c", script],
+        live.client_env(POWERMETER_POWERCAP_DIR=str(root)),
+    )
     assert res.returncode == 0, res.stderr
     results = live.receipt_of("rapl-1")["receipt"]["results"]
     cpu_kwh = (1_000_000_000 - 999_000_000 + 500_000) / 3.6e12  # 1,500,000 µJ across the wrap
@@ -148,12 +153,19 @@ def test_server_down_spools_and_flush_twice_stores_one_receipt(tmp_path: Path) -
 
 
 def test_sigterm_is_forwarded_and_its_status_returned(live: Live) -> None:
-    child = ("import signal, sys, time\n"
-             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
-             "print('ready', flush=True)\n"
-             "time.sleep(60)\n")
-    proc = subprocess.Popen([*POWERMETER, "track", "--job-id", "sig-1", "--", sys.executable, "-c", child],
-                            env=live.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [*POWERMETER, "track", "--job-id", "sig-1", "--", sys.executable, "-c", child],
+        env=live.client_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
@@ -164,8 +176,13 @@ def test_sigterm_is_forwarded_and_its_status_returned(live: Live) -> None:
 
 def test_sigint_reaches_a_command_that_does_not_handle_it(live: Live) -> None:
     child = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
-    proc = subprocess.Popen([*POWERMETER, "track", "--job-id", "sig-2", "--", sys.executable, "-c", child],
-                            env=live.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*POWERMETER, "track", "--job-id", "sig-2", "--", sys.executable, "-c", child],
+        env=live.client_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     t0 = time.monotonic()
@@ -175,7 +192,6 @@ def test_sigint_reaches_a_command_that_does_not_handle_it(live: Live) -> None:
     # Python ends on an unhandled KeyboardInterrupt by killing itself with SIGINT: 128 + 2, as a shell says
     assert proc.returncode == 128 + signal.SIGINT
     assert live.receipts("sig-2")["total"] == 1
-
 
 
 PROBE = """
@@ -211,6 +227,12 @@ def test_ctrl_c_at_a_terminal_is_not_forwarded_a_second_time() -> None:
     os.waitpid(pid, 0)
     os.close(fd)
     assert b"verdicts True False" in out, out  # same group at the terminal: not forwarded; own group: forwarded
-    no_tty = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    no_tty = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     assert "verdicts False False" in no_tty.stdout  # no terminal (batch jobs, CI): always forwarded

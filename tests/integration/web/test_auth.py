@@ -35,8 +35,12 @@ def test_signup_logs_in_with_an_httponly_samesite_cookie_and_an_argon2_password(
     page = client.get("/dashboard/signup")
     r = client.post(
         "/dashboard/signup",
-        data={"csrf_token": csrf_of(page.text), "email": "Ada@Example.com", "password": PASSWORD,
-              "password_confirm": PASSWORD},
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "Ada@Example.com",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303
@@ -64,8 +68,12 @@ def test_session_cookie_is_secure_over_https(app: object, state: AppState) -> No
         page = c.get("/dashboard/signup")
         r = c.post(
             "/dashboard/signup",
-            data={"csrf_token": csrf_of(page.text), "email": "s@example.com", "password": PASSWORD,
-                  "password_confirm": PASSWORD},
+            data={
+                "csrf_token": csrf_of(page.text),
+                "email": "s@example.com",
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+            },
             follow_redirects=False,
         )
     cookie = _session_cookie_header(r.headers.get_list("set-cookie"))[SESSION_COOKIE]
@@ -145,15 +153,19 @@ def test_form_posts_without_the_csrf_token_are_refused(client: TestClient, state
     csrf = signup(client)
     before = _count_keys(state)
     missing = client.post("/dashboard/settings/keys", data={"name": "sneaky", "scopes": ["routing"]})
-    wrong = client.post("/dashboard/settings/keys", data={"csrf_token": "x" * 43, "name": "sneaky",
-                                                          "scopes": ["routing"]})
+    wrong = client.post(
+        "/dashboard/settings/keys", data={"csrf_token": "x" * 43, "name": "sneaky", "scopes": ["routing"]}
+    )
     assert missing.status_code == 403
     assert wrong.status_code == 403
     assert "could not be accepted" in missing.text
     assert _count_keys(state) == before
     # a valid token from a page of another site is refused too (Origin check)
-    cross = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "x", "scopes": ["routing"]},
-                        headers={"Origin": "https://evil.example"})
+    cross = client.post(
+        "/dashboard/settings/keys",
+        data={"csrf_token": csrf, "name": "x", "scopes": ["routing"]},
+        headers={"Origin": "https://evil.example"},
+    )
     assert cross.status_code == 403
     assert _count_keys(state) == before
     # and log-out without a token does not log out
@@ -176,8 +188,9 @@ def test_login_and_signup_forms_need_their_csrf_token(client: TestClient, state:
     client.get("/dashboard/login")
     r = client.post("/dashboard/login", data={"email": "a@example.com", "password": PASSWORD})
     assert r.status_code == 403
-    r = client.post("/dashboard/signup", data={"email": "a@example.com", "password": PASSWORD,
-                                              "password_confirm": PASSWORD})
+    r = client.post(
+        "/dashboard/signup", data={"email": "a@example.com", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     assert r.status_code == 403
     with state.db.begin() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one() == 0
@@ -203,8 +216,15 @@ def test_signup_can_be_turned_off(settings: Settings, clock: FrozenClock, state:
         assert "Sign-up is turned off" in page.text
         login_page = c.get("/dashboard/login")
         assert "/dashboard/signup" not in login_page.text
-        r = c.post("/dashboard/signup", data={"csrf_token": csrf_of(login_page.text), "email": "x@example.com",
-                                              "password": PASSWORD, "password_confirm": PASSWORD})
+        r = c.post(
+            "/dashboard/signup",
+            data={
+                "csrf_token": csrf_of(login_page.text),
+                "email": "x@example.com",
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+            },
+        )
         assert r.status_code == 403
     closed.state.pm.db.dispose()
     with state.db.begin() as conn:
@@ -217,8 +237,15 @@ def test_signup_can_be_turned_off(settings: Settings, clock: FrozenClock, state:
 )
 def test_signup_explains_a_bad_password(client: TestClient, password: str, confirm: str, message: str) -> None:
     page = client.get("/dashboard/signup")
-    r = client.post("/dashboard/signup", data={"csrf_token": csrf_of(page.text), "email": "x@example.com",
-                                               "password": password, "password_confirm": confirm})
+    r = client.post(
+        "/dashboard/signup",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "x@example.com",
+            "password": password,
+            "password_confirm": confirm,
+        },
+    )
     assert r.status_code == 400
     assert message in r.text
 
@@ -227,8 +254,15 @@ def test_signing_up_twice_with_one_email_is_refused(client: TestClient) -> None:
     signup(client)
     client.cookies.clear()
     page = client.get("/dashboard/signup")
-    r = client.post("/dashboard/signup", data={"csrf_token": csrf_of(page.text), "email": "ADA@example.com",
-                                               "password": PASSWORD, "password_confirm": PASSWORD})
+    r = client.post(
+        "/dashboard/signup",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "ADA@example.com",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+        },
+    )
     assert r.status_code == 409
     assert "already exists" in r.text
 

@@ -25,8 +25,11 @@ def test_create_redirects_shows_the_key_once_and_a_reload_creates_nothing(client
     assert " checked" not in page.text.split('id="create-key"')[1]  # no scope ticked by default
     assert 'data-preset="report:write"' in page.text
 
-    r = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "ci", "scopes": ["report:write"]},
-                    follow_redirects=False)
+    r = client.post(
+        "/dashboard/settings/keys",
+        data={"csrf_token": csrf, "name": "ci", "scopes": ["report:write"]},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert r.headers["location"].startswith("/dashboard/settings")
     assert "pm_live_" not in r.text
@@ -49,8 +52,10 @@ def test_no_scope_is_refused_and_an_expired_key_is_refused_by_the_api(client: Te
     assert r.status_code == 400
     assert "Choose at least one scope" in r.text
 
-    r = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "short", "scopes": ["receipts:read"],
-                                                     "expires": "7d"})
+    r = client.post(
+        "/dashboard/settings/keys",
+        data={"csrf_token": csrf, "name": "short", "scopes": ["receipts:read"], "expires": "7d"},
+    )
     assert r.status_code == 200
     key = KEY_RE.search(r.text)
     assert key
@@ -65,6 +70,7 @@ def test_no_scope_is_refused_and_an_expired_key_is_refused_by_the_api(client: Te
     assert "expired</span>" in settings.text
     csrf = csrf_of(settings.text)
 
-    bad = client.post("/dashboard/settings/keys", data={"csrf_token": csrf, "name": "x", "scopes": ["routing"],
-                                                       "expires": "forever"})
+    bad = client.post(
+        "/dashboard/settings/keys", data={"csrf_token": csrf, "name": "x", "scopes": ["routing"], "expires": "forever"}
+    )
     assert bad.status_code == 400

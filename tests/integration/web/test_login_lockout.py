@@ -11,8 +11,10 @@ from .helpers import login, signup
 
 
 def test_a_guesser_elsewhere_does_not_lock_the_owner_out(app: FastAPI) -> None:
-    with TestClient(app, client=("203.0.113.7", 40000)) as owner, \
-            TestClient(app, client=("198.51.100.9", 40001)) as attacker:
+    with (
+        TestClient(app, client=("203.0.113.7", 40000)) as owner,
+        TestClient(app, client=("198.51.100.9", 40001)) as attacker,
+    ):
         signup(owner)
         owner.cookies.clear()
         for _ in range(5):
@@ -25,7 +27,8 @@ def test_a_guesser_elsewhere_does_not_lock_the_owner_out(app: FastAPI) -> None:
 
 def test_one_address_cannot_spray_many_accounts(app: FastAPI) -> None:
     with TestClient(app, client=("198.51.100.10", 40002)) as attacker:
-        codes = [login(attacker, email=f"user{i}@example.com", password="guess guess guess").status_code
-                 for i in range(21)]
+        codes = [
+            login(attacker, email=f"user{i}@example.com", password="guess guess guess").status_code for i in range(21)
+        ]
         assert codes[:20] == [401] * 20
         assert codes[20] == 429

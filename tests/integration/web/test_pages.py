@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 
 from .helpers import create_key, signup
 
-JOB = {"job_id": "train-001", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2,
-       "geo_iso": "US"}
+JOB = {"job_id": "train-001", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
 
 
 def _report(client: TestClient, key: str, job_id: str = "train-001") -> str:
@@ -90,8 +89,14 @@ def test_usage_reports_devices_and_calculator_pages(client: TestClient) -> None:
 
 
 def test_pages_need_a_session(client: TestClient) -> None:
-    for path in ("/dashboard/usage", "/dashboard/receipts", "/dashboard/audit", "/dashboard/devices",
-                 "/dashboard/calculator", "/dashboard/reports"):
+    for path in (
+        "/dashboard/usage",
+        "/dashboard/receipts",
+        "/dashboard/audit",
+        "/dashboard/devices",
+        "/dashboard/calculator",
+        "/dashboard/reports",
+    ):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303, path
         assert r.headers["location"].startswith("/dashboard/login?next=")
@@ -101,8 +106,9 @@ def test_receipts_substring_search_filters_sorting_and_csv(client: TestClient) -
     csrf = signup(client)
     key = create_key(client, csrf)
     for job_id, geo in (("Nightly-ETL-01", "DE"), ("nightly-etl-02", "FR"), ("train_big", "US")):
-        r = client.post("/v1/report", json={**JOB, "job_id": job_id, "geo_iso": geo},
-                        headers={"Authorization": f"Bearer {key}"})
+        r = client.post(
+            "/v1/report", json={**JOB, "job_id": job_id, "geo_iso": geo}, headers={"Authorization": f"Bearer {key}"}
+        )
         assert r.status_code in (200, 201), r.text
     found = client.get("/dashboard/receipts", params={"q": "ETL"})
     assert "2 receipts" in found.text
@@ -156,11 +162,14 @@ def test_overview_leads_with_this_month_and_new_accounts_see_how_to_start(client
     assert 'data-testid="month-kwh"' not in empty.text
     usage = client.get("/dashboard/usage")
     assert 'data-testid="first-report"' in usage.text
-    assert 'data-chart=' not in usage.text
+    assert "data-chart=" not in usage.text
     key = create_key(client, csrf, scopes=["report:write", "receipts:read", "inference:write"])
     _report(client, key)
-    r = client.post("/v1/inference", json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1000,
-                                            "completion_tokens": 500}, headers={"Authorization": f"Bearer {key}"})
+    r = client.post(
+        "/v1/inference",
+        json={"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 1000, "completion_tokens": 500},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code in (200, 201), r.text
     full = client.get("/dashboard/")
     assert 'data-testid="first-report"' not in full.text

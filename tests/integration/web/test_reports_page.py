@@ -17,8 +17,15 @@ from powermeter.web.routes_reports import human_number, inclusive_label, presets
 
 from .helpers import create_key, signup
 
-JOB = {"job_id": "q3-train", "duration_minutes": 125, "cpu_cores": 7, "memory_gb": 31, "gpu_cores": 1,
-       "geo_iso": "DE", "ownership": "cloud"}
+JOB = {
+    "job_id": "q3-train",
+    "duration_minutes": 125,
+    "cpu_cores": 7,
+    "memory_gb": 31,
+    "gpu_cores": 1,
+    "geo_iso": "DE",
+    "ownership": "cloud",
+}
 
 
 def test_presets_and_inclusive_labels() -> None:
@@ -31,7 +38,8 @@ def test_presets_and_inclusive_labels() -> None:
     assert [(p["start"], p["end"]) for p in jan if p["id"] == "last-quarter"] == [("2025-10-01", "2025-12-31")]
     assert inclusive_label(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)) == "1 Jul – 30 Sep 2026"
     assert inclusive_label(datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)) == (
-        "1 Dec 2025 – 1 Jan 2026")
+        "1 Dec 2025 – 1 Jan 2026"
+    )
     assert human_number("0.123456789") == "0.1235"
     assert human_number("12.3456789") == "12.346"
     assert human_number("0.000012346") == "0.00001235"

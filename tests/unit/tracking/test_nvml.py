@@ -12,7 +12,7 @@ import pytest
 
 from powermeter.tracking.nvml import NvmlMeter
 
-FAKE = '''
+FAKE = """
 class NVMLError(Exception):
     pass
 
@@ -33,7 +33,7 @@ def nvmlDeviceGetTotalEnergyConsumption(h):
     return v
 def nvmlDeviceGetPowerUsage(h): return STATE["power_mw"][h]
 def nvmlDeviceGetUtilizationRates(h): return _Util(STATE["util"][h])
-'''
+"""
 
 
 @pytest.fixture

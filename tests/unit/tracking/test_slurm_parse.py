@@ -98,8 +98,15 @@ def test_the_acceptance_job_gets_075_and_the_green_algorithms_energy() -> None:
     with FIXTURE.open() as fh:
         job = next(j for j in parse_sacct(fh).jobs if j.job_id == "1001")
     body = to_report(job, prefix="slurm-", geo_iso="DE")
-    assert body == {"job_id": "slurm-1001", "duration_minutes": 120.0, "cpu_cores": 8, "memory_gb": 32.0,
-                    "gpu_cores": 2, "geo_iso": "DE", "cpu_utilization": 0.75}
+    assert body == {
+        "job_id": "slurm-1001",
+        "duration_minutes": 120.0,
+        "cpu_cores": 8,
+        "memory_gb": 32.0,
+        "gpu_cores": 2,
+        "geo_iso": "DE",
+        "cpu_utilization": 0.75,
+    }
     # 2 h × (8 × 12 W × 0.75 + 2 × 200 W + 32 × 0.3725 W) × PUE 1.56 / 1000
     expected = 2 * (8 * 12 * 0.75 + 2 * 200 + 32 * 0.3725) * 1.56 / 1000
     assert energy_kwh(120, 8, 32, 2, cpu_utilization=0.75) == pytest.approx(expected)

@@ -74,9 +74,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = dict(kwargs.pop("connect_args", {}))
     if url.startswith("postgresql"):
         connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                            pool_timeout=kwargs.pop("pool_timeout", POOL_TIMEOUT_S),
-                            connect_args=connect_args, **kwargs)
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=kwargs.pop("pool_timeout", POOL_TIMEOUT_S),
+        connect_args=connect_args,
+        **kwargs,
+    )
 
 
 def secure_sqlite_file(db: Path) -> None:

@@ -40,21 +40,62 @@ class Fault:
     detail: str
 
 
-UNAVAILABLE = Fault(503, "DATABASE_UNAVAILABLE", "database_unavailable", "unreachable", 5,
-                    "the database is unreachable (down, restarting or refusing connections); retry later")
-STARTING = Fault(503, "DATABASE_UNAVAILABLE", "database_unavailable", "starting up", 5,
-                 "the database is starting up or shutting down; retry later")
-BUSY = Fault(503, "DATABASE_BUSY", "database_busy", "busy", 2,
-             "the database is busy (a lock was not granted in time); retry later")
-TIMEOUT = Fault(503, "DATABASE_UNAVAILABLE", "database_unavailable", "timeout", 5,
-                "no database connection became free in time; retry later")
-FULL = Fault(507, "INSUFFICIENT_STORAGE", "insufficient_storage", "disk full", 60,
-             "the database's disk is full; nothing was stored. The operator must free space; retry later")
-READ_ONLY = Fault(503, "DATABASE_READ_ONLY", "database_read_only", "read-only", 60,
-                  "the database is read-only (its file or disk does not accept writes); nothing was stored; "
-                  "retry later")
-IO_ERROR = Fault(503, "DATABASE_IO_ERROR", "database_io_error", "I/O error", 30,
-                 "the database's disk reported an I/O error; nothing was stored; retry later")
+UNAVAILABLE = Fault(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "database_unavailable",
+    "unreachable",
+    5,
+    "the database is unreachable (down, restarting or refusing connections); retry later",
+)
+STARTING = Fault(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "database_unavailable",
+    "starting up",
+    5,
+    "the database is starting up or shutting down; retry later",
+)
+BUSY = Fault(
+    503,
+    "DATABASE_BUSY",
+    "database_busy",
+    "busy",
+    2,
+    "the database is busy (a lock was not granted in time); retry later",
+)
+TIMEOUT = Fault(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "database_unavailable",
+    "timeout",
+    5,
+    "no database connection became free in time; retry later",
+)
+FULL = Fault(
+    507,
+    "INSUFFICIENT_STORAGE",
+    "insufficient_storage",
+    "disk full",
+    60,
+    "the database's disk is full; nothing was stored. The operator must free space; retry later",
+)
+READ_ONLY = Fault(
+    503,
+    "DATABASE_READ_ONLY",
+    "database_read_only",
+    "read-only",
+    60,
+    "the database is read-only (its file or disk does not accept writes); nothing was stored; retry later",
+)
+IO_ERROR = Fault(
+    503,
+    "DATABASE_IO_ERROR",
+    "database_io_error",
+    "I/O error",
+    30,
+    "the database's disk reported an I/O error; nothing was stored; retry later",
+)
 
 
 class TransactionAborted(Exception):

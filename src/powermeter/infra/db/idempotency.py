@@ -44,8 +44,16 @@ def _same_owner(owner: str | None) -> Any:
 
 
 def claim(
-    db: Database, scope: str, key: str, fingerprint: str, now: datetime, *, lease: timedelta, me: str,
-    retention: timedelta, holder_is_dead: Callable[[str | None], bool],
+    db: Database,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    *,
+    lease: timedelta,
+    me: str,
+    retention: timedelta,
+    holder_is_dead: Callable[[str | None], bool],
 ) -> tuple[str, Any]:
     """``("claimed", None)``, ``("existing", row)`` (finished, or another body) or ``("busy", until)``."""
     cond = _where(scope, key)
@@ -70,9 +78,16 @@ def claim(
                 return ("claimed", None) if res.rowcount == 1 else ("busy", now + lease)
         try:
             with conn.begin_nested():
-                conn.execute(idempotency_keys.insert().values(
-                    scope=scope, key=key, request_hash=fingerprint, created_at=now, owner=me,
-                    lease_until=now + lease))
+                conn.execute(
+                    idempotency_keys.insert().values(
+                        scope=scope,
+                        key=key,
+                        request_hash=fingerprint,
+                        created_at=now,
+                        owner=me,
+                        lease_until=now + lease,
+                    )
+                )
         except IntegrityError:
             return "busy", now + lease
         return "claimed", None
@@ -80,8 +95,11 @@ def claim(
 
 def renew(db: Database, scope: str, key: str, me: str, until: datetime) -> None:
     with db.begin() as conn:
-        conn.execute(idempotency_keys.update().where(_where(scope, key), idempotency_keys.c.owner == me)
-                     .values(lease_until=until))
+        conn.execute(
+            idempotency_keys.update()
+            .where(_where(scope, key), idempotency_keys.c.owner == me)
+            .values(lease_until=until)
+        )
 
 
 def finish(
@@ -91,8 +109,11 @@ def finish(
     with db.begin() as conn:
         mine = _where(scope, key) & (idempotency_keys.c.owner == me)
         if keep:
-            conn.execute(idempotency_keys.update().where(mine).values(
-                status_code=status, content_type=content_type, body=body, lease_until=None))
+            conn.execute(
+                idempotency_keys.update()
+                .where(mine)
+                .values(status_code=status, content_type=content_type, body=body, lease_until=None)
+            )
         else:
             conn.execute(idempotency_keys.delete().where(mine))
 

@@ -97,11 +97,7 @@ class SQLiteGroupCommit:
             else:
                 raw.execute("RELEASE pm_unit")
                 batch.size += 1
-            if (
-                self._waiting == 0
-                or batch.size >= MAX_BATCH
-                or time.monotonic() - batch.started >= MAX_BATCH_AGE_S
-            ):
+            if self._waiting == 0 or batch.size >= MAX_BATCH or time.monotonic() - batch.started >= MAX_BATCH_AGE_S:
                 await self._commit(batch)
         except BaseException as e:
             if error is None:
@@ -155,6 +151,7 @@ class SQLiteGroupCommit:
     async def _reset(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+
             def close() -> None:
                 try:
                     conn.rollback()

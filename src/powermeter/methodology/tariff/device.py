@@ -126,9 +126,7 @@ class HouseholdCost:
         return Periods.from_daily(self.energy.daily + self.fixed_daily)
 
 
-def household_cost(
-    rate: CompiledRate, devices: Sequence[DeviceUsage], *, include_fixed: bool = False
-) -> HouseholdCost:
+def household_cost(rate: CompiledRate, devices: Sequence[DeviceUsage], *, include_fixed: bool = False) -> HouseholdCost:
     """Every device's cost and the household total under one rate.
 
     Without block tiers the total is the sum of the devices. With block tiers the blocks apply to the

@@ -80,7 +80,6 @@ def parse_time(value: str) -> datetime:
     return utc(datetime.fromisoformat(v))
 
 
-
 def grid_target(region: str, locations: LocationIndex) -> tuple[str, Location | None]:
     """The grid region whose data describe ``region`` (a cloud region uses its grid's)."""
     loc = locations.resolve(region)

@@ -27,6 +27,7 @@ from powermeter.routing.providers.static import StaticProvider
 
 log = logging.getLogger(__name__)
 
+
 def _fallback(point: IntensityPoint, reason: str) -> IntensityPoint:
     return dataclasses.replace(point, fallback_reason=reason)
 

@@ -48,9 +48,7 @@ def upgrade() -> None:
         sa.Column("period", sa.String(10), nullable=False),
         sa.Column("value", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("account_id", "metric", "period", name="pk_usage_counters"),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_usage_counters_account_id_accounts"
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_usage_counters_account_id_accounts"),
     )
     op.create_table(
         "idempotency_keys",

@@ -22,9 +22,7 @@ def upgrade() -> None:
         sa.Column("checkpoints", sa.BigInteger, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("account_id", name="pk_audit_chain_heads"),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_audit_chain_heads_account_id_accounts"
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_audit_chain_heads_account_id_accounts"),
     )
     op.create_table(
         "audit_entries",
@@ -56,9 +54,7 @@ def upgrade() -> None:
         sa.Column("prev_checkpoint_hash", sa.String(64), nullable=True),
         sa.Column("signature", sa.String(200), nullable=False),
         sa.PrimaryKeyConstraint("account_id", "number", name="pk_audit_checkpoints"),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_audit_checkpoints_account_id_accounts"
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_audit_checkpoints_account_id_accounts"),
     )
 
 

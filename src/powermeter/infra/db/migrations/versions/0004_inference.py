@@ -38,16 +38,12 @@ def upgrade() -> None:
         sa.Column("calculation_method", sa.String(20), nullable=False),
         sa.Column("final_region", sa.String(100), nullable=False),
         sa.Column("final_provider", sa.String(100), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_inference_records_account_id_accounts"
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_inference_records_account_id_accounts"),
         sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name="fk_inference_records_key_id_api_keys"),
         sa.PrimaryKeyConstraint("seq", name="pk_inference_records"),
         sa.UniqueConstraint("id", name="uq_inference_records_id"),
     )
-    op.create_index(
-        "ix_inference_records_account_id_log_date", "inference_records", ["account_id", "log_date", "seq"]
-    )
+    op.create_index("ix_inference_records_account_id_log_date", "inference_records", ["account_id", "log_date", "seq"])
     op.create_index(
         "ix_inference_records_account_id_key_name",
         "inference_records",
