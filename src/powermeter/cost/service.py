@@ -193,14 +193,19 @@ def compile_inline(cfg: Any, field: str, key: bytes | None = None) -> CompiledRa
     if not isinstance(cfg, Mapping):
         raise BadRequest(f"{field}: must be an object", extra={"field": field})
     if key is None:
-        key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
-    hit = _compiled.get(key)
+        try:
+            key = orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # e.g. an integer past 64 bits: not cached; parsing below names the bad field
+            key = None
+    hit = _compiled.get(key) if key is not None else None
     if hit is not None:
         return hit
     try:
         rate = t.compile_rate(t.parse_rate_config(cfg, field), field)
     except TariffInputError as exc:
         raise bad(exc) from None
+    if key is None:
+        return rate
     with _compiled_lock:
         _compiled[key] = rate
         while len(_compiled) > _CACHE_MAX:

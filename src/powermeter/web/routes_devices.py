@@ -44,7 +44,10 @@ def _rates(page: Page) -> Any:
 
 
 def _tariff_key(cfg: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(dict(cfg), option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(dict(cfg), option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a value JSON cannot carry exactly (an integer past 64 bits): matches no tariff
+        return b""
 
 
 def tariff_configs(rates: Any) -> dict[bytes, Any]:
