@@ -165,8 +165,10 @@ def test_a_rate_config_with_an_integer_past_64_bits_is_a_400_naming_the_field(
     client: TestClient, h: dict[str, str]
 ) -> None:
     # found by schemathesis: orjson refuses such integers, which used to surface as a 500
-    for cfg, field in (({"odd": {"x": 20337536939421596102164480}}, "rate_config.odd"),
-                       ({"flat_rate": 20337536939421596102164480}, "rate_config.flat_rate")):
+    for cfg, field in (
+        ({"odd": {"x": 20337536939421596102164480}}, "rate_config.odd"),
+        ({"flat_rate": 20337536939421596102164480}, "rate_config.flat_rate"),
+    ):
         r = client.put("/api/v1/me/profile", headers=h, json={"rate_config": cfg})
         assert r.status_code == 400, r.text
         assert r.json()["field"] == field
