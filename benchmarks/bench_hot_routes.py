@@ -22,7 +22,9 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -71,52 +73,17 @@ def main() -> None:
             server("benchmarks.bare_app:app") as bare,
             server("powermeter.app:app_from_env", env=env, factory=True) as pm,
         ):
+
+            def post(url: str, payload: object, headers: dict[str, str]) -> Callable[[], Any]:
+                body = json.dumps(payload).encode()
+                return lambda: wrk(url, method="POST", body=body, headers=headers, duration_s=d, connections=c)
+
             cases = [
                 ("bare async GET /ping", lambda: wrk(bare + "/ping", duration_s=d, connections=c)),
-                (
-                    "bare async POST /echo",
-                    lambda: wrk(
-                        bare + "/echo",
-                        method="POST",
-                        body=json.dumps(ROUTE).encode(),
-                        headers=ct,
-                        duration_s=d,
-                        connections=c,
-                    ),
-                ),
-                (
-                    "POST /v1/inference",
-                    lambda: wrk(
-                        pm + "/v1/inference",
-                        method="POST",
-                        body=json.dumps(INFERENCE).encode(),
-                        headers={**auth, **ct},
-                        duration_s=d,
-                        connections=c,
-                    ),
-                ),
-                (
-                    "POST /route",
-                    lambda: wrk(
-                        pm + "/route",
-                        method="POST",
-                        body=json.dumps(ROUTE).encode(),
-                        headers={**auth, **ct},
-                        duration_s=d,
-                        connections=c,
-                    ),
-                ),
-                (
-                    "POST /calc/api/cost",
-                    lambda: wrk(
-                        pm + "/calc/api/cost",
-                        method="POST",
-                        body=json.dumps(CALC).encode(),
-                        headers=ct,
-                        duration_s=d,
-                        connections=c,
-                    ),
-                ),
+                ("bare async POST /echo", post(bare + "/echo", ROUTE, ct)),
+                ("POST /v1/inference", post(pm + "/v1/inference", INFERENCE, {**auth, **ct})),
+                ("POST /route", post(pm + "/route", ROUTE, {**auth, **ct})),
+                ("POST /calc/api/cost", post(pm + "/calc/api/cost", CALC, ct)),
                 ("GET /v1/me", lambda: wrk(pm + "/v1/me", headers=auth, duration_s=d, connections=c)),
             ]
             for r in range(args.rounds):

@@ -12,7 +12,7 @@ commit is never reported as a success), and rolls back if it raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -21,10 +21,12 @@ import anyio
 from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 
+from powermeter.accounts import repository as repo
 from powermeter.accounts import service
 from powermeter.accounts.service import Principal
 from powermeter.infra.db import Database
-from powermeter.infra.errors import Forbidden, RateLimited, Unauthorized
+from powermeter.infra.errors import ApiError, Forbidden, RateLimited, Unauthorized
+from powermeter.infra.idempotency import KeyScope, Refusal
 from powermeter.infra.security import hash_api_key
 from powermeter.infra.state import AppState, app_state
 from powermeter.settings import Settings
@@ -193,14 +195,12 @@ async def _account_service(conn: HTTPConnection) -> service.AccountService:
 Accounts = Annotated[service.AccountService, Depends(_account_service)]
 
 
-def idempotency_scope(db: Database, secret: str) -> Callable[[Mapping[str, str]], Awaitable[tuple[Any, str | None]]]:
+def idempotency_scope(db: Database, secret: str) -> KeyScope:
     """For the idempotency middleware (wired by the composition root): ``(refusal, scope)`` of a request's
     API key, where the refusal is ``(status, code, slug, detail)`` of a missing, malformed, unknown or
     revoked key and the scope is ``key:<id>``."""
-    from powermeter.accounts import repository as repo
-    from powermeter.infra.errors import ApiError
 
-    async def scope_of(headers: Mapping[str, str]) -> tuple[Any, str | None]:
+    async def scope_of(headers: Mapping[str, str]) -> tuple[Refusal | None, str | None]:
         try:
             key = extract_key(headers)
             service.check_key_format(key)

@@ -265,9 +265,13 @@ def receipt_position(conn: Connection, account_id: str, receipt_id: str) -> Any:
 
 
 def _tree_range(col: Any, lo: int | None, hi: int | None) -> list[Any]:
-    return [
-        c for c in ((col >= lo) if lo is not None else None, (col < hi) if hi is not None else None) if c is not None
-    ]
+    """``lo <= col < hi``, either bound optional."""
+    where = []
+    if lo is not None:
+        where.append(col >= lo)
+    if hi is not None:
+        where.append(col < hi)
+    return where
 
 
 def count_receipts_of_trees(conn: Connection, lo: int | None, hi: int | None) -> int:
