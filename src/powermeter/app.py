@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from powermeter import __version__
 from powermeter.accounts.deps import idempotency_scope
@@ -19,6 +20,7 @@ from powermeter.composition import Services, build_core, build_services
 from powermeter.infra.clock import Clock
 from powermeter.infra.docs import install_docs
 from powermeter.infra.errors import OutageMiddleware, declare_outage_responses, install_handlers
+from powermeter.infra.fastpath import FastPath
 from powermeter.infra.idempotency import IdempotencyMiddleware, purge_expired
 from powermeter.infra.observability import Metrics, ObservabilityMiddleware
 from powermeter.infra.responses import FastJSONResponse
@@ -26,6 +28,27 @@ from powermeter.infra.routes import api_routes, install_route_table
 from powermeter.settings import Settings
 
 log = logging.getLogger("powermeter")
+
+
+class PowermeterApp(FastAPI):
+    """FastAPI with the compiled routes in front (``infra/fastpath.py``): a request to one of them is
+    served by its compiled function; every other request, and any the compiled function declines,
+    goes through the ordinary middleware stack."""
+
+    fastpath: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fastpath
+        if fast is not None and scope["type"] == "http":
+            compiled = fast.lookup(scope)
+            if compiled is not None:
+                scope["app"] = self
+                if await fast.serve(compiled, scope, receive, send):
+                    return
+        await super().__call__(scope, receive, send)
+
+    async def handle_ordinary(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 API_DESCRIPTION = """
@@ -92,7 +115,7 @@ def create_app(
                 purge_expired(state, state.clock.now())
             db.dispose()
 
-    app = FastAPI(
+    app = PowermeterApp(
         title="powermeter",
         version=__version__,
         description=API_DESCRIPTION,
@@ -159,6 +182,9 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, key_scope=idempotency_scope(db, state.secret))
     app.add_middleware(OutageMiddleware)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.log_requests)
+    if settings.compiled_routes:
+        app.fastpath = FastPath(app, metrics, settings.log_requests)
+        app.fastpath.build()
     return app
 
 

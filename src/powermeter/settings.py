@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     )
     signup_enabled: bool = True
     log_requests: bool = True
+    compiled_routes: bool = Field(
+        default=True,
+        description="Serve the JSON API routes through their compiled handlers (infra/fastpath.py); false "
+        "sends every request through FastAPI's ordinary stack (same behaviour, more CPU per request)",
+    )
     checkpoint_interval_s: int = 3600
     grid_provider: str = "static"
     grid_csv_path: Path | None = None

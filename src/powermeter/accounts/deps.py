@@ -13,6 +13,7 @@ commit is never reported as a success), and rolls back if it raises.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -145,9 +146,10 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         if s not in service.ALL_SCOPES:
             raise ValueError(f"unknown scope {s!r}")
 
-    # Headers are read directly (FastAPI's security classes cost a dependency each per request);
-    # app.py declares both schemes in OpenAPI for every route carrying this marker.
-    async def dependency(request: Request, response: Response) -> AsyncIterator[Tx]:
+    @asynccontextmanager
+    async def open_tx(request: Request, response: Response) -> AsyncIterator[Tx]:
+        """The unit of work of one authenticated request (the dependency below, and the compiled
+        routes of ``infra/fastpath.py``, which call it without FastAPI's dependency solving)."""
         st = app_state(request)
         key = _extract_key(request)
         service.check_key_format(key)
@@ -164,6 +166,13 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
                 principal = await anyio.to_thread.run_sync(_authorize, *args)
             yield Tx(conn, principal, now, st)
 
+    # Headers are read directly (FastAPI's security classes cost a dependency each per request);
+    # app.py declares both schemes in OpenAPI for every route carrying this marker.
+    async def dependency(request: Request, response: Response) -> AsyncIterator[Tx]:
+        async with open_tx(request, response) as tx:
+            yield tx
+
+    dependency.pm_open_tx = open_tx  # type: ignore[attr-defined]
     dependency.pm_auth_scopes = sorted(needed)  # type: ignore[attr-defined]
     return dependency
 

@@ -1,0 +1,192 @@
+"""CPU time per request of each hot route, in process (no HTTP server, no load tool).
+
+    python benchmarks/bench_cpu_routes.py [--requests 3000] [--concurrency 32] [--profile ROUTE]
+
+Drives the ASGI apps directly (the bare ``async def`` app of ``bare_app.py`` and powermeter on a fresh
+SQLite database) with ``--concurrency`` requests in flight, and prints the process CPU time per request
+for each route. Process CPU time barely depends on what else the machine runs, so this is the figure to
+watch while changing the hot path; the req/s ratios of the issues are measured over HTTP by
+``bench_hot_routes.py`` and ``bench_report.py``. ``--profile 'POST /v1/inference'`` prints the top of a
+cProfile of that route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import itertools
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from benchmarks.bench_hot_routes import CALC, INFERENCE, ROUTE
+
+REPORT = {"duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _one(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    status = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    if body:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await app(_scope(method, path, headers), receive, send)
+    return status
+
+
+async def _drive(
+    app: Any, make: Callable[[int], tuple[str, str, list[tuple[bytes, bytes]], bytes]], n: int, c: int
+) -> float:
+    counter = itertools.count()
+    bad: list[int] = []
+
+    async def worker() -> None:
+        while (i := next(counter)) < n:
+            status = await _one(app, *make(i))
+            if status != 200:
+                bad.append(status)
+
+    t0 = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(c)))
+    cpu = time.process_time() - t0
+    if bad:
+        raise SystemExit(f"non-200 answers: {sorted(set(bad))} ({len(bad)})")
+    return cpu / n * 1e6
+
+
+async def _lifespan(app: Any) -> Callable[[], Any]:
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return await queue.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    await queue.put({"type": "lifespan.startup"})
+    await started.wait()
+
+    async def stop() -> None:
+        await queue.put({"type": "lifespan.shutdown"})
+        await task
+
+    return stop
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--profile", metavar="ROUTE", help="e.g. 'POST /v1/inference'")
+    ap.add_argument("--only", metavar="ROUTE", action="append", help="measure only these routes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plans = {
+            "dev": {
+                "daily_calls": 1_000_000_000,
+                "daily_kwh": None,
+                "per_minute": 10_000_000,
+                "route_monthly_calls": None,
+                "route_regions": "global",
+            }
+        }
+        os.environ.update(
+            POWERMETER_DATA_DIR=tmp,
+            POWERMETER_SECRET_KEY="bench-secret-0123456789abcdef0123456789abcdef",  # noqa: S106 (a benchmark's)
+            POWERMETER_LOG_REQUESTS="false",
+            POWERMETER_PLANS_JSON=json.dumps(plans),
+            POWERMETER_DEFAULT_PLAN="dev",
+        )
+        from benchmarks.bare_app import app as bare
+        from benchmarks.httpbench import make_key
+
+        from powermeter.app import create_app
+
+        key = make_key(dict(os.environ))
+        app = create_app()
+        asyncio.run(_run(app, bare, key, args))
+
+
+async def _run(app: Any, bare: Any, key: str, args: Any) -> None:
+    stop = await _lifespan(app)
+    auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
+    ct = [(b"content-type", b"application/json")]
+    nonce = os.urandom(4).hex()
+
+    def fixed(method: str, path: str, headers: list[tuple[bytes, bytes]], payload: Any) -> Any:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        return lambda _i: (method, path, headers, body)
+
+    def report(i: int) -> tuple[str, str, list[tuple[bytes, bytes]], bytes]:
+        return "POST", "/v1/report", auth, json.dumps({"job_id": f"{nonce}-{i}", **REPORT}).encode()
+
+    routes: dict[str, tuple[Any, Any]] = {
+        "bare GET /ping": (bare, fixed("GET", "/ping", [], None)),
+        "bare POST /echo": (bare, fixed("POST", "/echo", ct, INFERENCE)),
+        "POST /v1/report": (app, report),
+        "POST /v1/inference": (app, fixed("POST", "/v1/inference", auth, INFERENCE)),
+        "POST /route": (app, fixed("POST", "/route", auth, ROUTE)),
+        "POST /calc/api/cost": (app, fixed("POST", "/calc/api/cost", ct, CALC)),
+        "GET /v1/me": (app, fixed("GET", "/v1/me", auth, None)),
+    }
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name, (target, make) in routes.items():
+        if args.only and name not in args.only and not name.startswith("bare"):
+            continue
+        await _drive(target, make, min(300, args.requests), args.concurrency)  # warm-up
+        if args.profile == name:
+            prof = cProfile.Profile()
+            prof.enable()
+        us = await _drive(target, make, args.requests, args.concurrency)
+        if args.profile == name:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(35)
+        print(f"{name:24s} {us:8.1f} µs CPU per request")
+    await stop()
+
+
+if __name__ == "__main__":
+    main()
