@@ -160,8 +160,10 @@ async def _run(app: Any, bare: Any, key: str, args: Any) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
         return lambda _i: (method, path, headers, body)
 
-    def report(i: int) -> tuple[str, str, list[tuple[bytes, bytes]], bytes]:
-        return "POST", "/v1/report", auth, json.dumps({"job_id": f"{nonce}-{i}", **REPORT}).encode()
+    job_ids = itertools.count()  # every report a new job (warm-up included): none is a re-report
+
+    def report(_i: int) -> tuple[str, str, list[tuple[bytes, bytes]], bytes]:
+        return "POST", "/v1/report", auth, json.dumps({"job_id": f"{nonce}-{next(job_ids)}", **REPORT}).encode()
 
     routes: dict[str, tuple[Any, Any]] = {
         "bare GET /ping": (bare, fixed("GET", "/ping", [], None)),

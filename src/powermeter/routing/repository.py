@@ -16,8 +16,16 @@ _select_choice = sa.select(route_choices.c.region).where(
 
 def get_choice(conn: Connection, account_id: str, context: str) -> str | None:
     """The region last chosen for this account and routing context, if any."""
+    if conn.dialect.name == "sqlite":
+        # on the driver: a request's one read, without SQLAlchemy's per-statement set-up (~30 µs)
+        raw = conn.connection.driver_connection
+        found = raw.execute(_SQLITE_CHOICE, (account_id, context)).fetchone()  # type: ignore[union-attr]
+        return None if found is None else str(found[0])
     row = conn.execute(_select_choice, {"account_id": account_id, "context": context}).first()
     return None if row is None else str(row[0])
+
+
+_SQLITE_CHOICE = "SELECT region FROM route_choices WHERE account_id = ? AND context = ?"
 
 
 def set_choice(conn: Connection, account_id: str, context: str, region: str, now: datetime, *, existed: bool) -> None:
