@@ -7,11 +7,13 @@ must agree on status, error body and headers, and on every number of a success (
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from powermeter.accounts.service import ALL_SCOPES
@@ -19,7 +21,7 @@ from powermeter.app import create_app
 from powermeter.infra.clock import FrozenClock
 from powermeter.settings import Settings
 from tests.accounts import accounts_for
-from tests.conftest import START
+from tests.conftest import PG_URL, START, pg_schema_url
 
 INFERENCE = {"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300}
 JOB = {"duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
@@ -38,15 +40,35 @@ class Side:
 
 
 @pytest.fixture
-def sides(tmp_path: Path, settings: Settings) -> Iterator[tuple[Side, Side]]:
+def second_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """A second empty database on the same backend as ``database_url`` (PostgreSQL: another schema)."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'ordinary.db'}"
+        return
+    assert PG_URL is not None
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield pg_schema_url(PG_URL, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def sides(tmp_path: Path, settings: Settings, second_database_url: str) -> Iterator[tuple[Side, Side]]:
+    """The same service twice, on the same kind of database: compiled routes on, then off."""
     made: list[Side] = []
     clients: list[TestClient] = []
-    for compiled in (True, False):
+    for compiled, url in ((True, settings.database_url), (False, second_database_url)):
         s = settings.model_copy(
             update={
                 "compiled_routes": compiled,
                 "data_dir": tmp_path / f"data-{compiled}",
-                "database_url": f"sqlite:///{tmp_path / f'pm-{compiled}.db'}",
+                "database_url": url,
                 "ratelimit_prefix": f"{settings.ratelimit_prefix}-{compiled}",
             }
         )
