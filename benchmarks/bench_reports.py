@@ -142,6 +142,26 @@ def build(settings: Any, n_jobs: int, n_inference: int) -> str:
     return key
 
 
+def time_retention(settings: Any) -> None:
+    """Retention of the oldest month: on 2027-02-15 with 12 months kept, everything before 2026-02-01 goes
+    (receipt trees made in January 2026 with their receipts, inference records booked in January)."""
+    from powermeter.infra.db import Database
+    from powermeter.reports import retention
+
+    db = Database(settings.resolved_database_url)
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    res = retention.apply(db, datetime(2027, 2, 15, tzinfo=UTC), retention.Policy(12, batch_rows=5000))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    d = res.as_json()["deleted"]
+    print(
+        f"retention (cut-off {res.cutoff:%Y-%m-%d}, batches of 5,000): {d['receipts']:,} receipts in "
+        f"{d['receipt_trees']:,} trees, {d['inference_records']:,} inference records, "
+        f"{d['inference_daily_rows']:,} rollup rows in {res.transactions} transactions: {wall:.2f} s wall, "
+        f"{cpu:.2f} s CPU of this process; load average {load0:.1f} → {os.getloadavg()[0]:.1f}"
+    )
+    db.dispose()
+
+
 def _copy_records(conn: Any, rows: list[dict[str, Any]], details: list[str]) -> None:
     """PostgreSQL: ``COPY`` the records and their details (seeding only; the rollups are not needed)."""
     cols = list(rows[0])
@@ -154,7 +174,9 @@ def _copy_records(conn: Any, rows: list[dict[str, Any]], details: list[str]) -> 
             copy.write_row((r["id"], d))
 
 
-def run(settings: Any, key: str, repeat: int, formats: tuple[str, ...] = ("json", "csv")) -> None:
+def run(
+    settings: Any, key: str, repeat: int, formats: tuple[str, ...] = ("json", "csv"), *, phases: bool = True
+) -> None:
     from fastapi.testclient import TestClient
 
     from powermeter.infra.clock import FrozenClock
@@ -182,6 +204,9 @@ def run(settings: Any, key: str, repeat: int, formats: tuple[str, ...] = ("json"
                 f"(goal ≤ 5 s); this process's CPU best {min(cpus):.2f} s; load average {load:.1f}"
             )
     del r  # the response body (~0.8 kB a record) is not needed for the phases
+    if not phases:
+        st.db.dispose()
+        return
     # phases, in one transaction like the request
     period = service.parse_period("2026-01-01", "2026-12-31", clock.now())
     with st.db.begin() as conn:
@@ -241,6 +266,8 @@ def main() -> None:
     ap.add_argument("--postgres", metavar="URL", help="PostgreSQL server: a fresh schema for this run")
     ap.add_argument("--keep", action="store_true", help="keep --postgres's schema (its name is printed)")
     ap.add_argument("--formats", default="json,csv", help="report formats to time (comma-separated)")
+    ap.add_argument("--no-phases", action="store_true", help="skip the phase breakdown (a second build)")
+    ap.add_argument("--retention", action="store_true", help="then time retention of the oldest month")
     args = ap.parse_args()
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     data_dir = Path(tempfile.mkdtemp())
@@ -249,7 +276,9 @@ def main() -> None:
             settings = _settings(url, data_dir)
             key = build(settings, args.jobs, args.inference)
             print(f"database: PostgreSQL (fresh schema); load average {os.getloadavg()[0]:.1f}")
-            run(settings, key, args.repeat, formats)
+            run(settings, key, args.repeat, formats, phases=not args.no_phases)
+            if args.retention:
+                time_retention(settings)
         return
     pg = os.environ.get("POWERMETER_TEST_POSTGRES_URL")
     if pg:
@@ -281,7 +310,9 @@ def main() -> None:
     else:
         key = marker.read_text().strip()
     print(f"database: {'PostgreSQL' if pg else 'SQLite'}")
-    run(settings, key, args.repeat, formats)
+    run(settings, key, args.repeat, formats, phases=not args.no_phases)
+    if args.retention:
+        time_retention(settings)
 
 
 @contextmanager
