@@ -203,7 +203,7 @@ def run(
                 f"{size / 1e6:.1f} MB, best {min(times):.2f} s, median {statistics.median(times):.2f} s "
                 f"(goal ≤ 5 s); this process's CPU best {min(cpus):.2f} s; load average {load:.1f}"
             )
-    del r  # the response body (~0.8 kB a record) is not needed for the phases
+    r = None  # the response body (~0.8 kB a record) is not needed for the phases
     if not phases:
         st.db.dispose()
         return

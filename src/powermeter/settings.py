@@ -89,7 +89,10 @@ class Settings(BaseSettings):
         "account's records from the start of its earliest closed year on are kept)",
     )
     retention_batch_rows: int = Field(
-        default=5000, ge=1, le=1_000_000, description="Retention deletes at most about this many records a transaction"
+        default=5000,
+        ge=1,
+        le=20_000,
+        description="Retention deletes about this many records a transaction (at most 20,000)",
     )
     retention_interval_s: int = Field(default=86400, ge=60, description="How often the retention task runs")
     grid_provider: str = "static"
