@@ -36,6 +36,7 @@ from powermeter.infra.ratelimit import RateLimiter
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
 from powermeter.jobs.service import ComputeJobs, ReceiptViews
+from powermeter.reports import retention
 from powermeter.routing import service as routing
 from powermeter.settings import Settings
 
@@ -104,13 +105,27 @@ class Services:
 
     def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
         """For the app's lifetime (cancelled at shutdown): hourly audit checkpoints, the live grid
-        provider's refresh, and the flush of ``/route`` call counts."""
+        provider's refresh, the flush of ``/route`` call counts and, when ``retention_months`` is set,
+        daily retention."""
         core = self.core
-        return [
+        tasks = [
             audit.checkpoint_task(core.db, core.signer, core.clock, core.settings.checkpoint_interval_s),
             routing.keep_warm(self.routing, core.clock),
             routing.flush_route_calls(self.routing, core.db),
         ]
+        policy = retention_policy(core.settings)
+        if policy is not None:
+            tasks.append(retention.retention_task(core.db, core.clock, policy, core.settings.retention_interval_s))
+        return tasks
+
+
+def retention_policy(settings: Settings) -> retention.Policy | None:
+    """The retention settings (``None``: retention is off)."""
+    if settings.retention_months is None:
+        return None
+    return retention.Policy(
+        settings.retention_months, settings.retention_include_closed_periods, settings.retention_batch_rows
+    )
 
 
 def build_services(core: AppState) -> Services:

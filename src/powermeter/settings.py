@@ -81,6 +81,25 @@ class Settings(BaseSettings):
         "sends every request through FastAPI's ordinary stack (same behaviour, more CPU per request)",
     )
     checkpoint_interval_s: int = 3600
+    retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        le=1200,
+        description="Delete compute-job receipts and AI inference records older than this many whole months "
+        "(default: keep everything). See docs/partitioning.md",
+    )
+    retention_include_closed_periods: bool = Field(
+        default=False,
+        description="Let retention delete records of an account's closed reporting years too (default: an "
+        "account's records from the start of its earliest closed year on are kept)",
+    )
+    retention_batch_rows: int = Field(
+        default=5000,
+        ge=1,
+        le=20_000,
+        description="Retention deletes about this many records a transaction (at most 20,000)",
+    )
+    retention_interval_s: int = Field(default=86400, ge=60, description="How often the retention task runs")
     grid_provider: str = "static"
     grid_csv_path: Path | None = None
     watttime_username: str | None = None

@@ -62,4 +62,6 @@ receipts = sa.Table(
     sa.Column("options", sa.Text, nullable=True),  # JSON object of the overrides given, if any
     sa.UniqueConstraint("account_id", "job_id", name="uq_receipts_account_id_job_id"),
     sa.Index("ix_receipts_account_id_seq", "account_id", "seq"),
+    # the reports' completeness proof and retention read and delete receipts tree by tree (migration 0013)
+    sa.Index("ix_receipts_tree_seq_leaf_index", "tree_seq", "leaf_index"),
 )

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-reports_app = typer.Typer(help="Emissions reports (GHG Protocol / ESRS E1): export and verify.", no_args_is_help=True)
+reports_app = typer.Typer(
+    help="Emissions reports (GHG Protocol / ESRS E1): export, verify, retention.", no_args_is_help=True
+)
 
 #: Accounts with at least this many records get a progress bar while their records are listed.
 PROGRESS_THRESHOLD = 20_000
@@ -181,6 +183,41 @@ def anchor(
     finally:
         db.dispose()
     typer.echo(f"anchored {trees} receipt trees and {records} inference records of {email}")
+
+
+@reports_app.command("retention")
+def retention_run(
+    months: Annotated[
+        int | None,
+        typer.Option(help="Keep this many whole months (default: POWERMETER_RETENTION_MONTHS).", min=1, max=1200),
+    ] = None,
+    include_closed_periods: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-closed-periods/--keep-closed-periods",
+            help="Also delete records of closed reporting years (default: "
+            "POWERMETER_RETENTION_INCLUDE_CLOSED_PERIODS, else keep them).",
+        ),
+    ] = None,
+) -> None:
+    """Delete receipts and inference records older than the retention period now; prints what went (JSON)."""
+    import orjson
+
+    from powermeter.infra.bootstrap import open_database
+    from powermeter.infra.clock import SystemClock
+    from powermeter.reports import retention
+
+    settings, db = open_database()
+    n = months if months is not None else settings.retention_months
+    if n is None:
+        typer.echo("error: give --months or set POWERMETER_RETENTION_MONTHS", err=True)
+        raise typer.Exit(2)
+    closed = settings.retention_include_closed_periods if include_closed_periods is None else include_closed_periods
+    try:
+        res = retention.apply(db, SystemClock().now(), retention.Policy(n, closed, settings.retention_batch_rows))
+    finally:
+        db.dispose()
+    sys.stdout.write(orjson.dumps(res.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def register(app: typer.Typer) -> None:

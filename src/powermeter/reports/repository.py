@@ -1,21 +1,24 @@
 """Every SQL statement of the reports capability: the account's reporting boundary (settings, sites'
-instruments, closed periods) and the read snapshot a report is built in. Rows of other capabilities
-(receipts, inference records and their signatures, audit anchors) are read through their own
-repositories (``powermeter.jobs.repository``, ``powermeter.inference.repository``,
-``powermeter.audit.anchors``)."""
+instruments, closed periods), the read snapshot a report is built in, and retention's deletes. Rows of
+other capabilities (receipts, inference records and their signatures, audit anchors) are read through
+their own repositories (``powermeter.jobs.repository``, ``powermeter.inference.repository``,
+``powermeter.audit.anchors``); retention (``reports.retention``), which must know the closed reporting
+periods, deletes them here, through their tables."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from powermeter.inference.tables import inference_daily, inference_details, inference_records, inference_signatures
 from powermeter.infra.db import Database
+from powermeter.jobs.tables import receipt_trees, receipts
 from powermeter.reports.tables import report_period_closes, report_settings, report_sites
 
 
@@ -84,3 +87,67 @@ def period_closed_at(conn: Connection, account_id: str, year: int) -> Any:
 
 def insert_period_close(conn: Connection, account_id: str, year: int, now: datetime) -> None:
     conn.execute(report_period_closes.insert().values(account_id=account_id, year=year, closed_at=now))
+
+
+# --- retention (powermeter.reports.retention) ------------------------------------------------------------
+
+
+def earliest_closed_years(conn: Connection) -> dict[str, int]:
+    """account id → the earliest reporting year it closed (accounts that closed none are left out)."""
+    t = report_period_closes
+    q = sa.select(t.c.account_id, sa.func.min(t.c.year)).group_by(t.c.account_id)
+    return {str(r[0]): int(r[1]) for r in conn.execute(q)}
+
+
+def trees_created_before(conn: Connection, before: datetime, after_seq: int, limit: int) -> list[Any]:
+    """Up to ``limit`` receipt trees (seq, account_id, tree_size, created_at) made before ``before`` with a
+    seq above ``after_seq``, by seq (keyset pages)."""
+    t = receipt_trees
+    q = (
+        sa.select(t.c.seq, t.c.account_id, t.c.tree_size, t.c.created_at)
+        .where(t.c.created_at < before, t.c.seq > after_seq)
+        .order_by(t.c.seq)
+        .limit(limit)
+    )
+    return list(conn.execute(q).all())
+
+
+def delete_trees(conn: Connection, seqs: list[int]) -> int:
+    """Delete the receipt trees ``seqs`` and their receipts (through ix_receipts_tree_seq_leaf_index);
+    returns the number of receipts deleted."""
+    n = int(conn.execute(sa.delete(receipts).where(receipts.c.tree_seq.in_(seqs))).rowcount or 0)
+    conn.execute(sa.delete(receipt_trees).where(receipt_trees.c.seq.in_(seqs)))
+    return n
+
+
+def inference_before(conn: Connection, before: datetime, after_seq: int, limit: int) -> list[Any]:
+    """Up to ``limit`` inference records (seq, id, account_id, log_date) booked before ``before`` with a
+    seq above ``after_seq``, by seq (keyset pages)."""
+    t = inference_records
+    q = (
+        sa.select(t.c.seq, t.c.id, t.c.account_id, t.c.log_date)
+        .where(t.c.log_date < before, t.c.seq > after_seq)
+        .order_by(t.c.seq)
+        .limit(limit)
+    )
+    return list(conn.execute(q).all())
+
+
+def delete_inference(conn: Connection, ids: list[str]) -> int:
+    """Delete the inference records ``ids`` with their details and signatures; returns the records deleted."""
+    conn.execute(sa.delete(inference_details).where(inference_details.c.id.in_(ids)))
+    conn.execute(sa.delete(inference_signatures).where(inference_signatures.c.id.in_(ids)))
+    return int(conn.execute(sa.delete(inference_records).where(inference_records.c.id.in_(ids))).rowcount or 0)
+
+
+def delete_daily_before(conn: Connection, day: date, *, account_id: str | None = None,
+                        other_than: list[str] | None = None) -> int:  # fmt: skip
+    """Delete the inference rollup rows of days before ``day``: of ``account_id`` only, or of every account
+    but ``other_than``."""
+    t = inference_daily
+    q = sa.delete(t).where(t.c.day < day)
+    if account_id is not None:
+        q = q.where(t.c.account_id == account_id)
+    elif other_than:
+        q = q.where(t.c.account_id.not_in(other_than))
+    return int(conn.execute(q).rowcount or 0)
