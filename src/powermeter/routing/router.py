@@ -42,7 +42,8 @@ def _utc(dt: datetime | None) -> datetime | None:
     ),
 )
 async def route(body: schemas.RouteIn, response: Response, svc: Routing, tx: Tx = Auth("routing")) -> FastJSONResponse:
-    result = svc.route(tx.conn, tx.principal, body, tx.now)
+    # in a worker thread on PostgreSQL: a row lock wait (route_choices) must not block the event loop
+    result = await tx.run(svc.route, tx.conn, tx.principal, body, tx.now)
     # Returned as a response (not validated again against RouteOut): the body is built to its shape.
     out = FastJSONResponse(result.body, headers=result.headers)
     for k, v in response.headers.items():  # e.g. RateLimit-* set by the auth dependency

@@ -327,3 +327,23 @@ def test_intensities_are_integers_and_the_reported_one_is_the_one_used(csv_clien
     energy_kwh = float(r.headers["x-energy-kwh"])
     assert body["total_emissions_g"] == pytest.approx(energy_kwh * body["co2_g_per_kwh"], rel=1e-5)
     assert body["total_emissions_g"] != pytest.approx(energy_kwh * 92.4, rel=1e-5)
+
+
+def test_concurrent_routes_of_one_account_all_answer(client: TestClient, make_key: MakeKey) -> None:
+    """Sixteen /route calls of one account at once (they share its sticky-choice row): on PostgreSQL a
+    call waiting for that row lock must wait off the event loop, or the call holding it can never commit
+    and the process hangs. Every call answers 200 within the bound."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    key = make_key(plan="scale")
+    headers = {**bearer(key), "Content-Type": "application/json"}
+    regions = ["CAISO", "PJM", "BPA"]
+    bodies = [
+        json.dumps({"source_region": "us-west1", "payload_size": 128, "candidates": regions[: 1 + i % 3]})
+        for i in range(16)
+    ]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(client.post, "/route", headers=headers, content=b) for b in bodies]
+        done, pending = wait(futures, timeout=60)
+        assert not pending, f"{len(pending)} of 16 concurrent /route calls did not answer within 60 s"
+    assert sorted(f.result().status_code for f in done) == [200] * 16
