@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import logging
@@ -149,6 +150,10 @@ class Gateway:
 
     async def start(self) -> None:
         self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
+        # The datasets live as long as the process: moved out of the collector's reach, so the
+        # collections the per-call garbage triggers do not scan them again and again.
+        gc.collect()
+        gc.freeze()
         if self.recorder is not None:
             await self.recorder.start()
 

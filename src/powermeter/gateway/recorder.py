@@ -184,6 +184,7 @@ class Recorder:
         self._lines: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() costs a getpid()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -191,7 +192,8 @@ class Recorder:
         self.spool.open()
         self.spool.recover_parts()
         self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout_s, trust_env=False)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def aclose(self, drain_timeout_s: float = 5.0) -> None:
         """Seal the active segment and try once to send what is queued; what is not sent stays on disk."""
@@ -214,7 +216,7 @@ class Recorder:
         appended to the spool together, at the end of that iteration (one ``write``)."""
         self._lines.append(record)
         if len(self._lines) == 1:
-            asyncio.get_running_loop().call_soon(self._write)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._write)
 
     def _write(self) -> None:
         lines, self._lines = self._lines, []

@@ -71,8 +71,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to an upstream; one request at a time."""
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int], loop: asyncio.AbstractEventLoop) -> None:
         self.key = key
+        # the loop, kept: asyncio.get_running_loop() (and asyncio.Event's wait) cost a getpid() system
+        # call each on Python 3.11, several per request otherwise
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -86,12 +89,12 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.headers_done: asyncio.Future[None] = self.loop.create_future()
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
         self.got_bytes = False
-        self.data_ready = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None  # set while the reader waits for body bytes
         self.reading_paused = False
         self.head_request = False
         self.keep_alive = False
@@ -138,7 +141,12 @@ class _Connection(asyncio.Protocol):
         if not self.headers_done.done():
             self.headers_done.set_exception(exc)
             self.headers_done.exception()  # retrieved here; re-raised to the waiter
-        self.data_ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -151,7 +159,7 @@ class _Connection(asyncio.Protocol):
             self.headers_done.set_result(None)
         if self.head_request:
             self.complete = True  # a HEAD response has no body, whatever its headers say
-            self.data_ready.set()
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -159,11 +167,11 @@ class _Connection(asyncio.Protocol):
         if self.buffered > _MAX_BUFFERED and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        self.data_ready.set()
+        self._wake()
 
     def on_message_complete(self) -> None:
         self.complete = True
-        self.data_ready.set()
+        self._wake()
 
     # client side
     async def write(self, data: bytes) -> None:
@@ -210,8 +218,11 @@ class _LeanResponse:
             elif c.error is not None:
                 raise c.error
             else:
-                c.data_ready.clear()
-                await c.data_ready.wait()
+                c.waiter = c.loop.create_future()
+                try:
+                    await c.waiter
+                finally:
+                    c.waiter = None
 
     def aiter(self) -> AsyncIterator[bytes]:
         return self.aiter_gen()
@@ -255,7 +266,7 @@ class LeanClient:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Connection(key), host, port, ssl=self._ssl if scheme == "https" else None
+                    lambda: _Connection(key, loop), host, port, ssl=self._ssl if scheme == "https" else None
                 ),
                 self.connect_timeout_s,
             )
@@ -363,7 +374,7 @@ class LeanClient:
         done = conn.headers_done
         if not done.done():
             # a timer on the future itself: cheaper per request than wait_for(shield(...))
-            timer = asyncio.get_running_loop().call_later(self.read_timeout_s, _time_out, done)
+            timer = conn.loop.call_later(self.read_timeout_s, _time_out, done)
             try:
                 await done
             except TimeoutError as exc:
