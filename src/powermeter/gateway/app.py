@@ -45,8 +45,8 @@ from typing import Any
 
 import httpx
 import orjson
-from pydantic import ValidationError
 
+from powermeter.gateway.meter import Footprints, check_record, valid_name
 from powermeter.gateway.recorder import Recorder
 from powermeter.gateway.usage import (
     SSEReader,
@@ -57,9 +57,8 @@ from powermeter.gateway.usage import (
     route_kind,
     wants_usage_injection,
 )
-from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
-from powermeter.inference.service import Engine, build_engine, footprint
-from powermeter.infra.errors import ApiError
+from powermeter.inference.schemas import MAX_TOKENS
+from powermeter.inference.service import Engine, build_engine
 from powermeter.proxy.asgi import HOP_BY_HOP, Receive, Scope, Send, body_stream
 from powermeter.proxy.upstream import LeanClient, UpstreamError, UpstreamResponse
 
@@ -90,7 +89,10 @@ def make_upstream(name: str, url: str, provider: str | None = None) -> UpstreamS
     if u.scheme not in ("http", "https") or not u.host:
         raise ValueError(f"upstream URL must be http(s)://host[:port][/prefix], got {url!r}")
     prefix = u.raw_path.rstrip(b"/") if u.raw_path not in (b"", b"/") else b""
-    return UpstreamSpec(name, url, (provider or name).strip(), u.copy_with(raw_path=b"/"), prefix)
+    provider = (provider or name).strip()
+    if not valid_name(provider, 100):
+        raise ValueError(f"provider must be 1 to 100 characters without control characters, got {provider!r}")
+    return UpstreamSpec(name, url, provider, u.copy_with(raw_path=b"/"), prefix)
 
 
 def parse_upstream(spec: str) -> UpstreamSpec:
@@ -132,6 +134,10 @@ class Gateway:
         names = [u.name for u in config.upstreams]
         if len(set(names)) != len(names):
             raise ValueError(f"upstream names must be unique, got {names}")
+        if config.detected_region and not valid_name(config.detected_region, 100):
+            raise ValueError(
+                f"region must be 1 to 100 characters without control characters, got {config.detected_region!r}"
+            )
         self.config = config
         self.recorder = recorder
         self.clock = clock
@@ -142,6 +148,7 @@ class Gateway:
         self.recorded = 0
         self.unmetered = 0  # metered routes whose answer carried no usage
         self.engine: Engine | None = None  # loaded by start()
+        self.footprints: Footprints | None = None  # X-Energy-Wh / X-CO2-Grams, built by start()
         # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
         self._key_prefix = uuid.uuid4().hex
         self._key_seq = itertools.count(1)
@@ -150,6 +157,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
+        self.footprints = Footprints(self.engine)
         # The datasets live as long as the process: moved out of the collector's reach, so the
         # collections the per-call garbage triggers do not scan them again and again.
         gc.collect()
@@ -323,37 +331,39 @@ class Gateway:
         first: float | None,
         end: float,
         tag: str | None,
-    ) -> tuple[dict[str, Any], InferenceBatchItem] | None:
-        """The record of one call and its validated model (as the server will validate it), or ``None``
-        without usage."""
+    ) -> dict[str, Any] | None:
+        """The record of one call (checked as the server will check it, :func:`~.meter.check_record`), or
+        ``None`` without usage."""
         if usage is None:
             self.unmetered += 1
             return None
         model = model or request_model(request_body)
         rec: dict[str, Any] = {
             "provider": up.provider,
-            "model": model[:200] if model else None,
             "prompt_tokens": min(usage.prompt_tokens, MAX_TOKENS),
             "completion_tokens": min(usage.completion_tokens, MAX_TOKENS),
             "reasoning_tokens": min(usage.reasoning_tokens, MAX_TOKENS),
             "cached_tokens": min(usage.cached_tokens, MAX_TOKENS),
             "startTimeMs": int(start * 1000),
-            "firstTokenTimeMs": int(first * 1000) if first is not None else None,
             "endTimeMs": int(end * 1000),
             "source": "gateway",
             "is_estimated": False,
-            "tag": tag,
             "idempotency_key": f"gw-{self._key_prefix}-{next(self._key_seq):x}",
         }
+        if model:
+            rec["model"] = model[:200]
+        if first is not None:
+            rec["firstTokenTimeMs"] = int(first * 1000)
+        if tag is not None:
+            rec["tag"] = tag
         if self.config.detected_region:
             rec["detected_region"] = self.config.detected_region
-        try:
-            item = InferenceBatchItem.model_validate(rec)
-        except ValidationError as exc:  # pragma: no cover - every field is bounded above
-            log.warning("gateway record invalid, not recorded: %s", exc)
+        problem = check_record(rec)
+        if problem is not None:
+            log.warning("gateway record invalid, not recorded: %s", problem)
             self.unmetered += 1
             return None
-        return {k: v for k, v in rec.items() if v is not None}, item
+        return rec
 
     async def _relay_stream(
         self,
@@ -386,8 +396,7 @@ class Gateway:
             gone.cancel()
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
-        made = self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
-        return made[0] if made is not None else None
+        return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
 
     async def _relay_whole(
         self,
@@ -416,17 +425,17 @@ class Gateway:
         end = self.clock()
         data = b"".join(parts)
         model, usage = from_body(_decode_all(encoding, data))
-        made = self._record(up, model, usage, request_body, start, None, end, tag)
+        rec = self._record(up, model, usage, request_body, start, None, end, tag)
         if length is None:
             headers.append((b"content-length", str(len(data)).encode()))
-        if made is not None and self.engine is not None:
-            with contextlib.suppress(ApiError, ValueError, ValidationError):
-                energy_wh, co2_g = footprint(self.engine, made[1])
-                headers.append((b"x-energy-wh", repr(energy_wh).encode()))
-                headers.append((b"x-co2-grams", repr(co2_g).encode()))
+        if rec is not None and self.footprints is not None:
+            fp = self.footprints(rec)
+            if fp is not None:
+                headers.append((b"x-energy-wh", repr(fp[0]).encode()))
+                headers.append((b"x-co2-grams", repr(fp[1]).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
-        return made[0] if made is not None else None
+        return rec
 
     async def _relay_large(
         self,
@@ -477,8 +486,7 @@ class Gateway:
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
         model, usage = _scan_large(bytes(head), bytes(tail))
-        made = self._record(up, model, usage, request_body, start, None, end, tag)
-        return made[0] if made is not None else None
+        return self._record(up, model, usage, request_body, start, None, end, tag)
 
 
 # ---------------------------------------------------------------------- helpers
