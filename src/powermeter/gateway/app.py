@@ -305,16 +305,22 @@ class Gateway:
                 return
             ctype = b""
             encoding = b""
+            out_headers: list[tuple[bytes, bytes]] = []  # one pass: what is passed on, and what is read
             for k, v in resp.headers:
                 lk = k.lower()
+                if lk in HOP_BY_HOP:
+                    continue
                 if lk == b"content-type":
                     ctype = v.lower()
                 elif lk == b"content-encoding":
                     encoding = v.lower().strip()
+                out_headers.append((k, v))
             if b"text/event-stream" in ctype:
-                rec = await self._relay_stream(resp, receive, send, encoding, start, body or b"", up, tag)
+                rec = await self._relay_stream(
+                    resp, out_headers, receive, send, encoding, start, body or b"", up, tag
+                )
             else:
-                rec = await self._relay_whole(resp, send, encoding, start, body or b"", up, tag)
+                rec = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
         finally:
             await resp.aclose()
         if rec is not None and self.recorder is not None:
@@ -368,6 +374,7 @@ class Gateway:
     async def _relay_stream(
         self,
         resp: UpstreamResponse,
+        headers: list[tuple[bytes, bytes]],
         receive: Receive,
         send: Send,
         encoding: bytes,
@@ -376,7 +383,7 @@ class Gateway:
         up: UpstreamSpec,
         tag: str | None,
     ) -> dict[str, Any] | None:
-        await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp)})
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         reader = SSEReader()
         decoder = _decoder(encoding)
         first: float | None = None
@@ -401,6 +408,7 @@ class Gateway:
     async def _relay_whole(
         self,
         resp: UpstreamResponse,
+        headers: list[tuple[bytes, bytes]],
         send: Send,
         encoding: bytes,
         start: float,
@@ -409,21 +417,22 @@ class Gateway:
         tag: str | None,
     ) -> dict[str, Any] | None:
         limit = self.config.max_buffered_bytes
-        headers = _response_headers(resp)
         length = resp.content_length
         if length is not None and length > limit:
             return await self._relay_large(resp, send, headers, encoding, start, request_body, up, tag)
-        parts: list[bytes] = []
-        size = 0
-        it = resp.aiter()
-        async for chunk in it:
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:  # chunked and larger than the limit: stream the rest
-                await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-                return await self._stream_rest(parts, it, send, encoding, start, request_body, up, tag)
+        data = await resp.next_chunk()  # usually the whole body (it came with the head)
+        if data:
+            parts = [data]
+            size = len(data)
+            while chunk := await resp.next_chunk():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:  # chunked and larger than the limit: stream the rest
+                    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+                    return await self._stream_rest(parts, resp.aiter(), send, encoding, start, request_body, up, tag)
+            if len(parts) > 1:
+                data = b"".join(parts)
         end = self.clock()
-        data = b"".join(parts)
         model, usage = from_body(_decode_all(encoding, data))
         rec = self._record(up, model, usage, request_body, start, None, end, tag)
         if length is None:

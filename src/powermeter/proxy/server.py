@@ -138,14 +138,17 @@ class _Request:
             for name, value in message.get("headers", ()):
                 lname = name.lower()
                 if lname == b"content-length":
-                    with contextlib.suppress(ValueError):
+                    try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                         length = int(value)
-                elif lname == b"transfer-encoding":
+                    except ValueError:
+                        pass
+                    continue
+                if lname == b"transfer-encoding":
                     continue  # the server frames the body
-                elif lname == b"connection" and value.lower() == b"close":
+                if lname == b"connection" and value.lower() == b"close":
                     self.keep_alive = False
                     continue
-                parts += [name, b": ", value, b"\r\n"]
+                parts.extend((name, b": ", value, b"\r\n"))
             no_body = self.scope["method"] == "HEAD" or status in (204, 304) or 100 <= status < 200
             if length is not None:
                 parts += [b"content-length: ", str(length).encode(), b"\r\n"]
@@ -206,6 +209,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.expect = False
         self.current: _Request | None = None
         self.reading_request: _Request | None = None
         self.pending: deque[_Request] = deque()
@@ -258,20 +262,26 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.expect = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        self.headers.append((name, value))
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect = True
 
     def on_headers_complete(self) -> None:
-        parsed = httptools.parse_url(self.url)
-        raw_path: bytes = parsed.path
-        expect = False
-        for k, v in self.headers:
-            if k == b"expect" and v.lower() == b"100-continue":
-                expect = True
+        url = self.url
+        raw_path: bytes
+        query: bytes
+        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+            raw_path, query = url, b""  # origin-form without a query: nothing to split
+        else:
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path, parsed.query or b""
         scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -285,10 +295,10 @@ class _Connection(asyncio.Protocol):
             if b"%" in raw_path
             else raw_path.decode("latin-1"),
             "raw_path": raw_path,
-            "query_string": parsed.query or b"",
+            "query_string": query,
             "headers": self.headers,
         }
-        req = _Request(self, scope, self.parser.should_keep_alive(), expect)
+        req = _Request(self, scope, self.parser.should_keep_alive(), self.expect)
         self.reading_request = req
         if self.current is None:
             self._start(req)

@@ -18,7 +18,6 @@ retry anywhere) and ``response_started`` telling whether response bytes had arri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections import deque
@@ -42,6 +41,10 @@ class UpstreamResponse(Protocol):
     content_length: int | None
 
     async def read(self) -> bytes: ...
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        ...
 
     def aiter(self) -> AsyncIterator[bytes]: ...
 
@@ -199,11 +202,15 @@ class _LeanResponse:
         self.content_length: int | None = None
         for k, v in conn.headers:
             if k.lower() == b"content-length":
-                with contextlib.suppress(ValueError):
+                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                     self.content_length = int(v)
+                except ValueError:
+                    pass
         self._released = False
 
-    async def aiter_gen(self) -> AsyncIterator[bytes]:
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body, ``b""`` at its end. A plain coroutine: cheaper per call than an
+        async generator (which the event loop registers in a weak set on its first iteration)."""
         c = self._conn
         while True:
             if c.chunks:
@@ -212,9 +219,10 @@ class _LeanResponse:
                 if c.reading_paused and c.buffered < _MAX_BUFFERED // 2 and c.transport is not None:
                     c.transport.resume_reading()
                     c.reading_paused = False
-                yield chunk
+                if chunk:
+                    return chunk
             elif c.complete:
-                return
+                return b""
             elif c.error is not None:
                 raise c.error
             else:
@@ -224,11 +232,24 @@ class _LeanResponse:
                 finally:
                     c.waiter = None
 
+    async def aiter_gen(self) -> AsyncIterator[bytes]:
+        while chunk := await self.next_chunk():
+            yield chunk
+
     def aiter(self) -> AsyncIterator[bytes]:
         return self.aiter_gen()
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.aiter_gen()])
+        chunk = await self.next_chunk()
+        if not chunk:
+            return b""
+        rest = await self.next_chunk()
+        if not rest:
+            return chunk  # the usual case: the whole body arrived in one read
+        parts = [chunk, rest]
+        while chunk := await self.next_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         if not self._released:
@@ -253,10 +274,25 @@ class LeanClient:
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        # per origin object (callers pass the same URL object for an upstream): its pool key and the
+        # Host header, which httpx.URL's properties would otherwise compute again for every request
+        self._origins: dict[int, tuple[httpx.URL, tuple[str, str, int], bytes]] = {}
 
     def _key(self, origin: httpx.URL) -> tuple[str, str, int]:
         port = origin.port or (443 if origin.scheme == "https" else 80)
         return (origin.scheme, origin.host, port)
+
+    def _origin(self, origin: httpx.URL) -> tuple[tuple[str, str, int], bytes]:
+        hit = self._origins.get(id(origin))
+        if hit is not None and hit[0] is origin:
+            return hit[1], hit[2]
+        key = self._key(origin)
+        scheme, host, port = key
+        host_header = host.encode() if port == (443 if scheme == "https" else 80) else f"{host}:{port}".encode()
+        if len(self._origins) > 1024:
+            self._origins.clear()
+        self._origins[id(origin)] = (origin, key, host_header)  # the URL is kept: its id stays unique
+        return key, host_header
 
     async def _connect(self, key: tuple[str, str, int]) -> _Connection:
         scheme, host, port = key
@@ -305,7 +341,7 @@ class LeanClient:
         body: bytes | None,
         stream: AsyncIterator[bytes] | None,
     ) -> UpstreamResponse:
-        key = self._key(origin)
+        key, host_header = self._origin(origin)
         idempotent = method in IDEMPOTENT_METHODS
         # A request that must not be replayed only takes a connection that was idle briefly, so the
         # upstream is unlikely to be closing it (keep-alive timeouts are ≥ 5 s in common servers).
@@ -314,7 +350,7 @@ class LeanClient:
         if conn is None:
             conn = await self._connect(key)
         try:
-            return await self._send(conn, key, method, target, headers, body, stream)
+            return await self._send(conn, host_header, method, target, headers, body, stream)
         except UpstreamError as exc:
             if conn.transport is not None:
                 conn.transport.close()
@@ -323,7 +359,7 @@ class LeanClient:
             if not fresh and not exc.response_started and stream is None and idempotent:
                 conn = await self._connect(key)
                 try:
-                    return await self._send(conn, key, method, target, headers, body, None)
+                    return await self._send(conn, host_header, method, target, headers, body, None)
                 except UpstreamError:
                     if conn.transport is not None:
                         conn.transport.close()
@@ -333,7 +369,7 @@ class LeanClient:
     async def _send(
         self,
         conn: _Connection,
-        key: tuple[str, str, int],
+        host_header: bytes,
         method: str,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -343,33 +379,31 @@ class LeanClient:
         conn._reset()
         conn.used += 1
         conn.head_request = method == "HEAD"
-        _, host, port = key
-        default_port = 443 if key[0] == "https" else 80
-        host_header = host.encode() if port == default_port else f"{host}:{port}".encode()
         parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
+        has_length = False
         for k, v in headers:
-            parts += [k, b": ", v, b"\r\n"]
+            parts.extend((k, b": ", v, b"\r\n"))
+            if k == b"content-length":
+                has_length = True
         if stream is None:
             data = body or b""
-            has_length = any(k == b"content-length" for k, _ in headers)
             if not has_length and (data or method in ("POST", "PUT", "PATCH")):
                 parts += [b"content-length: ", str(len(data)).encode(), b"\r\n"]
             parts += [b"\r\n", data]
             await conn.write(b"".join(parts))
         else:
-            length = next((v for k, v in headers if k == b"content-length"), None)
-            if length is None:
+            if not has_length:
                 parts.append(b"transfer-encoding: chunked\r\n")
             parts.append(b"\r\n")
             await conn.write(b"".join(parts))
             async for chunk in stream:
                 if not chunk:
                     continue
-                if length is None:
+                if not has_length:
                     await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 else:
                     await conn.write(chunk)
-            if length is None:
+            if not has_length:
                 await conn.write(b"0\r\n\r\n")
         done = conn.headers_done
         if not done.done():
@@ -403,6 +437,7 @@ class _HttpxResponse:
         self.headers = list(resp.headers.raw)
         length = resp.headers.get("content-length")
         self.content_length = int(length) if length is not None and length.isdigit() else None
+        self._it: AsyncIterator[bytes] | None = None
 
     async def read(self) -> bytes:
         try:
@@ -419,6 +454,14 @@ class _HttpxResponse:
 
     def aiter(self) -> AsyncIterator[bytes]:
         return self._gen()
+
+    async def next_chunk(self) -> bytes:
+        if self._it is None:
+            self._it = self._gen()
+        try:
+            return await anext(self._it)
+        except StopAsyncIteration:
+            return b""
 
     async def aclose(self) -> None:
         await self._resp.aclose()
