@@ -144,6 +144,7 @@ class Gateway:
         self.upstreams = {u.name.encode(): u for u in config.upstreams}
         self.client = LeanClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
         self._status_path = config.status_path.encode()
+        self._kinds: dict[bytes, str | None] = {}  # route kind per path (paths repeat: one lookup)
         self.calls = 0
         self.recorded = 0
         self.unmetered = 0  # metered routes whose answer carried no usage
@@ -219,7 +220,15 @@ class Gateway:
             return
         self.calls += 1
         path = b"/" + rest
-        kind = route_kind(path.decode("latin-1")) if method == "POST" else None
+        kind: str | None = None
+        if method == "POST":
+            try:
+                kind = self._kinds[path]
+            except KeyError:
+                kind = route_kind(path.decode("latin-1"))
+                if len(self._kinds) >= 1024:
+                    self._kinds.clear()
+                self._kinds[path] = kind
 
         tag: str | None = None
         headers: list[tuple[bytes, bytes]] = []
@@ -229,8 +238,10 @@ class Gateway:
             if k == TAG_HEADER:
                 tag = v.decode("latin-1").strip() or None
             elif k == b"content-length":
-                with contextlib.suppress(ValueError):
+                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                     content_length = int(v)
+                except ValueError:
+                    pass
             elif k == b"transfer-encoding":
                 chunked = b"chunked" in v.lower()
             elif k in _DROP_REQUEST:

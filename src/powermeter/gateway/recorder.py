@@ -62,6 +62,8 @@ class Spool:
         self.active_since = 0.0
         self._lock_fd: int | None = None
         self._seq = 0
+        self._whole: set[Path] = set()  # sealed segments whose every line this process wrote whole
+        self._active_whole = True
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,14 @@ class Spool:
             self._active = self.directory / f"{time.time_ns():020d}-{self._seq:06d}.part"
             self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.active_since = time.monotonic()
-        os.write(self._fd, b"".join(orjson.dumps(r) + b"\n" for r in records))
+            self._active_whole = True
+        data = b"".join([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records])
+        try:
+            if os.write(self._fd, data) != len(data):
+                self._active_whole = False
+        except OSError:
+            self._active_whole = False
+            raise
         if self.fsync:
             os.fsync(self._fd)
         self.active_count += len(records)
@@ -115,7 +124,20 @@ class Spool:
         final = self._active.with_suffix(".jsonl")
         os.replace(self._active, final)
         self.sealed.append(final)
+        if self._active_whole:
+            self._whole.add(final)
         self._fd, self._active, self.active_count = None, None, 0
+
+    def lines(self, path: Path) -> list[bytes]:
+        """The records of a sealed segment as JSON lines. A segment this process wrote with whole writes
+        only is split as it is; any other (found at start-up, or after a short write) goes through
+        :meth:`read_lines`, which leaves out a line cut short."""
+        if path not in self._whole:
+            return self.read_lines(path)
+        try:
+            return path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
@@ -150,6 +172,7 @@ class Spool:
             path.unlink()
         with contextlib.suppress(ValueError):
             self.sealed.remove(path)
+        self._whole.discard(path)
         self.total = max(0, self.total - n)
 
     def recover_parts(self) -> None:
@@ -285,7 +308,7 @@ class Recorder:
         ):
             sp.seal()
         for path in list(sp.sealed):
-            lines = sp.read_lines(path)  # sent as they are on disk: no decoding and re-encoding
+            lines = sp.lines(path)  # sent as they are on disk: no decoding and re-encoding
             for i in range(0, len(lines), MAX_BATCH):
                 if not await self._send(lines[i : i + MAX_BATCH]):
                     return False
