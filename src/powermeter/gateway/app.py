@@ -150,6 +150,7 @@ class Gateway:
         self.unmetered = 0  # metered routes whose answer carried no usage
         self.engine: Engine | None = None  # loaded by start()
         self.footprints: Footprints | None = None  # X-Energy-Wh / X-CO2-Grams, built by start()
+        self._loop: asyncio.AbstractEventLoop | None = None
         # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
         self._key_prefix = uuid.uuid4().hex
         self._key_seq = itertools.count(1)
@@ -159,6 +160,7 @@ class Gateway:
     async def start(self) -> None:
         self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
         self.footprints = Footprints(self.engine)
+        self._loop = asyncio.get_running_loop()  # kept: get_running_loop() costs a getpid() per call
         # The datasets live as long as the process: moved out of the collector's reach, so the
         # collections the per-call garbage triggers do not scan them again and again.
         gc.collect()
@@ -399,7 +401,7 @@ class Gateway:
         decoder = _decoder(encoding)
         first: float | None = None
         # the request body has been read: the next message is the client's disconnect (or the end)
-        gone = asyncio.ensure_future(receive())
+        gone = asyncio.ensure_future(receive(), loop=self._loop)  # a loop given: no getpid()
         try:
             async for chunk in resp.aiter():
                 if gone.done():  # the caller left: stop the generation upstream too (the connection closes)

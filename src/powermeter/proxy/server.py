@@ -37,6 +37,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
+_ASGI = {"version": "3.0", "spec_version": "2.3"}  # the same object in every scope (applications only read it)
 _MAX_REQUEST_BUFFER = 1 << 16  # pause reading from a caller above 64 KiB of unread request body
 _REASONS = {
     200: b"OK",
@@ -284,7 +285,7 @@ class _Connection(asyncio.Protocol):
             raw_path, query = parsed.path, parsed.query or b""
         scope: Scope = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI,
             "http_version": self.parser.get_http_version(),
             "server": self.local,
             "client": self.client,
