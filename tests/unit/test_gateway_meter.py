@@ -33,7 +33,17 @@ def schema_accepts(rec: dict[str, Any]) -> bool:
     return True
 
 
-MODELS = ["gpt-4o", "claude-sonnet-4-5", "x" * 200, "x" * 250, "bad\x00model", "esc\x1b[31m", "tab\tmodel", "é-model", ""]
+MODELS = [
+    "gpt-4o",
+    "claude-sonnet-4-5",
+    "x" * 200,
+    "x" * 250,
+    "bad\x00model",
+    "esc\x1b[31m",
+    "tab\tmodel",
+    "é-model",
+    "",
+]
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -329,9 +329,7 @@ class Gateway:
                     encoding = v.lower().strip()
                 out_headers.append((k, v))
             if b"text/event-stream" in ctype:
-                rec = await self._relay_stream(
-                    resp, out_headers, receive, send, encoding, start, body or b"", up, tag
-                )
+                rec = await self._relay_stream(resp, out_headers, receive, send, encoding, start, body or b"", up, tag)
             else:
                 rec = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
         finally:

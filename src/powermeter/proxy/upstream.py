@@ -274,9 +274,21 @@ class LeanClient:
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        # responses awaited: their head's future → deadline; one call_later re-armed while any wait, so a
+        # read timeout fires between read_timeout_s and read_timeout_s + _sweep_period after the request
+        self._waiting: dict[asyncio.Future[None], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_period = min(1.0, max(0.05, read_timeout_s / 8))
         # per origin object (callers pass the same URL object for an upstream): its pool key and the
         # Host header, which httpx.URL's properties would otherwise compute again for every request
         self._origins: dict[int, tuple[httpx.URL, tuple[str, str, int], bytes]] = {}
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for fut, deadline in list(self._waiting.items()):
+            if now >= deadline:
+                _time_out(fut)
+        self._sweeper = loop.call_later(self._sweep_period, self._sweep, loop) if self._waiting else None
 
     def _key(self, origin: httpx.URL) -> tuple[str, str, int]:
         port = origin.port or (443 if origin.scheme == "https" else 80)
@@ -407,19 +419,26 @@ class LeanClient:
                 await conn.write(b"0\r\n\r\n")
         done = conn.headers_done
         if not done.done():
-            # a timer on the future itself: cheaper per request than wait_for(shield(...))
-            timer = conn.loop.call_later(self.read_timeout_s, _time_out, done)
+            # the deadline is watched by one periodic sweep (see _sweep): cheaper per request than a
+            # timer of its own, let alone wait_for(shield(...))
+            loop = conn.loop
+            self._waiting[done] = loop.time() + self.read_timeout_s
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(self._sweep_period, self._sweep, loop)
             try:
                 await done
             except TimeoutError as exc:
                 raise UpstreamError(f"upstream sent no response within {self.read_timeout_s:g} s") from exc
             finally:
-                timer.cancel()
+                del self._waiting[done]
         elif done.exception() is not None:
             raise cast(BaseException, done.exception())
         return _LeanResponse(self, conn)
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for conn in idle:
                 if conn.transport is not None:
