@@ -212,6 +212,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect = False
         self.current: _Request | None = None
+        self.idle_worker: asyncio.Future[_Request | None] | None = None  # the connection's task, between requests
         self.reading_request: _Request | None = None
         self.pending: deque[_Request] = deque()
         self.buffered = 0
@@ -243,6 +244,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        idle, self.idle_worker = self.idle_worker, None
+        if idle is not None and not idle.done():
+            idle.set_result(None)  # the connection's task ends
         for req in (self.current, self.reading_request, *self.pending):
             if req is not None:
                 req.wake()
@@ -329,11 +333,38 @@ class _Connection(asyncio.Protocol):
     def _start(self, req: _Request) -> None:
         self.current = req
         self.buffered = sum(len(c) for c in req.chunks)
-        task = self.loop.create_task(self._run(req))
+        idle = self.idle_worker
+        if idle is not None:  # the connection's task waits for its next request
+            self.idle_worker = None
+            idle.set_result(req)
+            return
+        task = self.loop.create_task(self._work(req))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
 
-    async def _run(self, req: _Request) -> None:
+    async def _work(self, req: _Request) -> None:
+        """Serve the connection's requests one after another: one task per connection, not one per
+        request (creating and registering a task costs more than the wake-up of a waiting one). So
+        context variables an application sets stay set for the next request on the connection."""
+        while await self._run(req):
+            nxt: _Request | None = None
+            if self.pending:
+                nxt = self.pending.popleft()
+                self.current = nxt
+                self.buffered = sum(len(c) for c in nxt.chunks)
+            if not self.pending and self.reading_paused and self.buffered <= _MAX_REQUEST_BUFFER:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            if nxt is None:
+                fut: asyncio.Future[_Request | None] = self.loop.create_future()
+                self.idle_worker = fut
+                nxt = await fut  # the next request (from _start), or None when the connection is gone
+                if nxt is None:
+                    return
+            req = nxt
+
+    async def _run(self, req: _Request) -> bool:
+        """One exchange; ``True`` when the connection stays open for the next request."""
         try:
             await self.app(req.scope, req.receive, req.send)
         except Exception:
@@ -351,11 +382,11 @@ class _Connection(asyncio.Protocol):
                     await req.send({"type": "http.response.body", "body": b"Internal Server Error"})
             else:
                 self.abort()
-                return
+                return False
         if not req.response_done:
             if req.started and not self.closed:
                 self.abort()  # the application ended without finishing its response
-                return
+                return False
             if not self.closed:
                 req.keep_alive = False
                 await req.send({"type": "http.response.start", "status": 500, "headers": [(b"content-length", b"0")]})
@@ -363,18 +394,14 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.current = None
         if self.closed:
-            return
+            return False
         if not req.body_done:
             req.keep_alive = False  # the rest of an unread request body would have to be drained: close instead
         if not req.keep_alive or self.server.stopping:
             self.transport.close()
             self.closed = True
-            return
-        if self.pending:
-            self._start(self.pending.popleft())
-        if not self.pending and self.reading_paused and self.buffered <= _MAX_REQUEST_BUFFER:
-            self.reading_paused = False
-            self.transport.resume_reading()
+            return False
+        return True
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
