@@ -71,6 +71,7 @@ _TAG_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DROP_REQUEST = HOP_BY_HOP | {b"host", b"content-length", TAG_HEADER}
 _DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
+_SPECIAL_REQUEST = frozenset(_DROP_REQUEST | {b"transfer-encoding", b"accept-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +238,9 @@ class Gateway:
         content_length: int | None = None
         chunked = False
         for k, v in scope["headers"]:
-            if k == TAG_HEADER:
+            if k not in _SPECIAL_REQUEST:  # most headers: passed on as they are (one set lookup)
+                headers.append((k, v))
+            elif k == TAG_HEADER:
                 tag = v.decode("latin-1").strip() or None
             elif k == b"content-length":
                 try:  # noqa: SIM105 - suppress() costs an object and two calls per call

@@ -70,6 +70,7 @@ class _Request:
         "expect_continue",
         "final_sent",
         "head",
+        "head_only",
         "keep_alive",
         "length_left",
         "response_done",
@@ -90,6 +91,7 @@ class _Request:
         self.started = False
         self.response_done = False
         self.head = b""
+        self.head_only = scope["method"] == "HEAD"  # a HEAD request: the answer has no body
         self.chunked = False
         self.length_left: int | None = None
 
@@ -150,7 +152,7 @@ class _Request:
                     self.keep_alive = False
                     continue
                 parts.extend((name, b": ", value, b"\r\n"))
-            no_body = self.scope["method"] == "HEAD" or status in (204, 304) or 100 <= status < 200
+            no_body = self.head_only or status in (204, 304) or 100 <= status < 200
             if length is not None:
                 parts += [b"content-length: ", str(length).encode(), b"\r\n"]
                 self.length_left = 0 if no_body else length
@@ -174,7 +176,7 @@ class _Request:
             return
         body: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
-        if self.scope["method"] == "HEAD":
+        if self.head_only:
             body = b""
         if self.chunked:
             out = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
@@ -332,7 +334,7 @@ class _Connection(asyncio.Protocol):
 
     def _start(self, req: _Request) -> None:
         self.current = req
-        self.buffered = sum(len(c) for c in req.chunks)
+        self.buffered = sum(map(len, req.chunks))
         idle = self.idle_worker
         if idle is not None:  # the connection's task waits for its next request
             self.idle_worker = None
@@ -351,7 +353,7 @@ class _Connection(asyncio.Protocol):
             if self.pending:
                 nxt = self.pending.popleft()
                 self.current = nxt
-                self.buffered = sum(len(c) for c in nxt.chunks)
+                self.buffered = sum(map(len, nxt.chunks))
             if not self.pending and self.reading_paused and self.buffered <= _MAX_REQUEST_BUFFER:
                 self.reading_paused = False
                 self.transport.resume_reading()
