@@ -336,7 +336,9 @@ class LeanClient:
 
     def release(self, conn: _Connection) -> None:
         if conn.reusable():
-            idle = self._idle.setdefault(conn.key, deque())
+            idle = self._idle.get(conn.key)
+            if idle is None:  # (not setdefault: it would build a deque per call)
+                idle = self._idle[conn.key] = deque()
             if len(idle) < self.max_idle:
                 conn.idle_since = time.monotonic()
                 idle.append(conn)
