@@ -434,8 +434,12 @@ class Gateway:
         length = resp.content_length
         if length is not None and length > limit:
             return await self._relay_large(resp, send, headers, encoding, start, request_body, up, tag)
-        data = await resp.next_chunk()  # usually the whole body (it came with the head)
-        if data:
+        whole = resp.take_complete()  # usually there: the body came with the head
+        if whole is not None and len(whole) > limit:  # (only with a limit below the client's read buffer)
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            return await self._stream_rest([whole], resp.aiter(), send, encoding, start, request_body, up, tag)
+        data = whole if whole is not None else await resp.next_chunk()
+        if whole is None and data:
             parts = [data]
             size = len(data)
             while chunk := await resp.next_chunk():

@@ -46,6 +46,10 @@ class UpstreamResponse(Protocol):
         """The next piece of the body; ``b""`` at its end."""
         ...
 
+    def take_complete(self) -> bytes | None:
+        """The whole body when it has already arrived, else ``None`` (then read it with the methods above)."""
+        ...
+
     def aiter(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
@@ -207,6 +211,16 @@ class _LeanResponse:
                 except ValueError:
                     pass
         self._released = False
+
+    def take_complete(self) -> bytes | None:
+        c = self._conn
+        if not c.complete or c.error is not None:
+            return None
+        chunks = c.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        c.buffered = 0
+        return data
 
     async def next_chunk(self) -> bytes:
         """The next piece of the body, ``b""`` at its end. A plain coroutine: cheaper per call than an
@@ -475,6 +489,9 @@ class _HttpxResponse:
 
     def aiter(self) -> AsyncIterator[bytes]:
         return self._gen()
+
+    def take_complete(self) -> bytes | None:
+        return None  # httpx streams: read with next_chunk()
 
     async def next_chunk(self) -> bytes:
         if self._it is None:
