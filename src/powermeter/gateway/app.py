@@ -17,8 +17,9 @@ came (method, path, query, body, headers with the caller's own provider credenti
   without choices).
 
 The answer comes back unchanged: streams (SSE) chunk by chunk as they arrive, whole JSON answers with
-``X-Energy-Wh`` and ``X-CO2-Grams`` added when the footprint is known (it is computed by
-:func:`powermeter.inference.service.estimate`, so it equals the record the server stores). Upstream
+``X-Energy-Wh`` and ``X-CO2-Grams`` added when the footprint is known (computed by
+:class:`powermeter.gateway.meter.Footprints` with the server's model and site resolution and
+``estimate_inference``, so it equals the record the server stores; a unit test holds that). Upstream
 errors (status ≥ 400) pass through unchanged and are not recorded; an upstream that cannot be reached
 or does not answer within the read timeout gets 502 / 504 from the gateway, not recorded.
 
