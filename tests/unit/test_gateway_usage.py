@@ -153,9 +153,16 @@ def test_spool_keeps_records_across_processes_and_is_bounded(tmp_path: Path) -> 
     again.recover_parts()
     assert again.total == 3
     assert [r["i"] for p in again.sealed for r in again.read(p)] == [0, 1, 2]
+    # what the sender posts: the recovered segment's whole lines only, as they are on disk
+    assert again.lines(again.sealed[0]) == [b'{"i":0}', b'{"i":1}', b'{"i":2}']
     again.done(again.sealed[0], 3)
     assert again.total == 0
     assert list(tmp_path.glob("*.jsonl")) == []
+    # a segment this process wrote and sealed itself is sent as written
+    again.append_many([{"i": 5, "tag": "a}"}, {"i": 6}])
+    again.seal()
+    assert again.lines(again.sealed[0]) == [b'{"i":5,"tag":"a}"}', b'{"i":6}']
+    assert again.lines(again.sealed[0]) == again.read_lines(again.sealed[0])
 
 
 def test_compressed_whole_answers_are_read_from_a_decoded_copy() -> None:

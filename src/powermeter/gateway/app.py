@@ -17,8 +17,9 @@ came (method, path, query, body, headers with the caller's own provider credenti
   without choices).
 
 The answer comes back unchanged: streams (SSE) chunk by chunk as they arrive, whole JSON answers with
-``X-Energy-Wh`` and ``X-CO2-Grams`` added when the footprint is known (it is computed by
-:func:`powermeter.inference.service.estimate`, so it equals the record the server stores). Upstream
+``X-Energy-Wh`` and ``X-CO2-Grams`` added when the footprint is known (computed by
+:class:`powermeter.gateway.meter.Footprints` with the server's model and site resolution and
+``estimate_inference``, so it equals the record the server stores; a unit test holds that). Upstream
 errors (status ≥ 400) pass through unchanged and are not recorded; an upstream that cannot be reached
 or does not answer within the read timeout gets 502 / 504 from the gateway, not recorded.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import logging
@@ -44,8 +46,8 @@ from typing import Any
 
 import httpx
 import orjson
-from pydantic import ValidationError
 
+from powermeter.gateway.meter import Footprints, check_record, valid_name
 from powermeter.gateway.recorder import Recorder
 from powermeter.gateway.usage import (
     SSEReader,
@@ -56,9 +58,8 @@ from powermeter.gateway.usage import (
     route_kind,
     wants_usage_injection,
 )
-from powermeter.inference.schemas import MAX_TOKENS, InferenceBatchItem
-from powermeter.inference.service import Engine, build_engine, footprint
-from powermeter.infra.errors import ApiError
+from powermeter.inference.schemas import MAX_TOKENS
+from powermeter.inference.service import Engine, build_engine
 from powermeter.proxy.asgi import HOP_BY_HOP, Receive, Scope, Send, body_stream
 from powermeter.proxy.upstream import LeanClient, UpstreamError, UpstreamResponse
 
@@ -71,6 +72,7 @@ _TAG_RE = re.compile(r"^[\x20-\x7e]{1,200}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DROP_REQUEST = HOP_BY_HOP | {b"host", b"content-length", TAG_HEADER}
 _DECODABLE = {"gzip", "deflate", "identity", "x-gzip"}
+_SPECIAL_REQUEST = frozenset(_DROP_REQUEST | {b"transfer-encoding", b"accept-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,10 @@ def make_upstream(name: str, url: str, provider: str | None = None) -> UpstreamS
     if u.scheme not in ("http", "https") or not u.host:
         raise ValueError(f"upstream URL must be http(s)://host[:port][/prefix], got {url!r}")
     prefix = u.raw_path.rstrip(b"/") if u.raw_path not in (b"", b"/") else b""
-    return UpstreamSpec(name, url, (provider or name).strip(), u.copy_with(raw_path=b"/"), prefix)
+    provider = (provider or name).strip()
+    if not valid_name(provider, 100):
+        raise ValueError(f"provider must be 1 to 100 characters without control characters, got {provider!r}")
+    return UpstreamSpec(name, url, provider, u.copy_with(raw_path=b"/"), prefix)
 
 
 def parse_upstream(spec: str) -> UpstreamSpec:
@@ -131,16 +136,23 @@ class Gateway:
         names = [u.name for u in config.upstreams]
         if len(set(names)) != len(names):
             raise ValueError(f"upstream names must be unique, got {names}")
+        if config.detected_region and not valid_name(config.detected_region, 100):
+            raise ValueError(
+                f"region must be 1 to 100 characters without control characters, got {config.detected_region!r}"
+            )
         self.config = config
         self.recorder = recorder
         self.clock = clock
         self.upstreams = {u.name.encode(): u for u in config.upstreams}
         self.client = LeanClient(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s)
         self._status_path = config.status_path.encode()
+        self._kinds: dict[bytes, str | None] = {}  # route kind per path (paths repeat: one lookup)
         self.calls = 0
         self.recorded = 0
         self.unmetered = 0  # metered routes whose answer carried no usage
         self.engine: Engine | None = None  # loaded by start()
+        self.footprints: Footprints | None = None  # X-Energy-Wh / X-CO2-Grams, built by start()
+        self._loop: asyncio.AbstractEventLoop | None = None
         # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
         self._key_prefix = uuid.uuid4().hex
         self._key_seq = itertools.count(1)
@@ -149,6 +161,12 @@ class Gateway:
 
     async def start(self) -> None:
         self.engine = build_engine()  # the model catalog and site data, for X-Energy-Wh
+        self.footprints = Footprints(self.engine)
+        self._loop = asyncio.get_running_loop()  # kept: get_running_loop() costs a getpid() per call
+        # The datasets live as long as the process: moved out of the collector's reach, so the
+        # collections the per-call garbage triggers do not scan them again and again.
+        gc.collect()
+        gc.freeze()
         if self.recorder is not None:
             await self.recorder.start()
 
@@ -206,18 +224,30 @@ class Gateway:
             return
         self.calls += 1
         path = b"/" + rest
-        kind = route_kind(path.decode("latin-1")) if method == "POST" else None
+        kind: str | None = None
+        if method == "POST":
+            try:
+                kind = self._kinds[path]
+            except KeyError:
+                kind = route_kind(path.decode("latin-1"))
+                if len(self._kinds) >= 1024:
+                    self._kinds.clear()
+                self._kinds[path] = kind
 
         tag: str | None = None
         headers: list[tuple[bytes, bytes]] = []
         content_length: int | None = None
         chunked = False
         for k, v in scope["headers"]:
-            if k == TAG_HEADER:
+            if k not in _SPECIAL_REQUEST:  # most headers: passed on as they are (one set lookup)
+                headers.append((k, v))
+            elif k == TAG_HEADER:
                 tag = v.decode("latin-1").strip() or None
             elif k == b"content-length":
-                with contextlib.suppress(ValueError):
+                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                     content_length = int(v)
+                except ValueError:
+                    pass
             elif k == b"transfer-encoding":
                 chunked = b"chunked" in v.lower()
             elif k in _DROP_REQUEST:
@@ -292,16 +322,20 @@ class Gateway:
                 return
             ctype = b""
             encoding = b""
+            out_headers: list[tuple[bytes, bytes]] = []  # one pass: what is passed on, and what is read
             for k, v in resp.headers:
                 lk = k.lower()
+                if lk in HOP_BY_HOP:
+                    continue
                 if lk == b"content-type":
                     ctype = v.lower()
                 elif lk == b"content-encoding":
                     encoding = v.lower().strip()
+                out_headers.append((k, v))
             if b"text/event-stream" in ctype:
-                rec = await self._relay_stream(resp, receive, send, encoding, start, body or b"", up, tag)
+                rec = await self._relay_stream(resp, out_headers, receive, send, encoding, start, body or b"", up, tag)
             else:
-                rec = await self._relay_whole(resp, send, encoding, start, body or b"", up, tag)
+                rec = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
         finally:
             await resp.aclose()
         if rec is not None and self.recorder is not None:
@@ -318,41 +352,44 @@ class Gateway:
         first: float | None,
         end: float,
         tag: str | None,
-    ) -> tuple[dict[str, Any], InferenceBatchItem] | None:
-        """The record of one call and its validated model (as the server will validate it), or ``None``
-        without usage."""
+    ) -> dict[str, Any] | None:
+        """The record of one call (checked as the server will check it, :func:`~.meter.check_record`), or
+        ``None`` without usage."""
         if usage is None:
             self.unmetered += 1
             return None
         model = model or request_model(request_body)
         rec: dict[str, Any] = {
             "provider": up.provider,
-            "model": model[:200] if model else None,
             "prompt_tokens": min(usage.prompt_tokens, MAX_TOKENS),
             "completion_tokens": min(usage.completion_tokens, MAX_TOKENS),
             "reasoning_tokens": min(usage.reasoning_tokens, MAX_TOKENS),
             "cached_tokens": min(usage.cached_tokens, MAX_TOKENS),
             "startTimeMs": int(start * 1000),
-            "firstTokenTimeMs": int(first * 1000) if first is not None else None,
             "endTimeMs": int(end * 1000),
             "source": "gateway",
             "is_estimated": False,
-            "tag": tag,
             "idempotency_key": f"gw-{self._key_prefix}-{next(self._key_seq):x}",
         }
+        if model:
+            rec["model"] = model[:200]
+        if first is not None:
+            rec["firstTokenTimeMs"] = int(first * 1000)
+        if tag is not None:
+            rec["tag"] = tag
         if self.config.detected_region:
             rec["detected_region"] = self.config.detected_region
-        try:
-            item = InferenceBatchItem.model_validate(rec)
-        except ValidationError as exc:  # pragma: no cover - every field is bounded above
-            log.warning("gateway record invalid, not recorded: %s", exc)
+        problem = check_record(rec)
+        if problem is not None:
+            log.warning("gateway record invalid, not recorded: %s", problem)
             self.unmetered += 1
             return None
-        return {k: v for k, v in rec.items() if v is not None}, item
+        return rec
 
     async def _relay_stream(
         self,
         resp: UpstreamResponse,
+        headers: list[tuple[bytes, bytes]],
         receive: Receive,
         send: Send,
         encoding: bytes,
@@ -361,12 +398,12 @@ class Gateway:
         up: UpstreamSpec,
         tag: str | None,
     ) -> dict[str, Any] | None:
-        await send({"type": "http.response.start", "status": resp.status, "headers": _response_headers(resp)})
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         reader = SSEReader()
         decoder = _decoder(encoding)
         first: float | None = None
         # the request body has been read: the next message is the client's disconnect (or the end)
-        gone = asyncio.ensure_future(receive())
+        gone = asyncio.ensure_future(receive(), loop=self._loop)  # a loop given: no getpid()
         try:
             async for chunk in resp.aiter():
                 if gone.done():  # the caller left: stop the generation upstream too (the connection closes)
@@ -381,12 +418,12 @@ class Gateway:
             gone.cancel()
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
-        made = self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
-        return made[0] if made is not None else None
+        return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
 
     async def _relay_whole(
         self,
         resp: UpstreamResponse,
+        headers: list[tuple[bytes, bytes]],
         send: Send,
         encoding: bytes,
         start: float,
@@ -395,33 +432,38 @@ class Gateway:
         tag: str | None,
     ) -> dict[str, Any] | None:
         limit = self.config.max_buffered_bytes
-        headers = _response_headers(resp)
         length = resp.content_length
         if length is not None and length > limit:
             return await self._relay_large(resp, send, headers, encoding, start, request_body, up, tag)
-        parts: list[bytes] = []
-        size = 0
-        it = resp.aiter()
-        async for chunk in it:
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:  # chunked and larger than the limit: stream the rest
-                await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-                return await self._stream_rest(parts, it, send, encoding, start, request_body, up, tag)
+        whole = resp.take_complete()  # usually there: the body came with the head
+        if whole is not None and len(whole) > limit:  # (only with a limit below the client's read buffer)
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            return await self._stream_rest([whole], resp.aiter(), send, encoding, start, request_body, up, tag)
+        data = whole if whole is not None else await resp.next_chunk()
+        if whole is None and data:
+            parts = [data]
+            size = len(data)
+            while chunk := await resp.next_chunk():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:  # chunked and larger than the limit: stream the rest
+                    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+                    return await self._stream_rest(parts, resp.aiter(), send, encoding, start, request_body, up, tag)
+            if len(parts) > 1:
+                data = b"".join(parts)
         end = self.clock()
-        data = b"".join(parts)
         model, usage = from_body(_decode_all(encoding, data))
-        made = self._record(up, model, usage, request_body, start, None, end, tag)
+        rec = self._record(up, model, usage, request_body, start, None, end, tag)
         if length is None:
             headers.append((b"content-length", str(len(data)).encode()))
-        if made is not None and self.engine is not None:
-            with contextlib.suppress(ApiError, ValueError, ValidationError):
-                energy_wh, co2_g = footprint(self.engine, made[1])
-                headers.append((b"x-energy-wh", repr(energy_wh).encode()))
-                headers.append((b"x-co2-grams", repr(co2_g).encode()))
+        if rec is not None and self.footprints is not None:
+            fp = self.footprints(rec)
+            if fp is not None:
+                headers.append((b"x-energy-wh", repr(fp[0]).encode()))
+                headers.append((b"x-co2-grams", repr(fp[1]).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
-        return made[0] if made is not None else None
+        return rec
 
     async def _relay_large(
         self,
@@ -472,8 +514,7 @@ class Gateway:
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
         model, usage = _scan_large(bytes(head), bytes(tail))
-        made = self._record(up, model, usage, request_body, start, None, end, tag)
-        return made[0] if made is not None else None
+        return self._record(up, model, usage, request_body, start, None, end, tag)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 import orjson
 
+from powermeter.proxy.upstream import LeanClient, UpstreamError
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000  # POST /v1/inference/batch accepts up to 1,000 records
@@ -60,6 +62,8 @@ class Spool:
         self.active_since = 0.0
         self._lock_fd: int | None = None
         self._seq = 0
+        self._whole: set[Path] = set()  # sealed segments whose every line this process wrote whole
+        self._active_whole = True
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +77,7 @@ class Spool:
             ) from None
         self._lock_fd = fd
         self.sealed = sorted(self.directory.glob("*.jsonl"))
-        self.total = sum(len(self.read(p)) for p in self.sealed)
+        self.total = sum(len(self.read_lines(p)) for p in self.sealed)
 
     def close(self) -> None:
         self.seal()
@@ -98,7 +102,14 @@ class Spool:
             self._active = self.directory / f"{time.time_ns():020d}-{self._seq:06d}.part"
             self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.active_since = time.monotonic()
-        os.write(self._fd, b"".join(orjson.dumps(r) + b"\n" for r in records))
+            self._active_whole = True
+        data = b"".join([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records])
+        try:
+            if os.write(self._fd, data) != len(data):
+                self._active_whole = False
+        except OSError:
+            self._active_whole = False
+            raise
         if self.fsync:
             os.fsync(self._fd)
         self.active_count += len(records)
@@ -113,22 +124,47 @@ class Spool:
         final = self._active.with_suffix(".jsonl")
         os.replace(self._active, final)
         self.sealed.append(final)
+        if self._active_whole:
+            self._whole.add(final)
         self._fd, self._active, self.active_count = None, None, 0
+
+    def lines(self, path: Path) -> list[bytes]:
+        """The records of a sealed segment as JSON lines. A segment this process wrote with whole writes
+        only is split as it is; any other (found at start-up, or after a short write) goes through
+        :meth:`read_lines`, which leaves out a line cut short."""
+        if path not in self._whole:
+            return self.read_lines(path)
+        try:
+            return path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        return [orjson.loads(line) for line in Spool.read_lines(path)]
+
+    @staticmethod
+    def read_lines(path: Path) -> list[bytes]:
+        """The segment's records as JSON lines (each a JSON object); a line cut short by a crash is left out."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return out
-        for line in data.splitlines():
+            return []
+        lines = data.splitlines()
+        try:  # one parse for the whole segment: every line is whole (the common case)
+            objs = orjson.loads(b"[" + b",".join(lines) + b"]") if lines else []
+            if all(isinstance(o, dict) for o in objs):
+                return lines
+        except orjson.JSONDecodeError:
+            pass
+        out: list[bytes] = []
+        for line in lines:
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # a line cut short by a crash
             if isinstance(obj, dict):
-                out.append(obj)
+                out.append(line)
         return out
 
     def done(self, path: Path, n: int) -> None:
@@ -136,6 +172,7 @@ class Spool:
             path.unlink()
         with contextlib.suppress(ValueError):
             self.sealed.remove(path)
+        self._whole.discard(path)
         self.total = max(0, self.total - n)
 
     def recover_parts(self) -> None:
@@ -144,7 +181,7 @@ class Spool:
             if part != self._active:
                 final = part.with_suffix(".jsonl")
                 os.replace(part, final)
-                n = len(self.read(final))
+                n = len(self.read_lines(final))
                 self.total += n
                 self.sealed.append(final)
         self.sealed.sort()
@@ -163,18 +200,25 @@ class Recorder:
         flush_interval_s: float = 1.0,
         timeout_s: float = 10.0,
         max_backoff_s: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch size must be 1 to {MAX_BATCH}, got {batch_size}")
         self.spool = spool
         self.endpoint = url.rstrip("/") + "/v1/inference/batch"
+        u = httpx.URL(self.endpoint)
+        if u.scheme not in ("http", "https") or not u.host:
+            raise ValueError(f"the powermeter server URL must be http(s)://host[:port][/prefix], got {url!r}")
+        self._origin = u.copy_with(raw_path=b"/", query=None)
+        self._target = u.raw_path
+        self._headers = [
+            (b"authorization", f"Bearer {api_key}".encode("latin-1")),
+            (b"content-type", b"application/json"),
+        ]
         self.api_key = api_key
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.timeout_s = timeout_s
         self.max_backoff_s = max_backoff_s
-        self.transport = transport
         self.created = 0
         self.duplicates = 0
         self.rejected = 0
@@ -183,15 +227,17 @@ class Recorder:
         self._wake = asyncio.Event()
         self._lines: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: LeanClient | None = None  # the proxy's keep-alive HTTP/1.1 client (lighter than httpx)
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() costs a getpid()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self.spool.open()
         self.spool.recover_parts()
-        self._client = httpx.AsyncClient(transport=self.transport, timeout=self.timeout_s, trust_env=False)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._client = LeanClient(connect_timeout_s=self.timeout_s, read_timeout_s=self.timeout_s)
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def aclose(self, drain_timeout_s: float = 5.0) -> None:
         """Seal the active segment and try once to send what is queued; what is not sent stays on disk."""
@@ -214,7 +260,7 @@ class Recorder:
         appended to the spool together, at the end of that iteration (one ``write``)."""
         self._lines.append(record)
         if len(self._lines) == 1:
-            asyncio.get_running_loop().call_soon(self._write)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._write)
 
     def _write(self) -> None:
         lines, self._lines = self._lines, []
@@ -262,40 +308,44 @@ class Recorder:
         ):
             sp.seal()
         for path in list(sp.sealed):
-            records = sp.read(path)
-            for i in range(0, len(records), MAX_BATCH):
-                if not await self._send(records[i : i + MAX_BATCH]):
+            lines = sp.lines(path)  # sent as they are on disk: no decoding and re-encoding
+            for i in range(0, len(lines), MAX_BATCH):
+                if not await self._send(lines[i : i + MAX_BATCH]):
                     return False
-            sp.done(path, len(records))
+            sp.done(path, len(lines))
         return True
 
-    async def _send(self, records: list[dict[str, Any]]) -> bool:
-        if not records:
+    async def _send(self, lines: list[bytes]) -> bool:
+        if not lines:
             return True
         assert self._client is not None  # noqa: S101 - started before use
+        body = b'{"records":[' + b",".join(lines) + b"]}"
         try:
-            resp = await self._client.post(
-                self.endpoint,
-                content=orjson.dumps({"records": records}),
-                headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self.timeout_s):
+                resp = await self._client.request(self._origin, "POST", self._target, self._headers, body, None)
+                try:
+                    data = await resp.read()
+                finally:
+                    await resp.aclose()
+        except (UpstreamError, TimeoutError) as exc:
             return self._failed(f"powermeter server unreachable: {type(exc).__name__}: {exc}")
-        if resp.status_code != 200:
-            level = logging.ERROR if resp.status_code in (400, 401, 403, 404, 422) else logging.WARNING
-            msg = f"powermeter server answered {resp.status_code}: {resp.text[:300]}"
+        if resp.status != 200:
+            level = logging.ERROR if resp.status in (400, 401, 403, 404, 422) else logging.WARNING
+            msg = f"powermeter server answered {resp.status}: {data[:300].decode('utf-8', 'replace')}"
             log.log(level, "%s (records kept in the spool, retrying)", msg)
             return self._failed(msg)
         try:
-            body = resp.json()
-        except ValueError:
+            answer = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return self._failed("powermeter server answered 200 without JSON")
-        self.created += int(body.get("created", 0))
-        self.duplicates += int(body.get("duplicates", 0))
-        rejected = int(body.get("rejected", 0))
+        if not isinstance(answer, dict):
+            return self._failed("powermeter server answered 200 without a JSON object")
+        self.created += int(answer.get("created", 0))
+        self.duplicates += int(answer.get("duplicates", 0))
+        rejected = int(answer.get("rejected", 0))
         if rejected:
             self.rejected += rejected
-            for entry in body.get("data", []):
+            for entry in answer.get("data", []):
                 if entry.get("status") == "rejected":
                     log.warning("powermeter rejected a record (%s): %s", entry.get("error_code"), entry.get("detail"))
         self.last_error = ""

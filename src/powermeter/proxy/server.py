@@ -37,6 +37,7 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
+_ASGI = {"version": "3.0", "spec_version": "2.3"}  # the same object in every scope (applications only read it)
 _MAX_REQUEST_BUFFER = 1 << 16  # pause reading from a caller above 64 KiB of unread request body
 _REASONS = {
     200: b"OK",
@@ -69,6 +70,7 @@ class _Request:
         "expect_continue",
         "final_sent",
         "head",
+        "head_only",
         "keep_alive",
         "length_left",
         "response_done",
@@ -89,6 +91,7 @@ class _Request:
         self.started = False
         self.response_done = False
         self.head = b""
+        self.head_only = scope["method"] == "HEAD"  # a HEAD request: the answer has no body
         self.chunked = False
         self.length_left: int | None = None
 
@@ -138,15 +141,18 @@ class _Request:
             for name, value in message.get("headers", ()):
                 lname = name.lower()
                 if lname == b"content-length":
-                    with contextlib.suppress(ValueError):
+                    try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                         length = int(value)
-                elif lname == b"transfer-encoding":
+                    except ValueError:
+                        pass
+                    continue
+                if lname == b"transfer-encoding":
                     continue  # the server frames the body
-                elif lname == b"connection" and value.lower() == b"close":
+                if lname == b"connection" and value.lower() == b"close":
                     self.keep_alive = False
                     continue
-                parts += [name, b": ", value, b"\r\n"]
-            no_body = self.scope["method"] == "HEAD" or status in (204, 304) or 100 <= status < 200
+                parts.extend((name, b": ", value, b"\r\n"))
+            no_body = self.head_only or status in (204, 304) or 100 <= status < 200
             if length is not None:
                 parts += [b"content-length: ", str(length).encode(), b"\r\n"]
                 self.length_left = 0 if no_body else length
@@ -170,7 +176,7 @@ class _Request:
             return
         body: bytes = message.get("body", b"")
         more: bool = message.get("more_body", False)
-        if self.scope["method"] == "HEAD":
+        if self.head_only:
             body = b""
         if self.chunked:
             out = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
@@ -206,7 +212,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.expect = False
         self.current: _Request | None = None
+        self.idle_worker: asyncio.Future[_Request | None] | None = None  # the connection's task, between requests
         self.reading_request: _Request | None = None
         self.pending: deque[_Request] = deque()
         self.buffered = 0
@@ -238,6 +246,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        idle, self.idle_worker = self.idle_worker, None
+        if idle is not None and not idle.done():
+            idle.set_result(None)  # the connection's task ends
         for req in (self.current, self.reading_request, *self.pending):
             if req is not None:
                 req.wake()
@@ -258,23 +269,29 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.expect = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        self.headers.append((name, value))
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect = True
 
     def on_headers_complete(self) -> None:
-        parsed = httptools.parse_url(self.url)
-        raw_path: bytes = parsed.path
-        expect = False
-        for k, v in self.headers:
-            if k == b"expect" and v.lower() == b"100-continue":
-                expect = True
+        url = self.url
+        raw_path: bytes
+        query: bytes
+        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+            raw_path, query = url, b""  # origin-form without a query: nothing to split
+        else:
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path, parsed.query or b""
         scope: Scope = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI,
             "http_version": self.parser.get_http_version(),
             "server": self.local,
             "client": self.client,
@@ -285,10 +302,10 @@ class _Connection(asyncio.Protocol):
             if b"%" in raw_path
             else raw_path.decode("latin-1"),
             "raw_path": raw_path,
-            "query_string": parsed.query or b"",
+            "query_string": query,
             "headers": self.headers,
         }
-        req = _Request(self, scope, self.parser.should_keep_alive(), expect)
+        req = _Request(self, scope, self.parser.should_keep_alive(), self.expect)
         self.reading_request = req
         if self.current is None:
             self._start(req)
@@ -317,12 +334,39 @@ class _Connection(asyncio.Protocol):
 
     def _start(self, req: _Request) -> None:
         self.current = req
-        self.buffered = sum(len(c) for c in req.chunks)
-        task = self.loop.create_task(self._run(req))
+        self.buffered = sum(map(len, req.chunks))
+        idle = self.idle_worker
+        if idle is not None:  # the connection's task waits for its next request
+            self.idle_worker = None
+            idle.set_result(req)
+            return
+        task = self.loop.create_task(self._work(req))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
 
-    async def _run(self, req: _Request) -> None:
+    async def _work(self, req: _Request) -> None:
+        """Serve the connection's requests one after another: one task per connection, not one per
+        request (creating and registering a task costs more than the wake-up of a waiting one). So
+        context variables an application sets stay set for the next request on the connection."""
+        while await self._run(req):
+            nxt: _Request | None = None
+            if self.pending:
+                nxt = self.pending.popleft()
+                self.current = nxt
+                self.buffered = sum(map(len, nxt.chunks))
+            if not self.pending and self.reading_paused and self.buffered <= _MAX_REQUEST_BUFFER:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            if nxt is None:
+                fut: asyncio.Future[_Request | None] = self.loop.create_future()
+                self.idle_worker = fut
+                nxt = await fut  # the next request (from _start), or None when the connection is gone
+                if nxt is None:
+                    return
+            req = nxt
+
+    async def _run(self, req: _Request) -> bool:
+        """One exchange; ``True`` when the connection stays open for the next request."""
         try:
             await self.app(req.scope, req.receive, req.send)
         except Exception:
@@ -340,11 +384,11 @@ class _Connection(asyncio.Protocol):
                     await req.send({"type": "http.response.body", "body": b"Internal Server Error"})
             else:
                 self.abort()
-                return
+                return False
         if not req.response_done:
             if req.started and not self.closed:
                 self.abort()  # the application ended without finishing its response
-                return
+                return False
             if not self.closed:
                 req.keep_alive = False
                 await req.send({"type": "http.response.start", "status": 500, "headers": [(b"content-length", b"0")]})
@@ -352,18 +396,14 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.current = None
         if self.closed:
-            return
+            return False
         if not req.body_done:
             req.keep_alive = False  # the rest of an unread request body would have to be drained: close instead
         if not req.keep_alive or self.server.stopping:
             self.transport.close()
             self.closed = True
-            return
-        if self.pending:
-            self._start(self.pending.popleft())
-        if not self.pending and self.reading_paused and self.buffered <= _MAX_REQUEST_BUFFER:
-            self.reading_paused = False
-            self.transport.resume_reading()
+            return False
+        return True
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)

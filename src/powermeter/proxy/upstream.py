@@ -18,7 +18,6 @@ retry anywhere) and ``response_started`` telling whether response bytes had arri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections import deque
@@ -42,6 +41,14 @@ class UpstreamResponse(Protocol):
     content_length: int | None
 
     async def read(self) -> bytes: ...
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        ...
+
+    def take_complete(self) -> bytes | None:
+        """The whole body when it has already arrived, else ``None`` (then read it with the methods above)."""
+        ...
 
     def aiter(self) -> AsyncIterator[bytes]: ...
 
@@ -71,8 +78,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to an upstream; one request at a time."""
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int], loop: asyncio.AbstractEventLoop) -> None:
         self.key = key
+        # the loop, kept: asyncio.get_running_loop() (and asyncio.Event's wait) cost a getpid() system
+        # call each on Python 3.11, several per request otherwise
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -86,12 +96,12 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.headers_done: asyncio.Future[None] = self.loop.create_future()
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
         self.got_bytes = False
-        self.data_ready = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None  # set while the reader waits for body bytes
         self.reading_paused = False
         self.head_request = False
         self.keep_alive = False
@@ -138,7 +148,12 @@ class _Connection(asyncio.Protocol):
         if not self.headers_done.done():
             self.headers_done.set_exception(exc)
             self.headers_done.exception()  # retrieved here; re-raised to the waiter
-        self.data_ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -151,7 +166,7 @@ class _Connection(asyncio.Protocol):
             self.headers_done.set_result(None)
         if self.head_request:
             self.complete = True  # a HEAD response has no body, whatever its headers say
-            self.data_ready.set()
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -159,11 +174,11 @@ class _Connection(asyncio.Protocol):
         if self.buffered > _MAX_BUFFERED and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        self.data_ready.set()
+        self._wake()
 
     def on_message_complete(self) -> None:
         self.complete = True
-        self.data_ready.set()
+        self._wake()
 
     # client side
     async def write(self, data: bytes) -> None:
@@ -191,11 +206,25 @@ class _LeanResponse:
         self.content_length: int | None = None
         for k, v in conn.headers:
             if k.lower() == b"content-length":
-                with contextlib.suppress(ValueError):
+                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
                     self.content_length = int(v)
+                except ValueError:
+                    pass
         self._released = False
 
-    async def aiter_gen(self) -> AsyncIterator[bytes]:
+    def take_complete(self) -> bytes | None:
+        c = self._conn
+        if not c.complete or c.error is not None:
+            return None
+        chunks = c.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        c.buffered = 0
+        return data
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body, ``b""`` at its end. A plain coroutine: cheaper per call than an
+        async generator (which the event loop registers in a weak set on its first iteration)."""
         c = self._conn
         while True:
             if c.chunks:
@@ -204,20 +233,37 @@ class _LeanResponse:
                 if c.reading_paused and c.buffered < _MAX_BUFFERED // 2 and c.transport is not None:
                     c.transport.resume_reading()
                     c.reading_paused = False
-                yield chunk
+                if chunk:
+                    return chunk
             elif c.complete:
-                return
+                return b""
             elif c.error is not None:
                 raise c.error
             else:
-                c.data_ready.clear()
-                await c.data_ready.wait()
+                c.waiter = c.loop.create_future()
+                try:
+                    await c.waiter
+                finally:
+                    c.waiter = None
+
+    async def aiter_gen(self) -> AsyncIterator[bytes]:
+        while chunk := await self.next_chunk():
+            yield chunk
 
     def aiter(self) -> AsyncIterator[bytes]:
         return self.aiter_gen()
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.aiter_gen()])
+        chunk = await self.next_chunk()
+        if not chunk:
+            return b""
+        rest = await self.next_chunk()
+        if not rest:
+            return chunk  # the usual case: the whole body arrived in one read
+        parts = [chunk, rest]
+        while chunk := await self.next_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         if not self._released:
@@ -242,10 +288,37 @@ class LeanClient:
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        # responses awaited: their head's future → deadline; one call_later re-armed while any wait, so a
+        # read timeout fires between read_timeout_s and read_timeout_s + _sweep_period after the request
+        self._waiting: dict[asyncio.Future[None], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_period = min(1.0, max(0.05, read_timeout_s / 8))
+        # per origin object (callers pass the same URL object for an upstream): its pool key and the
+        # Host header, which httpx.URL's properties would otherwise compute again for every request
+        self._origins: dict[int, tuple[httpx.URL, tuple[str, str, int], bytes]] = {}
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for fut, deadline in list(self._waiting.items()):
+            if now >= deadline:
+                _time_out(fut)
+        self._sweeper = loop.call_later(self._sweep_period, self._sweep, loop) if self._waiting else None
 
     def _key(self, origin: httpx.URL) -> tuple[str, str, int]:
         port = origin.port or (443 if origin.scheme == "https" else 80)
         return (origin.scheme, origin.host, port)
+
+    def _origin(self, origin: httpx.URL) -> tuple[tuple[str, str, int], bytes]:
+        hit = self._origins.get(id(origin))
+        if hit is not None and hit[0] is origin:
+            return hit[1], hit[2]
+        key = self._key(origin)
+        scheme, host, port = key
+        host_header = host.encode() if port == (443 if scheme == "https" else 80) else f"{host}:{port}".encode()
+        if len(self._origins) > 1024:
+            self._origins.clear()
+        self._origins[id(origin)] = (origin, key, host_header)  # the URL is kept: its id stays unique
+        return key, host_header
 
     async def _connect(self, key: tuple[str, str, int]) -> _Connection:
         scheme, host, port = key
@@ -255,7 +328,7 @@ class LeanClient:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Connection(key), host, port, ssl=self._ssl if scheme == "https" else None
+                    lambda: _Connection(key, loop), host, port, ssl=self._ssl if scheme == "https" else None
                 ),
                 self.connect_timeout_s,
             )
@@ -277,7 +350,9 @@ class LeanClient:
 
     def release(self, conn: _Connection) -> None:
         if conn.reusable():
-            idle = self._idle.setdefault(conn.key, deque())
+            idle = self._idle.get(conn.key)
+            if idle is None:  # (not setdefault: it would build a deque per call)
+                idle = self._idle[conn.key] = deque()
             if len(idle) < self.max_idle:
                 conn.idle_since = time.monotonic()
                 idle.append(conn)
@@ -294,7 +369,7 @@ class LeanClient:
         body: bytes | None,
         stream: AsyncIterator[bytes] | None,
     ) -> UpstreamResponse:
-        key = self._key(origin)
+        key, host_header = self._origin(origin)
         idempotent = method in IDEMPOTENT_METHODS
         # A request that must not be replayed only takes a connection that was idle briefly, so the
         # upstream is unlikely to be closing it (keep-alive timeouts are ≥ 5 s in common servers).
@@ -303,7 +378,7 @@ class LeanClient:
         if conn is None:
             conn = await self._connect(key)
         try:
-            return await self._send(conn, key, method, target, headers, body, stream)
+            return await self._send(conn, host_header, method, target, headers, body, stream)
         except UpstreamError as exc:
             if conn.transport is not None:
                 conn.transport.close()
@@ -312,7 +387,7 @@ class LeanClient:
             if not fresh and not exc.response_started and stream is None and idempotent:
                 conn = await self._connect(key)
                 try:
-                    return await self._send(conn, key, method, target, headers, body, None)
+                    return await self._send(conn, host_header, method, target, headers, body, None)
                 except UpstreamError:
                     if conn.transport is not None:
                         conn.transport.close()
@@ -322,7 +397,7 @@ class LeanClient:
     async def _send(
         self,
         conn: _Connection,
-        key: tuple[str, str, int],
+        host_header: bytes,
         method: str,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -332,49 +407,54 @@ class LeanClient:
         conn._reset()
         conn.used += 1
         conn.head_request = method == "HEAD"
-        _, host, port = key
-        default_port = 443 if key[0] == "https" else 80
-        host_header = host.encode() if port == default_port else f"{host}:{port}".encode()
         parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
+        has_length = False
         for k, v in headers:
-            parts += [k, b": ", v, b"\r\n"]
+            parts.extend((k, b": ", v, b"\r\n"))
+            if k == b"content-length":
+                has_length = True
         if stream is None:
             data = body or b""
-            has_length = any(k == b"content-length" for k, _ in headers)
             if not has_length and (data or method in ("POST", "PUT", "PATCH")):
                 parts += [b"content-length: ", str(len(data)).encode(), b"\r\n"]
             parts += [b"\r\n", data]
             await conn.write(b"".join(parts))
         else:
-            length = next((v for k, v in headers if k == b"content-length"), None)
-            if length is None:
+            if not has_length:
                 parts.append(b"transfer-encoding: chunked\r\n")
             parts.append(b"\r\n")
             await conn.write(b"".join(parts))
             async for chunk in stream:
                 if not chunk:
                     continue
-                if length is None:
+                if not has_length:
                     await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 else:
                     await conn.write(chunk)
-            if length is None:
+            if not has_length:
                 await conn.write(b"0\r\n\r\n")
         done = conn.headers_done
         if not done.done():
-            # a timer on the future itself: cheaper per request than wait_for(shield(...))
-            timer = asyncio.get_running_loop().call_later(self.read_timeout_s, _time_out, done)
+            # the deadline is watched by one periodic sweep (see _sweep): cheaper per request than a
+            # timer of its own, let alone wait_for(shield(...))
+            loop = conn.loop
+            self._waiting[done] = loop.time() + self.read_timeout_s
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(self._sweep_period, self._sweep, loop)
             try:
                 await done
             except TimeoutError as exc:
                 raise UpstreamError(f"upstream sent no response within {self.read_timeout_s:g} s") from exc
             finally:
-                timer.cancel()
+                del self._waiting[done]
         elif done.exception() is not None:
             raise cast(BaseException, done.exception())
         return _LeanResponse(self, conn)
 
     async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for conn in idle:
                 if conn.transport is not None:
@@ -392,6 +472,7 @@ class _HttpxResponse:
         self.headers = list(resp.headers.raw)
         length = resp.headers.get("content-length")
         self.content_length = int(length) if length is not None and length.isdigit() else None
+        self._it: AsyncIterator[bytes] | None = None
 
     async def read(self) -> bytes:
         try:
@@ -408,6 +489,17 @@ class _HttpxResponse:
 
     def aiter(self) -> AsyncIterator[bytes]:
         return self._gen()
+
+    def take_complete(self) -> bytes | None:
+        return None  # httpx streams: read with next_chunk()
+
+    async def next_chunk(self) -> bytes:
+        if self._it is None:
+            self._it = self._gen()
+        try:
+            return await anext(self._it)
+        except StopAsyncIteration:
+            return b""
 
     async def aclose(self) -> None:
         await self._resp.aclose()

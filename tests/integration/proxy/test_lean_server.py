@@ -94,6 +94,8 @@ def test_keep_alive_bodies_and_streams(server: int) -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{server}") as c:
         r = c.post("/echo/a%20b?x=1", content=b"hello")
         assert (r.status_code, r.text) == (201, "POST /echo/a%20b?x=1 5:hello")
+        r = c.post("/echo/plain", content=b"again")  # the same connection, its next request
+        assert r.text == "POST /echo/plain? 5:again"
         r = c.post("/echo", content=iter([b"chunk", b"ed"]))  # chunked request body
         assert r.text == "POST /echo? 7:chunked"
         r = c.get("/stream")
@@ -103,6 +105,13 @@ def test_keep_alive_bodies_and_streams(server: int) -> None:
         assert (r.status_code, r.content) == (201, b"")
         r = c.get("/boom")
         assert r.status_code == 500
+
+
+def test_the_applications_content_length_is_sent_once(server: int) -> None:
+    got = raw(server, b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi", b"2:hi")
+    head = got.split(b"\r\n\r\n")[0].lower()
+    assert head.count(b"content-length:") == 1, got
+    assert b"content-length: 16\r\n" in head + b"\r\n"
 
 
 def test_pipelined_requests_are_answered_in_order_and_expect_continue(server: int) -> None:

@@ -173,3 +173,46 @@ def test_streamed_request_body_without_length_is_sent_chunked() -> None:
     assert asyncio.run(go()) == 204
     assert b"transfer-encoding: chunked" in got["head"]
     assert got["body"] == b"abcde"
+
+
+def test_read_timeout_fires_for_the_silent_request_only() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head, _ = await read_request(reader)
+            if b" /hang " in head:
+                await asyncio.sleep(5)  # no answer within the client's read timeout
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def go() -> tuple[float, list[object]]:
+        server, origin = await serve(handler)
+        client = LeanClient(read_timeout_s=0.4)
+
+        async def call(path: bytes) -> object:
+            try:
+                resp = await client.request(origin, "GET", path, [], b"", None)
+            except UpstreamError as exc:
+                return exc
+            try:
+                return await resp.read()
+            finally:
+                await resp.aclose()
+
+        t0 = asyncio.get_running_loop().time()
+        out = await asyncio.gather(call(b"/hang"), call(b"/fast"), call(b"/fast"))
+        elapsed = asyncio.get_running_loop().time() - t0
+        assert not client._waiting  # nothing left to watch
+        await client.aclose()
+        server.close()
+        return elapsed, out
+
+    elapsed, (hung, fast1, fast2) = asyncio.run(go())
+    assert isinstance(hung, UpstreamError)
+    assert "no response within 0.4 s" in str(hung)
+    assert isinstance(hung.__cause__, TimeoutError)
+    assert (fast1, fast2) == (b"ok", b"ok")
+    assert 0.4 <= elapsed < 1.5  # the deadline, plus at most one sweep period (0.05 s here) and scheduling
