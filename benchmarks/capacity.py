@@ -1,6 +1,6 @@
 """Capacity figures (issue 13): bytes per stored record and CPU time per request, in-process.
 
-    python benchmarks/capacity.py [--n 20000] [--requests 5000] [--concurrency 16] [--postgres URL]
+    python benchmarks/capacity.py [--n 20000] [--requests 5000] [--concurrency 16] [--accounts 1] [--postgres URL]
 
 Builds the real app (``create_app``, its lifespan running) on a fresh SQLite file, or on a fresh
 PostgreSQL schema with ``--postgres URL``, and drives it as an ASGI application: no network, no HTTP
@@ -128,14 +128,15 @@ async def call(app: Any, req: Req, headers: list[tuple[bytes, bytes]]) -> tuple[
     return status, b"".join(chunks)
 
 
-async def drive(app: Any, reqs: list[Req], concurrency: int, headers: list[Any]) -> None:
+async def drive(app: Any, reqs: list[Req], concurrency: int, keys: list[list[tuple[bytes, bytes]]]) -> None:
     """Every request of ``reqs`` (built beforehand, so their making is not timed), ``concurrency`` in
-    flight; stop at the first non-2xx."""
-    pending = iter(reqs)
+    flight, request i with the headers ``keys[i % len(keys)]`` (the accounts take turns); stop at the
+    first non-2xx."""
+    pending = iter(enumerate(reqs))
 
     async def worker() -> None:
-        for req in pending:
-            status, body = await call(app, req, headers)
+        for i, req in pending:
+            status, body = await call(app, req, keys[i % len(keys)])
             if not 200 <= status < 300:
                 raise SystemExit(f"{req.method} {req.path}: {status} {body[:300]!r}")
 
@@ -332,8 +333,8 @@ def _requests(nonce: str, batch_size: int) -> dict[str, Callable[[int], Req]]:
     }
 
 
-async def measure(app: Any, probe: Probe, key: str, args: argparse.Namespace) -> list[Result]:
-    headers = [(b"authorization", f"Bearer {key}".encode())]
+async def measure(app: Any, probe: Probe, keys: list[str], args: argparse.Namespace) -> list[Result]:
+    headers = [[(b"authorization", f"Bearer {key}".encode())] for key in keys]
     results = []
     async with app.router.lifespan_context(app):
         c, n, m = args.concurrency, args.n, args.requests
@@ -395,6 +396,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=10_000, help="jobs per POST /v1/batch")
     ap.add_argument("--requests", type=int, default=5_000, help="requests for the routes that store nothing")
     ap.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    ap.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        help="accounts (one key each) taking turns; 1 is the worst case for the per-account hot rows "
+        "(usage counters, audit chain head)",
+    )
     ap.add_argument("--postgres", metavar="URL", help="a fresh schema in this PostgreSQL database instead of SQLite")
     args = ap.parse_args()
 
@@ -421,18 +429,20 @@ def main() -> None:
         )
         app = create_app(settings)
         st = app.state.pm
+        keys = []
         with st.db.begin() as conn:
             accounts = account_service(settings, st.secret)
-            acct = accounts.create_account(conn, "capacity@example.com", st.clock.now())
-            key = accounts.create_key(conn, acct, "capacity", st.clock.now(), None).key
+            for a in range(args.accounts):
+                acct = accounts.create_account(conn, f"capacity{a}@example.com", st.clock.now())
+                keys.append(accounts.create_key(conn, acct, "capacity", st.clock.now(), None).key)
         probe = Probe(app, sqlite_path, app_name if pg_url else None)
-        results = asyncio.run(measure(app, probe, key, args))
+        results = asyncio.run(measure(app, probe, keys, args))
         label = "PostgreSQL" if pg_url else "SQLite (WAL, synchronous=FULL)"
         if pg_url:
             with st.db.engine.connect() as conn:
                 label += " " + str(conn.exec_driver_sql("SHOW server_version").scalar_one())
         st.db.dispose()
-    table(results, f"{label}; concurrency {args.concurrency}; load average after: {load()}")
+    table(results, f"{label}; {args.accounts} account(s); concurrency {args.concurrency}; load average after: {load()}")
 
 
 if __name__ == "__main__":
