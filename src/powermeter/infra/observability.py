@@ -404,7 +404,7 @@ def merge_collected(own: list[str], others: list[tuple[int, list[str], bool]]) -
             if types.get(family) in ("counter", "histogram", "summary"):
                 samples[series] = samples.get(series, 0.0) + v
             elif alive:
-                samples[_with_pid(series, pid)] = v
+                samples.setdefault(_with_pid(series, pid), v)  # one per pid: this process (first) wins
     out: list[str] = []
     for family, samples in families.items():
         if family in helps:
