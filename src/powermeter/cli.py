@@ -79,7 +79,11 @@ def serve(
     ] = None,
 ) -> None:
     """Run the API server (migrations are applied at start-up)."""
+    import shutil
+
     import uvicorn
+
+    from powermeter.infra.observability import METRICS_DIR_ENV, prepare_shared_dir
 
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -92,18 +96,27 @@ def serve(
         soft_wrap=True,
     )
     err.print(f"database: {_redact(settings.resolved_database_url)}  redis: {_redact(settings.redis_url or '-')}")
-    uvicorn.run(
-        "powermeter.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        # per-IP limits key on the client address: proxy headers count only from proxies named here
-        proxy_headers=bool(forwarded_allow_ips),
-        forwarded_allow_ips=forwarded_allow_ips or "",
-    )
+    # Several workers: /metrics sums the counts of all of them from files in one directory, set in the
+    # environment before the workers start (docs/operations.md, "Metrics").
+    metrics_dir, temporary = prepare_shared_dir(os.environ.get(METRICS_DIR_ENV), workers)
+    if metrics_dir is not None:
+        os.environ[METRICS_DIR_ENV] = str(metrics_dir)
+    try:
+        uvicorn.run(
+            "powermeter.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            # per-IP limits key on the client address: proxy headers count only from proxies named here
+            proxy_headers=bool(forwarded_allow_ips),
+            forwarded_allow_ips=forwarded_allow_ips or "",
+        )
+    finally:
+        if temporary and metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _redact(url: str) -> str:
