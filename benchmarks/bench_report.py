@@ -168,7 +168,7 @@ def _serve(env: dict[str, str], workers: int) -> Iterator[str]:
     cmd = [sys.executable, "-m", "powermeter", "serve", "--port", str(port), "--workers", str(workers)]
     cmd += ["--log-level", "warning"]
     full_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-    proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stderr=None if os.environ.get("PM_BENCH_STDERR") else subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

@@ -338,10 +338,12 @@ def _lane_count(
     quotas = lane_quotas(conn)
     if limit is not None and quotas is not None:
         key = quotas.key(account_id, metric, period)
-        ledger = repo.get_usage(conn, account_id, metric, period)
         try:
-            allowed, total = quotas.admit(key, amount, limit, ledger)
+            allowed, total = quotas.admit(
+                key, amount, limit, lambda: repo.get_usage(conn, account_id, metric, period)
+            )
         except QuotaUnavailable:
+            quotas.counted_in_database(key)
             total = repo.add_usage(conn, account_id, metric, period, amount) + pending.get(metric, 0)
             if total > limit:
                 raise refuse(total) from None
@@ -350,6 +352,7 @@ def _lane_count(
             raise refuse(total)
         on_rollback(conn, lambda: quotas.release(key, amount))
     else:
+        # no limit: nothing to admit; the total is what the ledger will say once this batch commits
         total = repo.get_usage(conn, account_id, metric, period) + pending.get(metric, 0) + amount
     defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
     pending[metric] = pending.get(metric, 0) + amount

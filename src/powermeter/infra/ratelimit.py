@@ -26,6 +26,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,15 +212,18 @@ def _result(allowed: bool, item: RateLimitItem, reset_time: float, remaining: in
 
 # --- exact daily quotas in Redis (PostgreSQL group commit) -----------------------------------------
 
-# KEYS[1] the counter; ARGV: amount, limit (-1: none), the database ledger's committed value, TTL (s).
-# The counter never falls below the ledger (a key lost with a Redis restart, or one that missed the
-# admissions made while Redis was down, catches up); a refused amount is not added.
+# KEYS[1] the counter; ARGV: amount, limit (-1: none), the database ledger's committed value (-1: not
+# read), TTL (s). A missing key (first use of the day, a flushed Redis) is seeded from the ledger: the
+# script answers {-1} and the caller reads the ledger and calls again. A refused amount is not added.
 _ADMIT = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local base = cur
-local ledger = tonumber(ARGV[3])
-if ledger > base then base = ledger end
-local new = base + tonumber(ARGV[1])
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  cur = tonumber(cur)
+else
+  cur = tonumber(ARGV[3])
+  if cur < 0 then return {-1, '0'} end
+end
+local new = cur + tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 if limit >= 0 and new > limit then
   return {0, string.format('%d', new)}
@@ -264,20 +268,47 @@ class QuotaCounters:
         self._backoff = 0.0
         self._lock = threading.Lock()
         self.degraded = 0  # admissions checked in the database because Redis did not answer
+        self._stale: set[str] = set()
 
     def key(self, account_id: str, metric: str, period: str) -> str:
         return f"{self.prefix}:{account_id}:{metric}:{period}"
 
-    def admit(self, key: str, amount: int, limit: int | None, ledger: int) -> tuple[bool, int]:
-        """``(allowed, total)``: the total after adding ``amount`` (or what it would have been)."""
+    def admit(self, key: str, amount: int, limit: int | None, ledger: Callable[[], int]) -> tuple[bool, int]:
+        """``(allowed, total)``: the total after adding ``amount`` (or what it would have been).
+        ``ledger()`` reads the database's committed value; called only when Redis has no counter."""
         if time.monotonic() < self._retry_at:
             self._degrade()
+        lim = -1 if limit is None else limit
         try:
-            ok, total = self._admit(keys=[key], args=[amount, -1 if limit is None else limit, ledger, QUOTA_TTL_S])
+            if self._stale:
+                self._resync()
+            ok, total = self._admit(keys=[key], args=[amount, lim, -1, QUOTA_TTL_S])
+            if int(ok) == -1:
+                ok, total = self._admit(keys=[key], args=[amount, lim, ledger(), QUOTA_TTL_S])
+        except QuotaUnavailable:
+            raise
         except Exception as e:  # redis.exceptions.RedisError, OSError
+            if not _is_redis_error(e):
+                raise
             self._failed(e)
         self._backoff = 0.0
-        return bool(ok), int(total)
+        return int(ok) == 1, int(total)
+
+    def counted_in_database(self, key: str) -> None:
+        """``key``'s amounts were counted in the database while Redis was down: the Redis counter misses
+        them, so it is dropped (and seeded again from the ledger) once Redis answers."""
+        with self._lock:
+            self._stale.add(key)
+
+    def _resync(self) -> None:
+        with self._lock:
+            keys, self._stale = list(self._stale), set()
+        try:
+            self._redis.delete(*keys)
+        except Exception:
+            with self._lock:
+                self._stale.update(keys)
+            raise
 
     def release(self, key: str, amount: int) -> None:
         try:
@@ -303,3 +334,9 @@ class QuotaCounters:
     def reset(self) -> None:
         for k in self._redis.scan_iter(match=f"{self.prefix}:*"):
             self._redis.delete(k)
+
+
+def _is_redis_error(e: BaseException) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(e, RedisError | OSError)

@@ -497,6 +497,12 @@ class PgGroupCommit:
     # --- batch lifecycle (on the event loop, lane lock held) ----------------------------------------
     async def _commit(self, lane: _Lane, batch: _PgBatch) -> None:
         lane.batch = None
+        if _DEBUG:
+            _SIZES.append(batch.size)
+            if len(_SIZES) >= 200:
+                import sys
+                print(f"batches: n={len(_SIZES)} mean={sum(_SIZES)/len(_SIZES):.1f} max={max(_SIZES)}", file=sys.stderr)
+                _SIZES.clear()
         try:
             await anyio.to_thread.run_sync(self._finish, lane, batch)
         except BaseException as e:
@@ -561,6 +567,11 @@ class PgGroupCommit:
                 if lane.batch is not None:
                     await self._commit(lane, lane.batch)
                 await self._reset(lane)
+
+
+import os as _os
+_DEBUG = bool(_os.environ.get("PM_DEBUG_BATCH"))
+_SIZES: list[int] = []
 
 
 def _raw(conn: Connection) -> Any:
