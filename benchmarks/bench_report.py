@@ -161,14 +161,13 @@ def _serve(env: dict[str, str], workers: int) -> Iterator[str]:
     import time
 
     import httpx
-
     from benchmarks.httpbench import ROOT, free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "powermeter", "serve", "--port", str(port), "--workers", str(workers)]
     cmd += ["--log-level", "warning"]
     full_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-    proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stderr=None if os.environ.get("PM_BENCH_STDERR") else subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

@@ -339,9 +339,7 @@ def _lane_count(
     if limit is not None and quotas is not None:
         key = quotas.key(account_id, metric, period)
         try:
-            allowed, total = quotas.admit(
-                key, amount, limit, lambda: repo.get_usage(conn, account_id, metric, period)
-            )
+            allowed, total = quotas.admit(key, amount, limit, lambda: repo.get_usage(conn, account_id, metric, period))
         except QuotaUnavailable:
             quotas.counted_in_database(key)
             total = repo.add_usage(conn, account_id, metric, period, amount) + pending.get(metric, 0)

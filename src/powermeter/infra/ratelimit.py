@@ -314,7 +314,9 @@ class QuotaCounters:
         try:
             self._release(keys=[key], args=[amount])
         except Exception as e:
-            log.warning("quota: could not give back %d on %s (%s); the counter refuses early until the day ends", amount, key, e)
+            log.warning(
+                "quota: could not give back %d on %s (%s); the counter refuses early until the day ends", amount, key, e
+            )
 
     def _degrade(self) -> None:
         with self._lock:
@@ -328,7 +330,9 @@ class QuotaCounters:
             self._retry_at = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)  # noqa: S311
             self.degraded += 1
         if first:
-            log.warning("quota: Redis unreachable (%s: %s); daily quotas are checked in the database", type(exc).__name__, exc)
+            log.warning(
+                "quota: Redis unreachable (%s: %s); daily quotas are checked in the database", type(exc).__name__, exc
+            )
         raise QuotaUnavailable(str(exc)) from exc
 
     def reset(self) -> None:

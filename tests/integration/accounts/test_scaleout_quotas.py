@@ -94,7 +94,8 @@ def test_two_processes_accept_exactly_the_quota_and_never_pass_the_kwh_cap(
     assert per_job > KWH_CAP / 10  # the test's premise: the cap binds within the attempts
     assert sum(accepted) <= KWH_CAP + 1e-9
     assert len(accepted) == int(KWH_CAP * 1_000_000 // round(per_job * 1_000_000))
-    assert refused and all(r.status_code == 429 for r in refused)
+    assert refused
+    assert all(r.status_code == 429 for r in refused)
     assert all(r.json()["error_code"] == "USAGE_CAP_EXCEEDED" for r in refused)
     h = {"Authorization": f"Bearer {keys['kwh']}"}
     nxt = httpx.post(bases[0] + "/v1/report", json={"job_id": "next", **BIG_JOB}, headers=h)

@@ -372,7 +372,11 @@ class _Lane:
         self.outer: Any = None
         self.batch: _PgBatch | None = None
         self.waiting = 0
-        self.savepoint = False  # a "pm_unit" savepoint is open for the next request
+
+    def connection(self) -> Connection:
+        if self.conn is None:  # pragma: no cover - a lane's batch always has its connection
+            raise RuntimeError("the lane has no open connection")
+        return self.conn
 
 
 class PgGroupCommit:
@@ -424,8 +428,7 @@ class PgGroupCommit:
                 lane.batch = _PgBatch(asyncio.get_running_loop())
                 self._flushers.add(asyncio.create_task(self._flush_later(lane, lane.batch)))
             batch = lane.batch
-            conn = lane.conn
-            assert conn is not None
+            conn = lane.connection()
             req = _Request()
             conn.info[_REQUEST_KEY] = req
             conn.info.pop(PENDING_KEY, None)
@@ -438,7 +441,11 @@ class PgGroupCommit:
             else:
                 conn.info.pop(_REQUEST_KEY, None)
                 batch.absorb(req)
-                if lane.waiting == 0 or batch.size >= PG_MAX_BATCH or time.monotonic() - batch.started >= MAX_BATCH_AGE_S:
+                if (
+                    lane.waiting == 0
+                    or batch.size >= PG_MAX_BATCH
+                    or time.monotonic() - batch.started >= MAX_BATCH_AGE_S
+                ):
                     await self._commit(lane, batch)
                 else:
                     await anyio.to_thread.run_sync(self._next_savepoint, lane)
@@ -465,24 +472,20 @@ class PgGroupCommit:
             lane.conn.info["powermeter.quotas"] = self.quotas
         lane.outer = lane.conn.begin()
         _raw(lane.conn).execute("SAVEPOINT pm_unit")
-        lane.savepoint = True
 
     def _next_savepoint(self, lane: _Lane) -> None:
-        assert lane.conn is not None
         # one round trip: the finished request's savepoint merges into the batch, the next one opens
-        _raw(lane.conn).execute("RELEASE pm_unit; SAVEPOINT pm_unit")
+        _raw(lane.connection()).execute("RELEASE pm_unit; SAVEPOINT pm_unit")
 
     def _rollback_request(self, lane: _Lane, req: _Request) -> None:
         try:
-            assert lane.conn is not None
             # undoes the request's writes; the savepoint stays open for the next request
-            _raw(lane.conn).execute("ROLLBACK TO pm_unit")
+            _raw(lane.connection()).execute("ROLLBACK TO pm_unit")
         finally:
             _compensate(req.compensate)
 
     def _finish(self, lane: _Lane, batch: _PgBatch) -> None:
-        conn, outer = lane.conn, lane.outer
-        assert conn is not None
+        conn, outer = lane.connection(), lane.outer
         try:
             _raw(conn).execute("RELEASE pm_unit")
             batch.precommit(conn)
@@ -497,12 +500,6 @@ class PgGroupCommit:
     # --- batch lifecycle (on the event loop, lane lock held) ----------------------------------------
     async def _commit(self, lane: _Lane, batch: _PgBatch) -> None:
         lane.batch = None
-        if _DEBUG:
-            _SIZES.append(batch.size)
-            if len(_SIZES) >= 200:
-                import sys
-                print(f"batches: n={len(_SIZES)} mean={sum(_SIZES)/len(_SIZES):.1f} max={max(_SIZES)}", file=sys.stderr)
-                _SIZES.clear()
         try:
             await anyio.to_thread.run_sync(self._finish, lane, batch)
         except BaseException as e:
@@ -567,11 +564,6 @@ class PgGroupCommit:
                 if lane.batch is not None:
                     await self._commit(lane, lane.batch)
                 await self._reset(lane)
-
-
-import os as _os
-_DEBUG = bool(_os.environ.get("PM_DEBUG_BATCH"))
-_SIZES: list[int] = []
 
 
 def _raw(conn: Connection) -> Any:
