@@ -424,7 +424,10 @@ class PgGroupCommit:
         error: BaseException | None = None
         try:
             if lane.batch is None:
-                await anyio.to_thread.run_sync(self._open, lane)
+                # shielded (as every step below that talks to the database): a cancelled request must
+                # not leave the lane's connection half-way through a statement
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._open, lane)
                 lane.batch = _PgBatch(asyncio.get_running_loop())
                 self._flushers.add(asyncio.create_task(self._flush_later(lane, lane.batch)))
             batch = lane.batch
@@ -437,23 +440,26 @@ class PgGroupCommit:
             except BaseException as e:
                 error = e
                 conn.info.pop(_REQUEST_KEY, None)
-                await anyio.to_thread.run_sync(self._rollback_request, lane, req)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._rollback_request, lane, req)
             else:
                 conn.info.pop(_REQUEST_KEY, None)
                 batch.absorb(req)
-                if (
-                    lane.waiting == 0
-                    or batch.size >= PG_MAX_BATCH
-                    or time.monotonic() - batch.started >= MAX_BATCH_AGE_S
-                ):
-                    await self._commit(lane, batch)
-                else:
-                    await anyio.to_thread.run_sync(self._next_savepoint, lane)
+                with anyio.CancelScope(shield=True):
+                    if (
+                        lane.waiting == 0
+                        or batch.size >= PG_MAX_BATCH
+                        or time.monotonic() - batch.started >= MAX_BATCH_AGE_S
+                    ):
+                        await self._commit(lane, batch)
+                    else:
+                        await anyio.to_thread.run_sync(self._next_savepoint, lane)
         except BaseException as e:
             if error is None:
                 error = e
             if batch is not None and lane.batch is batch:
-                await self._abort(lane, batch, e)
+                with anyio.CancelScope(shield=True):
+                    await self._abort(lane, batch, e)
         finally:
             if lane.conn is not None:
                 lane.conn.info.pop(_REQUEST_KEY, None)
