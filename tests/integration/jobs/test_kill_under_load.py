@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,6 +111,8 @@ async def _load_then_kill(base: str, key: str, proc: subprocess.Popen[bytes]) ->
 def test_kill_9_under_load_loses_no_acknowledged_report_and_half_stores_nothing(tmp_path: Path, db_url: str) -> None:
     env = server_env(tmp_path, db_url)
     env["POWERMETER_LOG_REQUESTS"] = "false"
+    # no daily limits: the reports and the reads after the restart must not hit the quota
+    env["POWERMETER_PLANS_JSON"] = json.dumps({"dev": {"daily_calls": None, "daily_kwh": None}})
     if db_url.startswith("postgresql") and REDIS_URL:
         env |= {"POWERMETER_REDIS_URL": REDIS_URL, "POWERMETER_RATELIMIT_PREFIX": "pmk-" + uuid.uuid4().hex[:12]}
     key = create_key(env, "kill@example.com", "load")
@@ -122,9 +126,13 @@ def test_kill_9_under_load_loses_no_acknowledged_report_and_half_stores_nothing(
     h = {"Authorization": f"Bearer {key}"}
     with live_server(env, tmp_path / "second.log") as base2, httpx.Client(base_url=base2, headers=h, timeout=30) as c:
         pem = c.get("/v1/receipts/public-key").json()["data"]["public_key_pem"]
-        listed = c.get("/v1/receipts", params={"limit": 1000}).json()["data"]
-        stored = {r["job_id"]: r for r in listed["receipts"]}
-        assert listed["total"] == len(stored) < 1000
+        stored: dict[str, Any] = {}
+        while True:
+            page = c.get("/v1/receipts", params={"limit": 1000, "offset": len(stored)}).json()["data"]
+            stored |= {r["job_id"]: r for r in page["receipts"]}
+            if not page["receipts"]:
+                break
+        assert page["total"] == len(stored)
 
         # every acknowledged report survived, with the receipt id it was answered with
         lost = [job for job in acknowledged if job not in stored]
@@ -142,5 +150,5 @@ def test_kill_9_under_load_loses_no_acknowledged_report_and_half_stores_nothing(
         assert stats["daily_usage_kwh"] == pytest.approx(kwh, abs=1e-6 * max(1, len(stored)))
         audit = c.get("/v1/audit/verify").json()["data"]
         assert audit["ok"] is True, audit
-        anchors = c.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED", "limit": 1000}).json()["data"]
+        anchors = c.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED", "limit": 1}).json()["data"]
         assert anchors["total"] == len(stored)
