@@ -5,6 +5,13 @@ carries a new job_id (a wrk Lua counter behind a per-run nonce), so each one sto
 a one-leaf tree and moves the kWh counter, as a real client's would.
 
     python benchmarks/bench_report.py [--duration 5] [--connections 32]
+
+Scale-out (issue 13), in one run: SQLite on one worker against PostgreSQL + Redis on ``--workers 2``,
+4 accounts and one account alone (goals: ≥ 1.0× and ≥ 0.7× of SQLite). Plans carry finite daily quotas
+and kWh caps (far above what a run uses), so every request is admitted through the quota path:
+
+    python benchmarks/bench_report.py --scaleout --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        --redis redis://127.0.0.1:6379/0 [--duration 5]
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from benchmarks.httpbench import _taskset, bare_baseline, make_key, powermeter_e
 LUA = """
 counter = 0
 nonce = "%(nonce)s"
+keys = {%(keys)s}
 request = function()
   counter = counter + 1
   local body = string.format('{"job_id":"%%s-%%d","duration_minutes":120,"cpu_cores":8,"memory_gb":32,' ..
                              '"gpu_cores":2,"geo_iso":"US"}', nonce, counter)
-  return wrk.format("POST", "/v1/report", {["Authorization"] = "Bearer %(key)s",
+  local key = keys[(counter %% #keys) + 1]
+  return wrk.format("POST", "/v1/report", {["Authorization"] = "Bearer " .. key,
                                           ["Content-Type"] = "application/json"}, body)
 end
 done = function(summary, latency, requests)
@@ -41,10 +50,12 @@ end
 """
 
 
-def wrk_report(base: str, key: str, duration_s: int, connections: int) -> dict[str, float]:
+def wrk_report(base: str, key: str | list[str], duration_s: int, connections: int) -> dict[str, float]:
+    keys = [key] if isinstance(key, str) else key
+
     def run(seconds: int) -> str:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-            fh.write(LUA % {"nonce": secrets.token_hex(6), "key": key})
+            fh.write(LUA % {"nonce": secrets.token_hex(6), "keys": ", ".join(f'"{k}"' for k in keys)})
             script = fh.name
         try:
             cmd = [*_taskset(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, base]
@@ -77,7 +88,15 @@ def main() -> None:
         action="store_true",
         help="what-if: SQLite synchronous=NORMAL, not the foundation FULL (no fsync per commit)",
     )
+    ap.add_argument("--scaleout", action="store_true", help="SQLite 1 worker vs PostgreSQL + Redis 2 workers")
+    ap.add_argument("--redis", metavar="URL", help="Redis for --scaleout")
+    ap.add_argument("--workers", type=int, default=2, help="PostgreSQL workers in --scaleout")
     args = ap.parse_args()
+    if args.scaleout:
+        if not (args.postgres and args.redis):
+            raise SystemExit("--scaleout needs --postgres URL and --redis URL")
+        scaleout(args)
+        return
     with tempfile.TemporaryDirectory() as tmp, _database(args.postgres) as db_url:
         env = powermeter_env(Path(tmp), **({"POWERMETER_DATABASE_URL": db_url} if db_url else {}))
         key = make_key(env)
@@ -89,6 +108,86 @@ def main() -> None:
         report(
             f"POST /v1/report on {label} (auth, quota, kWh counter, receipt + signed tree)", ours, bare, goal_ratio=0.35
         )
+
+
+SCALEOUT_PLANS = {
+    # finite quotas far above a run's use: every request goes through admission (Redis on PostgreSQL)
+    "dev": {"daily_calls": 1_000_000_000, "daily_kwh": 1_000_000_000.0, "per_minute": 10_000_000},
+}
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def scaleout(args: argparse.Namespace) -> None:
+    """One run: SQLite 1 worker and PostgreSQL + Redis N workers, 4 accounts and 1 account each."""
+    import json
+
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    setups: list[tuple[str, str | None, int]] = [("SQLite", None, 1), ("PostgreSQL+Redis", args.postgres, args.workers)]
+    for label, pg, workers in setups:
+        for n_accounts in (4, 1):
+            with tempfile.TemporaryDirectory() as tmp, _database(pg) as db_url:
+                extra = {"POWERMETER_PLANS_JSON": json.dumps(SCALEOUT_PLANS)}
+                if db_url:
+                    extra |= {
+                        "POWERMETER_DATABASE_URL": db_url,
+                        "POWERMETER_REDIS_URL": args.redis,
+                        "POWERMETER_RATELIMIT_PREFIX": "bench-" + secrets.token_hex(4),
+                    }
+                env = powermeter_env(Path(tmp), **extra)
+                keys = [make_key(env, f"bench{i}@example.com") for i in range(n_accounts)]
+                load_before = _load()
+                with _serve(env, workers) as base:
+                    r = wrk_report(base, keys, args.duration, args.connections)
+                results[(label, n_accounts)] = r
+                print(
+                    f"{label}, {workers} worker(s), {n_accounts} account(s): {r['rps']:.0f} req/s, "
+                    f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non2xx']:.0f} "
+                    f"(load average before: {load_before}; after: {_load()})",
+                    flush=True,
+                )
+    pg = setups[1][0]
+    r4 = results[(pg, 4)]["rps"] / results[("SQLite", 4)]["rps"]
+    r1 = results[(pg, 1)]["rps"] / results[("SQLite", 1)]["rps"]
+    print(f"ratio, 4 accounts: {r4:.2f}x SQLite (goal >= 1.0x)")
+    print(f"ratio, 1 account: {r1:.2f}x SQLite (goal >= 0.7x)")
+
+
+@contextlib.contextmanager
+def _serve(env: dict[str, str], workers: int) -> Iterator[str]:
+    """``powermeter serve --workers N`` (not pinned: N workers share the cores with the database)."""
+    import time
+
+    import httpx
+    from benchmarks.httpbench import ROOT, free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "powermeter", "serve", "--port", str(port), "--workers", str(workers)]
+    cmd += ["--log-level", "warning"]
+    full_env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError("powermeter serve did not start")
+            time.sleep(0.2)
+        time.sleep(1.0 if workers > 1 else 0)  # every worker up
+        yield base
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def app_sqlite_normal() -> Any:

@@ -162,6 +162,8 @@ _SLOW_PATHS = (
     "tests/integration/accounts/test_cli.py",
     "tests/integration/accounts/test_cli_hardening.py",
     "tests/integration/accounts/test_concurrency.py",
+    "tests/integration/accounts/test_scaleout_quotas.py",
+    "tests/integration/jobs/test_kill_under_load.py",
     "tests/integration/accounts/test_forwarded_headers.py",
     "tests/integration/audit/test_audit_cli.py",
     "tests/integration/cost/test_bill_cli.py",

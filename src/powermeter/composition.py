@@ -32,7 +32,7 @@ from powermeter.devices.service import Devices
 from powermeter.inference.service import Engine, build_engine
 from powermeter.infra.clock import Clock, SystemClock
 from powermeter.infra.db import Database, metadata, migrate
-from powermeter.infra.ratelimit import RateLimiter
+from powermeter.infra.ratelimit import QuotaCounters, RateLimiter
 from powermeter.infra.security import Signer
 from powermeter.infra.state import AppState
 from powermeter.jobs.service import ComputeJobs, ReceiptViews
@@ -63,7 +63,12 @@ def build_core(settings: Settings, *, clock: Clock | None = None, run_migrations
     settings.validate_plans()
     secret = settings.resolved_secret()
     register_tables()
-    db = Database(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    quotas = None
+    if settings.redis_url and settings.pg_group_commit and url.startswith("postgresql"):
+        # exact daily quotas admitted in Redis; the database keeps the durable ledger (docs/scaling.md)
+        quotas = QuotaCounters(settings.redis_url, key_prefix=settings.ratelimit_prefix)
+    db = Database(url, quotas=quotas, lanes=settings.pg_lanes)
     if run_migrations:
         migrate(db.engine)
     return AppState(

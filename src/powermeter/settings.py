@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     ratelimit_fail_closed: bool = Field(
         default=False, description="Redis down: answer 503 instead of counting per process (docs/operations.md)"
     )
+    pg_group_commit: bool = Field(
+        default=True,
+        description="PostgreSQL with Redis: group commit on a few lanes per process, quotas admitted in Redis "
+        "(docs/scaling.md); false: one transaction per request, quotas checked in the database",
+    )
+    pg_lanes: int = Field(
+        default=2, ge=1, le=16, description="PostgreSQL group commit: connections with an open batch per process"
+    )
     secret_key: str | None = Field(default=None, repr=False)
     default_plan: str = "dev"
     plans_json: str | None = Field(

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from powermeter.accounts import repository as repo
 from powermeter.infra.clock import next_utc_midnight, utc_iso
-from powermeter.infra.db.unit_of_work import PRECOMMIT_KEY
+from powermeter.infra.db.unit_of_work import PRECOMMIT_KEY, defer, defer_sum, in_lane, lane_quotas, on_rollback
 from powermeter.infra.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
+from powermeter.infra.ratelimit import QuotaUnavailable
 from powermeter.infra.security import (
     generate_api_key,
     hash_api_key,
@@ -251,7 +252,14 @@ def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datet
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
     if last is None or now - last >= LAST_USED_RESOLUTION:
-        repo.touch_key(conn, row.id, now)
+        key_id = row.id
+
+        def touch(c: Connection) -> None:
+            repo.touch_key(c, key_id, now)
+
+        # a key's row is hot too: inside a PostgreSQL lane it is written just before the batch's COMMIT
+        if not defer(conn, ("0key", key_id), touch):
+            touch(conn)
     return Principal(
         account_id=row.account_id,
         email=row.email,
@@ -303,6 +311,52 @@ def _pending(conn: Connection) -> dict[str, int]:
     return pending
 
 
+def _ledger(account_id: str, metric: str, period: str) -> Callable[[Connection, int], None]:
+    def apply(c: Connection, total: int) -> None:
+        repo.add_usage(c, account_id, metric, period, total)
+
+    return apply
+
+
+def _lane_count(
+    conn: Connection,
+    account_id: str,
+    metric: str,
+    period: str,
+    amount: int,
+    limit: int | None,
+    refuse: Callable[[int], RateLimited],
+) -> int:
+    """Count ``amount`` inside a PostgreSQL group-commit lane (infra/db/unit_of_work.py); the new total.
+
+    With a limit, Redis admits or refuses it atomically across every process (one Lua call; a refused
+    amount is not added), and gives it back if the request's work is rolled back. The database counter
+    is the durable ledger: one upsert per account and metric per batch, just before the COMMIT. If
+    Redis does not answer, the amount is counted and checked in the database at once, as without Redis.
+    """
+    pending = _pending(conn)
+    quotas = lane_quotas(conn)
+    if limit is not None and quotas is not None:
+        key = quotas.key(account_id, metric, period)
+        try:
+            allowed, total = quotas.admit(key, amount, limit, lambda: repo.get_usage(conn, account_id, metric, period))
+        except QuotaUnavailable:
+            quotas.counted_in_database(key)
+            total = repo.add_usage(conn, account_id, metric, period, amount) + pending.get(metric, 0)
+            if total > limit:
+                raise refuse(total) from None
+            return total
+        if not allowed:
+            raise refuse(total)
+        on_rollback(conn, lambda: quotas.release(key, amount))
+    else:
+        # no limit: nothing to admit; the total is what the ledger will say once this batch commits
+        total = repo.get_usage(conn, account_id, metric, period) + pending.get(metric, 0) + amount
+    defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
+    pending[metric] = pending.get(metric, 0) + amount
+    return total
+
+
 def _daily_call_refused(principal: Principal, limit: int, now: datetime) -> RateLimited:
     wait = seconds_to_midnight(now)
     return RateLimited(
@@ -322,6 +376,17 @@ def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> t
     the refused call is not counted (the transaction rolls back)."""
     limit = principal.plan.daily_calls
     day = day_period(now)
+    if in_lane(conn):
+        used = _lane_count(
+            conn,
+            principal.account_id,
+            "calls",
+            day,
+            1,
+            limit,
+            lambda _total: _daily_call_refused(principal, limit or 0, now),
+        )
+        return used, limit
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "calls", day) + 1
@@ -359,6 +424,17 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
     cap = principal.plan.daily_kwh
     cap_micro = None if cap is None else round(cap * KWH_UNIT)
     day = day_period(now)
+    if in_lane(conn):
+        used = _lane_count(
+            conn,
+            principal.account_id,
+            "kwh_micro",
+            day,
+            amount,
+            cap_micro,
+            lambda total: _kwh_refused(principal, kwh, total, amount, now),
+        )
+        return used / KWH_UNIT
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "kwh_micro", day) + amount
@@ -391,7 +467,7 @@ class DailyStats:
 
 def daily_stats(conn: Connection, principal: Principal, now: datetime) -> DailyStats:
     day = day_period(now)
-    pending = _pending(conn) if _deferrable(conn) is not None else {}
+    pending = _pending(conn) if _deferrable(conn) is not None or in_lane(conn) else {}
     calls = repo.get_usage(conn, principal.account_id, "calls", day) + pending.get("calls", 0)
     kwh = (repo.get_usage(conn, principal.account_id, "kwh_micro", day) + pending.get("kwh_micro", 0)) / KWH_UNIT
     limit = principal.plan.daily_calls

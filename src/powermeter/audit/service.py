@@ -30,6 +30,7 @@ from powermeter.accounts import service as accounts
 from powermeter.audit import repository as repo
 from powermeter.infra.clock import Clock
 from powermeter.infra.db import Database
+from powermeter.infra.db.unit_of_work import defer
 from powermeter.infra.security import Signer
 from powermeter.methodology.audit_chain import (
     CHECKPOINT_TYPE,
@@ -71,8 +72,12 @@ def append(
     actor_masked_key: str | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime,
-) -> AuditEntry:
+) -> AuditEntry | None:
     """Append one entry to the account's chain, inside ``conn``'s transaction.
+
+    Inside a PostgreSQL group-commit lane (infra/db/unit_of_work.py) the append is deferred to just
+    before the batch's COMMIT (the chain head is a hot row: its lock must not be held mid-batch) and
+    ``None`` is returned; it commits or rolls back with the request's work all the same.
 
     Locks the account's chain head (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite writers are
     already serialised by ``BEGIN IMMEDIATE``), links the entry to it, inserts the entry and moves
@@ -83,6 +88,26 @@ def append(
     """
     if action_type not in ACTION_TYPES:
         raise ValueError(f"unknown audit action {action_type!r}")
+    args = (account_id, action_type, receipt_id, actor_key_id, actor_masked_key, details, now)
+
+    def later(c: Connection) -> None:
+        _append_now(c, *args)
+
+    if defer(conn, ("2audit", account_id), later):
+        return None
+    return _append_now(conn, *args)
+
+
+def _append_now(
+    conn: Connection,
+    account_id: str,
+    action_type: str,
+    receipt_id: str | None,
+    actor_key_id: str | None,
+    actor_masked_key: str | None,
+    details: Mapping[str, Any] | None,
+    now: datetime,
+) -> AuditEntry:
     timestamp = format_timestamp(now)
     entry_id = new_entry_id()
     body = details or {}

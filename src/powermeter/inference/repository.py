@@ -14,6 +14,7 @@ from powermeter.inference.tables import inference_daily as d
 from powermeter.inference.tables import inference_details as det
 from powermeter.inference.tables import inference_records as t
 from powermeter.inference.tables import inference_signatures
+from powermeter.infra.db.unit_of_work import defer
 
 HISTORY_COLUMNS = (
     t.c.id,
@@ -109,7 +110,15 @@ def insert_record(conn: Connection, row: dict[str, Any], details: str) -> None:
         return
     conn.execute(_INSERT, row)
     conn.execute(_INSERT_DETAILS, {"id": row["id"], "details": details})
-    conn.execute(_upsert(conn), _rollup((row,)))
+    rollup = _rollup((row,))
+
+    def add(c: Connection) -> None:
+        c.execute(_upsert(c), rollup)
+
+    # the day's rollup row is hot (every request of the account and model): in a PostgreSQL lane it is
+    # written just before the batch's COMMIT, in the global order of hot rows (infra/db/unit_of_work.py)
+    if not defer(conn, ("1rollup", *(str(rollup[0][k]) for k in _ROLLUP_KEY)), add):
+        add(conn)
 
 
 def insert_records(conn: Connection, rows: Sequence[dict[str, Any]], details: Sequence[str] | None = None) -> None:

@@ -9,8 +9,13 @@ limit is up to N times the plan's), every such decision adds to
 ``powermeter_ratelimit_degraded_total`` and the outage is logged once as a warning. With
 ``POWERMETER_RATELIMIT_FAIL_CLOSED=true`` they **fail closed**: :class:`RateLimitUnavailable`
 (a 503 with ``Retry-After``). Redis is retried with exponential back-off (``BACKOFF_MIN_S`` doubling
-to ``BACKOFF_MAX_S``); between tries no request touches it. Daily quotas and kWh caps are not here:
-they are counted in the database and stay exact.
+to ``BACKOFF_MAX_S``); between tries no request touches it.
+
+Daily quotas and kWh caps stay exact. In the database alone (SQLite; PostgreSQL without Redis) they are
+checked under the counter row's lock. With PostgreSQL and Redis, :class:`QuotaCounters` admits each
+request with one atomic Lua check-and-increment, and the database counters are the durable ledger
+(written once per account per batch, infra/db/unit_of_work.py). While Redis is unreachable the
+quotas are checked in the database again (exact, but with the row locks held to the batch's commit).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,3 +208,139 @@ class RateLimiter:
 def _result(allowed: bool, item: RateLimitItem, reset_time: float, remaining: int) -> LimitResult:
     reset = max(1, math.ceil(reset_time - time.time()))
     return LimitResult(allowed, item.amount, max(0, remaining), reset)
+
+
+# --- exact daily quotas in Redis (PostgreSQL group commit) -----------------------------------------
+
+# KEYS[1] the counter; ARGV: amount, limit (-1: none), the database ledger's committed value (-1: not
+# read), TTL (s). A missing key (first use of the day, a flushed Redis) is seeded from the ledger: the
+# script answers {-1} and the caller reads the ledger and calls again. A refused amount is not added.
+_ADMIT = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  cur = tonumber(cur)
+else
+  cur = tonumber(ARGV[3])
+  if cur < 0 then return {-1, '0'} end
+end
+local new = cur + tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+if limit >= 0 and new > limit then
+  return {0, string.format('%d', new)}
+end
+redis.call('SET', KEYS[1], string.format('%d', new), 'EX', tonumber(ARGV[4]))
+return {1, string.format('%d', new)}
+"""
+# Give an admission back (the request's work was rolled back); a key that expired stays absent.
+_RELEASE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return 0
+"""
+QUOTA_TTL_S = 2 * 86_400  # a daily counter outlives its day by one (clock skew between machines)
+
+
+class QuotaUnavailable(Exception):
+    """Redis did not answer an admission: the caller checks in the database instead."""
+
+
+class QuotaCounters:
+    """Daily usage admission shared by every process: ``admit`` adds an amount unless it would pass
+    the limit, atomically in Redis (one round trip); ``release`` gives it back."""
+
+    def __init__(self, redis_url: str, key_prefix: str = "powermeter") -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self._redis = redis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._admit = self._redis.register_script(_ADMIT)
+        self._release = self._redis.register_script(_RELEASE)
+        self.prefix = f"{key_prefix}:quota"
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._lock = threading.Lock()
+        self.degraded = 0  # admissions checked in the database because Redis did not answer
+        self._stale: set[str] = set()
+
+    def key(self, account_id: str, metric: str, period: str) -> str:
+        return f"{self.prefix}:{account_id}:{metric}:{period}"
+
+    def admit(self, key: str, amount: int, limit: int | None, ledger: Callable[[], int]) -> tuple[bool, int]:
+        """``(allowed, total)``: the total after adding ``amount`` (or what it would have been).
+        ``ledger()`` reads the database's committed value; called only when Redis has no counter."""
+        if time.monotonic() < self._retry_at:
+            self._degrade()
+        lim = -1 if limit is None else limit
+        try:
+            if self._stale:
+                self._resync()
+            ok, total = self._admit(keys=[key], args=[amount, lim, -1, QUOTA_TTL_S])
+            if int(ok) == -1:
+                ok, total = self._admit(keys=[key], args=[amount, lim, ledger(), QUOTA_TTL_S])
+        except QuotaUnavailable:
+            raise
+        except Exception as e:  # redis.exceptions.RedisError, OSError
+            if not _is_redis_error(e):
+                raise
+            self._failed(e)
+        self._backoff = 0.0
+        return int(ok) == 1, int(total)
+
+    def counted_in_database(self, key: str) -> None:
+        """``key``'s amounts were counted in the database while Redis was down: the Redis counter misses
+        them, so it is dropped (and seeded again from the ledger) once Redis answers."""
+        with self._lock:
+            self._stale.add(key)
+
+    def _resync(self) -> None:
+        with self._lock:
+            keys, self._stale = list(self._stale), set()
+        try:
+            self._redis.delete(*keys)
+        except Exception:
+            with self._lock:
+                self._stale.update(keys)
+            raise
+
+    def release(self, key: str, amount: int) -> None:
+        try:
+            self._release(keys=[key], args=[amount])
+        except Exception as e:
+            log.warning(
+                "quota: could not give back %d on %s (%s); the counter refuses early until the day ends", amount, key, e
+            )
+
+    def _degrade(self) -> None:
+        with self._lock:
+            self.degraded += 1
+        raise QuotaUnavailable("Redis is not answering (backing off)")
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self._backoff == 0.0
+            self._backoff = BACKOFF_MIN_S if first else min(BACKOFF_MAX_S, self._backoff * 2)
+            self._retry_at = time.monotonic() + self._backoff * random.uniform(0.8, 1.2)  # noqa: S311
+            self.degraded += 1
+        if first:
+            log.warning(
+                "quota: Redis unreachable (%s: %s); daily quotas are checked in the database", type(exc).__name__, exc
+            )
+        raise QuotaUnavailable(str(exc)) from exc
+
+    def reset(self) -> None:
+        for k in self._redis.scan_iter(match=f"{self.prefix}:*"):
+            self._redis.delete(k)
+
+
+def _is_redis_error(e: BaseException) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(e, RedisError | OSError)

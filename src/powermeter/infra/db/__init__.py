@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,6 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from powermeter.infra.db.faults import PG_CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, Fault, classify
 from powermeter.settings import secure_dir
+
+if TYPE_CHECKING:
+    from powermeter.infra.ratelimit import QuotaCounters
 
 metadata = sa.MetaData(
     naming_convention={
@@ -100,16 +103,33 @@ def secure_sqlite_file(db: Path) -> None:
 class Database:
     """The app's database: one transaction (``begin()``) per unit of work."""
 
-    def __init__(self, url: str, engine: Engine | None = None, concurrency: int = 16) -> None:
-        from powermeter.infra.db.unit_of_work import ConcurrentTransactions, SQLiteGroupCommit
+    def __init__(
+        self,
+        url: str,
+        engine: Engine | None = None,
+        concurrency: int = 16,
+        *,
+        quotas: QuotaCounters | None = None,
+        lanes: int | None = None,
+    ) -> None:
+        """``quotas`` (a shared admission store, Redis) turns on PostgreSQL group commit over ``lanes``
+        connections (infra/db/unit_of_work.py); without it PostgreSQL runs one transaction per request."""
+        from powermeter.infra.db.unit_of_work import (
+            PG_LANES,
+            ConcurrentTransactions,
+            PgGroupCommit,
+            SQLiteGroupCommit,
+        )
 
         self.url = url
         self.engine = engine or make_engine(url)
-        self.units: SQLiteGroupCommit | ConcurrentTransactions = (
-            SQLiteGroupCommit(self.engine)
-            if self.engine.dialect.name == "sqlite"
-            else ConcurrentTransactions(self.engine, concurrency)
-        )
+        self.units: SQLiteGroupCommit | ConcurrentTransactions | PgGroupCommit
+        if self.engine.dialect.name == "sqlite":
+            self.units = SQLiteGroupCommit(self.engine)
+        elif quotas is not None:
+            self.units = PgGroupCommit(self.engine, quotas, lanes or PG_LANES)
+        else:
+            self.units = ConcurrentTransactions(self.engine, concurrency)
 
     @property
     def is_sqlite(self) -> bool:

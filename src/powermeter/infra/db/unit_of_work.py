@@ -10,8 +10,18 @@ SQLite (durable: ``synchronous=FULL``, one fsync per commit, ~3 ms on this kind 
 commit: requests run one after another on one shared connection, each inside its own SAVEPOINT (a
 failing request rolls back alone), and one COMMIT makes a whole batch durable. Every request waits
 for the commit of its batch before its response is sent, so a success is never reported for data
-that is not on disk. PostgreSQL runs ordinary concurrent transactions, at most ``concurrency`` at a
-time per process.
+that is not on disk.
+
+PostgreSQL with a shared admission store (Redis: exact daily quotas and kWh caps across processes,
+``infra/ratelimit.py``) uses group commit too, on a few *lanes* per process (:class:`PgGroupCommit`):
+each lane is one connection with one open transaction, a SAVEPOINT per request and one COMMIT per
+batch. Writes to rows every request of an account touches (usage counters, the audit chain head, a
+key's last-used time) are not made inside the request: they are *deferred* (:func:`defer`,
+:func:`defer_sum`) to the end of the batch, summed per row, and run in one global order (sorted by
+table and key) just before the COMMIT. So no row lock is taken mid-batch on a hot row, locks are held
+only through the commit, and two lanes (of one process or of many) can never deadlock on them.
+Without Redis, PostgreSQL runs ordinary concurrent transactions (:class:`ConcurrentTransactions`), at
+most ``concurrency`` at a time per process, and the quotas are checked in the database.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from sqlalchemy import exc as sa_exc
@@ -29,7 +39,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from powermeter.infra.db.faults import UNIT_WAIT_TIMEOUT_S, TransactionAborted
 
+if TYPE_CHECKING:
+    from powermeter.infra.ratelimit import QuotaCounters
+
 PRECOMMIT_KEY = "powermeter.precommit"  # Connection.info: work to run just before COMMIT (PostgreSQL)
+PENDING_KEY = PRECOMMIT_KEY + ".pending"  # Connection.info: this request's counter increments not yet written
+_REQUEST_KEY = "powermeter.lane_request"  # Connection.info (PgGroupCommit): the running request's _Request
 
 # Group-commit bounds (our tuning, see docs/performance.md "Foundation"): a batch commits when nobody is
 # waiting, or at 256 requests, or 20 ms after it began, so no response waits much longer than one fsync
@@ -244,3 +259,318 @@ class ConcurrentTransactions:
 
     async def close(self) -> None:
         return None
+
+
+# --- PostgreSQL group commit ----------------------------------------------------------------------
+
+# PostgreSQL keeps the ids of up to 64 subtransactions per transaction in shared memory; past that every
+# other session's visibility checks read pg_subtrans ("suboverflowed" snapshots). A request uses one
+# savepoint (two when it inserts receipts), so a batch stays at 32 requests.
+PG_MAX_BATCH = 32
+PG_LANES = 2  # default lanes (connections with an open batch) per process; POWERMETER_PG_LANES
+
+SortKey = tuple[str, ...]
+
+
+class _Request:
+    """What one request inside a lane left for the end of its batch."""
+
+    __slots__ = ("compensate", "deferred", "sums")
+
+    def __init__(self) -> None:
+        self.deferred: list[tuple[SortKey, Callable[[Connection], None]]] = []
+        self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
+        self.compensate: list[Callable[[], None]] = []
+
+
+def _request(conn: Connection) -> _Request | None:
+    r: _Request | None = conn.info.get(_REQUEST_KEY)
+    return r
+
+
+def in_lane(conn: Connection) -> bool:
+    """True inside a PostgreSQL group-commit lane (hot-row writes must be deferred)."""
+    return _request(conn) is not None
+
+
+def defer(conn: Connection, sort_key: SortKey, fn: Callable[[Connection], None]) -> bool:
+    """Inside a lane: run ``fn(conn)`` just before the batch's COMMIT, in ``sort_key`` order (then in the
+    order deferred), and only if this request's work is kept. False outside a lane (run it now)."""
+    r = _request(conn)
+    if r is None:
+        return False
+    r.deferred.append((sort_key, fn))
+    return True
+
+
+def defer_sum(conn: Connection, sort_key: SortKey, amount: int, apply: Callable[[Connection, int], None]) -> bool:
+    """Inside a lane: add ``amount`` to the batch's total for ``sort_key``; just before COMMIT,
+    ``apply(conn, total)`` runs once per key (a counter row written once per batch). False outside a lane."""
+    r = _request(conn)
+    if r is None:
+        return False
+    total, _ = r.sums.get(sort_key, (0, apply))
+    r.sums[sort_key] = (total + amount, apply)
+    return True
+
+
+def on_rollback(conn: Connection, undo: Callable[[], None]) -> None:
+    """Inside a lane: ``undo()`` (an effect outside the database, e.g. a Redis admission) if this
+    request's work is rolled back or its batch fails to commit for sure. Outside a lane: nothing."""
+    r = _request(conn)
+    if r is not None:
+        r.compensate.append(undo)
+
+
+def lane_quotas(conn: Connection) -> QuotaCounters | None:
+    """The shared admission store of the unit's database (set for PostgreSQL lanes)."""
+    q: QuotaCounters | None = conn.info.get("powermeter.quotas")
+    return q
+
+
+class _PgBatch:
+    __slots__ = ("compensate", "deferred", "done", "size", "started", "sums")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.size = 0
+        self.started = time.monotonic()
+        self.deferred: list[tuple[SortKey, int, Callable[[Connection], None]]] = []
+        self.sums: dict[SortKey, tuple[int, int, Callable[[Connection, int], None]]] = {}
+        self.compensate: list[Callable[[], None]] = []
+
+    def absorb(self, r: _Request) -> None:
+        n = len(self.deferred) + len(self.sums)
+        for i, (key, fn) in enumerate(r.deferred):
+            self.deferred.append((key, n + i, fn))
+        n += len(r.deferred)
+        for key, (amount, apply) in r.sums.items():
+            total, order, _ = self.sums.get(key, (0, n, apply))
+            self.sums[key] = (total + amount, order, apply)
+        self.compensate.extend(r.compensate)
+        self.size += 1
+
+    def precommit(self, conn: Connection) -> None:
+        work: list[tuple[SortKey, int, Callable[[Connection], None]]] = list(self.deferred)
+        for key, (total, order, apply) in self.sums.items():
+            work.append((key, order, lambda c, apply=apply, total=total: apply(c, total)))  # type: ignore[misc]
+        work.sort(key=lambda w: (w[0], w[1]))
+        for _, _, fn in work:
+            fn(conn)
+
+
+def _compensate(undo: list[Callable[[], None]]) -> None:
+    for fn in undo:
+        with contextlib.suppress(Exception):  # best effort: a stale admission only refuses early
+            fn()
+
+
+class _Lane:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.conn: Connection | None = None
+        self.outer: Any = None
+        self.batch: _PgBatch | None = None
+        self.waiting = 0
+
+    def connection(self) -> Connection:
+        if self.conn is None:  # pragma: no cover - a lane's batch always has its connection
+            raise RuntimeError("the lane has no open connection")
+        return self.conn
+
+
+class PgGroupCommit:
+    """PostgreSQL group commit over ``lanes`` connections per process (see the module docstring).
+
+    A request waits on the event loop for a lane, runs in a SAVEPOINT of the lane's open transaction
+    (a failing request rolls back alone, and its outside effects are compensated), and its response
+    waits for the COMMIT of its batch. A batch commits when nobody waits for its lane, at
+    ``PG_MAX_BATCH`` requests, or ``MAX_BATCH_AGE_S`` after it began.
+    """
+
+    def __init__(self, engine: Engine, quotas: QuotaCounters, lanes: int = PG_LANES) -> None:
+        self.engine = engine
+        self.quotas = quotas
+        self.n_lanes = max(1, lanes)
+        self._lanes: list[_Lane] | None = None
+        self._next = 0
+        self._flushers: set[asyncio.Task[None]] = set()
+
+    def _get_lanes(self) -> list[_Lane]:
+        if self._lanes is None:
+            self._lanes = [_Lane() for _ in range(self.n_lanes)]
+        return self._lanes
+
+    def _pick(self) -> _Lane:
+        lanes = self._get_lanes()
+        # a free lane if there is one, else the one with the shortest queue (round robin on ties)
+        self._next = (self._next + 1) % len(lanes)
+        order = lanes[self._next :] + lanes[: self._next]
+        return min(order, key=lambda ln: (ln.lock.locked(), ln.waiting))
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[Connection]:
+        lane = self._pick()
+        lane.waiting += 1
+        try:
+            await asyncio.wait_for(lane.lock.acquire(), UNIT_WAIT_TIMEOUT_S)
+        except TimeoutError:
+            raise sa_exc.TimeoutError(
+                f"no unit of work could start within {UNIT_WAIT_TIMEOUT_S:.0f} s ({self.n_lanes} lanes busy)"
+            ) from None
+        finally:
+            lane.waiting -= 1
+        batch: _PgBatch | None = None
+        error: BaseException | None = None
+        try:
+            if lane.batch is None:
+                # shielded (as every step below that talks to the database): a cancelled request must
+                # not leave the lane's connection half-way through a statement
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._open, lane)
+                lane.batch = _PgBatch(asyncio.get_running_loop())
+                self._flushers.add(asyncio.create_task(self._flush_later(lane, lane.batch)))
+            batch = lane.batch
+            conn = lane.connection()
+            req = _Request()
+            conn.info[_REQUEST_KEY] = req
+            conn.info.pop(PENDING_KEY, None)
+            try:
+                yield conn
+            except BaseException as e:
+                error = e
+                conn.info.pop(_REQUEST_KEY, None)
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._rollback_request, lane, req)
+            else:
+                conn.info.pop(_REQUEST_KEY, None)
+                batch.absorb(req)
+                with anyio.CancelScope(shield=True):
+                    if (
+                        lane.waiting == 0
+                        or batch.size >= PG_MAX_BATCH
+                        or time.monotonic() - batch.started >= MAX_BATCH_AGE_S
+                    ):
+                        await self._commit(lane, batch)
+                    else:
+                        await anyio.to_thread.run_sync(self._next_savepoint, lane)
+        except BaseException as e:
+            if error is None:
+                error = e
+            if batch is not None and lane.batch is batch:
+                with anyio.CancelScope(shield=True):
+                    await self._abort(lane, batch, e)
+        finally:
+            if lane.conn is not None:
+                lane.conn.info.pop(_REQUEST_KEY, None)
+                lane.conn.info.pop(PENDING_KEY, None)
+            lane.lock.release()
+        if error is not None:
+            raise error
+        if batch is not None:
+            await asyncio.shield(batch.done)
+
+    # --- blocking steps (run in a worker thread) -------------------------------------------------
+    def _open(self, lane: _Lane) -> None:
+        if lane.conn is None:
+            # a refused or lost connection raises here (OperationalError → 503, infra/db/faults.py)
+            lane.conn = self.engine.connect()
+            lane.conn.info["powermeter.quotas"] = self.quotas
+        lane.outer = lane.conn.begin()
+        _raw(lane.conn).execute("SAVEPOINT pm_unit")
+
+    def _next_savepoint(self, lane: _Lane) -> None:
+        # one round trip: the finished request's savepoint merges into the batch, the next one opens
+        _raw(lane.connection()).execute("RELEASE pm_unit; SAVEPOINT pm_unit")
+
+    def _rollback_request(self, lane: _Lane, req: _Request) -> None:
+        try:
+            # undoes the request's writes; the savepoint stays open for the next request
+            _raw(lane.connection()).execute("ROLLBACK TO pm_unit")
+        finally:
+            _compensate(req.compensate)
+
+    def _finish(self, lane: _Lane, batch: _PgBatch) -> None:
+        conn, outer = lane.connection(), lane.outer
+        try:
+            _raw(conn).execute("RELEASE pm_unit")
+            batch.precommit(conn)
+        except BaseException:
+            # nothing of the batch is committed: undo its outside effects too
+            _compensate(batch.compensate)
+            raise
+        # a failing COMMIT leaves its outcome unknown: admissions are not given back (a quota then
+        # refuses early, never late)
+        outer.commit()
+
+    # --- batch lifecycle (on the event loop, lane lock held) ----------------------------------------
+    async def _commit(self, lane: _Lane, batch: _PgBatch) -> None:
+        lane.batch = None
+        try:
+            await anyio.to_thread.run_sync(self._finish, lane, batch)
+        except BaseException as e:
+            await self._reset(lane)
+            if not batch.done.done():
+                batch.done.set_exception(e)
+                batch.done.exception()
+            return
+        lane.outer = None
+        if not batch.done.done():
+            batch.done.set_result(None)
+
+    async def _abort(self, lane: _Lane, batch: _PgBatch, exc: BaseException) -> None:
+        lane.batch = None
+        _compensate(batch.compensate)
+        await self._reset(lane)
+        if not batch.done.done():
+            batch.done.set_exception(TransactionAborted(exc))
+            batch.done.exception()
+
+    async def _reset(self, lane: _Lane) -> None:
+        conn, lane.conn, lane.outer = lane.conn, None, None
+        if conn is not None:
+
+            def close() -> None:
+                try:
+                    conn.rollback()
+                finally:
+                    conn.close()
+
+            with contextlib.suppress(Exception):  # the connection is discarded either way
+                await anyio.to_thread.run_sync(close)
+
+    async def _flush_later(self, lane: _Lane, batch: _PgBatch) -> None:
+        try:
+            await asyncio.sleep(MAX_BATCH_AGE_S * 2)
+            while lane.batch is batch:
+                if not lane.lock.locked():
+                    async with lane.lock:
+                        if lane.batch is batch:
+                            await self._commit(lane, batch)
+                    return
+                await asyncio.sleep(MAX_BATCH_AGE_S)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._flushers.discard(task)
+
+    def bind(self) -> None:
+        """Start afresh on the running event loop (called by the app's lifespan)."""
+        for lane in self._lanes or []:
+            if lane.conn is not None:
+                with contextlib.suppress(Exception):
+                    lane.conn.close()
+        self._lanes = None
+
+    async def close(self) -> None:
+        for t in list(self._flushers):
+            t.cancel()
+        for lane in self._lanes or []:
+            async with lane.lock:
+                if lane.batch is not None:
+                    await self._commit(lane, lane.batch)
+                await self._reset(lane)
+
+
+def _raw(conn: Connection) -> Any:
+    return conn.connection.driver_connection
