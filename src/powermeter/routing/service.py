@@ -25,6 +25,7 @@ from powermeter.data.grid import GridData, load_grid_data
 from powermeter.data.locations import Location, LocationIndex, load_locations
 from powermeter.infra.clock import Clock, utc_iso
 from powermeter.infra.db import Database
+from powermeter.infra.db.unit_of_work import defer
 from powermeter.infra.errors import BadRequest, Forbidden, RateLimited, Unprocessable
 from powermeter.methodology.grid import rolling_window_means
 from powermeter.methodology.routing import DEFAULT_MARGIN, Candidate, Policy, decide, payload_gb, request_footprint
@@ -279,7 +280,17 @@ class RoutingService:
             )
         chosen = decision.chosen
         if chosen.region != current:
-            repository.set_choice(conn, principal.account_id, context, chosen.region, now, existed=current is not None)
+            account_id, region, existed = principal.account_id, chosen.region, current is not None
+
+            def remember(c: Connection) -> None:
+                repository.set_choice(c, account_id, context, region, now, existed=existed)
+
+            # In a PostgreSQL lane the choice row is written just before the batch's COMMIT, in the global
+            # order of hot rows (infra/db/unit_of_work.py): two lanes updating two contexts of one account
+            # mid-request would otherwise wait on each other (a deadlock, answered 503). Requests of the
+            # same open batch then read the committed choice, not each other's (at most one batch, ≤ 20 ms).
+            if not defer(conn, ("2route", account_id, context), remember):
+                remember(conn)
 
         cp = points[chosen.region]
         # Seed 002 reports intensities as integers; the integer shown is the one the emissions use,
