@@ -121,7 +121,7 @@ def _sum_row(t: _Template, figs: list[_Figures]) -> rp.AggregateRow:
         )  # fmt: skip
     fsum = math.fsum
     cols = list(zip(*figs, strict=True))
-    opt = [None if figs[0][i] is None else fsum(cols[i]) for i in (10, 11, 12, 13)]  # type: ignore[arg-type]
+    opt = [None if figs[0][i] is None else fsum(cols[i]) for i in (10, 11, 12, 13)]
     return rp.AggregateRow(
         kind, month, group, own, factor, meth, sum(cols[0]), fsum(cols[1]), fsum(cols[2]), fsum(cols[3]),
         sum(cols[4]), category, fsum(cols[5]), opt[0], opt[1], opt[2], market, sum(cols[6]), sum(cols[7]),
