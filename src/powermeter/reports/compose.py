@@ -226,6 +226,7 @@ class _Ctx:
     combustion: CombustionFactors
     job_methodology: str
     memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    instants: dict[datetime, str] = field(default_factory=dict)  # fast_instant memo
 
 
 def compose(
@@ -283,14 +284,20 @@ def fast_instant(moment: datetime) -> str:
 _ZERO = timedelta(0)
 
 
-def _base(rec: Record) -> dict[str, Any]:
+def _base(rec: Record, instants: dict[datetime, str]) -> dict[str, Any]:
+    occurred = rec.occurred_at
+    text: str | None = None
+    if occurred:
+        text = instants.get(occurred)
+        if text is None:  # records share instants (a tree's jobs: issue time minus a few distinct durations)
+            text = instants[occurred] = fast_instant(occurred)
     return {
         "kind": rec.kind,
         "id": rec.id,
         "tree_id": rec.tree_id,
         "leaf_index": rec.leaf_index,
         "record_sha256": rec.record_sha256,
-        "occurred_at": fast_instant(rec.occurred_at) if rec.occurred_at else None,
+        "occurred_at": text,
         "received_at": rec.received_at,
     }
 
@@ -424,7 +431,7 @@ def _add_job(out: Composed, rec: Record, ctx: _Ctx) -> None:
     kwh, co2 = float(d["energy_kwh"]), float(d["co2e_g"])
     quality: dict[str, Any] = {"estimated": True, "assumptions_id": p.assumptions_id}
     entry = {
-        **_base(rec),
+        **_base(rec, ctx.instants),
         "category": p.category,
         "ownership": own,
         "provider": provider,
@@ -517,7 +524,7 @@ def _add_inference(
     lo = d.get("co2_min_grams")
     hi = d.get("co2_max_grams")
     entry = {
-        **_base(rec),
+        **_base(rec, ctx.instants),
         "category": rp.SCOPE3_CAT1.code,
         "provider": d["provider"],
         "model_id": d["model_id"],

@@ -193,6 +193,7 @@ def _rebuild_tree(
     issued = parse_instant(t.issued_at)
     issued_text = format_instant(issued)
     options_memo: dict[str, Any] = {}
+    occurred_memo: dict[float, datetime] = {}  # duration → issue time minus it (jobs of a tree share durations)
     by_index: dict[int, Any] = {}
     built: list[Record] = []
     pre_inputs, pre_results = _leaf_parts(rows, det, profiles, len(hashes), account_id)
@@ -222,6 +223,7 @@ def _rebuild_tree(
             issued,
             issued_text,
             options_memo,
+            occurred_memo,
             pre_inputs[k] if pre_inputs is not None else None,
             pre_results[k] if pre_results is not None else None,
         )
@@ -368,7 +370,8 @@ _GEO = operator.attrgetter("geo_iso")
 
 def _rebuild_receipt(
     row: Any, i: int, det: dict[str, Any], profiles: list[_Profile | None], builder: rc.LeafBuilder,
-    issued: datetime, issued_text: str, options_memo: dict[str, Any], pre_inputs: bytes | None = None,
+    issued: datetime, issued_text: str, options_memo: dict[str, Any], occurred_memo: dict[float, datetime],
+    pre_inputs: bytes | None = None,
     pre_results: bytes | None = None,
 ) -> Record:  # fmt: skip
     j = int(row.profile_index)
@@ -405,9 +408,9 @@ def _rebuild_receipt(
     opts = options if isinstance(options, dict) else {}
     started = opts.get("started_at")
     try:
-        occurred = parse_instant(started) if isinstance(started, str) else issued - timedelta(minutes=duration)
+        occurred = parse_instant(started) if isinstance(started, str) else _minus(issued, duration, occurred_memo)
     except ValueError:
-        occurred = issued - timedelta(minutes=duration)
+        occurred = _minus(issued, duration, occurred_memo)
     data = {
         "job_id": row.job_id,
         "energy_kwh": float(row.kwh),
@@ -420,6 +423,14 @@ def _rebuild_receipt(
                    "gpu_cores": det["gpu_cores"][i], "geo_iso": row.geo_iso, **opts},
     }  # fmt: skip
     return Record("job", row.receipt_id, None, i, None, h, OK, occurred, issued_text, data)
+
+
+def _minus(issued: datetime, minutes: float, memo: dict[float, datetime]) -> datetime:
+    """``issued - timedelta(minutes=minutes)``, memoised per tree (one issue time)."""
+    moment = memo.get(minutes)
+    if moment is None:
+        moment = memo[minutes] = issued - timedelta(minutes=minutes)
+    return moment
 
 
 # --- AI inference records -------------------------------------------------------------------------------
