@@ -8,6 +8,7 @@ closed are *late arrivals*: listed with their figures, never added to the lines.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ NO_APP = "(application not given)"
 @dataclass(slots=True)
 class Composed:
     entries: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[rp.AggregateRow] = field(default_factory=list)
+    rows: list[rp.AggregateRow] = field(default_factory=list)  # partial sums, merged (see _Sums)
     keys: list[tuple[str, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)  # (group, category,
     # dataset versions) of each entry: its line
     late: list[dict[str, Any]] = field(default_factory=list)
@@ -45,6 +46,7 @@ class Composed:
     coverage: list[str] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # job receipt id → its signed inputs
     assumptions: dict[tuple[object, ...], dict[str, Any]] = field(default_factory=dict)  # shared by entries
+    sums: _Sums = field(default_factory=lambda: _Sums())
 
     def assumption_id(self, classification: str, defaults: list[str], warnings: list[str],
                       extra: Mapping[str, Any] | None = None) -> str:  # fmt: skip
@@ -62,6 +64,69 @@ class Composed:
             }
             self.assumptions[key] = a
         return str(a["id"])
+
+
+# the figures of one entry, in this order: records, energy_kwh, co2e_g, water_ml, water_records, co2e_embodied_g,
+# records_with_defaults, estimated_records, measured_records, upstream_co2e_g, co2e_min_g, co2e_max_g,
+# market_co2e_g, generation_co2e_g
+_Figures = tuple[int, float, float, float, int, float, int, int, int, float, float | None, float | None,
+                 float | None, float | None]  # fmt: skip
+# what an entry's row shares with its partial sum: kind, month, group, own_hardware, factor,
+# methodology_version, category, market_factor, basis, combustion_factor, dataset_versions, vintage_gap_years
+_Template = tuple[str, str, str, bool, rp.EmissionFactorRef | None, str, str, rp.MarketFactorRef | None, str,
+                  rp.CombustionFactorRef | None, tuple[tuple[str, str], ...], int | None]  # fmt: skip
+
+
+class _Sums:
+    """The entries' figures collected by partial sum, instead of one :class:`rp.AggregateRow` per entry
+    (building a million frozen rows cost more than the sums). :meth:`rows` gives exactly the rows
+    ``methodology.reporting._merge`` makes of the per-entry rows: one per merge key, each figure a
+    ``math.fsum`` (``sum`` for counts) over its entries (exactly rounded, so the order of the entries does not
+    matter), and a row of a single entry as that entry's row. The unit tests hold the two to the same figures.
+
+    Entries are first bucketed by a cheap key the caller chooses (a job: its memoised profile's identity,
+    month and group), then the buckets by the merge key itself."""
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[object, ...], tuple[_Template, list[_Figures]]] = {}
+
+    def add(self, key: tuple[object, ...], template: Callable[[], _Template], figures: _Figures) -> None:
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = (template(), [])
+        b[1].append(figures)
+
+    def rows(self) -> list[rp.AggregateRow]:
+        merged: dict[tuple[object, ...], tuple[_Template, list[_Figures]]] = {}
+        for template, figs in self._buckets.values():
+            f0 = figs[0]
+            k = (*template, f0[13] is None, f0[10] is None, f0[11] is None, f0[12] is None)
+            m = merged.get(k)
+            if m is None:
+                merged[k] = (template, list(figs))
+            else:
+                m[1].extend(figs)
+        return [_sum_row(t, figs) for t, figs in merged.values()]
+
+
+def _sum_row(t: _Template, figs: list[_Figures]) -> rp.AggregateRow:
+    kind, month, group, own, factor, meth, category, market, basis, comb, versions, gap = t
+    if len(figs) == 1:
+        f = figs[0]
+        return rp.AggregateRow(
+            kind, month, group, own, factor, meth, f[0], f[1], f[2], f[3], f[4], category, f[5], f[10], f[11], f[12],
+            market, f[6], f[7], f[8], basis, f[13], f[9], comb, versions, gap,
+        )  # fmt: skip
+    fsum = math.fsum
+    cols = list(zip(*figs, strict=True))
+    opt = [None if figs[0][i] is None else fsum(cols[i]) for i in (10, 11, 12, 13)]
+    return rp.AggregateRow(
+        kind, month, group, own, factor, meth, sum(cols[0]), fsum(cols[1]), fsum(cols[2]), fsum(cols[3]),
+        sum(cols[4]), category, fsum(cols[5]), opt[0], opt[1], opt[2], market, sum(cols[6]), sum(cols[7]),
+        sum(cols[8]), basis, opt[3], fsum(cols[9]), comb, versions, gap,
+    )  # fmt: skip
 
 
 def _location_label(locations: LocationIndex, code: str) -> str:
@@ -161,6 +226,7 @@ class _Ctx:
     combustion: CombustionFactors
     job_methodology: str
     memo: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    instants: dict[datetime, str] = field(default_factory=dict)  # fast_instant memo
 
 
 def compose(
@@ -179,6 +245,7 @@ def compose(
             _add_job(out, rec, ctx)
         else:
             _add_inference(out, rec, ctx, inference_site)
+    out.rows = out.sums.rows()
     return out
 
 
@@ -193,7 +260,8 @@ def _late(rec: Record, boundary: Boundary) -> bool:
     return parse_instant(rec.received_at) > closed
 
 
-def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateRow,
+def _place(out: Composed, rec: Record, entry: dict[str, Any], sum_key: tuple[object, ...],
+           template: Callable[[], _Template], figures: _Figures,
            key: tuple[str, str, tuple[tuple[str, str], ...]], boundary: Boundary, coverage: str) -> None:  # fmt: skip
     entry["status"] = rec.status if rec.status != OK else "ok"
     if _late(rec, boundary):
@@ -201,7 +269,7 @@ def _place(out: Composed, rec: Record, entry: dict[str, Any], row: rp.AggregateR
         out.late.append(entry)
         return
     out.entries.append(entry)
-    out.rows.append(row)
+    out.sums.add(sum_key, template, figures)
     out.keys.append(key)
     out.coverage.append(coverage)
 
@@ -216,14 +284,20 @@ def fast_instant(moment: datetime) -> str:
 _ZERO = timedelta(0)
 
 
-def _base(rec: Record) -> dict[str, Any]:
+def _base(rec: Record, instants: dict[datetime, str]) -> dict[str, Any]:
+    occurred = rec.occurred_at
+    text: str | None = None
+    if occurred:
+        text = instants.get(occurred)
+        if text is None:  # records share instants (a tree's jobs: issue time minus a few distinct durations)
+            text = instants[occurred] = fast_instant(occurred)
     return {
         "kind": rec.kind,
         "id": rec.id,
         "tree_id": rec.tree_id,
         "leaf_index": rec.leaf_index,
         "record_sha256": rec.record_sha256,
-        "occurred_at": fast_instant(rec.occurred_at) if rec.occurred_at else None,
+        "occurred_at": text,
         "received_at": rec.received_at,
     }
 
@@ -357,7 +431,7 @@ def _add_job(out: Composed, rec: Record, ctx: _Ctx) -> None:
     kwh, co2 = float(d["energy_kwh"]), float(d["co2e_g"])
     quality: dict[str, Any] = {"estimated": True, "assumptions_id": p.assumptions_id}
     entry = {
-        **_base(rec),
+        **_base(rec, ctx.instants),
         "category": p.category,
         "ownership": own,
         "provider": provider,
@@ -383,16 +457,17 @@ def _add_job(out: Composed, rec: Record, ctx: _Ctx) -> None:
         upstream = co2 - generation
         entry["upstream"] = {"generation_co2e_g": generation, "upstream_co2e_g": upstream, "_comb": p.combustion}
     out.inputs[rec.id] = inputs
-    row = rp.AggregateRow(
-        rp.KIND_JOB, month, group, p.category == rp.SCOPE2.code, p.factor, ctx.job_methodology, 1, kwh, co2,
-        category=p.category, market_co2e_g=market_g, market_factor=p.market,
-        records_with_defaults=1 if p.with_defaults else 0, estimated_records=1, basis=p.basis,
-        generation_co2e_g=generation, upstream_co2e_g=upstream, combustion_factor=p.combustion,
-        dataset_versions=p.versions, vintage_gap_years=p.gap,
-    )  # fmt: skip
+    figures: _Figures = (1, kwh, co2, 0.0, 0, 0.0, 1 if p.with_defaults else 0, 1, 0, upstream, None, None, market_g,
+                         generation)  # fmt: skip
+
+    def template() -> _Template:
+        return (rp.KIND_JOB, month, group, p.category == rp.SCOPE2.code, p.factor, ctx.job_methodology,
+                p.category, p.market, p.basis, p.combustion, p.versions, p.gap)  # fmt: skip
+
     entry["_factor"] = p.factor
     entry["_market"] = p.market
-    _place(out, rec, entry, row, (group, p.category, p.versions), ctx.boundary, f"job:{rec.id}:{rec.record_sha256}")
+    _place(out, rec, entry, (id(p), month, group), template, figures, (group, p.category, p.versions), ctx.boundary,
+           f"job:{rec.id}:{rec.record_sha256}")  # fmt: skip
 
 
 def _flag(v: Any) -> str | None:
@@ -449,7 +524,7 @@ def _add_inference(
     lo = d.get("co2_min_grams")
     hi = d.get("co2_max_grams")
     entry = {
-        **_base(rec),
+        **_base(rec, ctx.instants),
         "category": rp.SCOPE3_CAT1.code,
         "provider": d["provider"],
         "model_id": d["model_id"],
@@ -470,16 +545,16 @@ def _add_inference(
         },
     }
     versions = _versions(meth)
-    row = rp.AggregateRow(
-        rp.KIND_INFERENCE, month, group, False, factor, version, 1, energy_kwh, co2, float(d["water_ml"]), 1,
-        category=rp.SCOPE3_CAT1.code, co2e_embodied_g=emb, co2e_min_g=entry["co2e_min_g"],
-        co2e_max_g=entry["co2e_max_g"], records_with_defaults=1 if defaults else 0, estimated_records=1,
-        basis=basis_of(factor.source if factor is not None else None), dataset_versions=versions,
-    )  # fmt: skip
+    basis = basis_of(factor.source if factor is not None else None)
+    figures: _Figures = (1, energy_kwh, co2, float(d["water_ml"]), 1, emb, 1 if defaults else 0, 1, 0, 0.0,
+                         entry["co2e_min_g"], entry["co2e_max_g"], None, None)  # fmt: skip
+    template: _Template = (rp.KIND_INFERENCE, month, group, False, factor, version, rp.SCOPE3_CAT1.code, None, basis,
+                           None, versions, None)  # fmt: skip
     entry["_factor"] = factor
     entry["_market"] = None
     stamp = rec.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     cov = rp.inference_record_sha256(
         rec.id, stamp, str(d["provider"]), str(d["model_id"]), float(d["energy_wh"]), co2, float(d["water_ml"])
     )
-    _place(out, rec, entry, row, (group, rp.SCOPE3_CAT1.code, versions), boundary, f"inference:{rec.id}:{cov}")
+    _place(out, rec, entry, template, lambda: template, figures, (group, rp.SCOPE3_CAT1.code, versions), boundary,
+           f"inference:{rec.id}:{cov}")  # fmt: skip

@@ -294,16 +294,28 @@ def build_document(
     }
     for e, key in zip(comp.entries, comp.keys, strict=True):
         e["line"] = line_of[key]
+    # id(ref) → (ref, its id in the report): the refs are shared by the entries of one profile, so each is
+    # looked up once (kept here so that its id() cannot be reused by another object)
+    memo: dict[int, tuple[object, str | None]] = {}
     for e in [*comp.entries, *comp.late]:
         f = e.pop("_factor", None)
         m = e.pop("_market", None)
-        e["factor_id"] = factor_id.get(f.key) if f is not None else None
+        if f is None:
+            e["factor_id"] = None
+        else:
+            hit = memo.get(id(f))
+            if hit is None:
+                hit = memo[id(f)] = (f, factor_id.get(f.key))
+            e["factor_id"] = hit[1]
         if f is not None and e["factor_id"] is None:  # a late arrival's factor: listed inline
             e["factor_inline"] = {"location": f.location, "value": f.intensity_g_per_kwh, "source": f.source}
         up = e.get("upstream")
         if up is not None:
             c = up.pop("_comb")
-            up["combustion_factor_id"] = combustion_id.get(c.key)
+            hit = memo.get(id(c))
+            if hit is None:
+                hit = memo[id(c)] = (c, combustion_id.get(c.key))
+            up["combustion_factor_id"] = hit[1]
             if up["combustion_factor_id"] is None:  # a late arrival's factor: listed inline
                 up["combustion_factor_inline"] = {
                     "location": c.location,
@@ -311,7 +323,10 @@ def build_document(
                     "source": c.source,
                 }
         if m is not None and "market" in e:
-            e["market"]["factor_id"] = market_id.get(m.key)
+            hit = memo.get(id(m))
+            if hit is None:
+                hit = memo[id(m)] = (m, market_id.get(m.key))
+            e["market"]["factor_id"] = hit[1]
             if e["market"]["factor_id"] is None:
                 e["market"]["factor_inline"] = {"label": m.label, "value": m.intensity_g_per_kwh, "source": m.source}
     excluded = [
