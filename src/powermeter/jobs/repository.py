@@ -123,8 +123,25 @@ def insert_receipts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         if cur.rowcount != len(rows):
             raise sa_exc.IntegrityError(sql, None, Exception(f"{len(rows) - cur.rowcount} receipts already stored"))
         return
+    if conn.dialect.name == "postgresql":
+        # a batch: one COPY (~4× faster than executemany for 10,000 rows), in a savepoint so that a
+        # duplicate leaves the transaction usable for the caller's question (which job ids?)
+        import psycopg
+
+        raw = conn.connection.driver_connection
+        with conn.begin_nested():
+            try:
+                with raw.cursor() as cur, cur.copy(_PG_COPY_SQL) as copy:
+                    for r in rows:
+                        copy.write_row(r)
+            except psycopg.errors.UniqueViolation as e:
+                raise sa_exc.IntegrityError(_PG_COPY_SQL, None, e) from e
+        return
     with conn.begin_nested():
         conn.execute(receipts.insert(), [dict(zip(RECEIPT_COLUMNS, r, strict=True)) for r in rows])
+
+
+_PG_COPY_SQL = f"COPY receipts ({', '.join(RECEIPT_COLUMNS)}) FROM STDIN"
 
 
 def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str], *, other_than_tree: int) -> set[str]:

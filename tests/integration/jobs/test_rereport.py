@@ -123,6 +123,25 @@ def test_batch_replays_per_job_and_records_only_new_ones(
     assert doc.status_code == 200
 
 
+def test_a_large_batch_resent_with_new_jobs_replays_the_stored_ones(
+    client: TestClient, auth: dict[str, str], state: AppState
+) -> None:
+    """Over 64 jobs a batch is stored in bulk (PostgreSQL: one COPY); a duplicate in it still leads to
+    per-job replay, and only the new jobs are stored and counted."""
+    jobs = [
+        {"job_id": f"big-{i:04d}", "duration_minutes": 10 + i % 50, "cpu_cores": 2, "geo_iso": "US"} for i in range(300)
+    ]
+    first = client.post("/v1/batch", headers=auth, json={"jobs": jobs[:200]})
+    assert first.status_code == 200, first.text
+    again = client.post("/v1/batch", headers=auth, json={"jobs": jobs})
+    assert again.status_code == 200, again.text
+    d1, d2 = first.json()["data"], again.json()["data"]
+    assert [j["receipt_id"] for j in d2["jobs"][:200]] == [j["receipt_id"] for j in d1["jobs"]]
+    assert d2["replayed_jobs"] == 200
+    assert d2["tree"]["tree_size"] == 100
+    assert _count(state, receipts) == 300
+
+
 def test_batch_conflicts_are_atomic_and_all_listed(client: TestClient, auth: dict[str, str], state: AppState) -> None:
     jobs = [{"job_id": f"j{i}", "duration_minutes": 10, "cpu_cores": 1, "geo_iso": "US"} for i in range(4)]
     assert client.post("/v1/batch", headers=auth, json={"jobs": jobs}).status_code == 200
