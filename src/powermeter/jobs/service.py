@@ -675,21 +675,29 @@ def _occurrence_range(jobs: Sequence[JobIn], now: datetime, field_prefix: str) -
     lo: datetime | None = None
     hi: datetime | None = None
     errors: list[dict[str, Any]] = []
+    # Jobs without ``started_at`` occurred at ``now - duration``, which decreases as the duration grows
+    # (timedelta's rounding to microseconds is monotonic too): their earliest and latest moments are
+    # those of the longest and shortest durations, without a datetime per job.
+    durations = [job.duration_minutes for job in jobs if job.started_at is None]
+    if durations:
+        lo = now - timedelta(minutes=max(durations))
+        hi = now - timedelta(minutes=min(durations))
+    if lo is not None and hi is not None and len(durations) == len(jobs):
+        return format_instant(lo), format_instant(hi)
     for i, job in enumerate(jobs):
-        if job.started_at is not None:
-            moment = parse_instant(job.started_at)
-            if not check_bounds(moment, now):
-                errors.append(
-                    {
-                        "field": f"{field_prefix.format(i=i)}started_at",
-                        "message": f"started_at must be {BOUNDS_TEXT}",
-                        "index": i,
-                        "value": job.started_at,
-                    }
-                )
-                continue
-        else:
-            moment = now - timedelta(minutes=job.duration_minutes)
+        if job.started_at is None:
+            continue
+        moment = parse_instant(job.started_at)
+        if not check_bounds(moment, now):
+            errors.append(
+                {
+                    "field": f"{field_prefix.format(i=i)}started_at",
+                    "message": f"started_at must be {BOUNDS_TEXT}",
+                    "index": i,
+                    "value": job.started_at,
+                }
+            )
+            continue
         lo = moment if lo is None or moment < lo else lo
         hi = moment if hi is None or moment > hi else hi
     if errors:
