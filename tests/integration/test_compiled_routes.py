@@ -176,6 +176,7 @@ def test_hot_routes_take_the_compiled_path_and_are_observed(sides: tuple[Side, S
     assert _send(fast, "POST", "/v1/inference", {"provider": "x"}, {}, "main").status_code == 400
     metrics = fast.client.get("/metrics").text
     assert 'powermeter_http_requests_total{method="POST",route="/v1/inference",status="400"} 1' in metrics
+    assert 'route="/v1/inference",status="500"' not in metrics  # counted by the stack that answered, once
 
 
 def test_request_log_line_is_the_same(sides: tuple[Side, Side], caplog: pytest.LogCaptureFixture) -> None:

@@ -42,7 +42,7 @@ from typing import Any, get_type_hints
 import orjson
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from powermeter.infra.idempotency import PREAUTH_BYTES, body_limit
@@ -69,7 +69,8 @@ def _returns_response(endpoint: Any) -> bool:
     except Exception:
         return False
     ret = hints.get("return")
-    return isinstance(ret, type) and issubclass(ret, Response)
+    # a streamed or file answer has no ``body`` to send in one message: those keep FastAPI's path
+    return isinstance(ret, type) and issubclass(ret, Response) and not issubclass(ret, StreamingResponse | FileResponse)
 
 
 def compile_route(route: Any) -> CompiledRoute | None:
@@ -251,6 +252,7 @@ class FastPath:
         scope["endpoint"] = compiled.route.endpoint
         request = Request(scope, replay)
         status = 500
+        observed = True  # False when the ordinary stack answers (its middleware counts and logs it)
         try:
             try:
                 response = await compiled.handler(request, body)
@@ -258,6 +260,7 @@ class FastPath:
                 response = await self._render(request, exc)
             if response is None:  # not valid here: the ordinary stack answers, with its own error
                 del scope["route"], scope["endpoint"]
+                observed = False
                 await self.app.handle_ordinary(scope, replay, send)
                 return True
             status = response.status_code
@@ -278,10 +281,11 @@ class FastPath:
             if response.background is not None:
                 await response.background()
         finally:
-            elapsed = time.perf_counter() - start
-            self.metrics.observe(method, compiled.template, status, elapsed)
-            if self.log_requests:
-                log_request(scope, rid or "-", compiled.template, status, elapsed)
+            if observed:
+                elapsed = time.perf_counter() - start
+                self.metrics.observe(method, compiled.template, status, elapsed)
+                if self.log_requests:
+                    log_request(scope, rid or "-", compiled.template, status, elapsed)
         return True
 
     async def _render(self, request: Request, exc: Exception) -> Response:
