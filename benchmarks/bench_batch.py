@@ -30,8 +30,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchmarks.bench_report import _database
-from benchmarks.httpbench import make_key, powermeter_env, server
+from benchmarks.httpbench import make_key, pg_schema, powermeter_env, server
 
 GEOS = ["US", "EU", "DE", "FR", "US-CA", "CAISO", "aws:us-east-1", "gcp:europe-west1", "azure:westeurope", "IN"]
 
@@ -116,7 +115,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--postgres", metavar="URL", help="run the server and the bare pipeline on PostgreSQL")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_name, _database(args.postgres) as db_url:
+    with tempfile.TemporaryDirectory() as tmp_name, pg_schema(args.postgres) as db_url:
         tmp = Path(tmp_name)
         env = powermeter_env(tmp, **({"POWERMETER_DATABASE_URL": db_url} if db_url else {}))
         key = make_key(env)

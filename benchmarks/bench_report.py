@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.httpbench import _taskset, bare_baseline, make_key, powermeter_env, report, server
+from benchmarks.httpbench import _taskset, bare_baseline, make_key, pg_schema, powermeter_env, report, server
 
 LUA = """
 counter = 0
@@ -97,7 +97,7 @@ def main() -> None:
             raise SystemExit("--scaleout needs --postgres URL and --redis URL")
         scaleout(args)
         return
-    with tempfile.TemporaryDirectory() as tmp, _database(args.postgres) as db_url:
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(args.postgres) as db_url:
         env = powermeter_env(Path(tmp), **({"POWERMETER_DATABASE_URL": db_url} if db_url else {}))
         key = make_key(env)
         bare = bare_baseline(args.duration)
@@ -128,7 +128,7 @@ def scaleout(args: argparse.Namespace) -> None:
     setups: list[tuple[str, str | None, int]] = [("SQLite", None, 1), ("PostgreSQL+Redis", args.postgres, args.workers)]
     for label, pg, workers in setups:
         for n_accounts in (4, 1):
-            with tempfile.TemporaryDirectory() as tmp, _database(pg) as db_url:
+            with tempfile.TemporaryDirectory() as tmp, pg_schema(pg) as db_url:
                 extra = {"POWERMETER_PLANS_JSON": json.dumps(SCALEOUT_PLANS)}
                 if db_url:
                     extra |= {
@@ -207,26 +207,6 @@ def app_sqlite_normal() -> Any:
 
     engine.dispose()  # connections opened during start-up are re-opened with the listener
     return app
-
-
-@contextlib.contextmanager
-def _database(pg_url: str | None) -> Iterator[str | None]:
-    if not pg_url:
-        yield None
-        return
-    import sqlalchemy as sa
-
-    schema = "bench_" + secrets.token_hex(6)
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        sep = "&" if "?" in pg_url else "?"
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
 
 
 if __name__ == "__main__":

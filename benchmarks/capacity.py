@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import os
 import platform
@@ -37,7 +36,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +46,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from benchmarks.bench_batch import GEOS, payload
+from benchmarks.httpbench import pg_schema
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - a throwaway benchmark database
 PLANS = {
@@ -58,7 +60,6 @@ PLANS = {
         "route_regions": "global",
     }
 }
-GEOS = ["US", "EU", "DE", "FR", "US-CA", "CAISO", "aws:us-east-1", "gcp:europe-west1", "azure:westeurope", "IN"]
 ROUTE = {
     "source_region": "us-west1",
     "payload_size": 128,
@@ -258,27 +259,6 @@ async def phase(
 # -- the run -------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _database(pg_url: str | None, app_name: str) -> Iterator[str | None]:
-    """A fresh PostgreSQL schema (dropped at the end), or None for SQLite (as bench_report.py)."""
-    if not pg_url:
-        yield None
-        return
-    import sqlalchemy as sa
-
-    schema = "bench_" + secrets.token_hex(6)
-    admin = sa.create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        sep = "&" if "?" in pg_url else "?"
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}&application_name={app_name}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
-
-
 def _requests(nonce: str, batch_size: int) -> dict[str, Callable[[int], Req]]:
     def report(i: int) -> Req:
         job = {
@@ -292,19 +272,7 @@ def _requests(nonce: str, batch_size: int) -> dict[str, Callable[[int], Req]]:
         return Req("POST", "/v1/report", orjson.dumps(job))
 
     def batch(i: int) -> Req:
-        jobs = []
-        for j in range(batch_size):
-            job: dict[str, Any] = {
-                "job_id": f"{nonce}-b{i}-{j}",
-                "duration_minutes": 30 + j % 240,
-                "cpu_cores": 1 + j % 32,
-                "memory_gb": 4 * (j % 16),
-                "geo_iso": GEOS[j % len(GEOS)],
-            }
-            if j % 3 == 0:
-                job["gpu_cores"] = 1 + j % 4
-            jobs.append(job)
-        return Req("POST", "/v1/batch", orjson.dumps({"jobs": jobs}))
+        return Req("POST", "/v1/batch", payload(batch_size, f"{nonce}-b{i}"))  # bench_batch.py's jobs
 
     def inference(i: int) -> Req:
         body = {
@@ -415,7 +383,7 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; load average before: {load()}"
     )
-    with tempfile.TemporaryDirectory() as tmp, _database(args.postgres, app_name) as pg_url:
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(args.postgres, app_name) as pg_url:
         sqlite_path = None if pg_url else Path(tmp) / "capacity.db"
         settings = Settings(
             env="test",

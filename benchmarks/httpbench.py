@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -169,3 +170,26 @@ def report(name: str, ours: dict[str, float], bare: dict[str, float], goal_ratio
     )
     print(f"bare FastAPI: {bare['rps']:.0f} req/s, p50 {bare['p50_ms']:.2f} ms")
     print(f"ratio: {ratio:.1%}{goal}")
+
+
+@contextlib.contextmanager
+def pg_schema(pg_url: str | None, app_name: str | None = None) -> Iterator[str | None]:
+    """A fresh PostgreSQL schema of ``pg_url`` (dropped at the end) as a database URL, or ``None`` for
+    SQLite; ``app_name`` tags the connections (``pg_stat_activity.application_name``)."""
+    if not pg_url:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    schema = "bench_" + secrets.token_hex(6)
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in pg_url else "?"
+        tag = f"&application_name={app_name}" if app_name else ""
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}{tag}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
