@@ -4,6 +4,7 @@ clock, the app, a client and API keys."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -57,19 +58,27 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """The URL of a new, empty schema of the test PostgreSQL (dropped afterwards)."""
+    assert PG_URL is not None
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield pg_schema_url(PG_URL, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     if PG_URL:
-        schema = "t_" + uuid.uuid4().hex[:16]
-        admin = sa.create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield pg_schema_url(PG_URL, schema)
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            admin.dispose()
+        with fresh_pg_schema() as url:
+            yield url
     else:
         db = tmp_path / "powermeter.db"
         shutil.copyfile(sqlite_template, db)

@@ -7,13 +7,11 @@ must agree on status, error body and headers, and on every number of a success (
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from powermeter.accounts.service import ALL_SCOPES
@@ -21,7 +19,7 @@ from powermeter.app import create_app
 from powermeter.infra.clock import FrozenClock
 from powermeter.settings import Settings
 from tests.accounts import accounts_for
-from tests.conftest import PG_URL, START, pg_schema_url
+from tests.conftest import START, fresh_pg_schema
 
 INFERENCE = {"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300}
 JOB = {"duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
@@ -45,17 +43,8 @@ def second_database_url(tmp_path: Path, database_url: str) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield f"sqlite:///{tmp_path / 'ordinary.db'}"
         return
-    assert PG_URL is not None
-    schema = "t_" + uuid.uuid4().hex[:16]
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield pg_schema_url(PG_URL, schema)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture

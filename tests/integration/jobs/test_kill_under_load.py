@@ -24,10 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from powermeter.jobs.receipts import verify_document
-from tests.conftest import PG_URL, REDIS_URL, pg_schema_url
+from tests.conftest import PG_URL, REDIS_URL, fresh_pg_schema
 from tests.live import POWERMETER, create_key, free_port, live_server, server_env
 
 JOB = {"duration_minutes": 30, "cpu_cores": 4, "memory_gb": 8, "geo_iso": "US"}
@@ -43,16 +42,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         return
     if PG_URL is None:
         pytest.skip("set POWERMETER_TEST_POSTGRES_URL to run")
-    schema = "t_" + uuid.uuid4().hex[:16]
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield pg_schema_url(PG_URL, schema)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with fresh_pg_schema() as url:
+        yield url
 
 
 @contextlib.contextmanager
