@@ -29,7 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchmarks.bench_hot_routes import CALC, INFERENCE, ROUTE
+from benchmarks.bench_hot_routes import CALC, INFERENCE, PLANS, ROUTE
+from benchmarks.capacity import Req, call
 
 REPORT = {"duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
 
@@ -74,15 +75,14 @@ async def _one(app: Any, method: str, path: str, headers: list[tuple[bytes, byte
     return status
 
 
-async def _drive(
-    app: Any, make: Callable[[int], tuple[str, str, list[tuple[bytes, bytes]], bytes]], n: int, c: int
-) -> float:
+async def _drive(app: Any, make: Callable[[int], Req], headers: list[tuple[bytes, bytes]], n: int, c: int) -> float:
+    """Process CPU µs per request over ``n`` requests, ``c`` in flight (capacity.py's ASGI caller)."""
     counter = itertools.count()
     bad: list[int] = []
 
     async def worker() -> None:
         while (i := next(counter)) < n:
-            status = await _one(app, *make(i))
+            status, _ = await call(app, make(i), headers)
             if status != 200:
                 bad.append(status)
 
@@ -94,28 +94,6 @@ async def _drive(
     return cpu / n * 1e6
 
 
-async def _lifespan(app: Any) -> Callable[[], Any]:
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    started = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        return await queue.get()
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
-    await queue.put({"type": "lifespan.startup"})
-    await started.wait()
-
-    async def stop() -> None:
-        await queue.put({"type": "lifespan.shutdown"})
-        await task
-
-    return stop
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=3000)
@@ -124,20 +102,11 @@ def main() -> None:
     ap.add_argument("--only", metavar="ROUTE", action="append", help="measure only these routes")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        plans = {
-            "dev": {
-                "daily_calls": 1_000_000_000,
-                "daily_kwh": None,
-                "per_minute": 10_000_000,
-                "route_monthly_calls": None,
-                "route_regions": "global",
-            }
-        }
         os.environ.update(
             POWERMETER_DATA_DIR=tmp,
             POWERMETER_SECRET_KEY="bench-secret-0123456789abcdef0123456789abcdef",  # noqa: S106 (a benchmark's)
             POWERMETER_LOG_REQUESTS="false",
-            POWERMETER_PLANS_JSON=json.dumps(plans),
+            POWERMETER_PLANS_JSON=json.dumps(PLANS),
             POWERMETER_DEFAULT_PLAN="dev",
         )
         from benchmarks.bare_app import app as bare
@@ -151,43 +120,41 @@ def main() -> None:
 
 
 async def _run(app: Any, bare: Any, key: str, args: Any) -> None:
-    stop = await _lifespan(app)
-    auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
-    ct = [(b"content-type", b"application/json")]
+    auth = [(b"authorization", f"Bearer {key}".encode())]
     nonce = os.urandom(4).hex()
 
-    def fixed(method: str, path: str, headers: list[tuple[bytes, bytes]], payload: Any) -> Any:
-        body = json.dumps(payload).encode() if payload is not None else b""
-        return lambda _i: (method, path, headers, body)
+    def fixed(method: str, path: str, payload: Any) -> Callable[[int], Req]:
+        req = Req(method, path, json.dumps(payload).encode() if payload is not None else b"")
+        return lambda _i: req
 
     job_ids = itertools.count()  # every report a new job (warm-up included): none is a re-report
 
-    def report(_i: int) -> tuple[str, str, list[tuple[bytes, bytes]], bytes]:
-        return "POST", "/v1/report", auth, json.dumps({"job_id": f"{nonce}-{next(job_ids)}", **REPORT}).encode()
+    def report(_i: int) -> Req:
+        return Req("POST", "/v1/report", json.dumps({"job_id": f"{nonce}-{next(job_ids)}", **REPORT}).encode())
 
-    routes: dict[str, tuple[Any, Any]] = {
-        "bare GET /ping": (bare, fixed("GET", "/ping", [], None)),
-        "bare POST /echo": (bare, fixed("POST", "/echo", ct, INFERENCE)),
-        "POST /v1/report": (app, report),
-        "POST /v1/inference": (app, fixed("POST", "/v1/inference", auth, INFERENCE)),
-        "POST /route": (app, fixed("POST", "/route", auth, ROUTE)),
-        "POST /calc/api/cost": (app, fixed("POST", "/calc/api/cost", ct, CALC)),
-        "GET /v1/me": (app, fixed("GET", "/v1/me", auth, None)),
+    routes: dict[str, tuple[Any, Callable[[int], Req], list[tuple[bytes, bytes]]]] = {
+        "bare GET /ping": (bare, fixed("GET", "/ping", None), []),
+        "bare POST /echo": (bare, fixed("POST", "/echo", INFERENCE), []),
+        "POST /v1/report": (app, report, auth),
+        "POST /v1/inference": (app, fixed("POST", "/v1/inference", INFERENCE), auth),
+        "POST /route": (app, fixed("POST", "/route", ROUTE), auth),
+        "POST /calc/api/cost": (app, fixed("POST", "/calc/api/cost", CALC), []),
+        "GET /v1/me": (app, fixed("GET", "/v1/me", None), auth),
     }
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for name, (target, make) in routes.items():
-        if args.only and name not in args.only and not name.startswith("bare"):
-            continue
-        await _drive(target, make, min(300, args.requests), args.concurrency)  # warm-up
-        if args.profile == name:
-            prof = cProfile.Profile()
-            prof.enable()
-        us = await _drive(target, make, args.requests, args.concurrency)
-        if args.profile == name:
-            prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(35)
-        print(f"{name:24s} {us:8.1f} µs CPU per request")
-    await stop()
+    async with app.router.lifespan_context(app):
+        for name, (target, make, headers) in routes.items():
+            if args.only and name not in args.only and not name.startswith("bare"):
+                continue
+            await _drive(target, make, headers, min(300, args.requests), args.concurrency)  # warm-up
+            if args.profile == name:
+                prof = cProfile.Profile()
+                prof.enable()
+            us = await _drive(target, make, headers, args.requests, args.concurrency)
+            if args.profile == name:
+                prof.disable()
+                pstats.Stats(prof).sort_stats("tottime").print_stats(35)
+            print(f"{name:24s} {us:8.1f} µs CPU per request")
 
 
 if __name__ == "__main__":
