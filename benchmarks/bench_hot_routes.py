@@ -12,7 +12,8 @@ Routes: ``POST /v1/inference`` (500/300 tokens, gpt-4o) ≥ 0.35 × bare; ``POST
 example) ≥ 0.50; ``POST /calc/api/cost`` (seed 003 flat example, the per-minute limit lifted) ≥ 0.50;
 ``GET /v1/me`` ≥ 0.60. POST routes are compared with the bare ``POST /echo`` (same body), GET with the
 bare ``GET /ping``. The last column is the ratio to ``bare_app.raw_app`` (a plain ASGI callable, no
-framework): the floor no route doing real work can beat.
+framework): the floor no route doing real work can beat. ``--postgres URL [--redis URL]`` runs powermeter
+on the scale path instead of its embedded SQLite (the baselines are the same).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from benchmarks.httpbench import make_key, powermeter_env, server, wrk
+from benchmarks.httpbench import make_key, pg_schema, powermeter_env, server, wrk
 
 INFERENCE = {"provider": "OpenAI", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300}
 ROUTE = {
@@ -63,11 +64,17 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--postgres", metavar="URL", help="powermeter on a fresh schema of PostgreSQL")
+    ap.add_argument("--redis", metavar="URL", help="with --postgres: Redis (quota admission, group-commit lanes)")
     args = ap.parse_args()
     d, c = args.duration, args.connections
-    print(f"load average before: {load()}  (cores: {os.cpu_count()})")
-    with tempfile.TemporaryDirectory() as tmp:
-        env = powermeter_env(Path(tmp), POWERMETER_PLANS_JSON=json.dumps(PLANS), POWERMETER_DEFAULT_PLAN="dev")
+    where = "PostgreSQL" + (" + Redis" if args.redis else "") if args.postgres else "SQLite"
+    print(f"powermeter on {where}; load average before: {load()}  (cores: {os.cpu_count()})")
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(args.postgres) as db_url:
+        extra = {"POWERMETER_DATABASE_URL": db_url} if db_url else {}
+        if db_url and args.redis:
+            extra["POWERMETER_REDIS_URL"] = args.redis
+        env = powermeter_env(Path(tmp), POWERMETER_PLANS_JSON=json.dumps(PLANS), POWERMETER_DEFAULT_PLAN="dev", **extra)
         key = make_key(env)
         auth = {"Authorization": f"Bearer {key}"}
         ct = {"Content-Type": "application/json"}
