@@ -104,7 +104,7 @@ def _authorize(
     count_daily: bool,
     now: datetime,
 ) -> Principal:
-    path = request.url.path
+    path: str = request.scope["path"]
     principal = service.authenticate(conn, st.settings, key_hash, now)
     if path.startswith("/api/v1/"):
         # the account's plan sets the per-minute limit; counted by the key's hash (never the raw key)
@@ -132,13 +132,17 @@ def _authorize(
     return principal
 
 
-def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[..., AsyncIterator[Tx]]:
+def authenticated(
+    *scopes: str, daily_quota: bool | None = None, hot_rows: bool = False
+) -> Callable[..., AsyncIterator[Tx]]:
     """Dependency factory: authenticate by API key, require ``scopes``, count the call.
 
     ``/v1/*`` calls count against the plan's daily call quota (seed 000) unless ``daily_quota=False``;
     ``/api/v1/*`` calls are limited to the plan's requests per minute per key (seed 001).
     The unit of work waits for the database on the event loop, never in a worker thread
-    (see infra/db/unit_of_work.py).
+    (see infra/db/unit_of_work.py). ``hot_rows=True`` (ingest routes) lets a SQLite group commit write
+    the usage counters and the audit chain head once per batch (``unit_of_work.hot_rows``): only for
+    routes that change those rows through ``accounts.service`` and ``audit.service`` alone.
     """
 
     needed = frozenset(scopes)
@@ -154,10 +158,10 @@ def authenticated(*scopes: str, daily_quota: bool | None = None) -> Callable[...
         key = _extract_key(request)
         service.check_key_format(key)
         key_hash = hash_api_key(key, st.secret)
-        path = request.url.path
+        path: str = request.scope["path"]
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
-        async with st.db.units.unit() as conn:
+        async with st.db.units.unit(hot_rows) as conn:
             args = (conn, st, request, response, key_hash, needed, count_daily, now)
             if st.db.is_sqlite:
                 # microseconds of work on a connection this request holds alone: no thread hop
@@ -185,9 +189,10 @@ async def ip_rate_limit(request: Request, response: Response) -> None:
     _per_minute_limit(request, response, st, ip, per_minute, kind="ip")
 
 
-def Auth(*scopes: str, daily_quota: bool | None = None) -> Any:
-    """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction."""
-    return Depends(authenticated(*scopes, daily_quota=daily_quota), scope="function")
+def Auth(*scopes: str, daily_quota: bool | None = None, hot_rows: bool = False) -> Any:
+    """``tx: Tx = Auth("report:write")``: authenticated, scoped, counted, one transaction
+    (``hot_rows``: see :func:`authenticated`)."""
+    return Depends(authenticated(*scopes, daily_quota=daily_quota, hot_rows=hot_rows), scope="function")
 
 
 def account_service(conn: HTTPConnection) -> service.AccountService:

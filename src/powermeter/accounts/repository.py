@@ -108,6 +108,7 @@ _SQLITE_ADD_USAGE = (
 _PG_AUTH = _SQLITE_AUTH.replace("?", "%s")
 _PG_ADD_USAGE = _SQLITE_ADD_USAGE.replace("?", "%s")
 _PG_GET_USAGE = "SELECT value FROM usage_counters WHERE account_id = %s AND metric = %s AND period = %s"
+_SQLITE_GET_USAGE = "SELECT value FROM usage_counters WHERE account_id = ? AND metric = ? AND period = ?"
 
 
 def _pg(conn: Connection) -> Any:
@@ -198,6 +199,11 @@ def add_usage(conn: Connection, account_id: str, metric: str, period: str, amoun
 def get_usage(conn: Connection, account_id: str, metric: str, period: str) -> int:
     if conn.dialect.name == "postgresql":
         row = _pg(conn).execute(_PG_GET_USAGE, (account_id, metric, period)).fetchone()
+        return 0 if row is None else int(row[0])
+    if conn.dialect.name == "sqlite":
+        row = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            _SQLITE_GET_USAGE, (account_id, metric, period)
+        ).fetchone()
         return 0 if row is None else int(row[0])
     q = sa.select(usage_counters.c.value).where(
         usage_counters.c.account_id == account_id,

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from powermeter.accounts import repository as repo
 from powermeter.infra.clock import next_utc_midnight, utc_iso
-from powermeter.infra.db.unit_of_work import PRECOMMIT_KEY, defer, defer_sum, in_lane, lane_quotas, on_rollback
+from powermeter.infra.db.unit_of_work import (
+    PRECOMMIT_KEY,
+    HotRows,
+    defer,
+    defer_sum,
+    hot_rows,
+    in_lane,
+    lane_quotas,
+    on_rollback,
+)
 from powermeter.infra.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from powermeter.infra.ratelimit import QuotaUnavailable
 from powermeter.infra.security import (
@@ -357,6 +366,33 @@ def _lane_count(
     return total
 
 
+def _hot_count(
+    hot: HotRows,
+    conn: Connection,
+    account_id: str,
+    metric: str,
+    period: str,
+    amount: int,
+    limit: int | None,
+    refuse: Callable[[int], RateLimited],
+) -> int:
+    """Count ``amount`` in a SQLite ``hot_rows`` unit (infra/db/unit_of_work.py); the new total.
+
+    The batch holds SQLite's write lock, so the counter's value is read once per batch and then kept in
+    memory; the check is as exact as the upsert's (a refused amount is not added), and the counter row
+    is written once, with the batch's sum, just before the COMMIT."""
+    key = ("1usage", account_id, metric, period)
+    current: int | None = hot.get(key)
+    if current is None:
+        current = repo.get_usage(conn, account_id, metric, period)
+    total = current + amount
+    if limit is not None and total > limit:
+        raise refuse(total)
+    hot.put(key, total)
+    hot.add(key, amount, _ledger(account_id, metric, period))
+    return total
+
+
 def _daily_call_refused(principal: Principal, limit: int, now: datetime) -> RateLimited:
     wait = seconds_to_midnight(now)
     return RateLimited(
@@ -376,6 +412,19 @@ def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> t
     the refused call is not counted (the transaction rolls back)."""
     limit = principal.plan.daily_calls
     day = day_period(now)
+    hot = hot_rows(conn)
+    if hot is not None:
+        used = _hot_count(
+            hot,
+            conn,
+            principal.account_id,
+            "calls",
+            day,
+            1,
+            limit,
+            lambda _total: _daily_call_refused(principal, limit or 0, now),
+        )
+        return used, limit
     if in_lane(conn):
         used = _lane_count(
             conn,
@@ -424,6 +473,19 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
     cap = principal.plan.daily_kwh
     cap_micro = None if cap is None else round(cap * KWH_UNIT)
     day = day_period(now)
+    hot = hot_rows(conn)
+    if hot is not None:
+        used = _hot_count(
+            hot,
+            conn,
+            principal.account_id,
+            "kwh_micro",
+            day,
+            amount,
+            cap_micro,
+            lambda total: _kwh_refused(principal, kwh, total, amount, now),
+        )
+        return used / KWH_UNIT
     if in_lane(conn):
         used = _lane_count(
             conn,

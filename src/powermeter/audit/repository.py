@@ -67,8 +67,8 @@ def _driver(conn: Connection) -> Any:
 
 
 def _sqlite_time(now: datetime) -> str:
-    """How SQLAlchemy stores a DateTime on SQLite (naive UTC, microseconds)."""
-    return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """How SQLAlchemy stores a DateTime on SQLite (naive UTC, microseconds: ``%Y-%m-%d %H:%M:%S.%f``)."""
+    return now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,31 @@ def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
             cur.execute(_LITE_ADVANCE, (entry.seq, entry.entry_hash, _sqlite_time(now), entry.account_id))
     finally:
         cur.close()
+
+
+def insert_entry(conn: Connection, entry: AuditEntry) -> None:
+    """SQLite: insert the entry only; the head is moved by :func:`advance_head` (once per group commit)."""
+    _driver(conn).execute(
+        _LITE_INSERT,
+        (
+            entry.account_id,
+            entry.seq,
+            entry.id,
+            entry.action_type,
+            entry.receipt_id,
+            entry.actor_key_id,
+            entry.actor_masked_key,
+            entry.details_json,
+            entry.timestamp,
+            entry.prev_hash,
+            entry.entry_hash,
+        ),
+    )
+
+
+def advance_head(conn: Connection, account_id: str, seq: int, head_hash: str, now: datetime) -> None:
+    """SQLite: move the account's head to entry ``seq`` (its hash ``head_hash``)."""
+    _driver(conn).execute(_LITE_ADVANCE, (seq, head_hash, _sqlite_time(now), account_id))
 
 
 def get_head(conn: Connection, account_id: str) -> Head | None:

@@ -35,7 +35,7 @@ MAX_LIMIT = 100_000
     ),
 )
 async def record_inference(
-    body: schemas.InferenceIn, engine: Inference, tx: Tx = Auth("inference:write")
+    body: schemas.InferenceIn, engine: Inference, tx: Tx = Auth("inference:write", hot_rows=True)
 ) -> FastJSONResponse:
     return FastJSONResponse(await tx.run(service.record, engine, tx.conn, tx.principal, tx.now, body, tx.state.signer))
 
@@ -57,7 +57,7 @@ async def record_inference(
     ),
 )
 async def record_inference_batch(
-    body: schemas.InferenceBatchIn, engine: Inference, tx: Tx = Auth("inference:write")
+    body: schemas.InferenceBatchIn, engine: Inference, tx: Tx = Auth("inference:write", hot_rows=True)
 ) -> FastJSONResponse:
     try:
         out = await tx.run(service.record_batch, engine, tx.conn, tx.principal, tx.now, body.records, tx.state.signer)

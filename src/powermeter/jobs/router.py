@@ -47,7 +47,7 @@ def _ok(data: Any) -> FastJSONResponse:
     "`409 JOB_ID_CONFLICT` naming the job and the fields that differ.",
     responses={**error_responses("v1", 400, 401, 403, 409, 429), 200: {"links": _receipt_links("/data/receipt_id")}},
 )
-async def report(body: s.JobIn, jobs: Jobs, tx: Tx = Auth("report:write")) -> FastJSONResponse:
+async def report(body: s.JobIn, jobs: Jobs, tx: Tx = Auth("report:write", hot_rows=True)) -> FastJSONResponse:
 
     def work() -> dict[str, Any]:
         rec = jobs.record(tx.conn, tx.principal, tx.state.signer, tx.now, [body], field_prefix="")

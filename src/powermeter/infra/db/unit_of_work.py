@@ -12,6 +12,14 @@ failing request rolls back alone), and one COMMIT makes a whole batch durable. E
 for the commit of its batch before its response is sent, so a success is never reported for data
 that is not on disk.
 
+A SQLite unit opened with ``hot_rows=True`` (the ingest routes: ``POST /v1/report``, ``POST /v1/inference``)
+does not write the rows every request of an account touches (the daily usage counters, the audit chain
+head) inside the request: the batch keeps their current values in memory (:func:`hot_rows`, read from the
+database once per batch) and writes each row once, just before the COMMIT. The batch holds SQLite's write
+lock from its ``BEGIN IMMEDIATE`` to its COMMIT, so no other connection can change those rows meanwhile; a
+request whose work is rolled back leaves no trace in the memory either. Any other unit first writes what
+is pending and forgets the memory, so it reads and writes the database exactly as it is.
+
 PostgreSQL with a shared admission store (Redis: exact daily quotas and kWh caps across processes,
 ``infra/ratelimit.py``) uses group commit too, on a few *lanes* per process (:class:`PgGroupCommit`):
 each lane is one connection with one open transaction, a SAVEPOINT per request and one COMMIT per
@@ -62,6 +70,77 @@ class _Batch:
         self.started = time.monotonic()
 
 
+_HOT_KEY = "powermeter.hot_rows"  # Connection.info (SQLite): the running request's HotRows, if it has one
+
+
+class HotRows:
+    """A SQLite ``hot_rows`` request's view of its batch's hot rows (see the module docstring).
+
+    ``get``/``put`` read and set a row's current value as this request sees it (``None``: not known,
+    read the database); ``add`` and ``last`` leave the write of a row for just before the COMMIT:
+    ``add`` sums ``amount`` per ``sort_key`` over the batch and calls ``apply(conn, total)`` once,
+    ``last`` keeps the latest ``fn`` per ``sort_key`` (a row written once with its final value).
+    Nothing a request put or left is kept if its work is rolled back."""
+
+    __slots__ = ("_batch", "lasts", "state", "sums")
+
+    def __init__(self, batch: _HotBatch) -> None:
+        self._batch = batch
+        self.state: dict[SortKey, Any] = {}
+        self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
+        self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
+
+    def get(self, key: SortKey) -> Any:
+        v = self.state.get(key)
+        return self._batch.state.get(key) if v is None else v
+
+    def put(self, key: SortKey, value: Any) -> None:
+        self.state[key] = value
+
+    def add(self, sort_key: SortKey, amount: int, apply: Callable[[Connection, int], None]) -> None:
+        total, _ = self.sums.get(sort_key, (0, apply))
+        self.sums[sort_key] = (total + amount, apply)
+
+    def last(self, sort_key: SortKey, fn: Callable[[Connection], None]) -> None:
+        self.lasts[sort_key] = fn
+
+
+class _HotBatch:
+    """What the kept requests of one SQLite batch left to write, and the hot rows' current values."""
+
+    __slots__ = ("lasts", "state", "sums")
+
+    def __init__(self) -> None:
+        self.state: dict[SortKey, Any] = {}
+        self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
+        self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
+
+    def absorb(self, r: HotRows) -> None:
+        self.state.update(r.state)
+        for key, (amount, apply) in r.sums.items():
+            total, _ = self.sums.get(key, (0, apply))
+            self.sums[key] = (total + amount, apply)
+        self.lasts.update(r.lasts)
+
+    def write(self, conn: Connection) -> None:
+        """Write every pending row (sorted by key), then start empty: the next unit reads the database."""
+        work: list[tuple[SortKey, Callable[[Connection], None]]] = list(self.lasts.items())
+        for key, (total, apply) in self.sums.items():
+            work.append((key, lambda c, apply=apply, total=total: apply(c, total)))  # type: ignore[misc]
+        self.state.clear()
+        self.sums.clear()
+        self.lasts.clear()
+        work.sort(key=lambda w: w[0])
+        for _, fn in work:
+            fn(conn)
+
+
+def hot_rows(conn: Connection) -> HotRows | None:
+    """The request's :class:`HotRows` inside a SQLite ``hot_rows`` unit, else ``None`` (write as usual)."""
+    r: HotRows | None = conn.info.get(_HOT_KEY)
+    return r
+
+
 class SQLiteGroupCommit:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -71,6 +150,7 @@ class SQLiteGroupCommit:
         self._batch: _Batch | None = None
         self._waiting = 0
         self._flushers: set[asyncio.Task[None]] = set()
+        self._hot = _HotBatch()
 
     def _get_lock(self) -> asyncio.Lock:
         if self._lock is None:
@@ -78,7 +158,8 @@ class SQLiteGroupCommit:
         return self._lock
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Connection]:
+    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
+        """One request's unit of work; ``hot_rows``: see the module docstring."""
         lock = self._get_lock()
         self._waiting += 1
         try:
@@ -102,15 +183,25 @@ class SQLiteGroupCommit:
             # each request in its own savepoint, issued on the driver (SQLAlchemy's nested
             # transactions cost ~40 µs each; nothing else opens savepoints on this connection)
             raw: Any = conn.connection.driver_connection
+            hot: HotRows | None = None
+            if hot_rows:
+                hot = conn.info[_HOT_KEY] = HotRows(self._hot)
+            elif self._hot.state or self._hot.sums or self._hot.lasts:
+                # this unit reads and writes the database as it is: the hot rows first
+                self._hot.write(conn)
             raw.execute("SAVEPOINT pm_unit")
             try:
                 yield conn
             except BaseException as e:
                 error = e
+                conn.info.pop(_HOT_KEY, None)
                 raw.execute("ROLLBACK TO pm_unit")
                 raw.execute("RELEASE pm_unit")
             else:
+                conn.info.pop(_HOT_KEY, None)
                 raw.execute("RELEASE pm_unit")
+                if hot is not None:
+                    self._hot.absorb(hot)
                 batch.size += 1
             if self._waiting == 0 or batch.size >= MAX_BATCH or time.monotonic() - batch.started >= MAX_BATCH_AGE_S:
                 await self._commit(batch)
@@ -144,8 +235,16 @@ class SQLiteGroupCommit:
 
     async def _commit(self, batch: _Batch) -> None:
         outer, self._outer, self._batch = self._outer, None, None
+        conn, hot = self._conn, self._hot
+
+        def finish() -> None:
+            if conn is not None and (hot.sums or hot.lasts):
+                hot.write(conn)
+            hot.state.clear()
+            outer.commit()
+
         try:
-            await anyio.to_thread.run_sync(outer.commit)
+            await anyio.to_thread.run_sync(finish)
         except BaseException as e:
             await self._reset()
             if not batch.done.done():
@@ -158,6 +257,7 @@ class SQLiteGroupCommit:
     async def _abort(self, batch: _Batch, exc: BaseException) -> None:
         self._batch = None
         self._outer = None
+        self._hot = _HotBatch()
         await self._reset()
         if not batch.done.done():
             batch.done.set_exception(TransactionAborted(exc))
@@ -165,6 +265,7 @@ class SQLiteGroupCommit:
 
     async def _reset(self) -> None:
         conn, self._conn = self._conn, None
+        self._hot = _HotBatch()
         if conn is not None:
 
             def close() -> None:
@@ -181,6 +282,7 @@ class SQLiteGroupCommit:
         self._lock = None
         self._batch = None
         self._outer = None
+        self._hot = _HotBatch()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -204,7 +306,8 @@ class ConcurrentTransactions:
         self._sem: asyncio.Semaphore | None = None
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Connection]:
+    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
+        # ``hot_rows`` is SQLite's (see the module docstring); hot rows here are deferred per request
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
         sem = self._sem
@@ -409,7 +512,8 @@ class PgGroupCommit:
         return min(order, key=lambda ln: (ln.lock.locked(), ln.waiting))
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Connection]:
+    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
+        # ``hot_rows`` is SQLite's (see the module docstring); hot rows here are deferred per request
         lane = self._pick()
         lane.waiting += 1
         try:

@@ -1,0 +1,205 @@
+"""Hot rows written once per group commit (SQLite): quotas stay exact, the audit chain stays whole,
+a refused or failed request leaves no trace, and every other unit sees the database as it is.
+
+``POST /v1/report`` and ``POST /v1/inference`` run in ``hot_rows`` units: inside a SQLite batch the usage
+counters and the audit chain head are kept in memory and written once, just before the COMMIT
+(``infra/db/unit_of_work.py``). These tests send many requests at once through the app's own event loop,
+so they share batches. On PostgreSQL (``POWERMETER_TEST_DATABASE_URL``) the same API tests run against the
+PostgreSQL units, where ``hot_rows`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from powermeter.accounts import repository as account_repo
+from powermeter.accounts import service as accounts
+from powermeter.app import create_app
+from powermeter.audit import repository as audit_repo
+from powermeter.audit import service as audit
+from powermeter.inference.tables import inference_records
+from powermeter.infra import state as state_mod
+from powermeter.infra.clock import FrozenClock
+from powermeter.infra.db import unit_of_work
+from powermeter.settings import Settings
+from tests.accounts import accounts_for
+
+INFERENCE = {"provider": "openai", "model": "gpt-4o", "prompt_tokens": 500, "completion_tokens": 300}
+
+
+def _app(settings: Settings, clock: FrozenClock, **plan: Any) -> FastAPI:
+    plans = {"dev": {"daily_calls": 1000, "daily_kwh": 50.0, **plan}}
+    return create_app(settings.model_copy(update={"plans_json": json.dumps(plans)}), clock=clock)
+
+
+def _key(app: FastAPI, clock: FrozenClock, email: str = "hot@example.com") -> tuple[str, str]:
+    st: state_mod.AppState = app.state.pm
+    with st.db.begin() as conn:
+        acct = accounts_for(st.settings).create_account(conn, email, clock.now())
+        key = accounts_for(st.settings).create_key(conn, acct, "k", clock.now()).key
+    return acct, key
+
+
+def _burst(client: TestClient, app: FastAPI, requests: list[tuple[str, dict[str, Any]]], key: str) -> list[Any]:
+    """Send every request at once on the app's own event loop (they share group commits)."""
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers={"Authorization": f"Bearer {key}"}
+        ) as c:
+            return await asyncio.gather(*(c.post(path, json=body) for path, body in requests))
+
+    assert client.portal is not None
+    return client.portal.call(run)
+
+
+def _verify_chain(app: FastAPI, account_id: str) -> audit.ChainReport:
+    st: state_mod.AppState = app.state.pm
+    with st.db.connect() as conn:
+        return audit.verify_account(conn, account_id, [audit.PublicKey.of(st.signer)])
+
+
+def test_a_concurrent_burst_gets_exactly_the_daily_quota(settings: Settings, clock: FrozenClock) -> None:
+    app = _app(settings, clock, daily_calls=25)
+    acct, key = _key(app, clock)
+    with TestClient(app) as client:
+        responses = _burst(client, app, [("/v1/inference", INFERENCE)] * 60, key)
+        codes = [r.status_code for r in responses]
+        assert codes.count(200) == 25, [r.text for r in responses if r.status_code not in (200, 429)][:2]
+        assert codes.count(429) == 35
+        # each accepted call saw its own place in the quota: 24, 23, … 0 remaining, once each
+        remaining = sorted(int(r.headers["RateLimit-Remaining"]) for r in responses if r.status_code == 200)
+        assert remaining == list(range(25))
+        h = {"Authorization": f"Bearer {key}"}
+        # the quota is spent: the next counted call of the day is refused too
+        assert client.get("/v1/api-keys/stats", headers=h).status_code == 429
+    with app.state.pm.db.connect() as conn:
+        assert account_repo.get_usage(conn, acct, "calls", accounts.day_period(clock.now())) == 25
+        stored = conn.execute(sa.select(sa.func.count()).select_from(inference_records)).scalar_one()
+        assert stored == 25
+    report = _verify_chain(app, acct)
+    assert report.ok, report.first_break
+    assert report.entries_checked >= 25  # one anchor per stored record (plus the key's creation)
+    app.state.pm.db.dispose()
+
+
+def test_the_kwh_cap_holds_under_a_burst_and_failed_requests_leave_nothing(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    app = _app(settings, clock)  # 50 kWh/day
+    acct, key = _key(app, clock)
+    # 1000 cores × 12 W at PUE 1 for 10 min = 2 kWh; every third job names an unknown location (400)
+    jobs = [
+        (
+            "/v1/report",
+            {
+                "job_id": f"j{i}",
+                "duration_minutes": 10,
+                "cpu_cores": 1000,
+                "pue": 1.0,
+                "geo_iso": "XX-NOWHERE" if i % 3 == 0 else "US",
+            },
+        )
+        for i in range(60)
+    ]
+    with TestClient(app) as client:
+        responses = _burst(client, app, jobs, key)
+        codes = [r.status_code for r in responses]
+        assert codes.count(400) == 20
+        assert codes.count(200) == 25  # 25 × 2 kWh = the 50 kWh cap, exactly
+        assert codes.count(429) == 15
+        assert all(r.json()["error_code"] == "USAGE_CAP_EXCEEDED" for r in responses if r.status_code == 429)
+        h = {"Authorization": f"Bearer {key}"}
+        receipts = client.get("/v1/receipts?limit=1000", headers=h).json()["data"]
+        assert receipts["total"] == 25
+        stats = client.get("/v1/api-keys/stats", headers=h).json()["data"]
+        assert stats["daily_usage_kwh"] == pytest.approx(50.0)
+        # refused requests roll back with their call (400s and the cap's 429s alike); the two reads count
+        assert stats["daily_api_calls"] == 25 + 2
+    report = _verify_chain(app, acct)
+    assert report.ok, report.first_break
+    app.state.pm.db.dispose()
+
+
+def test_other_units_in_the_same_batch_see_the_hot_rows_and_failed_ones_leave_none(
+    app: FastAPI, client: TestClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit level, deterministic: three units in one SQLite batch (the batch may not commit early)."""
+    st: state_mod.AppState = app.state.pm
+    if not st.db.is_sqlite:
+        pytest.skip("hot rows are SQLite's group commit (PostgreSQL defers them per lane)")
+    monkeypatch.setattr(unit_of_work, "MAX_BATCH_AGE_S", 30.0)
+    acct, _key_text = _key(app, clock)
+    now = clock.now()
+    with st.db.connect() as conn:
+        principal = accounts.Principal(
+            account_id=acct,
+            email="hot@example.com",
+            plan=st.settings.plan("dev"),
+            key_id="none",
+            key_name="k",
+            masked_key="pm_…",
+            scopes=frozenset(),
+        )
+        head_before = audit_repo.get_head(conn, acct)
+    seq_before = head_before.seq if head_before is not None else 0
+    day = accounts.day_period(now)
+    units = st.db.units
+    assert isinstance(units, unit_of_work.SQLiteGroupCommit)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def kept() -> None:
+            async with units.unit(True) as conn:
+                accounts.count_daily_call(conn, principal, now)
+                audit.append(conn, account_id=acct, action_type="VIEW", now=now)
+                seen["batch"] = units._batch
+                gate.set()
+                await asyncio.sleep(0.05)  # the two others queue behind: the batch stays open
+
+        async def failed() -> None:
+            await gate.wait()
+            try:
+                async with units.unit(True) as conn:
+                    accounts.count_daily_call(conn, principal, now)
+                    audit.append(conn, account_id=acct, action_type="VIEW", now=now)
+                    raise RuntimeError("the request fails after counting and appending")
+            except RuntimeError:
+                seen["failed"] = True
+
+        async def reader() -> None:
+            await gate.wait()
+            await asyncio.sleep(0)
+            async with units.unit() as conn:  # an ordinary unit: reads the database as it is
+                assert units._batch is seen["batch"], "the scenario needs one batch"
+                seen["calls"] = account_repo.get_usage(conn, acct, "calls", day)
+                head = audit_repo.get_head(conn, acct)
+                seen["seq"] = head.seq if head is not None else 0
+
+        await asyncio.gather(kept(), failed(), reader())
+
+    assert client.portal is not None
+    client.portal.call(scenario)
+    # the ordinary unit saw the kept request's counter and head, not the failed one's
+    assert seen["failed"]
+    assert seen["calls"] == 1
+    assert seen["seq"] == seq_before + 1
+    with st.db.connect() as conn:
+        assert account_repo.get_usage(conn, acct, "calls", day) == 1
+        head = audit_repo.get_head(conn, acct)
+        assert head is not None
+        assert head.seq == seq_before + 1
+    report = _verify_chain(app, acct)
+    assert report.ok, report.first_break
+    assert report.head_seq == seq_before + 1
