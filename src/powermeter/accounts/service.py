@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -250,7 +251,15 @@ def list_keys(conn: Connection, account_id: str) -> list[dict[str, Any]]:
 
 
 def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datetime) -> Principal:
-    row = repo.find_key_by_hash(conn, key_hash)
+    hot = hot_rows(conn)
+    cached = ("0key", key_hash)
+    # in a SQLite hot-rows batch the key row cannot change (the batch holds the write lock; a unit that
+    # could revoke a key starts by forgetting every kept row), so it is read once per batch
+    row: repo.KeyRow | None = hot.get(cached) if hot is not None else None
+    if row is None:
+        row = repo.find_key_by_hash(conn, key_hash)
+        if hot is not None and row is not None:
+            hot.put(cached, row)
     if row is None or row.revoked_at is not None:
         raise Unauthorized("API key is unknown or has been revoked")
     if row.expires_at is not None:
@@ -269,6 +278,8 @@ def authenticate(conn: Connection, settings: Settings, key_hash: str, now: datet
         # a key's row is hot too: inside a PostgreSQL lane it is written just before the batch's COMMIT
         if not defer(conn, ("0key", key_id), touch):
             touch(conn)
+            if hot is not None:
+                hot.put(cached, dataclasses.replace(row, last_used_at=now))
     return Principal(
         account_id=row.account_id,
         email=row.email,
@@ -289,7 +300,8 @@ def check_key_format(key: str) -> None:
 
 
 def day_period(now: datetime) -> str:
-    return now.strftime("%Y-%m-%d")
+    # ``now.strftime("%Y-%m-%d")``; isoformat is ~10× cheaper and the same text from year 1000 on
+    return now.date().isoformat() if now.year >= 1000 else now.strftime("%Y-%m-%d")
 
 
 def month_period(now: datetime) -> str:
@@ -297,6 +309,10 @@ def month_period(now: datetime) -> str:
 
 
 def seconds_to_midnight(now: datetime) -> int:
+    if now.tzinfo is UTC:
+        # the same arithmetic as below without building two datetimes: whole microseconds, one division
+        left_us = 86_400_000_000 - (((now.hour * 60 + now.minute) * 60 + now.second) * 1_000_000 + now.microsecond)
+        return max(1, int(left_us / 1_000_000 + 0.999))
     return max(1, int((next_utc_midnight(now) - now).total_seconds() + 0.999))
 
 

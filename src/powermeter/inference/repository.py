@@ -14,7 +14,7 @@ from powermeter.inference.tables import inference_daily as d
 from powermeter.inference.tables import inference_details as det
 from powermeter.inference.tables import inference_records as t
 from powermeter.inference.tables import inference_signatures
-from powermeter.infra.db.unit_of_work import defer
+from powermeter.infra.db.unit_of_work import HotRows, defer, hot_rows
 
 HISTORY_COLUMNS = (
     t.c.id,
@@ -89,6 +89,36 @@ _SQLITE_ROLLUP = (
 )
 
 
+_SQLITE_ROLLUP_GET = (
+    f"SELECT {', '.join(_ROLLUP_SUMS)} FROM inference_daily WHERE "  # noqa: S608
+    + " AND ".join(f"{k} = ?" for k in _ROLLUP_KEY)
+)
+_SQLITE_ROLLUP_SET = (
+    f"INSERT INTO inference_daily ({', '.join(_ROLLUP_KEY + _ROLLUP_SUMS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(_ROLLUP_KEY) + len(_ROLLUP_SUMS)))}) "
+    f"ON CONFLICT ({', '.join(_ROLLUP_KEY)}) DO UPDATE SET " + ", ".join(f"{k} = excluded.{k}" for k in _ROLLUP_SUMS)
+)
+
+
+def _hot_rollup(hot: HotRows, raw: Any, vals: list[Any]) -> None:
+    """The day's rollup row in a SQLite hot-rows batch (infra/db/unit_of_work.py): read once per batch,
+    summed in memory in request order (the same additions, in the same order, as the upsert would make,
+    so the stored sums are bit for bit the same) and written once before the COMMIT."""
+    n = len(_ROLLUP_KEY)
+    key: tuple[str, ...] = ("1rollup", *(str(v) for v in vals[:n]))
+    current: list[Any] | None = hot.get(key)
+    if current is None:
+        stored = raw.execute(_SQLITE_ROLLUP_GET, vals[:n]).fetchone()
+        current = None if stored is None else [*vals[:n], *stored]
+    new = vals if current is None else [*vals[:n], *(a + b for a, b in zip(current[n:], vals[n:], strict=True))]
+    hot.put(key, new)
+    hot.last(key, lambda c: _driver(c).execute(_SQLITE_ROLLUP_SET, new))
+
+
+def _driver(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
 def _sqlite_ts(ts: datetime) -> str:
     """SQLAlchemy's storage format for DateTime on SQLite (naive UTC text), so both paths agree."""
     return (ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts).isoformat(sep=" ", timespec="microseconds")
@@ -103,10 +133,14 @@ def insert_record(conn: Connection, row: dict[str, Any], details: str) -> None:
         values[_RECORD_COLS.index("log_date")] = _sqlite_ts(row["log_date"])
         raw.execute(_SQLITE_INSERT, values)
         raw.execute(_SQLITE_INSERT_DETAILS, (row["id"], details))
+        hot = hot_rows(conn)
         for r in _rollup((row,)):
             vals = [r[k] for k in _ROLLUP_KEY + _ROLLUP_SUMS]
             vals[1] = vals[1].isoformat()
-            raw.execute(_SQLITE_ROLLUP, vals)
+            if hot is None:
+                raw.execute(_SQLITE_ROLLUP, vals)
+            else:
+                _hot_rollup(hot, raw, vals)
         return
     conn.execute(_INSERT, row)
     conn.execute(_INSERT_DETAILS, {"id": row["id"], "details": details})

@@ -122,11 +122,8 @@ def format_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: the exact string an entry is hashed with."""
     if moment.tzinfo is None:
         raise ValueError("timestamp must be timezone-aware")
-    u = moment.astimezone(UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
-        f"{u.microsecond // 1000:03d}Z"
-    )
+    # ``YYYY-MM-DDTHH:MM:SS.mmmZ``: isoformat truncates to milliseconds (never rounds up)
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _opt(value: str | None) -> str:

@@ -17,6 +17,8 @@ BOUNDS_TEXT = "not before 2000-01-01T00:00:00Z and not more than 5 minutes after
 def format_instant(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (UTC; microseconds only when non-zero)."""
     m = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if m.year >= 1000:  # isoformat writes the same text (fraction only when non-zero), ~5× cheaper
+        return m.replace(tzinfo=None).isoformat() + "Z"
     if m.microsecond:
         return m.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return m.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -203,3 +203,47 @@ def test_other_units_in_the_same_batch_see_the_hot_rows_and_failed_ones_leave_no
     report = _verify_chain(app, acct)
     assert report.ok, report.first_break
     assert report.head_seq == seq_before + 1
+
+
+def test_the_daily_rollup_is_bit_for_bit_the_sum_of_its_records(settings: Settings, clock: FrozenClock) -> None:
+    """The rollup summed in memory over a batch equals the sum of the stored records, added in order."""
+    app = _app(settings, clock)
+    acct, key = _key(app, clock)
+    bodies = [
+        {**INFERENCE, "prompt_tokens": 100 + 37 * i, "completion_tokens": 1 + 13 * i, "model": m}
+        for i in range(40)
+        for m in ("gpt-4o", "gpt-4o-mini")
+    ]
+    with TestClient(app) as client:
+        responses = _burst(client, app, [("/v1/inference", b) for b in bodies], key)
+        assert [r.status_code for r in responses] == [200] * len(bodies)
+    t = inference_records
+    sums = ("energy_wh", "co2_grams", "water_ml", "tree_days")
+    with app.state.pm.db.connect() as conn:
+        records = conn.execute(
+            sa.select(t.c.model_id, t.c.input_tokens, t.c.output_tokens, *(t.c[k] for k in sums))
+            .where(t.c.account_id == acct)
+            .order_by(t.c.seq)
+        ).all()
+        daily = {
+            r.model_id: r
+            for r in conn.execute(
+                sa.text(
+                    "SELECT model_id, requests, input_tokens, output_tokens, energy_wh, co2_grams, water_ml, "
+                    "tree_days FROM inference_daily WHERE account_id = :a"
+                ),
+                {"a": acct},
+            )
+        }
+    assert len(daily) == 2
+    for model_id, rollup in daily.items():
+        mine = [r for r in records if r.model_id == model_id]
+        assert rollup.requests == len(mine) == 40
+        assert rollup.input_tokens == sum(r.input_tokens for r in mine)
+        assert rollup.output_tokens == sum(r.output_tokens for r in mine)
+        for k in sums:
+            total = getattr(mine[0], k)
+            for r in mine[1:]:
+                total += getattr(r, k)  # the upsert's additions, in the order the records were stored
+            assert getattr(rollup, k) == total, k
+    app.state.pm.db.dispose()
