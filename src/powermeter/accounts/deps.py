@@ -117,7 +117,7 @@ def _authorize(
         )
     if count_daily:
         used, limit = service.count_daily_call(conn, principal, now)
-        if limit is not None:
+        if limit is not None and used is not None:
             wait = service.seconds_to_midnight(now)
             headers = {
                 "RateLimit-Limit": str(limit),

@@ -351,8 +351,9 @@ def _lane_count(
     amount: int,
     limit: int | None,
     refuse: Callable[[int], RateLimited],
-) -> int:
-    """Count ``amount`` inside a PostgreSQL group-commit lane (infra/db/unit_of_work.py); the new total.
+) -> int | None:
+    """Count ``amount`` inside a PostgreSQL group-commit lane (infra/db/unit_of_work.py); the new total,
+    or ``None`` without a limit (nothing to check, so the total is not read: a round trip saved).
 
     With a limit, Redis admits or refuses it atomically across every process (one Lua call; a refused
     amount is not added), and gives it back if the request's work is rolled back. The database counter
@@ -375,8 +376,10 @@ def _lane_count(
             raise refuse(total)
         on_rollback(conn, lambda: quotas.release(key, amount))
     else:
-        # no limit: nothing to admit; the total is what the ledger will say once this batch commits
-        total = repo.get_usage(conn, account_id, metric, period) + pending.get(metric, 0) + amount
+        # no limit: nothing to admit or check; the ledger is written once this batch commits
+        defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
+        pending[metric] = pending.get(metric, 0) + amount
+        return None
     defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
     pending[metric] = pending.get(metric, 0) + amount
     return total
@@ -423,9 +426,10 @@ def _daily_call_refused(principal: Principal, limit: int, now: datetime) -> Rate
     )
 
 
-def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> tuple[int, int | None]:
-    """Count one call against the daily quota (resets 00:00 UTC). Raises 429 past the limit;
-    the refused call is not counted (the transaction rolls back)."""
+def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> tuple[int | None, int | None]:
+    """Count one call against the daily quota (resets 00:00 UTC): ``(calls used today, limit)``. Raises
+    429 past the limit; the refused call is not counted (the transaction rolls back). Without a limit
+    the count may not be read (``None``: in a PostgreSQL lane it is only written, at the batch's end)."""
     limit = principal.plan.daily_calls
     day = day_period(now)
     hot = hot_rows(conn)
@@ -442,7 +446,7 @@ def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> t
         )
         return used, limit
     if in_lane(conn):
-        used = _lane_count(
+        lane_used = _lane_count(
             conn,
             principal.account_id,
             "calls",
@@ -451,7 +455,7 @@ def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> t
             limit,
             lambda _total: _daily_call_refused(principal, limit or 0, now),
         )
-        return used, limit
+        return lane_used, limit
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "calls", day) + 1
@@ -483,8 +487,9 @@ def _kwh_refused(principal: Principal, kwh: float, used_micro: int, amount: int,
     )
 
 
-def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datetime) -> float:
-    """Add energy to today's usage; refuses the whole request past the plan's daily kWh cap."""
+def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datetime) -> float | None:
+    """Add energy to today's usage; refuses the whole request past the plan's daily kWh cap. Returns
+    today's total, or ``None`` when the plan has no cap and the total was not read (PostgreSQL lanes)."""
     amount = round(kwh * KWH_UNIT)
     cap = principal.plan.daily_kwh
     cap_micro = None if cap is None else round(cap * KWH_UNIT)
@@ -503,7 +508,7 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
         )
         return used / KWH_UNIT
     if in_lane(conn):
-        used = _lane_count(
+        lane_used = _lane_count(
             conn,
             principal.account_id,
             "kwh_micro",
@@ -512,7 +517,7 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
             cap_micro,
             lambda total: _kwh_refused(principal, kwh, total, amount, now),
         )
-        return used / KWH_UNIT
+        return None if lane_used is None else lane_used / KWH_UNIT
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "kwh_micro", day) + amount

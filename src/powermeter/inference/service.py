@@ -236,6 +236,30 @@ def record(
         "versions": engine.versions,
         "warnings": warnings,
     }
+    signed: SignedRecord | None = None
+    if signer is not None:
+        signed = sign_fields(
+            signer,
+            {
+                "account_id": principal.account_id,
+                "application": body.application,
+                "calculation_method": site.calculation_method,
+                "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
+                "co2_grams": out["co2_grams"],
+                "co2_max_grams": out["ranges"]["co2_grams"]["max"],
+                "co2_min_grams": out["ranges"]["co2_grams"]["min"],
+                "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
+                "energy_wh": out["energy_wh"],
+                "final_region": site.final_region[:100],
+                "id": record_id,
+                "is_estimated": body.is_estimated,
+                "model_id": res.entry.id,
+                "occurred_at": format_instant(booked),
+                "provider": body.provider,
+                "received_at": format_instant(now),
+                "water_ml": out["water_ml"],
+            },
+        )
     repo.insert_record(
         conn,
         {
@@ -264,33 +288,10 @@ def record(
             "idempotency_key": idempotency_key,
         },
         orjson.dumps(details).decode(),
+        None if signed is None else signed.row,
     )
-    if signer is not None:
-        sign_record(
-            conn,
-            principal.account_id,
-            signer,
-            now,
-            {
-                "account_id": principal.account_id,
-                "application": body.application,
-                "calculation_method": site.calculation_method,
-                "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
-                "co2_grams": out["co2_grams"],
-                "co2_max_grams": out["ranges"]["co2_grams"]["max"],
-                "co2_min_grams": out["ranges"]["co2_grams"]["min"],
-                "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
-                "energy_wh": out["energy_wh"],
-                "final_region": site.final_region[:100],
-                "id": record_id,
-                "is_estimated": body.is_estimated,
-                "model_id": res.entry.id,
-                "occurred_at": format_instant(booked),
-                "provider": body.provider,
-                "received_at": format_instant(now),
-                "water_ml": out["water_ml"],
-            },
-        )
+    if signed is not None:
+        anchor_record(conn, principal.account_id, now, signed)
     return out
 
 
@@ -340,35 +341,58 @@ def record_batch(
     }
 
 
-def sign_record(conn: Connection, account_id: str, signer: Signer, now: datetime, fields: dict[str, Any]) -> None:
-    """Sign one record as a one-leaf tree, store the signature and anchor the head in the audit chain."""
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    """A record's one-leaf tree, signed: its ``inference_signatures`` row and what anchors it."""
+
+    row: dict[str, Any]
+    fields: dict[str, Any]
+    root_hex: str
+    key_id: str
+    signature: str
+
+
+def sign_fields(signer: Signer, fields: dict[str, Any]) -> SignedRecord:
+    """Sign one record's ``fields`` as a one-leaf tree (nothing stored)."""
     root = inference_leaf_hash(fields)
     issued_at = fields["received_at"]
     signature = signer.sign_b64(tree_head_bytes(root=root, tree_size=1, issued_at=issued_at, key_id=signer.key_id))
-    repo.insert_signature(
-        conn,
-        id=fields["id"],
-        account_id=account_id,
-        application=fields["application"],
-        received_at=issued_at,
-        leaf_sha256=root.hex(),
-        key_id=signer.key_id,
-        signature=signature,
-    )
+    row = {
+        "id": fields["id"],
+        "account_id": fields["account_id"],
+        "application": fields["application"],
+        "received_at": issued_at,
+        "leaf_sha256": root.hex(),
+        "key_id": signer.key_id,
+        "signature": signature,
+    }
+    return SignedRecord(row, fields, row["leaf_sha256"], signer.key_id, signature)
+
+
+def anchor_record(conn: Connection, account_id: str, now: datetime, signed: SignedRecord) -> None:
+    """Anchor a signed record's tree head in the account's audit chain."""
+    fields = signed.fields
     anchor_tree(
         conn,
         account_id=account_id,
         now=now,
         kind="inference_record",
         tree_id=fields["id"],
-        root_hex=root.hex(),
+        root_hex=signed.root_hex,
         tree_size=1,
-        issued_at=issued_at,
-        key_id=signer.key_id,
-        signature=signature,
+        issued_at=fields["received_at"],
+        key_id=signed.key_id,
+        signature=signed.signature,
         occurred=(fields["occurred_at"], fields["occurred_at"]),
         ids={"record_id": fields["id"]},
     )
+
+
+def sign_record(conn: Connection, account_id: str, signer: Signer, now: datetime, fields: dict[str, Any]) -> None:
+    """Sign one record as a one-leaf tree, store the signature and anchor the head in the audit chain."""
+    signed = sign_fields(signer, fields)
+    repo.insert_signature(conn, **signed.row)
+    anchor_record(conn, account_id, now, signed)
 
 
 def uuid7(now: datetime) -> str:

@@ -11,12 +11,14 @@ import errno
 import sqlite3
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import exc as sa_exc
 
 # Bounds on how long a request may wait for the database (documented in docs/operations.md).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, sqlite3.Error)
-"""Anything the database layer can raise (for handlers outside it)."""
-UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (sa_exc.IntegrityError, sqlite3.IntegrityError)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
+"""Anything the database layer can raise (for handlers outside it; the hot paths send some statements
+on the drivers directly, whose errors SQLAlchemy does not wrap)."""
+UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (sa_exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
 """A unique or primary-key constraint refused a row (a concurrent writer stored it first)."""
 
 PG_CONNECT_TIMEOUT_S = 3  # libpq connect_timeout: a host that does not answer fails after this

@@ -406,6 +406,31 @@ def defer(conn: Connection, sort_key: SortKey, fn: Callable[[Connection], None])
     return True
 
 
+class _Row:
+    """A deferred statement that the batch may send with the others of its kind in one ``executemany``
+    (psycopg pipelines it: one round trip for the batch instead of one a row)."""
+
+    __slots__ = ("params", "sql")
+
+    def __init__(self, sql: str, params: Any) -> None:
+        self.sql = sql
+        self.params = params
+
+    def __call__(self, conn: Connection) -> None:
+        _raw(conn).execute(self.sql, self.params)
+
+
+def defer_row(conn: Connection, sort_key: SortKey, sql: str, params: Any) -> bool:
+    """Inside a lane: like :func:`defer` for one driver statement ``sql`` with ``params``; the batch sends
+    consecutive deferred rows with the same ``sql`` (after sorting) in one ``executemany``, in order.
+    False outside a lane (run it now)."""
+    r = _request(conn)
+    if r is None:
+        return False
+    r.deferred.append((sort_key, _Row(sql, params)))
+    return True
+
+
 def defer_sum(conn: Connection, sort_key: SortKey, amount: int, apply: Callable[[Connection, int], None]) -> bool:
     """Inside a lane: add ``amount`` to the batch's total for ``sort_key``; just before COMMIT,
     ``apply(conn, total)`` runs once per key (a counter row written once per batch). False outside a lane."""
@@ -458,8 +483,19 @@ class _PgBatch:
         for key, (total, order, apply) in self.sums.items():
             work.append((key, order, lambda c, apply=apply, total=total: apply(c, total)))  # type: ignore[misc]
         work.sort(key=lambda w: (w[0], w[1]))
-        for _, _, fn in work:
-            fn(conn)
+        i = 0
+        while i < len(work):
+            fn = work[i][2]
+            j = i + 1
+            if isinstance(fn, _Row):
+                while j < len(work) and isinstance(nxt := work[j][2], _Row) and nxt.sql == fn.sql:
+                    j += 1
+            if j - i > 1:
+                with _raw(conn).cursor() as cur:
+                    cur.executemany(fn.sql, [w[2].params for w in work[i:j]])  # type: ignore[attr-defined]
+            else:
+                fn(conn)
+            i = j
 
 
 def _compensate(undo: list[Callable[[], None]]) -> None:
