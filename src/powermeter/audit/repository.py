@@ -187,6 +187,49 @@ def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
         cur.close()
 
 
+_ENTRY_COLS = (
+    'account_id, seq, id, action_type, receipt_id, actor_key_id, actor_masked_key, details, "timestamp", '
+    "prev_hash, entry_hash"
+)
+_PG_VALUES_ROW = (
+    "(%s::text, %s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
+)
+
+
+def append_many_if_head(conn: Connection, entries: list[AuditEntry], now: datetime) -> bool:
+    """PostgreSQL, one statement: insert ``entries`` (consecutive, linked, of one account) and move the head to
+    the last one, only if the head is still the first one's predecessor. False (nothing written) otherwise."""
+    first, last = entries[0], entries[-1]
+    sql = (
+        "WITH h AS (UPDATE audit_chain_heads SET seq = %s, head_hash = %s, updated_at = %s "  # noqa: S608
+        "WHERE account_id = %s AND seq = %s AND head_hash = %s RETURNING account_id) "
+        f"INSERT INTO audit_entries ({_ENTRY_COLS}) SELECT v.* FROM h CROSS JOIN (VALUES "
+        + ", ".join([_PG_VALUES_ROW] * len(entries))
+        + ") AS v (a, s, i, t, r, k, m, d, ts, p, e)"
+    )
+    params: list[Any] = [last.seq, last.entry_hash, now, first.account_id, first.seq - 1, first.prev_hash]
+    for e in entries:
+        params += [
+            e.account_id,
+            e.seq,
+            e.id,
+            e.action_type,
+            e.receipt_id,
+            e.actor_key_id,
+            e.actor_masked_key,
+            e.details_json,
+            e.timestamp,
+            e.prev_hash,
+            e.entry_hash,
+        ]
+    cur = _driver(conn).cursor()
+    try:
+        cur.execute(sql, params)
+        return bool(cur.rowcount == len(entries))
+    finally:
+        cur.close()
+
+
 def insert_entry(conn: Connection, entry: AuditEntry) -> None:
     """SQLite: insert the entry only; the head is moved by :func:`advance_head` (once per group commit)."""
     _driver(conn).execute(

@@ -30,7 +30,7 @@ from powermeter.accounts import service as accounts
 from powermeter.audit import repository as repo
 from powermeter.infra.clock import Clock
 from powermeter.infra.db import Database
-from powermeter.infra.db.unit_of_work import defer, hot_rows
+from powermeter.infra.db.unit_of_work import Grouped, defer, hot_rows
 from powermeter.infra.security import Signer
 from powermeter.methodology.audit_chain import (
     CHECKPOINT_TYPE,
@@ -90,12 +90,66 @@ def append(
         raise ValueError(f"unknown audit action {action_type!r}")
     args = (account_id, action_type, receipt_id, actor_key_id, actor_masked_key, details, now)
 
-    def later(c: Connection) -> None:
-        _append_now(c, *args)
-
-    if defer(conn, ("2audit", account_id), later):
+    if defer(conn, ("2audit", account_id), _DeferredAppend(args)):
         return None
     return _append_now(conn, *args)
+
+
+_Args = tuple[str, str, str | None, str | None, str | None, Mapping[str, Any] | None, datetime]
+
+
+class _DeferredAppend(Grouped):
+    """An append left for the end of a PostgreSQL lane's batch: the batch's appends to one account are
+    linked in memory and written by one statement (:func:`_append_many`)."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, args: _Args) -> None:
+        super().__init__(args[0])
+        self.args = args
+
+    def __call__(self, conn: Connection) -> None:
+        _append_now(conn, *self.args)
+
+    @classmethod
+    def run_many(cls, conn: Connection, items: list[Any]) -> None:
+        _append_many(conn, [it.args for it in items])
+
+
+def _append_many(conn: Connection, batch: list[_Args]) -> None:
+    """PostgreSQL: append consecutive entries of one account with one statement when this process knows
+    the head (a stale guess writes nothing), else under the head's row lock."""
+    account_id = batch[0][0]
+    ids = [new_entry_id() for _ in batch]
+
+    def link(seq: int, prev_hash: str) -> list[AuditEntry]:
+        out: list[AuditEntry] = []
+        for entry_id, (acct, action, receipt_id, key_id, masked, details, now) in zip(ids, batch, strict=True):
+            e = chain_entry(
+                account_id=acct,
+                seq=seq + 1,
+                entry_id=entry_id,
+                action_type=action,
+                receipt_id=receipt_id,
+                actor_key_id=key_id,
+                actor_masked_key=masked,
+                details=details or {},
+                timestamp=format_timestamp(now),
+                prev_hash=prev_hash,
+            )
+            out.append(e)
+            seq, prev_hash = e.seq, e.entry_hash
+        return out
+
+    now = batch[-1][6]
+    guess = repo.known_head(conn, account_id)
+    entries = link(*guess) if guess is not None else None
+    if entries is None or not repo.append_many_if_head(conn, entries, now):
+        head = _locked_head(conn, account_id, batch[0][6])
+        entries = link(head.seq, head.head_hash)
+        if not repo.append_many_if_head(conn, entries, now):  # pragma: no cover - the head is locked
+            raise RuntimeError(f"audit chain head of {account_id} moved under its lock")
+    repo.remember_head(conn, account_id, entries[-1].seq, entries[-1].entry_hash)
 
 
 def _append_now(

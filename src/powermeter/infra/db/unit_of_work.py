@@ -406,18 +406,41 @@ def defer(conn: Connection, sort_key: SortKey, fn: Callable[[Connection], None])
     return True
 
 
-class _Row:
-    """A deferred statement that the batch may send with the others of its kind in one ``executemany``
-    (psycopg pipelines it: one round trip for the batch instead of one a row)."""
+class Grouped:
+    """Deferred work (:func:`defer`) that a batch may run together with its neighbours: consecutive
+    deferrals (after sorting) of the same class and equal ``group`` run as one ``run_many(conn, items)``
+    call, in order; a lone one runs as ``item(conn)``."""
 
-    __slots__ = ("params", "sql")
+    __slots__ = ("group",)
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def __call__(self, conn: Connection) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+    @classmethod
+    def run_many(cls, conn: Connection, items: list[Any]) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+
+class _Row(Grouped):
+    """A deferred driver statement: a batch's rows of one ``sql`` go in one ``executemany`` (psycopg
+    pipelines it: one round trip for the batch instead of one a row)."""
+
+    __slots__ = ("params",)
 
     def __init__(self, sql: str, params: Any) -> None:
-        self.sql = sql
+        super().__init__(sql)
         self.params = params
 
     def __call__(self, conn: Connection) -> None:
-        _raw(conn).execute(self.sql, self.params)
+        _raw(conn).execute(self.group, self.params)
+
+    @classmethod
+    def run_many(cls, conn: Connection, items: list[Any]) -> None:
+        with _raw(conn).cursor() as cur:
+            cur.executemany(items[0].group, [it.params for it in items])
 
 
 def defer_row(conn: Connection, sort_key: SortKey, sql: str, params: Any) -> bool:
@@ -487,14 +510,15 @@ class _PgBatch:
         while i < len(work):
             fn = work[i][2]
             j = i + 1
-            if isinstance(fn, _Row):
-                while j < len(work) and isinstance(nxt := work[j][2], _Row) and nxt.sql == fn.sql:
+            if isinstance(fn, Grouped):
+                kind, group = type(fn), fn.group
+                while j < len(work) and type(nxt := work[j][2]) is kind and nxt.group == group:
                     j += 1
-            if j - i > 1:
-                with _raw(conn).cursor() as cur:
-                    cur.executemany(fn.sql, [w[2].params for w in work[i:j]])  # type: ignore[attr-defined]
-            else:
-                fn(conn)
+                if j - i > 1:
+                    kind.run_many(conn, [w[2] for w in work[i:j]])
+                    i = j
+                    continue
+            fn(conn)
             i = j
 
 
