@@ -26,6 +26,7 @@ from powermeter.accounts import repository as repo
 from powermeter.accounts import service
 from powermeter.accounts.service import Principal
 from powermeter.infra.db import Database
+from powermeter.infra.db.unit_of_work import ready
 from powermeter.infra.errors import ApiError, Forbidden, RateLimited, Unauthorized
 from powermeter.infra.idempotency import KeyScope, Refusal
 from powermeter.infra.security import hash_api_key
@@ -132,6 +133,21 @@ def _authorize(
     return principal
 
 
+def _ready_and_authorize(
+    conn: Connection,
+    st: AppState,
+    request: Request,
+    response: Response,
+    key_hash: str,
+    needed: frozenset[str],
+    count_daily: bool,
+    now: datetime,
+) -> Principal:
+    # first step of the unit in a worker thread: a PostgreSQL lane's savepoint switch rides along
+    ready(conn)
+    return _authorize(conn, st, request, response, key_hash, needed, count_daily, now)
+
+
 def authenticated(
     *scopes: str, daily_quota: bool | None = None, hot_rows: bool = False
 ) -> Callable[..., AsyncIterator[Tx]]:
@@ -161,13 +177,13 @@ def authenticated(
         path: str = request.scope["path"]
         count_daily = daily_quota if daily_quota is not None else path.startswith("/v1/")
         now = st.clock.now()
-        async with st.db.units.unit(hot_rows) as conn:
+        async with st.db.units.unit(hot_rows, ready_in_thread=True) as conn:
             args = (conn, st, request, response, key_hash, needed, count_daily, now)
             if st.db.is_sqlite:
                 # microseconds of work on a connection this request holds alone: no thread hop
                 principal = _authorize(*args)
             else:
-                principal = await anyio.to_thread.run_sync(_authorize, *args)
+                principal = await anyio.to_thread.run_sync(_ready_and_authorize, *args)
             yield Tx(conn, principal, now, st)
 
     # Headers are read directly (FastAPI's security classes cost a dependency each per request);

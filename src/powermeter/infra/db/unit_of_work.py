@@ -158,8 +158,8 @@ class SQLiteGroupCommit:
         return self._lock
 
     @asynccontextmanager
-    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
-        """One request's unit of work; ``hot_rows``: see the module docstring."""
+    async def unit(self, hot_rows: bool = False, ready_in_thread: bool = False) -> AsyncIterator[Connection]:
+        """One request's unit of work; ``hot_rows``: see the module docstring (``ready_in_thread``: lanes')."""
         lock = self._get_lock()
         self._waiting += 1
         try:
@@ -306,8 +306,9 @@ class ConcurrentTransactions:
         self._sem: asyncio.Semaphore | None = None
 
     @asynccontextmanager
-    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
-        # ``hot_rows`` is SQLite's (see the module docstring); hot rows here are deferred per request
+    async def unit(self, hot_rows: bool = False, ready_in_thread: bool = False) -> AsyncIterator[Connection]:
+        # ``hot_rows`` is SQLite's (see the module docstring), ``ready_in_thread`` the lanes'; hot rows here
+        # are written last in each request
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
         sem = self._sem
@@ -473,6 +474,19 @@ def on_rollback(conn: Connection, undo: Callable[[], None]) -> None:
         r.compensate.append(undo)
 
 
+_LANE_KEY = "powermeter.lane"  # Connection.info (PgGroupCommit): the lane, for ``ready``
+
+
+def ready(conn: Connection) -> None:
+    """Call first in the first worker-thread step of a unit opened with ``ready_in_thread=True``: in a
+    PostgreSQL lane it ends the previous request's savepoint and opens this one's in the same step (one
+    round trip, no hop of its own). Elsewhere nothing."""
+    lane: _Lane | None = conn.info.get(_LANE_KEY)
+    if lane is not None and lane.pending_release:
+        _raw(conn).execute("RELEASE pm_unit; SAVEPOINT pm_unit")
+        lane.pending_release = False
+
+
 def lane_quotas(conn: Connection) -> QuotaCounters | None:
     """The shared admission store of the unit's database (set for PostgreSQL lanes)."""
     q: QuotaCounters | None = conn.info.get("powermeter.quotas")
@@ -535,6 +549,9 @@ class _Lane:
         self.outer: Any = None
         self.batch: _PgBatch | None = None
         self.waiting = 0
+        # the last request's savepoint is still open: the next request's first thread step releases it
+        # and opens its own (``ready``), so a request costs one worker-thread hop and round trip less
+        self.pending_release = False
 
     def connection(self) -> Connection:
         if self.conn is None:  # pragma: no cover - a lane's batch always has its connection
@@ -572,8 +589,9 @@ class PgGroupCommit:
         return min(order, key=lambda ln: (ln.lock.locked(), ln.waiting))
 
     @asynccontextmanager
-    async def unit(self, hot_rows: bool = False) -> AsyncIterator[Connection]:
-        # ``hot_rows`` is SQLite's (see the module docstring); hot rows here are deferred per request
+    async def unit(self, hot_rows: bool = False, ready_in_thread: bool = False) -> AsyncIterator[Connection]:
+        """``hot_rows`` is SQLite's (hot rows here are deferred per request); ``ready_in_thread``: the
+        caller calls :func:`ready` at the start of its first worker-thread step (see ``_Lane``)."""
         lane = self._pick()
         lane.waiting += 1
         try:
@@ -596,6 +614,9 @@ class PgGroupCommit:
                 self._flushers.add(asyncio.create_task(self._flush_later(lane, lane.batch)))
             batch = lane.batch
             conn = lane.connection()
+            if lane.pending_release and not ready_in_thread:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._next_savepoint, lane)
             req = _Request()
             conn.info[_REQUEST_KEY] = req
             conn.info.pop(PENDING_KEY, None)
@@ -617,7 +638,7 @@ class PgGroupCommit:
                     ):
                         await self._commit(lane, batch)
                     else:
-                        await anyio.to_thread.run_sync(self._next_savepoint, lane)
+                        lane.pending_release = True
         except BaseException as e:
             if error is None:
                 error = e
@@ -640,17 +661,25 @@ class PgGroupCommit:
             # a refused or lost connection raises here (OperationalError → 503, infra/db/faults.py)
             lane.conn = self.engine.connect()
             lane.conn.info["powermeter.quotas"] = self.quotas
+            lane.conn.info[_LANE_KEY] = lane
+        lane.pending_release = False
         lane.outer = lane.conn.begin()
         _raw(lane.conn).execute("SAVEPOINT pm_unit")
 
     def _next_savepoint(self, lane: _Lane) -> None:
         # one round trip: the finished request's savepoint merges into the batch, the next one opens
         _raw(lane.connection()).execute("RELEASE pm_unit; SAVEPOINT pm_unit")
+        lane.pending_release = False
 
     def _rollback_request(self, lane: _Lane, req: _Request) -> None:
         try:
-            # undoes the request's writes; the savepoint stays open for the next request
-            _raw(lane.connection()).execute("ROLLBACK TO pm_unit")
+            if lane.pending_release:
+                # the request failed before its first statement: the open savepoint is the previous
+                # (kept) request's; release it and open this lane's next one
+                self._next_savepoint(lane)
+            else:
+                # undoes the request's writes; the savepoint stays open for the next request
+                _raw(lane.connection()).execute("ROLLBACK TO pm_unit")
         finally:
             _compensate(req.compensate)
 
@@ -692,6 +721,7 @@ class PgGroupCommit:
 
     async def _reset(self, lane: _Lane) -> None:
         conn, lane.conn, lane.outer = lane.conn, None, None
+        lane.pending_release = False
         if conn is not None:
 
             def close() -> None:
