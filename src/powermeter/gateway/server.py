@@ -29,8 +29,8 @@ during a stream ends the upstream call (its connection is closed) and nothing is
 leaves while a whole answer is awaited does not stop it (the provider bills it: it is recorded).
 
 Inputs are bounded: a request head (request line and headers) larger than ``MAX_HEAD`` bytes gets
-``431``, a metered request body larger than ``max_request_bytes`` gets ``413`` (ASGI path), and the
-connection is closed after either.
+``431`` (an unfinished one once it passes ``MAX_HEAD`` + 256 KiB), a metered request body larger than
+``max_request_bytes`` gets ``413`` (ASGI path), and the connection is closed after either.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from powermeter.proxy.upstream import IDEMPOTENT_METHODS, UpstreamError
 MAX_HEAD = 64 << 10
 """Largest request head (request line and headers) accepted, in bytes; larger: 431, connection closed."""
 FAST_BODY = SMALL_BODY  # request bodies up to this size (with a Content-Length) take the fast path
+_READ_SIZE = 256 << 10  # the most a transport read delivers at once (uvloop)
 _WINDOW = 64 << 10  # large whole answers: the usage is read from their first and last 64 KiB
 _NO_BODY = frozenset({204, 304})
 
@@ -648,9 +649,9 @@ class _GwConnection(_LeanConnection):
     # -- asyncio.Protocol
 
     def data_received(self, data: bytes) -> None:
-        if self.in_head:
+        if self.in_head:  # a head still incomplete: httptools keeps its partial header until it ends
             self.head_seen += len(data)
-            if self.head_seen > MAX_HEAD + (64 << 10):  # (what a head may share a read with)
+            if self.head_seen > MAX_HEAD + _READ_SIZE:  # (a read may carry the head's end and body bytes)
                 self._reject(431, b"request header fields too large")
                 return
         self.last_active = time.monotonic()
