@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -59,6 +60,8 @@ from powermeter.proxy.asgi import HOP_BY_HOP
 from powermeter.proxy.server import _REASONS, LeanServer, _Request
 from powermeter.proxy.server import _Connection as _LeanConnection
 from powermeter.proxy.upstream import IDEMPOTENT_METHODS, UpstreamError
+
+log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 << 10
 """Largest request head (request line and headers) accepted, in bytes; larger: 431, connection closed."""
@@ -96,6 +99,7 @@ class _UpConn(asyncio.Protocol):
         self.complete = False
         self.got_bytes = False
         self.keep_alive = False
+        self.paused = False  # reading paused: the caller reads slower than the upstream sends
 
     def begin(self, sink: _Exchange) -> None:
         self.sink = sink
@@ -127,11 +131,15 @@ class _UpConn(asyncio.Protocol):
             return
         if self.sink is not sink:  # the exchange let go meanwhile (its caller left)
             return
-        if self.complete:
-            self.sink = None
-            sink.end(self)
-        else:
-            sink.flush()
+        try:
+            if self.complete:
+                self.sink = None
+                sink.end(self)
+            else:
+                sink.flush()
+        except Exception:  # a bug: logged, and the call ends (no hanging caller)
+            log.exception("gateway: error while passing an answer on")
+            sink.crashed()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -178,6 +186,14 @@ class _UpConn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+
+    def set_paused(self, paused: bool) -> None:
+        if paused != self.paused and self.transport is not None and not self.closed:
+            self.paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
 
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed
@@ -227,6 +243,7 @@ class UpstreamPool:
 
     def release(self, conn: _UpConn) -> None:
         if conn.reusable():
+            conn.set_paused(False)
             idle = self._idle.get(conn.key)
             if idle is None:
                 idle = self._idle[conn.key] = []
@@ -409,6 +426,8 @@ class _Exchange:
         uc.begin(self)
         if uc.transport is not None:
             uc.transport.write(self.request)
+        if self.conn.write_paused is not None:  # the caller is still behind on the previous answer
+            uc.set_paused(True)
         self.conn.server.pool.wait(self)
 
     # -- the upstream's answer (callbacks of _UpConn)
@@ -614,12 +633,18 @@ class _Exchange:
     # -- flow control: a caller that reads slowly pauses the upstream
 
     def pause(self, paused: bool) -> None:
-        uc = self.upconn
-        if uc is not None and uc.transport is not None and not uc.closed:
-            if paused:
-                uc.transport.pause_reading()
-            else:
-                uc.transport.resume_reading()
+        if self.upconn is not None:
+            self.upconn.set_paused(paused)
+
+    def crashed(self) -> None:
+        self._drop_upstream()
+        self.out.clear()
+        if self.mode in (_WAIT, _WHOLE):
+            self.keep_alive = False
+            self.conn.write_answer(error_answer(500, "gateway_error", "internal error in the gateway"), False)
+        else:
+            self.conn.abort()
+        self._finish(None)
 
 
 # ---------------------------------------------------------------------- the caller's side
@@ -659,11 +684,15 @@ class _GwConnection(_LeanConnection):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(501, b"upgrade not supported")
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self.too_large:
                 self._reject(431, b"request header fields too large")
-            else:
-                self._reject(400, b"invalid HTTP request")
+                return
+            if exc.__context__ is not None:  # raised by the gateway's own code in a callback: a bug
+                log.error("gateway: error while serving a request", exc_info=exc.__context__)
+                if self.fx is None and self.current is self.busy:
+                    self.current = None
+            self._reject(400, b"invalid HTTP request")
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

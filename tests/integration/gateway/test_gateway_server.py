@@ -54,6 +54,7 @@ class Upstream:
 
     port: int = 0
     connections: int = 0
+    big_sent: int = 0
     requests: list[dict[str, object]] = field(default_factory=list)
     stream_closed: asyncio.Event | None = None
 
@@ -114,6 +115,13 @@ class Upstream:
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                         % (len(out), out)
                     )
+                elif b"/big" in path:  # 32 MiB, as fast as the reader takes it
+                    piece = b"z" * (64 << 10)
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % BIG)
+                    for _ in range(BIG // len(piece)):
+                        writer.write(piece)
+                        await writer.drain()
+                        self.big_sent += len(piece)
                 elif b"/nocontent" in path:
                     writer.write(b"HTTP/1.1 204 No Content\r\nx-upstream: 1\r\n\r\n")
                 elif b"/error" in path:
@@ -254,6 +262,7 @@ def wait_for(cond: object, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+BIG = 32 << 20
 REQUEST = b'{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}'
 
 
@@ -426,3 +435,18 @@ def test_the_fast_path_answers_the_same_bytes_as_the_asgi_path(tmp_path: Path) -
             k: v for k, v in fast[1].items() if k not in (b"x-energy-wh", b"x-co2-grams")
         }
         assert (b"x-energy-wh" in asgi[1]) == (b"x-energy-wh" in fast[1])
+
+
+def test_a_slow_reader_holds_the_upstream_back(gw: Running) -> None:
+    with connect(gw) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        s.sendall(b"GET /openai/v1/big HTTP/1.1\r\nhost: gw\r\n\r\n")
+        time.sleep(1.0)  # the caller does not read: the gateway must stop reading from the upstream
+        assert gw.upstream.big_sent < BIG // 2, gw.upstream.big_sent
+        buf = bytearray()
+        status, _, body = read_response(s, buf)
+        assert (status, len(body), gw.upstream.big_sent) == (200, BIG, BIG)
+        # the same connections serve the next call (the upstream one was resumed before its reuse)
+        s.sendall(post("/openai/v1/chat/completions", REQUEST))
+        assert read_response(s, buf)[2] == CHAT
+    assert gw.upstream.connections == 1
