@@ -840,9 +840,9 @@ class _GwConnection(_LeanConnection):
         if not keep_alive or self.server.stopping:
             self.abort()
             return
-        if self.pending:
+        if self.pending:  # a request pipelined behind this one: the ASGI path serves it
             self._start(self.pending.popleft())
-        elif self.reading_paused and self.buffered <= (1 << 16):
+        if not self.pending and self.reading_paused and self.buffered <= (1 << 16):
             self.reading_paused = False
             self.transport.resume_reading()
 

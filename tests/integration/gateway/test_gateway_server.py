@@ -83,6 +83,8 @@ class Upstream:
                 method, target, _ = line.split(b" ")
                 path = target.split(b"?")[0]
                 self.requests.append({"method": method, "target": target, "headers": headers, "body": body})
+                if b"/slow" in path:
+                    await asyncio.sleep(0.3)
                 if b"/hang" in path:
                     await asyncio.sleep(3600)
                 if b"/drop" in path:  # reads the request, closes without answering
@@ -302,6 +304,20 @@ def test_pipelined_requests_are_answered_in_order(gw: Running) -> None:
     assert (echo["target"], echo["length"]) == ("/v1/echo?x=1", 3)
     assert "upstreams" in orjson.loads(answers[2][2])
     assert orjson.loads(answers[3][2])["error"]["code"] == "unknown_upstream"
+
+
+def test_a_request_pipelined_behind_a_call_in_flight_is_read_to_its_end(gw: Running) -> None:
+    with connect(gw) as s:
+        s.sendall(
+            post("/openai/v1/slow/chat/completions", REQUEST)
+            + b"POST /openai/v1/echo HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        time.sleep(0.6)  # the first call has been answered meanwhile; the second's body has not come yet
+        s.sendall(b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
+        buf = bytearray()
+        assert read_response(s, buf)[2] == CHAT
+        echo = orjson.loads(read_response(s, buf)[2])
+        assert echo["sha256"] == hashlib.sha256(b"abcdef").hexdigest()
 
 
 @pytest.mark.parametrize(
