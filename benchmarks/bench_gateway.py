@@ -4,7 +4,10 @@
   direct and 200 through the gateway; the goal is p50 ≤ 1 ms and p99 ≤ 5 ms *added* (gateway minus
   direct, per percentile);
 - throughput: ``--connections`` concurrent keep-alive connections for ``--seconds`` seconds, direct,
-  through the gateway, and direct again (the two direct runs are averaged); goal ≥ 50 % of direct;
+  through the gateway, and direct again (the two direct runs are averaged); goal ≥ 50 % of direct. On a
+  shared machine the req/s of two runs a few seconds apart can differ by 2×, so the CPU time per call of
+  every process (this client, the fake, the gateway; /proc) is printed too, and the ratio it implies:
+  on saturated cores, throughput is inversely proportional to the CPU all processes spend per call;
 - memory: ``--streams`` streamed (SSE) calls through the gateway, the gateway's resident set size read
   from /proc every 1,000 calls; goal: flat.
 
@@ -238,18 +241,38 @@ def main() -> None:
             print(f"  added    p50 {add50:.3f} ms (goal ≤ 1)  p99 {add99:.3f} ms (goal ≤ 5)")
 
             c, s = args.connections, args.seconds
-            d1 = asyncio.run(throughput(fport, "/v1/chat/completions", BODY, s, c))
-            f0, g0 = cpu_seconds(fpid), cpu_seconds(gpid)
+            me = os.getpid()
+            d_cpu = [0.0, 0.0]  # direct runs: client, fake CPU seconds
+
+            def direct_run() -> float:
+                c0, f0 = cpu_seconds(me), cpu_seconds(fpid)
+                rate = asyncio.run(throughput(fport, "/v1/chat/completions", BODY, s, c))
+                d_cpu[0] += cpu_seconds(me) - c0
+                d_cpu[1] += cpu_seconds(fpid) - f0
+                return rate
+
+            d1 = direct_run()
+            c0, f0, g0 = cpu_seconds(me), cpu_seconds(fpid), cpu_seconds(gpid)
             g = asyncio.run(throughput(gport, "/openai/v1/chat/completions", BODY, s, c))
-            f_cpu, g_cpu = cpu_seconds(fpid) - f0, cpu_seconds(gpid) - g0
+            c_cpu, f_cpu, g_cpu = cpu_seconds(me) - c0, cpu_seconds(fpid) - f0, cpu_seconds(gpid) - g0
             u0 = cpu_seconds(gpid)
             u = asyncio.run(throughput(gport, "/openai/v1/unmetered", BODY, s, c))
             u_cpu = cpu_seconds(gpid) - u0
-            d2 = asyncio.run(throughput(fport, "/v1/chat/completions", BODY, s, c))
+            d2 = direct_run()
             direct = (d1 + d2) / 2
             print(f"\nthroughput, {c} connections, {s:g} s each (req/s): direct {d1:.0f} / {d2:.0f}, gateway {g:.0f}")
             print(f"  ratio {g / direct:.1%} of direct (goal ≥ 50 %)")
             n = g * s
+            nd = (d1 + d2) * s
+            d_call = (d_cpu[0] + d_cpu[1]) / nd
+            g_call = (c_cpu + f_cpu + g_cpu) / n
+            print(
+                f"  CPU per call, all processes: direct {d_call * 1e6:.0f} µs (client {d_cpu[0] / nd * 1e6:.0f} + "
+                f"fake {d_cpu[1] / nd * 1e6:.0f}), through the gateway {g_call * 1e6:.0f} µs (client "
+                f"{c_cpu / n * 1e6:.0f} + fake {f_cpu / n * 1e6:.0f} + gateway {g_cpu / n * 1e6:.0f}) → on saturated "
+                f"cores the gateway "
+                f"gives {d_call / g_call:.1%} of direct (load-independent ratio; goal ≥ 50 %)"
+            )
             print(
                 f"  CPU per call during the gateway run: gateway {g_cpu / n * 1e6:.0f} µs, upstream "
                 f"{f_cpu / n * 1e6:.0f} µs → on a core of its own the gateway passes "

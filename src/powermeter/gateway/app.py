@@ -125,6 +125,39 @@ class GatewayConfig:
     """Region of the upstream's data centre, when known (sent as ``detected_region``)."""
 
 
+@dataclass(slots=True)
+class Route:
+    """A request to forward: its upstream, the path below the upstream's name, the metered kind (or
+    ``None``), the caller's tag, the headers to send (hop-by-hop, Host, Content-Length and the tag
+    removed) and the request's own framing."""
+
+    up: UpstreamSpec
+    path: bytes
+    kind: str | None
+    tag: str | None
+    headers: list[tuple[bytes, bytes]]
+    content_length: int | None
+    chunked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer of the gateway itself (JSON)."""
+
+    status: int
+    body: bytes
+
+
+def error_answer(status: int, code: str, message: str) -> Answer:
+    """The gateway's own errors, in a shape both OpenAI and Anthropic SDKs read (``error.message``)."""
+    return Answer(
+        status,
+        orjson.dumps(
+            {"type": "error", "error": {"type": "powermeter_gateway_error", "code": code, "message": message}}
+        ),
+    )
+
+
 class Gateway:
     """The gateway as an ASGI application (it handles ``lifespan`` itself)."""
 
@@ -204,24 +237,22 @@ class Gateway:
 
     # ------------------------------------------------------------------ one call
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        method: str = scope["method"]
+    def route(self, method: str, raw_path: bytes, raw_headers: list[tuple[bytes, bytes]]) -> Route | Answer:
+        """What to do with a request, from its head alone (shared by both HTTP paths, so they forward
+        alike): the gateway's own answer (status page, unknown upstream, bad tag), or the route to
+        forward it on with the headers to send."""
         if raw_path == self._status_path and method == "GET":
-            await _json(send, 200, self.status())
-            return
+            return Answer(200, orjson.dumps(self.status()))
         name, _, rest = raw_path[1:].partition(b"/")
         up = self.upstreams.get(name)
         if up is None:
             known = ", ".join(u.name for u in self.config.upstreams)
-            await _error(
-                send,
+            return error_answer(
                 404,
                 "unknown_upstream",
                 f"no upstream named {name.decode('latin-1')!r}: the path must start with one of "
                 f"/{known} (e.g. base_url=http://GATEWAY/{self.config.upstreams[0].name}/v1)",
             )
-            return
         self.calls += 1
         path = b"/" + rest
         kind: str | None = None
@@ -238,7 +269,7 @@ class Gateway:
         headers: list[tuple[bytes, bytes]] = []
         content_length: int | None = None
         chunked = False
-        for k, v in scope["headers"]:
+        for k, v in raw_headers:
             if k not in _SPECIAL_REQUEST:  # most headers: passed on as they are (one set lookup)
                 headers.append((k, v))
             elif k == TAG_HEADER:
@@ -259,13 +290,22 @@ class Gateway:
             else:
                 headers.append((k, v))
         if tag is not None and not _TAG_RE.match(tag):
-            await _error(
-                send,
+            return error_answer(
                 400,
                 "invalid_powermeter_tag",
                 f"X-Powermeter-Tag must be 1 to {MAX_TAG} printable ASCII characters",
             )
+        return Route(up, path, kind, tag, headers, content_length, chunked)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        method: str = scope["method"]
+        route = self.route(method, raw_path, scope["headers"])
+        if isinstance(route, Answer):
+            await _send_answer(send, route)
             return
+        up, path, kind, tag, headers = route.up, route.path, route.kind, route.tag, route.headers
+        content_length, chunked = route.content_length, route.chunked
         query: bytes = scope.get("query_string", b"")
         target = up.prefix + path + (b"?" + query if query else b"")
 
@@ -338,6 +378,10 @@ class Gateway:
                 rec = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
         finally:
             await resp.aclose()
+        self.keep(rec)
+
+    def keep(self, rec: dict[str, Any] | None) -> None:
+        """Queue a finished call's record (after its answer's last byte)."""
         if rec is not None and self.recorder is not None:
             self.recorder.add(rec)
             self.recorded += 1
@@ -591,25 +635,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-async def _json(send: Send, status: int, obj: Any) -> None:
-    body = orjson.dumps(obj)
+async def _send_answer(send: Send, answer: Answer) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "status": answer.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(answer.body)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 async def _error(send: Send, status: int, code: str, message: str) -> None:
-    """The gateway's own errors, in a shape both OpenAI and Anthropic SDKs read (``error.message``)."""
-    await _json(
-        send,
-        status,
-        {
-            "type": "error",
-            "error": {"type": "powermeter_gateway_error", "code": code, "message": message},
-        },
-    )
+    await _send_answer(send, error_answer(status, code, message))

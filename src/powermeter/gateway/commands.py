@@ -70,8 +70,8 @@ def gateway(
     """LLM API gateway: forwards calls to the providers and records each call's footprint with exact tokens."""
     from powermeter.gateway.app import Gateway, GatewayConfig, parse_upstream
     from powermeter.gateway.recorder import Recorder, Spool
+    from powermeter.gateway.server import GatewayServer
     from powermeter.proxy.asgi import build_server, parse_listen
-    from powermeter.proxy.server import LeanServer
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     url = url or os.environ.get("POWERMETER_URL")
@@ -104,7 +104,7 @@ def gateway(
     )
     server: Any
     if http_server == "lean":
-        server = LeanServer(app, host, port)
+        server = GatewayServer(app, host, port)
     else:
         server = build_server(app, host, port, log_level=log_level)
     with contextlib.suppress(KeyboardInterrupt):

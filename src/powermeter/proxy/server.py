@@ -433,6 +433,8 @@ class _Connection(asyncio.Protocol):
 class LeanServer:
     """Serve ``app`` on ``host:port`` until :meth:`stop` (or SIGINT/SIGTERM under :meth:`run`)."""
 
+    connection_class: type[_Connection] = _Connection  # a subclass may serve some requests itself
+
     def __init__(
         self, app: ASGIApp, host: str, port: int, *, keep_alive_s: float = 30.0, shutdown_timeout_s: float = 30.0
     ) -> None:
@@ -466,7 +468,7 @@ class LeanServer:
             self.app(lifespan_scope, self._lifespan.get, self._lifespan_out.put)
         )
         await self._lifespan_call("startup")
-        server = await self.loop.create_server(lambda: _Connection(self), self.host, self.port, backlog=2048)
+        server = await self.loop.create_server(lambda: self.connection_class(self), self.host, self.port, backlog=2048)
         sweeper = self.loop.create_task(self._sweep())
         try:
             await self._stop.wait()
