@@ -309,6 +309,15 @@ def _hex32(value: Any) -> bytes:
     return bytes.fromhex(value)
 
 
+def _same_json_value(a: Any, b: Any) -> bool:
+    """Equal as JSON values: numbers by value (the canonical form writes an integral double without
+    ``.0``, so a receipt's ``0`` parses as an ``int`` where the document's ``0.0`` is a ``float``),
+    anything else by type and value (``"1"`` is not ``1``, ``true`` is not ``1``)."""
+    if type(a) in (int, float) and type(b) in (int, float):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
 def verify_document(doc: Mapping[str, Any], public_key_pem: str | bytes) -> Verification:
     """Check a saved receipt offline: leaf → audit path → root → Ed25519 signature of the tree head.
 
@@ -368,7 +377,7 @@ def verify_document(doc: Mapping[str, Any], public_key_pem: str | bytes) -> Veri
             "timestamp": head["issued_at"],
         }
         for name, value in signed.items():
-            if d[name] != value or type(d[name]) is not type(value):
+            if not _same_json_value(d[name], value):
                 return Verification(False, f"the document's {name} differs from the signed receipt's", rid)
         return Verification(True, "valid: receipt included in the signed Merkle tree", rid)
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
