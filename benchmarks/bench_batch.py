@@ -1,9 +1,11 @@
 """POST /v1/batch with 10,000 jobs on one uvicorn worker vs the bare pipeline for the same payload.
 
 Goal (issue 3): the server's median latency ≤ 3× the bare pipeline measured in the same run. The bare
-pipeline is what any implementation must do at least: orjson parse + Pydantic validation + the formula +
-one SQLite ``executemany`` of the results. Ours adds authentication, the quota and kWh-cap counters, a
-canonical receipt per job, the Merkle tree, one Ed25519 signature and the JSON response.
+pipeline is what any implementation must do at least, done the fastest way we know: Pydantic's JSON
+parse and validation (``model_validate_json``, as our route does; ~10 % faster than ``orjson.loads`` +
+``model_validate``) + the formula + one SQLite ``executemany`` of the results, fed from the columns
+(no row list). Ours adds authentication, the quota and kWh-cap counters, a canonical receipt per job,
+the Merkle tree, one Ed25519 signature and the JSON response.
 
     python benchmarks/bench_batch.py [--requests 15] [--jobs 10000] [--postgres URL]
 
@@ -21,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +55,7 @@ def payload(n: int, nonce: str) -> bytes:
 
 
 def bare_pipeline(body: bytes, db: Any) -> float:
-    """orjson parse + Pydantic validation + the formula + one SQLite executemany (PostgreSQL: one COPY);
+    """Pydantic JSON parse and validation + the formula + one SQLite executemany (PostgreSQL: one COPY);
     seconds."""
     from powermeter.jobs.schemas import BatchIn
     from powermeter.jobs.service import gc_paused
@@ -60,9 +63,9 @@ def bare_pipeline(body: bytes, db: Any) -> float:
     svc = _jobs()
     start = time.perf_counter()
     with gc_paused():  # the same collector pause our route uses, so the baseline is not handicapped
-        batch = BatchIn.model_validate(orjson.loads(body))
+        batch = BatchIn.model_validate_json(body)
         est = svc.estimator.estimate_batch(batch.jobs)
-        rows = [(j.job_id, est.energy_kwh[i], est.co2_g[i]) for i, j in enumerate(batch.jobs)]
+        rows = zip(map(_JOB_ID, batch.jobs), est.energy_kwh, est.co2_g, strict=True)
         if isinstance(db, sqlite3.Connection):
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO results (job_id, kwh, co2_grams) VALUES (?, ?, ?)", rows)
@@ -76,6 +79,7 @@ def bare_pipeline(body: bytes, db: Any) -> float:
 
 
 _JOBS: list[Any] = []
+_JOB_ID = attrgetter("job_id")
 
 
 def _jobs() -> Any:

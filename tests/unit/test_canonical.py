@@ -21,10 +21,12 @@ from powermeter.methodology.canonical import (
     json_number,
     json_string,
     number_fragments,
+    number_texts,
     plain_double,
     presorted_bytes,
     reference_bytes,
     string_bytes,
+    string_fragments,
 )
 
 # --- strategies -----------------------------------------------------------------------------------
@@ -94,6 +96,35 @@ def test_number_fragments_are_the_numbers_json_form_or_none(values: list[float])
 def test_number_fragments_take_the_one_call_path_for_plain_positive_numbers(values: list[float]) -> None:
     # the receipts' hot loop relies on this range going fast (kWh, gCO2e, cores, minutes)
     assert number_fragments(values) == [rfc8785.dumps(x) for x in values]
+
+
+@given(st.lists(floats, max_size=30))
+@settings(max_examples=500, deadline=None)
+def test_number_texts_are_the_numbers_json_form(values: list[float]) -> None:
+    # the batch path's columns: one orjson call, the values it writes otherwise one by one
+    assert number_texts(values) == [rfc8785.dumps(x) for x in values]
+    assert number_texts(values) == [json_number(x).encode() for x in values]
+
+
+def test_number_texts_refuse_what_json_number_refuses() -> None:
+    with pytest.raises(CanonicalJSONError):
+        number_texts([1.0, math.nan])
+    with pytest.raises(CanonicalJSONError):
+        number_texts([math.inf, 2.5])
+
+
+@given(st.lists(strings | st.text(st.sampled_from(['"', "\\", ",", "a", "\ud800", "\u2028"]), max_size=6), max_size=12))
+@settings(max_examples=500, deadline=None)
+def test_string_fragments_are_the_literals_without_quotes(values: list[str]) -> None:
+    # the batch path's string columns: one orjson call when nothing needs escaping, else one by one
+    assert string_fragments(values) == [string_bytes(v)[1:-1] for v in values]
+
+
+def test_string_fragments_fixed_cases() -> None:
+    assert string_fragments([]) == []
+    assert string_fragments(["", ""]) == [b"", b""]
+    assert string_fragments(['a","b', "c"]) == [b'a\\",\\"b', b"c"]
+    assert string_fragments(["x\ud800", "\u00e9"]) == [b"x\\ud800", "\u00e9".encode()]
 
 
 @given(floats)

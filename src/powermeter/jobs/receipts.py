@@ -23,13 +23,20 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from powermeter.infra.security import verify_signature
-from powermeter.methodology.canonical import canonical_bytes, number_fragments, string_bytes
+from powermeter.methodology.canonical import (
+    canonical_bytes,
+    number_fragments,
+    number_texts,
+    string_bytes,
+    string_fragments,
+)
 from powermeter.methodology.compute_job import METHOD_ID, METHODOLOGY_VERSION
 from powermeter.methodology.merkle import TREE_HEAD_TYPE, leaf_hash, tree_head_bytes, verify_inclusion
 from powermeter.methodology.units import Factor
@@ -47,7 +54,9 @@ OPTION_FIELDS: tuple[str, ...] = (
     "measured_cpu_kwh", "measured_memory_kwh", "measured_gpu_kwh",
 )  # fmt: skip
 
-_BASE_FIELDS = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"})
+#: The fields every job has; a job that sets no other field has no overrides (and no measurement).
+BASE_FIELDS = frozenset({"job_id", "duration_minutes", "cpu_cores", "memory_gb", "gpu_cores", "geo_iso"})
+_BASE_FIELDS = BASE_FIELDS
 
 
 def job_options(job: Any) -> dict[str, Any] | None:
@@ -177,6 +186,74 @@ class LeafBuilder:
         return self._account + self._profiles[j].head + self._suffix(j, inputs, job_id, receipt_id, results)
 
 
+# The constant pieces of the two templates, for the column-wise encoder (the same templates, split at ``%b``).
+_IN = _INPUTS.split(b"%b")  # '{"cpu_cores":', ',"duration_minutes":', ',"geo_iso":', ',"gpu_cores":', ...
+_RES = _RESULTS.split(b"%b")  # '{"breakdown":{"cpu_kwh":', ',"gpu_kwh":', ...
+
+
+def plain_leaf_hashes(
+    builder: LeafBuilder,
+    receipt_ids: Sequence[str],
+    job_ids: Sequence[str],
+    geo_iso: Sequence[str],
+    duration_minutes: Sequence[float],
+    cpu_cores: Sequence[float],
+    memory_gb: Sequence[float],
+    gpu_cores: Sequence[float],
+    kwh: Sequence[float],
+    co2_g: Sequence[float],
+    cpu_kwh: Sequence[float],
+    gpu_kwh: Sequence[float],
+    memory_kwh: Sequence[float],
+    profile_index: Sequence[int],
+    pues: Sequence[float],
+) -> list[bytes]:
+    """The leaf hashes of a batch of jobs without overrides or measurements, built column by column.
+
+    Each number column is written by one orjson call and each string column by one more
+    (:func:`~powermeter.methodology.canonical.number_texts`, ``string_fragments``; the few values
+    orjson writes otherwise go through the RFC 8785 encoder one by one); every leaf's suffix is then
+    joined from the pieces in C (``map``/``zip``/``bytes.join``) and hashed on a copy of its profile's
+    SHA-256 prefix state. The bytes are those of :meth:`LeafBuilder.leaf` with :func:`inputs_bytes`
+    and :func:`results_bytes` (a property test holds them equal). ``pues`` is indexed by profile.
+    """
+    overhead = [e - (c + g + m) for e, c, g, m in zip(kwh, cpu_kwh, gpu_kwh, memory_kwh, strict=True)]
+    c_cores, c_dur, c_gpus, c_mem, c_cpu_kwh, c_gpu_kwh, c_mem_kwh, c_over, c_co2, c_kwh, c_pue = (
+        number_texts(col)
+        for col in (
+            list(map(float, cpu_cores)), list(map(float, duration_minutes)), list(map(float, gpu_cores)),
+            list(map(float, memory_gb)), cpu_kwh, gpu_kwh, memory_kwh, overhead, co2_g, kwh, pues,
+        )
+    )  # fmt: skip
+    n = len(receipt_ids)
+    if any(len(c) != n for c in (job_ids, geo_iso, profile_index, c_cores, c_dur, c_gpus, c_mem, c_co2, c_kwh)):
+        raise ValueError("the columns of a batch differ in length")
+    # the job id's closing quote, its profile's ',"location":…,"receipt_id":', the receipt id's opening quote
+    locations = [b'"' + loc + b'"' for loc in builder.locations]
+    tails = [_RES[7] + tail for tail in builder.tails]
+    r = repeat
+    suffixes = map(
+        b"".join,
+        zip(
+            r(b',"inputs":' + _IN[0]), c_cores, r(_IN[1]), c_dur, r(_IN[2] + b'"'), string_fragments(geo_iso),
+            r(b'"' + _IN[3]), c_gpus, r(_IN[4]), c_mem, r(_IN[5] + builder.issued + b',"job_id":"'),
+            string_fragments(job_ids), map(locations.__getitem__, profile_index), string_fragments(receipt_ids),
+            r(b'","results":' + _RES[0]), c_cpu_kwh, r(_RES[1]), c_gpu_kwh, r(_RES[2]), c_mem_kwh, r(_RES[3]),
+            c_over, r(_RES[4]), map(c_pue.__getitem__, profile_index), r(_RES[5]), c_co2, r(_RES[6]), c_kwh,
+            map(tails.__getitem__, profile_index),
+            strict=False,  # the constant pieces repeat forever; the columns' lengths are checked above
+        ),
+    )  # fmt: skip
+    states = builder.states
+    hashes: list[bytes] = []
+    add = hashes.append
+    for j, suffix in zip(profile_index, suffixes, strict=False):  # suffixes: a lazy map, as long
+        h = states[j].copy()
+        h.update(suffix)
+        add(h.digest())
+    return hashes
+
+
 def signed_tree_head(*, root: bytes, tree_size: int, issued_at: str, key_id: str, signature_b64: str) -> dict[str, Any]:
     return {
         "type": TREE_HEAD_TYPE,
@@ -230,6 +307,15 @@ def _hex32(value: Any) -> bytes:
     if not isinstance(value, str) or not _HEX32.fullmatch(value):
         raise ValueError("hashes must be 64 lower-case hex digits")
     return bytes.fromhex(value)
+
+
+def _same_json_value(a: Any, b: Any) -> bool:
+    """Equal as JSON values: numbers by value (the canonical form writes an integral double without
+    ``.0``, so a receipt's ``0`` parses as an ``int`` where the document's ``0.0`` is a ``float``),
+    anything else by type and value (``"1"`` is not ``1``, ``true`` is not ``1``)."""
+    if type(a) in (int, float) and type(b) in (int, float):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
 
 
 def verify_document(doc: Mapping[str, Any], public_key_pem: str | bytes) -> Verification:
@@ -291,7 +377,7 @@ def verify_document(doc: Mapping[str, Any], public_key_pem: str | bytes) -> Veri
             "timestamp": head["issued_at"],
         }
         for name, value in signed.items():
-            if d[name] != value or type(d[name]) is not type(value):
+            if not _same_json_value(d[name], value):
                 return Verification(False, f"the document's {name} differs from the signed receipt's", rid)
         return Verification(True, "valid: receipt included in the signed Merkle tree", rid)
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:

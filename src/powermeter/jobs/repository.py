@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -142,6 +143,41 @@ def insert_receipts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
 
 
 _PG_COPY_SQL = f"COPY receipts ({', '.join(RECEIPT_COLUMNS)}) FROM STDIN"
+# ``options`` as a literal NULL: sqlite3 binds a ``None`` parameter only after failing to find an
+# adapter for it (~0.6 µs a row, 6 ms of a 10,000-row insert)
+_INSERT_PLAIN_SQL = _INSERT_SQL.rsplit("?", 1)[0] + "NULL)"
+
+
+def insert_plain_receipts(
+    conn: Connection,
+    account_id: str,
+    tree_seq: int,
+    receipt_ids: Sequence[str],
+    job_ids: Sequence[str],
+    profile_index: Sequence[int],
+    kwh: Sequence[float],
+    co2_grams: Sequence[float],
+    geo_iso: Sequence[str],
+) -> None:
+    """Insert a tree's receipts without options, given column by column (leaf ``i`` is row ``i``): the
+    same rows as :func:`insert_receipts`, with no row list built on SQLite (the driver's
+    ``executemany`` reads the zipped columns). Raises as :func:`insert_receipts` on a duplicate."""
+    n = len(receipt_ids)
+    if not len(job_ids) == len(profile_index) == len(kwh) == len(co2_grams) == len(geo_iso) == n:
+        raise ValueError("the receipt columns differ in length")
+    if conn.dialect.name == "sqlite":
+        dbapi: Any = conn.connection.driver_connection
+        dbapi.executemany(
+            _INSERT_PLAIN_SQL,
+            zip(receipt_ids, repeat(account_id), job_ids, repeat(tree_seq), range(n), profile_index, kwh, co2_grams,
+                geo_iso),
+        )  # fmt: skip
+        return
+    rows = list(
+        zip(receipt_ids, repeat(account_id), job_ids, repeat(tree_seq), range(n), profile_index, kwh, co2_grams,
+            geo_iso, repeat(None))
+    )  # fmt: skip
+    insert_receipts(conn, rows)
 
 
 def existing_job_ids(conn: Connection, account_id: str, job_ids: Sequence[str], *, other_than_tree: int) -> set[str]:

@@ -53,10 +53,12 @@ __all__ = [
     "json_number",
     "json_string",
     "number_fragments",
+    "number_texts",
     "plain_double",
     "presorted_bytes",
     "reference_bytes",
     "string_bytes",
+    "string_fragments",
     "string_literal",
 ]
 
@@ -161,6 +163,26 @@ def string_bytes(s: str) -> bytes:
         return _escaped_surrogates(s).encode()
 
 
+def string_fragments(values: Sequence[str]) -> list[bytes]:
+    """Every string's RFC 8785 literal without its two quotes (``string_bytes(v)[1:-1]``), from one
+    orjson call when no string needs an escape (the receipt hot loops put the quotes in their templates).
+
+    orjson writes a list of strings as ``["a","b"]``; when its output holds no backslash, no string
+    was escaped, so none contains a ``"``, and the literals' contents are exactly the pieces between
+    ``","``. Any escape (a quote, a backslash, a control character) or a lone surrogate (orjson refuses
+    it) takes :func:`string_bytes` per string.
+    """
+    if not values:
+        return []
+    try:
+        raw = orjson.dumps(values)
+    except TypeError:  # a lone surrogate
+        return [string_bytes(v)[1:-1] for v in values]
+    if b"\\" in raw:
+        return [string_bytes(v)[1:-1] for v in values]
+    return raw[2:-2].split(b'","')
+
+
 def number_fragments(values: Sequence[float]) -> list[bytes] | None:
     """Every double of ``values`` in ECMAScript form, from one orjson call (the receipt hot loops), or
     ``None`` when one of them needs :func:`json_number`.
@@ -176,6 +198,22 @@ def number_fragments(values: Sequence[float]) -> list[bytes] | None:
     if b"e" in raw or b"-" in raw or b"n" in raw:
         return None
     return (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+
+
+def number_texts(values: Sequence[float]) -> list[bytes]:
+    """Every double of ``values`` in ECMAScript form (:func:`json_number`), from one orjson call: as
+    :func:`number_fragments`, but a value orjson writes otherwise (an exponent, ``-``, a non-finite
+    value) is written by :func:`json_number` alone instead of sending the whole list there (which
+    raises for a non-finite value, as :func:`canonical_bytes` does)."""
+    if not values:
+        return []
+    raw = orjson.dumps(values)
+    parts = (raw[1:-1] + b",").replace(b".0,", b",").split(b",")[:-1]
+    if b"e" in raw or b"-" in raw or b"n" in raw:
+        for i, part in enumerate(parts):
+            if b"e" in part or b"-" in part or b"n" in part:
+                parts[i] = json_number(values[i]).encode()
+    return parts
 
 
 def plain_double(x: float) -> bool:

@@ -126,3 +126,45 @@ def test_the_batch_loop_hashes_exactly_the_leaves_the_read_path_rebuilds() -> No
         leaf = builder.leaf(row[5], inputs, job.job_id, ids[i], results)
         assert hashes[i] == hashlib.sha256(b"\x00" + leaf).digest()
         assert json.loads(leaf)["inputs"]["duration_minutes"] == job.duration_minutes
+
+
+# --- the column-wise encoder of plain batches (service._write, issue 13) ---------------------------------
+
+PROFILES = [
+    PROFILE,
+    rc.make_profile_doc(FACTORS[:2], "aws:us-east-1", {"hardware": "sha256:1", "locations": "sha256:2"}, []),
+    rc.make_profile_doc(FACTORS, "EU", {"hardware": "sha256:1", "locations": "sha256:2"}, ['100% %b %s \\ "']),
+]
+job_columns = st.fixed_dictionaries(
+    {
+        "job_id": texts, "geo": texts, "receipt_id": texts | st.sampled_from(["rcpt_0123456789abcdef0000"]),
+        "duration": floats, "cores": floats, "mem": floats, "gpus": floats,
+        "kwh": floats, "co2": floats, "cpu": floats, "gpu": floats, "memory": floats,
+        "profile": st.integers(0, len(PROFILES) - 1),
+    }
+)  # fmt: skip
+
+
+@given(jobs=st.lists(job_columns, min_size=1, max_size=12), pues=st.lists(floats, min_size=3, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_column_leaf_hashes_equal_the_per_job_leaves(jobs: list[dict[str, Any]], pues: list[float]) -> None:
+    builder = rc.LeafBuilder("acct_1", "2026-11-22T12:00:00.123456Z", PROFILES)
+
+    def col(name: str) -> list[Any]:
+        return [j[name] for j in jobs]
+
+    got = rc.plain_leaf_hashes(
+        builder, col("receipt_id"), col("job_id"), col("geo"), col("duration"), col("cores"), col("mem"),
+        col("gpus"), col("kwh"), col("co2"), col("cpu"), col("gpu"), col("memory"), col("profile"), pues,
+    )  # fmt: skip
+    expected = [
+        builder.leaf_hash(
+            j["profile"],
+            rc.inputs_bytes(j["duration"], j["cores"], j["mem"], j["gpus"], j["geo"], None),
+            j["job_id"],
+            j["receipt_id"],
+            rc.results_bytes(j["kwh"], j["co2"], j["cpu"], j["gpu"], j["memory"], pues[j["profile"]]),
+        )
+        for j in jobs
+    ]
+    assert got == expected

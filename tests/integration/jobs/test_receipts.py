@@ -103,6 +103,25 @@ def test_every_receipt_of_a_batch_verifies_alone(client: TestClient, auth: dict[
         assert json.loads(rfc8785.dumps(data["receipt"])) == data["receipt"]
 
 
+def test_a_zero_kwh_receipt_verifies_and_a_number_sent_as_text_does_not(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    # a job with no cores, memory or GPUs uses 0 kWh: the signed leaf writes the double 0.0 as "0"
+    # (RFC 8785), which parses as an integer, while the document's own "kwh" is 0.0
+    r = client.post("/v1/report", headers=auth, json={"job_id": "idle", "duration_minutes": 5, "geo_iso": "US"})
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["kwh"] == 0.0
+    doc = client.get(f"/v1/receipts/{data['receipt_id']}", headers=auth).json()
+    pem = _public_key(client)
+    result = verify_document(doc, pem)
+    assert result.ok, result.reason
+    for forged in ("0", False, None, 0.5):
+        bad = json.loads(json.dumps(doc))
+        bad["data"]["kwh"] = forged
+        assert verify_document(bad, pem).reason == "the document's kwh differs from the signed receipt's", forged
+
+
 def test_the_receipt_holds_what_the_issue_lists(client: TestClient, auth: dict[str, str]) -> None:
     rid = _batch(client, auth, 1)[0]["receipt_id"]
     receipt = client.get(f"/v1/receipts/{rid}", headers=auth).json()["data"]["receipt"]
