@@ -12,10 +12,11 @@ failing request rolls back alone), and one COMMIT makes a whole batch durable. E
 for the commit of its batch before its response is sent, so a success is never reported for data
 that is not on disk.
 
-A SQLite unit opened with ``hot_rows=True`` (the ingest routes: ``POST /v1/report``, ``POST /v1/inference``)
-does not write the rows every request of an account touches (the daily usage counters, the audit chain
-head) inside the request: the batch keeps their current values in memory (:func:`hot_rows`, read from the
-database once per batch) and writes each row once, just before the COMMIT. The batch holds SQLite's write
+A SQLite unit opened with ``hot_rows=True`` (the ingest routes: ``POST /v1/report``, ``POST /v1/inference``
+and its batch) does not write the rows every request of an account touches (the daily usage counters, the
+audit chain head, inference's daily rollup) inside the request, nor read them (nor the key row) more than
+once per batch: the batch keeps their current values in memory (:func:`hot_rows`) and writes each row once,
+just before the COMMIT. The batch holds SQLite's write
 lock from its ``BEGIN IMMEDIATE`` to its COMMIT, so no other connection can change those rows meanwhile; a
 request whose work is rolled back leaves no trace in the memory either. Any other unit first writes what
 is pending and forgets the memory, so it reads and writes the database exactly as it is.
