@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from powermeter.accounts.service import day_period, seconds_to_midnight
+from powermeter.accounts.service import day_period, month_period, seconds_to_midnight
 from powermeter.audit.repository import _sqlite_time
 from powermeter.inference.service import uuid7
-from powermeter.infra.clock import next_utc_midnight
+from powermeter.infra.clock import next_utc_midnight, utc_iso
 from powermeter.methodology.audit_chain import format_timestamp
 from powermeter.methodology.occurrence import format_instant
 
@@ -45,6 +45,8 @@ def test_format_timestamp(m: datetime) -> None:
 @given(moments)
 def test_day_period_and_sqlite_time(m: datetime) -> None:
     assert day_period(m) == m.strftime("%Y-%m-%d")
+    assert month_period(m) == m.strftime("%Y-%m")
+    assert utc_iso(m) == m.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     u = m.astimezone(UTC)
     # SQLAlchemy's storage format for DateTime on SQLite (zero-padded years, unlike glibc's strftime)
     sqlalchemy_text = (

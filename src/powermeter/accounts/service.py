@@ -305,7 +305,7 @@ def day_period(now: datetime) -> str:
 
 
 def month_period(now: datetime) -> str:
-    return now.strftime("%Y-%m")
+    return now.date().isoformat()[:7] if now.year >= 1000 else now.strftime("%Y-%m")
 
 
 def seconds_to_midnight(now: datetime) -> int:

@@ -38,7 +38,10 @@ class FrozenClock:
 
 def utc_iso(dt: datetime) -> str:
     """``2024-06-27T14:30:00Z`` (seconds precision, as the seeds show)."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = dt.astimezone(UTC)
+    if u.year >= 1000:  # isoformat writes the same text ~5× cheaper (glibc's %Y does not pad below 1000)
+        return u.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+    return u.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def next_utc_midnight(now: datetime) -> datetime:

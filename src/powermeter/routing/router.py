@@ -41,7 +41,9 @@ def _utc(dt: datetime | None) -> datetime | None:
         "Counts against the plan's monthly route quota (dev 50,000; core 500,000; scale 2,000,000)."
     ),
 )
-async def route(body: schemas.RouteIn, response: Response, svc: Routing, tx: Tx = Auth("routing")) -> FastJSONResponse:
+async def route(
+    body: schemas.RouteIn, response: Response, svc: Routing, tx: Tx = Auth("routing", hot_rows=True)
+) -> FastJSONResponse:
     # in a worker thread on PostgreSQL: a row lock wait (route_choices) must not block the event loop
     result = await tx.run(svc.route, tx.conn, tx.principal, body, tx.now)
     # Returned as a response (not validated again against RouteOut): the body is built to its shape.

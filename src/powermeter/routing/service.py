@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -512,6 +513,11 @@ def _header_safe(text: str) -> str:
 
 
 def _context_key(src: str, codes: Sequence[str], max_latency_ms: float | None, carbon_weight: float) -> str:
+    return _context_key_of(src, tuple(codes), max_latency_ms, carbon_weight)
+
+
+@functools.lru_cache(maxsize=4096)  # a client asks the same few questions again and again
+def _context_key_of(src: str, codes: tuple[str, ...], max_latency_ms: float | None, carbon_weight: float) -> str:
     raw = f"{src}|{','.join(sorted(codes))}|{max_latency_ms}|{carbon_weight}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 

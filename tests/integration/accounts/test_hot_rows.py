@@ -29,6 +29,8 @@ from powermeter.inference.tables import inference_records
 from powermeter.infra import state as state_mod
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.db import unit_of_work
+from powermeter.infra.errors import Unauthorized
+from powermeter.infra.security import hash_api_key
 from powermeter.settings import Settings
 from tests.accounts import accounts_for
 
@@ -247,3 +249,51 @@ def test_the_daily_rollup_is_bit_for_bit_the_sum_of_its_records(settings: Settin
                 total += getattr(r, k)  # the upsert's additions, in the order the records were stored
             assert getattr(rollup, k) == total, k
     app.state.pm.db.dispose()
+
+
+def test_a_key_revoked_mid_batch_is_refused_by_the_next_request_of_the_batch(
+    app: FastAPI, client: TestClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key row a batch keeps is forgotten by the unit that revokes the key (same batch, deterministic)."""
+    st: state_mod.AppState = app.state.pm
+    if not st.db.is_sqlite:
+        pytest.skip("hot rows are SQLite's group commit")
+    monkeypatch.setattr(unit_of_work, "MAX_BATCH_AGE_S", 30.0)
+    _acct, key = _key(app, clock, "revoke@example.com")
+    key_hash = hash_api_key(key, st.secret)
+    now = clock.now()
+    units = st.db.units
+    assert isinstance(units, unit_of_work.SQLiteGroupCommit)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def first() -> None:
+            async with units.unit(True) as conn:
+                seen["key_id"] = accounts.authenticate(conn, st.settings, key_hash, now).key_id
+                seen["batch"] = units._batch
+                gate.set()
+                await asyncio.sleep(0.05)  # the others queue behind it: one batch
+
+        async def revoke() -> None:
+            await gate.wait()
+            async with units.unit() as conn:
+                assert units._batch is seen["batch"], "the scenario needs one batch"
+                assert account_repo.revoke_key(conn, seen["key_id"], now) == 1
+
+        async def after() -> None:
+            await gate.wait()
+            await asyncio.sleep(0.01)  # queued after the revocation
+            try:
+                async with units.unit(True) as conn:
+                    assert units._batch is seen["batch"], "the scenario needs one batch"
+                    accounts.authenticate(conn, st.settings, key_hash, now)
+            except Unauthorized:
+                seen["refused"] = True
+
+        await asyncio.gather(first(), revoke(), after())
+
+    assert client.portal is not None
+    client.portal.call(scenario)
+    assert seen.get("refused"), "a request after the revocation, in the same batch, must be refused"
