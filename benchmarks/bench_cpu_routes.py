@@ -1,13 +1,16 @@
 """CPU time per request of each hot route, in process (no HTTP server, no load tool).
 
     python benchmarks/bench_cpu_routes.py [--requests 3000] [--concurrency 32] [--profile ROUTE]
+        [--postgres URL --redis URL]
 
 Drives the ASGI apps directly (the bare ``async def`` app of ``bare_app.py`` and powermeter on a fresh
 SQLite database) with ``--concurrency`` requests in flight, and prints the process CPU time per request
 for each route. Process CPU time barely depends on what else the machine runs, so this is the figure to
 watch while changing the hot path; the req/s ratios of the issues are measured over HTTP by
 ``bench_hot_routes.py`` and ``bench_report.py``. ``--profile 'POST /v1/inference'`` prints the top of a
-cProfile of that route.
+cProfile of that route. With ``--postgres URL`` (a fresh schema, dropped at the end) and ``--redis URL``
+powermeter runs on the scale path (PostgreSQL group-commit lanes); the figure is then this process's CPU
+only, not the database's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from benchmarks.bench_hot_routes import CALC, INFERENCE, PLANS, ROUTE
 from benchmarks.capacity import Req, call
+from benchmarks.httpbench import pg_schema
 
 REPORT = {"duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
 
@@ -100,8 +104,15 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--profile", metavar="ROUTE", help="e.g. 'POST /v1/inference'")
     ap.add_argument("--only", metavar="ROUTE", action="append", help="measure only these routes")
+    ap.add_argument("--postgres", metavar="URL", help="run powermeter on a fresh schema of this database")
+    ap.add_argument("--redis", metavar="URL", help="with --postgres: the shared admission store")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, pg_schema(args.postgres, "bench_cpu_routes") as db_url:
+        if db_url:
+            os.environ["POWERMETER_DATABASE_URL"] = db_url
+        if args.redis:
+            os.environ["POWERMETER_REDIS_URL"] = args.redis
+            os.environ["POWERMETER_RATELIMIT_PREFIX"] = "bench-cpu-" + os.urandom(4).hex()
         os.environ.update(
             POWERMETER_DATA_DIR=tmp,
             POWERMETER_SECRET_KEY="bench-secret-0123456789abcdef0123456789abcdef",  # noqa: S106 (a benchmark's)

@@ -34,6 +34,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from powermeter.infra.errors import RateLimitUnavailable
 
@@ -81,6 +82,41 @@ def _redis_storage(url: str, key_prefix: str) -> RedisStorage:
     return RedisStorage(url, key_prefix=key_prefix, wrap_exceptions=True, **options)
 
 
+# One round trip for a hit and its window's figures (the ``limits`` library takes two: acquire, then stats),
+# on the library's own data: a list per key of hit times, newest first, at most ``limit`` long, so processes
+# of either kind share the same windows. KEYS[1] the window; ARGV: now, limit, expiry (s).
+# Answers {allowed (0/1), the oldest hit time still in the window (or false), hits in the window}.
+_HIT_AND_STATS = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local target = now - expiry
+local allowed = 0
+local last = redis.call('lindex', KEYS[1], limit - 1)
+if not (last and tonumber(last) >= target) then
+  redis.call('lpush', KEYS[1], ARGV[1])
+  redis.call('ltrim', KEYS[1], 0, limit - 1)
+  redis.call('expire', KEYS[1], expiry)
+  allowed = 1
+end
+local low, high, found = 0, limit - 1, -1
+while low <= high do
+  local mid = math.floor((low + high) / 2)
+  local val = tonumber(redis.call('lindex', KEYS[1], mid))
+  if val and val >= target then
+    found = mid
+    low = mid + 1
+  else
+    high = mid - 1
+  end
+end
+if found >= 0 then
+  return {allowed, redis.call('lindex', KEYS[1], found), found + 1}
+end
+return {allowed, false, 0}
+"""
+
+
 class RateLimiter:
     """Moving-window limits. ``hit(spec, *identifiers)`` counts one request and says if it is allowed."""
 
@@ -95,6 +131,9 @@ class RateLimiter:
         else:
             self.storage = MemoryStorage()
         self._limiter = MovingWindowRateLimiter(self.storage)
+        self._hit_script: Any = None
+        if isinstance(self.storage, RedisStorage):
+            self._hit_script = self.storage.storage.register_script(_HIT_AND_STATS)
         # used while Redis is unreachable (fail open): this process's own counters
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
         self._items: dict[str, RateLimitItem] = {}
@@ -118,15 +157,29 @@ class RateLimiter:
         item = self._item(spec)
         if not self.shared or time.monotonic() >= self._retry_at:
             try:
-                allowed = self._limiter.hit(item, *identifiers)
-                stats = self._limiter.get_window_stats(item, *identifiers)
-            except (StorageError, OSError) as e:
+                if self._hit_script is not None:
+                    result = self._redis_hit(item, identifiers)
+                else:
+                    allowed = self._limiter.hit(item, *identifiers)
+                    stats = self._limiter.get_window_stats(item, *identifiers)
+                    result = _result(allowed, item, stats.reset_time, stats.remaining)
+            except (StorageError, OSError, RedisError) as e:
                 self._failed(e)
             else:
                 if self._down_since is not None:
                     self._recovered()
-                return _result(allowed, item, stats.reset_time, stats.remaining)
+                return result
         return self._degraded(item, identifiers)
+
+    def _redis_hit(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> LimitResult:
+        """What ``hit`` then ``get_window_stats`` of the library answer, in one Redis round trip."""
+        assert isinstance(self.storage, RedisStorage)  # noqa: S101 (set up in __init__ with the script)
+        key = self.storage.prefixed_key(item.key_for(*identifiers))
+        now = time.time()
+        expiry = item.get_expiry()
+        allowed, oldest, count = self._hit_script(keys=[key], args=[repr(now), item.amount, expiry])
+        start = float(oldest) if count else now
+        return _result(bool(allowed), item, start + expiry, item.amount - int(count))
 
     def _degraded(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> LimitResult:
         kind = identifiers[0] if identifiers else "-"
