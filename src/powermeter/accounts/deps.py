@@ -156,9 +156,10 @@ def authenticated(
     ``/v1/*`` calls count against the plan's daily call quota (seed 000) unless ``daily_quota=False``;
     ``/api/v1/*`` calls are limited to the plan's requests per minute per key (seed 001).
     The unit of work waits for the database on the event loop, never in a worker thread
-    (see infra/db/unit_of_work.py). ``hot_rows=True`` (ingest routes) lets a SQLite group commit write
-    the usage counters and the audit chain head once per batch (``unit_of_work.hot_rows``): only for
-    routes that change those rows through ``accounts.service`` and ``audit.service`` alone.
+    (see infra/db/unit_of_work.py). ``hot_rows=True`` (the ingest routes and ``/route``) lets a SQLite group
+    commit read the key row, the usage counters, the audit chain head and inference's daily rollup once per
+    batch and write them once (``unit_of_work.hot_rows``): only for routes that touch those rows through
+    ``accounts.service``, ``audit.service`` and ``inference.repository`` alone.
     """
 
     needed = frozenset(scopes)
