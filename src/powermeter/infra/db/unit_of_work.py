@@ -226,7 +226,10 @@ class SQLiteGroupCommit:
                 if not lock.locked():
                     async with lock:
                         if self._batch is batch:
-                            await self._commit(batch)
+                            # shielded: shutdown cancels this task, and a COMMIT under way must finish
+                            # and be reported as it went, not as cancelled after it succeeded
+                            with anyio.CancelScope(shield=True):
+                                await self._commit(batch)
                     return
                 await asyncio.sleep(MAX_BATCH_AGE_S)
         finally:
@@ -741,7 +744,9 @@ class PgGroupCommit:
                 if not lane.lock.locked():
                     async with lane.lock:
                         if lane.batch is batch:
-                            await self._commit(lane, batch)
+                            # shielded: see SQLiteGroupCommit._flush_later
+                            with anyio.CancelScope(shield=True):
+                                await self._commit(lane, batch)
                     return
                 await asyncio.sleep(MAX_BATCH_AGE_S)
         finally:
