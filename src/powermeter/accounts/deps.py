@@ -133,19 +133,10 @@ def _authorize(
     return principal
 
 
-def _ready_and_authorize(
-    conn: Connection,
-    st: AppState,
-    request: Request,
-    response: Response,
-    key_hash: str,
-    needed: frozenset[str],
-    count_daily: bool,
-    now: datetime,
-) -> Principal:
-    # first step of the unit in a worker thread: a PostgreSQL lane's savepoint switch rides along
+def _ready_and_authorize(conn: Connection, *args: Any) -> Principal:
+    """:func:`_authorize` as the unit's first worker-thread step: a PostgreSQL lane's savepoint switch rides along."""
     ready(conn)
-    return _authorize(conn, st, request, response, key_hash, needed, count_daily, now)
+    return _authorize(conn, *args)
 
 
 def authenticated(

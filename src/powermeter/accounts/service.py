@@ -362,6 +362,7 @@ def _lane_count(
     """
     pending = _pending(conn)
     quotas = lane_quotas(conn)
+    total: int | None = None  # no limit: nothing to admit or check; the ledger is written at the commit
     if limit is not None and quotas is not None:
         key = quotas.key(account_id, metric, period)
         try:
@@ -375,11 +376,6 @@ def _lane_count(
         if not allowed:
             raise refuse(total)
         on_rollback(conn, lambda: quotas.release(key, amount))
-    else:
-        # no limit: nothing to admit or check; the ledger is written once this batch commits
-        defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
-        pending[metric] = pending.get(metric, 0) + amount
-        return None
     defer_sum(conn, ("1usage", account_id, metric, period), amount, _ledger(account_id, metric, period))
     pending[metric] = pending.get(metric, 0) + amount
     return total
@@ -412,6 +408,25 @@ def _hot_count(
     return total
 
 
+def _batched_count(
+    conn: Connection,
+    account_id: str,
+    metric: str,
+    period: str,
+    amount: int,
+    limit: int | None,
+    refuse: Callable[[int], RateLimited],
+) -> tuple[bool, int | None]:
+    """``(True, total)`` when a SQLite hot-rows unit or a PostgreSQL lane counted ``amount`` (the total may be
+    ``None`` in a lane without a limit); ``(False, None)`` when the caller counts it in the database itself."""
+    hot = hot_rows(conn)
+    if hot is not None:
+        return True, _hot_count(hot, conn, account_id, metric, period, amount, limit, refuse)
+    if in_lane(conn):
+        return True, _lane_count(conn, account_id, metric, period, amount, limit, refuse)
+    return False, None
+
+
 def _daily_call_refused(principal: Principal, limit: int, now: datetime) -> RateLimited:
     wait = seconds_to_midnight(now)
     return RateLimited(
@@ -432,30 +447,17 @@ def count_daily_call(conn: Connection, principal: Principal, now: datetime) -> t
     the count may not be read (``None``: in a PostgreSQL lane it is only written, at the batch's end)."""
     limit = principal.plan.daily_calls
     day = day_period(now)
-    hot = hot_rows(conn)
-    if hot is not None:
-        used = _hot_count(
-            hot,
-            conn,
-            principal.account_id,
-            "calls",
-            day,
-            1,
-            limit,
-            lambda _total: _daily_call_refused(principal, limit or 0, now),
-        )
-        return used, limit
-    if in_lane(conn):
-        lane_used = _lane_count(
-            conn,
-            principal.account_id,
-            "calls",
-            day,
-            1,
-            limit,
-            lambda _total: _daily_call_refused(principal, limit or 0, now),
-        )
-        return lane_used, limit
+    handled, counted = _batched_count(
+        conn,
+        principal.account_id,
+        "calls",
+        day,
+        1,
+        limit,
+        lambda _total: _daily_call_refused(principal, limit or 0, now),
+    )
+    if handled:
+        return counted, limit
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "calls", day) + 1
@@ -494,30 +496,17 @@ def add_daily_kwh(conn: Connection, principal: Principal, kwh: float, now: datet
     cap = principal.plan.daily_kwh
     cap_micro = None if cap is None else round(cap * KWH_UNIT)
     day = day_period(now)
-    hot = hot_rows(conn)
-    if hot is not None:
-        used = _hot_count(
-            hot,
-            conn,
-            principal.account_id,
-            "kwh_micro",
-            day,
-            amount,
-            cap_micro,
-            lambda total: _kwh_refused(principal, kwh, total, amount, now),
-        )
-        return used / KWH_UNIT
-    if in_lane(conn):
-        lane_used = _lane_count(
-            conn,
-            principal.account_id,
-            "kwh_micro",
-            day,
-            amount,
-            cap_micro,
-            lambda total: _kwh_refused(principal, kwh, total, amount, now),
-        )
-        return None if lane_used is None else lane_used / KWH_UNIT
+    handled, counted = _batched_count(
+        conn,
+        principal.account_id,
+        "kwh_micro",
+        day,
+        amount,
+        cap_micro,
+        lambda total: _kwh_refused(principal, kwh, total, amount, now),
+    )
+    if handled:
+        return None if counted is None else counted / KWH_UNIT
     hooks = _deferrable(conn)
     if hooks is not None:
         used = repo.get_usage(conn, principal.account_id, "kwh_micro", day) + amount

@@ -43,16 +43,6 @@ _PG_APPEND = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)) "
     "UPDATE audit_chain_heads SET seq = %s, head_hash = %s, updated_at = %s WHERE account_id = %s"
 )
-# One round trip when this process already knows the head: the conditional UPDATE takes the row
-# lock and re-checks (seq, head_hash) against the latest committed version, so a stale guess
-# (another worker appended, or our transaction rolled back) changes nothing and returns 0 rows.
-_PG_APPEND_IF_HEAD = (
-    "WITH h AS (UPDATE audit_chain_heads SET seq = %s, head_hash = %s, updated_at = %s "
-    "WHERE account_id = %s AND seq = %s AND head_hash = %s RETURNING account_id) "
-    "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
-    'actor_masked_key, details, "timestamp", prev_hash, entry_hash) '
-    "SELECT h.account_id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM h"
-)
 _LITE_LOCK_HEAD = "SELECT seq, head_hash, checkpoints FROM audit_chain_heads WHERE account_id = ?"
 _LITE_INSERT = (
     "INSERT INTO audit_entries (account_id, seq, id, action_type, receipt_id, actor_key_id, "
@@ -133,37 +123,12 @@ def append_if_head(conn: Connection, entry: AuditEntry, now: datetime) -> bool:
 
     PostgreSQL, one statement. False (nothing written) when the head has moved.
     """
-    cur = _driver(conn).cursor()
-    try:
-        cur.execute(
-            _PG_APPEND_IF_HEAD,
-            (
-                entry.seq,
-                entry.entry_hash,
-                now,
-                entry.account_id,
-                entry.seq - 1,
-                entry.prev_hash,
-                entry.seq,
-                entry.id,
-                entry.action_type,
-                entry.receipt_id,
-                entry.actor_key_id,
-                entry.actor_masked_key,
-                entry.details_json,
-                entry.timestamp,
-                entry.prev_hash,
-                entry.entry_hash,
-            ),
-        )
-        return bool(cur.rowcount == 1)
-    finally:
-        cur.close()
+    return append_many_if_head(conn, [entry], now)
 
 
-def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
-    """Insert the entry and move the account's head to it (the head must be locked by this transaction)."""
-    values = (
+def _entry_values(entry: AuditEntry) -> tuple[Any, ...]:
+    """An entry's row, in the column order of every insert here."""
+    return (
         entry.account_id,
         entry.seq,
         entry.id,
@@ -176,6 +141,11 @@ def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
         entry.prev_hash,
         entry.entry_hash,
     )
+
+
+def append_entry(conn: Connection, entry: AuditEntry, now: datetime) -> None:
+    """Insert the entry and move the account's head to it (the head must be locked by this transaction)."""
+    values = _entry_values(entry)
     cur = _driver(conn).cursor()
     try:
         if conn.dialect.name == "postgresql":
@@ -209,19 +179,7 @@ def append_many_if_head(conn: Connection, entries: list[AuditEntry], now: dateti
     )
     params: list[Any] = [last.seq, last.entry_hash, now, first.account_id, first.seq - 1, first.prev_hash]
     for e in entries:
-        params += [
-            e.account_id,
-            e.seq,
-            e.id,
-            e.action_type,
-            e.receipt_id,
-            e.actor_key_id,
-            e.actor_masked_key,
-            e.details_json,
-            e.timestamp,
-            e.prev_hash,
-            e.entry_hash,
-        ]
+        params += _entry_values(e)
     cur = _driver(conn).cursor()
     try:
         cur.execute(sql, params)
@@ -232,22 +190,7 @@ def append_many_if_head(conn: Connection, entries: list[AuditEntry], now: dateti
 
 def insert_entry(conn: Connection, entry: AuditEntry) -> None:
     """SQLite: insert the entry only; the head is moved by :func:`advance_head` (once per group commit)."""
-    _driver(conn).execute(
-        _LITE_INSERT,
-        (
-            entry.account_id,
-            entry.seq,
-            entry.id,
-            entry.action_type,
-            entry.receipt_id,
-            entry.actor_key_id,
-            entry.actor_masked_key,
-            entry.details_json,
-            entry.timestamp,
-            entry.prev_hash,
-            entry.entry_hash,
-        ),
-    )
+    _driver(conn).execute(_LITE_INSERT, _entry_values(entry))
 
 
 def advance_head(conn: Connection, account_id: str, seq: int, head_hash: str, now: datetime) -> None:

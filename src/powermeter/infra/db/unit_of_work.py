@@ -142,6 +142,14 @@ def hot_rows(conn: Connection) -> HotRows | None:
     return r
 
 
+def _discard(conn: Connection) -> None:
+    """Roll back whatever a failed batch left and close its connection."""
+    try:
+        conn.rollback()
+    finally:
+        conn.close()
+
+
 class SQLiteGroupCommit:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -271,15 +279,8 @@ class SQLiteGroupCommit:
         conn, self._conn = self._conn, None
         self._hot = _HotBatch()
         if conn is not None:
-
-            def close() -> None:
-                try:
-                    conn.rollback()
-                finally:
-                    conn.close()
-
             with contextlib.suppress(Exception):  # the connection is discarded either way
-                await anyio.to_thread.run_sync(close)
+                await anyio.to_thread.run_sync(_discard, conn)
 
     def bind(self) -> None:
         """Start afresh on the running event loop (called by the app's lifespan)."""
@@ -727,15 +728,8 @@ class PgGroupCommit:
         conn, lane.conn, lane.outer = lane.conn, None, None
         lane.pending_release = False
         if conn is not None:
-
-            def close() -> None:
-                try:
-                    conn.rollback()
-                finally:
-                    conn.close()
-
             with contextlib.suppress(Exception):  # the connection is discarded either way
-                await anyio.to_thread.run_sync(close)
+                await anyio.to_thread.run_sync(_discard, conn)
 
     async def _flush_later(self, lane: _Lane, batch: _PgBatch) -> None:
         try:
