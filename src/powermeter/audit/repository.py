@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from powermeter.accounts.tables import accounts
 from powermeter.audit.tables import audit_chain_heads, audit_checkpoints, audit_entries
+from powermeter.infra.db.unit_of_work import HotRows
 from powermeter.methodology.audit_chain import GENESIS_HASH, AuditEntry, Checkpoint
 
 heads = audit_chain_heads
@@ -188,9 +189,14 @@ def append_many_if_head(conn: Connection, entries: list[AuditEntry], now: dateti
         cur.close()
 
 
-def insert_entry(conn: Connection, entry: AuditEntry) -> None:
-    """SQLite: insert the entry only; the head is moved by :func:`advance_head` (once per group commit)."""
-    _driver(conn).execute(_LITE_INSERT, _entry_values(entry))
+def insert_entry(conn: Connection, entry: AuditEntry, hot: HotRows | None = None) -> None:
+    """SQLite: insert the entry only; the head is moved by :func:`advance_head` (once per group commit).
+    With ``hot`` (a hot-rows batch, which numbers the entries from the head it keeps) the row is written
+    with the batch's others just before its COMMIT: nothing in a hot unit reads entries back."""
+    if hot is not None:
+        hot.insert(_LITE_INSERT, _entry_values(entry))
+    else:
+        _driver(conn).execute(_LITE_INSERT, _entry_values(entry))
 
 
 def advance_head(conn: Connection, account_id: str, seq: int, head_hash: str, now: datetime) -> None:

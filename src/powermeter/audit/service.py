@@ -187,7 +187,7 @@ def _append_now(
         known: repo.Head | None = hot.get(key)
         head = known if known is not None else _locked_head(conn, account_id, now)
         entry = link(head.seq + 1, head.head_hash)
-        repo.insert_entry(conn, entry)
+        repo.insert_entry(conn, entry, hot)
         seq, entry_hash = entry.seq, entry.entry_hash
         hot.put(key, repo.Head(seq, entry_hash, head.checkpoints))
         hot.last(key, lambda c: repo.advance_head(c, account_id, seq, entry_hash, now))

@@ -75,6 +75,7 @@ def _rollup(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _RECORD_COLS = tuple(c.name for c in t.columns if c.name != "seq")
+_LOG_DATE = _RECORD_COLS.index("log_date")
 # column names come from the table definition, never from input
 _SQLITE_INSERT = (
     f"INSERT INTO inference_records ({', '.join(_RECORD_COLS)}) "  # noqa: S608
@@ -105,7 +106,7 @@ def _hot_rollup(hot: HotRows, raw: Any, vals: list[Any]) -> None:
     summed in memory in request order (the same additions, in the same order, as the upsert would make,
     so the stored sums are bit for bit the same) and written once before the COMMIT."""
     n = len(_ROLLUP_KEY)
-    key: tuple[str, ...] = ("1rollup", *(str(v) for v in vals[:n]))
+    key: tuple[str, ...] = ("1rollup", *vals[:n])  # five strings (account, ISO day, key name, provider, model)
     current: list[Any] | None = hot.get(key)
     if current is None:
         stored = raw.execute(_SQLITE_ROLLUP_GET, vals[:n]).fetchone()
@@ -145,19 +146,34 @@ def insert_record(conn: Connection, row: dict[str, Any], details: str, signature
         # the per-request path talks to the driver directly (~5 µs a statement instead of ~50 µs)
         raw: Any = conn.connection.driver_connection
         values = [row[c] for c in _RECORD_COLS]
-        values[_RECORD_COLS.index("log_date")] = _sqlite_ts(row["log_date"])
-        raw.execute(_SQLITE_INSERT, values)
-        raw.execute(_SQLITE_INSERT_DETAILS, (row["id"], details))
-        if signature is not None:
-            raw.execute(_SQLITE_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
+        values[_LOG_DATE] = _sqlite_ts(row["log_date"])
         hot = hot_rows(conn)
-        for r in _rollup((row,)):
-            vals = [r[k] for k in _ROLLUP_KEY + _ROLLUP_SUMS]
-            vals[1] = vals[1].isoformat()
-            if hot is None:
-                raw.execute(_SQLITE_ROLLUP, vals)
-            else:
-                _hot_rollup(hot, raw, vals)
+        if hot is not None and row["idempotency_key"] is None:
+            # a hot-rows batch writes the three rows with its others before its COMMIT (HotRows.insert):
+            # their ids are fresh, and without an idempotency key no unit of the batch looks them up
+            hot.insert(_SQLITE_INSERT, values)
+            hot.insert(_SQLITE_INSERT_DETAILS, (row["id"], details))
+            if signature is not None:
+                hot.insert(_SQLITE_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
+        else:
+            raw.execute(_SQLITE_INSERT, values)
+            raw.execute(_SQLITE_INSERT_DETAILS, (row["id"], details))
+            if signature is not None:
+                raw.execute(_SQLITE_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
+        # the row's own rollup line: _rollup((row,)) without its dictionaries (0 + x: the same additions)
+        vals = [
+            row["account_id"],
+            _day(row["log_date"]).isoformat(),
+            row["key_name"],
+            row["provider"],
+            row["model_id"],
+            1,
+            *[0 + row[k] for k in _ROLLUP_SUMS[1:]],
+        ]
+        if hot is None:
+            raw.execute(_SQLITE_ROLLUP, vals)
+        else:
+            _hot_rollup(hot, raw, vals)
         return
     if conn.dialect.name != "postgresql":  # pragma: no cover - only SQLite and PostgreSQL are supported
         conn.execute(_INSERT, row)

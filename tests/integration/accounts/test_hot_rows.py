@@ -25,6 +25,7 @@ from powermeter.accounts import service as accounts
 from powermeter.app import create_app
 from powermeter.audit import repository as audit_repo
 from powermeter.audit import service as audit
+from powermeter.audit.tables import audit_entries
 from powermeter.inference.tables import inference_records
 from powermeter.infra import state as state_mod
 from powermeter.infra.clock import FrozenClock
@@ -188,6 +189,12 @@ def test_other_units_in_the_same_batch_see_the_hot_rows_and_failed_ones_leave_no
                 seen["calls"] = account_repo.get_usage(conn, acct, "calls", day)
                 head = audit_repo.get_head(conn, acct)
                 seen["seq"] = head.seq if head is not None else 0
+                # the kept request's entry row is written before this unit runs, with the head that names it
+                seen["entries"] = conn.execute(
+                    sa.select(sa.func.max(audit_entries.c.seq), sa.func.count()).where(
+                        audit_entries.c.account_id == acct
+                    )
+                ).one()
 
         await asyncio.gather(kept(), failed(), reader())
 
@@ -197,6 +204,7 @@ def test_other_units_in_the_same_batch_see_the_hot_rows_and_failed_ones_leave_no
     assert seen["failed"]
     assert seen["calls"] == 1
     assert seen["seq"] == seq_before + 1
+    assert tuple(seen["entries"]) == (seq_before + 1, seq_before + 1)
     with st.db.connect() as conn:
         assert account_repo.get_usage(conn, acct, "calls", day) == 1
         head = audit_repo.get_head(conn, acct)

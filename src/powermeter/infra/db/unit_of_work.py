@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -80,16 +80,18 @@ class HotRows:
     ``get``/``put`` read and set a row's current value as this request sees it (``None``: not known,
     read the database); ``add`` and ``last`` leave the write of a row for just before the COMMIT:
     ``add`` sums ``amount`` per ``sort_key`` over the batch and calls ``apply(conn, total)`` once,
-    ``last`` keeps the latest ``fn`` per ``sort_key`` (a row written once with its final value).
+    ``last`` keeps the latest ``fn`` per ``sort_key`` (a row written once with its final value), and
+    ``insert`` leaves a new row to the batch's one ``executemany`` of its statement (:meth:`insert`).
     Nothing a request put or left is kept if its work is rolled back."""
 
-    __slots__ = ("_batch", "lasts", "state", "sums")
+    __slots__ = ("_batch", "inserts", "lasts", "state", "sums")
 
     def __init__(self, batch: _HotBatch) -> None:
         self._batch = batch
         self.state: dict[SortKey, Any] = {}
         self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
         self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
+        self.inserts: list[tuple[str, Sequence[Any]]] = []
 
     def get(self, key: SortKey) -> Any:
         v = self.state.get(key)
@@ -105,16 +107,31 @@ class HotRows:
     def last(self, sort_key: SortKey, fn: Callable[[Connection], None]) -> None:
         self.lasts[sort_key] = fn
 
+    def insert(self, sql: str, params: Sequence[Any]) -> None:
+        """Insert a new row with ``sql`` (a plain driver ``INSERT``) just before the COMMIT, in one
+        ``executemany`` per statement with the batch's other rows of it, in the order the statements were
+        first seen (a parent's statement is seen before its children's, so foreign keys hold).
+
+        Only for a row no unit of the batch reads back and that cannot conflict with another (a fresh
+        random id, a sequence number from a hot row): a conflict would fail the whole batch at its COMMIT
+        instead of the one request. Inside the request it saves the statement, and the copy of every
+        index page the row touches into the request's SAVEPOINT journal."""
+        self.inserts.append((sql, params))
+
 
 class _HotBatch:
     """What the kept requests of one SQLite batch left to write, and the hot rows' current values."""
 
-    __slots__ = ("lasts", "state", "sums")
+    __slots__ = ("inserts", "lasts", "state", "sums")
 
     def __init__(self) -> None:
         self.state: dict[SortKey, Any] = {}
         self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
         self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
+        self.inserts: dict[str, list[Sequence[Any]]] = {}
+
+    def pending(self) -> bool:
+        return bool(self.state or self.sums or self.lasts or self.inserts)
 
     def absorb(self, r: HotRows) -> None:
         self.state.update(r.state)
@@ -122,9 +139,22 @@ class _HotBatch:
             total, _ = self.sums.get(key, (0, apply))
             self.sums[key] = (total + amount, apply)
         self.lasts.update(r.lasts)
+        inserts = self.inserts
+        for sql, params in r.inserts:
+            rows = inserts.get(sql)
+            if rows is None:
+                inserts[sql] = [params]
+            else:
+                rows.append(params)
 
     def write(self, conn: Connection) -> None:
-        """Write every pending row (sorted by key), then start empty: the next unit reads the database."""
+        """Write every pending row (new rows first, then the hot rows sorted by key), then start empty:
+        the next unit reads the database."""
+        if self.inserts:
+            raw: Any = conn.connection.driver_connection
+            for sql, rows in self.inserts.items():
+                raw.executemany(sql, rows)
+            self.inserts.clear()
         work: list[tuple[SortKey, Callable[[Connection], None]]] = list(self.lasts.items())
         for key, (total, apply) in self.sums.items():
             work.append((key, lambda c, apply=apply, total=total: apply(c, total)))  # type: ignore[misc]
@@ -195,7 +225,7 @@ class SQLiteGroupCommit:
             hot: HotRows | None = None
             if hot_rows:
                 hot = conn.info[_HOT_KEY] = HotRows(self._hot)
-            elif self._hot.state or self._hot.sums or self._hot.lasts:
+            elif self._hot.pending():
                 # this unit reads and writes the database as it is: the hot rows first
                 self._hot.write(conn)
             raw.execute("SAVEPOINT pm_unit")
@@ -250,7 +280,7 @@ class SQLiteGroupCommit:
         conn, hot = self._conn, self._hot
 
         def finish() -> None:
-            if conn is not None and (hot.sums or hot.lasts):
+            if conn is not None and (hot.sums or hot.lasts or hot.inserts):
                 hot.write(conn)
             hot.state.clear()
             outer.commit()
