@@ -26,10 +26,12 @@ from powermeter.app import create_app
 from powermeter.audit import repository as audit_repo
 from powermeter.audit import service as audit
 from powermeter.audit.tables import audit_entries
+from powermeter.inference import repository as inference_repo
 from powermeter.inference.tables import inference_records
 from powermeter.infra import state as state_mod
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.db import unit_of_work
+from powermeter.infra.db.faults import UNIQUE_VIOLATIONS
 from powermeter.infra.errors import Unauthorized
 from powermeter.infra.security import hash_api_key
 from powermeter.settings import Settings
@@ -305,3 +307,60 @@ def test_a_key_revoked_mid_batch_is_refused_by_the_next_request_of_the_batch(
     assert client.portal is not None
     client.portal.call(scenario)
     assert seen.get("refused"), "a request after the revocation, in the same batch, must be refused"
+
+
+def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
+    app: FastAPI, client: TestClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records without an idempotency key are written with the batch's others before its COMMIT; a record
+    with one is inserted at once, so a repeated key fails in its own unit (its request gets the 409) while
+    the batch, and the deferred records of the others, commit (one batch, deterministic)."""
+    st: state_mod.AppState = app.state.pm
+    if not st.db.is_sqlite:
+        pytest.skip("hot rows are SQLite's group commit")
+    monkeypatch.setattr(unit_of_work, "MAX_BATCH_AGE_S", 30.0)
+    acct, key = _key(app, clock, "idem@example.com")
+    h = {"Authorization": f"Bearer {key}"}
+    keyed = {**INFERENCE, "idempotency_key": "k-1"}
+    assert client.post("/v1/inference/batch", headers=h, json={"records": [keyed]}).status_code == 200
+    t = inference_records
+    with st.db.connect() as conn:
+        stored = dict(conn.execute(sa.select(t).where(t.c.idempotency_key == "k-1")).one()._mapping)
+    stored.pop("seq")
+    units = st.db.units
+    assert isinstance(units, unit_of_work.SQLiteGroupCommit)
+    seen: dict[str, Any] = {}
+
+    def row(i: int, idempotency_key: str | None) -> dict[str, Any]:
+        return {**stored, "id": f"0190a000-0000-7000-8000-{i:012d}", "idempotency_key": idempotency_key}
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def plain(i: int) -> None:
+            if i:
+                await gate.wait()
+            async with units.unit(True) as conn:
+                inference_repo.insert_record(conn, row(i, None), "{}")
+                seen.setdefault("batch", units._batch)
+                gate.set()
+                await asyncio.sleep(0.02)
+
+        async def repeated() -> None:
+            await gate.wait()
+            try:
+                async with units.unit(True) as conn:
+                    assert units._batch is seen["batch"], "the scenario needs one batch"
+                    inference_repo.insert_record(conn, row(9, "k-1"), "{}")
+            except UNIQUE_VIOLATIONS:
+                seen["refused"] = True
+
+        await asyncio.gather(plain(0), repeated(), plain(1))
+
+    assert client.portal is not None
+    client.portal.call(scenario)
+    assert seen.get("refused"), "the repeated key must fail inside its own unit"
+    with st.db.connect() as conn:
+        ids = set(conn.execute(sa.select(t.c.id).where(t.c.account_id == acct)).scalars())
+    assert {row(0, None)["id"], row(1, None)["id"]} <= ids
+    assert row(9, "k-1")["id"] not in ids
