@@ -300,20 +300,16 @@ def _origin(up: UpstreamSpec) -> tuple[_Key, bytes]:
     return (scheme, host, port), (host.encode() if port == default else f"{host}:{port}".encode())
 
 
-def request_bytes(
-    method: str, target: bytes, host_header: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-) -> bytes:
-    """An upstream request as the lean client writes it (Host first, then the headers as given; a
-    Content-Length added for a body, or an empty POST/PUT/PATCH, when none is given)."""
+_LENGTH_REQUIRED = frozenset({"POST", "PUT", "PATCH"})
+
+
+def request_head(method: str, target: bytes, host_header: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request line, Host and ``headers`` of an upstream request, as the lean client writes them
+    (Host first, then the headers as given); the fast path adds the Content-Length (for a body, or an
+    empty POST/PUT/PATCH), the blank line and the body."""
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
-    has_length = False
     for k, v in headers:
         parts += (k, b": ", v, b"\r\n")
-        if k == b"content-length":
-            has_length = True
-    if not has_length and (body or method in ("POST", "PUT", "PATCH")):
-        parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-    parts += (b"\r\n", body)
     return b"".join(parts)
 
 
@@ -670,6 +666,8 @@ class _GwConnection(_LeanConnection):
         self.content_length: bytes | None = None
         self.body_framing = False  # Transfer-Encoding present
         self.too_large = False
+        # the previous fast call's (url, method, request headers, route, upstream request head)
+        self.last_route: tuple[bytes, str, list[tuple[bytes, bytes]], Route, bytes] | None = None
 
     # -- asyncio.Protocol
 
@@ -790,33 +788,43 @@ class _GwConnection(_LeanConnection):
     # -- the fast path
 
     def _serve(self, body: bytes) -> None:
-        url = self.url
-        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
-            raw_path, query = url, b""
-        else:
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path, parsed.query or b""
         method = self.fast_method
+        url = self.url
         gw = self.gw
-        route = gw.route(method, raw_path, self.headers)
-        if isinstance(route, Answer):
-            self.server.inflight += 1
-            self.write_answer(route, self.fast_keep_alive)
-            self.exchange_done(None, self.fast_keep_alive)
-            return
-        headers = route.headers
+        last = self.last_route
+        if last is not None and last[0] == url and last[1] == method and last[2] == self.headers:
+            # the same request head as the previous call on this connection (an SDK's calls): the same
+            # route and upstream request head, without routing the headers again
+            route, prefix = last[3], last[4]
+            gw.calls += 1
+        else:
+            if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+                raw_path, query = url, b""
+            else:
+                parsed = httptools.parse_url(url)
+                raw_path, query = parsed.path, parsed.query or b""
+            routed = gw.route(method, raw_path, self.headers)
+            if isinstance(routed, Answer):
+                self.last_route = None
+                self.server.inflight += 1
+                self.write_answer(routed, self.fast_keep_alive)
+                self.exchange_done(None, self.fast_keep_alive)
+                return
+            route = routed
+            up = route.up
+            target = up.prefix + route.path + (b"?" + query if query else b"")
+            prefix = request_head(method, target, self.server.origins[up.name][1], route.headers)
+            self.last_route = (url, method, self.headers, route, prefix)
         if route.kind is not None:
             injected = wants_usage_injection(route.kind, body)
             if injected is not None:
                 body = injected
-            headers.append((b"content-length", str(len(body)).encode()))
-        elif body:
-            headers.append((b"content-length", str(len(body)).encode()))
-        up = route.up
-        target = up.prefix + route.path + (b"?" + query if query else b"")
-        host_header = self.server.origins[up.name][1]
-        fx = _Exchange(self, route, method, request_bytes(method, target, host_header, headers, body), body, True)
-        fx.keep_alive = self.fast_keep_alive
+            request = b"%scontent-length: %d\r\n\r\n%s" % (prefix, len(body), body)
+        elif body or method in _LENGTH_REQUIRED:
+            request = b"%scontent-length: %d\r\n\r\n%s" % (prefix, len(body), body)
+        else:
+            request = prefix + b"\r\n"
+        fx = _Exchange(self, route, method, request, body, self.fast_keep_alive)
         self.fx = fx
         self.server.inflight += 1
         fx.run()
