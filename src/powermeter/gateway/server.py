@@ -100,6 +100,8 @@ class _UpConn(asyncio.Protocol):
         self.got_bytes = False
         self.keep_alive = False
         self.paused = False  # reading paused: the caller reads slower than the upstream sends
+        # the previous answer's (status, headers) and what _Exchange.head made of them (see there)
+        self.head_memo: tuple[int, list[tuple[bytes, bytes]], bytes, int | None, bytes, bytes] | None = None
 
     def begin(self, sink: _Exchange) -> None:
         self.sink = sink
@@ -313,6 +315,17 @@ def request_head(method: str, target: bytes, host_header: bytes, headers: list[t
     return b"".join(parts)
 
 
+def _head_end(prefix: bytes, length: int | None, chunked: bool, keep_alive: bool) -> bytes:
+    """:func:`_head` from the status line and headers already written (``prefix``)."""
+    if length is not None:
+        end = b"content-length: %d\r\n" % length
+    elif chunked:
+        end = b"transfer-encoding: chunked\r\n"
+    else:
+        end = b""
+    return prefix + end + (b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+
+
 def _head(
     status: int, headers: list[tuple[bytes, bytes]], length: int | None, chunked: bool, keep_alive: bool
 ) -> bytes:
@@ -347,13 +360,13 @@ class _Exchange:
         "first",
         "gw",
         "head_window",
-        "headers",
         "idempotent",
         "keep_alive",
         "key",
         "mode",
         "out",
         "parts",
+        "prefix",
         "request",
         "request_body",
         "retried",
@@ -382,7 +395,7 @@ class _Exchange:
         self.retried = False
         self.start = 0.0
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.prefix = b""  # the answer's status line and the headers passed on
         self.chunked = False
         self.out: list[bytes] = []
         self.parts: list[bytes] = []
@@ -432,25 +445,33 @@ class _Exchange:
         self.conn.server.pool.waiting.pop(self, None)
         status = self.status = uc.status
         route = self.route
-        out = self.headers
-        length: int | None = None
-        ctype = b""
-        encoding = b""
-        for k, v in uc.headers:
-            lk = k.lower()
-            if lk in HOP_BY_HOP:
-                continue
-            if lk == b"content-length":
-                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
-                    length = int(v)
-                except ValueError:
-                    pass
-                continue  # written last, as the lean server does
-            if lk == b"content-type":
-                ctype = v.lower()
-            elif lk == b"content-encoding":
-                encoding = v.lower().strip()
-            out.append((k, v))
+        headers = uc.headers
+        memo = uc.head_memo
+        if memo is not None and memo[0] == status and memo[1] == headers:
+            # the same head as the previous answer on this connection (only Date changes, once a second)
+            self.prefix, length, ctype, encoding = memo[2], memo[3], memo[4], memo[5]
+        else:
+            out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))]
+            length = None
+            ctype = b""
+            encoding = b""
+            for k, v in headers:
+                lk = k.lower()
+                if lk in HOP_BY_HOP:
+                    continue
+                if lk == b"content-length":
+                    try:  # noqa: SIM105 - suppress() costs an object and two calls per call
+                        length = int(v)
+                    except ValueError:
+                        pass
+                    continue  # written last, as the lean server does
+                if lk == b"content-type":
+                    ctype = v.lower()
+                elif lk == b"content-encoding":
+                    encoding = v.lower().strip()
+                out += (k, b": ", v, b"\r\n")
+            self.prefix = b"".join(out)
+            uc.head_memo = (status, headers, self.prefix, length, ctype, encoding)
         no_body = status in _NO_BODY or status < 200
         if route.kind is None or not 200 <= status < 300:
             self.mode = _RELAY
@@ -475,7 +496,7 @@ class _Exchange:
             self._finish(None)
             return
         self.chunked = length is None and not no_body
-        self.out.append(_head(status, out, length, self.chunked, self.keep_alive))
+        self.out.append(_head_end(self.prefix, length, self.chunked, self.keep_alive))
 
     def body(self, chunk: bytes) -> None:
         mode = self.mode
@@ -486,7 +507,7 @@ class _Exchange:
                 self.mode = _LARGE
                 self.head_window, self.tail_window = bytearray(), bytearray()
                 self.chunked = True
-                self.out.append(_head(self.status, self.headers, None, True, self.keep_alive))
+                self.out.append(_head_end(self.prefix, None, True, self.keep_alive))
                 parts, self.parts = self.parts, []
                 for part in parts:
                     self._keep(part)
@@ -535,13 +556,12 @@ class _Exchange:
             dec = self.decoder
             model, usage = from_body(dec(data) if dec is not None else data)
             rec = gw._record(route.up, model, usage, self.request_body, self.start, None, end, route.tag)
-            headers = self.headers
+            prefix = self.prefix
             if rec is not None and gw.footprints is not None:
                 fp = gw.footprints(rec)
                 if fp is not None:
-                    headers.append((b"x-energy-wh", repr(fp[0]).encode()))
-                    headers.append((b"x-co2-grams", repr(fp[1]).encode()))
-            self.out.append(_head(self.status, headers, len(data), False, self.keep_alive))
+                    prefix = b"%sx-energy-wh: %r\r\nx-co2-grams: %r\r\n" % (prefix, fp[0], fp[1])
+            self.out.append(_head_end(prefix, len(data), False, self.keep_alive))
             self.out.append(data)
         else:
             if self.chunked:

@@ -289,8 +289,9 @@ def test_keep_alive_reuses_one_upstream_connection_and_records_every_call(gw: Ru
 
 def test_each_call_on_a_connection_is_forwarded_with_its_own_head(gw: Running) -> None:
     """The fast path reuses the previous call's routing when a connection sends the same request head
-    again; any change of path, query, method or header is routed anew (no head of a previous call
-    leaks into the next one)."""
+    again, and the previous answer's head when the upstream sends the same one; any change of path,
+    query, method or header is routed anew, and each answer keeps its own headers (nothing of a
+    previous call leaks into the next one)."""
     calls: list[tuple[bytes, bytes]] = [
         (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
         (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
@@ -304,11 +305,28 @@ def test_each_call_on_a_connection_is_forwarded_with_its_own_head(gw: Running) -
         (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
         (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
     ]
+    answers = []
     with connect(gw) as s:
         buf = bytearray()
         for raw, _ in calls:
             s.sendall(raw)
-            read_response(s, buf)
+            answers.append(read_response(s, buf))
+    # each answer with its own head, though they come on one kept-alive upstream connection
+    assert gw.upstream.connections == 1
+    for (status, headers, body), (raw, _) in zip(answers, calls, strict=True):
+        assert headers[b"content-length"] == str(len(body)).encode()
+        if b"/nope/" in raw:
+            assert status == 404
+            continue
+        assert status == 200
+        if b"/chat/completions" in raw:
+            assert body == CHAT
+            assert headers[b"x-request-id"] == b"r1"
+            assert float(headers[b"x-energy-wh"]) > 0
+        else:
+            assert orjson.loads(body)["target"] == raw.split(b" ")[1].decode().removeprefix("/openai")
+            assert b"x-request-id" not in headers
+            assert b"x-energy-wh" not in headers
     forwarded = [c for c in calls if c[1]]
     assert len(gw.upstream.requests) == len(forwarded)
     n = str(len(REQUEST)).encode()
