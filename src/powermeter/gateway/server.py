@@ -542,14 +542,16 @@ class _Exchange:
                 conn.transport.write(data)
 
     def end(self, uc: _UpConn) -> None:
-        self.conn.server.pool.waiting.pop(self, None)
-        self.conn.server.pool.release(uc)
+        conn = self.conn
+        pool = conn.server.pool
+        pool.waiting.pop(self, None)
+        pool.release(uc)
         self.upconn = None
         mode = self.mode
         gw = self.gw
         route = self.route
         rec: dict[str, Any] | None = None
-        if mode == _WHOLE:
+        if mode == _WHOLE:  # (nothing passed on yet: the answer goes out in one write)
             end = gw.clock()
             parts = self.parts
             data = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -561,8 +563,10 @@ class _Exchange:
                 fp = gw.footprints(rec)
                 if fp is not None:
                     prefix = b"%sx-energy-wh: %r\r\nx-co2-grams: %r\r\n" % (prefix, fp[0], fp[1])
-            self.out.append(_head_end(prefix, len(data), False, self.keep_alive))
-            self.out.append(data)
+            if not conn.closed:
+                conn.transport.write(_head_end(prefix, len(data), False, self.keep_alive) + data)
+            self._finish(rec)
+            return
         else:
             if self.chunked:
                 self.out.append(b"0\r\n\r\n")
