@@ -243,21 +243,24 @@ def main() -> None:
             c, s = args.connections, args.seconds
             me = os.getpid()
             d_cpu = [0.0, 0.0]  # direct runs: client, fake CPU seconds
+            d_cores: list[float] = []  # each direct run's CPU seconds ÷ its wall seconds
 
             def direct_run() -> float:
                 c0, f0 = cpu_seconds(me), cpu_seconds(fpid)
                 rate = asyncio.run(throughput(fport, "/v1/chat/completions", BODY, s, c))
                 d_cpu[0] += cpu_seconds(me) - c0
                 d_cpu[1] += cpu_seconds(fpid) - f0
+                d_cores.append((cpu_seconds(me) - c0 + cpu_seconds(fpid) - f0) / s)
                 return rate
 
             d1 = direct_run()
             c0, f0, g0 = cpu_seconds(me), cpu_seconds(fpid), cpu_seconds(gpid)
             g = asyncio.run(throughput(gport, "/openai/v1/chat/completions", BODY, s, c))
             c_cpu, f_cpu, g_cpu = cpu_seconds(me) - c0, cpu_seconds(fpid) - f0, cpu_seconds(gpid) - g0
-            u0 = cpu_seconds(gpid)
+            u0, uc0, uf0 = cpu_seconds(gpid), cpu_seconds(me), cpu_seconds(fpid)
             u = asyncio.run(throughput(gport, "/openai/v1/unmetered", BODY, s, c))
             u_cpu = cpu_seconds(gpid) - u0
+            uc_cpu, uf_cpu = cpu_seconds(me) - uc0, cpu_seconds(fpid) - uf0
             d2 = direct_run()
             direct = (d1 + d2) / 2
             print(f"\nthroughput, {c} connections, {s:g} s each (req/s): direct {d1:.0f} / {d2:.0f}, gateway {g:.0f}")
@@ -281,6 +284,18 @@ def main() -> None:
             print(
                 f"  the same forwarding without metering (POST /openai/v1/unmetered): {u:.0f} req/s, "
                 f"gateway CPU {u_cpu / (u * s) * 1e6:.0f} µs per call"
+            )
+            nu = u * s
+            print(
+                f"  unmetered, CPU per call: client {uc_cpu / nu * 1e6:.0f} + fake {uf_cpu / nu * 1e6:.0f} + gateway "
+                f"{u_cpu / nu * 1e6:.0f} µs (the fake ingests no record batches here)"
+            )
+            # req/s ≈ cores kept busy ÷ CPU per call: on this 2-core machine a run either keeps both cores busy
+            # or about one (processes taking turns on one core), and that alone can halve a run's req/s
+            print(
+                f"  cores kept busy (CPU seconds of the processes ÷ wall seconds): direct "
+                f"{d_cores[0]:.2f} / {d_cores[1]:.2f}, gateway {(c_cpu + f_cpu + g_cpu) / s:.2f}, "
+                f"unmetered {(uc_cpu + uf_cpu + u_cpu) / s:.2f}"
             )
 
             samples = asyncio.run(memory(gport, gpid, args.streams, 8))

@@ -187,7 +187,8 @@ class Gateway:
         self.footprints: Footprints | None = None  # X-Energy-Wh / X-CO2-Grams, built by start()
         self._loop: asyncio.AbstractEventLoop | None = None
         # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
-        self._key_prefix = uuid.uuid4().hex
+        self._key_prefix = f"gw-{uuid.uuid4().hex}-"
+        self._region = config.detected_region
         self._key_seq = itertools.count(1)
 
     # ------------------------------------------------------------------ lifecycle
@@ -403,17 +404,18 @@ class Gateway:
             self.unmetered += 1
             return None
         model = model or request_model(request_body)
+        p, c, r, cached = usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens
         rec: dict[str, Any] = {
             "provider": up.provider,
-            "prompt_tokens": min(usage.prompt_tokens, MAX_TOKENS),
-            "completion_tokens": min(usage.completion_tokens, MAX_TOKENS),
-            "reasoning_tokens": min(usage.reasoning_tokens, MAX_TOKENS),
-            "cached_tokens": min(usage.cached_tokens, MAX_TOKENS),
+            "prompt_tokens": p if p <= MAX_TOKENS else MAX_TOKENS,
+            "completion_tokens": c if c <= MAX_TOKENS else MAX_TOKENS,
+            "reasoning_tokens": r if r <= MAX_TOKENS else MAX_TOKENS,
+            "cached_tokens": cached if cached <= MAX_TOKENS else MAX_TOKENS,
             "startTimeMs": int(start * 1000),
             "endTimeMs": int(end * 1000),
             "source": "gateway",
             "is_estimated": False,
-            "idempotency_key": f"gw-{self._key_prefix}-{next(self._key_seq):x}",
+            "idempotency_key": self._key_prefix + format(next(self._key_seq), "x"),
         }
         if model:
             rec["model"] = model[:200]
@@ -421,8 +423,8 @@ class Gateway:
             rec["firstTokenTimeMs"] = int(first * 1000)
         if tag is not None:
             rec["tag"] = tag
-        if self.config.detected_region:
-            rec["detected_region"] = self.config.detected_region
+        if self._region:
+            rec["detected_region"] = self._region
         problem = check_record(rec)
         if problem is not None:
             log.warning("gateway record invalid, not recorded: %s", problem)

@@ -100,6 +100,8 @@ class _UpConn(asyncio.Protocol):
         self.got_bytes = False
         self.keep_alive = False
         self.paused = False  # reading paused: the caller reads slower than the upstream sends
+        # the previous answer's (status, headers) and what _Exchange.head made of them (see there)
+        self.head_memo: tuple[int, list[tuple[bytes, bytes]], bytes, int | None, bytes, bytes] | None = None
 
     def begin(self, sink: _Exchange) -> None:
         self.sink = sink
@@ -300,21 +302,28 @@ def _origin(up: UpstreamSpec) -> tuple[_Key, bytes]:
     return (scheme, host, port), (host.encode() if port == default else f"{host}:{port}".encode())
 
 
-def request_bytes(
-    method: str, target: bytes, host_header: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-) -> bytes:
-    """An upstream request as the lean client writes it (Host first, then the headers as given; a
-    Content-Length added for a body, or an empty POST/PUT/PATCH, when none is given)."""
+_LENGTH_REQUIRED = frozenset({"POST", "PUT", "PATCH"})
+
+
+def request_head(method: str, target: bytes, host_header: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request line, Host and ``headers`` of an upstream request, as the lean client writes them
+    (Host first, then the headers as given); the fast path adds the Content-Length (for a body, or an
+    empty POST/PUT/PATCH), the blank line and the body."""
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
-    has_length = False
     for k, v in headers:
         parts += (k, b": ", v, b"\r\n")
-        if k == b"content-length":
-            has_length = True
-    if not has_length and (body or method in ("POST", "PUT", "PATCH")):
-        parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-    parts += (b"\r\n", body)
     return b"".join(parts)
+
+
+def _head_end(prefix: bytes, length: int | None, chunked: bool, keep_alive: bool) -> bytes:
+    """:func:`_head` from the status line and headers already written (``prefix``)."""
+    if length is not None:
+        end = b"content-length: %d\r\n" % length
+    elif chunked:
+        end = b"transfer-encoding: chunked\r\n"
+    else:
+        end = b""
+    return prefix + end + (b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
 
 
 def _head(
@@ -351,13 +360,13 @@ class _Exchange:
         "first",
         "gw",
         "head_window",
-        "headers",
         "idempotent",
         "keep_alive",
         "key",
         "mode",
         "out",
         "parts",
+        "prefix",
         "request",
         "request_body",
         "retried",
@@ -386,7 +395,7 @@ class _Exchange:
         self.retried = False
         self.start = 0.0
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.prefix = b""  # the answer's status line and the headers passed on
         self.chunked = False
         self.out: list[bytes] = []
         self.parts: list[bytes] = []
@@ -436,25 +445,33 @@ class _Exchange:
         self.conn.server.pool.waiting.pop(self, None)
         status = self.status = uc.status
         route = self.route
-        out = self.headers
-        length: int | None = None
-        ctype = b""
-        encoding = b""
-        for k, v in uc.headers:
-            lk = k.lower()
-            if lk in HOP_BY_HOP:
-                continue
-            if lk == b"content-length":
-                try:  # noqa: SIM105 - suppress() costs an object and two calls per call
-                    length = int(v)
-                except ValueError:
-                    pass
-                continue  # written last, as the lean server does
-            if lk == b"content-type":
-                ctype = v.lower()
-            elif lk == b"content-encoding":
-                encoding = v.lower().strip()
-            out.append((k, v))
+        headers = uc.headers
+        memo = uc.head_memo
+        if memo is not None and memo[0] == status and memo[1] == headers:
+            # the same head as the previous answer on this connection (only Date changes, once a second)
+            self.prefix, length, ctype, encoding = memo[2], memo[3], memo[4], memo[5]
+        else:
+            out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Status"))]
+            length = None
+            ctype = b""
+            encoding = b""
+            for k, v in headers:
+                lk = k.lower()
+                if lk in HOP_BY_HOP:
+                    continue
+                if lk == b"content-length":
+                    try:  # noqa: SIM105 - suppress() costs an object and two calls per call
+                        length = int(v)
+                    except ValueError:
+                        pass
+                    continue  # written last, as the lean server does
+                if lk == b"content-type":
+                    ctype = v.lower()
+                elif lk == b"content-encoding":
+                    encoding = v.lower().strip()
+                out += (k, b": ", v, b"\r\n")
+            self.prefix = b"".join(out)
+            uc.head_memo = (status, headers, self.prefix, length, ctype, encoding)
         no_body = status in _NO_BODY or status < 200
         if route.kind is None or not 200 <= status < 300:
             self.mode = _RELAY
@@ -479,7 +496,7 @@ class _Exchange:
             self._finish(None)
             return
         self.chunked = length is None and not no_body
-        self.out.append(_head(status, out, length, self.chunked, self.keep_alive))
+        self.out.append(_head_end(self.prefix, length, self.chunked, self.keep_alive))
 
     def body(self, chunk: bytes) -> None:
         mode = self.mode
@@ -490,7 +507,7 @@ class _Exchange:
                 self.mode = _LARGE
                 self.head_window, self.tail_window = bytearray(), bytearray()
                 self.chunked = True
-                self.out.append(_head(self.status, self.headers, None, True, self.keep_alive))
+                self.out.append(_head_end(self.prefix, None, True, self.keep_alive))
                 parts, self.parts = self.parts, []
                 for part in parts:
                     self._keep(part)
@@ -525,28 +542,31 @@ class _Exchange:
                 conn.transport.write(data)
 
     def end(self, uc: _UpConn) -> None:
-        self.conn.server.pool.waiting.pop(self, None)
-        self.conn.server.pool.release(uc)
+        conn = self.conn
+        pool = conn.server.pool
+        pool.waiting.pop(self, None)
+        pool.release(uc)
         self.upconn = None
         mode = self.mode
         gw = self.gw
         route = self.route
         rec: dict[str, Any] | None = None
-        if mode == _WHOLE:
+        if mode == _WHOLE:  # (nothing passed on yet: the answer goes out in one write)
             end = gw.clock()
             parts = self.parts
             data = parts[0] if len(parts) == 1 else b"".join(parts)
             dec = self.decoder
             model, usage = from_body(dec(data) if dec is not None else data)
             rec = gw._record(route.up, model, usage, self.request_body, self.start, None, end, route.tag)
-            headers = self.headers
+            prefix = self.prefix
             if rec is not None and gw.footprints is not None:
                 fp = gw.footprints(rec)
                 if fp is not None:
-                    headers.append((b"x-energy-wh", repr(fp[0]).encode()))
-                    headers.append((b"x-co2-grams", repr(fp[1]).encode()))
-            self.out.append(_head(self.status, headers, len(data), False, self.keep_alive))
-            self.out.append(data)
+                    prefix = b"%sx-energy-wh: %r\r\nx-co2-grams: %r\r\n" % (prefix, fp[0], fp[1])
+            if not conn.closed:
+                conn.transport.write(_head_end(prefix, len(data), False, self.keep_alive) + data)
+            self._finish(rec)
+            return
         else:
             if self.chunked:
                 self.out.append(b"0\r\n\r\n")
@@ -670,6 +690,8 @@ class _GwConnection(_LeanConnection):
         self.content_length: bytes | None = None
         self.body_framing = False  # Transfer-Encoding present
         self.too_large = False
+        # the previous fast call's (url, method, request headers, route, upstream request head)
+        self.last_route: tuple[bytes, str, list[tuple[bytes, bytes]], Route, bytes] | None = None
 
     # -- asyncio.Protocol
 
@@ -790,33 +812,43 @@ class _GwConnection(_LeanConnection):
     # -- the fast path
 
     def _serve(self, body: bytes) -> None:
-        url = self.url
-        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
-            raw_path, query = url, b""
-        else:
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path, parsed.query or b""
         method = self.fast_method
+        url = self.url
         gw = self.gw
-        route = gw.route(method, raw_path, self.headers)
-        if isinstance(route, Answer):
-            self.server.inflight += 1
-            self.write_answer(route, self.fast_keep_alive)
-            self.exchange_done(None, self.fast_keep_alive)
-            return
-        headers = route.headers
+        last = self.last_route
+        if last is not None and last[0] == url and last[1] == method and last[2] == self.headers:
+            # the same request head as the previous call on this connection (an SDK's calls): the same
+            # route and upstream request head, without routing the headers again
+            route, prefix = last[3], last[4]
+            gw.calls += 1
+        else:
+            if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+                raw_path, query = url, b""
+            else:
+                parsed = httptools.parse_url(url)
+                raw_path, query = parsed.path, parsed.query or b""
+            routed = gw.route(method, raw_path, self.headers)
+            if isinstance(routed, Answer):
+                self.last_route = None
+                self.server.inflight += 1
+                self.write_answer(routed, self.fast_keep_alive)
+                self.exchange_done(None, self.fast_keep_alive)
+                return
+            route = routed
+            up = route.up
+            target = up.prefix + route.path + (b"?" + query if query else b"")
+            prefix = request_head(method, target, self.server.origins[up.name][1], route.headers)
+            self.last_route = (url, method, self.headers, route, prefix)
         if route.kind is not None:
             injected = wants_usage_injection(route.kind, body)
             if injected is not None:
                 body = injected
-            headers.append((b"content-length", str(len(body)).encode()))
-        elif body:
-            headers.append((b"content-length", str(len(body)).encode()))
-        up = route.up
-        target = up.prefix + route.path + (b"?" + query if query else b"")
-        host_header = self.server.origins[up.name][1]
-        fx = _Exchange(self, route, method, request_bytes(method, target, host_header, headers, body), body, True)
-        fx.keep_alive = self.fast_keep_alive
+            request = b"%scontent-length: %d\r\n\r\n%s" % (prefix, len(body), body)
+        elif body or method in _LENGTH_REQUIRED:
+            request = b"%scontent-length: %d\r\n\r\n%s" % (prefix, len(body), body)
+        else:
+            request = prefix + b"\r\n"
+        fx = _Exchange(self, route, method, request, body, self.fast_keep_alive)
         self.fx = fx
         self.server.inflight += 1
         fx.run()

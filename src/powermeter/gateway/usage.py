@@ -64,16 +64,17 @@ class Usage:
 
 def parse_usage(u: Any) -> Usage | None:
     """Any of the three usage shapes (OpenAI, Responses, Anthropic) → :class:`Usage`; ``None`` if absent."""
-    if not isinstance(u, dict):
+    if type(u) is not dict and not isinstance(u, dict):  # (orjson gives plain dicts: one check)
         return None
     if "prompt_tokens" in u or "completion_tokens" in u:  # OpenAI chat / completions / embeddings
         ptd = u.get("prompt_tokens_details")
         ctd = u.get("completion_tokens_details")
+        p, c = u.get("prompt_tokens"), u.get("completion_tokens")
         return Usage(
-            prompt_tokens=_int(u.get("prompt_tokens")),
-            completion_tokens=_int(u.get("completion_tokens")),
-            reasoning_tokens=_int(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0,
-            cached_tokens=_int(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0,
+            p if type(p) is int and p >= 0 else _int(p),  # (the common case without a call)
+            c if type(c) is int and c >= 0 else _int(c),
+            _int(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0,
+            _int(ptd.get("cached_tokens")) if isinstance(ptd, dict) else 0,
         )
     if "input_tokens" in u or "output_tokens" in u:
         cache_read = _int(u.get("cache_read_input_tokens"))
@@ -105,10 +106,10 @@ def from_body(body: bytes) -> tuple[str | None, Usage | None]:
         return None, None
     if not isinstance(obj, dict):
         return None, None
-    if isinstance(obj.get("response"), dict):  # a Responses event object sent as a whole body
+    if "response" in obj and isinstance(obj["response"], dict):  # a Responses event object sent whole
         obj = obj["response"]
     model = obj.get("model")
-    return (model if isinstance(model, str) else None), parse_usage(obj.get("usage"))
+    return (model if type(model) is str else None), parse_usage(obj.get("usage"))
 
 
 _USAGE_OBJ = re.compile(rb'"usage"\s*:\s*\{')

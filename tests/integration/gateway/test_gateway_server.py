@@ -287,6 +287,75 @@ def test_keep_alive_reuses_one_upstream_connection_and_records_every_call(gw: Ru
     assert dict(sent["headers"])[b"authorization"] == b"Bearer sk-1"  # type: ignore[call-overload]
 
 
+def test_each_call_on_a_connection_is_forwarded_with_its_own_head(gw: Running) -> None:
+    """The fast path reuses the previous call's routing when a connection sends the same request head
+    again, and the previous answer's head when the upstream sends the same one; any change of path,
+    query, method or header is routed anew, and each answer keeps its own headers (nothing of a
+    previous call leaks into the next one)."""
+    calls: list[tuple[bytes, bytes]] = [
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-2"), b"sk-2"),
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-2", b"x-powermeter-tag: t1"), b"sk-2"),
+        (post("/openai/v1/echo?x=1", b"abc", b"authorization: Bearer sk-2"), b"sk-2"),
+        (post("/openai/v1/echo?x=2", b"abcd", b"authorization: Bearer sk-2"), b"sk-2"),
+        (b"GET /openai/v1/echo?x=2 HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer sk-2\r\n\r\n", b"sk-2"),
+        (post("/openai/v1/echo?x=2", b"", b"authorization: Bearer sk-2"), b"sk-2"),
+        (post("/nope/v1/chat/completions", REQUEST, b"authorization: Bearer sk-2"), b""),
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
+        (post("/openai/v1/chat/completions", REQUEST, b"authorization: Bearer sk-1"), b"sk-1"),
+    ]
+    answers = []
+    with connect(gw) as s:
+        buf = bytearray()
+        for raw, _ in calls:
+            s.sendall(raw)
+            answers.append(read_response(s, buf))
+    # each answer with its own head, though they come on one kept-alive upstream connection
+    assert gw.upstream.connections == 1
+    for (status, headers, body), (raw, _) in zip(answers, calls, strict=True):
+        assert headers[b"content-length"] == str(len(body)).encode()
+        if b"/nope/" in raw:
+            assert status == 404
+            continue
+        assert status == 200
+        if b"/chat/completions" in raw:
+            assert body == CHAT
+            assert headers[b"x-request-id"] == b"r1"
+            assert float(headers[b"x-energy-wh"]) > 0
+        else:
+            assert orjson.loads(body)["target"] == raw.split(b" ")[1].decode().removeprefix("/openai")
+            assert b"x-request-id" not in headers
+            assert b"x-energy-wh" not in headers
+    forwarded = [c for c in calls if c[1]]
+    assert len(gw.upstream.requests) == len(forwarded)
+    n = str(len(REQUEST)).encode()
+    expected = [
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+        (b"POST", b"/v1/echo?x=1", b"3", b"abc"),
+        (b"POST", b"/v1/echo?x=2", b"4", b"abcd"),
+        (b"GET", b"/v1/echo?x=2", None, b""),  # no body: no Content-Length
+        (b"POST", b"/v1/echo?x=2", b"0", b""),
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+        (b"POST", b"/v1/chat/completions", n, REQUEST),
+    ]
+    for (_, key), req, (method, target, length, body) in zip(forwarded, gw.upstream.requests, expected, strict=True):
+        headers = dict(req["headers"])  # type: ignore[call-overload]
+        assert (req["method"], req["target"], req["body"]) == (method, target, body)
+        assert headers[b"authorization"] == b"Bearer " + key
+        assert b"x-powermeter-tag" not in headers
+        assert headers.get(b"content-length") == length
+    wait_for(lambda: gw.spool.total == 6)
+    gw.loop.call_soon_threadsafe(gw.spool.seal)
+    wait_for(lambda: bool(gw.spool.sealed))
+    records = [r for p in gw.spool.sealed for r in Spool.read(p)]
+    assert [r.get("tag") for r in records] == [None, None, None, "t1", None, None]
+    assert len({r["idempotency_key"] for r in records}) == 6
+
+
 def test_pipelined_requests_are_answered_in_order(gw: Running) -> None:
     with connect(gw) as s:
         s.sendall(
