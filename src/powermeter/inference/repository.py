@@ -130,6 +130,10 @@ _PG_INSERT = (
     f"VALUES ({', '.join(['%s'] * len(_RECORD_COLS))})"
 )
 _PG_INSERT_DETAILS = "INSERT INTO inference_details (id, details) VALUES (%s, %s)"
+# a lane's deferred new rows sort before its hot rows ("1rollup", "2audit", …), parents before children
+_NEW_RECORD = ("0new", "1record")
+_NEW_DETAILS = ("0new", "2details")
+_NEW_SIGNATURE = ("0new", "3signature")
 _PG_ROLLUP = (
     f"INSERT INTO inference_daily ({', '.join(_ROLLUP_KEY + _ROLLUP_SUMS)}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * (len(_ROLLUP_KEY) + len(_ROLLUP_SUMS)))}) "
@@ -183,11 +187,20 @@ def insert_record(conn: Connection, row: dict[str, Any], details: str, signature
         conn.execute(_upsert(conn), _rollup((row,)))
         return
     raw = _driver(conn)
-    with raw.pipeline(), raw.cursor() as cur:
-        cur.execute(_PG_INSERT, [row[c] for c in _RECORD_COLS])
-        cur.execute(_PG_INSERT_DETAILS, (row["id"], details))
+    values = [row[c] for c in _RECORD_COLS]
+    if row["idempotency_key"] is None and defer_row(conn, _NEW_RECORD, _PG_INSERT, values):
+        # in a group-commit lane the batch's new records go in one executemany per statement before its
+        # COMMIT (first in its order: records, then details and signatures), as a SQLite batch does: fresh ids,
+        # and without an idempotency key no request of the batch looks them up
+        defer_row(conn, _NEW_DETAILS, _PG_INSERT_DETAILS, (row["id"], details))
         if signature is not None:
-            cur.execute(_PG_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
+            defer_row(conn, _NEW_SIGNATURE, _PG_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
+    else:
+        with raw.pipeline(), raw.cursor() as cur:
+            cur.execute(_PG_INSERT, values)
+            cur.execute(_PG_INSERT_DETAILS, (row["id"], details))
+            if signature is not None:
+                cur.execute(_PG_INSERT_SIGNATURE, [signature[c] for c in _SIGNATURE_COLS])
     for r in _rollup((row,)):
         vals = [r[k] for k in _ROLLUP_KEY + _ROLLUP_SUMS]
         # the day's rollup row is hot (every request of the account and model): in a PostgreSQL lane it is

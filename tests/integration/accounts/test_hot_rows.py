@@ -364,3 +364,64 @@ def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
         ids = set(conn.execute(sa.select(t.c.id).where(t.c.account_id == acct)).scalars())
     assert {row(0, None)["id"], row(1, None)["id"]} <= ids
     assert row(9, "k-1")["id"] not in ids
+
+
+def test_in_a_postgresql_lane_a_repeated_key_fails_its_request_and_the_deferred_records_commit(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """PostgreSQL + Redis group-commit lane (one lane, so one batch): records without an idempotency key are
+    written by the batch before its COMMIT; a repeated key is refused inside its own request, and the batch's
+    other records are stored."""
+    if not (settings.database_url.startswith("postgresql") and settings.redis_url):
+        pytest.skip("group-commit lanes run on PostgreSQL with Redis")
+    app = create_app(settings.model_copy(update={"pg_lanes": 1}), clock=clock)
+    acct, key = _key(app, clock, "lane@example.com")
+    st: state_mod.AppState = app.state.pm
+    t = inference_records
+    with TestClient(app) as client:
+        h = {"Authorization": f"Bearer {key}"}
+        keyed = {**INFERENCE, "idempotency_key": "k-1"}
+        assert client.post("/v1/inference/batch", headers=h, json={"records": [keyed]}).status_code == 200
+        with st.db.connect() as conn:
+            stored = dict(conn.execute(sa.select(t).where(t.c.idempotency_key == "k-1")).one()._mapping)
+        stored.pop("seq")
+        units = st.db.units
+        assert isinstance(units, unit_of_work.PgGroupCommit)
+        seen: dict[str, Any] = {}
+
+        def row(i: int, idempotency_key: str | None) -> dict[str, Any]:
+            return {**stored, "id": f"0190a000-0000-7000-8000-{i:012d}", "idempotency_key": idempotency_key}
+
+        async def scenario() -> None:
+            gate = asyncio.Event()
+
+            async def plain(i: int) -> None:
+                if i:
+                    await gate.wait()
+                async with units.unit(True) as conn:
+                    inference_repo.insert_record(conn, row(i, None), "{}")
+                    gate.set()
+                    await asyncio.sleep(0.02)  # the others queue for the one lane: one batch
+
+            async def repeated() -> None:
+                await gate.wait()
+                try:
+                    async with units.unit(True) as conn:
+                        try:
+                            inference_repo.insert_record(conn, row(9, "k-1"), "{}")
+                        except UNIQUE_VIOLATIONS:
+                            seen["refused_inside"] = True
+                            raise
+                except UNIQUE_VIOLATIONS:
+                    pass
+
+            await asyncio.gather(plain(0), repeated(), plain(1))
+
+        assert client.portal is not None
+        client.portal.call(scenario)
+    assert seen.get("refused_inside"), "the repeated key must fail inside its own request"
+    with st.db.connect() as conn:
+        ids = set(conn.execute(sa.select(t.c.id).where(t.c.account_id == acct)).scalars())
+    assert {row(0, None)["id"], row(1, None)["id"]} <= ids
+    assert row(9, "k-1")["id"] not in ids
+    st.db.dispose()
