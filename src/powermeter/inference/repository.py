@@ -144,8 +144,11 @@ _PG_ROLLUP = (
 
 def insert_record(conn: Connection, row: dict[str, Any], details: str, signature: dict[str, Any] | None = None) -> None:
     """Store one record, its details and its ``signature`` row (``inference_signatures``) when given, and add
-    it to its day's rollup (same transaction). On PostgreSQL the three rows go in one round trip (psycopg's
-    pipeline mode) and, inside a group-commit lane, the rollup row with the batch's others before its COMMIT."""
+    it to its day's rollup (same transaction). Inside a group commit (a SQLite hot-rows batch, a PostgreSQL lane)
+    a record without an idempotency key, its details and signature are written with the batch's others just
+    before its COMMIT, one ``executemany`` per statement, and so is the rollup; a record with a key is inserted at
+    once (a repeated key must fail its own request). Otherwise, on PostgreSQL, the three rows go in one round trip
+    (psycopg's pipeline mode)."""
     if conn.dialect.name == "sqlite":
         # the per-request path talks to the driver directly (~5 µs a statement instead of ~50 µs)
         raw: Any = conn.connection.driver_connection
