@@ -26,7 +26,7 @@ from powermeter.accounts import repository as repo
 from powermeter.accounts import service
 from powermeter.accounts.service import Principal
 from powermeter.infra.db import Database
-from powermeter.infra.db.unit_of_work import ready
+from powermeter.infra.db.unit_of_work import ready, run_blocking
 from powermeter.infra.errors import ApiError, Forbidden, RateLimited, Unauthorized
 from powermeter.infra.idempotency import KeyScope, Refusal
 from powermeter.infra.security import hash_api_key
@@ -58,7 +58,7 @@ class Tx:
         thread on PostgreSQL (network round trips must not block the event loop)."""
         if self.state.db.is_sqlite:
             return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args)
+        return await run_blocking(self.conn, fn, *args)
 
 
 def _extract_key(request: Request) -> str:
@@ -175,7 +175,7 @@ def authenticated(
                 # microseconds of work on a connection this request holds alone: no thread hop
                 principal = _authorize(*args)
             else:
-                principal = await anyio.to_thread.run_sync(_ready_and_authorize, *args)
+                principal = await run_blocking(conn, _ready_and_authorize, *args)
             yield Tx(conn, principal, now, st)
 
     # Headers are read directly (FastAPI's security classes cost a dependency each per request);

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -425,3 +427,29 @@ def test_in_a_postgresql_lane_a_repeated_key_fails_its_request_and_the_deferred_
     assert {row(0, None)["id"], row(1, None)["id"]} <= ids
     assert row(9, "k-1")["id"] not in ids
     st.db.dispose()
+
+
+def test_lane_threads_serve_requests_and_end_with_the_app(settings: Settings, clock: FrozenClock) -> None:
+    """A PostgreSQL lane runs its blocking steps on a thread of its own: requests are served through it, and
+    the threads end when the app shuts down (none left behind by a restart)."""
+    if not (settings.database_url.startswith("postgresql") and settings.redis_url):
+        pytest.skip("group-commit lanes run on PostgreSQL with Redis")
+
+    def lane_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "powermeter-lane" and t.is_alive()}
+
+    before = lane_threads()
+    app = _app(settings, clock)
+    acct, key = _key(app, clock, "threads@example.com")
+    with TestClient(app) as client:
+        responses = _burst(client, app, [("/v1/inference", INFERENCE)] * 20, key)
+        assert [r.status_code for r in responses] == [200] * 20
+        assert lane_threads() - before, "the lanes' steps run on their own threads"
+    deadline = time.monotonic() + 5
+    while lane_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not lane_threads() - before, "a lane thread outlived its app"
+    with app.state.pm.db.connect() as conn:
+        t = inference_records
+        assert conn.execute(sa.select(sa.func.count()).where(t.c.account_id == acct)).scalar_one() == 20
+    app.state.pm.db.dispose()
