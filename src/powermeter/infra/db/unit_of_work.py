@@ -55,6 +55,8 @@ from powermeter.infra.db.faults import UNIT_WAIT_TIMEOUT_S, TransactionAborted
 if TYPE_CHECKING:
     from powermeter.infra.ratelimit import QuotaCounters
 
+T = TypeVar("T")
+
 PRECOMMIT_KEY = "powermeter.precommit"  # Connection.info: work to run just before COMMIT (PostgreSQL)
 PENDING_KEY = PRECOMMIT_KEY + ".pending"  # Connection.info: this request's counter increments not yet written
 _REQUEST_KEY = "powermeter.lane_request"  # Connection.info (PgGroupCommit): the running request's _Request
@@ -590,7 +592,6 @@ def _compensate(undo: list[Callable[[], None]]) -> None:
             fn()
 
 
-T = TypeVar("T")
 _Step = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
 
