@@ -14,6 +14,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -311,17 +312,13 @@ def test_a_key_revoked_mid_batch_is_refused_by_the_next_request_of_the_batch(
     assert seen.get("refused"), "a request after the revocation, in the same batch, must be refused"
 
 
-def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
-    app: FastAPI, client: TestClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+def _repeated_key_in_one_batch(
+    client: TestClient, app: FastAPI, key: str, acct: str, batch_of: Callable[[], Any] | None = None
 ) -> None:
-    """Records without an idempotency key are written with the batch's others before its COMMIT; a record
-    with one is inserted at once, so a repeated key fails in its own unit (its request gets the 409) while
-    the batch, and the deferred records of the others, commit (one batch, deterministic)."""
+    """Three units in one batch: two records without an idempotency key (left to the batch), and between
+    them one repeating a stored key. The repeated key must fail inside its own unit, and the two others must
+    be stored. ``batch_of`` gives the open batch, to check that the three share it."""
     st: state_mod.AppState = app.state.pm
-    if not st.db.is_sqlite:
-        pytest.skip("hot rows are SQLite's group commit")
-    monkeypatch.setattr(unit_of_work, "MAX_BATCH_AGE_S", 30.0)
-    acct, key = _key(app, clock, "idem@example.com")
     h = {"Authorization": f"Bearer {key}"}
     keyed = {**INFERENCE, "idempotency_key": "k-1"}
     assert client.post("/v1/inference/batch", headers=h, json={"records": [keyed]}).status_code == 200
@@ -330,7 +327,6 @@ def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
         stored = dict(conn.execute(sa.select(t).where(t.c.idempotency_key == "k-1")).one()._mapping)
     stored.pop("seq")
     units = st.db.units
-    assert isinstance(units, unit_of_work.SQLiteGroupCommit)
     seen: dict[str, Any] = {}
 
     def row(i: int, idempotency_key: str | None) -> dict[str, Any]:
@@ -344,89 +340,64 @@ def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
                 await gate.wait()
             async with units.unit(True) as conn:
                 inference_repo.insert_record(conn, row(i, None), "{}")
-                seen.setdefault("batch", units._batch)
+                if batch_of is not None:
+                    seen.setdefault("batch", batch_of())
                 gate.set()
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the others queue behind it: one batch
 
         async def repeated() -> None:
             await gate.wait()
             try:
                 async with units.unit(True) as conn:
-                    assert units._batch is seen["batch"], "the scenario needs one batch"
-                    inference_repo.insert_record(conn, row(9, "k-1"), "{}")
+                    if batch_of is not None:
+                        assert batch_of() is seen["batch"], "the scenario needs one batch"
+                    try:
+                        inference_repo.insert_record(conn, row(9, "k-1"), "{}")
+                    except UNIQUE_VIOLATIONS:
+                        seen["refused_inside"] = True
+                        raise
             except UNIQUE_VIOLATIONS:
-                seen["refused"] = True
+                pass
 
         await asyncio.gather(plain(0), repeated(), plain(1))
 
     assert client.portal is not None
     client.portal.call(scenario)
-    assert seen.get("refused"), "the repeated key must fail inside its own unit"
+    assert seen.get("refused_inside"), "the repeated key must fail inside its own unit"
     with st.db.connect() as conn:
         ids = set(conn.execute(sa.select(t.c.id).where(t.c.account_id == acct)).scalars())
     assert {row(0, None)["id"], row(1, None)["id"]} <= ids
     assert row(9, "k-1")["id"] not in ids
+
+
+def test_a_repeated_idempotency_key_fails_its_own_request_not_the_batch(
+    app: FastAPI, client: TestClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records without an idempotency key are written with the batch's others before its COMMIT; a record
+    with one is inserted at once, so a repeated key fails in its own unit (its request gets the 409) while
+    the batch, and the deferred records of the others, commit (one SQLite batch, deterministic)."""
+    st: state_mod.AppState = app.state.pm
+    if not st.db.is_sqlite:
+        pytest.skip("hot rows are SQLite's group commit")
+    monkeypatch.setattr(unit_of_work, "MAX_BATCH_AGE_S", 30.0)
+    acct, key = _key(app, clock, "idem@example.com")
+    units = st.db.units
+    assert isinstance(units, unit_of_work.SQLiteGroupCommit)
+    _repeated_key_in_one_batch(client, app, key, acct, batch_of=lambda: units._batch)
 
 
 def test_in_a_postgresql_lane_a_repeated_key_fails_its_request_and_the_deferred_records_commit(
     settings: Settings, clock: FrozenClock
 ) -> None:
-    """PostgreSQL + Redis group-commit lane (one lane, so one batch): records without an idempotency key are
-    written by the batch before its COMMIT; a repeated key is refused inside its own request, and the batch's
-    other records are stored."""
+    """The same in a PostgreSQL + Redis group-commit lane (one lane, so one batch)."""
     if not (settings.database_url.startswith("postgresql") and settings.redis_url):
         pytest.skip("group-commit lanes run on PostgreSQL with Redis")
     app = create_app(settings.model_copy(update={"pg_lanes": 1}), clock=clock)
     acct, key = _key(app, clock, "lane@example.com")
-    st: state_mod.AppState = app.state.pm
-    t = inference_records
+    assert isinstance(app.state.pm.db.units, unit_of_work.PgGroupCommit)
     with TestClient(app) as client:
-        h = {"Authorization": f"Bearer {key}"}
-        keyed = {**INFERENCE, "idempotency_key": "k-1"}
-        assert client.post("/v1/inference/batch", headers=h, json={"records": [keyed]}).status_code == 200
-        with st.db.connect() as conn:
-            stored = dict(conn.execute(sa.select(t).where(t.c.idempotency_key == "k-1")).one()._mapping)
-        stored.pop("seq")
-        units = st.db.units
-        assert isinstance(units, unit_of_work.PgGroupCommit)
-        seen: dict[str, Any] = {}
-
-        def row(i: int, idempotency_key: str | None) -> dict[str, Any]:
-            return {**stored, "id": f"0190a000-0000-7000-8000-{i:012d}", "idempotency_key": idempotency_key}
-
-        async def scenario() -> None:
-            gate = asyncio.Event()
-
-            async def plain(i: int) -> None:
-                if i:
-                    await gate.wait()
-                async with units.unit(True) as conn:
-                    inference_repo.insert_record(conn, row(i, None), "{}")
-                    gate.set()
-                    await asyncio.sleep(0.02)  # the others queue for the one lane: one batch
-
-            async def repeated() -> None:
-                await gate.wait()
-                try:
-                    async with units.unit(True) as conn:
-                        try:
-                            inference_repo.insert_record(conn, row(9, "k-1"), "{}")
-                        except UNIQUE_VIOLATIONS:
-                            seen["refused_inside"] = True
-                            raise
-                except UNIQUE_VIOLATIONS:
-                    pass
-
-            await asyncio.gather(plain(0), repeated(), plain(1))
-
-        assert client.portal is not None
-        client.portal.call(scenario)
-    assert seen.get("refused_inside"), "the repeated key must fail inside its own request"
-    with st.db.connect() as conn:
-        ids = set(conn.execute(sa.select(t.c.id).where(t.c.account_id == acct)).scalars())
-    assert {row(0, None)["id"], row(1, None)["id"]} <= ids
-    assert row(9, "k-1")["id"] not in ids
-    st.db.dispose()
+        _repeated_key_in_one_batch(client, app, key, acct)
+    app.state.pm.db.dispose()
 
 
 def test_lane_threads_serve_requests_and_end_with_the_app(settings: Settings, clock: FrozenClock) -> None:
