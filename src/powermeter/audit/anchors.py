@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 ACTION = ActionType.TREE_SIGNED.value
-KINDS = ("receipt_tree", "inference_record")
+KINDS = ("receipt_tree", "inference_record", "inference_tree")
 
 
 def anchor_tree(

@@ -421,6 +421,14 @@ _SQLITE_INSERT_SIGNATURE = (
 )
 
 
+def insert_signatures(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Signature rows, each its values in ``_SIGNATURE_COLS`` order (a batch tree's: ``seal_trees``)."""
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.executemany(_SQLITE_INSERT_SIGNATURE, rows)  # type: ignore[union-attr]
+        return
+    conn.execute(inference_signatures.insert(), [dict(zip(_SIGNATURE_COLS, r, strict=True)) for r in rows])
+
+
 def insert_signature(conn: Connection, **row: Any) -> None:
     """The signature of one record (``inference_signatures``), written in the record's transaction."""
     if conn.dialect.name == "sqlite":

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,6 +31,7 @@ from powermeter.data.models import ModelCatalog, Resolution, load_catalog
 from powermeter.inference import repository as repo
 from powermeter.inference.schemas import InferenceBatchItem, InferenceIn
 from powermeter.infra.db import Database
+from powermeter.infra.db.unit_of_work import hot_rows
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.security import Signer
 from powermeter.methodology.ai_inference import FACTORS as AI_FACTORS
@@ -48,8 +50,8 @@ from powermeter.methodology.ai_inference import (
     tree_message,
 )
 from powermeter.methodology.ledger import inference_leaf_hash
-from powermeter.methodology.merkle import tree_head_bytes
-from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant
+from powermeter.methodology.merkle import merkle_root, tree_head_bytes
+from powermeter.methodology.occurrence import BOUNDS_TEXT, check_bounds, format_instant, parse_instant
 from powermeter.methodology.units import Estimate
 
 if TYPE_CHECKING:
@@ -237,29 +239,37 @@ def record(
         "warnings": warnings,
     }
     signed: SignedRecord | None = None
+    hot = hot_rows(conn) if signer is not None else None
     if signer is not None:
-        signed = sign_fields(
-            signer,
-            {
-                "account_id": principal.account_id,
-                "application": body.application,
-                "calculation_method": site.calculation_method,
-                "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
-                "co2_grams": out["co2_grams"],
-                "co2_max_grams": out["ranges"]["co2_grams"]["max"],
-                "co2_min_grams": out["ranges"]["co2_grams"]["min"],
-                "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
-                "energy_wh": out["energy_wh"],
-                "final_region": site.final_region[:100],
-                "id": record_id,
-                "is_estimated": body.is_estimated,
-                "model_id": res.entry.id,
-                "occurred_at": format_instant(booked),
-                "provider": body.provider,
-                "received_at": format_instant(now),
-                "water_ml": out["water_ml"],
-            },
-        )
+        fields = {
+            "account_id": principal.account_id,
+            "application": body.application,
+            "calculation_method": site.calculation_method,
+            "co2_embodied_grams": out["breakdown"]["co2_embodied_grams"],
+            "co2_grams": out["co2_grams"],
+            "co2_max_grams": out["ranges"]["co2_grams"]["max"],
+            "co2_min_grams": out["ranges"]["co2_grams"]["min"],
+            "co2_usage_grams": out["breakdown"]["co2_usage_grams"],
+            "energy_wh": out["energy_wh"],
+            "final_region": site.final_region[:100],
+            "id": record_id,
+            "is_estimated": body.is_estimated,
+            "model_id": res.entry.id,
+            "occurred_at": format_instant(booked),
+            "provider": body.provider,
+            "received_at": format_instant(now),
+            "water_ml": out["water_ml"],
+        }
+        if hot is None:
+            signed = sign_fields(signer, fields)
+        else:
+            # a SQLite group commit: the record is a leaf of its batch's tree, signed once at the COMMIT
+            hot.seal(
+                ("inference_tree", principal.account_id, f"{booked.year:04d}-{booked.month:02d}"),
+                (principal.account_id, record_id, fields["application"], fields["received_at"],
+                 fields["occurred_at"], inference_leaf_hash(fields)),
+                partial(seal_trees, signer),
+            )  # fmt: skip
     repo.insert_record(
         conn,
         {
@@ -367,6 +377,54 @@ def sign_fields(signer: Signer, fields: dict[str, Any]) -> SignedRecord:
         "signature": signature,
     }
     return SignedRecord(row, fields, row["leaf_sha256"], signer.key_id, signature)
+
+
+#: Most leaves in one batch tree (a larger batch is sealed as several trees): bounds the anchoring audit
+#: entry, which lists every leaf (~110 bytes each).
+TREE_MAX_LEAVES = 1024
+
+
+def seal_trees(signer: Signer, conn: Connection, items: list[Any]) -> None:
+    """Sign one group-commit batch's records of one account and month as Merkle trees (at most
+    :data:`TREE_MAX_LEAVES` leaves each, in request order), store each record's signature row and anchor
+    each tree in the account's audit chain (kind ``inference_tree``: its head, the occurrence range of its
+    records, their ids and leaf hashes in leaf order). ``items``: ``(account id, record id, application,
+    received_at, occurred_at, leaf hash)``, all of one account. Runs just before the batch's COMMIT, in
+    its transaction (``HotRows.seal``)."""
+    for k in range(0, len(items), TREE_MAX_LEAVES):
+        chunk = items[k : k + TREE_MAX_LEAVES]
+        account_id = chunk[0][0]
+        leaves = [it[5] for it in chunk]
+        root = merkle_root(leaves)
+        issued_at = max(it[3] for it in chunk)
+        size = len(chunk)
+        signature = signer.sign_b64(
+            tree_head_bytes(root=root, tree_size=size, issued_at=issued_at, key_id=signer.key_id)
+        )
+        hexes = [h.hex() for h in leaves]
+        repo.insert_signatures(
+            conn,
+            [
+                (it[1], account_id, it[2], it[3], h, signer.key_id, signature)
+                for it, h in zip(chunk, hexes, strict=True)
+            ],
+        )
+        occurred = [it[4] for it in chunk]
+        issued = parse_instant(issued_at)
+        anchor_tree(
+            conn,
+            account_id=account_id,
+            now=issued,
+            kind="inference_tree",
+            tree_id=uuid7(issued),
+            root_hex=root.hex(),
+            tree_size=size,
+            issued_at=issued_at,
+            key_id=signer.key_id,
+            signature=signature,
+            occurred=(min(occurred), max(occurred)),
+            ids={"record_ids": [it[1] for it in chunk], "leaf_sha256": hexes},
+        )
 
 
 def anchor_record(conn: Connection, account_id: str, now: datetime, signed: SignedRecord) -> None:

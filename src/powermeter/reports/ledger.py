@@ -1,8 +1,10 @@
 """The records a report covers, proven complete against the signed tree heads of the audit chain.
 
 Every ingest request anchors its signed tree head in the account's audit chain (``TREE_SIGNED``
-entries, :mod:`powermeter.audit.anchors`): a compute-job request's receipt tree, each AI inference
-record's one-leaf tree. For a period, this module
+entries, :mod:`powermeter.audit.anchors`): a compute-job request's receipt tree; for AI inference
+records, one tree per SQLite group commit, account and month (``inference_tree``, its anchor listing
+the records' ids and leaf hashes) or, elsewhere, each record's one-leaf tree (``inference_record``).
+For a period, this module
 
 1. takes every anchored tree whose occurrence-time range meets the period;
 2. reads the tree's stored records and rebuilds each record's canonical leaf from its rows (the
@@ -67,7 +69,7 @@ class Record:
 
 @dataclass(slots=True)
 class Tree:
-    kind: str  # receipt_tree | inference_record
+    kind: str  # receipt_tree | inference_record | inference_tree
     tree_id: str
     audit_seq: int | None
     audit_entry_sha256: str | None
@@ -101,11 +103,12 @@ def collect(conn: Connection, account_id: str, start: datetime, end: datetime) -
     anchors = list(iter_anchors(conn, account_id))
     job_anchors = {a.tree_id: a for a in anchors if a.kind == "receipt_tree"}
     inf_anchors = {a.tree_id: a for a in anchors if a.kind == "inference_record"}
+    inf_trees = [a for a in anchors if a.kind == "inference_tree"]
     trees: list[Tree] = []
     records: list[Record] = []
     problems: list[dict[str, str]] = []
     _collect_jobs(conn, account_id, start, end, job_anchors, trees, records, problems)
-    _collect_inference(conn, account_id, start, end, inf_anchors, trees, records, problems)
+    _collect_inference(conn, account_id, start, end, inf_anchors, inf_trees, trees, records, problems)
     return Ledger(trees, records, problems)
 
 
@@ -436,18 +439,43 @@ def _minus(issued: datetime, minutes: float, memo: dict[float, datetime]) -> dat
 # --- AI inference records -------------------------------------------------------------------------------
 
 
+def _tree_leaves(a: Anchor) -> tuple[list[str], list[str]]:
+    """An ``inference_tree`` anchor's record ids and signed leaf hashes, in leaf order (as listed)."""
+    ids, leaves = a.details.get("record_ids"), a.details.get("leaf_sha256")
+    return (
+        [str(i) for i in ids] if isinstance(ids, list) else [],
+        [str(h) for h in leaves] if isinstance(leaves, list) else [],
+    )
+
+
 def _collect_inference(
     conn: Connection, account_id: str, start: datetime, end: datetime, anchors: dict[str, Anchor],
-    trees: list[Tree], records: list[Record], problems: list[dict[str, str]],
+    tree_anchors: list[Anchor], trees: list[Tree], records: list[Record], problems: list[dict[str, str]],
 ) -> None:  # fmt: skip
     wanted = {rid: a for rid, a in anchors.items() if _overlaps(a, start, end)}
     # records booked in the period that were never signed/anchored
     in_period = inference_repo.record_ids_between(conn, account_id, start, end)
-    ids = sorted(set(wanted) | set(in_period))
+    # batch trees (one per group commit, account and month): every tree whose range meets the period,
+    # and every tree holding a record booked in the period (its anchored range would then be wrong)
+    member: dict[str, Anchor] = {}
+    for t in tree_anchors:
+        for rid in _tree_leaves(t)[0]:
+            member[rid] = t
+    chosen = {t.seq: t for t in tree_anchors if _overlaps(t, start, end)}
+    for rid in in_period:
+        holder = member.get(rid)
+        if holder is not None:
+            chosen.setdefault(holder.seq, holder)
+    in_trees = [rid for t in chosen.values() for rid in _tree_leaves(t)[0]]
+    ids = sorted(set(wanted) | set(in_period) | set(in_trees))
     rows: dict[str, Any] = {}
     for k in range(0, len(ids), 500):
         rows.update({r.id: r for r in inference_rows(conn, account_id, ids[k : k + 500])})
+    for t in sorted(chosen.values(), key=lambda t: t.seq):
+        _inference_tree(t, rows, account_id, trees, records, problems)
     for rid in ids:
+        if rid in member:
+            continue  # a leaf of a batch tree: placed above
         a = wanted.get(rid)
         row = rows.get(rid)
         if a is None:
@@ -488,6 +516,30 @@ def _collect_inference(
             continue
         rec = _rebuild_inference(row, account_id)
         rec.tree_id, rec.leaf_index, rec.leaf_sha256 = rid, 0, leaf
+        if rec.status == OK and rec.record_sha256 != leaf:
+            rec.status, rec.detail = ALTERED, "the record rebuilt from its rows does not hash to its signed leaf"
+        records.append(rec)
+        if rec.status != OK:
+            problems.append({"record": rid, "problem": rec.status, "detail": f"inference record {rid}: {rec.detail}"})
+
+
+def _inference_tree(
+    a: Anchor, rows: dict[str, Any], account_id: str, trees: list[Tree], records: list[Record],
+    problems: list[dict[str, str]],
+) -> None:  # fmt: skip
+    """One batch tree of inference records: the tree as anchored, and each of its leaves' records."""
+    d = a.details
+    head = {k: d.get(k) for k in ("root_sha256", "tree_size", "issued_at", "key_id", "signature")}
+    rids, leaves = _tree_leaves(a)
+    trees.append(Tree("inference_tree", a.tree_id, a.seq, a.entry_hash, head, leaves))
+    for i, (rid, leaf) in enumerate(zip(rids, leaves, strict=False)):
+        row = rows.get(rid)
+        if row is None:
+            records.append(Record("inference", rid, a.tree_id, i, leaf, None, MISSING, detail="inference row deleted"))
+            problems.append({"record": rid, "problem": MISSING, "detail": f"inference record {rid} is missing"})
+            continue
+        rec = _rebuild_inference(row, account_id)
+        rec.tree_id, rec.leaf_index, rec.leaf_sha256 = a.tree_id, i, leaf
         if rec.status == OK and rec.record_sha256 != leaf:
             rec.status, rec.detail = ALTERED, "the record rebuilt from its rows does not hash to its signed leaf"
         records.append(rec)

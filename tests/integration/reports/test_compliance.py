@@ -279,7 +279,22 @@ def activity(client: TestClient, key: str) -> dict[str, Any]:
     )
     assert batch.status_code == 200, batch.text
     infs = [inference(client, key) for _ in range(2)]
-    return {"jobs": jobs, "batch": batch.json()["data"]["jobs"], "inference": infs}
+    # three records in one request: on SQLite one group commit, so one signed tree of three leaves
+    many = client.post(
+        "/v1/inference/batch",
+        headers=bearer(key),
+        json={
+            "records": [
+                {"idempotency_key": f"k{i}-{uuid.uuid4().hex[:6]}", "provider": "OpenAI", "model": "gpt-4o",
+                 "prompt_tokens": 500, "completion_tokens": 300}
+                for i in range(3)
+            ]
+        },
+    )  # fmt: skip
+    assert many.status_code == 200, many.text
+    created = many.json()["data"]
+    assert [r["status"] for r in created] == ["created"] * 3
+    return {"jobs": jobs, "batch": batch.json()["data"]["jobs"], "inference": infs, "inference_tree": created}
 
 
 @pytest.mark.parametrize(
@@ -290,6 +305,8 @@ def activity(client: TestClient, key: str) -> dict[str, Any]:
         "delete_batch_receipt",
         "delete_inference",
         "edit_inference",
+        "delete_tree_leaf",
+        "edit_tree_leaf",
         "edit_inference_details",
     ],
 )
@@ -321,6 +338,13 @@ def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
         elif tamper == "edit_inference":
             name = activity["inference"][1]["id"]
             conn.execute(inference_records.update().where(inference_records.c.id == name).values(co2_grams=0.0))
+        elif tamper == "delete_tree_leaf":
+            name = activity["inference_tree"][1]["id"]
+            conn.execute(inference_details.delete().where(inference_details.c.id == name))
+            conn.execute(inference_records.delete().where(inference_records.c.id == name))
+        elif tamper == "edit_tree_leaf":
+            name = activity["inference_tree"][2]["id"]
+            conn.execute(inference_records.update().where(inference_records.c.id == name).values(energy_wh=0.0))
         else:
             name = activity["inference"][1]["id"]
             d = orjson.loads(
@@ -335,6 +359,18 @@ def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
     code, out = _verify_file(client, key, tmp_path)
     assert code != 0
     assert name in out, out
+
+
+def test_a_batch_tree_of_inference_records_is_listed_whole_and_verifies(
+    client: TestClient, key: str, activity: dict[str, Any], tmp_path: Path, cli_env: None
+) -> None:
+    doc = report(client, key, 2026)
+    ids = [r["id"] for r in activity["inference_tree"]]
+    tree = next(t for t in doc["completeness"]["trees"] if t["kind"] == "inference_tree" and t["head"]["tree_size"] == 3)
+    placed = {(e["tree_id"], e["leaf_index"]): e["id"] for e in doc["entries"] if e.get("tree_id") == tree["tree_id"]}
+    assert placed == {(tree["tree_id"], i): rid for i, rid in enumerate(ids)}
+    code, out = _verify_file(client, key, tmp_path)
+    assert code == 0, out
 
 
 def test_an_added_row_is_an_extra_record(
@@ -360,7 +396,7 @@ def test_every_line_re_performs_from_its_entries_and_factors(client: TestClient,
         doc = report(client, key, 2026, groupBy=group_by)
         factors = {f["id"]: f for f in doc["emission_factors"]}
         markets = {f["id"]: f for f in doc["market_factors"]}
-        assert len(doc["entries"]) == doc["totals"]["records"] == 8
+        assert len(doc["entries"]) == doc["totals"]["records"] == 11
         for i, line in enumerate(doc["lines"]):
             mine = [e for e in doc["entries"] if e["line"] == i]
             assert len(mine) == line["records"]
@@ -454,12 +490,16 @@ def test_sci_per_application(client: TestClient, key: str) -> None:
 
 def test_ingest_anchors_are_in_the_chain_but_listed_only_by_name(client: TestClient, key: str) -> None:
     job(client, key, ownership="owned")
-    inference(client, key)
+    made = inference(client, key)
     default = client.get("/v1/audit/logs", headers=bearer(key)).json()["data"]
     assert all(e["action_type"] != "TREE_SIGNED" for e in default["logs"])
     anchors = client.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED"}, headers=bearer(key)).json()["data"]
     assert anchors["total"] == 2
-    assert {e["details"]["object"] for e in anchors["logs"]} == {"receipt_tree", "inference_record"}
+    # on SQLite an inference record is a leaf of its group commit's tree (one here: the batch of one request)
+    assert {e["details"]["object"] for e in anchors["logs"]} == {"receipt_tree", "inference_tree"}
+    tree = next(e["details"] for e in anchors["logs"] if e["details"]["object"] == "inference_tree")
+    assert tree["record_ids"] == [made["id"]]
+    assert tree["tree_size"] == len(tree["leaf_sha256"]) == 1
     assert all(e["verified"] for e in anchors["logs"])
     assert client.get("/v1/audit/verify", headers=bearer(key)).json()["data"]["status"] == "ok"
 

@@ -90,7 +90,7 @@ class HotRows:
     ``insert`` leaves a new row to the batch's one ``executemany`` of its statement (:meth:`insert`).
     Nothing a request put or left is kept if its work is rolled back."""
 
-    __slots__ = ("_batch", "inserts", "lasts", "state", "sums")
+    __slots__ = ("_batch", "inserts", "lasts", "seals", "state", "sums")
 
     def __init__(self, batch: _HotBatch) -> None:
         self._batch = batch
@@ -98,6 +98,7 @@ class HotRows:
         self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
         self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
         self.inserts: list[tuple[str, Sequence[Any]]] = []
+        self.seals: dict[SortKey, tuple[Sealer, list[Any]]] = {}
 
     def get(self, key: SortKey) -> Any:
         v = self.state.get(key)
@@ -124,20 +125,38 @@ class HotRows:
         index page the row touches into the request's SAVEPOINT journal."""
         self.inserts.append((sql, params))
 
+    def seal(self, sort_key: SortKey, item: Any, fn: Sealer) -> None:
+        """Leave ``item`` to one call ``fn(conn, items)`` per ``sort_key`` just before the COMMIT, with every
+        item the batch's kept requests left under that key, in request order (the first ``fn`` given is
+        used). ``fn`` runs before the batch's new rows and hot rows are written, with a :class:`HotRows` of
+        its own (so it may ``insert`` rows, or append audit entries linked to the kept chain head). For work
+        done once per batch instead of once per request, e.g. one signature over a tree of the batch's
+        records (``inference.service.seal_trees``)."""
+        entry = self.seals.get(sort_key)
+        if entry is None:
+            self.seals[sort_key] = (fn, [item])
+        else:
+            entry[1].append(item)
+
+
+#: ``fn(conn, items)`` of :meth:`HotRows.seal`.
+Sealer = Callable[[Connection, list[Any]], None]
+
 
 class _HotBatch:
     """What the kept requests of one SQLite batch left to write, and the hot rows' current values."""
 
-    __slots__ = ("inserts", "lasts", "state", "sums")
+    __slots__ = ("inserts", "lasts", "seals", "state", "sums")
 
     def __init__(self) -> None:
         self.state: dict[SortKey, Any] = {}
         self.sums: dict[SortKey, tuple[int, Callable[[Connection, int], None]]] = {}
         self.lasts: dict[SortKey, Callable[[Connection], None]] = {}
         self.inserts: dict[str, list[Sequence[Any]]] = {}
+        self.seals: dict[SortKey, tuple[Sealer, list[Any]]] = {}
 
     def pending(self) -> bool:
-        return bool(self.state or self.sums or self.lasts or self.inserts)
+        return bool(self.state or self.sums or self.lasts or self.inserts or self.seals)
 
     def absorb(self, r: HotRows) -> None:
         self.state.update(r.state)
@@ -145,6 +164,12 @@ class _HotBatch:
             total, _ = self.sums.get(key, (0, apply))
             self.sums[key] = (total + amount, apply)
         self.lasts.update(r.lasts)
+        for key, (fn, items) in r.seals.items():
+            entry = self.seals.get(key)
+            if entry is None:
+                self.seals[key] = (fn, items)
+            else:
+                entry[1].extend(items)
         inserts = self.inserts
         for sql, params in r.inserts:
             rows = inserts.get(sql)
@@ -155,7 +180,17 @@ class _HotBatch:
 
     def write(self, conn: Connection) -> None:
         """Write every pending row (new rows first, then the hot rows sorted by key), then start empty:
-        the next unit reads the database."""
+        the next unit reads the database. The sealers run first (:meth:`HotRows.seal`)."""
+        if self.seals:
+            seals = sorted(self.seals.items(), key=lambda s: s[0])
+            self.seals = {}
+            r = conn.info[_HOT_KEY] = HotRows(self)
+            try:
+                for _, (sealer, items) in seals:
+                    sealer(conn, items)
+            finally:
+                conn.info.pop(_HOT_KEY, None)
+            self.absorb(r)
         if self.inserts:
             raw: Any = conn.connection.driver_connection
             for sql, rows in self.inserts.items():
@@ -286,7 +321,7 @@ class SQLiteGroupCommit:
         conn, hot = self._conn, self._hot
 
         def finish() -> None:
-            if conn is not None and (hot.sums or hot.lasts or hot.inserts):
+            if conn is not None and (hot.sums or hot.lasts or hot.inserts or hot.seals):
                 hot.write(conn)
             hot.state.clear()
             outer.commit()
