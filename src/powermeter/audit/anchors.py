@@ -1,8 +1,9 @@
 """Anchoring signed tree heads in the account's audit chain at ingest (completeness proof).
 
-Every request that stores records (a compute-job request's receipt tree, one AI inference record)
-appends one ``TREE_SIGNED`` entry carrying the signed tree head, the occurrence-time range of its
-leaves and how to name its records. A report then lists every tree whose range meets its period and
+Every signed tree of records (a compute-job request's receipt tree; a SQLite group commit's AI
+inference records of one account and month, or one inference record elsewhere) has one ``TREE_SIGNED``
+entry carrying the signed tree head, the occurrence-time range of its leaves and how to name its
+records. A report then lists every tree whose range meets its period and
 accounts for every leaf (``powermeter.reports.ledger``); a deleted, edited or added record no longer
 matches the anchored head and ``powermeter reports verify`` names it.
 """

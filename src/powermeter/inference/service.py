@@ -192,8 +192,9 @@ def record(
 ) -> dict[str, Any]:
     """Estimate one request, store it with the key that sent it, and return the response body.
 
-    With ``signer`` (the API always passes it) the record is signed as a one-leaf tree and the head
-    is anchored in the account's audit chain (see ``powermeter.methodology.ledger``)."""
+    With ``signer`` (the API always passes it) the record is signed and its tree head anchored in the
+    account's audit chain (see ``powermeter.methodology.ledger``): inside a SQLite group commit as a leaf
+    of the batch's tree (:func:`seal_trees`, once per batch, account and month), else as a one-leaf tree."""
     booked = booked_at(body, now)
     res, site, est = estimate(engine, body)
     days = tree_days(est.co2_g.value)

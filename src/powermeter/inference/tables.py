@@ -81,7 +81,8 @@ inference_details = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-# The signature of each record (a one-leaf tree), written when the record is created; the row lives
+# The signature of each record's tree (its batch's on SQLite, else a one-leaf tree; the record's leaf hash and
+# the signed received_at), written in the record's transaction; the row lives
 # apart from inference_records so the hot path keeps its narrow row. Read by the completeness proof of
 # the emissions reports (reports.ledger).
 inference_signatures = sa.Table(

@@ -362,13 +362,22 @@ def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
 
 
 def test_a_batch_tree_of_inference_records_is_listed_whole_and_verifies(
-    client: TestClient, key: str, activity: dict[str, Any], tmp_path: Path, cli_env: None
+    client: TestClient, key: str, state: AppState, activity: dict[str, Any], tmp_path: Path, cli_env: None
 ) -> None:
     doc = report(client, key, 2026)
     ids = [r["id"] for r in activity["inference_tree"]]
-    tree = next(t for t in doc["completeness"]["trees"] if t["kind"] == "inference_tree" and t["head"]["tree_size"] == 3)
-    placed = {(e["tree_id"], e["leaf_index"]): e["id"] for e in doc["entries"] if e.get("tree_id") == tree["tree_id"]}
-    assert placed == {(tree["tree_id"], i): rid for i, rid in enumerate(ids)}
+    if state.db.engine.dialect.name == "sqlite":  # one group commit: one tree of three leaves, in request order
+        holder = next(e["tree_id"] for e in doc["entries"] if e["id"] == ids[0])
+        tree = next(t for t in doc["completeness"]["trees"] if t["tree_id"] == holder)
+        assert tree["kind"] == "inference_tree"
+        assert tree["head"]["tree_size"] == len(tree["leaf_hashes"]) == 3
+        placed = {
+            (e["tree_id"], e["leaf_index"]): e["id"] for e in doc["entries"] if e.get("tree_id") == tree["tree_id"]
+        }
+        assert placed == {(tree["tree_id"], i): rid for i, rid in enumerate(ids)}
+    else:  # PostgreSQL: a one-leaf tree per record, named by the record
+        trees = {t["tree_id"]: t for t in doc["completeness"]["trees"] if t["kind"] == "inference_record"}
+        assert all(trees[rid]["head"]["tree_size"] == 1 for rid in ids)
     code, out = _verify_file(client, key, tmp_path)
     assert code == 0, out
 
@@ -488,18 +497,23 @@ def test_sci_per_application(client: TestClient, key: str) -> None:
     assert "functionalUnits" in bad.text
 
 
-def test_ingest_anchors_are_in_the_chain_but_listed_only_by_name(client: TestClient, key: str) -> None:
+def test_ingest_anchors_are_in_the_chain_but_listed_only_by_name(client: TestClient, key: str, state: AppState) -> None:
     job(client, key, ownership="owned")
     made = inference(client, key)
     default = client.get("/v1/audit/logs", headers=bearer(key)).json()["data"]
     assert all(e["action_type"] != "TREE_SIGNED" for e in default["logs"])
     anchors = client.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED"}, headers=bearer(key)).json()["data"]
     assert anchors["total"] == 2
-    # on SQLite an inference record is a leaf of its group commit's tree (one here: the batch of one request)
-    assert {e["details"]["object"] for e in anchors["logs"]} == {"receipt_tree", "inference_tree"}
-    tree = next(e["details"] for e in anchors["logs"] if e["details"]["object"] == "inference_tree")
-    assert tree["record_ids"] == [made["id"]]
-    assert tree["tree_size"] == len(tree["leaf_sha256"]) == 1
+    # on SQLite an inference record is a leaf of its group commit's tree (one here: the batch of one request);
+    # on PostgreSQL a one-leaf tree of its own
+    kinds = {e["details"]["object"] for e in anchors["logs"]}
+    if state.db.engine.dialect.name == "sqlite":
+        assert kinds == {"receipt_tree", "inference_tree"}
+        tree = next(e["details"] for e in anchors["logs"] if e["details"]["object"] == "inference_tree")
+        assert tree["record_ids"] == [made["id"]]
+        assert tree["tree_size"] == len(tree["leaf_sha256"]) == 1
+    else:
+        assert kinds == {"receipt_tree", "inference_record"}
     assert all(e["verified"] for e in anchors["logs"])
     assert client.get("/v1/audit/verify", headers=bearer(key)).json()["data"]["status"] == "ok"
 
