@@ -423,10 +423,12 @@ _SQLITE_INSERT_SIGNATURE = (
 
 def insert_signatures(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Signature rows, each its values in ``_SIGNATURE_COLS`` order (a batch tree's: ``seal_trees``)."""
+    raw = _driver(conn)
     if conn.dialect.name == "sqlite":
-        conn.connection.driver_connection.executemany(_SQLITE_INSERT_SIGNATURE, rows)  # type: ignore[union-attr]
-        return
-    conn.execute(inference_signatures.insert(), [dict(zip(_SIGNATURE_COLS, r, strict=True)) for r in rows])
+        raw.executemany(_SQLITE_INSERT_SIGNATURE, rows)
+    else:  # psycopg pipelines an executemany: one round trip
+        with raw.cursor() as cur:
+            cur.executemany(_PG_INSERT_SIGNATURE, rows)
 
 
 def insert_signature(conn: Connection, **row: Any) -> None:

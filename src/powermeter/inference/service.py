@@ -31,7 +31,7 @@ from powermeter.data.models import ModelCatalog, Resolution, load_catalog
 from powermeter.inference import repository as repo
 from powermeter.inference.schemas import InferenceBatchItem, InferenceIn
 from powermeter.infra.db import Database
-from powermeter.infra.db.unit_of_work import hot_rows
+from powermeter.infra.db.unit_of_work import Grouped, defer, hot_rows, in_lane
 from powermeter.infra.errors import BadRequest, NotFound
 from powermeter.infra.security import Signer
 from powermeter.methodology.ai_inference import FACTORS as AI_FACTORS
@@ -261,16 +261,17 @@ def record(
             "received_at": format_instant(now),
             "water_ml": out["water_ml"],
         }
-        if hot is None:
+        if hot is None and not in_lane(conn):
             signed = sign_fields(signer, fields)
         else:
-            # a SQLite group commit: the record is a leaf of its batch's tree, signed once at the COMMIT
-            hot.seal(
-                ("inference_tree", principal.account_id, f"{booked.year:04d}-{booked.month:02d}"),
-                (principal.account_id, record_id, fields["application"], fields["received_at"],
-                 fields["occurred_at"], inference_leaf_hash(fields)),
-                partial(seal_trees, signer),
-            )  # fmt: skip
+            # a group commit: the record is a leaf of its batch's tree, signed once just before the COMMIT
+            month = f"{booked.year:04d}-{booked.month:02d}"
+            leaf = (principal.account_id, record_id, fields["application"], fields["received_at"],
+                    fields["occurred_at"], inference_leaf_hash(fields))  # fmt: skip
+            if hot is not None:  # SQLite
+                hot.seal(("inference_tree", principal.account_id, month), leaf, partial(seal_trees, signer))
+            else:  # a PostgreSQL lane: with the account's audit appends, in the batch's lock order
+                defer(conn, ("2audit", principal.account_id, month), _Leaf(signer, leaf, month))
     repo.insert_record(
         conn,
         {
@@ -385,13 +386,32 @@ def sign_fields(signer: Signer, fields: dict[str, Any]) -> SignedRecord:
 TREE_MAX_LEAVES = 1024
 
 
+class _Leaf(Grouped):
+    """A record's leaf left to its PostgreSQL lane's batch: the batch's leaves of one account and month are
+    sealed by one :func:`seal_trees` (``Grouped.run_many``)."""
+
+    __slots__ = ("leaf", "signer")
+
+    def __init__(self, signer: Signer, leaf: tuple[Any, ...], month: str) -> None:
+        super().__init__((leaf[0], month))
+        self.signer, self.leaf = signer, leaf
+
+    def __call__(self, conn: Connection) -> None:
+        seal_trees(self.signer, conn, [self.leaf])
+
+    @classmethod
+    def run_many(cls, conn: Connection, items: list[Any]) -> None:
+        seal_trees(items[0].signer, conn, [it.leaf for it in items])
+
+
 def seal_trees(signer: Signer, conn: Connection, items: list[Any]) -> None:
     """Sign one group-commit batch's records of one account and month as Merkle trees (at most
     :data:`TREE_MAX_LEAVES` leaves each, in request order), store each record's signature row and anchor
     each tree in the account's audit chain (kind ``inference_tree``: its head, the occurrence range of its
     records, their ids and leaf hashes in leaf order). ``items``: ``(account id, record id, application,
     received_at, occurred_at, leaf hash)``, all of one account. Runs just before the batch's COMMIT, in
-    its transaction (``HotRows.seal``)."""
+    its transaction (SQLite: ``HotRows.seal``; a PostgreSQL lane: deferred with the account's audit appends,
+    so the chain head is locked in the batch's global order)."""
     for k in range(0, len(items), TREE_MAX_LEAVES):
         chunk = items[k : k + TREE_MAX_LEAVES]
         account_id = chunk[0][0]
