@@ -1,6 +1,6 @@
 """Anchoring signed tree heads in the account's audit chain at ingest (completeness proof).
 
-Every signed tree of records (a compute-job request's receipt tree; a SQLite group commit's AI
+Every signed tree of records (a compute-job request's receipt tree; a group commit's AI
 inference records of one account and month, or one inference record elsewhere) has one ``TREE_SIGNED``
 entry carrying the signed tree head, the occurrence-time range of its leaves and how to name its
 records. A report then lists every tree whose range meets its period and

@@ -193,7 +193,7 @@ def record(
     """Estimate one request, store it with the key that sent it, and return the response body.
 
     With ``signer`` (the API always passes it) the record is signed and its tree head anchored in the
-    account's audit chain (see ``powermeter.methodology.ledger``): inside a SQLite group commit as a leaf
+    account's audit chain (see ``powermeter.methodology.ledger``): inside a group commit as a leaf
     of the batch's tree (:func:`seal_trees`, once per batch, account and month), else as a one-leaf tree."""
     booked = booked_at(body, now)
     res, site, est = estimate(engine, body)

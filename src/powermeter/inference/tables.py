@@ -81,7 +81,7 @@ inference_details = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-# The signature of each record's tree (its batch's on SQLite, else a one-leaf tree; the record's leaf hash and
+# The signature of each record's tree (its group commit's batch tree, else a one-leaf tree; the record's leaf hash and
 # the signed received_at), written in the record's transaction; the row lives
 # apart from inference_records so the hot path keeps its narrow row. Read by the completeness proof of
 # the emissions reports (reports.ledger).

@@ -2,7 +2,7 @@
 
 An inference record is a leaf of an RFC 6962 tree signed in the transaction that stores it: the leaf
 is the RFC 8785 JSON of the object below and the Ed25519 signature covers the usual tree head
-(``merkle.tree_head_bytes``). On SQLite one tree holds a group commit's records of one account and
+(``merkle.tree_head_bytes``). Under group commit one tree holds a batch's records of one account and
 month (``inference.service.seal_trees``); otherwise each record is a one-leaf tree (its hash is the
 root). Reports rebuild the leaf from the stored row to prove that the row was neither edited nor removed.
 """

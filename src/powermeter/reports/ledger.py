@@ -2,7 +2,7 @@
 
 Every ingest request anchors its signed tree head in the account's audit chain (``TREE_SIGNED``
 entries, :mod:`powermeter.audit.anchors`): a compute-job request's receipt tree; for AI inference
-records, one tree per SQLite group commit, account and month (``inference_tree``, its anchor listing
+records, one tree per group commit (SQLite, PostgreSQL lanes), account and month (``inference_tree``, its anchor listing
 the records' ids and leaf hashes) or, elsewhere, each record's one-leaf tree (``inference_record``).
 For a period, this module
 
