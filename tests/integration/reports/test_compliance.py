@@ -280,7 +280,7 @@ def activity(client: TestClient, key: str) -> dict[str, Any]:
     )
     assert batch.status_code == 200, batch.text
     infs = [inference(client, key) for _ in range(2)]
-    # three records in one request: on SQLite one group commit, so one signed tree of three leaves
+    # three records in one request: under group commit one batch, so one signed tree of three leaves
     many = client.post(
         "/v1/inference/batch",
         headers=bearer(key),
@@ -386,6 +386,37 @@ def test_a_batch_tree_of_inference_records_is_listed_whole_and_verifies(
         assert all(trees[rid]["head"]["tree_size"] == 1 for rid in ids)
     code, out = _verify_file(client, key, tmp_path)
     assert code == 0, out
+
+
+def test_a_batch_is_sealed_as_one_tree_per_booking_month(client: TestClient, key: str, state: AppState) -> None:
+    """Records of one batch booked in different months go to different trees, so retention (which cuts at the
+    first day of a month) never deletes part of a tree."""
+    october = int(datetime(2026, 10, 31, 23, 0, tzinfo=UTC).timestamp() * 1000)
+    november = int(datetime(2026, 11, 1, 1, 0, tzinfo=UTC).timestamp() * 1000)
+    records = [
+        {"idempotency_key": f"m{i}-{uuid.uuid4().hex[:6]}", "provider": "OpenAI", "model": "gpt-4o",
+         "prompt_tokens": 500, "completion_tokens": 300, "startTimeMs": t}
+        for i, t in enumerate([october, november, october, november])
+    ]  # fmt: skip
+    r = client.post("/v1/inference/batch", headers=bearer(key), json={"records": records})
+    assert r.status_code == 200, r.text
+    ids = [d["id"] for d in r.json()["data"]]
+    logs = client.get("/v1/audit/logs", params={"action_type": "TREE_SIGNED"}, headers=bearer(key)).json()["data"]
+    trees = sorted((e["details"] for e in logs["logs"]), key=lambda d: d["occurred_from"])
+    if _group_commit(state):
+        assert [t["object"] for t in trees] == ["inference_tree", "inference_tree"]
+        assert [t["record_ids"] for t in trees] == [[ids[0], ids[2]], [ids[1], ids[3]]]  # request order within
+        assert [(t["occurred_from"][:7], t["occurred_to"][:7]) for t in trees] == [("2026-10",) * 2, ("2026-11",) * 2]
+    else:
+        assert len(trees) == 4
+    for month, wanted in (("10", {ids[0], ids[2]}), ("11", {ids[1], ids[3]})):
+        doc = client.get(
+            URL, params={"start": f"2026-{month}-01", "end": f"2026-{month}-{'31' if month == '10' else '30'}"},
+            headers=bearer(key),
+        ).json()["data"]  # fmt: skip
+        assert {e["id"] for e in doc["entries"] if e["kind"] == "inference"} == wanted
+        assert doc["completeness"]["other_leaves"] == []
+        assert doc["completeness"]["problems"] == []
 
 
 def test_an_added_row_is_an_extra_record(
