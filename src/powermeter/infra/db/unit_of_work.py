@@ -18,9 +18,11 @@ audit chain head, inference's daily rollup) inside the request, nor read them (n
 once per batch: the batch keeps their current values in memory (:func:`hot_rows`) and writes each row once,
 just before the COMMIT. New rows that no unit of the batch reads back and that cannot conflict (an
 inference record without an idempotency key, its details and signature, every audit entry) are left to the
-batch too (:meth:`HotRows.insert`) and written in one ``executemany`` per statement. The batch holds SQLite's
-write lock from its ``BEGIN IMMEDIATE`` to its COMMIT, so no other connection can change those rows meanwhile; a
-request whose work is rolled back leaves no trace in the memory either. Any other unit first writes what
+batch too (:meth:`HotRows.insert`) and written in one ``executemany`` per statement, and work that needs only
+be done once per batch runs just before them (:meth:`HotRows.seal`: one signed tree of the batch's inference
+records per account and month). The batch holds SQLite's write lock from its ``BEGIN IMMEDIATE`` to its
+COMMIT, so no other connection can change those rows meanwhile; a request whose work is rolled back leaves no
+trace in the memory either. Any other unit first writes what
 is pending and forgets the memory, so it reads and writes the database exactly as it is.
 
 PostgreSQL with a shared admission store (Redis: exact daily quotas and kWh caps across processes,
