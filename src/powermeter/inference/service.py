@@ -240,7 +240,6 @@ def record(
         "warnings": warnings,
     }
     signed: SignedRecord | None = None
-    hot = hot_rows(conn) if signer is not None else None
     if signer is not None:
         fields = {
             "account_id": principal.account_id,
@@ -261,6 +260,7 @@ def record(
             "received_at": format_instant(now),
             "water_ml": out["water_ml"],
         }
+        hot = hot_rows(conn)
         if hot is None and not in_lane(conn):
             signed = sign_fields(signer, fields)
         else:

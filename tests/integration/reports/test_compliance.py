@@ -332,17 +332,13 @@ def test_deleting_or_editing_any_row_makes_verify_fail_naming_it(
         elif tamper == "delete_batch_receipt":
             name = activity["batch"][1]["receipt_id"]
             conn.execute(receipts.delete().where(receipts.c.receipt_id == name))
-        elif tamper == "delete_inference":
-            name = activity["inference"][0]["id"]
+        elif tamper in ("delete_inference", "delete_tree_leaf"):  # a one-record tree's record, a batch tree's
+            name = (activity["inference"][0] if tamper == "delete_inference" else activity["inference_tree"][1])["id"]
             conn.execute(inference_details.delete().where(inference_details.c.id == name))
             conn.execute(inference_records.delete().where(inference_records.c.id == name))
         elif tamper == "edit_inference":
             name = activity["inference"][1]["id"]
             conn.execute(inference_records.update().where(inference_records.c.id == name).values(co2_grams=0.0))
-        elif tamper == "delete_tree_leaf":
-            name = activity["inference_tree"][1]["id"]
-            conn.execute(inference_details.delete().where(inference_details.c.id == name))
-            conn.execute(inference_records.delete().where(inference_records.c.id == name))
         elif tamper == "edit_tree_leaf":
             name = activity["inference_tree"][2]["id"]
             conn.execute(inference_records.update().where(inference_records.c.id == name).values(energy_wh=0.0))
