@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 import orjson
 
-from powermeter.gateway.meter import Footprints, check_record, valid_name
+from powermeter.gateway.meter import Footprints, check_fields, footprint_value, valid_name
 from powermeter.gateway.recorder import Recorder
 from powermeter.gateway.usage import (
     SSEReader,
@@ -190,6 +190,8 @@ class Gateway:
         self._key_prefix = f"gw-{uuid.uuid4().hex}-"
         self._region = config.detected_region
         self._key_seq = itertools.count(1)
+        self._key_prefix_b = self._key_prefix.encode()
+        self._line_heads: dict[str, bytes] = {}  # per upstream name: _line_head()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -374,20 +376,24 @@ class Gateway:
                     encoding = v.lower().strip()
                 out_headers.append((k, v))
             if b"text/event-stream" in ctype:
-                rec = await self._relay_stream(resp, out_headers, receive, send, encoding, start, body or b"", up, tag)
+                line = await self._relay_stream(resp, out_headers, receive, send, encoding, start, body or b"", up, tag)
             else:
-                rec = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
+                line = await self._relay_whole(resp, out_headers, send, encoding, start, body or b"", up, tag)
         finally:
             await resp.aclose()
-        self.keep(rec)
+        self.keep(line)
 
-    def keep(self, rec: dict[str, Any] | None) -> None:
-        """Queue a finished call's record (after its answer's last byte)."""
-        if rec is not None and self.recorder is not None:
-            self.recorder.add(rec)
+    @staticmethod
+    def _line(metered: tuple[bytes, tuple[float, float] | None] | None) -> bytes | None:
+        return None if metered is None else metered[0]
+
+    def keep(self, line: bytes | None) -> None:
+        """Queue a finished call's record, its spool line from :meth:`meter` (after its answer's last byte)."""
+        if line is not None and self.recorder is not None:
+            self.recorder.add(line)
             self.recorded += 1
 
-    def _record(
+    def meter(
         self,
         up: UpstreamSpec,
         model: str | None,
@@ -397,40 +403,51 @@ class Gateway:
         first: float | None,
         end: float,
         tag: str | None,
-    ) -> dict[str, Any] | None:
-        """The record of one call (checked as the server will check it, :func:`~.meter.check_record`), or
-        ``None`` without usage."""
+        footprint: bool = False,
+    ) -> tuple[bytes, tuple[float, float] | None] | None:
+        """The record of one call, as the JSON line the spool keeps and the server is sent (checked as the
+        server will check it, :func:`~.meter.check_fields`), and with ``footprint`` its unrounded
+        ``(energy_wh, co2_g)`` (``None`` for a model the catalog does not know); ``None`` without usage.
+
+        The line is written straight from a template (no dictionary, no JSON encoder per call): the
+        provider, source and region are the upstream's constant head, the model and tag are JSON-encoded
+        once per distinct value."""
         if usage is None:
             self.unmetered += 1
             return None
-        model = model or request_model(request_body)
+        if not model:
+            model = request_model(request_body)
+        model = model[:200] if model else None
         p, c, r, cached = usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.cached_tokens
-        rec: dict[str, Any] = {
-            "provider": up.provider,
-            "prompt_tokens": p if p <= MAX_TOKENS else MAX_TOKENS,
-            "completion_tokens": c if c <= MAX_TOKENS else MAX_TOKENS,
-            "reasoning_tokens": r if r <= MAX_TOKENS else MAX_TOKENS,
-            "cached_tokens": cached if cached <= MAX_TOKENS else MAX_TOKENS,
-            "startTimeMs": int(start * 1000),
-            "endTimeMs": int(end * 1000),
-            "source": "gateway",
-            "is_estimated": False,
-            "idempotency_key": self._key_prefix + format(next(self._key_seq), "x"),
-        }
-        if model:
-            rec["model"] = model[:200]
-        if first is not None:
-            rec["firstTokenTimeMs"] = int(first * 1000)
-        if tag is not None:
-            rec["tag"] = tag
-        if self._region:
-            rec["detected_region"] = self._region
-        problem = check_record(rec)
+        if p > MAX_TOKENS:
+            p = MAX_TOKENS
+        if c > MAX_TOKENS:
+            c = MAX_TOKENS
+        if r > MAX_TOKENS:
+            r = MAX_TOKENS
+        if cached > MAX_TOKENS:
+            cached = MAX_TOKENS
+        start_ms, end_ms = int(start * 1000), int(end * 1000)
+        first_ms = None if first is None else int(first * 1000)
+        problem = check_fields(model, start_ms, end_ms, first_ms)
         if problem is not None:
             log.warning("gateway record invalid, not recorded: %s", problem)
             self.unmetered += 1
             return None
-        return rec
+        head = self._line_heads.get(up.name)
+        if head is None:
+            head = self._line_heads[up.name] = _line_head(up.provider, self._region)
+        line = head + _LINE % (p, c, r, cached, start_ms, end_ms, self._key_prefix_b, next(self._key_seq))
+        if model is not None:
+            line += b',"model":' + _json_str(model)
+        if first_ms is not None:
+            line += b',"firstTokenTimeMs":%d' % first_ms
+        if tag is not None:
+            line += b',"tag":' + _json_str(tag)
+        fp = None
+        if footprint and self.footprints is not None:
+            fp = self.footprints.raw(up.provider, model, self._region, p, c, r, cached, start_ms, first_ms, end_ms)
+        return line + b"}\n", fp
 
     async def _relay_stream(
         self,
@@ -443,7 +460,7 @@ class Gateway:
         request_body: bytes,
         up: UpstreamSpec,
         tag: str | None,
-    ) -> dict[str, Any] | None:
+    ) -> bytes | None:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         reader = SSEReader()
         decoder = _decoder(encoding)
@@ -464,7 +481,7 @@ class Gateway:
             gone.cancel()
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
-        return self._record(up, reader.model, reader.usage, request_body, start, first, end, tag)
+        return self._line(self.meter(up, reader.model, reader.usage, request_body, start, first, end, tag))
 
     async def _relay_whole(
         self,
@@ -476,7 +493,7 @@ class Gateway:
         request_body: bytes,
         up: UpstreamSpec,
         tag: str | None,
-    ) -> dict[str, Any] | None:
+    ) -> bytes | None:
         limit = self.config.max_buffered_bytes
         length = resp.content_length
         if length is not None and length > limit:
@@ -499,17 +516,15 @@ class Gateway:
                 data = b"".join(parts)
         end = self.clock()
         model, usage = from_body(_decode_all(encoding, data))
-        rec = self._record(up, model, usage, request_body, start, None, end, tag)
+        metered = self.meter(up, model, usage, request_body, start, None, end, tag, footprint=True)
         if length is None:
             headers.append((b"content-length", str(len(data)).encode()))
-        if rec is not None and self.footprints is not None:
-            fp = self.footprints(rec)
-            if fp is not None:
-                headers.append((b"x-energy-wh", repr(fp[0]).encode()))
-                headers.append((b"x-co2-grams", repr(fp[1]).encode()))
+        if metered is not None and metered[1] is not None:
+            headers.append((b"x-energy-wh", footprint_value(metered[1][0])))
+            headers.append((b"x-co2-grams", footprint_value(metered[1][1])))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
-        return rec
+        return self._line(metered)
 
     async def _relay_large(
         self,
@@ -521,7 +536,7 @@ class Gateway:
         request_body: bytes,
         up: UpstreamSpec,
         tag: str | None,
-    ) -> dict[str, Any] | None:
+    ) -> bytes | None:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         return await self._stream_rest([], resp.aiter(), send, encoding, start, request_body, up, tag)
 
@@ -535,7 +550,7 @@ class Gateway:
         request_body: bytes,
         up: UpstreamSpec,
         tag: str | None,
-    ) -> dict[str, Any] | None:
+    ) -> bytes | None:
         """A large whole answer: streamed through; the model is read from its first 64 KiB and the
         usage from its last 64 KiB (both OpenAI and Anthropic put ``usage`` at the end)."""
         decoder = _decoder(encoding)
@@ -560,7 +575,7 @@ class Gateway:
         end = self.clock()
         await send({"type": "http.response.body", "body": b""})
         model, usage = _scan_large(bytes(head), bytes(tail))
-        return self._record(up, model, usage, request_body, start, None, end, tag)
+        return self._line(self.meter(up, model, usage, request_body, start, None, end, tag))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -577,6 +592,31 @@ async def _relay(resp: UpstreamResponse, send: Send) -> None:
         if chunk:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+_LINE = (
+    b'"prompt_tokens":%d,"completion_tokens":%d,"reasoning_tokens":%d,"cached_tokens":%d,'
+    b'"startTimeMs":%d,"endTimeMs":%d,"idempotency_key":"%s%x"'
+)
+_JSON_STRS: dict[str, bytes] = {}  # model names and tags, JSON-encoded (a few per gateway)
+
+
+def _json_str(value: str) -> bytes:
+    """``value`` as a JSON string, memoised (bounded)."""
+    out = _JSON_STRS.get(value)
+    if out is None:
+        if len(_JSON_STRS) >= 4096:
+            _JSON_STRS.clear()
+        out = _JSON_STRS[value] = orjson.dumps(value)
+    return out
+
+
+def _line_head(provider: str, region: str | None) -> bytes:
+    """The start of every record line of one upstream: its provider, the source, and the region."""
+    head = b'{"provider":' + orjson.dumps(provider) + b',"source":"gateway","is_estimated":false,'
+    if region:
+        head += b'"detected_region":' + orjson.dumps(region) + b","
+    return head
 
 
 def _decoder(encoding: bytes) -> Callable[[bytes], bytes] | None:

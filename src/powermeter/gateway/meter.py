@@ -44,19 +44,38 @@ def valid_name(value: str, max_length: int) -> bool:
 def check_record(rec: dict[str, Any]) -> str | None:
     """Why the server would refuse this gateway record, or ``None`` when it accepts it (see the module
     docstring for what the construction already guarantees)."""
-    model = rec.get("model")
+    return check_fields(rec.get("model"), rec["startTimeMs"], rec["endTimeMs"], rec.get("firstTokenTimeMs"))
+
+
+def check_fields(model: str | None, start: int, end: int, first: int | None) -> str | None:
+    """:func:`check_record` on the fields it reads (the gateway's hot path builds no dictionary)."""
     if model is not None and model not in _GOOD_MODELS:
         if len(model) > 200 or _NO_CONTROL.match(model) is None:
             return "model: at most 200 characters, no control characters"
         if len(_GOOD_MODELS) >= 1024:
             _GOOD_MODELS.clear()
         _GOOD_MODELS.add(model)
-    start, end, first = rec["startTimeMs"], rec["endTimeMs"], rec.get("firstTokenTimeMs")
     if not 0 <= start <= end <= MAX_EPOCH_MS:
         return f"endTimeMs must not be before startTimeMs ({start}), got {end}"
     if first is not None and not 0 <= first <= MAX_EPOCH_MS:
         return f"firstTokenTimeMs out of range: {first}"
     return None
+
+
+_HEADER = (f"x-energy-wh: %.{_DIGITS}f\r\nx-co2-grams: %.{_DIGITS}f\r\n").encode()
+
+
+def footprint_header(fp: tuple[float, float]) -> bytes:
+    """The ``X-Energy-Wh`` and ``X-CO2-Grams`` header lines of an unrounded footprint
+    (:meth:`Footprints.raw`): ``%.6f`` prints the digits ``round(x, 6)`` keeps (both round the exact
+    binary value correctly), so a header parses to the float the server returns; it costs a fifth of
+    ``round`` and ``repr``."""
+    return _HEADER % fp
+
+
+def footprint_value(x: float) -> bytes:
+    """One footprint header value (the ASGI path), as :func:`footprint_header` writes it."""
+    return b"%.*f" % (_DIGITS, x)
 
 
 _Consts = tuple[float, float, float, float, float, float, float, float, float, float, float, float, bool, bool]
@@ -138,7 +157,25 @@ class Footprints:
         first: int | None,
         end: int,
     ) -> tuple[float, float] | None:
-        """:meth:`__call__` on the record's fields (the gateway's hot path: no record lookups)."""
+        """:meth:`__call__` on the record's fields, rounded as the server rounds them."""
+        fp = self.raw(provider, model, region, prompt, completion, reasoning, cached, start, first, end)
+        return None if fp is None else (round(fp[0], _DIGITS), round(fp[1], _DIGITS))
+
+    def raw(
+        self,
+        provider: str,
+        model: str | None,
+        region: str | None,
+        prompt: int,
+        completion: int,
+        reasoning: int,
+        cached: int,
+        start: int,
+        first: int | None,
+        end: int,
+    ) -> tuple[float, float] | None:
+        """The footprint before rounding (the gateway's hot path: no record lookups, no ``round``; see
+        :func:`footprint_header`)."""
         hit = self._sites.get((provider, model, region)) or self._resolve(provider, model, region)
         if hit is None:
             return None
@@ -191,4 +228,4 @@ class Footprints:
         k, g = WH_PER_KWH, G_PER_KG
         energy_wh = (e_lo * k + e_hi * k) / 2
         co2_g = ((e_lo * ci_kg + lat_lo * emb_min) * g + (e_hi * ci_kg + lat_hi * emb_max) * g) / 2
-        return round(energy_wh, _DIGITS), round(co2_g, _DIGITS)
+        return energy_wh, co2_g

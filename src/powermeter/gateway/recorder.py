@@ -90,6 +90,11 @@ class Spool:
 
     def append_many(self, records: list[dict[str, Any]]) -> int:
         """Append records (one ``write``); returns how many were kept (the rest: spool full, dropped)."""
+        return self.append_lines([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records])
+
+    def append_lines(self, records: list[bytes]) -> int:
+        """Append records already encoded, each one JSON object and a newline (one ``write``); returns how
+        many were kept (the rest: spool full, dropped)."""
         room = max(0, self.max_records - self.total)
         if len(records) > room:
             self.dropped += len(records) - room
@@ -103,7 +108,7 @@ class Spool:
             self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self.active_since = time.monotonic()
             self._active_whole = True
-        data = b"".join([orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records])
+        data = b"".join(records)
         try:
             if os.write(self._fd, data) != len(data):
                 self._active_whole = False
@@ -225,7 +230,7 @@ class Recorder:
         self.failures = 0
         self.last_error = ""
         self._wake = asyncio.Event()
-        self._lines: list[dict[str, Any]] = []
+        self._lines: list[bytes] = []
         self._task: asyncio.Task[None] | None = None
         self._client: LeanClient | None = None  # the proxy's keep-alive HTTP/1.1 client (lighter than httpx)
         self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() costs a getpid()
@@ -255,17 +260,18 @@ class Recorder:
             self._client = None
         self.spool.close()
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Queue one record. The records of calls that end in the same event-loop iteration are
-        appended to the spool together, at the end of that iteration (one ``write``)."""
-        self._lines.append(record)
+    def add(self, line: bytes) -> None:
+        """Queue one record, a JSON object and a newline (``Gateway.meter``). The records of calls that
+        end in the same event-loop iteration are appended to the spool together, at the end of that
+        iteration (one ``write``)."""
+        self._lines.append(line)
         if len(self._lines) == 1:
             (self._loop or asyncio.get_running_loop()).call_soon(self._write)
 
     def _write(self) -> None:
         lines, self._lines = self._lines, []
         if lines:
-            self.spool.append_many(lines)
+            self.spool.append_lines(lines)
             if self.spool.active_count >= self.batch_size:
                 self._wake.set()
 

@@ -55,6 +55,7 @@ from powermeter.gateway.app import (
     _scan_large,
     error_answer,
 )
+from powermeter.gateway.meter import footprint_header
 from powermeter.gateway.usage import SSEReader, from_body, wants_usage_injection
 from powermeter.proxy.asgi import HOP_BY_HOP
 from powermeter.proxy.server import _REASONS, LeanServer, _Request
@@ -550,28 +551,29 @@ class _Exchange:
         mode = self.mode
         gw = self.gw
         route = self.route
-        rec: dict[str, Any] | None = None
+        line: bytes | None = None
         if mode == _WHOLE:  # (nothing passed on yet: the answer goes out in one write)
             end = gw.clock()
             parts = self.parts
             data = parts[0] if len(parts) == 1 else b"".join(parts)
             dec = self.decoder
             model, usage = from_body(dec(data) if dec is not None else data)
-            rec = gw._record(route.up, model, usage, self.request_body, self.start, None, end, route.tag)
+            metered = gw.meter(route.up, model, usage, self.request_body, self.start, None, end, route.tag, True)
             prefix = self.prefix
-            if rec is not None and gw.footprints is not None:
-                fp = gw.footprints(rec)
+            if metered is not None:
+                line, fp = metered
                 if fp is not None:
-                    prefix = b"%sx-energy-wh: %r\r\nx-co2-grams: %r\r\n" % (prefix, fp[0], fp[1])
+                    prefix += footprint_header(fp)
             if not conn.closed:
                 conn.transport.write(_head_end(prefix, len(data), False, self.keep_alive) + data)
-            self._finish(rec)
+            self._finish(line)
             return
         else:
             if self.chunked:
                 self.out.append(b"0\r\n\r\n")
+            metered = None
             if mode == _STREAM and self.sse is not None:
-                rec = gw._record(
+                metered = gw.meter(
                     route.up,
                     self.sse.model,
                     self.sse.usage,
@@ -584,9 +586,11 @@ class _Exchange:
             elif mode == _LARGE and self.head_window is not None and self.tail_window is not None:
                 end = gw.clock()
                 model, usage = _scan_large(bytes(self.head_window), bytes(self.tail_window))
-                rec = gw._record(route.up, model, usage, self.request_body, self.start, None, end, route.tag)
+                metered = gw.meter(route.up, model, usage, self.request_body, self.start, None, end, route.tag)
+            if metered is not None:
+                line = metered[0]
         self.flush()
-        self._finish(rec)
+        self._finish(line)
 
     def failed(self, exc: UpstreamError) -> None:
         """The upstream could not be reached, or failed during its answer."""
@@ -643,11 +647,11 @@ class _Exchange:
             uc.sink = None
             uc.abort()
 
-    def _finish(self, rec: dict[str, Any] | None) -> None:
+    def _finish(self, line: bytes | None) -> None:
         if self.mode == _DONE:
             return
         self.mode = _DONE
-        self.gw.keep(rec)
+        self.gw.keep(line)
         self.conn.exchange_done(self, self.keep_alive)
 
     # -- flow control: a caller that reads slowly pauses the upstream
