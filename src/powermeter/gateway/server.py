@@ -476,7 +476,7 @@ class _Exchange:
         no_body = status in _NO_BODY or status < 200
         if route.kind is None or not 200 <= status < 300:
             self.mode = _RELAY
-        elif b"text/event-stream" in ctype:
+        elif ctype.find(b"text/event-stream") >= 0:  # (bytes `in` builds and clears a TypeError first)
             self.mode = _STREAM
             self.sse = SSEReader()
             self.decoder = _decoder(encoding)
@@ -826,7 +826,7 @@ class _GwConnection(_LeanConnection):
             route, prefix = last[3], last[4]
             gw.calls += 1
         else:
-            if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+            if url[:1] == b"/" and url.find(b"?") < 0 and url.find(b"#") < 0:
                 raw_path, query = url, b""
             else:
                 parsed = httptools.parse_url(url)

@@ -228,7 +228,7 @@ def _merge(old: Usage | None, new: Usage, raw: Any) -> Usage:
 def wants_usage_injection(kind: str | None, body: bytes) -> bytes | None:
     """For an OpenAI chat/completions request with ``"stream": true`` that did not ask for usage, the
     body with ``stream_options.include_usage = true`` added (else ``None``: forward it unchanged)."""
-    if kind not in ("chat", "completions") or b'"stream"' not in body:
+    if kind not in ("chat", "completions") or body.find(b'"stream"') < 0:  # (find: `in` raises inside)
         return None
     try:
         obj = orjson.loads(body)

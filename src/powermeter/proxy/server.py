@@ -284,7 +284,7 @@ class _Connection(asyncio.Protocol):
         url = self.url
         raw_path: bytes
         query: bytes
-        if url[:1] == b"/" and b"?" not in url and b"#" not in url:
+        if url[:1] == b"/" and url.find(b"?") < 0 and url.find(b"#") < 0:  # (bytes `in` raises inside)
             raw_path, query = url, b""  # origin-form without a query: nothing to split
         else:
             parsed = httptools.parse_url(url)
