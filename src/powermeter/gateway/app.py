@@ -187,10 +187,9 @@ class Gateway:
         self.footprints: Footprints | None = None  # X-Energy-Wh / X-CO2-Grams, built by start()
         self._loop: asyncio.AbstractEventLoop | None = None
         # record idempotency keys: random per gateway run, then a counter (unique without a uuid4 per call)
-        self._key_prefix = f"gw-{uuid.uuid4().hex}-"
+        self._key_prefix = f"gw-{uuid.uuid4().hex}-".encode()
         self._region = config.detected_region
         self._key_seq = itertools.count(1)
-        self._key_prefix_b = self._key_prefix.encode()
         self._line_heads: dict[str, bytes] = {}  # per upstream name: _line_head()
 
     # ------------------------------------------------------------------ lifecycle
@@ -437,7 +436,7 @@ class Gateway:
         head = self._line_heads.get(up.name)
         if head is None:
             head = self._line_heads[up.name] = _line_head(up.provider, self._region)
-        line = head + _LINE % (p, c, r, cached, start_ms, end_ms, self._key_prefix_b, next(self._key_seq))
+        line = head + _LINE % (p, c, r, cached, start_ms, end_ms, self._key_prefix, next(self._key_seq))
         if model is not None:
             line += b',"model":' + _json_str(model)
         if first_ms is not None:
