@@ -132,25 +132,38 @@ def run_command(
         meters = Meters.open(powercap_dir, use_gpu)  # first counter readings before the command starts
     except Exception as exc:
         print(f"powermeter: warning: cannot read energy counters: {exc}", file=sys.stderr)
-    try:
-        proc = subprocess.Popen(list(cmd))  # noqa: S603 - running the user's command is the point
-    except FileNotFoundError:
-        print(f"powermeter: command not found: {cmd[0]}", file=sys.stderr)
-        return 127, None
-    except PermissionError:
-        print(f"powermeter: permission denied: {cmd[0]}", file=sys.stderr)
-        return 126, None
-
-    terminal_group = _foreground_group_shared_with(proc.pid)
+    # The handlers are in place before the command starts: a signal that arrives while it is being
+    # started (its first output can reach a supervisor before this process gets here) is kept and
+    # forwarded as soon as it runs, never lost and never left to kill this process alone.
+    started: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+    terminal_group = False
 
     def forward(signum: int, _frame: Any) -> None:
+        if not started:
+            pending.append(signum)
+            return
         if signum == signal.SIGINT and terminal_group:
             return  # Ctrl-C at the terminal went to the whole foreground group: the command has it already
-        if proc.returncode is None:
+        if started[0].returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signum)
+                os.kill(started[0].pid, signum)
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    try:
+        proc = subprocess.Popen(list(cmd))  # noqa: S603 - running the user's command is the point
+    except (FileNotFoundError, PermissionError) as exc:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        missing = isinstance(exc, FileNotFoundError)
+        print(f"powermeter: {'command not found' if missing else 'permission denied'}: {cmd[0]}", file=sys.stderr)
+        return (127 if missing else 126), None
+    terminal_group = _foreground_group_shared_with(proc.pid)
+    started.append(proc)
+    for signum in pending:  # arrived before the command existed: it did not get them, even at a terminal
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signum)
+    pending.clear()
     waited: dict[str, Any] = {}
     done = threading.Event()
 
