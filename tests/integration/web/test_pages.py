@@ -7,6 +7,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from powermeter.infra.clock import FrozenClock
+
 from .helpers import create_key, signup
 
 JOB = {"job_id": "train-001", "duration_minutes": 120, "cpu_cores": 8, "memory_gb": 32, "gpu_cores": 2, "geo_iso": "US"}
@@ -178,3 +180,67 @@ def test_overview_leads_with_this_month_and_new_accounts_see_how_to_start(client
     assert kwh.group(1) != "0"
     assert 'data-testid="top-location">' in full.text
     assert re.search(r'data-testid="top-model">[^<]*(gpt-4o|compute job)', full.text)
+
+
+def _rows(html: str, testid: str) -> dict[str, list[str]]:
+    """A dashboard table's body rows by their first cell (its text, tags stripped)."""
+    table = re.search(rf'data-testid="{testid}">(.*?)</table>', html, re.S)
+    assert table, f"no table {testid}"
+    rows: dict[str, list[str]] = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", table.group(1).split("<tbody>")[1], re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_usage_page_shows_gateway_traffic_by_model_and_tag_and_nothing_else(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    """Calls recorded by ``powermeter gateway`` (source ``gateway``) appear on the usage page by model and by
+    caller tag, with their exact tokens; an estimate from another source does not."""
+    csrf = signup(client)
+    key = create_key(client, csrf, scopes=["inference:write", "history:read"])
+    empty = client.get("/dashboard/usage")
+    assert 'data-testid="gateway-usage"' in empty.text
+    assert "No gateway traffic in this period" in empty.text
+
+    now = int(clock.now().timestamp() * 1000)
+
+    def rec(i: int, model: str, tag: str | None, source: str = "gateway") -> dict[str, object]:
+        r: dict[str, object] = {
+            "provider": "openai", "model": model, "source": source, "prompt_tokens": 500, "completion_tokens": 300,
+            "startTimeMs": now - 60_000 + i, "endTimeMs": now - 59_000 + i, "idempotency_key": f"gw-{i}",
+        }  # fmt: skip
+        if tag is not None:
+            r["tag"] = tag
+        return r
+
+    records = [rec(0, "gpt-4o", "search"), rec(1, "gpt-4o", "search"), rec(2, "gpt-4o-mini", None)]
+    records.append({**rec(3, "gpt-4o", "search", source="dom_estimated"), "is_estimated": True})
+    r = client.post("/v1/inference/batch", json={"records": records}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 4, r.text
+
+    page = client.get("/dashboard/usage")
+    assert page.status_code == 200
+    assert "No gateway traffic" not in page.text
+    assert "3 calls" in page.text  # the gateway's calls only, not the page estimate
+    by_model = _rows(page.text, "gateway-model")
+    assert set(by_model) == {"openai/gpt-4o", "openai/gpt-4o-mini"}
+    assert by_model["openai/gpt-4o"][:3] == ["2", "1,000", "600"]  # calls, input tokens, output tokens
+    assert by_model["openai/gpt-4o-mini"][:3] == ["1", "500", "300"]
+    by_tag = _rows(page.text, "gateway-tag")
+    assert set(by_tag) == {"search", "(no tag)"}
+    assert by_tag["search"][:3] == ["2", "1,000", "600"]
+    assert by_tag["(no tag)"][0] == "1"
+    # the API's history filters the same way the page groups
+    hist = client.get(
+        "/v1/inference/history",
+        params={"source": "gateway", "tag": "search"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert hist.status_code == 200, hist.text
+    rows = hist.json()["data"]
+    assert [(h["source"], h["tag"], h["model"], h["inputTokens"]) for h in rows] == [
+        ("gateway", "search", "gpt-4o", 500)
+    ] * 2
