@@ -37,6 +37,8 @@ def run_gateway(
         "--upstream",
         f"anthropic={upstream}",
         "--upstream",
+        f"local={upstream}@openai",  # e.g. a self-hosted server: the provider is given, not the name
+        "--upstream",
         f"dead=http://127.0.0.1:{free_port()}",  # nothing listens there
         "--url",
         server,
@@ -267,6 +269,24 @@ def test_responses_stream_and_embeddings_are_recorded(gateway: str, server: tupl
     wait_sent(gateway, 2)
     rows = sorted((d["inputTokens"], d["outputTokens"], d["model"]) for d in history(base, key, tag=tag)["data"])
     assert rows == [(8, 0, "text-embedding-3-small"), (40, 70, "gpt-4o-mini")]
+
+
+def test_an_upstream_named_apart_from_its_provider_is_recorded_under_the_provider(
+    gateway: str, fake: FakeLLM, server: tuple[str, str]
+) -> None:
+    base, key = server
+    tag = "local-" + uuid.uuid4().hex[:8]
+    r = httpx.post(
+        gateway + "/local/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": "Bearer sk-x", "X-Powermeter-Tag": tag},
+    )
+    assert r.status_code == 200
+    assert r.content == CHAT_BODY
+    assert fake.requests[-1]["path"] == "/v1/chat/completions"
+    wait_sent(gateway, 1)
+    rec = history(base, key, tag=tag)["data"][0]
+    assert (rec["provider"], rec["modelId"], rec["inputTokens"]) == ("openai", "openai/gpt-4o", 500)
 
 
 def test_upstream_errors_and_timeouts_pass_through_and_record_nothing(
