@@ -4,7 +4,8 @@
   direct and 200 through the gateway; the goal is p50 ≤ 1 ms and p99 ≤ 5 ms *added* (gateway minus
   direct, per percentile);
 - throughput: ``--connections`` concurrent keep-alive connections for ``--seconds`` seconds, direct,
-  through the gateway, and direct again (the two direct runs are averaged); goal ≥ 50 % of direct. On a
+  through the gateway, and direct again (the two direct runs are averaged), with this process's Python
+  client (a reference figure: the goal, ≥ 50 % of direct, is judged on the ``wrk`` rounds). On a
   shared machine the req/s of two runs a few seconds apart can differ by 2×, so the CPU time per call of
   every process (this client, the fake, the gateway; /proc) is printed too, and the ratio it implies:
   on saturated cores, throughput is inversely proportional to the CPU all processes spend per call;
@@ -14,7 +15,9 @@
   gateway and the fake: it measures a three-way split of two cores, where a deployed gateway's callers
   run elsewhere. ``wrk`` spends a few µs per call, so the direct run is bound by the fake alone (the
   baseline is as fast as with the Python client, or faster) and the gateway run by the gateway. Each
-  round's ratio, their median and lowest are printed; a run with a non-2xx answer or a socket error fails;
+  round's ratio, their median and lowest are printed; a run with a non-2xx answer or a socket error fails.
+  This is the goal's figure (≥ 50 % of direct), measured as the project's other throughput goals are
+  (``httpbench.wrk``; the routing proxy's, issue 7, is the same goal);
 - memory: ``--streams`` streamed (SSE) calls through the gateway, the gateway's resident set size read
   from /proc every 1,000 calls; goal: flat.
 
@@ -324,7 +327,10 @@ def main() -> None:
             d2 = direct_run()
             direct = (d1 + d2) / 2
             print(f"\nthroughput, {c} connections, {s:g} s each (req/s): direct {d1:.0f} / {d2:.0f}, gateway {g:.0f}")
-            print(f"  ratio {g / direct:.1%} of direct (goal ≥ 50 %)")
+            print(
+                f"  ratio {g / direct:.1%} of direct (this process's client takes a third of the two cores: "
+                "the goal, ≥ 50 %, is judged on the wrk rounds below, as every throughput goal of the project)"
+            )
             n = g * s
             nd = (d1 + d2) * s
             d_call = (d_cpu[0] + d_cpu[1]) / nd
@@ -334,7 +340,7 @@ def main() -> None:
                 f"fake {d_cpu[1] / nd * 1e6:.0f}), through the gateway {g_call * 1e6:.0f} µs (client "
                 f"{c_cpu / n * 1e6:.0f} + fake {f_cpu / n * 1e6:.0f} + gateway {g_cpu / n * 1e6:.0f}) → on saturated "
                 f"cores the gateway "
-                f"gives {d_call / g_call:.1%} of direct (load-independent ratio; goal ≥ 50 %)"
+                f"gives {d_call / g_call:.1%} of direct (load-independent ratio)"
             )
             print(
                 f"  CPU per call during the gateway run: gateway {g_cpu / n * 1e6:.0f} µs, upstream "
