@@ -8,7 +8,8 @@ SQLite database) with ``--concurrency`` requests in flight, and prints the proce
 for each route. Process CPU time barely depends on what else the machine runs, so this is the figure to
 watch while changing the hot path; the req/s ratios of the issues are measured over HTTP by
 ``bench_hot_routes.py`` and ``bench_report.py``. ``--profile 'POST /v1/inference'`` prints the top of a
-cProfile of that route. With ``--postgres URL`` (a fresh schema, dropped at the end) and ``--redis URL``
+cProfile of that route (``PROFILE_SORT=cumulative`` and ``PROFILE_LINES=70`` in the environment change its
+order and length). With ``--postgres URL`` (a fresh schema, dropped at the end) and ``--redis URL``
 powermeter runs on the scale path (PostgreSQL group-commit lanes); the figure is then this process's CPU
 only, not the database's.
 """
@@ -164,7 +165,9 @@ async def _run(app: Any, bare: Any, key: str, args: Any) -> None:
             us = await _drive(target, make, headers, args.requests, args.concurrency)
             if args.profile == name:
                 prof.disable()
-                pstats.Stats(prof).sort_stats("tottime").print_stats(35)
+                stats = pstats.Stats(prof)
+                stats.sort_stats(os.environ.get("PROFILE_SORT", "tottime"))
+                stats.print_stats(int(os.environ.get("PROFILE_LINES", "35")))
             print(f"{name:24s} {us:8.1f} µs CPU per request")
 
 

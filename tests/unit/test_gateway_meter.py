@@ -157,6 +157,14 @@ def test_model_and_tag_are_json_encoded_in_the_line() -> None:
     assert orjson.loads(metered[0])["model"] == "gpt-4o"
     lines = [gw.meter(gw.config.upstreams[0], "m", usage, b"", T0, None, T0, None) for _ in range(3)]
     assert len({orjson.loads(m[0])["idempotency_key"] for m in lines if m is not None}) == 3
+    # a lone surrogate (no valid UTF-8) in a model or tag: the line is still JSON the server reads, the
+    # character replaced by U+FFFD (never an exception in the answer's path)
+    metered = gw.meter(gw.config.upstreams[0], "gpt\ud800-4o", usage, b"{}", T0, None, T0 + 1, "t\udfff")
+    assert metered is not None
+    rec = orjson.loads(metered[0])
+    assert rec["model"].startswith("gpt\ufffd")
+    assert rec["model"].endswith("-4o")
+    assert rec["tag"].startswith("t\ufffd")
 
 
 @pytest.mark.parametrize("seed", range(3))

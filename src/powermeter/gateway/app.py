@@ -606,7 +606,11 @@ def _json_str(value: str) -> bytes:
     if out is None:
         if len(_JSON_STRS) >= 4096:
             _JSON_STRS.clear()
-        out = _JSON_STRS[value] = orjson.dumps(value)
+        try:
+            out = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # a lone surrogate (a "\ud800" escape a lenient decoder let through)
+            out = orjson.dumps(value.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+        _JSON_STRS[value] = out
     return out
 
 
