@@ -64,6 +64,33 @@ def insert_tree(conn: Connection, row: dict[str, Any]) -> int:
     return int(conn.execute(receipt_trees.insert().returning(receipt_trees.c.seq), row).scalar_one())
 
 
+_COMPLETE_SQL = (
+    "UPDATE receipt_trees SET tree_size = ?, root_sha256 = ?, signature = ?, leaf_hashes = ?, profile_ids = ?, "
+    "details = ? WHERE seq = ?"
+)
+
+
+def complete_tree(
+    conn: Connection,
+    seq: int,
+    tree_size: int,
+    root_hex: str,
+    signature: str,
+    leaf_hashes: bytes,
+    profile_ids: Sequence[str],
+    details: bytes,
+) -> None:
+    """Write the head, leaves, profiles and details of a tree inserted empty (a SQLite group commit's
+    receipt tree, ``service._seal_receipt_tree``)."""
+    params = (tree_size, root_hex, signature, leaf_hashes, orjson.dumps(list(profile_ids)).decode(), details, seq)
+    if conn.dialect.name == "sqlite":
+        dbapi: Any = conn.connection.driver_connection
+        dbapi.execute(_COMPLETE_SQL, params)
+        return
+    raw: Any = conn.connection.driver_connection  # pragma: no cover - only SQLite batches open trees
+    raw.execute(_COMPLETE_SQL.replace("?", "%s"), params)
+
+
 _seen_profiles: set[tuple[str, str]] = set()  # (database url, profile id) seen committed
 
 

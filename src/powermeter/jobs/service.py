@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import islice
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from powermeter.data.hardware import HardwareTables, load_hardware
 from powermeter.data.locations import LocationIndex, load_locations, location_lookup
 from powermeter.infra.clock import utc_iso
 from powermeter.infra.db.faults import UNIQUE_VIOLATIONS
+from powermeter.infra.db.unit_of_work import HotRows, hot_rows
 from powermeter.infra.errors import Conflict, NotFound, ValidationFailed, validation_errors
 from powermeter.infra.security import Signer
 from powermeter.jobs import integrity
@@ -169,7 +171,19 @@ class ComputeJobs:
         the same inputs its existing receipt is returned (nothing is stored or counted again); with
         different inputs the whole request is refused with ``409 JOB_ID_CONFLICT`` listing every
         conflicting job and field. The duplicate check costs nothing on the normal path: the unique
-        index refuses the insert, and only then are the stored inputs read and compared."""
+        index refuses the insert, and only then are the stored inputs read and compared.
+
+        In a SQLite group commit (a ``hot_rows`` unit: ``POST /v1/report``) a plain job is a leaf of its
+        batch's tree for the account, signed and anchored once just before the COMMIT
+        (:meth:`_record_in_batch_tree`)."""
+        hot = hot_rows(conn) if len(jobs) == 1 else None
+        if hot is not None:
+            job = jobs[0]
+            for item in hot.sealed(("receipt_tree", principal.account_id)):
+                if item.job.job_id == job.job_id:  # recorded earlier in this batch: its tree is not written yet
+                    return _pending_replay(item, job, field_prefix)
+            if isinstance(job, JobIn) and job.model_fields_set <= rc.BASE_FIELDS:
+                return self._record_in_batch_tree(conn, hot, principal, signer, now, job, field_prefix)
         cols = _plain_columns(jobs)
         if cols is None:
             _reject_duplicates_in_request(jobs, field_prefix)
@@ -189,6 +203,83 @@ class ComputeJobs:
         # the whole request, rolled back with everything else)
         accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
         return rec
+
+    def _record_in_batch_tree(
+        self,
+        conn: Connection,
+        hot: HotRows,
+        principal: Principal,
+        signer: Signer,
+        now: datetime,
+        job: JobIn,
+        field_prefix: str,
+    ) -> Recorded:
+        """One plain job (no ``started_at``, measurement or override) as the next leaf of the batch's open
+        receipt tree for the account (docs/scaling.md, "Receipt trees once per batch").
+
+        The first such request of the batch inserts the tree's row (its head still empty) and fixes its id,
+        receipt id prefix and time, which every receipt of the tree shares (its ``issued_at``, as in a
+        ``/v1/batch`` tree); each request inserts its receipt row (the unique index still refuses a re-reported
+        job inside the request) and leaves its leaf to the batch. Just before the COMMIT,
+        :func:`_seal_receipt_tree` computes the root, signs the head once, completes the row and anchors the
+        tree in the audit chain once. A request whose work rolls back leaves neither its receipt nor its leaf
+        (and, if it opened the tree, not the tree)."""
+        account_id = principal.account_id
+        key = ("receipt_tree", account_id)
+        opened: _OpenTree | None = hot.get(key)
+        created = opened is None
+        tree = opened if opened is not None else self._open_tree(conn, account_id, signer, now)
+        items: list[_PendingLeaf] = hot.sealed(key)
+        index = len(items)
+        batch = self.estimate([job], field_prefix=field_prefix)
+        profile_docs = [self.profile_doc(p) for p in batch.profiles]
+        pid = profile_docs[0].id
+        merged = items[-1].profile_ids if items else ()
+        if pid in merged:
+            profile_index = merged.index(pid)
+        else:
+            profile_index, merged = len(merged), (*merged, pid)
+        rid = tree.prefix + _HEX4[index]
+        d, c, m, g, geo = job.duration_minutes, job.cpu_cores, job.memory_gb, job.gpu_cores, job.geo_iso
+        builder = rc.LeafBuilder(account_id, tree.issued_at, profile_docs)
+        leaf = rc.plain_leaf_hashes(
+            builder, [rid], [job.job_id], [geo], [d], [c], [m], [g], batch.energy_kwh, batch.co2_g, batch.cpu_kwh,
+            batch.gpu_kwh, batch.memory_kwh, batch.profile_index, [p.pue_value for p in batch.profiles],
+        )[0]  # fmt: skip
+        repo.ensure_profiles(conn, profile_docs)
+        kwh, co2 = batch.energy_kwh[0], batch.co2_g[0]
+        row = [rid, account_id, job.job_id, tree.seq, index, profile_index, kwh, co2, geo, None]
+        try:
+            repo.insert_receipts(conn, [row])
+        except UNIQUE_VIOLATIONS:
+            dupes = repo.existing_job_ids(conn, account_id, [job.job_id], other_than_tree=tree.seq)
+            if not dupes:
+                raise
+            if created:  # the tree this request opened stays empty: not kept
+                repo.delete_tree(conn, tree.seq, [])
+            return self._replay(conn, principal, signer, now, [job], dupes, field_prefix=field_prefix)
+        if created:
+            hot.put(key, tree)
+        details = (batch.cpu_kwh[0], batch.gpu_kwh[0], batch.memory_kwh[0], d, c, m, g)
+        item = _PendingLeaf(job, batch, rid, leaf, merged, _span([d], tree.issued), details, tree.issued_at)
+        hot.seal(key, item, partial(_seal_receipt_tree, signer, tree))
+        accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
+        return Recorded(batch, [rid], tree.issued_at, tree.tree_id, None, batch.energy_kwh, batch.co2_g, None, None)
+
+    @staticmethod
+    def _open_tree(conn: Connection, account_id: str, signer: Signer, now: datetime) -> _OpenTree:
+        issued_at = utc_iso(now)
+        tree_id = "tree_" + secrets.token_hex(10)
+        seq = repo.insert_tree(
+            conn,
+            {
+                "tree_id": tree_id, "account_id": account_id, "tree_size": 0, "root_sha256": "",
+                "issued_at": issued_at, "key_id": signer.key_id, "signature": "", "leaf_hashes": b"",
+                "profile_ids": "[]", "details": b"{}", "created_at": _db_datetime(conn, now),
+            },
+        )  # fmt: skip
+        return _OpenTree(seq, tree_id, account_id, issued_at, parse_instant(issued_at), signer.key_id,
+                         "rcpt_" + secrets.token_hex(8))  # fmt: skip
 
     def _write(
         self,
@@ -308,21 +399,9 @@ class ComputeJobs:
                 continue
             fields = differing_inputs(canonical_inputs(job), stored_inputs(row))
             if fields:
-                conflicts.append(
-                    {
-                        "field": f"{field_prefix.format(i=i)}job_id",
-                        "index": i,
-                        "job_id": job.job_id,
-                        "receipt_id": row.receipt_id,
-                        "fields": fields,
-                        "message": f"job_id {job.job_id!r} already has receipt {row.receipt_id} with different "
-                        f"inputs ({', '.join(fields)}); re-send the same inputs to get that receipt back, or use "
-                        "a new job_id",
-                    }
-                )
+                conflicts.append(_conflict(i, job, row.receipt_id, fields, field_prefix))
         if conflicts:
-            detail = "; ".join(c["message"] for c in conflicts)
-            raise Conflict(detail, code="JOB_ID_CONFLICT", extra={"conflicts": conflicts})
+            _raise_conflicts(conflicts)
         new = [i for i, job in enumerate(jobs) if job.job_id not in stored]
         sub = None
         if new:
@@ -367,7 +446,7 @@ class ComputeJobs:
         loc = self.locations.resolve(p.location_code)
         if loc is None:  # pragma: no cover - the profile was built from this index
             raise RuntimeError(f"location {p.location_code} vanished")
-        return {
+        out = {
             "job_id": job.job_id,
             "kwh": est.energy_kwh,
             "co2_grams": est.co2_g,
@@ -386,6 +465,9 @@ class ComputeJobs:
             "methodology": dict(rc.METHODOLOGY),
             "energy_sources": sources or modelled_sources(),
         }
+        if rec.pending_replay:
+            out["replayed"] = True
+        return out
 
     def _replayed_report(self, conn: Connection, stored: StoredReceipt) -> dict[str, Any]:
         """The response of the first report of this job, rebuilt from its signed receipt."""
@@ -671,12 +753,97 @@ class Recorded:
     co2: list[float]
     replayed: list[StoredReceipt | None] | None
     measurements: list[dict[str, Any] | None] | None = None
+    # a re-report of a job recorded earlier in the same group-commit batch (its tree not written yet):
+    # answered from the batch's memory (``batch``, ``receipt_ids``, ``issued_at`` are the first report's)
+    pending_replay: bool = False
 
 
 class _AlreadyStored(Exception):
     def __init__(self, job_ids: set[str]) -> None:
         super().__init__(f"{len(job_ids)} job id(s) already stored")
         self.job_ids = job_ids
+
+
+# --- receipt trees once per group-commit batch (SQLite ``hot_rows`` units) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenTree:
+    """A batch's receipt tree for one account, while its leaves are added (its row's head still empty)."""
+
+    seq: int
+    tree_id: str
+    account_id: str
+    issued_at: str  # every receipt of the tree was issued at this instant (the first request's)
+    issued: datetime
+    key_id: str
+    prefix: str  # receipt ids: prefix + leaf index in 4 hex digits
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingLeaf:
+    """One request's receipt in its batch's open tree (``HotRows.seal`` item)."""
+
+    job: JobIn
+    batch: BatchEstimate
+    receipt_id: str
+    leaf: bytes
+    profile_ids: tuple[str, ...]  # the tree's profile ids up to this leaf (receipts.profile_index → id)
+    occurred: tuple[str, str]
+    details: tuple[float, ...]  # cpu_kwh, gpu_kwh, memory_kwh, duration_minutes, cpu_cores, memory_gb, gpu_cores
+    issued_at: str
+
+
+def _seal_receipt_tree(signer: Signer, tree: _OpenTree, conn: Connection, items: list[_PendingLeaf]) -> None:
+    """Just before the batch's COMMIT: the open tree's root over its leaves (in request order), its head
+    signed once, its row completed and the tree anchored in the account's audit chain once."""
+    n = len(items)
+    hashes = [it.leaf for it in items]
+    root = merkle_root(hashes)
+    signature = signer.sign_b64(tree_head_bytes(root=root, tree_size=n, issued_at=tree.issued_at, key_id=tree.key_id))
+    columns = list(zip(*(it.details for it in items), strict=True))
+    details = orjson.dumps(dict(zip(DETAIL_FIELDS, columns, strict=True)))
+    repo.complete_tree(conn, tree.seq, n, root.hex(), signature, b"".join(hashes), items[-1].profile_ids, details)
+    anchor_tree(
+        conn,
+        account_id=tree.account_id,
+        now=tree.issued,
+        kind="receipt_tree",
+        tree_id=tree.tree_id,
+        root_hex=root.hex(),
+        tree_size=n,
+        issued_at=tree.issued_at,
+        key_id=tree.key_id,
+        signature=signature,
+        occurred=(min(it.occurred[0] for it in items), max(it.occurred[1] for it in items)),
+        ids={"receipt_id_prefix": tree.prefix, "receipt_id_width": 4},
+    )
+
+
+def _pending_replay(item: _PendingLeaf, job: JobIn, field_prefix: str) -> Recorded:
+    """A re-report of a job recorded earlier in this batch: the same answer, or a conflict."""
+    fields = differing_inputs(canonical_inputs(job), canonical_inputs(item.job))
+    if fields:
+        _raise_conflicts([_conflict(0, job, item.receipt_id, fields, field_prefix)])
+    b = item.batch
+    return Recorded(b, [item.receipt_id], item.issued_at, None, None, b.energy_kwh, b.co2_g, None, pending_replay=True)
+
+
+def _conflict(i: int, job: JobIn, receipt_id: str, fields: list[str], field_prefix: str) -> dict[str, Any]:
+    return {
+        "field": f"{field_prefix.format(i=i)}job_id",
+        "index": i,
+        "job_id": job.job_id,
+        "receipt_id": receipt_id,
+        "fields": fields,
+        "message": f"job_id {job.job_id!r} already has receipt {receipt_id} with different "
+        f"inputs ({', '.join(fields)}); re-send the same inputs to get that receipt back, or use "
+        "a new job_id",
+    }
+
+
+def _raise_conflicts(conflicts: list[dict[str, Any]]) -> None:
+    raise Conflict("; ".join(c["message"] for c in conflicts), code="JOB_ID_CONFLICT", extra={"conflicts": conflicts})
 
 
 # --- "same inputs": the canonical inputs of a job -------------------------------------------------------

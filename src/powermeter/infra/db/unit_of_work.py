@@ -140,6 +140,12 @@ class HotRows:
         else:
             entry[1].append(item)
 
+    def sealed(self, sort_key: SortKey) -> list[Any]:
+        """The items the batch's kept requests left under ``sort_key`` so far, in request order (this
+        request's own not included; read-only). Empty once a flush has run the sealers."""
+        entry = self._batch.seals.get(sort_key)
+        return entry[1] if entry is not None else []
+
 
 #: ``fn(conn, items)`` of :meth:`HotRows.seal`.
 Sealer = Callable[[Connection, list[Any]], None]
