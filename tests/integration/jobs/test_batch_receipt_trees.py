@@ -27,6 +27,7 @@ from powermeter.audit.anchors import iter_anchors
 from powermeter.infra import state as state_mod
 from powermeter.infra.clock import FrozenClock
 from powermeter.infra.db import unit_of_work
+from powermeter.jobs import integrity
 from powermeter.jobs import service as jobs_service
 from powermeter.jobs.receipts import verify_document
 from powermeter.jobs.tables import receipt_trees, receipts
@@ -75,6 +76,7 @@ def _check_account(client: TestClient, app: FastAPI, acct: str, key: str, expect
     pem = client.get("/v1/receipts/public-key", headers=h).json()["data"]["public_key_pem"]
     listed = client.get("/v1/receipts", params={"limit": 1000}, headers=h).json()["data"]["receipts"]
     assert {r["receipt_id"] for r in listed} == expected
+    assert [r for r in listed if "integrity" in r] == []  # each checked against its signed tree when listed
     for r in listed:
         doc = client.get(f"/v1/receipts/{r['receipt_id']}", headers=h).json()["data"]
         assert verify_document(doc, pem).ok, r
@@ -100,6 +102,10 @@ def _check_account(client: TestClient, app: FastAPI, acct: str, key: str, expect
     assert built.problems == []
     assert {r.id for r in built.records if r.kind == "job" and r.status == "ok"} == expected
     assert chain.ok, chain.first_break
+    # `powermeter receipts check`: the receipts of a batch's trees interleave in insertion order (accounts
+    # alternate), every tree is still matched whole
+    checked = integrity.check_all(st.db.connect, st.signer.public_key, st.signer.key_id)
+    assert checked.ok, checked.failures[:3]
     return set(trees)
 
 
@@ -111,7 +117,8 @@ def test_a_batch_of_reports_is_one_signed_tree_per_account_and_every_receipt_ver
     a, key_a = _key(app, clock, "a@example.com")
     b, key_b = _key(app, clock, "b@example.com")
     reqs = [(key_a, {**JOB, "job_id": f"a-{i}"}) for i in range(30)]
-    reqs += [(key_b, {**JOB, "job_id": f"b-{i}", "cpu_cores": 4}) for i in range(10)]
+    for i in range(10):  # the two accounts alternate: their receipts interleave in the table
+        reqs.insert(3 * i, (key_b, {**JOB, "job_id": f"b-{i}", "cpu_cores": 4}))
     reqs.insert(15, (key_a, {**JOB, "job_id": "a-unknown", "geo_iso": "XX-NOWHERE"}))  # 400, mid-batch
     with TestClient(app) as client:
         responses = _burst(client, app, reqs)
