@@ -165,6 +165,15 @@ def test_a_re_report_inside_the_same_batch_gets_the_first_receipt_or_a_conflict(
     ]
     with TestClient(app) as client:
         responses = _burst(client, app, reqs)
+        busy = [i for i, r in enumerate(responses) if r.status_code == 503]
+        if _grouped(app):
+            assert busy == []
+        else:  # PostgreSQL lanes: two lanes storing the same new job_id can deadlock, one request gets a 503
+            # (DATABASE_BUSY, nothing of it stored; docs/scaling.md): a client retries it
+            for i in busy:
+                assert responses[i].json()["error_code"] == "DATABASE_BUSY"
+                k, body = reqs[i]
+                responses[i] = client.post("/v1/report", json=body, headers={"Authorization": f"Bearer {k}"})
         by_job: dict[str, list[httpx.Response]] = {}
         for (_, body), r in zip(reqs, responses, strict=True):
             by_job.setdefault(body["job_id"], []).append(r)
