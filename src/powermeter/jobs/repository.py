@@ -48,7 +48,7 @@ _TREE_SQL = (
 
 
 _PG_TREE_SQL = _TREE_SQL.replace("?", "%s") + " RETURNING seq"
-_PG_SMALL_INSERT = 64  # receipts inserted in one statement, without a savepoint (PostgreSQL)
+PG_SMALL_INSERT = 64  # receipts inserted in one statement, without a savepoint (PostgreSQL)
 
 
 def insert_tree(conn: Connection, row: dict[str, Any]) -> int:
@@ -62,6 +62,28 @@ def insert_tree(conn: Connection, row: dict[str, Any]) -> int:
         raw: Any = conn.connection.driver_connection
         return int(raw.execute(_PG_TREE_SQL, tuple(row[c] for c in _TREE_COLUMNS)).fetchone()[0])
     return int(conn.execute(receipt_trees.insert().returning(receipt_trees.c.seq), row).scalar_one())
+
+
+_R_COLS = [c for c in RECEIPT_COLUMNS if c != "tree_seq"]
+_R_SELECT = ", ".join("t.seq" if c == "tree_seq" else f"v.{c}" for c in RECEIPT_COLUMNS)
+
+
+def insert_tree_and_receipts(conn: Connection, row: dict[str, Any], rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
+    """PostgreSQL, at most ``PG_SMALL_INSERT`` receipts (a report): the tree and its receipts in one statement
+    and one round trip (``rows`` in :data:`RECEIPT_COLUMNS` order, their ``tree_seq`` ignored). Returns the
+    tree's ``seq`` and how many receipts were inserted: fewer than given means duplicates were skipped
+    (``ON CONFLICT DO NOTHING``: no savepoint needed, the transaction stays usable), and the caller undoes
+    the attempt."""
+    one = "(" + ", ".join("%s" for _ in _R_COLS) + ")"
+    sql = (
+        f"WITH t AS ({_PG_TREE_SQL}), r AS (INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) "  # noqa: S608
+        f"SELECT {_R_SELECT} FROM t, (VALUES {', '.join(one for _ in rows)}) AS v({', '.join(_R_COLS)}) "
+        "ON CONFLICT DO NOTHING RETURNING 1) SELECT (SELECT seq FROM t), (SELECT count(*) FROM r)"
+    )
+    params = [row[c] for c in _TREE_COLUMNS] + [v for r in rows for k, v in enumerate(r) if k != 3]
+    raw: Any = conn.connection.driver_connection
+    seq, inserted = raw.execute(sql, params).fetchone()
+    return int(seq), int(inserted)
 
 
 _COMPLETE_SQL = (
@@ -136,7 +158,7 @@ def insert_receipts(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         dbapi: Any = conn.connection.driver_connection
         dbapi.executemany(_INSERT_SQL, rows)
         return
-    if conn.dialect.name == "postgresql" and len(rows) <= _PG_SMALL_INSERT:
+    if conn.dialect.name == "postgresql" and len(rows) <= PG_SMALL_INSERT:
         # the hot path (a report, a small batch): one statement and one round trip. A duplicate is skipped,
         # not raised, so no savepoint is needed to keep the transaction usable (each costs two round
         # trips and a subtransaction); a short count is then reported as the duplicate it is.

@@ -267,6 +267,44 @@ class ComputeJobs:
         return Recorded(batch, [rid], tree.issued_at, tree.tree_id, None, batch.energy_kwh, batch.co2_g, None, None)
 
     @staticmethod
+    def _insert_tree_then_receipts(
+        conn: Connection,
+        principal: Principal,
+        jobs: Sequence[JobIn],
+        tree_row: dict[str, Any],
+        profile_docs: list[ProfileDoc],
+        rows: list[list[Any]],
+        cols: _Columns | None,
+        receipt_ids: list[str],
+        batch: BatchEstimate,
+    ) -> int:
+        """The tree, then its receipts (a duplicate ``job_id`` raises :class:`_AlreadyStored` with the tree
+        undone); returns the tree's ``seq``."""
+        tree_seq = repo.insert_tree(conn, tree_row)
+        repo.ensure_profiles(conn, profile_docs)
+        account_id = principal.account_id
+        try:
+            if cols is not None:
+                repo.insert_plain_receipts(
+                    conn, account_id, tree_seq, receipt_ids, cols.job_ids, batch.profile_index, batch.energy_kwh,
+                    batch.co2_g, cols.geo_iso,
+                )  # fmt: skip
+            else:
+                for r in rows:
+                    r[3] = tree_seq
+                repo.insert_receipts(conn, rows)
+        except UNIQUE_VIOLATIONS:
+            ids = [j.job_id for j in jobs]
+            dupes = repo.existing_job_ids(conn, account_id, ids, other_than_tree=tree_seq)
+            if not dupes:
+                raise
+            # undo this attempt inside the transaction (SQLite keeps the rows inserted before the
+            # failing one; PostgreSQL already rolled its savepoint back)
+            repo.delete_tree(conn, tree_seq, receipt_ids)
+            raise _AlreadyStored(dupes) from None
+        return tree_seq
+
+    @staticmethod
     def _open_tree(conn: Connection, account_id: str, signer: Signer, now: datetime) -> _OpenTree:
         issued_at = utc_iso(now)
         tree_id = "tree_" + secrets.token_hex(10)
@@ -321,42 +359,35 @@ class ComputeJobs:
         head = tree_head_bytes(root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id)
         signature = signer.sign_b64(head)
 
-        tree_seq = repo.insert_tree(
-            conn,
-            {
-                "tree_id": tree_id,
-                "account_id": principal.account_id,
-                "tree_size": n,
-                "root_sha256": root.hex(),
-                "issued_at": issued_at,
-                "key_id": signer.key_id,
-                "signature": signature,
-                "leaf_hashes": b"".join(hashes),
-                "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
-                "details": _details(jobs, batch, measurements, cols),
-                "created_at": created,
-            },
-        )
-        repo.ensure_profiles(conn, profile_docs)
-        try:
-            if cols is not None:
-                repo.insert_plain_receipts(
-                    conn, account_id, tree_seq, receipt_ids, cols.job_ids, batch.profile_index, batch.energy_kwh,
-                    batch.co2_g, cols.geo_iso,
-                )  # fmt: skip
-            else:
-                for r in rows:
-                    r[3] = tree_seq
-                repo.insert_receipts(conn, rows)
-        except UNIQUE_VIOLATIONS:
-            ids = [j.job_id for j in jobs]
-            dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
-            if not dupes:
-                raise
-            # undo this attempt inside the transaction (SQLite keeps the rows inserted before the
-            # failing one; PostgreSQL already rolled its savepoint back)
-            repo.delete_tree(conn, tree_seq, receipt_ids)
-            raise _AlreadyStored(dupes) from None
+        tree_row = {
+            "tree_id": tree_id,
+            "account_id": principal.account_id,
+            "tree_size": n,
+            "root_sha256": root.hex(),
+            "issued_at": issued_at,
+            "key_id": signer.key_id,
+            "signature": signature,
+            "leaf_hashes": b"".join(hashes),
+            "profile_ids": orjson.dumps([d.id for d in profile_docs]).decode(),
+            "details": _details(jobs, batch, measurements, cols),
+            "created_at": created,
+        }
+        if conn.dialect.name == "postgresql" and cols is None and n <= repo.PG_SMALL_INSERT:
+            # a report on PostgreSQL: the tree and its receipts in one round trip
+            repo.ensure_profiles(conn, profile_docs)
+            tree_seq, inserted = repo.insert_tree_and_receipts(conn, tree_row, rows)
+            if inserted != n:
+                ids = [j.job_id for j in jobs]
+                dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
+                if not dupes:  # pragma: no cover - only a duplicate is skipped
+                    raise RuntimeError(f"{n - inserted} receipt(s) of tree {tree_id} were not stored")
+                repo.delete_tree(conn, tree_seq, receipt_ids)
+                raise _AlreadyStored(dupes)
+            for r in rows:
+                r[3] = tree_seq
+        else:
+            tree_seq = self._insert_tree_then_receipts(conn, principal, jobs, tree_row, profile_docs, rows, cols,
+                                                       receipt_ids, batch)  # fmt: skip
         tree_head = rc.signed_tree_head(
             root=root, tree_size=n, issued_at=issued_at, key_id=signer.key_id, signature_b64=signature
         )
