@@ -116,7 +116,8 @@ def test_a_batch_of_reports_is_one_signed_tree_per_account_and_every_receipt_ver
     app = _app(settings, clock)
     a, key_a = _key(app, clock, "a@example.com")
     b, key_b = _key(app, clock, "b@example.com")
-    reqs = [(key_a, {**JOB, "job_id": f"a-{i}"}) for i in range(30)]
+    # two locations in one tree: its profile list grows as the leaves come (receipts point into it by index)
+    reqs = [(key_a, {**JOB, "job_id": f"a-{i}", "geo_iso": "FR" if i % 4 == 1 else "US"}) for i in range(30)]
     for i in range(10):  # the two accounts alternate: their receipts interleave in the table
         reqs.insert(3 * i, (key_b, {**JOB, "job_id": f"b-{i}", "cpu_cores": 4}))
     reqs.insert(15, (key_a, {**JOB, "job_id": "a-unknown", "geo_iso": "XX-NOWHERE"}))  # 400, mid-batch
@@ -133,6 +134,11 @@ def test_a_batch_of_reports_is_one_signed_tree_per_account_and_every_receipt_ver
         trees_b = _check_account(client, app, b, key_b, ids_b)
         if _grouped(app):  # one tree per account for the batch (one per report on PostgreSQL)
             assert len(trees_a) == len(trees_b) == 1
+            with app.state.pm.db.connect() as conn:
+                profile_ids = conn.execute(
+                    sa.select(receipt_trees.c.profile_ids).where(receipt_trees.c.account_id == a)
+                ).scalar_one()
+            assert len(json.loads(profile_ids)) == 2  # US and FR, each once
             # the receipts of a tree share its issue time
             assert len({d["timestamp"] for d in ok if d["job_id"].startswith("a-")}) == 1
         # a later batch opens a new tree
