@@ -64,6 +64,7 @@ def insert_tree(conn: Connection, row: dict[str, Any]) -> int:
     return int(conn.execute(receipt_trees.insert().returning(receipt_trees.c.seq), row).scalar_one())
 
 
+_TREE_SEQ = RECEIPT_COLUMNS.index("tree_seq")
 _R_COLS = [c for c in RECEIPT_COLUMNS if c != "tree_seq"]
 _R_SELECT = ", ".join("t.seq" if c == "tree_seq" else f"v.{c}" for c in RECEIPT_COLUMNS)
 
@@ -80,7 +81,7 @@ def insert_tree_and_receipts(conn: Connection, row: dict[str, Any], rows: Sequen
         f"SELECT {_R_SELECT} FROM t, (VALUES {', '.join(one for _ in rows)}) AS v({', '.join(_R_COLS)}) "
         "ON CONFLICT DO NOTHING RETURNING 1) SELECT (SELECT seq FROM t), (SELECT count(*) FROM r)"
     )
-    params = [row[c] for c in _TREE_COLUMNS] + [v for r in rows for k, v in enumerate(r) if k != 3]
+    params = [row[c] for c in _TREE_COLUMNS] + [v for r in rows for k, v in enumerate(r) if k != _TREE_SEQ]
     raw: Any = conn.connection.driver_connection
     seq, inserted = raw.execute(sql, params).fetchone()
     return int(seq), int(inserted)
@@ -105,12 +106,8 @@ def complete_tree(
     """Write the head, leaves, profiles and details of a tree inserted empty (a SQLite group commit's
     receipt tree, ``service._seal_receipt_tree``)."""
     params = (tree_size, root_hex, signature, leaf_hashes, orjson.dumps(list(profile_ids)).decode(), details, seq)
-    if conn.dialect.name == "sqlite":
-        dbapi: Any = conn.connection.driver_connection
-        dbapi.execute(_COMPLETE_SQL, params)
-        return
-    raw: Any = conn.connection.driver_connection  # pragma: no cover - only SQLite batches open trees
-    raw.execute(_COMPLETE_SQL.replace("?", "%s"), params)
+    dbapi: Any = conn.connection.driver_connection  # sqlite3: only SQLite batches open trees
+    dbapi.execute(_COMPLETE_SQL, params)
 
 
 _seen_profiles: set[tuple[str, str]] = set()  # (database url, profile id) seen committed

@@ -178,10 +178,10 @@ class ComputeJobs:
         (:meth:`_record_in_batch_tree`)."""
         hot = hot_rows(conn) if len(jobs) == 1 else None
         if hot is not None:
-            job = jobs[0]
-            for item in hot.sealed(("receipt_tree", principal.account_id)):
+            job, key = jobs[0], ("receipt_tree", principal.account_id)
+            for item in hot.sealed(key):
                 if item.job.job_id == job.job_id:  # recorded earlier in this batch: its tree is not written yet
-                    return _pending_replay(item, job, field_prefix)
+                    return _pending_replay(item, hot.get(key), job, field_prefix)
             if isinstance(job, JobIn) and job.model_fields_set <= rc.BASE_FIELDS:
                 return self._record_in_batch_tree(conn, hot, principal, signer, now, job, field_prefix)
         cols = _plain_columns(jobs)
@@ -252,16 +252,15 @@ class ComputeJobs:
         try:
             repo.insert_receipts(conn, [row])
         except UNIQUE_VIOLATIONS:
-            dupes = repo.existing_job_ids(conn, account_id, [job.job_id], other_than_tree=tree.seq)
-            if not dupes:
+            # the tree this request opened stays empty: not kept; one opened earlier in the batch stays
+            dup = _already_stored(conn, account_id, [job], tree.seq, [] if created else None)
+            if dup is None:
                 raise
-            if created:  # the tree this request opened stays empty: not kept
-                repo.delete_tree(conn, tree.seq, [])
-            return self._replay(conn, principal, signer, now, [job], dupes, field_prefix=field_prefix)
+            return self._replay(conn, principal, signer, now, [job], dup.job_ids, field_prefix=field_prefix)
         if created:
             hot.put(key, tree)
         details = (batch.cpu_kwh[0], batch.gpu_kwh[0], batch.memory_kwh[0], d, c, m, g)
-        item = _PendingLeaf(job, batch, rid, leaf, merged, _span([d], tree.issued), details, tree.issued_at)
+        item = _PendingLeaf(job, batch, rid, leaf, merged, _span([d], tree.issued), details)
         hot.seal(key, item, partial(_seal_receipt_tree, signer, tree))
         accounts.add_daily_kwh(conn, principal, batch.total_energy_kwh, now)
         return Recorded(batch, [rid], tree.issued_at, tree.tree_id, None, batch.energy_kwh, batch.co2_g, None, None)
@@ -294,14 +293,10 @@ class ComputeJobs:
                     r[3] = tree_seq
                 repo.insert_receipts(conn, rows)
         except UNIQUE_VIOLATIONS:
-            ids = [j.job_id for j in jobs]
-            dupes = repo.existing_job_ids(conn, account_id, ids, other_than_tree=tree_seq)
-            if not dupes:
+            dup = _already_stored(conn, account_id, jobs, tree_seq, receipt_ids)
+            if dup is None:
                 raise
-            # undo this attempt inside the transaction (SQLite keeps the rows inserted before the
-            # failing one; PostgreSQL already rolled its savepoint back)
-            repo.delete_tree(conn, tree_seq, receipt_ids)
-            raise _AlreadyStored(dupes) from None
+            raise dup from None
         return tree_seq
 
     @staticmethod
@@ -377,12 +372,10 @@ class ComputeJobs:
             repo.ensure_profiles(conn, profile_docs)
             tree_seq, inserted = repo.insert_tree_and_receipts(conn, tree_row, rows)
             if inserted != n:
-                ids = [j.job_id for j in jobs]
-                dupes = repo.existing_job_ids(conn, principal.account_id, ids, other_than_tree=tree_seq)
-                if not dupes:  # pragma: no cover - only a duplicate is skipped
+                dup = _already_stored(conn, account_id, jobs, tree_seq, receipt_ids)
+                if dup is None:  # pragma: no cover - only a duplicate is skipped
                     raise RuntimeError(f"{n - inserted} receipt(s) of tree {tree_id} were not stored")
-                repo.delete_tree(conn, tree_seq, receipt_ids)
-                raise _AlreadyStored(dupes)
+                raise dup
             for r in rows:
                 r[3] = tree_seq
         else:
@@ -795,6 +788,20 @@ class _AlreadyStored(Exception):
         self.job_ids = job_ids
 
 
+def _already_stored(
+    conn: Connection, account_id: str, jobs: Sequence[JobIn], tree_seq: int, receipt_ids: Sequence[str] | None
+) -> _AlreadyStored | None:
+    """After a refused or short receipt insert: the jobs already stored outside tree ``tree_seq`` (``None``:
+    none, the failure was something else). This attempt is undone inside the transaction first (SQLite keeps
+    the rows inserted before the failing one): the tree and its ``receipt_ids``, or nothing with ``None``."""
+    dupes = repo.existing_job_ids(conn, account_id, [j.job_id for j in jobs], other_than_tree=tree_seq)
+    if not dupes:
+        return None
+    if receipt_ids is not None:
+        repo.delete_tree(conn, tree_seq, receipt_ids)
+    return _AlreadyStored(dupes)
+
+
 # --- receipt trees once per group-commit batch (SQLite ``hot_rows`` units) -------------------------------
 
 
@@ -822,7 +829,6 @@ class _PendingLeaf:
     profile_ids: tuple[str, ...]  # the tree's profile ids up to this leaf (receipts.profile_index → id)
     occurred: tuple[str, str]
     details: tuple[float, ...]  # cpu_kwh, gpu_kwh, memory_kwh, duration_minutes, cpu_cores, memory_gb, gpu_cores
-    issued_at: str
 
 
 def _seal_receipt_tree(signer: Signer, tree: _OpenTree, conn: Connection, items: list[_PendingLeaf]) -> None:
@@ -851,13 +857,13 @@ def _seal_receipt_tree(signer: Signer, tree: _OpenTree, conn: Connection, items:
     )
 
 
-def _pending_replay(item: _PendingLeaf, job: JobIn, field_prefix: str) -> Recorded:
+def _pending_replay(item: _PendingLeaf, tree: _OpenTree, job: JobIn, field_prefix: str) -> Recorded:
     """A re-report of a job recorded earlier in this batch: the same answer, or a conflict."""
     fields = differing_inputs(canonical_inputs(job), canonical_inputs(item.job))
     if fields:
         _raise_conflicts([_conflict(0, job, item.receipt_id, fields, field_prefix)])
     b = item.batch
-    return Recorded(b, [item.receipt_id], item.issued_at, None, None, b.energy_kwh, b.co2_g, None, pending_replay=True)
+    return Recorded(b, [item.receipt_id], tree.issued_at, None, None, b.energy_kwh, b.co2_g, None, pending_replay=True)
 
 
 def _conflict(i: int, job: JobIn, receipt_id: str, fields: list[str], field_prefix: str) -> dict[str, Any]:

@@ -156,9 +156,9 @@ def test_a_re_report_inside_the_same_batch_gets_the_first_receipt_or_a_conflict(
     pending: list[str] = []
     real = jobs_service._pending_replay
 
-    def spy(item: Any, job: Any, field_prefix: str) -> Any:  # the real function, counted
+    def spy(item: Any, tree: Any, job: Any, field_prefix: str) -> Any:  # the real function, counted
         pending.append(job.job_id)
-        return real(item, job, field_prefix)
+        return real(item, tree, job, field_prefix)
 
     monkeypatch.setattr(jobs_service, "_pending_replay", spy)
     app = _app(settings, clock)
